@@ -1,0 +1,180 @@
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import Q
+
+
+class ApiSource(models.Model):
+    """Where tools come from: an OpenAPI spec (file or corpus entry) or a live MCP server."""
+
+    class Kind(models.TextChoices):
+        OPENAPI = "openapi", "OpenAPI spec"
+        MCP_STDIO = "mcp_stdio", "MCP server (stdio)"
+        MCP_HTTP = "mcp_http", "MCP server (streamable HTTP)"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        OK = "ok"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=255, unique=True)
+    location = models.TextField(help_text="File path, command line or URL")
+    title = models.CharField(max_length=500, blank=True)
+    version = models.CharField(max_length=100, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error_code = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    operations_count = models.PositiveIntegerField(default=0)
+    tools_count = models.PositiveIntegerField(default=0)
+    warnings = models.JSONField(default=list, blank=True)
+    ingested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["openapi", "mcp_stdio", "mcp_http"]), name="apisource_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "ok", "failed"]), name="apisource_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="failed") | ~Q(error=""), name="apisource_failed_has_error"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "kind"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TreeNode(models.Model):
+    """A node of the two-level MCP tree: a domain, or a long-tail category inside one."""
+
+    class Level(models.TextChoices):
+        DOMAIN = "domain"
+        CATEGORY = "category"
+
+    level = models.CharField(max_length=16, choices=Level.choices)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    seed_categories = models.JSONField(default=list, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["level", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(level="domain") & Q(parent__isnull=True))
+                | (Q(level="category") & Q(parent__isnull=False)),
+                name="treenode_domain_root_category_child",
+            ),
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(level="domain"), name="treenode_unique_domain_name"
+            ),
+            models.UniqueConstraint(fields=["parent", "name"], name="treenode_unique_child_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name if self.parent_id is None else f"{self.parent} / {self.name}"
+
+
+class Tool(models.Model):
+    """One MCP tool definition (what ``tools/list`` returns), with its provenance."""
+
+    source = models.ForeignKey(ApiSource, on_delete=models.CASCADE, related_name="tools")
+    name = models.CharField(max_length=64)
+    description = models.TextField(blank=True)
+    input_schema = models.JSONField()
+    output_schema = models.JSONField(null=True, blank=True)
+    method = models.CharField(max_length=10, blank=True)
+    path = models.TextField(blank=True)
+    content_hash = models.CharField(max_length=64, db_index=True)
+    # float32 little-endian vector (all-MiniLM-L6-v2: 384 dimensions)
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
+    domain = models.ForeignKey(
+        TreeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="domain_tools"
+    )
+    category = models.ForeignKey(
+        TreeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="tools"
+    )
+    canonical = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="duplicates",
+        help_text="Set when this tool is a duplicate; points at the tool kept for its group.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["source__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "name"], name="tool_unique_name_per_source"),
+            models.CheckConstraint(
+                condition=Q(name__regex=r"^[A-Za-z0-9_-]{1,64}$"), name="tool_name_mcp_legal"
+            ),
+            models.CheckConstraint(
+                condition=~Q(canonical=models.F("id")), name="tool_not_own_canonical"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["domain", "category"]),
+            models.Index(fields=["canonical"]),
+            GinIndex(fields=["name"], name="tool_name_trgm", opclasses=["gin_trgm_ops"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_canonical(self) -> bool:
+        return self.canonical_id is None
+
+    def as_mcp(self) -> dict:
+        d = {"name": self.name, "description": self.description, "inputSchema": self.input_schema}
+        if self.output_schema:
+            d["outputSchema"] = self.output_schema
+        return d
+
+
+class DuplicateLink(models.Model):
+    """One deduplication decision: ``tool`` judged (or not) a duplicate of ``canonical``."""
+
+    class Method(models.TextChoices):
+        EXACT = "exact"
+        SEMANTIC = "semantic"
+        JUDGE = "judge"
+
+    tool = models.ForeignKey(Tool, on_delete=models.CASCADE, related_name="duplicate_links")
+    canonical = models.ForeignKey(Tool, on_delete=models.CASCADE, related_name="canonical_links")
+    method = models.CharField(max_length=16, choices=Method.choices)
+    similarity = models.FloatField()
+    is_duplicate = models.BooleanField()
+    judge_verdict = models.CharField(max_length=16, blank=True)
+    rationale = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tool", "canonical"], name="duplicatelink_unique_pair"),
+            models.CheckConstraint(condition=~Q(tool=models.F("canonical")), name="duplicatelink_distinct"),
+            models.CheckConstraint(
+                condition=Q(method__in=["exact", "semantic", "judge"]), name="duplicatelink_method_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(similarity__gte=-1.0) & Q(similarity__lte=1.0001),
+                name="duplicatelink_similarity_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool} ~ {self.canonical} ({self.method}, {self.similarity:.3f})"

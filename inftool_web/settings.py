@@ -1,0 +1,208 @@
+"""Settings for InfTool.  Every environment variable is read here and nowhere else.
+
+One machine works with no variables set (PostgreSQL and Redis on 127.0.0.1, DEBUG on).
+With ``INFTOOL_ENV=production`` the secrets have no default and a missing one fails loudly.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+ENVIRONMENT = env.str("INFTOOL_ENV", default="local")
+if ENVIRONMENT not in {"local", "test", "production"}:
+    raise environ.ImproperlyConfigured(
+        f"INFTOOL_ENV={ENVIRONMENT!r}; use one of local, test, production"
+    )
+PRODUCTION = ENVIRONMENT == "production"
+
+# ------------------------------------------------------------------ core
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+if PRODUCTION:
+    SECRET_KEY = env.str("SECRET_KEY")  # no default: production must set it
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+else:
+    SECRET_KEY = env.str("SECRET_KEY", default="inftool-local-development-key-not-for-production")
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_htmx",
+    "template_partials",
+    "channels",
+    "inftool_web.core",
+    "inftool_web.catalog",
+    "inftool_web.synth",
+    "inftool_web.loop",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "inftool_web.urls"
+WSGI_APPLICATION = "inftool_web.wsgi.application"
+ASGI_APPLICATION = "inftool_web.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+# ------------------------------------------------------------------ database
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/inftool"),
+}
+DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_inftool")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ------------------------------------------------------------------ redis, celery, channels
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TIMEZONE = "UTC"
+# LLM tasks are long: a task is acknowledged only when it finishes, so a killed worker's
+# task is delivered again; the visibility timeout must outlast the longest task.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=6 * 3600)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=6 * 3600 + 300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7 * 3600),
+    "global_keyprefix": env.str("CELERY_KEY_PREFIX", default=""),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "inftool_web.synth.tasks.*": {"queue": "roleplay"},
+    "inftool_web.loop.tasks.train_*": {"queue": "gpu"},
+    "inftool_web.loop.tasks.evaluate_*": {"queue": "gpu"},
+}
+CELERY_WORKER_QUEUES = env.list("CELERY_WORKER_QUEUES", default=["default", "roleplay", "gpu"])
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [env.str("CHANNELS_REDIS_URL", default=REDIS_URL)],
+            "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
+        },
+    }
+}
+
+# ------------------------------------------------------------------ models
+# Backend per agent role; each iteration may override these in its config.
+INFTOOL_VAR_DIR = Path(env.str("INFTOOL_VAR_DIR", default=str(BASE_DIR / "var")))
+INFTOOL_LLM_BACKEND = env.str("INFTOOL_LLM_BACKEND", default="embedded")
+INFTOOL_LLM_BASE_URL = env.str("INFTOOL_LLM_BASE_URL", default="")
+INFTOOL_LLM_MODEL = env.str("INFTOOL_LLM_MODEL", default="")
+INFTOOL_LLM_API_KEY = env.str("INFTOOL_LLM_API_KEY", default="")
+INFTOOL_ROLE_BACKENDS = {
+    role: {
+        "backend": env.str(f"INFTOOL_{role.upper()}_BACKEND", default=INFTOOL_LLM_BACKEND),
+        "base_url": env.str(f"INFTOOL_{role.upper()}_BASE_URL", default=INFTOOL_LLM_BASE_URL),
+        "model": env.str(f"INFTOOL_{role.upper()}_MODEL", default=INFTOOL_LLM_MODEL),
+    }
+    for role in ("user", "agent", "server", "verifier", "judge")
+}
+# The OpenAI-compatible endpoint under /v1/ serves this checkpoint ("" = embedded model).
+INFTOOL_SERVE_MODEL_PATH = env.str("INFTOOL_SERVE_MODEL_PATH", default="")
+INFTOOL_DEMO_ON_EMPTY = env.bool("INFTOOL_DEMO_ON_EMPTY", default=not PRODUCTION)
+
+# ------------------------------------------------------------------ auth, api
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "InfTool API",
+    "DESCRIPTION": "Tools, personas, iterations, trajectories, evaluations and dataset exports.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# ------------------------------------------------------------------ i18n, static
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# ------------------------------------------------------------------ security
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# ------------------------------------------------------------------ logging
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,155 @@
+"""The one interface every agent uses to talk to a language model.
+
+Messages are OpenAI-style chat dicts (``{"role": ..., "content": ...}``; assistant messages
+may carry ``tool_calls``; tool results use ``role="tool"``).  Tools are MCP tool
+definitions (``{"name", "description", "inputSchema", "outputSchema"?}``); OpenAI
+function definitions (``{"type": "function", "function": {...}}``) are accepted too and
+normalised by :func:`normalize_tool`.
+
+A backend implements one method, :meth:`LLMBackend.complete_batch`, over a list of
+:class:`ChatRequest`; :meth:`LLMBackend.complete` is the single-request convenience.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+class LLMError(Exception):
+    """Base class of every error raised by a backend."""
+
+
+class BackendUnavailable(LLMError):
+    """The backend cannot be reached or loaded (server down, package missing)."""
+
+
+class InvalidModelOutput(LLMError):
+    """The model produced text that cannot be parsed as requested (e.g. invalid JSON).
+
+    ``raw`` keeps the model's exact text so that callers can store or repair it.
+    """
+
+    def __init__(self, message: str, *, raw: str):
+        super().__init__(f"{message}: {raw[:200]!r}")
+        self.raw = raw
+
+
+def normalize_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """Return an MCP tool definition from an MCP or OpenAI function definition.
+
+    >>> normalize_tool({"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}})
+    {'name': 'f', 'description': '', 'inputSchema': {'type': 'object'}}
+    """
+    if tool.get("type") == "function" and "function" in tool:
+        fn = tool["function"]
+        return {
+            "name": fn["name"],
+            "description": fn.get("description", ""),
+            "inputSchema": fn.get("parameters") or {"type": "object", "properties": {}},
+        }
+    out = {
+        "name": tool["name"],
+        "description": tool.get("description", ""),
+        "inputSchema": tool.get("inputSchema")
+        or tool.get("parameters")
+        or {"type": "object", "properties": {}},
+    }
+    if tool.get("outputSchema"):
+        out["outputSchema"] = tool["outputSchema"]
+    return out
+
+
+def to_openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """Return the OpenAI ``{"type": "function", ...}`` form of an MCP tool definition."""
+    t = normalize_tool(tool)
+    return {
+        "type": "function",
+        "function": {"name": t["name"], "description": t["description"], "parameters": t["inputSchema"]},
+    }
+
+
+@dataclass
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    id: str = ""
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)},
+        }
+
+
+@dataclass
+class ChatRequest:
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None
+    # Constrain the whole reply to this JSON Schema (the reply text is then JSON).
+    json_schema: dict[str, Any] | None = None
+    # "auto": the model may call tools or answer; "required": it must call a tool;
+    # "none": it must not; or {"name": ...} to force one tool (arguments then constrained
+    # to that tool's inputSchema where the backend supports constraints).
+    tool_choice: str | dict[str, Any] = "auto"
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: list[str] | None = None
+    seed: int | None = None
+    # With tool_choice="required": may the reply hold several calls (parallel calls)?
+    parallel_tool_calls: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
+
+@dataclass
+class ChatResult:
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str = "stop"  # "stop" | "length" | "tool_calls" | "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # Set when the model's output could not be parsed (e.g. invalid JSON in a tool call);
+    # the raw text stays in ``text``.  Never raised from a batch call: one bad reply must
+    # not sink the others.
+    error: InvalidModelOutput | None = None
+    # Things the caller should know that are not errors, e.g. a schema the grammar engine
+    # could not compile, so that this reply was generated unconstrained.
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["error"] = str(self.error) if self.error else None
+        return d
+
+
+class LLMBackend(abc.ABC):
+    """A language model.  Subclasses set capability flags and implement ``complete_batch``."""
+
+    name: ClassVar[str] = ""
+    supports_tools: ClassVar[bool] = True
+    supports_schema: ClassVar[bool] = False
+
+    model_id: str = ""
+
+    @abc.abstractmethod
+    def complete_batch(self, requests: list[ChatRequest]) -> list[list[ChatResult]]:
+        """Answer every request; the i-th list holds ``requests[i].n`` choices."""
+
+    def complete(self, request: ChatRequest) -> ChatResult:
+        return self.complete_batch([request])[0][0]
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (threads, connections)."""
