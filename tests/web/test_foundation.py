@@ -1,0 +1,195 @@
+"""The running stack: migrations, a real worker through Redis, Channels over Redis, /healthz."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db import IntegrityError, connection, transaction
+
+from inftool_web.core.events import iteration_group, send_now
+from inftool_web.core.models import WorkerHeartbeat
+from inftool_web.core.routing import websocket_urlpatterns
+from inftool_web.synth.models import Trajectory, VerifierVote
+from tests.conftest import ROOT, worker_env
+from tests.factories import IterationFactory, TrajectoryFactory, UserFactory
+
+
+def _admin_conn():
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "postgres",
+        dbname="postgres", autocommit=True,
+    )
+
+
+def test_migrations_apply_to_an_empty_database_and_match_the_models():
+    name = f"inftool_migtest_{uuid.uuid4().hex[:8]}"
+    with _admin_conn() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = worker_env(DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{name}")
+        run = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        plan = subprocess.run([sys.executable, "manage.py", "showmigrations", "--plan"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert "[ ]" not in plan.stdout and "[X]  synth.0001_initial" in plan.stdout
+        check = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert check.returncode == 0, f"models and migrations differ:\n{check.stdout}"
+        with psycopg.connect(host="127.0.0.1", user="postgres", dbname=name) as conn:
+            tables = {r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()}
+        assert {"catalog_tool", "synth_trajectory", "synth_verifiervote", "loop_iteration",
+                "loop_categoryresult"} <= tables
+    finally:
+        with _admin_conn() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.django_db(transaction=True)
+def test_task_runs_on_a_real_worker_through_redis_and_writes_postgres(celery_worker_process):
+    from inftool_web.core.tasks import heartbeat
+
+    result = heartbeat.delay("through redis")
+    row_id = result.get(timeout=60)
+    row = WorkerHeartbeat.objects.get(pk=row_id)
+    assert row.task_id == result.id
+    assert row.note == "through redis"
+    assert row.hostname.startswith("test-")  # the subprocess worker, not this process
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websocket_consumer_receives_a_group_message_through_channels_redis():
+    assert "RedisChannelLayer" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    user = UserFactory()
+
+    async def scenario():
+        app = URLRouter(websocket_urlpatterns)
+        comm = WebsocketCommunicator(app, "/ws/iterations/42/")
+        comm.scope["user"] = user
+        connected, _ = await comm.connect()
+        assert connected
+        layer = get_channel_layer()
+        await layer.group_send(iteration_group(42), {"type": "inftool.event", "event": {"kind": "step", "n": 1}})
+        assert await comm.receive_json_from(timeout=5) == {"kind": "step", "n": 1}
+        # another iteration's events do not arrive here
+        await layer.group_send(iteration_group(43), {"type": "inftool.event", "event": {"other": True}})
+        assert await comm.receive_nothing(timeout=0.5)
+        await comm.disconnect()
+
+        anon = WebsocketCommunicator(app, "/ws/iterations/42/")
+        anon.scope["user"] = AnonymousUser()
+        connected, code = await anon.connect()
+        assert not connected and code == 4401
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_now_survives_a_dead_channel_layer(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                    "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    try:
+        send_now("dashboard", {"kind": "ping"})  # logs a warning, does not raise
+    finally:
+        channel_layers.backends.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_all_up(client, celery_worker_process):
+    resp = client.get("/healthz")
+    body = resp.json()
+    assert resp.status_code == 200, body
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "redis", "workers"}
+    assert "worker" in body["checks"]["workers"]["detail"]
+
+
+@pytest.mark.django_db
+def test_healthz_reports_redis_on_a_closed_port_as_down(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    resp = client.get("/healthz")
+    body = resp.json()
+    assert resp.status_code == 503
+    assert body["failing"][0] == "redis"
+    assert "127.0.0.1:1" in body["checks"]["redis"]["detail"]
+    assert "redis" in body["message"]
+    assert body["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_unknown_trajectory_kind_is_rejected_by_the_database():
+    iteration = IterationFactory()
+    with pytest.raises(IntegrityError, match="trajectory_kind_valid"), transaction.atomic():
+        Trajectory.objects.create(iteration=iteration, seq=0, kind="quadruple")
+
+
+@pytest.mark.django_db
+def test_vote_for_a_missing_trajectory_is_rejected_by_the_database():
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        VerifierVote.objects.create(trajectory_id=987654321, verifier="v1", round=0, vote="accept")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fields, constraint",
+    [
+        ({"score": 1.5}, "trajectory_score_unit_interval"),
+        ({"status": "done"}, "trajectory_done_has_verdict"),
+        ({"difficulty": "medium"}, "trajectory_difficulty_valid"),
+    ],
+)
+def test_trajectory_constraints(fields, constraint):
+    iteration = IterationFactory()
+    with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
+        Trajectory.objects.create(iteration=iteration, seq=0, kind="single", **fields)
+
+
+@pytest.mark.django_db
+def test_duplicate_step_index_and_vote_are_rejected():
+    traj = TrajectoryFactory()
+    traj.messages.create(index=0, role="user", content="hi")
+    with pytest.raises(IntegrityError, match="message_unique_index"), transaction.atomic():
+        traj.messages.create(index=0, role="user", content="again")
+    traj.votes.create(verifier="v1", round=0, vote="accept")
+    with pytest.raises(IntegrityError, match="vote_unique_per_round"), transaction.atomic():
+        traj.votes.create(verifier="v1", round=0, vote="reject")
+
+
+def test_plain_packages_never_import_django():
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import synthesis, training\n"
+        "for pkg in (synthesis, training):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        try:\n"
+        "            importlib.import_module(m.name)\n"
+        "        except ImportError as exc:\n"
+        "            if 'django' in str(exc).lower(): raise\n"
+        "bad = sorted(n for n in sys.modules if n == 'django' or n.startswith('django.'))\n"
+        "assert not bad, bad[:5]\n"
+        "print('ok', len(sys.modules))\n"
+    )
+    env = {k: v for k, v in worker_env().items() if k != "DJANGO_SETTINGS_MODULE"}
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.startswith("ok")
