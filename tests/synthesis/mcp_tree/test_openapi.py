@@ -1,0 +1,290 @@
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from synthesis.mcp_tree.openapi import (
+    TOOL_NAME_RE,
+    ConvertOptions,
+    SpecError,
+    clean_text,
+    convert_spec,
+    fallback_description,
+    load_spec,
+    tool_name,
+)
+
+SPECS = Path(__file__).parent / "specs"
+META = jsonschema.Draft202012Validator(
+    jsonschema.Draft202012Validator.META_SCHEMA, format_checker=jsonschema.FormatChecker()
+)
+
+
+def _tools(name: str) -> dict:
+    result = convert_spec(SPECS / name)
+    return {t.name: t for t in result.tools}
+
+
+def _assert_valid(schema: dict) -> None:
+    errors = list(META.iter_errors(schema))
+    assert not errors, [e.message for e in errors]
+    text = json.dumps(schema)
+    assert "$ref" not in text
+    json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "name", ["petstore_swagger2.json", "library_oas30.yaml", "events_oas31.json"]
+)
+def test_every_schema_is_valid_2020_12(name):
+    result = convert_spec(SPECS / name)
+    assert result.tools and result.operations == len(result.tools)
+    for tool in result.tools:
+        assert TOOL_NAME_RE.match(tool.name)
+        assert tool.description
+        _assert_valid(tool.input_schema)
+        assert tool.input_schema["type"] == "object"
+        if tool.output_schema is not None:
+            _assert_valid(tool.output_schema)
+            assert tool.output_schema["type"] == "object"
+        mcp = tool.to_mcp()
+        assert mcp["inputSchema"] is tool.input_schema
+    assert len({t.name for t in result.tools}) == len(result.tools)
+
+
+def test_swagger2_parameters_body_and_formdata():
+    tools = _tools("petstore_swagger2.json")
+    assert set(tools) == {
+        "listPets",
+        "pets_create",
+        "showPetById",
+        "delete_pets_petId",
+        "uploadPhoto",
+    }
+
+    lst = tools["listPets"]
+    props = lst.input_schema["properties"]
+    # The transport header is left to the client; the custom one stays.
+    assert set(props) == {"limit", "status", "X-Request-Id"}
+    assert props["limit"] == {
+        "type": "integer",
+        "default": 20,
+        "minimum": 1,
+        "exclusiveMaximum": 100,
+    }
+    assert props["status"]["items"]["enum"] == ["available", "sold"]
+    assert lst.description == "List all pets. Returns pets from the store. See the docs for paging."
+    # A non-object result is wrapped, as MCP wants an object outputSchema.
+    assert lst.output_schema["properties"]["result"]["type"] == "array"
+    assert lst.source.base_url == "https://petstore.example.com/v2"
+    assert lst.source.categories == ("ecommerce",)
+
+    create = tools["pets_create"]
+    props = create.input_schema["properties"]
+    # Body fields are flattened next to the query parameter.
+    assert list(props) == ["status", "name", "tag", "owner"]
+    assert create.input_schema["required"] == ["name"]
+    assert props["tag"]["type"] == ["string", "null"]
+    assert props["name"]["examples"] == ["Rex"]
+    binding = {b.arg: (b.location, b.name) for b in create.bindings}
+    assert binding == {
+        "status": ("query", "status"),
+        "name": ("body", "name"),
+        "tag": ("body", "tag"),
+        "owner": ("body", "owner"),
+    }
+
+    # Pet = allOf[NewPet, {id}] is merged into one object; the read-only id stays in output.
+    pet = create.output_schema
+    assert pet["type"] == "object" and "allOf" not in pet
+    assert set(pet["properties"]) == {"name", "tag", "owner", "id"}
+    assert pet["required"] == ["name", "id"]
+
+    upload = tools["uploadPhoto"]
+    props = upload.input_schema["properties"]
+    assert props["file"] == {"type": "string", "format": "binary", "description": "The photo"}
+    assert props["caption"]["maxLength"] == 140
+    assert upload.input_schema["required"] == ["petId", "file"]
+    assert props["petId"]["description"] == "ID of the pet"
+
+
+def test_cycles_are_cut_and_invalid_patterns_dropped():
+    result = convert_spec(SPECS / "petstore_swagger2.json")
+    tool = next(t for t in result.tools if t.name == "pets_create")
+    owner = tool.input_schema["properties"]["owner"]
+    friend = owner["properties"]["friends"]["items"]
+    # Person -> friends -> Person recurs on its own path: a stub, no infinite nesting.
+    assert friend["type"] == "object" and "properties" not in friend
+    assert "Person" in friend["description"]
+    assert "pattern" not in owner["properties"]["name"]
+    codes = {w.code for w in result.warnings}
+    assert "invalid_pattern" in codes
+
+
+def test_oas30_yaml_refs_clashes_nullable_and_bodies():
+    tools = _tools("library_oas30.yaml")
+    get = tools["getBook"]
+    props = get.input_schema["properties"]
+    # path wins the name; the query parameter of the same name is renamed deterministically.
+    assert list(props) == ["bookId", "query_bookId", "lang", "session"]
+    assert get.input_schema["required"] == ["bookId"]
+    assert {b.arg: b.location for b in get.bindings}["query_bookId"] == "query"
+    assert props["lang"]["type"] == ["string", "null"]
+    assert props["lang"]["enum"] == ["en", "fr", None]
+
+    book = get.output_schema
+    assert "secret" not in book["properties"]  # write-only is not returned
+    assert book["properties"]["rating"] == {"type": "number", "maximum": 5, "exclusiveMinimum": 0}
+    # additionalProperties given as a $ref, and an ECMA named group rewritten for Python.
+    tag = book["properties"]["tags"]["additionalProperties"]
+    assert tag["pattern"] == "^(?P<word>[a-z]+)$"
+    # anyOf [Author, nullable object] collapses to a nullable Author.
+    assert book["properties"]["author"]["type"] == ["object", "null"]
+    assert "name" in book["properties"]["author"]["properties"]
+
+    update = tools["updateBook"]
+    props = update.input_schema["properties"]
+    assert "bookId" in props and "secret" in props  # path param; write-only body field
+    assert update.input_schema["required"] == ["bookId", "title"]
+    assert update.description == "Replace a book."
+
+    post = tools["post_books"]
+    assert post.input_schema["required"] == ["title"]
+    # YAML dates stay strings, so schemas serialise as JSON.
+    assert post.input_schema["properties"]["published"]["default"] == "2020-01-01"
+    assert post.output_schema["properties"]["result"]["type"] == "array"
+    assert post.description.startswith("Create books")
+
+    tags = tools["put_tags"]
+    assert tags.input_schema["properties"]["body"]["type"] == "array"
+    assert tags.output_schema is None
+
+
+def test_oas31_types_oneof_and_recursion():
+    tools = _tools("events_oas31.json")
+    search = tools["get_events"]
+    assert search.description == "Search events"
+    assert search.input_schema["properties"]["since"]["type"] == ["string", "null"]
+    node_items = search.output_schema["properties"]["items"]["items"]
+    assert node_items["properties"]["name"] == {"type": "string"}
+
+    create = tools["createEvent"]
+    body = create.input_schema["properties"]["body"]
+    assert len(body["oneOf"]) == 2 and body["oneOf"][0]["properties"]["kind"] == {
+        "const": "meeting"
+    }
+    assert create.input_schema["required"] == ["body"]
+
+    children = tools["get_events_id_children"]
+    assert children.output_schema["properties"]["parent"]["type"] == "object"
+    assert children.description.startswith("List the children of a event (by id)")
+
+
+def test_malformed_specs_raise_typed_errors():
+    with pytest.raises(SpecError) as exc:
+        convert_spec(SPECS / "malformed_paths.yaml")
+    assert exc.value.reason_code == "invalid_paths"
+    with pytest.raises(SpecError) as exc:
+        convert_spec(SPECS / "truncated.json")
+    assert exc.value.reason_code == "invalid_json"
+    with pytest.raises(SpecError) as exc:
+        convert_spec(SPECS / "swagger12.json")
+    assert exc.value.reason_code == "unsupported_version"
+    with pytest.raises(SpecError) as exc:
+        convert_spec({"info": {"title": "x"}})
+    assert exc.value.reason_code == "unknown_format"
+    with pytest.raises(SpecError) as exc:
+        convert_spec({"openapi": "3.1.0", "info": {"title": "hooks"}, "webhooks": {}})
+    assert exc.value.reason_code == "no_operations"
+    with pytest.raises(SpecError) as exc:
+        convert_spec("- a\n- list\n")
+    assert exc.value.reason_code == "not_a_mapping"
+    with pytest.raises(SpecError) as exc:
+        convert_spec(SPECS / "missing.json")
+    assert exc.value.reason_code == "unreadable"
+
+
+def test_operation_level_problems_are_warnings_not_failures():
+    spec = {
+        "openapi": "3.0.0",
+        "info": {"title": "Half", "version": "1"},
+        "paths": {
+            "/a": {
+                "get": "oops",
+                "post": {"parameters": [{"in": "query"}, {"$ref": "#/nope"}], "responses": {}},
+            },
+        },
+    }
+    result = convert_spec(spec)
+    assert [t.name for t in result.tools] == ["post_a"] and result.skipped == 1
+    codes = [(w.operation, w.code) for w in result.warnings]
+    assert ("GET /a", "operation_skipped") in codes
+    assert ("POST /a", "parameter_skipped") in codes and ("POST /a", "unresolved_ref") in codes
+    with pytest.raises(SpecError) as exc:
+        convert_spec({"swagger": "2.0", "info": {}, "paths": {"/a": {"get": 1}}})
+    assert exc.value.reason_code == "no_valid_operations"
+
+
+def test_names_are_legal_unique_and_stable():
+    assert tool_name("a/b.c d", "get", "/x") == "a_b_c_d"
+    long = tool_name("x" * 100, "get", "/x")
+    assert len(long) == 64 and TOOL_NAME_RE.match(long)
+    assert long == tool_name("x" * 100, "get", "/x")
+    spec = {
+        "swagger": "2.0",
+        "info": {"title": "Dup", "version": "1"},
+        "paths": {
+            "/a": {"get": {"operationId": "same"}},
+            "/b": {"get": {"operationId": "same"}},
+            "/c/{id}": {"get": {"parameters": [{"name": "id", "in": "path", "type": "string"}]}},
+        },
+    }
+    names = [t.name for t in convert_spec(spec).tools]
+    assert names == ["same", "same_2", "get_c_id"]
+
+
+def test_text_cleaning_and_fallback():
+    assert clean_text("# Title\n\n* one\n* two &amp; `three`", 100) == "Title one two & three"
+    capped = clean_text("First sentence is here. " + "word " * 100, 60)
+    assert capped == "First sentence is here." or capped.endswith("…")
+    assert len(clean_text("word " * 100, 50)) <= 50
+    text = fallback_description(
+        "delete", "/stores/{storeId}/items/{itemId}", ["storeId", "itemId"], "Shop"
+    )
+    assert (
+        text
+        == "Delete one item of a store (by storeId) by itemId, in the Shop API. Parameters: storeId, itemId."
+    )
+
+
+def test_depth_and_size_limits_keep_schemas_small():
+    props = {f"p{i}": {"$ref": "#/definitions/Wide"} for i in range(30)}
+    spec = {
+        "swagger": "2.0",
+        "info": {"title": "Wide", "version": "1"},
+        "paths": {
+            "/w": {
+                "post": {
+                    "parameters": [
+                        {"name": "b", "in": "body", "schema": {"$ref": "#/definitions/Wide"}}
+                    ]
+                }
+            }
+        },
+        "definitions": {"Wide": {"type": "object", "properties": props}},
+    }
+    tool = convert_spec(spec, options=ConvertOptions(max_schema_nodes=50)).tools[0]
+    nested = tool.input_schema["properties"]["p0"]
+    assert "properties" not in nested and "Wide" in nested["description"]
+    _assert_valid(tool.input_schema)
+
+
+def test_load_spec_accepts_text_bytes_and_dicts():
+    text = (SPECS / "library_oas30.yaml").read_text()
+    assert load_spec(text)["info"]["title"] == "Library"
+    assert load_spec(text.encode())["info"]["title"] == "Library"
+    assert load_spec(json.dumps({"openapi": "3.0.0"}))["openapi"] == "3.0.0"
+    assert load_spec({"swagger": "2.0"}) == {"swagger": "2.0"}
+    assert re.match(r"^\d", load_spec(SPECS / "library_oas30.yaml")["info"]["version"])
