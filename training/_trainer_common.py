@@ -1,0 +1,142 @@
+"""Pieces shared by the SFT and GRPO runners."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.utils import ProgressCallback, report
+
+logger = logging.getLogger(__name__)
+
+# ChatML with {% generation %} markers around assistant replies.  Rendered text is identical
+# to SmolLM2's own template (checked at run time before use), so masking the loss to the
+# assistant turns does not change what the model sees.
+CHATML_TRAINING_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if loop.first and messages[0]['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{%- endif -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
+    "{%- else -%}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"
+)
+
+_PROBES = [
+    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
+    [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "<tool_response>\nc\n</tool_response>"},
+        {"role": "assistant", "content": "d"},
+    ],
+]
+
+
+def training_chat_template(tokenizer) -> str | None:
+    """A template with generation markers that renders exactly like the tokenizer's own,
+    or None when there is none (then the loss covers the whole sequence)."""
+    from trl.chat_template_utils import has_generation_markers
+
+    own = tokenizer.chat_template
+    if own and has_generation_markers(own):
+        return own
+    for probe in _PROBES:
+        for gen in (False, True):
+            try:
+                a = tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=gen)
+                b = tokenizer.apply_chat_template(
+                    probe, tokenize=False, add_generation_prompt=gen, chat_template=CHATML_TRAINING_TEMPLATE
+                )
+            except Exception:  # noqa: BLE001 - any template error means "not ChatML"
+                return None
+            if a != b:
+                return None
+    return CHATML_TRAINING_TEMPLATE
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced; plain data for storage."""
+
+    output_dir: str
+    checkpoint_dir: str
+    metrics: dict[str, Any]
+    log_history: list[dict[str, Any]]
+    config: dict[str, Any]
+    num_train_rows: int
+    reward_terms: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def make_progress_callback(progress: ProgressCallback | None, stage: str):
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        def __init__(self) -> None:
+            self.started = time.monotonic()
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            report(progress, stage=stage, event="begin", step=0, max_steps=state.max_steps)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            report(
+                progress,
+                stage=stage,
+                event="log",
+                step=state.global_step,
+                max_steps=state.max_steps,
+                epoch=state.epoch,
+                elapsed_s=round(time.monotonic() - self.started, 2),
+                metrics={k: v for k, v in (logs or {}).items() if isinstance(v, (int, float, str))},
+            )
+
+        def on_train_end(self, args, state, control, **kwargs):
+            report(progress, stage=stage, event="end", step=state.global_step, max_steps=state.max_steps)
+
+    return _Progress()
+
+
+def set_threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def save_final(trainer, tokenizer, output_dir: Path, original_template: str | None) -> Path:
+    final = output_dir / "final"
+    trainer.save_model(str(final))
+    if original_template is not None:
+        tokenizer.chat_template = original_template
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(final))
+    return final
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
+
+
+def final_metrics(train_output, log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    metrics = dict(getattr(train_output, "metrics", {}) or {})
+    losses = [h["loss"] for h in log_history if "loss" in h]
+    if losses:
+        metrics["first_loss"] = losses[0]
+        metrics["last_loss"] = losses[-1]
+    return metrics
