@@ -1,0 +1,75 @@
+"""Fixtures for the LLM backend tests: one loaded embedded model per session, and a real
+loopback HTTP server running the OpenAI-compatible handlers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from synthesis.llm.base import LLMBackend
+from synthesis.llm.serving import BadRequest, chat_completions, list_models
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    """The embedded backend (SmolLM2-135M), loaded once for every slow test."""
+    from synthesis.llm.registry import get_backend
+
+    return get_backend("embedded")
+
+
+def _handler_for(backend: LLMBackend) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+        def _send(self, status: int, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/v1/models":
+                self._send(200, list_models([backend]))
+            else:
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self):
+            if self.path != "/v1/chat/completions":
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            length = int(self.headers.get("Content-Length", 0))
+            try:
+                body = json.loads(self.rfile.read(length) or b"null")
+                self._send(200, chat_completions(body, backend))
+            except BadRequest as e:
+                self._send(e.status, e.to_dict())
+            except json.JSONDecodeError as e:
+                self._send(400, {"error": {"message": f"invalid JSON: {e}"}})
+
+    return Handler
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[LLMBackend], str]]:
+    """Start a loopback HTTP server answering /v1 with a backend; returns its base URL."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(backend: LLMBackend) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(backend))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
