@@ -188,14 +188,37 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if PRODUCTION:
+    if DEBUG:
+        raise environ.ImproperlyConfigured(
+            "DEBUG is on with INFTOOL_ENV=production: it shows settings and code to visitors; unset DEBUG"
+        )
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Probes and in-cluster health checks speak plain HTTP to the pod, behind no TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Trusted only because the ingress / reverse proxy overwrites this header on every request.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# Rate limits (fixed windows in Redis, see inftool_web/core/ratelimit.py).  The test suite logs
+# in through the form many times a minute from one address; tests of the limits set their own.
+_TEST = ENVIRONMENT == "test"
+INFTOOL_LOGIN_RATE_PER_IP = env.str("INFTOOL_LOGIN_RATE_PER_IP", default="100000/min" if _TEST else "30/min")
+INFTOOL_LOGIN_RATE_PER_USERNAME = env.str(
+    "INFTOOL_LOGIN_RATE_PER_USERNAME", default="100000/min" if _TEST else "10/min"
+)
+INFTOOL_API_RATE = env.str("INFTOOL_API_RATE", default="100000/min" if _TEST else "600/min")
+# Proxies in front of the web servers (ingress, load balancer): the client address is this far
+# from the right of X-Forwarded-For.  0 = use the socket's address, trusting no header.
+INFTOOL_NUM_PROXIES = env.int("INFTOOL_NUM_PROXIES", default=0)
 
 # ------------------------------------------------------------------ logging
 LOGGING = {
