@@ -1,13 +1,18 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
+from inftool_web.core import model_views
 from inftool_web.core import views as core_views
 from inftool_web.core import views_auth
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("v1/chat/completions", model_views.chat_completions, name="v1-chat-completions"),
+    path("v1/models", model_views.models, name="v1-models"),
     path("accounts/login/", views_auth.RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/", include("inftool_web.api.urls")),
+    path("", include("inftool_web.web.urls")),
 ]

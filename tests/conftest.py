@@ -109,3 +109,57 @@ def worker_factory(django_db_setup, _clean_test_broker, tmp_path):
     yield make
     for w in started:
         w.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AsgiServer:
+    """The real ASGI app (HTTP and websockets) served by uvicorn in a subprocess."""
+
+    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> AsgiServer:
+        import httpx
+
+        cmd = [sys.executable, "-m", "uvicorn", "inftool_web.asgi:application", "--host", "127.0.0.1",
+               "--port", str(self.port), "--log-level", "warning"]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=worker_env(**self.extra_env),
+                                     stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                httpx.get(self.url + "/accounts/login/", timeout=1.0)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("uvicorn did not start in time")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    server = AsgiServer(tmp_path_factory.mktemp("asgi") / "uvicorn.log").start()
+    yield server
+    server.stop()

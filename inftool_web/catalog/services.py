@@ -1,0 +1,263 @@
+"""Writes for API sources, tools, duplicates and the MCP tree.
+
+Conversion happens in ``synthesis.mcp_tree`` (plain Python); these functions store what it
+returns.  Every source is written in one transaction: it lands whole or, on a bad spec,
+only its failure (reason code and message) is recorded and the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import ApiSource, DuplicateLink, Tool, TreeNode
+
+WRITE_BATCH = 2000
+
+
+@dataclass
+class IngestOutcome:
+    source: str
+    status: str  # "ok" | "failed" | "unchanged"
+    operations: int = 0
+    tools: int = 0
+    added: int = 0
+    error_code: str = ""
+    error: str = ""
+    warnings: int = 0
+
+
+@dataclass
+class ConvertedSpec:
+    """What a conversion worker hands back: plain data, cheap to pickle between processes."""
+
+    name: str
+    location: str
+    content_hash: str
+    ok: bool
+    title: str = ""
+    version: str = ""
+    categories: list[str] = field(default_factory=list)
+    operations: int = 0
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    error_code: str = ""
+    error: str = ""
+
+
+def convert_openapi_file(path: str, name: str) -> ConvertedSpec:
+    """Read and convert one spec file (runs in worker processes: no database access)."""
+    from synthesis.mcp_tree.dedup import content_hash
+    from synthesis.mcp_tree.openapi import SpecError, convert_spec
+
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        return ConvertedSpec(name=name, location=path, content_hash="", ok=False,
+                             error_code="unreadable", error=f"cannot read {path}: {exc.strerror or exc}")
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        result = convert_spec(raw, source_name=name)
+    except SpecError as exc:
+        return ConvertedSpec(name=name, location=path, content_hash=digest, ok=False,
+                             error_code=exc.reason_code, error=exc.message)
+    except Exception as exc:  # noqa: BLE001 - one broken spec must not stop a corpus run
+        return ConvertedSpec(name=name, location=path, content_hash=digest, ok=False,
+                             error_code="conversion_failed", error=f"{type(exc).__name__}: {exc}")
+    tools = []
+    for t in result.tools:
+        mcp = t.to_mcp()
+        tools.append({
+            "name": t.name,
+            "description": t.description,
+            "input_schema": mcp["inputSchema"],
+            "output_schema": mcp.get("outputSchema"),
+            "method": t.method,
+            "path": t.path,
+            "content_hash": content_hash(mcp),
+        })
+    src = result.source
+    return ConvertedSpec(
+        name=name, location=path, content_hash=digest, ok=True, title=src.api_title[:500],
+        version=src.api_version[:100], categories=list(src.categories), operations=result.operations,
+        tools=tools,
+        warnings=[{"operation": w.operation, "code": w.code, "message": w.message[:500]} for w in result.warnings[:200]],
+    )
+
+
+def source_is_current(*, name: str, content_hash: str) -> bool:
+    return ApiSource.objects.filter(name=name, content_hash=content_hash, status=ApiSource.Status.OK).exists()
+
+
+@transaction.atomic
+def source_store_conversion(*, converted: ConvertedSpec, kind: str = ApiSource.Kind.OPENAPI) -> IngestOutcome:
+    """Store one converted spec (or its failure) atomically; re-running adds no rows."""
+    source, _ = ApiSource.objects.select_for_update().get_or_create(
+        name=converted.name, defaults={"kind": kind, "location": converted.location}
+    )
+    now = timezone.now()
+    if not converted.ok:
+        # The tools of an earlier good version stay; the failure is recorded on the source.
+        source.status = ApiSource.Status.FAILED
+        source.error_code = converted.error_code or "conversion_failed"
+        source.error = converted.error or "conversion failed"
+        source.location = converted.location
+        source.content_hash = converted.content_hash
+        source.ingested_at = now
+        source.save()
+        return IngestOutcome(source=source.name, status="failed", error_code=source.error_code, error=source.error)
+    added = _replace_tools(source, converted.tools)
+    source.kind = kind
+    source.location = converted.location
+    source.title = converted.title
+    source.version = converted.version
+    source.categories = converted.categories
+    source.content_hash = converted.content_hash
+    source.status = ApiSource.Status.OK
+    source.error_code = ""
+    source.error = ""
+    source.operations_count = converted.operations
+    source.tools_count = len(converted.tools)
+    source.warnings = converted.warnings
+    source.ingested_at = now
+    source.save()
+    return IngestOutcome(source=source.name, status="ok", operations=converted.operations,
+                         tools=len(converted.tools), added=added, warnings=len(converted.warnings))
+
+
+def _replace_tools(source: ApiSource, tools: list[dict[str, Any]]) -> int:
+    existing = dict(Tool.objects.filter(source=source).values_list("name", "content_hash"))
+    names = {t["name"] for t in tools}
+    stale = set(existing) - names
+    if stale:
+        Tool.objects.filter(source=source, name__in=stale).delete()
+    changed = [t for t in tools if existing.get(t["name"]) != t["content_hash"]]
+    for i in range(0, len(changed), WRITE_BATCH):
+        Tool.objects.bulk_create(
+            [Tool(source=source, **t) for t in changed[i : i + WRITE_BATCH]],
+            update_conflicts=True,
+            unique_fields=["source", "name"],
+            update_fields=["description", "input_schema", "output_schema", "method", "path", "content_hash"],
+        )
+    return sum(1 for t in changed if t["name"] not in existing)
+
+
+def source_ingest_mcp(*, name: str, kind: str, location: str, tools: list[dict[str, Any]]) -> IngestOutcome:
+    """Store the tools listed by a live MCP server."""
+    from synthesis.llm.base import normalize_tool
+    from synthesis.mcp_tree.dedup import content_hash
+
+    rows = []
+    for t in tools:
+        mcp = normalize_tool(t)
+        rows.append({
+            "name": mcp["name"][:64],
+            "description": mcp.get("description", ""),
+            "input_schema": mcp["inputSchema"],
+            "output_schema": mcp.get("outputSchema"),
+            "method": "",
+            "path": "",
+            "content_hash": content_hash(mcp),
+        })
+    digest = hashlib.sha256(repr(sorted((r["name"], r["content_hash"]) for r in rows)).encode()).hexdigest()
+    converted = ConvertedSpec(name=name, location=location, content_hash=digest, ok=True,
+                              title=name, operations=len(rows), tools=rows)
+    return source_store_conversion(converted=converted, kind=kind)
+
+
+def source_record_failure(*, name: str, kind: str, location: str, error_code: str, error: str) -> IngestOutcome:
+    converted = ConvertedSpec(name=name, location=location, content_hash="", ok=False,
+                              error_code=error_code, error=error)
+    return source_store_conversion(converted=converted, kind=kind)
+
+
+# ----------------------------------------------------------------------------- dedup, tree
+
+
+def tool_set_embeddings(*, ids: list[int], vectors) -> None:
+    """Store float32 vectors (one row per id, in order)."""
+    import numpy as np
+
+    arr = np.asarray(vectors, dtype="<f4")
+    with transaction.atomic():
+        objs = [Tool(pk=pk, embedding=arr[i].tobytes()) for i, pk in enumerate(ids)]
+        for i in range(0, len(objs), WRITE_BATCH):
+            Tool.objects.bulk_update(objs[i : i + WRITE_BATCH], ["embedding"])
+
+
+@transaction.atomic
+def duplicates_store(*, decisions: Iterable[dict[str, Any]], canonical_of: dict[int, int | None]) -> int:
+    """Store every dedup decision and point each duplicate at its group's canonical tool.
+
+    ``decisions``: dicts with tool_id, canonical_id, method, similarity, is_duplicate,
+    judge_verdict, rationale.  ``canonical_of`` maps every tool id considered to its
+    canonical id (None for canonical tools).  Re-running replaces earlier decisions.
+    """
+    DuplicateLink.objects.all().delete()
+    links = [
+        DuplicateLink(
+            tool_id=d["tool_id"], canonical_id=d["canonical_id"], method=d["method"],
+            similarity=max(-1.0, min(1.0, float(d["similarity"]))), is_duplicate=bool(d["is_duplicate"]),
+            judge_verdict=d.get("judge_verdict", "")[:16], rationale=d.get("rationale", "")[:2000],
+        )
+        for d in decisions
+        if d["tool_id"] != d["canonical_id"]
+    ]
+    seen: set[tuple[int, int]] = set()
+    unique_links = []
+    for link in links:
+        key = (link.tool_id, link.canonical_id)
+        if key not in seen:
+            seen.add(key)
+            unique_links.append(link)
+    DuplicateLink.objects.bulk_create(unique_links, batch_size=WRITE_BATCH)
+    Tool.objects.update(canonical=None)
+    by_canonical: dict[int, list[int]] = {}
+    for tool_id, canonical_id in canonical_of.items():
+        if canonical_id is not None and canonical_id != tool_id:
+            by_canonical.setdefault(canonical_id, []).append(tool_id)
+    for canonical_id, tool_ids in by_canonical.items():
+        Tool.objects.filter(pk__in=tool_ids).update(canonical_id=canonical_id)
+    return len(unique_links)
+
+
+@transaction.atomic
+def tree_store(*, domains: list[dict[str, Any]]) -> tuple[int, int]:
+    """Replace the tree.  ``domains``: [{name, description, seed_categories, categories: [
+    {name, description, seed_categories, tool_ids}]}].  Returns (domains, categories)."""
+    Tool.objects.update(domain=None, category=None)
+    TreeNode.objects.all().delete()
+    n_cat = 0
+    for d in domains:
+        domain = TreeNode.objects.create(
+            level=TreeNode.Level.DOMAIN, name=d["name"][:200], description=d.get("description", ""),
+            seed_categories=d.get("seed_categories", []),
+        )
+        size = 0
+        used: set[str] = set()
+        for c in d["categories"]:
+            cname = c["name"][:200]
+            suffix = 2
+            while cname in used:  # names come from keywords or an LLM: keep them unique per domain
+                cname = f"{c['name'][:190]} ({suffix})"
+                suffix += 1
+            used.add(cname)
+            cat = TreeNode.objects.create(
+                level=TreeNode.Level.CATEGORY, name=cname, parent=domain,
+                description=c.get("description", ""), seed_categories=c.get("seed_categories", []),
+                size=len(c["tool_ids"]),
+            )
+            ids = list(c["tool_ids"])
+            for i in range(0, len(ids), 10000):
+                Tool.objects.filter(pk__in=ids[i : i + 10000]).update(domain=domain, category=cat)
+            size += len(ids)
+            n_cat += 1
+        domain.size = size
+        domain.save(update_fields=["size"])
+    return len(domains), n_cat
