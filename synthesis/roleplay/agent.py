@@ -1,0 +1,188 @@
+"""The Tool Agent (an MCP client) and the execution of its calls.
+
+One agent step = one assistant message.  It is produced either natively (one request with
+the tools and ``tool_choice``) or, for small models, "planned": a schema-bound decision
+(which tools to call now / ask the user / answer), then one forced call per planned tool,
+each constrained to that tool's ``inputSchema``, then merged into one assistant message.
+The message passes self-reflection (a :class:`ReflectionStep` is stored right before it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
+
+from . import prompts
+from .config import RoleplayConfig
+from .reflection import reflect
+from .runtime import Gen, ask_first, gather, parse_json_reply, seed_for
+from .server_sim import ServerSimulator, response_text, rpc_request
+from .steps import MessageStep, ReflectionStep, StepLog
+
+
+def rpc_ids_used(log: StepLog) -> int:
+    return sum(len(s.tool_calls) for s in log.steps if isinstance(s, MessageStep) and s.role == "assistant")
+
+
+def _planned_reply(
+    history: list[dict[str, Any]], tools: list[dict[str, Any]], cfg: RoleplayConfig, *, temperature: float, seed: int | None
+) -> Gen[ChatResult]:
+    names = [t["name"] for t in tools]
+    plan_req = ChatRequest(
+        messages=[*history, {"role": "system", "content": prompts.PLAN_INSTRUCTION}],
+        tools=tools,
+        json_schema=prompts.plan_schema(names, max_calls=cfg.max_parallel_calls),
+        temperature=temperature,
+        max_tokens=96,
+        seed=seed,
+    )
+    plan = yield from ask_first("agent", plan_req)
+    try:
+        obj = parse_json_reply(plan)
+        action = obj.get("action")
+        planned = [n for n in obj.get("tools") or [] if n in names]
+    except Exception:
+        action, planned = "answer", []
+    if action == "call_tools" and planned:
+        calls: list[ToolCall] = []
+        for i, name in enumerate(planned):
+            note = prompts.next_call_instruction(i + 1, len(planned), [{"name": c.name, "arguments": c.arguments} for c in calls])
+            req = ChatRequest(
+                messages=[*history, {"role": "system", "content": note}],
+                tools=tools,
+                tool_choice={"name": name},
+                temperature=temperature,
+                max_tokens=cfg.agent_max_tokens,
+                seed=None if seed is None else seed + i + 1,
+            )
+            res = yield from ask_first("agent", req)
+            if res.error is not None:
+                return res
+            calls += res.tool_calls[:1]
+        return ChatResult(text="", tool_calls=calls, finish_reason="tool_calls")
+    req = ChatRequest(
+        messages=history, tools=tools, tool_choice="none", temperature=temperature, max_tokens=cfg.agent_max_tokens, seed=seed
+    )
+    return (yield from ask_first("agent", req))
+
+
+def _reply(
+    history: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    cfg: RoleplayConfig,
+    *,
+    tool_choice: str | dict[str, Any],
+    temperature: float,
+    seed: int | None,
+) -> Gen[ChatResult]:
+    if cfg.agent_protocol == "planned" and tool_choice == "auto":
+        return (yield from _planned_reply(history, tools, cfg, temperature=temperature, seed=seed))
+    req = ChatRequest(
+        messages=history, tools=tools, tool_choice=tool_choice, temperature=temperature, max_tokens=cfg.agent_max_tokens, seed=seed
+    )
+    return (yield from ask_first("agent", req))
+
+
+def agent_step(
+    log: StepLog,
+    history: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    cfg: RoleplayConfig,
+    *,
+    seed: int,
+    tool_choice: str | dict[str, Any] = "auto",
+    samples: int = 0,
+    meta: dict[str, Any] | None = None,
+) -> Gen[MessageStep | None]:
+    """One assistant message (None when self-reflection rejected it)."""
+    refl: ReflectionStep | None = log.take(ReflectionStep, subject="agent")
+    if refl is None:
+        step_seed = seed_for(seed, "agent", log.next_index)
+        gens = [_reply(history, tools, cfg, tool_choice=tool_choice, temperature=cfg.agent_temperature, seed=step_seed)]
+        gens += [
+            _reply(history, tools, cfg, tool_choice=tool_choice, temperature=cfg.sample_temperature, seed=step_seed + 1000 * (k + 1))
+            for k in range(samples)
+        ]
+        main, *sampled = yield from gather(gens)
+        base = ChatRequest(
+            messages=history, tools=tools, tool_choice=tool_choice if tool_choice != "auto" else "auto",
+            temperature=cfg.agent_temperature, max_tokens=cfg.agent_max_tokens,
+        )
+        outcome = yield from reflect(main, base, tools, role="agent", max_repairs=cfg.max_repair_attempts)
+        message = None
+        target = log.next_index + 1
+        if outcome.result is not None:
+            message = _assistant_message(outcome.result, target, first_rpc_id=rpc_ids_used(log) + 1)
+            message.meta.update(meta or {})
+            if samples:
+                message.meta["samples"] = [
+                    [{"name": tc.name, "arguments": tc.arguments} for tc in s.tool_calls] if s.error is None else []
+                    for s in sampled
+                ]
+        refl = log.emit(
+            ReflectionStep(
+                subject="agent",
+                target_index=target,
+                action=outcome.action,
+                attempts=outcome.attempts,
+                problems=outcome.problems,
+                raw_attempts=outcome.raw_attempts,
+                message=None if message is None else _message_payload(message),
+            )
+        )
+    if refl.action == "rejected" or refl.message is None:
+        return None
+    msg = log.take(MessageStep, role="assistant")
+    if msg is None:
+        msg = log.emit(MessageStep(**refl.message))
+    return msg
+
+
+def _message_payload(m: MessageStep) -> dict[str, Any]:
+    d = dataclasses.asdict(m)
+    d.pop("trajectory_id", None)
+    d.pop("index", None)
+    return d
+
+
+def _assistant_message(result: ChatResult, index: int, *, first_rpc_id: int) -> MessageStep:
+    calls = []
+    requests = []
+    for i, tc in enumerate(result.tool_calls):
+        call = ToolCall(name=tc.name, arguments=tc.arguments, id=f"call_{index}_{i}")
+        calls.append(call.to_openai())
+        requests.append(rpc_request(first_rpc_id + i, tc.name, tc.arguments))
+    content = result.text.strip() or None
+    return MessageStep(role="assistant", content=content, tool_calls=calls, mcp=requests or None)
+
+
+def execute_calls(log: StepLog, message: MessageStep, server: ServerSimulator) -> Gen[list[MessageStep]]:
+    """One tool message per call of ``message`` (stored ones replayed), then the server
+    state updated from each response in order."""
+    requests = message.mcp or []
+    calls = message.calls()
+    out: list[MessageStep] = []
+    for tc in message.tool_calls:
+        stored = log.take(MessageStep, role="tool", tool_call_id=tc["id"])
+        if stored is None:
+            break
+        out.append(stored)
+    for i, m in enumerate(out):
+        server.observe(calls[i]["name"], calls[i]["arguments"], m.mcp)
+    todo = list(range(len(out), len(calls)))
+    responses = yield from gather([server.handle(requests[i]["id"], calls[i]["name"], calls[i]["arguments"]) for i in todo])
+    for i, resp in zip(todo, responses, strict=True):
+        msg = log.emit(
+            MessageStep(
+                role="tool",
+                content=response_text(resp),
+                tool_call_id=message.tool_calls[i]["id"],
+                name=calls[i]["name"],
+                mcp=resp,
+            )
+        )
+        server.observe(calls[i]["name"], calls[i]["arguments"], resp)
+        out.append(msg)
+    return out

@@ -1,0 +1,264 @@
+"""Run many role-play conversations together, batching their model requests.
+
+Each conversation is a generator (see :mod:`synthesis.roleplay.runtime`).  Every round the
+engine collects the pending requests of all active conversations, groups them by the
+backend that plays each role, calls ``complete_batch`` once per backend, and hands the
+answers back.  Steps reach the sink as the conversations produce them.
+
+Roles: ``scenario`` (queries, goals, reference arguments), ``user``, ``agent``, ``server``,
+``verifier`` (or ``verifier:<i>`` for a distinct backend per verifier).  A role without a
+backend falls back to ``default``.
+
+Failures: a conversation that raises ends with a ``failed`` finish step and the others go
+on.  A backend that reports :class:`~synthesis.llm.base.BackendUnavailable`, or a sink that
+raises, stops the run (:class:`SinkError`): what was stored lets the next run resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthesis.llm.base import BackendUnavailable, ChatRequest, ChatResult, LLMBackend
+
+from .config import RoleplayConfig
+from .multi_turn import multi_turn_conversation
+from .runtime import Answers, Ask, Gen, error_result
+from .single_turn import single_turn_conversation, stats_of
+from .steps import (
+    MODES,
+    FinishStep,
+    Persona,
+    ResumeMismatch,
+    Step,
+    StepLog,
+    StepSink,
+    TrajectoryResult,
+    TrajectorySpec,
+)
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("scenario", "user", "agent", "server", "verifier")
+
+__all__ = ["RoleplayConfig", "SinkError", "run_trajectories", "plan_specs", "conversation_for", "ROLES"]
+
+
+class SinkError(RuntimeError):
+    """The sink failed to store a step; the run stops so that nothing goes unrecorded."""
+
+
+class _GuardedSink:
+    def __init__(self, sink: StepSink):
+        self._sink = sink
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._sink, name)
+
+        def call(step: Step) -> None:
+            try:
+                method(step)
+            except Exception as e:
+                raise SinkError(f"storing step {step.index} of trajectory {step.trajectory_id!r} failed: {e}") from e
+
+        return call
+
+
+def conversation_for(spec: TrajectorySpec, config: RoleplayConfig, log: StepLog) -> Gen[FinishStep]:
+    if spec.mode == "multi_turn":
+        return multi_turn_conversation(spec, config, log)
+    return single_turn_conversation(spec, config, log)
+
+
+class _Backends:
+    def __init__(self, backends_by_role: Mapping[str, LLMBackend | Sequence[LLMBackend]]):
+        self._by_role = dict(backends_by_role)
+        if not self._by_role:
+            raise ValueError(f"no backends given; map roles ({', '.join(ROLES)}) or 'default' to backends")
+        unknown = [r for r in self._by_role if r.split(":")[0] not in (*ROLES, "default")]
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; valid: {', '.join(ROLES)}, verifier:<i>, default")
+
+    def for_role(self, role: str) -> LLMBackend:
+        base, _, idx = role.partition(":")
+        for key in (role, base, "default"):
+            be = self._by_role.get(key)
+            if be is None:
+                continue
+            if isinstance(be, list | tuple):
+                if not be:
+                    continue
+                return be[int(idx or 0) % len(be)]
+            return be
+        raise ValueError(f"no backend for role {role!r}; give one for {base!r} or 'default'")
+
+
+@dataclass
+class _Active:
+    spec: TrajectorySpec
+    log: StepLog
+    gen: Gen[FinishStep]
+    ask: Ask = field(default_factory=list)
+    result: TrajectoryResult | None = None
+
+
+def _complete(backend: LLMBackend, requests: list[ChatRequest]) -> Answers:
+    try:
+        answers = backend.complete_batch(requests)
+        if len(answers) != len(requests):
+            raise RuntimeError(f"backend returned {len(answers)} answers for {len(requests)} requests")
+    except BackendUnavailable:
+        raise
+    except Exception as e:
+        if len(requests) == 1:
+            logger.warning("backend %s failed on a request: %s", type(backend).__name__, e)
+            return [[error_result(f"backend error: {e}")]]
+        # One bad request must not sink the batch: retry them one by one.
+        return [a for r in requests for a in _complete(backend, [r])]
+    return [list(a) or [error_result("the backend returned no choice")] for a in answers]
+
+
+def run_trajectories(
+    specs: Iterable[TrajectorySpec],
+    backends_by_role: Mapping[str, LLMBackend | Sequence[LLMBackend]],
+    sink: StepSink,
+    config: RoleplayConfig | None = None,
+) -> list[TrajectoryResult]:
+    """Synthesize every spec's trajectory; returns the results in spec order.
+
+    A spec with ``resume_from`` continues from its stored steps (a finished one is
+    returned as stored, nothing is emitted).
+    """
+    config = config or RoleplayConfig()
+    backends = _Backends(backends_by_role)
+    guarded = _GuardedSink(sink)
+    queue = deque(specs)
+    order = [s.id for s in queue]
+    if len(set(order)) != len(order):
+        raise ValueError("trajectory ids must be unique within a run")
+    results: dict[str, TrajectoryResult] = {}
+    active: list[_Active] = []
+
+    while queue or active:
+        while queue and len(active) < config.max_concurrent:
+            spec = queue.popleft()
+            if spec.resume_from is not None and spec.resume_from.finish is not None:
+                results[spec.id] = TrajectoryResult(spec.id, spec.mode, list(spec.resume_from.steps), spec.resume_from.finish)
+                continue
+            log = StepLog(spec.id, guarded, spec.resume_from)  # type: ignore[arg-type]
+            act = _Active(spec, log, conversation_for(spec, config, log))
+            _advance(act, None)
+            if act.result is None:
+                active.append(act)
+            else:
+                results[spec.id] = act.result
+        if not active:
+            continue
+
+        groups: dict[int, tuple[LLMBackend, list[tuple[_Active, int]]]] = {}
+        for act in active:
+            for pos, call in enumerate(act.ask):
+                be = backends.for_role(call.role)
+                groups.setdefault(id(be), (be, []))[1].append((act, pos))
+        answers: dict[int, list[list[ChatResult]]] = {id(a): [[] for _ in a.ask] for a in active}
+        for be, items in groups.values():
+            got = _complete(be, [a.ask[pos].request for a, pos in items])
+            for (a, pos), choices in zip(items, got, strict=True):
+                answers[id(a)][pos] = choices
+
+        still: list[_Active] = []
+        for act in active:
+            _advance(act, answers[id(act)])
+            if act.result is None:
+                still.append(act)
+            else:
+                results[act.spec.id] = act.result
+        active = still
+
+    return [results[i] for i in order]
+
+
+def _advance(act: _Active, answers: Answers | None) -> None:
+    try:
+        act.ask = next(act.gen) if answers is None else act.gen.send(answers)
+        if not act.ask:
+            raise RuntimeError("a conversation yielded an empty request list")
+        return
+    except StopIteration as stop:
+        finish = stop.value
+    except (SinkError, BackendUnavailable):
+        raise
+    except ResumeMismatch as e:
+        logger.error("cannot resume %s: %s", act.spec.id, e)
+        # The stored steps stay as they are; nothing new can be appended consistently.
+        finish = FinishStep(trajectory_id=act.spec.id, status="failed", reason=f"resume mismatch: {e}")
+    except Exception as e:
+        logger.exception("trajectory %s failed", act.spec.id)
+        finish = _fail(act.log, f"{type(e).__name__}: {e}")
+    act.result = TrajectoryResult(act.spec.id, act.spec.mode, list(act.log.steps), finish)
+
+
+def _fail(log: StepLog, reason: str) -> FinishStep:
+    if log.replaying:
+        return FinishStep(trajectory_id=log.trajectory_id, status="failed", reason=reason)
+    return log.emit(FinishStep(status="failed", reason=reason[:2000], stats=stats_of(log)))
+
+
+# ---------------------------------------------------------------------------------------
+# Planning specs
+
+
+def plan_specs(
+    tools: Sequence[dict[str, Any]] | Mapping[str, Sequence[dict[str, Any]]],
+    count: int,
+    config: RoleplayConfig | None = None,
+    *,
+    personas: Sequence[Persona] | None = None,
+    seed: int = 0,
+    id_prefix: str = "t",
+    max_offered: int = 4,
+) -> list[TrajectorySpec]:
+    """Draw ``count`` specs with the config's mode mix.
+
+    ``tools`` is a list, or a mapping from domain (a tree category) to tools; tools offered
+    together come from one domain, and irrelevance tasks offer tools of a domain other than
+    the persona's where there is one.
+    """
+    from .personas import SEED_PERSONAS
+
+    config = config or RoleplayConfig()
+    domains: dict[str, list[dict[str, Any]]] = (
+        {k: list(v) for k, v in tools.items() if v} if isinstance(tools, Mapping) else {"": list(tools)}
+    )
+    if not domains or not any(domains.values()):
+        raise ValueError("no tools to plan from")
+    rng = random.Random(seed)
+    modes = [m for m in MODES if config.modes.get(m, 0) > 0]
+    weights = [config.modes[m] for m in modes]
+    people = list(personas or SEED_PERSONAS)
+    specs = []
+    for i in range(count):
+        mode = rng.choices(modes, weights)[0]
+        domain = rng.choice(sorted(domains))
+        pool = domains[domain]
+        if mode == "multiple" and len(pool) < 2:
+            mode = "single"
+        if mode == "multiple":
+            offered = rng.sample(pool, min(len(pool), rng.randint(2, max_offered)))
+        elif mode == "parallel":
+            offered = rng.sample(pool, min(len(pool), rng.randint(1, 2)))
+        elif mode == "multi_turn":
+            offered = rng.sample(pool, min(len(pool), rng.randint(2, max_offered)))
+        else:
+            offered = rng.sample(pool, 1) if mode == "single" else rng.sample(pool, min(len(pool), rng.randint(1, 3)))
+        persona = rng.choice(people)
+        specs.append(
+            TrajectorySpec(
+                id=f"{id_prefix}{i}", mode=mode, tools=offered, persona=persona, seed=rng.randrange(2**31), domain=domain
+            )
+        )
+    return specs

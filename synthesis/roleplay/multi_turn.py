@@ -1,0 +1,225 @@
+"""Multi-turn conversations: User Simulator, Tool Agent (MCP client), MCP Server Simulator.
+
+The scenario is a plan of 1..n reference calls (arguments drawn like single-turn reference
+calls) and a goal written from the user's side; the plan's argument values become the
+details the user knows.  Each turn the User Simulator (persona + goal + the details not
+yet shared) writes a message under a schema with ``goal_met``; the Tool Agent then takes up
+to ``max_agent_hops`` steps (tool calls executed by the server simulator, or a text reply
+that asks for missing values or answers).  The conversation ends when the user says the
+goal is met or after ``max_turns`` user turns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthesis.llm.base import ChatRequest
+
+from . import prompts
+from .agent import agent_step, execute_calls
+from .config import RoleplayConfig
+from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
+from .schema_utils import is_id_key
+from .scoring import call_set_agreement, execution_consistency, multi_turn_ignore_key, Score
+from .server_sim import ServerSimulator, verb_of
+from .single_turn import finish, finish_rejected_by_reflection, pick_persona, reference_call
+from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
+from .verify import multi_turn_transcript, verify
+
+_CREATE_VERBS = {"create", "add", "new", "book", "place", "register", "open", "make", "start", "submit", "post", "insert"}
+
+
+class RoleplayError(RuntimeError):
+    """A conversation cannot go on (e.g. the User Simulator keeps writing nothing)."""
+
+
+def plan_tools(spec: TrajectorySpec, cfg: RoleplayConfig) -> list[dict[str, Any]]:
+    by_name = {t["name"]: t for t in spec.tools}
+    if spec.target_tools:
+        return [by_name[n] for n in spec.target_tools]
+    rng = rng_for(spec.seed, "plan")
+    k = min(len(spec.tools), rng.randint(cfg.multi_turn_min_calls, cfg.multi_turn_max_calls))
+    chosen = rng.sample(spec.tools, k)
+    # Creating comes before using what was created.
+    return sorted(chosen, key=lambda t: 0 if verb_of(t["name"]) in _CREATE_VERBS else 1)
+
+
+def user_facts(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the user knows: the plan's argument values (identifiers of later calls are
+    left out: the server assigns them during the conversation)."""
+    facts: dict[str, Any] = {}
+    for i, c in enumerate(calls):
+        for k, v in (c.get("arguments") or {}).items():
+            if i > 0 and is_id_key(k):
+                continue
+            key = k if k not in facts or facts[k] == v else f"{k} (for {c['name']})"
+            facts[key] = v
+    return facts
+
+
+def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioStep]:
+    persona = pick_persona(spec)
+    tools = plan_tools(spec, cfg)
+    calls: list[dict[str, Any]] = []
+    notes = []
+    for i, tool in enumerate(tools):
+        call, n = yield from reference_call(
+            persona, tool, cfg, nth=i + 1, total=len(tools), previous=calls, seed=seed_for(spec.seed, "ref", i)
+        )
+        calls.append(call)
+        notes.append(n)
+    req = ChatRequest(
+        messages=prompts.goal_messages(persona, calls),
+        json_schema=prompts.GOAL_SCHEMA,
+        temperature=cfg.scenario_temperature,
+        max_tokens=cfg.scenario_max_tokens,
+        seed=seed_for(spec.seed, "goal"),
+    )
+    reply = yield from ask_first("scenario", req)
+    try:
+        goal = str(parse_json_reply(reply).get("goal", "")).strip()
+    except Exception:
+        goal = ""
+    if not goal:
+        goal = "I need help with: " + "; ".join(c["name"].replace("_", " ") for c in calls)
+    return ScenarioStep(
+        mode="multi_turn",
+        persona=persona.to_dict(),
+        tools=spec.tools,
+        goal=goal,
+        reference_calls=calls,
+        user_facts=user_facts(calls),
+        meta={"reference": notes, "domain": spec.domain},
+    )
+
+
+def _unrevealed(facts: dict[str, Any], said: str) -> dict[str, Any]:
+    low = " ".join(said.lower().split())
+    return {k: v for k, v in facts.items() if " ".join(str(v).lower().split()) not in low}
+
+
+def user_turn(
+    persona: Persona, scenario: ScenarioStep, transcript: list[tuple[str, str]], cfg: RoleplayConfig, *, seed: int
+) -> Gen[tuple[str, bool, dict[str, Any]]]:
+    said = " ".join(t for who, t in transcript if who == "user")
+    hidden = _unrevealed(scenario.user_facts, said)
+    meta: dict[str, Any] = {}
+    for attempt in range(1 + cfg.max_repair_attempts):
+        req = ChatRequest(
+            messages=prompts.user_sim_messages(persona, scenario.goal, scenario.user_facts, hidden, transcript),
+            json_schema=prompts.USER_TURN_SCHEMA,
+            temperature=cfg.user_temperature,
+            max_tokens=cfg.user_max_tokens,
+            seed=seed + attempt,
+        )
+        reply = yield from ask_first("user", req)
+        try:
+            obj = parse_json_reply(reply)
+            text = str(obj.get("message", "")).strip()
+            goal_met = bool(obj.get("goal_met")) and bool(transcript)
+        except Exception as e:
+            meta.setdefault("errors", []).append(str(e)[:200])
+            continue
+        if text:
+            if attempt:
+                meta["attempts"] = attempt + 1
+            return text, goal_met, meta
+    raise RoleplayError(f"the User Simulator produced no usable message in {1 + cfg.max_repair_attempts} attempts: {meta}")
+
+
+def multi_turn_conversation(spec: TrajectorySpec, cfg: RoleplayConfig, log: StepLog) -> Gen[FinishStep]:
+    scenario: ScenarioStep | None = log.take(ScenarioStep)
+    if scenario is None:
+        scenario = log.emit((yield from build_scenario(spec, cfg)))
+    persona = Persona.from_dict(scenario.persona)
+    tools = scenario.tools
+    server = ServerSimulator(
+        tools, seed=spec.seed, use_model=cfg.server_uses_model, temperature=cfg.server_temperature, max_tokens=cfg.server_max_tokens
+    )
+    system = log.take(MessageStep, role="system") or log.emit(
+        MessageStep(role="system", content=prompts.agent_system_message(tools))
+    )
+    history: list[dict[str, Any]] = [system.to_openai()]
+    messages: list[MessageStep] = []
+    transcript: list[tuple[str, str]] = []
+    ended = "max_turns"
+    for turn in range(cfg.max_turns):
+        user = log.take(MessageStep, role="user")
+        if user is None:
+            text, goal_met, meta = yield from user_turn(persona, scenario, transcript, cfg, seed=seed_for(spec.seed, "user", turn))
+            user = log.emit(MessageStep(role="user", content=text, meta={"turn": turn, "goal_met": goal_met, **meta}))
+        messages.append(user)
+        transcript.append(("user", user.content or ""))
+        if user.meta.get("goal_met"):
+            ended = "goal_met"
+            break
+        history.append(user.to_openai())
+        for hop in range(cfg.max_agent_hops):
+            last_hop = hop == cfg.max_agent_hops - 1
+            reply = yield from agent_step(
+                log,
+                history,
+                tools,
+                cfg,
+                seed=spec.seed,
+                tool_choice="none" if last_hop else "auto",
+                samples=cfg.multi_turn_consistency_samples,
+                meta={"turn": turn},
+            )
+            if reply is None:
+                return finish_rejected_by_reflection(log)
+            messages.append(reply)
+            history.append(reply.to_openai())
+            if not reply.tool_calls:
+                transcript.append(("assistant", reply.content or ""))
+                break
+            results = yield from execute_calls(log, reply, server)
+            messages += results
+            history += [m.to_openai() for m in results]
+
+    verdict = yield from verify(
+        log,
+        transcript=multi_turn_transcript(scenario, messages),
+        rule_problems=rule_problems(messages),
+        settings=cfg.verify_settings(),
+    )
+    return finish(log, verdict, score_multi_turn(scenario, messages, cfg), cfg)
+
+
+def rule_problems(messages: list[MessageStep]) -> list[str]:
+    problems = []
+    calls = [c for m in messages if m.role == "assistant" for c in m.calls()]
+    tool_msgs = [m for m in messages if m.role == "tool"]
+    if not calls:
+        problems.append("the agent never called a tool")
+    if not any(m.role == "assistant" and m.content for m in messages):
+        problems.append("the agent never answered the user in text")
+    if tool_msgs and all(m.is_error() for m in tool_msgs):
+        problems.append("every tool call failed")
+    return problems
+
+
+def score_multi_turn(scenario: ScenarioStep, messages: list[MessageStep], cfg: RoleplayConfig) -> Score:
+    calls = [c for m in messages if m.role == "assistant" for c in m.calls()]
+    sampled = [m for m in messages if m.role == "assistant" and m.meta.get("samples")]
+    base = execution_consistency(
+        agent_calls=calls,
+        reference_calls=scenario.reference_calls,
+        server_errors=[m.is_error() for m in messages if m.role == "tool"],
+        tools=scenario.tools,
+        weights=cfg.score_weights,
+        ignore_key=multi_turn_ignore_key,
+    )
+    if not sampled:
+        return base
+    # Self-consistency per sampled step, averaged over the steps.
+    per_step = [
+        sum(call_set_agreement(s, m.calls(), tools=scenario.tools) for s in m.meta["samples"]) / len(m.meta["samples"])
+        for m in sampled
+    ]
+    s = sum(per_step) / len(per_step)
+    w = cfg.score_weights
+    parts = [(w.reference, base.reference), (w.consistency, s), (w.execution, base.execution)]
+    total = sum(wt for wt, v in parts if v is not None)
+    value = sum(wt * v for wt, v in parts if v is not None) / total if total else 0.0
+    return Score(value=round(value, 6), reference=base.reference, consistency=s, execution=base.execution)

@@ -1,0 +1,292 @@
+"""The MCP Server Simulator: answers ``tools/call`` requests as a real MCP server would.
+
+* Protocol errors are JSON-RPC errors, as MCP servers send them: an unknown tool or
+  arguments that fail the tool's ``inputSchema`` give ``{"error": {"code": -32602, ...}}``.
+* A result is a ``CallToolResult``: ``content`` (a text block with the JSON),
+  ``structuredContent`` (when the tool declares an ``outputSchema``; it always validates
+  against it) and ``isError``.  The model writes the result under ``json_schema =
+  outputSchema``; a reply that is unusable or invalid is replaced by a deterministic
+  instance synthesized from the schema.
+* State: an :class:`EntityStore` remembers the records the conversation created or
+  touched, keyed by their identifiers.  A later call naming an identifier sees the stored
+  record (the model is shown it, and its fields are written over the result), updates
+  change it, deletions remove it (a later lookup is a "not found" tool error).  Unknown
+  identifiers are taken to name records that existed before the conversation.
+
+The store changes only through :meth:`ServerSimulator.observe`, which reads a stored
+response; a resumed conversation calls it on the replayed responses and gets the same state.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthesis.llm.base import ChatRequest
+
+from . import prompts
+from .runtime import Gen, ask_first, parse_json_reply, rng_for
+from .schema_utils import is_id_key, is_valid, synthesize_instance, validation_errors
+
+INVALID_PARAMS = -32602
+
+_DELETE_VERBS = {"delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe"}
+_UPDATE_VERBS = {"update", "modify", "edit", "set", "change", "patch", "rename", "move", "assign", "add"}
+
+
+def verb_of(tool_name: str) -> str:
+    """First word of a tool name: ``create_order`` / ``createOrder`` / ``orders.create``."""
+    words = re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", tool_name).lower())
+    if not words:
+        return ""
+    # Dotted names (``orders.create``) put the verb last.
+    return words[-1] if "." in tool_name and len(words) > 1 else words[0]
+
+
+def rpc_request(rpc_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+
+
+def rpc_error(rpc_id: int, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": rpc_id, "error": err}
+
+
+def rpc_result(rpc_id: int, value: Any, *, structured: bool, is_error: bool = False) -> dict[str, Any]:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": is_error}
+    if structured and isinstance(value, dict):
+        result["structuredContent"] = value
+    return {"jsonrpc": "2.0", "id": rpc_id, "result": result}
+
+
+def response_text(response: dict[str, Any]) -> str:
+    """What the Tool Agent reads back: the result's text, or the error's message."""
+    if "error" in response:
+        err = response["error"]
+        return f"Error {err.get('code')}: {err.get('message')}"
+    parts = (response.get("result") or {}).get("content") or []
+    return "\n".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+
+
+def response_value(response: dict[str, Any]) -> Any:
+    """The JSON value of a successful result (structuredContent, else parsed text)."""
+    result = response.get("result") or {}
+    if result.get("isError") or "error" in response:
+        return None
+    if "structuredContent" in result:
+        return result["structuredContent"]
+    try:
+        return json.loads(response_text(response))
+    except (json.JSONDecodeError, TypeError):
+        return None
+
+
+@dataclass
+class EntityStore:
+    """Records by identifier value (as a string), and the identifiers deleted."""
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+
+    def get(self, value: Any) -> dict[str, Any] | None:
+        key = _key(value)
+        return None if key is None or key in self.deleted else self.records.get(key)
+
+    def put(self, value: Any, data: dict[str, Any]) -> None:
+        key = _key(value)
+        if key is None:
+            return
+        self.deleted.discard(key)
+        rec = self.records.setdefault(key, {})
+        rec.update(copy.deepcopy(data))
+
+    def delete(self, value: Any) -> None:
+        key = _key(value)
+        if key is not None:
+            self.deleted.add(key)
+
+    def is_deleted(self, value: Any) -> bool:
+        key = _key(value)
+        return key is not None and key in self.deleted
+
+    def referenced(self, arguments: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
+        """(argument name, identifier, stored record) for every known identifier argument."""
+        out = []
+        for k, v in _id_args(arguments):
+            rec = self.get(v)
+            if rec is not None:
+                out.append((k, v, rec))
+        return out
+
+
+def _key(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+def _id_args(arguments: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in arguments.items() if is_id_key(k) and _key(v) is not None]
+
+
+class ServerSimulator:
+    """One conversation's simulated MCP server (see the module docstring)."""
+
+    def __init__(
+        self,
+        tools: list[dict[str, Any]],
+        *,
+        seed: int = 0,
+        use_model: bool = True,
+        temperature: float = 0.3,
+        max_tokens: int = 256,
+    ):
+        self.tools = {t["name"]: t for t in tools}
+        self.seed = seed
+        self.use_model = use_model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.store = EntityStore()
+
+    # -- answering ------------------------------------------------------------------
+
+    def protocol_error(self, rpc_id: int, name: str, arguments: Any) -> dict[str, Any] | None:
+        tool = self.tools.get(name)
+        if tool is None:
+            return rpc_error(rpc_id, INVALID_PARAMS, f"Unknown tool: {name}", {"tools": sorted(self.tools)})
+        if not isinstance(arguments, dict):
+            return rpc_error(rpc_id, INVALID_PARAMS, f"Invalid arguments for tool {name}: expected an object")
+        errors = validation_errors(arguments, tool.get("inputSchema"))
+        if errors:
+            return rpc_error(rpc_id, INVALID_PARAMS, f"Invalid arguments for tool {name}: {errors[0]}", {"errors": errors})
+        return None
+
+    def handle(self, rpc_id: int, name: str, arguments: Any) -> Gen[dict[str, Any]]:
+        """The JSON-RPC response to ``tools/call`` (asks the model unless it is an error)."""
+        err = self.protocol_error(rpc_id, name, arguments)
+        if err is not None:
+            return err
+        for k, v in _id_args(arguments):
+            if self.store.is_deleted(v):
+                return rpc_result(rpc_id, f"Error: no record with {k} {v!r} (it was deleted)", structured=False, is_error=True)
+        tool = self.tools[name]
+        value = None
+        if self.use_model:
+            known = [rec for _, _, rec in self.store.referenced(arguments)][:3]
+            req = ChatRequest(
+                messages=prompts.server_messages(tool, arguments, known),
+                json_schema=tool.get("outputSchema") or prompts.GENERIC_RESULT_SCHEMA,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+            )
+            reply = yield from ask_first("server", req)
+            try:
+                value = parse_json_reply(reply)
+            except Exception:
+                value = None
+        return self.finish(rpc_id, name, arguments, value)
+
+    def finish(self, rpc_id: int, name: str, arguments: dict[str, Any], value: Any) -> dict[str, Any]:
+        """Make ``value`` (the model's result, or None) valid and consistent; wrap it."""
+        tool = self.tools[name]
+        schema = tool.get("outputSchema")
+        hints = dict(arguments)
+        for _, _, rec in self.store.referenced(arguments):
+            hints = {**rec, **hints}
+        usable = value is not None and (is_valid(value, schema) if schema else isinstance(value, dict) and bool(value))
+        if not usable:
+            rng = rng_for(self.seed, "server", rpc_id, name)
+            if schema:
+                value = synthesize_instance(schema, rng=rng, hints=hints)
+            else:
+                value = {"success": True, **{k: v for k, v in arguments.items()}}
+        value = self._make_consistent(value, arguments, schema)
+        structured = bool(schema) and (schema.get("type") in (None, "object"))
+        return rpc_result(rpc_id, value, structured=structured)
+
+    def _make_consistent(self, value: Any, arguments: dict[str, Any], schema: dict[str, Any] | None) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out = copy.deepcopy(value)
+        for _, _, rec in self.store.referenced(arguments):
+            out = _overlay(out, rec, schema)
+        # The call's own arguments win: an update shows the new values.
+        out = _overlay(out, arguments, schema)
+        return out
+
+    # -- state ----------------------------------------------------------------------
+
+    def observe(self, name: str, arguments: dict[str, Any], response: dict[str, Any]) -> None:
+        """Update the store from a call and its (stored) response."""
+        if "error" in response or (response.get("result") or {}).get("isError"):
+            return
+        if not isinstance(arguments, dict):
+            return
+        verb = verb_of(name)
+        id_args = _id_args(arguments)
+        if verb in _DELETE_VERBS:
+            for _, v in id_args:
+                self.store.delete(v)
+            return
+        value = response_value(response)
+        plain_args = {k: v for k, v in arguments.items() if not is_id_key(k)}
+        for k, v in id_args:
+            data = {k: v, **(plain_args if verb in _UPDATE_VERBS else {})}
+            if isinstance(value, dict) and not _own_id(value):
+                # e.g. get_order(order_id=X) -> {"status": ...}: that is X's record
+                data.update({kk: vv for kk, vv in value.items() if not isinstance(vv, dict | list)})
+            self.store.put(v, data)
+        for rec in _records_in(value):
+            key = _own_id(rec)
+            if key is not None:
+                self.store.put(rec[key], rec)
+                # a record created from arguments also carries them (create_order(item=...) -> {"id": X})
+                if verb not in _UPDATE_VERBS and not id_args:
+                    self.store.put(rec[key], {k: v for k, v in plain_args.items() if k not in rec})
+
+
+def _own_id(rec: dict[str, Any]) -> str | None:
+    """The key holding a record's own identifier: ``id`` if present, else the first
+    identifier-like key."""
+    for k in ("id", "uuid"):
+        if k in rec and _key(rec[k]) is not None:
+            return k
+    for k, v in rec.items():
+        if is_id_key(k) and _key(v) is not None:
+            return k
+    return None
+
+
+def _records_in(value: Any, depth: int = 0) -> list[dict[str, Any]]:
+    if depth > 3:
+        return []
+    if isinstance(value, dict):
+        out = [value]
+        for v in value.values():
+            if isinstance(v, dict | list):
+                out += _records_in(v, depth + 1)
+        return out
+    if isinstance(value, list):
+        return [r for v in value[:20] for r in _records_in(v, depth + 1)]
+    return []
+
+
+def _overlay(value: dict[str, Any], data: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    """Write ``data``'s fields over same-named fields of ``value`` (top level and one level
+    down), keeping each change only if the result still validates."""
+    targets = [value] + [v for v in value.values() if isinstance(v, dict)]
+    for target in targets:
+        for k, v in data.items():
+            if k in target and target[k] != v and not isinstance(v, dict | list):
+                old = target[k]
+                target[k] = copy.deepcopy(v)
+                if schema and not is_valid(value, schema):
+                    target[k] = old
+    return value

@@ -1,0 +1,258 @@
+"""Single-turn tasks with reference calls, and their conversations.
+
+Modes (the reference is the ground truth a trained model should produce):
+
+* ``single``: one call to one offered tool;
+* ``parallel``: several calls in one reply: the same tool with different arguments, or
+  several tools at once;
+* ``multiple``: one call to the right tool among several offered ones;
+* ``irrelevance``: no offered tool fits; the reference is no call.
+
+Reference arguments come first: a forced, schema-bound call per reference tool (checked
+and repaired like any agent step; a deterministic schema instance if it cannot be
+repaired), then the user's query is written around those values and checked to mention
+them.  The Tool Agent then answers the query (with self-consistency samples); its calls
+run through the MCP Server Simulator and it answers from the results.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from synthesis.llm.base import ChatRequest
+
+from . import prompts
+from .agent import agent_step, execute_calls
+from .config import RoleplayConfig
+from .personas import SEED_PERSONAS
+from .reflection import reflect
+from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
+from .schema_utils import synthesize_instance, validation_errors
+from .scoring import execution_consistency, split_for
+from .server_sim import ServerSimulator
+from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
+from .verify import single_turn_transcript, value_coverage, verify
+
+
+def pick_persona(spec: TrajectorySpec) -> Persona:
+    if spec.persona is not None:
+        return spec.persona
+    return rng_for(spec.seed, "persona").choice(SEED_PERSONAS)
+
+
+def pick_targets(spec: TrajectorySpec, cfg: RoleplayConfig) -> list[dict[str, Any]]:
+    """The reference tools (a tool twice = two calls to it)."""
+    by_name = {t["name"]: t for t in spec.tools}
+    rng = rng_for(spec.seed, "targets")
+    if spec.mode == "irrelevance":
+        return []
+    if spec.target_tools:
+        names = list(spec.target_tools)
+        if spec.mode == "parallel" and len(names) == 1:
+            names = names * rng.randint(2, cfg.max_parallel_calls)
+        elif spec.mode in ("single", "multiple"):
+            names = names[:1]
+        return [by_name[n] for n in names]
+    if spec.mode in ("single", "multiple"):
+        return [rng.choice(spec.tools)]
+    # parallel
+    if len(spec.tools) == 1 or rng.random() < 0.5:
+        return [rng.choice(spec.tools)] * rng.randint(2, cfg.max_parallel_calls)
+    k = min(len(spec.tools), rng.randint(2, cfg.max_parallel_calls))
+    return rng.sample(spec.tools, k)
+
+
+def reference_call(
+    persona: Persona,
+    tool: dict[str, Any],
+    cfg: RoleplayConfig,
+    *,
+    nth: int,
+    total: int,
+    previous: list[dict[str, Any]],
+    seed: int,
+) -> Gen[tuple[dict[str, Any], dict[str, Any]]]:
+    """One reference call ``{"name", "arguments"}`` and notes on how it was obtained."""
+    req = ChatRequest(
+        messages=prompts.reference_args_messages(persona, tool, nth=nth, total=total, previous=previous),
+        tools=[tool],
+        tool_choice={"name": tool["name"]},
+        temperature=cfg.scenario_temperature,
+        max_tokens=cfg.scenario_max_tokens,
+        seed=seed,
+    )
+    first = yield from ask_first("scenario", req)
+    outcome = yield from reflect(first, req, [tool], role="scenario", max_repairs=cfg.max_repair_attempts, expect_call=True)
+    notes: dict[str, Any] = {"action": outcome.action, "attempts": outcome.attempts}
+    if outcome.problems:
+        notes["problems"] = outcome.problems
+    calls = [tc for tc in (outcome.result.tool_calls if outcome.result else []) if tc.name == tool["name"]]
+    if calls:
+        return {"name": tool["name"], "arguments": calls[0].arguments}, notes
+    # The model could not produce valid arguments: fall back to a schema instance, so the
+    # task still exists; the verifiers judge whether it makes sense.
+    args = synthesize_instance(tool.get("inputSchema") or {"type": "object"}, rng=rng_for(seed, "fallback"), optional_ratio=0.3)
+    notes["fallback"] = "schema_instance"
+    if validation_errors(args, tool.get("inputSchema")):
+        notes["fallback_invalid"] = True
+    return {"name": tool["name"], "arguments": args}, notes
+
+
+def write_query(
+    persona: Persona, calls: list[dict[str, Any]], tools: list[dict[str, Any]], cfg: RoleplayConfig, *, mode: str, seed: int
+) -> Gen[tuple[str, dict[str, Any]]]:
+    """The user's query, retried while it leaves out reference values (best kept)."""
+    base = prompts.irrelevant_query_messages(persona, tools) if mode == "irrelevance" else prompts.query_messages(persona, calls, mode=mode)
+    best, best_cov, missing_best = "", -1.0, []
+    notes: dict[str, Any] = {"attempts": 0}
+    messages = base
+    for attempt in range(1 + cfg.max_repair_attempts):
+        req = ChatRequest(
+            messages=messages,
+            json_schema=prompts.QUERY_SCHEMA,
+            temperature=cfg.scenario_temperature,
+            max_tokens=cfg.scenario_max_tokens,
+            seed=seed + attempt,
+        )
+        reply = yield from ask_first("scenario", req)
+        notes["attempts"] += 1
+        try:
+            query = str(parse_json_reply(reply).get("query", "")).strip()
+        except Exception:
+            query = ""
+        if not query:
+            continue
+        cov, missing = value_coverage(query, calls)
+        if cov > best_cov:
+            best, best_cov, missing_best = query, cov, missing
+        if cov >= 1.0:
+            break
+        messages = [
+            *base,
+            {"role": "assistant", "content": json.dumps({"query": query}, ensure_ascii=False)},
+            {"role": "user", "content": "It must mention these values literally: " + ", ".join(missing) + ". Write it again."},
+        ]
+    notes["value_coverage"] = max(best_cov, 0.0)
+    notes["missing_values"] = missing_best
+    return best, notes
+
+
+def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioStep]:
+    persona = pick_persona(spec)
+    targets = pick_targets(spec, cfg)
+    calls: list[dict[str, Any]] = []
+    ref_notes = []
+    for i, tool in enumerate(targets):
+        call, notes = yield from reference_call(
+            persona, tool, cfg, nth=i + 1, total=len(targets), previous=calls, seed=seed_for(spec.seed, "ref", i)
+        )
+        calls.append(call)
+        ref_notes.append(notes)
+    query, qnotes = yield from write_query(persona, calls, spec.tools, cfg, mode=spec.mode, seed=seed_for(spec.seed, "query"))
+    return ScenarioStep(
+        mode=spec.mode,
+        persona=persona.to_dict(),
+        tools=spec.tools,
+        query=query,
+        reference_calls=calls,
+        meta={"reference": ref_notes, "query": qnotes, "domain": spec.domain},
+    )
+
+
+def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
+    problems = []
+    if len(scenario.query) < 8:
+        problems.append("the query is empty or too short")
+    by_name = {t["name"]: t for t in scenario.tools}
+    for c in scenario.reference_calls:
+        errs = validation_errors(c["arguments"], (by_name.get(c["name"]) or {}).get("inputSchema"))
+        if c["name"] not in by_name or errs:
+            problems.append(f"reference call {c['name']} is invalid: {'; '.join(errs) or 'unknown tool'}")
+    if scenario.mode != "irrelevance":
+        cov, missing = value_coverage(scenario.query, scenario.reference_calls)
+        if cov < cfg.min_value_coverage:
+            problems.append(f"the query mentions only {cov:.0%} of the reference values (missing: {', '.join(missing[:6])})")
+        if scenario.mode == "parallel" and len(scenario.reference_calls) < 2:
+            problems.append("a parallel task needs at least two reference calls")
+    return problems
+
+
+def single_turn_conversation(spec: TrajectorySpec, cfg: RoleplayConfig, log: StepLog) -> Gen[FinishStep]:
+    scenario: ScenarioStep | None = log.take(ScenarioStep)
+    if scenario is None:
+        scenario = log.emit((yield from build_scenario(spec, cfg)))
+    tools = scenario.tools
+
+    system = log.take(MessageStep, role="system") or log.emit(
+        MessageStep(role="system", content=prompts.agent_system_message(tools))
+    )
+    user = log.take(MessageStep, role="user") or log.emit(MessageStep(role="user", content=scenario.query))
+    history = [system.to_openai(), user.to_openai()]
+
+    answer = yield from agent_step(log, history, tools, cfg, seed=spec.seed, samples=cfg.consistency_samples)
+    if answer is None:
+        return finish_rejected_by_reflection(log)
+    history.append(answer.to_openai())
+    tool_msgs: list[MessageStep] = []
+    if answer.tool_calls and cfg.single_turn_execute:
+        server = ServerSimulator(
+            tools, seed=spec.seed, use_model=cfg.server_uses_model, temperature=cfg.server_temperature, max_tokens=cfg.server_max_tokens
+        )
+        tool_msgs = yield from execute_calls(log, answer, server)
+        history += [m.to_openai() for m in tool_msgs]
+        final = yield from agent_step(log, history, tools, cfg, seed=spec.seed, tool_choice="none")
+        if final is None:
+            return finish_rejected_by_reflection(log)
+
+    verdict = yield from verify(
+        log, transcript=single_turn_transcript(scenario), rule_problems=rule_problems(scenario, cfg), settings=cfg.verify_settings()
+    )
+    score = execution_consistency(
+        agent_calls=answer.calls(),
+        reference_calls=scenario.reference_calls,
+        samples=answer.meta.get("samples") or [],
+        server_errors=[m.is_error() for m in tool_msgs],
+        tools=tools,
+        weights=cfg.score_weights,
+    )
+    return finish(log, verdict, score, cfg)
+
+
+def finish_rejected_by_reflection(log: StepLog) -> FinishStep:
+    existing = log.take(FinishStep)
+    if existing is not None:
+        return existing
+    last = next((s for s in reversed(log.steps) if s.kind == "reflection"), None)
+    reason = "self-reflection rejected an agent step" + (f": {last.problem[:300]}" if last is not None else "")
+    return log.emit(FinishStep(status="rejected", reason=reason, stats=stats_of(log)))
+
+
+def finish(log: StepLog, verdict: str, score: Any, cfg: RoleplayConfig) -> FinishStep:
+    existing = log.take(FinishStep)
+    if existing is not None:
+        return existing
+    return log.emit(
+        FinishStep(
+            status="accepted" if verdict == "accept" else "rejected",
+            reason="" if verdict == "accept" else "verification rejected the trajectory",
+            verdict=verdict,
+            score=score.value,
+            score_components=score.components(),
+            split=split_for(score.value, cfg.hard_threshold),
+            stats=stats_of(log),
+        )
+    )
+
+
+def stats_of(log: StepLog) -> dict[str, Any]:
+    msgs = [s for s in log.steps if isinstance(s, MessageStep)]
+    refl = [s for s in log.steps if s.kind == "reflection"]
+    return {
+        "messages": len(msgs),
+        "user_turns": sum(1 for m in msgs if m.role == "user"),
+        "tool_calls": sum(len(m.tool_calls) for m in msgs if m.role == "assistant"),
+        "server_errors": sum(1 for m in msgs if m.role == "tool" and m.is_error()),
+        "repairs": sum(1 for r in refl if r.action == "repaired"),
+        "votes": sum(1 for s in log.steps if s.kind == "vote"),
+    }

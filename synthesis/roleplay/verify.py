@@ -1,0 +1,195 @@
+"""Multi-agent verification: rule checks, votes, negotiation, verdict.
+
+1. Deterministic rule checks run first and are stored as the vote of verifier ``rules``
+   (round 0).  When they reject, the trajectory is rejected without asking any model
+   (unless configured otherwise).
+2. ``verifier_count`` verifiers, each with its own perspective (correctness of the calls
+   against the user's intent, faithfulness of the arguments, realism of the exchange) and
+   optionally its own backend (role ``verifier:<i>``), vote accept/reject with a rationale,
+   under a JSON schema.
+3. While they disagree and rounds remain, each reads the others' rationales and votes
+   again (negotiation).
+4. The verdict is the majority of the last round; a tie rejects.
+
+Every vote of every round is a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from synthesis.llm.base import ChatRequest
+
+from . import prompts
+from .runtime import Gen, ask_first, gather, parse_json_reply
+from .server_sim import response_text
+from .steps import MessageStep, ScenarioStep, StepLog, VoteStep
+
+PERSPECTIVE_ORDER = ("intent", "faithfulness", "realism")
+
+
+@dataclass
+class VerifySettings:
+    verifier_count: int = 3
+    negotiation_rounds: int = 1
+    temperature: float = 0.0
+    max_tokens: int = 160
+    llm_after_rule_reject: bool = False
+
+
+def verifier_names(count: int) -> list[tuple[str, str, str]]:
+    """(name, perspective, backend role) of each verifier."""
+    out = []
+    for i in range(count):
+        p = PERSPECTIVE_ORDER[i % len(PERSPECTIVE_ORDER)]
+        out.append((f"v{i}-{p}", p, f"verifier:{i}"))
+    return out
+
+
+def majority(decisions: Sequence[str]) -> str:
+    """Majority of accept/reject; a tie rejects.
+
+    >>> majority(["accept", "reject"]), majority(["accept", "accept", "reject"])
+    ('reject', 'accept')
+    """
+    acc = sum(1 for d in decisions if d == "accept")
+    return "accept" if acc * 2 > len(decisions) else "reject"
+
+
+def verify(log: StepLog, *, transcript: str, rule_problems: list[str], settings: VerifySettings) -> Gen[str]:
+    """Run verification for one trajectory; returns the verdict ``accept`` or ``reject``."""
+    rules = log.take(VoteStep, verifier="rules", round=0)
+    if rules is None:
+        rules = log.emit(
+            VoteStep(
+                verifier="rules",
+                perspective="rules",
+                round=0,
+                decision="reject" if rule_problems else "accept",
+                rationale="; ".join(rule_problems) or "all rule checks passed",
+            )
+        )
+    if rules.decision == "reject" and not settings.llm_after_rule_reject:
+        return "reject"
+    if settings.verifier_count == 0:
+        return rules.decision
+
+    verifiers = verifier_names(settings.verifier_count)
+    votes = yield from _round(log, verifiers, transcript, 0, None, settings)
+    rnd = 0
+    while len({v.decision for v in votes}) > 1 and rnd < settings.negotiation_rounds:
+        rnd += 1
+        votes = yield from _round(log, verifiers, transcript, rnd, votes, settings)
+    verdict = majority([v.decision for v in votes])
+    if rules.decision == "reject":
+        verdict = "reject"
+    return verdict
+
+
+def _round(
+    log: StepLog,
+    verifiers: list[tuple[str, str, str]],
+    transcript: str,
+    rnd: int,
+    previous: list[VoteStep] | None,
+    settings: VerifySettings,
+) -> Gen[list[VoteStep]]:
+    stored: list[VoteStep | None] = [log.take(VoteStep, verifier=name, round=rnd) for name, _, _ in verifiers]
+    missing = [i for i, v in enumerate(stored) if v is None]
+    gens = []
+    for i in missing:
+        name, perspective, role = verifiers[i]
+        if previous is None:
+            messages = prompts.verifier_messages(perspective, transcript)
+        else:
+            own = {"decision": previous[i].decision, "rationale": previous[i].rationale}
+            others = [
+                {"verifier": v.verifier, "decision": v.decision, "rationale": v.rationale}
+                for j, v in enumerate(previous)
+                if j != i
+            ]
+            messages = prompts.negotiation_messages(perspective, transcript, own, others)
+        req = ChatRequest(
+            messages=messages,
+            json_schema=prompts.VOTE_SCHEMA,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+        )
+        gens.append(ask_first(role, req))
+    replies = yield from gather(gens)
+    for i, reply in zip(missing, replies, strict=True):
+        name, perspective, _ = verifiers[i]
+        meta: dict[str, Any] = {}
+        try:
+            obj = parse_json_reply(reply)
+            decision = obj.get("decision") if isinstance(obj, dict) else None
+            rationale = str(obj.get("rationale", "")) if isinstance(obj, dict) else ""
+            if decision not in ("accept", "reject"):
+                raise ValueError(f"decision {decision!r} is neither accept nor reject")
+        except Exception as e:  # an unreadable vote counts against the example
+            decision, rationale = "reject", ""
+            meta["error"] = str(e)[:300]
+        stored[i] = log.emit(
+            VoteStep(verifier=name, perspective=perspective, round=rnd, decision=decision, rationale=rationale, meta=meta)
+        )
+    return [v for v in stored if v is not None]
+
+
+# ---------------------------------------------------------------------------------------
+# What the verifiers read
+
+
+def _call_str(c: dict[str, Any]) -> str:
+    import json
+
+    return f"{c['name']}({json.dumps(c['arguments'], ensure_ascii=False)})"
+
+
+def single_turn_transcript(scenario: ScenarioStep) -> str:
+    """The training pair under review: offered tools, request, expected calls."""
+    tools = "\n".join(prompts.tool_brief(t) for t in scenario.tools)
+    if scenario.reference_calls:
+        answer = "Assistant's tool calls:\n" + "\n".join(f"- {_call_str(c)}" for c in scenario.reference_calls)
+    else:
+        answer = "Assistant's answer: no tool call, because none of the tools can do this."
+    return f"Available tools:\n{tools}\n\nUser: {scenario.query}\n\n{answer}"
+
+
+def multi_turn_transcript(scenario: ScenarioStep, messages: list[MessageStep], *, limit: int = 6000) -> str:
+    tools = "\n".join(prompts.tool_brief(t) for t in scenario.tools)
+    lines = [f"Available tools:\n{tools}", f"User's goal: {scenario.goal}", ""]
+    for m in messages:
+        if m.role == "user":
+            lines.append(f"User: {m.content}")
+        elif m.role == "assistant":
+            if m.content:
+                lines.append(f"Assistant: {m.content}")
+            for c in m.calls():
+                lines.append(f"Assistant calls {_call_str(c)}")
+        elif m.role == "tool" and isinstance(m.mcp, dict):
+            lines.append(f"Tool result: {response_text(m.mcp)[:300]}")
+    text = "\n".join(lines)
+    return text if len(text) <= limit else text[: limit // 3] + "\n...\n" + text[-2 * limit // 3 :]
+
+
+def value_coverage(query: str, calls: list[dict[str, Any]]) -> tuple[float, list[str]]:
+    """Share of the reference calls' scalar argument values that the query mentions, and
+    the values it does not.
+
+    >>> value_coverage("Weather in Paris on 2025-05-01?", [{"name": "w", "arguments": {"city": "Paris", "date": "2025-05-01", "units": "metric"}}])
+    (0.666667, ['metric'])
+    """
+    q = " ".join(query.lower().split())
+    values = [v for c in calls for v in prompts._scalars(c.get("arguments") or {})]
+    if not values:
+        return 1.0, []
+    missing = []
+    for v in values:
+        forms = {" ".join(str(v).lower().split())}
+        if isinstance(v, float) and v.is_integer():
+            forms.add(str(int(v)))
+        if not any(f and f in q for f in forms):
+            missing.append(str(v))
+    return round(1 - len(missing) / len(values), 6), missing
