@@ -7,7 +7,8 @@ answers back.  Steps reach the sink as the conversations produce them.
 
 Roles: ``scenario`` (queries, goals, reference arguments), ``user``, ``agent``, ``server``,
 ``verifier`` (or ``verifier:<i>`` for a distinct backend per verifier).  A role without a
-backend falls back to ``default``.
+backend falls back: ``scenario`` to ``user``, ``verifier`` to ``judge``, then any role to
+``default``; so the mapping from :func:`synthesis.llm.roles.backends_for_roles` works as is.
 
 Failures: a conversation that raises ends with a ``failed`` finish step and the others go
 on.  A backend that reports :class:`~synthesis.llm.base.BackendUnavailable`, or a sink that
@@ -44,6 +45,7 @@ from .steps import (
 logger = logging.getLogger(__name__)
 
 ROLES = ("scenario", "user", "agent", "server", "verifier")
+_FALLBACK = {"scenario": ("user",), "verifier": ("judge",)}
 
 __all__ = ["RoleplayConfig", "SinkError", "run_trajectories", "plan_specs", "conversation_for", "ROLES"]
 
@@ -79,13 +81,13 @@ class _Backends:
         self._by_role = dict(backends_by_role)
         if not self._by_role:
             raise ValueError(f"no backends given; map roles ({', '.join(ROLES)}) or 'default' to backends")
-        unknown = [r for r in self._by_role if r.split(":")[0] not in (*ROLES, "default")]
+        unknown = [r for r in self._by_role if r.split(":")[0] not in (*ROLES, "judge", "default")]
         if unknown:
-            raise ValueError(f"unknown role(s) {unknown}; valid: {', '.join(ROLES)}, verifier:<i>, default")
+            raise ValueError(f"unknown role(s) {unknown}; valid: {', '.join(ROLES)}, verifier:<i>, judge, default")
 
     def for_role(self, role: str) -> LLMBackend:
         base, _, idx = role.partition(":")
-        for key in (role, base, "default"):
+        for key in (role, base, *_FALLBACK.get(base, ()), "default"):
             be = self._by_role.get(key)
             if be is None:
                 continue
