@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "channels",
@@ -46,6 +47,8 @@ INSTALLED_APPS = [
     "inftool_web.catalog",
     "inftool_web.synth",
     "inftool_web.loop",
+    "inftool_web.api",
+    "inftool_web.web",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,275 @@
+"""REST endpoints: parse input, call one selector or service, shape the output."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inftool_web.loop.iteration_config import ConfigError
+from inftool_web.loop.models import Iteration
+from inftool_web.loop.services import iteration_cancel, iteration_launch
+
+from . import selectors
+from .exports import FORMATS, export_lines
+from .permissions import IsOperator
+from .streaming import streaming_response
+
+
+class BaseApi(APIView):
+    # Token first so an anonymous client is told how to authenticate (401 + WWW-Authenticate).
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+
+
+def paginate(*, queryset, serializer_class, request, view) -> Response:
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def parse_trajectory_filters(params) -> selectors.TrajectoryFilters:
+    try:
+        return selectors.TrajectoryFilters.from_params(params)
+    except selectors.FilterError as exc:
+        raise ValidationError(exc.errors) from None
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("iteration", int, description="Iteration id"),
+    OpenApiParameter("mode", str, enum=list(selectors.MODES)),
+    OpenApiParameter("domain", str, description="Domain name or id"),
+    OpenApiParameter("difficulty", str, enum=list(selectors.DIFFICULTIES)),
+    OpenApiParameter("verdict", str, enum=list(selectors.VERDICTS),
+                     description="Effective verdict: a human audit overrides the verifiers"),
+    OpenApiParameter("audited", bool),
+]
+
+
+# ------------------------------------------------------------------ tools, personas
+class ToolListApi(BaseApi):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        description = serializers.CharField()
+        source = serializers.CharField(source="source.name")
+        domain = serializers.CharField(source="domain.name", default=None)
+        category = serializers.CharField(source="category.name", default=None)
+        canonical = serializers.IntegerField(source="canonical_id", allow_null=True)
+        input_schema = serializers.JSONField()
+        output_schema = serializers.JSONField(allow_null=True)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, description="Search name (trigram) and description"),
+                    OpenApiParameter("domain", str), OpenApiParameter("category", str)],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request):
+        qs = selectors.tool_list(q=request.query_params.get("q", ""),
+                                 domain=request.query_params.get("domain", ""),
+                                 category=request.query_params.get("category", ""))
+        return paginate(queryset=qs, serializer_class=self.OutputSerializer, request=request, view=self)
+
+
+class ToolDetailApi(BaseApi):
+    @extend_schema(responses=ToolListApi.OutputSerializer)
+    def get(self, request, pk: int):
+        tool = get_object_or_404(selectors.tool_list(), pk=pk)
+        return Response(ToolListApi.OutputSerializer(tool).data)
+
+
+class PersonaListApi(BaseApi):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        role = serializers.CharField()
+        background = serializers.CharField()
+        style = serializers.CharField()
+        goals = serializers.JSONField()
+        domain = serializers.CharField(source="domain.name", default=None)
+        origin = serializers.CharField()
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request):
+        return paginate(queryset=selectors.persona_list(), serializer_class=self.OutputSerializer,
+                        request=request, view=self)
+
+
+# ------------------------------------------------------------------ iterations
+class IterationOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    stage_detail = serializers.CharField()
+    error = serializers.CharField()
+    config = serializers.JSONField()
+    progress = serializers.JSONField()
+    input_checkpoint = serializers.IntegerField(source="input_checkpoint_id", allow_null=True)
+    output_checkpoint = serializers.IntegerField(source="output_checkpoint_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class IterationListApi(BaseApi):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+        config = serializers.JSONField(help_text="IterationConfig fields; omitted ones take their defaults")
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [IsAuthenticated(), IsOperator()]
+        return super().get_permissions()
+
+    @extend_schema(responses=IterationOutputSerializer(many=True))
+    def get(self, request):
+        return paginate(queryset=selectors.iteration_list(), serializer_class=IterationOutputSerializer,
+                        request=request, view=self)
+
+    @extend_schema(request=InputSerializer, responses={201: IterationOutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            iteration = iteration_launch(config=data.validated_data["config"], created_by=request.user,
+                                         name=data.validated_data["name"])
+        except ConfigError as exc:
+            raise ValidationError({"config": exc.errors}) from None
+        return Response(IterationOutputSerializer(iteration).data, status=status.HTTP_201_CREATED)
+
+
+class IterationDetailApi(BaseApi):
+    @extend_schema(responses=IterationOutputSerializer)
+    def get(self, request, pk: int):
+        return Response(IterationOutputSerializer(get_object_or_404(Iteration, pk=pk)).data)
+
+
+class IterationCancelApi(BaseApi):
+    permission_classes = [IsAuthenticated, IsOperator]
+
+    @extend_schema(request=None, responses=IterationOutputSerializer)
+    def post(self, request, pk: int):
+        iteration = iteration_cancel(iteration=get_object_or_404(Iteration, pk=pk))
+        return Response(IterationOutputSerializer(iteration).data)
+
+
+# ------------------------------------------------------------------ trajectories
+class TrajectoryOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    iteration = serializers.IntegerField(source="iteration_id")
+    seq = serializers.IntegerField()
+    mode = serializers.CharField(source="kind")
+    status = serializers.CharField()
+    domain = serializers.IntegerField(source="domain_id", allow_null=True)
+    category = serializers.IntegerField(source="category_id", allow_null=True)
+    score = serializers.FloatField(allow_null=True)
+    difficulty = serializers.CharField()
+    verdict = serializers.CharField()
+    audit_decision = serializers.CharField()
+    effective_verdict = serializers.CharField()
+    repaired = serializers.BooleanField()
+    num_turns = serializers.IntegerField()
+    tokens = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_tokens(self, obj) -> int:
+        return obj.prompt_tokens + obj.completion_tokens
+
+
+class TrajectoryListApi(BaseApi):
+    @extend_schema(parameters=FILTER_PARAMETERS, responses=TrajectoryOutputSerializer(many=True))
+    def get(self, request):
+        qs = selectors.trajectory_list(filters=parse_trajectory_filters(request.query_params))
+        return paginate(queryset=qs, serializer_class=TrajectoryOutputSerializer, request=request, view=self)
+
+
+class TrajectoryDetailApi(BaseApi):
+    class OutputSerializer(TrajectoryOutputSerializer):
+        class MessageSerializer(serializers.Serializer):
+            index = serializers.IntegerField()
+            role = serializers.CharField()
+            agent = serializers.CharField()
+            content = serializers.CharField()
+            tool_calls = serializers.JSONField()
+            tool_results = serializers.JSONField()
+
+        goal = serializers.CharField()
+        offered_tools = serializers.JSONField()
+        reference_calls = serializers.JSONField()
+        score_detail = serializers.JSONField()
+        messages = MessageSerializer(many=True, source="messages.all")
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, pk: int):
+        try:
+            trajectory = selectors.trajectory_get(pk=pk)
+        except selectors.Trajectory.DoesNotExist:
+            return Response({"detail": "No such trajectory."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(self.OutputSerializer(trajectory).data)
+
+
+# ------------------------------------------------------------------ evaluations
+class EvaluationListApi(BaseApi):
+    class OutputSerializer(serializers.Serializer):
+        class ResultSerializer(serializers.Serializer):
+            category = serializers.CharField()
+            correct = serializers.IntegerField()
+            total = serializers.IntegerField()
+            accuracy = serializers.FloatField()
+
+        id = serializers.IntegerField()
+        checkpoint = serializers.CharField(source="checkpoint.name")
+        iteration = serializers.IntegerField(source="iteration_id", allow_null=True)
+        benchmark = serializers.CharField()
+        status = serializers.CharField()
+        limit = serializers.IntegerField(allow_null=True)
+        overall = serializers.FloatField(allow_null=True)
+        results = ResultSerializer(many=True, source="results.all")
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(parameters=[OpenApiParameter("iteration", int)], responses=OutputSerializer(many=True))
+    def get(self, request):
+        raw = request.query_params.get("iteration")
+        if raw and not raw.isdigit():
+            raise ValidationError({"iteration": f"{raw!r} is not an iteration id (an integer)"})
+        qs = selectors.evaluation_list(iteration=int(raw) if raw else None)
+        return paginate(queryset=qs, serializer_class=self.OutputSerializer, request=request, view=self)
+
+
+# ------------------------------------------------------------------ exports
+class ExportListApi(BaseApi):
+    @extend_schema(responses=inline_serializer("ExportFormats", {"formats": serializers.DictField()}))
+    def get(self, request):
+        base = request.build_absolute_uri("/api/exports/")
+        return Response({"formats": {fmt: f"{base}{fmt}/" for fmt in FORMATS}})
+
+
+class ExportApi(BaseApi):
+    @extend_schema(
+        parameters=[
+            *[p for p in FILTER_PARAMETERS if p.name != "verdict"],
+            OpenApiParameter("include", str, enum=["accepted", "all"],
+                             description="accepted (default): effective-accepted only; all: every trajectory"),
+        ],
+        responses={(200, "application/x-ndjson"): OpenApiTypes.STR},
+    )
+    def get(self, request, fmt: str):
+        if fmt not in FORMATS:
+            raise ValidationError({"format": f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}"})
+        include = request.query_params.get("include", "accepted")
+        if include not in ("accepted", "all"):
+            raise ValidationError({"include": f"unknown value {include!r}; valid: accepted, all"})
+        params = request.query_params.copy()
+        if include == "accepted":
+            params["verdict"] = "accepted"
+        qs = selectors.trajectory_list(filters=parse_trajectory_filters(params))
+        return streaming_response(request, export_lines(qs, fmt), content_type="application/x-ndjson",
+                                  filename=f"inftool-{fmt}.jsonl")

@@ -1,0 +1,180 @@
+"""Dataset exports: trajectories as JSONL in OpenAI, ShareGPT and BFCL form, streamed.
+
+Rows are read with a server-side cursor (``iterator(chunk_size=...)``) and their messages
+prefetched one chunk at a time, so memory stays flat whatever the export size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from inftool_web.synth.models import Message, Trajectory
+
+FORMATS = ("openai", "sharegpt", "bfcl")
+CHUNK_SIZE = 1000
+_FLUSH_BYTES = 256 * 1024
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _as_dict(value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def openai_tool(tool: dict) -> dict:
+    """An MCP tool definition (or an OpenAI one, passed through) as an OpenAI function."""
+    if tool.get("type") == "function" and "function" in tool:
+        return tool
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.get("name", ""),
+            "description": tool.get("description", ""),
+            "parameters": tool.get("inputSchema") or tool.get("parameters") or {"type": "object", "properties": {}},
+        },
+    }
+
+
+def _plain_tool(tool: dict) -> dict:
+    return openai_tool(tool)["function"]
+
+
+def normalize_call(call: dict) -> dict:
+    """``{"name", "arguments": dict}`` from an OpenAI, MCP or plain call."""
+    fn = call.get("function", call) if isinstance(call, dict) else {}
+    args = fn.get("arguments", fn.get("args", {}))
+    return {"name": fn.get("name", ""), "arguments": _as_dict(args) if not isinstance(args, dict) else args}
+
+
+def _openai_messages(t: Trajectory, messages: Iterable[Message]) -> list[dict]:
+    out: list[dict] = []
+    pending_ids: list[str] = []
+    for m in messages:
+        if m.role == "assistant":
+            msg: dict[str, Any] = {"role": "assistant", "content": m.content or None}
+            if m.tool_calls:
+                calls = []
+                for i, raw in enumerate(m.tool_calls):
+                    call = normalize_call(raw)
+                    call_id = (raw.get("id") if isinstance(raw, dict) else None) or f"call_{t.pk}_{m.index}_{i}"
+                    calls.append({"id": call_id, "type": "function",
+                                  "function": {"name": call["name"], "arguments": _dumps(call["arguments"])}})
+                msg["tool_calls"] = calls
+                pending_ids = [c["id"] for c in calls]
+            out.append(msg)
+        elif m.role == "tool":
+            call_id = ""
+            for r in m.tool_results or []:
+                if isinstance(r, dict) and r.get("tool_call_id"):
+                    call_id = r["tool_call_id"]
+                    break
+            if call_id in pending_ids:
+                pending_ids.remove(call_id)
+            elif pending_ids:
+                call_id = pending_ids.pop(0)
+            out.append({"role": "tool", "tool_call_id": call_id or f"call_{t.pk}_{m.index}",
+                        "content": m.content or ""})
+        else:
+            out.append({"role": m.role, "content": m.content or ""})
+    return out
+
+
+def to_openai(t: Trajectory, messages: list[Message]) -> dict:
+    return {"messages": _openai_messages(t, messages), "tools": [openai_tool(x) for x in t.offered_tools or []]}
+
+
+_SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt", "tool": "tool"}
+
+
+def to_sharegpt(t: Trajectory, messages: list[Message]) -> dict:
+    conversations = []
+    for m in messages:
+        value = m.content or ""
+        if m.role == "assistant" and m.tool_calls:
+            tags = [f"<tool_call>\n{_dumps(normalize_call(c))}\n</tool_call>" for c in m.tool_calls]
+            value = "\n".join([value, *tags]) if value else "\n".join(tags)
+        conversations.append({"from": _SHAREGPT_FROM.get(m.role, m.role), "value": value})
+    return {"conversations": conversations, "tools": _dumps([openai_tool(x) for x in t.offered_tools or []])}
+
+
+def _bfcl_call_string(call: dict) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in call["arguments"].items())
+    return f"{call['name']}({args})"
+
+
+def to_bfcl(t: Trajectory, messages: list[Message]) -> dict:
+    """BFCL V3 style: ``question`` is a list of turns (each a list of messages) and
+    ``ground_truth`` lists, per call, the acceptable values of each argument; multi-turn
+    rows hold one list of call strings per user turn, as BFCL's multi-turn files do."""
+    turns: list[list[dict]] = []
+    calls_per_turn: list[list[dict]] = []
+    system: list[dict] = []
+    for m in messages:
+        if m.role == "system":
+            system.append({"role": "system", "content": m.content or ""})
+        elif m.role == "user":
+            turns.append([*system, {"role": "user", "content": m.content or ""}])
+            system = []
+            calls_per_turn.append([])
+        elif m.role == "assistant" and m.tool_calls and calls_per_turn:
+            calls_per_turn[-1].extend(normalize_call(c) for c in m.tool_calls)
+    if t.kind == Trajectory.Kind.MULTI_TURN:
+        ground_truth: list = [[_bfcl_call_string(c) for c in calls] for calls in calls_per_turn]
+    elif t.kind == Trajectory.Kind.IRRELEVANCE:
+        ground_truth = []
+    else:
+        refs = [normalize_call(c) for c in t.reference_calls or []] or (calls_per_turn[0] if calls_per_turn else [])
+        ground_truth = [{c["name"]: {k: [v] for k, v in c["arguments"].items()}} for c in refs]
+    return {
+        "id": f"inftool_{t.kind}_{t.iteration_id}_{t.seq}",
+        "question": turns,
+        "function": [_plain_tool(x) for x in t.offered_tools or []],
+        "ground_truth": ground_truth,
+    }
+
+
+CONVERTERS = {"openai": to_openai, "sharegpt": to_sharegpt, "bfcl": to_bfcl}
+
+
+def export_queryset(qs: QuerySet[Trajectory]) -> QuerySet[Trajectory]:
+    messages = Prefetch(
+        "messages",
+        queryset=Message.objects.order_by("index").only(
+            "id", "trajectory_id", "index", "role", "content", "tool_calls", "tool_results"
+        ),
+    )
+    return qs.only("id", "iteration_id", "seq", "kind", "offered_tools", "reference_calls").prefetch_related(messages)
+
+
+def export_lines(qs: QuerySet[Trajectory], fmt: str, *, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """JSONL bytes, a few hundred KB at a time, for every trajectory of ``qs``."""
+    if fmt not in CONVERTERS:
+        raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
+    convert = CONVERTERS[fmt]
+    buf: list[str] = []
+    size = 0
+    for t in export_queryset(qs).iterator(chunk_size=chunk_size):
+        line = _dumps(convert(t, list(t.messages.all())))
+        buf.append(line)
+        size += len(line)
+        if size >= _FLUSH_BYTES:
+            buf.append("")
+            yield "\n".join(buf).encode()
+            buf, size = [], 0
+    if buf:
+        buf.append("")
+        yield "\n".join(buf).encode()

@@ -1,0 +1,173 @@
+"""Server-rendered inline SVG charts: bars, stacked shares and lines, no JavaScript.
+
+Every label passes through ``escape``; numbers are formatted here. The charts scale with
+their container (``viewBox`` + ``width: 100%`` in CSS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+PALETTE = ("#3b6fd8", "#e0803a", "#3aa37a", "#c94b6d", "#8a63d2", "#8d8d8d", "#c2a32b")
+EASY_HARD = ("#7cc6a4", "#d9694a")
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    for step in (1, 2, 2.5, 5):
+        scale = 10 ** (len(str(int(value))) - 1) if value >= 1 else 0.1
+        if step * scale >= value:
+            return step * scale
+    return 10 * (10 ** (len(str(int(value))) - 1))
+
+
+def _fmt(value: float, fmt: str) -> str:
+    return fmt.format(value)
+
+
+def _legend(names: Sequence[str], colors: Sequence[str], x: float, y: float) -> list[str]:
+    out, cx = [], x
+    for name, color in zip(names, colors, strict=False):
+        out.append(f'<rect x="{cx:.1f}" y="{y - 9:.1f}" width="10" height="10" rx="2" fill="{color}"/>')
+        out.append(f'<text x="{cx + 14:.1f}" y="{y:.1f}" class="legend">{escape(name)}</text>')
+        cx += 22 + 7 * len(str(name))
+    return out
+
+
+def _empty(title: str, width: int, height: int) -> SafeString:
+    return mark_safe(
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
+        f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="muted">no data yet</text></svg>'
+    )
+
+
+def bar_chart(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float]]],
+    *,
+    title: str,
+    value_fmt: str = "{:.0f}",
+    y_max: float | None = None,
+    width: int = 560,
+    height: int = 240,
+) -> SafeString:
+    """Grouped vertical bars: one group per label, one bar per series."""
+    if not labels or not series or not any(v for _, vals in series for v in vals):
+        return _empty(title, width, height)
+    left, right, top, bottom = 44, 10, 26, 42
+    plot_w, plot_h = width - left - right, height - top - bottom
+    top_value = y_max if y_max is not None else _nice_max(max(v for _, vals in series for v in vals))
+    group_w = plot_w / len(labels)
+    bar_w = max(2.0, min(28.0, (group_w - 6) / len(series)))
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
+    for i in range(5):
+        v = top_value * i / 4
+        y = top + plot_h - plot_h * i / 4
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end" class="tick">{escape(_fmt(v, value_fmt))}</text>')
+    colors = PALETTE if len(series) > 1 else (PALETTE[0],)
+    for gi, label in enumerate(labels):
+        gx = left + gi * group_w + (group_w - bar_w * len(series)) / 2
+        for si, (name, values) in enumerate(series):
+            v = values[gi] if gi < len(values) else 0
+            h = 0 if top_value == 0 else plot_h * min(v, top_value) / top_value
+            x, y = gx + si * bar_w, top + plot_h - h
+            tip = f"{name} · {label}: {_fmt(v, value_fmt)}" if len(series) > 1 else f"{label}: {_fmt(v, value_fmt)}"
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" '
+                f'fill="{colors[si % len(colors)]}"><title>{escape(tip)}</title></rect>'
+            )
+        short = str(label) if len(str(label)) <= 14 else str(label)[:13] + "…"
+        parts.append(
+            f'<text x="{left + gi * group_w + group_w / 2:.1f}" y="{top + plot_h + 14}" '
+            f'text-anchor="middle" class="tick">{escape(short)}</text>'
+        )
+    if len(series) > 1:
+        parts += _legend([n for n, _ in series], colors, left, height - 8)
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def share_bars(
+    rows: Sequence[tuple[str, Sequence[float]]],
+    *,
+    parts_names: Sequence[str],
+    title: str,
+    colors: Sequence[str] = EASY_HARD,
+    width: int = 560,
+) -> SafeString:
+    """One horizontal 100% bar per row, split into parts (e.g. easy / hard), counts labelled."""
+    if not rows or not any(sum(v) for _, v in rows):
+        return _empty(title, width, 80)
+    label_w, right, row_h, top = 130, 50, 22, 8
+    height = top + row_h * len(rows) + 26
+    plot_w = width - label_w - right
+    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
+    for ri, (label, values) in enumerate(rows):
+        y = top + ri * row_h
+        total = sum(values)
+        short = str(label) if len(str(label)) <= 20 else str(label)[:19] + "…"
+        out.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" class="tick">{escape(short)}</text>')
+        x = float(label_w)
+        for pi, v in enumerate(values):
+            w = plot_w * v / total if total else 0
+            if w > 0:
+                pct = 100 * v / total
+                out.append(
+                    f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{colors[pi % len(colors)]}">'
+                    f"<title>{escape(f'{label} · {parts_names[pi]}: {v:.0f} ({pct:.0f}%)')}</title></rect>"
+                )
+                if w > 34:
+                    out.append(f'<text x="{x + 4:.1f}" y="{y + 15}" class="in-bar">{pct:.0f}%</text>')
+            x += w
+        out.append(f'<text x="{width - right + 6}" y="{y + 14}" class="tick">{total:.0f}</text>')
+    out += _legend(parts_names, colors, label_w, height - 6)
+    out.append("</svg>")
+    return mark_safe("".join(out))
+
+
+def line_chart(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    title: str,
+    value_fmt: str = "{:.0%}",
+    y_max: float = 1.0,
+    width: int = 560,
+    height: int = 240,
+) -> SafeString:
+    """Lines over an ordinal x axis (iterations, checkpoints); ``None`` leaves a gap."""
+    if not labels or not series or all(v is None for _, vals in series for v in vals):
+        return _empty(title, width, height)
+    left, right, top, bottom = 44, 14, 16, 46
+    plot_w, plot_h = width - left - right, height - top - bottom
+    step = plot_w / max(1, len(labels) - 1) if len(labels) > 1 else 0
+    x0 = left if len(labels) > 1 else left + plot_w / 2
+    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
+    for i in range(5):
+        v = y_max * i / 4
+        y = top + plot_h - plot_h * i / 4
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        out.append(f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end" class="tick">{escape(_fmt(v, value_fmt))}</text>')
+    for i, label in enumerate(labels):
+        short = str(label) if len(str(label)) <= 14 else str(label)[:13] + "…"
+        out.append(f'<text x="{x0 + i * step:.1f}" y="{top + plot_h + 14}" text-anchor="middle" class="tick">{escape(short)}</text>')
+    for si, (name, values) in enumerate(series):
+        color = PALETTE[si % len(PALETTE)]
+        points = [
+            (x0 + i * step, top + plot_h - plot_h * min(v, y_max) / y_max, v)
+            for i, v in enumerate(values) if v is not None
+        ]
+        if len(points) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for (x, y, v), label in zip(points, [lab for lab, v in zip(labels, values, strict=False) if v is not None], strict=False):
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}">'
+                       f"<title>{escape(f'{name} · {label}: {_fmt(v, value_fmt)}')}</title></circle>")
+    out += _legend([n for n, _ in series], PALETTE, left, height - 8)
+    out.append("</svg>")
+    return mark_safe("".join(out))

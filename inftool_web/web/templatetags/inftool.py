@@ -1,0 +1,42 @@
+import json
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """Indented JSON as plain text; the template's autoescape makes it safe to show."""
+    if value in (None, "", [], {}):
+        return ""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+@register.filter
+def pct(value, digits: int = 0) -> str:
+    if value is None or value == "":
+        return "—"
+    return f"{float(value) * 100:.{int(digits)}f}%"
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key, 0) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def call_name(call) -> str:
+    fn = call.get("function", call) if isinstance(call, dict) else {}
+    return fn.get("name", "")
+
+
+@register.filter
+def call_args(call) -> str:
+    fn = call.get("function", call) if isinstance(call, dict) else {}
+    return pretty_json(fn.get("arguments", {}))
