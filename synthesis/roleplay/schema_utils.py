@@ -153,7 +153,7 @@ _FORMATS = {
 def is_id_key(name: str) -> bool:
     """Whether a property name looks like an identifier (``id``, ``order_id``, ``userId``)."""
     low = name.lower()
-    return low in ("id", "uuid", "key", "code") or low.endswith("_id") or (name.endswith("Id") and len(name) > 2) or low.endswith("_uuid")
+    return low in ("id", "uuid") or low.endswith("_id") or (name.endswith("Id") and len(name) > 2) or low.endswith("_uuid")
 
 
 def make_id(prefix: str, rng: random.Random) -> str:

@@ -1,0 +1,88 @@
+from synthesis.llm.base import ChatResult, InvalidModelOutput
+from synthesis.llm.scripted import ScriptedBackend
+from synthesis.roleplay import MemorySink, RoleplayConfig, TrajectorySpec, run_trajectories
+from synthesis.roleplay.steps import MessageStep, ReflectionStep
+
+from .fakes import GET_WEATHER, as_json, call, smart_backend
+
+CFG = dict(agent_protocol="native", consistency_samples=0, single_turn_execute=False, verifier_count=0)
+
+
+def run_single(agent: ScriptedBackend, **cfg):
+    sink = MemorySink()
+    spec = TrajectorySpec(id="t", mode="single", tools=[GET_WEATHER], seed=3)
+    (res,) = run_trajectories([spec], {"agent": agent, "default": smart_backend()}, sink, RoleplayConfig(**{**CFG, **cfg}))
+    return res, sink.steps["t"]
+
+
+def reflections(steps):
+    return [s for s in steps if isinstance(s, ReflectionStep)]
+
+
+def test_hallucinated_tool_is_repaired():
+    agent = ScriptedBackend(replies=[call("get_wether", city="Oslo"), call("get_weather", city="Oslo")])
+    res, steps = run_single(agent)
+    (r,) = reflections(steps)
+    assert r.action == "repaired" and r.attempts == 2
+    assert [p["code"] for p in r.problems[0]] == ["unknown_tool"]
+    assert "get_wether" in r.problem
+    msg = steps[r.index + 1]
+    assert isinstance(msg, MessageStep) and r.target_index == msg.index
+    assert msg.calls() == [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
+    # the model was re-asked with the validator's message and its own failed attempt
+    repair = agent.requests[1]
+    assert "does not exist" in repair.messages[-1]["content"]
+    assert repair.messages[-2]["tool_calls"][0]["function"]["name"] == "get_wether"
+    assert repair.tool_choice == "required"
+    assert res.status == "accepted"
+
+
+def test_schema_invalid_arguments_are_rejected_after_bounded_attempts():
+    agent = ScriptedBackend(replies=[call("get_weather", city=3)] * 3)
+    res, steps = run_single(agent, max_repair_attempts=2)
+    (r,) = reflections(steps)
+    assert r.action == "rejected" and r.attempts == 3 and len(r.problems) == 3
+    assert all(p[0]["code"] == "schema_violation" for p in r.problems)
+    assert len(agent.requests) == 3
+    # repairs are forced onto the right tool, so constrained backends fix the arguments
+    assert agent.requests[1].tool_choice == {"name": "get_weather"}
+    # nothing follows the rejected step but the finish
+    assert steps[-1].kind == "finish" and steps[-2] is r
+    assert res.status == "rejected" and "self-reflection" in res.finish.reason
+
+
+def test_invented_argument_and_unparseable_reply_are_repaired():
+    bad_json = ChatResult(text='{"name": "get_weather", "arguments": {', error=InvalidModelOutput("bad", raw="{"))
+    agent = ScriptedBackend(replies=[bad_json, call("get_weather", city="Oslo", colour="red"), call("get_weather", city="Oslo")])
+    res, steps = run_single(agent, max_repair_attempts=2)
+    (r,) = reflections(steps)
+    assert r.action == "repaired" and r.attempts == 3
+    assert [p[0]["code"] for p in r.problems] == ["invalid_output", "unknown_argument"]
+    assert "colour" in r.problems[1][0]["message"]
+
+
+def test_zero_repairs_rejects_at_once():
+    agent = ScriptedBackend(replies=[call("nope")])
+    res, steps = run_single(agent, max_repair_attempts=0)
+    (r,) = reflections(steps)
+    assert r.action == "rejected" and r.attempts == 1 and len(agent.requests) == 1
+
+
+def test_planned_protocol_repairs_the_forced_call():
+    agent = ScriptedBackend(
+        replies=[as_json({"action": "call_tools", "tools": ["get_weather"]}), call("get_weather", city=3), call("get_weather", city="Oslo")]
+    )
+    res, steps = run_single(agent, agent_protocol="planned")
+    (r,) = reflections(steps)
+    assert r.action == "repaired"
+    assert agent.requests[0].json_schema["properties"]["tools"]["items"]["enum"] == ["get_weather"]
+    assert agent.requests[1].tool_choice == {"name": "get_weather"}
+    assert steps[r.index + 1].calls()[0]["arguments"] == {"city": "Oslo"}
+
+
+def test_every_agent_step_is_reflected_even_when_fine():
+    agent = ScriptedBackend(replies=[call("get_weather", city="Oslo")], default=lambda r: "It is sunny in Oslo.")
+    res, steps = run_single(agent, single_turn_execute=True)
+    rs = reflections(steps)
+    assert [r.action for r in rs] == ["ok", "ok"]
+    assert all(steps[r.index + 1].index == r.target_index for r in rs)

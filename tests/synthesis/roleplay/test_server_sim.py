@@ -1,0 +1,141 @@
+import json
+
+from synthesis.llm.base import ChatResult
+from synthesis.llm.scripted import ScriptedBackend
+from synthesis.roleplay import MemorySink, RoleplayConfig, TrajectorySpec, run_trajectories
+from synthesis.roleplay.schema_utils import validation_errors
+from synthesis.roleplay.server_sim import INVALID_PARAMS, ServerSimulator, response_value, verb_of
+
+from .fakes import ALL_TOOLS, CREATE_ORDER, GET_ORDER, ORDER_OUT, SEND_EMAIL, as_json, call, smart_backend, text
+
+
+def drive(gen, replies=()):
+    """Run a server generator, answering its model requests with ``replies``."""
+    replies = list(replies)
+    try:
+        ask = next(gen)
+        while True:
+            ask = gen.send([[replies.pop(0)] for _ in ask])
+    except StopIteration as stop:
+        return stop.value
+
+
+def exec_call(server, rpc_id, name, args, replies=()):
+    resp = drive(server.handle(rpc_id, name, args), replies)
+    server.observe(name, args, resp)
+    return resp
+
+
+def test_protocol_errors_are_json_rpc_errors():
+    s = ServerSimulator(ALL_TOOLS, use_model=False)
+    r = exec_call(s, 1, "launch_rocket", {})
+    assert r["jsonrpc"] == "2.0" and r["id"] == 1 and r["error"]["code"] == INVALID_PARAMS
+    assert "Unknown tool" in r["error"]["message"]
+    r = exec_call(s, 2, "create_order", {"item": "tea"})
+    assert r["error"]["code"] == INVALID_PARAMS and "quantity" in r["error"]["message"]
+
+
+def test_results_validate_and_carry_structured_content():
+    s = ServerSimulator(ALL_TOOLS, use_model=False, seed=4)
+    r = exec_call(s, 1, "create_order", {"item": "tea", "quantity": 2})
+    res = r["result"]
+    assert res["isError"] is False and validation_errors(res["structuredContent"], ORDER_OUT) == []
+    assert json.loads(res["content"][0]["text"]) == res["structuredContent"]
+    # the result echoes the arguments it was given
+    assert res["structuredContent"]["item"] == "tea" and res["structuredContent"]["quantity"] == 2
+    # no outputSchema: text content only
+    r = exec_call(s, 2, "send_email", {"to": "a@example.com", "subject": "hi"})
+    assert "structuredContent" not in r["result"] and json.loads(r["result"]["content"][0]["text"])
+
+
+def test_created_id_is_found_later_updated_and_deleted():
+    s = ServerSimulator(ALL_TOOLS, use_model=False, seed=1)
+    created = response_value(exec_call(s, 1, "create_order", {"item": "oat milk", "quantity": 3}))
+    oid = created["order_id"]
+    got = response_value(exec_call(s, 2, "get_order", {"order_id": oid}))
+    assert got == created
+    exec_call(s, 3, "delete_order", {"order_id": oid})
+    r = exec_call(s, 4, "get_order", {"order_id": oid})
+    assert r["result"]["isError"] is True and oid in r["result"]["content"][0]["text"]
+
+
+def test_model_results_are_kept_when_valid_and_made_consistent():
+    s = ServerSimulator(ALL_TOOLS, use_model=True, seed=1)
+    model_create = as_json({"order_id": "ORD-77", "item": "oat milk", "quantity": 3, "status": "placed"})
+    created = response_value(exec_call(s, 1, "create_order", {"item": "oat milk", "quantity": 3}, [model_create]))
+    assert created["order_id"] == "ORD-77"
+    # the model forgets what it created; the store wins
+    model_get = as_json({"order_id": "ORD-77", "item": "bread", "quantity": 9, "status": "shipped"})
+    got = response_value(exec_call(s, 2, "get_order", {"order_id": "ORD-77"}, [model_get]))
+    assert (got["item"], got["quantity"]) == ("oat milk", 3)
+    assert got["status"] == "placed"
+    # garbage from the model: a valid instance instead
+    r = exec_call(s, 3, "get_order", {"order_id": "ORD-77"}, [text("{not json")])
+    assert validation_errors(r["result"]["structuredContent"], ORDER_OUT) == []
+    assert r["result"]["structuredContent"]["item"] == "oat milk"
+    # the model saw the stored record
+    prompt = drive_prompt(s, "get_order", {"order_id": "ORD-77"})
+    assert "oat milk" in prompt
+
+
+def drive_prompt(server, name, args):
+    gen = server.handle(9, name, args)
+    ask = next(gen)
+    gen.close()
+    assert ask[0].request.json_schema == ORDER_OUT
+    return ask[0].request.messages[-1]["content"]
+
+
+def test_unknown_ids_are_taken_as_existing_and_then_stay_stable():
+    s = ServerSimulator(ALL_TOOLS, use_model=False, seed=2)
+    first = response_value(exec_call(s, 1, "get_order", {"order_id": "A-1"}))
+    again = response_value(exec_call(s, 2, "get_order", {"order_id": "A-1"}))
+    assert first["order_id"] == "A-1" and again == first
+
+
+def test_verbs():
+    assert verb_of("create_order") == "create"
+    assert verb_of("deleteOrder") == "delete"
+    assert verb_of("orders.cancel") == "cancel"
+
+
+def last_tool_result(req):
+    tool_msgs = [m for m in req.messages if m["role"] == "tool"]
+    return json.loads(tool_msgs[-1]["content"]) if tool_msgs else None
+
+
+def test_multi_turn_conversation_finds_the_created_order():
+    """create_order returns id X in turn 1; get_order(X) in turn 2 returns the same order."""
+
+    def agent(req):
+        n_user = sum(1 for m in req.messages if m["role"] == "user")
+        if req.messages[-1]["role"] == "tool":
+            return "All done."
+        if n_user == 1:
+            return call("create_order", item="oat milk", quantity=3)
+        order = [m for m in req.messages if m["role"] == "tool"][-1]
+        return call("get_order", order_id=json.loads(order["content"])["order_id"])
+
+    users = iter(
+        [
+            {"goal_met": False, "message": "Order 3 oat milk please."},
+            {"goal_met": False, "message": "What is the status of that order?"},
+            {"goal_met": True, "message": "Thanks!"},
+        ]
+    )
+    user = ScriptedBackend(default=lambda r: json.dumps(next(users)))
+    sink = MemorySink()
+    spec = TrajectorySpec(id="mt", mode="multi_turn", tools=[CREATE_ORDER, GET_ORDER], seed=8, target_tools=["create_order", "get_order"])
+    cfg = RoleplayConfig(agent_protocol="native", verifier_count=1)
+    (res,) = run_trajectories([spec], {"agent": ScriptedBackend(default=agent), "user": user, "scenario": smart_backend(), "default": smart_backend()}, sink, cfg)
+    tools = [m for m in res.messages() if m.role == "tool"]
+    assert [m.name for m in tools] == ["create_order", "get_order"]
+    created, found = (m.mcp["result"]["structuredContent"] for m in tools)
+    assert found["order_id"] == created["order_id"]
+    assert (found["item"], found["quantity"]) == (created["item"], created["quantity"]) == ("oat milk", 3)
+    # JSON-RPC shapes are kept: the request on the assistant message, the response on the tool message
+    calls = [m for m in res.messages() if m.role == "assistant" and m.tool_calls]
+    assert [c.mcp[0]["id"] for c in calls] == [1, 2] and calls[1].mcp[0]["method"] == "tools/call"
+    assert [t.mcp["id"] for t in tools] == [1, 2]
+    assert res.messages()[-1].meta["goal_met"] is True
+    assert res.finish.score_components["execution"] == 1.0

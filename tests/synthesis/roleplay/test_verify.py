@@ -1,0 +1,80 @@
+from synthesis.llm.scripted import ScriptedBackend
+from synthesis.roleplay import MemorySink, RoleplayConfig, TrajectorySpec, run_trajectories
+from synthesis.roleplay.steps import VoteStep
+from synthesis.roleplay.verify import majority
+
+from .fakes import GET_WEATHER, as_json, smart_backend, smart_reply
+
+CFG = dict(consistency_samples=0, single_turn_execute=False)
+
+
+def vote(decision, why):
+    return as_json({"rationale": why, "decision": decision})
+
+
+def run(backends, **cfg):
+    sink = MemorySink()
+    spec = TrajectorySpec(id="t", mode="single", tools=[GET_WEATHER], seed=5)
+    (res,) = run_trajectories([spec], {**backends, "default": smart_backend()}, sink, RoleplayConfig(**{**CFG, **cfg}))
+    return res, [s for s in sink.steps["t"] if isinstance(s, VoteStep)]
+
+
+def test_split_vote_triggers_negotiation_and_all_votes_are_emitted():
+    v0 = ScriptedBackend(replies=[vote("accept", "right tool"), vote("accept", "still right")])
+    v1 = ScriptedBackend(replies=[vote("reject", "the city is invented"), vote("accept", "the query does name the city")])
+    v2 = ScriptedBackend(replies=[vote("accept", "natural"), vote("accept", "natural")])
+    res, votes = run({"verifier:0": v0, "verifier:1": v1, "verifier:2": v2}, verifier_count=3, negotiation_rounds=2)
+    assert [(v.verifier, v.round, v.decision) for v in votes] == [
+        ("rules", 0, "accept"),
+        ("v0-intent", 0, "accept"),
+        ("v1-faithfulness", 0, "reject"),
+        ("v2-realism", 0, "accept"),
+        ("v0-intent", 1, "accept"),
+        ("v1-faithfulness", 1, "accept"),
+        ("v2-realism", 1, "accept"),
+    ]
+    # unanimous after round 1: no round 2
+    assert res.finish.verdict == "accept" and res.status == "accepted"
+    # in negotiation each verifier read the others' rationales
+    negotiation = v0.requests[1].messages[-1]["content"]
+    assert "the city is invented" in negotiation and "right tool" in negotiation
+    assert "the city is invented" not in v1.requests[1].messages[-1]["content"].split("The other reviewers voted:")[1]
+
+
+def test_majority_of_last_round_decides_and_a_tie_rejects():
+    a = ScriptedBackend(default=lambda r: vote("accept", "fine").text)
+    b = ScriptedBackend(default=lambda r: vote("reject", "bad").text)
+    res, votes = run({"verifier:0": a, "verifier:1": b}, verifier_count=2, negotiation_rounds=1)
+    assert [v.round for v in votes] == [0, 0, 0, 1, 1]
+    assert res.finish.verdict == "reject"
+    res, votes = run({"verifier:0": a, "verifier:1": b, "verifier:2": a}, verifier_count=3, negotiation_rounds=3)
+    assert max(v.round for v in votes) == 3
+    assert res.finish.verdict == "accept"
+
+
+def query_without_values(req):
+    if req.json_schema and set(req.json_schema.get("properties", {})) == {"query"}:
+        return as_json({"query": "Tell me something nice please."})
+    return smart_reply(req)
+
+
+def test_rule_reject_skips_model_votes():
+    # a query that mentions none of the reference values fails the coverage rule
+    verifier = ScriptedBackend(default=lambda r: vote("accept", "ok").text)
+    res, votes = run({"scenario": ScriptedBackend(default=query_without_values), "verifier": verifier}, verifier_count=3)
+    assert [v.verifier for v in votes] == ["rules"]
+    assert votes[0].decision == "reject" and "reference values" in votes[0].rationale
+    assert verifier.requests == []
+    assert res.status == "rejected"
+
+
+def test_unreadable_vote_counts_as_reject():
+    bad = ScriptedBackend(default=lambda r: "not json")
+    res, votes = run({"verifier": bad}, verifier_count=1)
+    assert votes[-1].decision == "reject" and "error" in votes[-1].meta
+
+
+def test_majority():
+    assert majority(["accept"]) == "accept"
+    assert majority(["accept", "reject"]) == "reject"
+    assert majority(["reject", "accept", "accept"]) == "accept"
