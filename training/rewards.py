@@ -22,11 +22,14 @@ Terms, each in [0, 1]:
   call counts, so a missing or extra call costs its share.  When the reference has no
   calls (irrelevance), fidelity is 1 for no call and 0 for any call.
 - **reasoning quality** (a cheap heuristic, no model): the text before the first call
-  (or the whole reply when there is none) is the rationale.  Four checks averaged:
+  (or the whole reply when there is none) is the rationale.  Checks, averaged:
   *present* (at least 3 words), *concise* (at most ``reasoning_max_words``; longer decays
   as max/words), *not repetitive* (distinct-word share ≥ 0.5, else share/0.5), and
   *consistent* (a reply that calls tools does not also claim it cannot help, a reply
   that does not call tools does not announce a call, and nothing long trails the calls).
+  When the prompt is known (TRL passes ``prompts``), a fifth check, *grounded*: the
+  rationale shares at least two content words with the user's last request or the
+  called tools' names (half credit for one).
 
 Reward functions take TRL's shape ``(completions, **kwargs) -> list[float]``: each
 completion is a string or a list of message dicts (the assistant reply), and the dataset
@@ -206,7 +209,30 @@ def format_score(parsed: ParsedCompletion, text: str) -> float:
     return max(score, 0.0)
 
 
-def reasoning_score(parsed: ParsedCompletion, max_words: int = 60) -> float:
+_STOPWORDS = frozenset(
+    "this that with from have what which would could should there their about into your please "
+    "also just then than them they when where will want need using call tool function".split()
+)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 4 and w not in _STOPWORDS}
+
+
+def request_text(prompt: Any) -> str:
+    """The last real user request in a prompt (string or messages), skipping tool results."""
+    if prompt is None:
+        return ""
+    if isinstance(prompt, str):
+        return prompt
+    for message in reversed(prompt):
+        content = message.get("content") or ""
+        if message.get("role") == "user" and isinstance(content, str) and not content.startswith("<tool_response>"):
+            return content
+    return ""
+
+
+def reasoning_score(parsed: ParsedCompletion, max_words: int = 60, request: str | None = None) -> float:
     rationale = parsed.text_before
     words = re.findall(r"\w+", rationale.lower())
     present = 1.0 if len(words) >= 3 else len(words) / 3
@@ -220,23 +246,31 @@ def reasoning_score(parsed: ParsedCompletion, max_words: int = 60) -> float:
         consistent = not _REFUSAL_RE.search(rationale) and len(parsed.text_after.split()) <= max_words // 2
     else:
         consistent = not _ANNOUNCE_RE.search(rationale)
-    return (present + concise + varied + float(consistent)) / 4
+    checks = [present, concise, varied, float(consistent)]
+    if request is not None:
+        anchors = _content_words(request)
+        for call in parsed.calls:
+            anchors |= _content_words(call.name.replace("_", " ").replace(".", " "))
+        overlap = len(_content_words(rationale) & anchors)
+        checks.append(min(1.0, overlap / 2) if anchors else 1.0)
+    return sum(checks) / len(checks)
 
 
 # ---------------------------------------------------------------- the composite
 
 
 def score_completion(
-    completion: Any, reference: Any, config: RewardConfig | None = None
+    completion: Any, reference: Any, config: RewardConfig | None = None, prompt: Any = None
 ) -> RewardTerms:
-    """All reward terms for one completion against its reference calls."""
+    """All reward terms for one completion against its reference calls (``prompt``, when
+    given, lets the reasoning term check that the rationale is about the request)."""
     config = config or RewardConfig()
     text = completion_text(completion)
     parsed = parse_tool_calls(text)
     ref = normalize_reference(reference)
     fmt = format_score(parsed, text)
     exe = execution_fidelity(parsed, ref)
-    rsn = reasoning_score(parsed, config.reasoning_max_words)
+    rsn = reasoning_score(parsed, config.reasoning_max_words, None if prompt is None else request_text(prompt))
     gate = 1.0 if exe >= config.gate_threshold else 0.0
     total = config.format_weight * fmt + config.execution_weight * exe + gate * config.reasoning_weight * rsn
     return RewardTerms(format=fmt, execution=exe, reasoning=rsn, gate=gate, total=total)
@@ -252,7 +286,10 @@ def _references(kwargs: dict[str, Any], n: int) -> list[Any]:
 
 
 def reward_breakdown(
-    completions: list[Any], reference_calls: list[Any], config: RewardConfig | None = None
+    completions: list[Any],
+    reference_calls: list[Any],
+    config: RewardConfig | None = None,
+    prompts: list[Any] | None = None,
 ) -> list[dict[str, float]]:
     """Per-sample ``{"format", "execution", "reasoning", "gate", "total"}`` for logging.
 
@@ -260,7 +297,11 @@ def reward_breakdown(
     >>> reward_breakdown(["I need f for this.\\n" + call], ['[{"name": "f", "arguments": {"x": 1}}]'])[0]["gate"]
     1.0
     """
-    return [score_completion(c, r, config).to_dict() for c, r in zip(completions, reference_calls, strict=True)]
+    prompts = prompts if prompts is not None else [None] * len(completions)
+    return [
+        score_completion(c, r, config, p).to_dict()
+        for c, r, p in zip(completions, reference_calls, prompts, strict=True)
+    ]
 
 
 def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
@@ -296,7 +337,11 @@ def reasoning_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     >>> reasoning_reward(["No tool here books flights, so I cannot do that.", "Let me call get_weather."])
     [1.0, 0.75]
     """
-    return [reasoning_score(parse_tool_calls(completion_text(c))) for c in completions]
+    prompts = kwargs.get("prompts") or [None] * len(completions)
+    return [
+        reasoning_score(parse_tool_calls(completion_text(c)), request=None if p is None else request_text(p))
+        for c, p in zip(completions, prompts, strict=True)
+    ]
 
 
 def make_composite_reward(config: RewardConfig | None = None, sink: list[dict[str, Any]] | None = None):
@@ -305,7 +350,10 @@ def make_composite_reward(config: RewardConfig | None = None, sink: list[dict[st
 
     def gated_composite_reward(completions: list[Any], **kwargs: Any) -> list[float]:
         refs = _references(kwargs, len(completions))
-        terms = [score_completion(c, r, config) for c, r in zip(completions, refs, strict=True)]
+        prompts = kwargs.get("prompts") or [None] * len(completions)
+        terms = [
+            score_completion(c, r, config, p) for c, r, p in zip(completions, refs, prompts, strict=True)
+        ]
         if sink is not None:
             state = kwargs.get("trainer_state")
             step = getattr(state, "global_step", None)

@@ -1,0 +1,172 @@
+"""GRPO on hard samples with the gated composite reward (TRL's GRPOTrainer).
+
+GRPO compares each completion with the others sampled for the same prompt (group-relative
+advantages), so no value network is trained; a KL term (``beta``) keeps the policy near
+the reference model.
+
+    python -m training.grpo --profile cpu --data var/exports/trajectories.jsonl
+    accelerate launch --config_file training/configs/accelerate_zero2.yaml \\
+        -m training.grpo --profile gpu --model var/training/sft/final --data ...
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from training._trainer_common import (
+    TrainingResult,
+    final_metrics,
+    make_progress_callback,
+    save_final,
+    set_threads,
+    write_json,
+)
+from training.config import GRPORunConfig, get_profile, save_config
+from training.dataset import DatasetConfig, build_grpo_rows, to_hf_dataset
+from training.rewards import make_composite_reward
+from training.utils import ProgressCallback, offline_hub, report, resolve_model_path, world_size
+
+logger = logging.getLogger(__name__)
+
+
+def _drop_long_prompts(rows: list[dict[str, Any]], tokenizer, limit: int | None) -> tuple[list[dict[str, Any]], int]:
+    if limit is None:
+        return rows, 0
+    kept = []
+    for row in rows:
+        ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
+        if hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        if len(ids) <= limit:
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
+def run_grpo(
+    config: GRPORunConfig,
+    rows: list[dict[str, Any]],
+    *,
+    progress: ProgressCallback | None = None,
+) -> TrainingResult:
+    """Train on GRPO rows (from :func:`training.dataset.build_grpo_rows`); returns the
+    checkpoint under ``config.output_dir/final`` and every sample's reward terms."""
+    offline_hub()
+    set_threads(config.torch_num_threads)
+    import torch
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model_path = resolve_model_path(config.model_name_or_path)
+    grad_accum = config.resolve_gradient_accumulation(world_size())
+    use_vllm = config.resolve_use_vllm()
+    warnings: list[str] = []
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows, dropped = _drop_long_prompts(rows, tokenizer, config.max_prompt_length)
+    if dropped:
+        warnings.append(f"left out {dropped} prompts longer than {config.max_prompt_length} tokens")
+    dataset = to_hf_dataset(
+        [{"prompt": r["prompt"], "reference_calls": r["reference_calls"], "mode": r["mode"], "id": r["id"]} for r in rows]
+    )
+
+    vllm_kwargs: dict[str, Any] = {}
+    if use_vllm:
+        vllm_kwargs = {
+            "use_vllm": True,
+            "vllm_mode": config.vllm_mode,
+            "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization,
+        }
+    args = GRPOConfig(
+        output_dir=str(output_dir),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=grad_accum,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        weight_decay=config.weight_decay,
+        bf16=config.bf16,
+        use_cpu=config.use_cpu,
+        gradient_checkpointing=config.gradient_checkpointing,
+        deepspeed=config.deepspeed,
+        logging_steps=config.logging_steps,
+        seed=config.seed,
+        num_generations=config.num_generations,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        beta=config.beta,
+        max_completion_length=config.max_completion_length,
+        loss_type=config.loss_type,
+        log_completions=config.log_completions,
+        report_to="none",
+        save_strategy="no",
+        model_init_kwargs={"dtype": torch.bfloat16 if config.bf16 else torch.float32},
+        **vllm_kwargs,
+    )
+    save_config(
+        config,
+        output_dir / "run_config.json",
+        model_path=model_path,
+        gradient_accumulation_steps=grad_accum,
+        world_size=world_size(),
+        use_vllm=use_vllm,
+        num_train_rows=len(rows),
+    )
+    reward_terms: list[dict[str, Any]] = []
+    reward_fn = make_composite_reward(config.reward, sink=reward_terms)
+    report(progress, stage="grpo", event="loading", model=model_path, rows=len(rows), use_vllm=use_vllm)
+    trainer = GRPOTrainer(
+        model=model_path,
+        reward_funcs=[reward_fn],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[make_progress_callback(progress, "grpo")],
+    )
+    train_output = trainer.train()
+    final = save_final(trainer, tokenizer, output_dir, None)
+    history = list(trainer.state.log_history)
+    metrics = final_metrics(train_output, history)
+    if reward_terms:
+        for key in ("format", "execution", "reasoning", "gate", "total"):
+            metrics[f"reward_{key}_mean"] = sum(t[key] for t in reward_terms) / len(reward_terms)
+    write_json(output_dir / "metrics.json", {"metrics": metrics, "log_history": history})
+    with (output_dir / "reward_terms.jsonl").open("w") as fh:
+        for t in reward_terms:
+            fh.write(json.dumps(t, default=str) + "\n")
+    return TrainingResult(
+        output_dir=str(output_dir),
+        checkpoint_dir=str(final),
+        metrics=metrics,
+        log_history=history,
+        config=json.loads((output_dir / "run_config.json").read_text()),
+        num_train_rows=len(rows),
+        reward_terms=reward_terms,
+        warnings=warnings,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    from training.sft import _common_overrides, _read_ids, build_arg_parser, read_trajectories
+
+    logging.basicConfig(level=logging.INFO)
+    args = build_arg_parser("python -m training.grpo").parse_args(argv)
+    config = _common_overrides(get_profile(args.profile).grpo, args)
+    rows, stats = build_grpo_rows(
+        read_trajectories(args.data), DatasetConfig(), exclude_ids=_read_ids(args.exclude_ids)
+    )
+    logger.info("dataset: %s", stats)
+    result = run_grpo(config, rows, progress=lambda e: logger.info("%s", e))
+    print(json.dumps({"checkpoint_dir": result.checkpoint_dir, "metrics": result.metrics}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
