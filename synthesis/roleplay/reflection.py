@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from .schema_utils import schema_properties, unknown_argument_names, validation_
 
 @dataclass
 class Problem:
-    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | missing_call | empty_reply
+    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | missing_call | empty_reply | duplicate_call
     message: str
     call: int | None = None
 
@@ -74,8 +75,13 @@ def check_reply(result: ChatResult, tools: dict[str, dict[str, Any]], *, expect_
         problems.append(Problem("missing_call", "a tool call was required, but the reply has none"))
     if not result.tool_calls and not result.text.strip():
         problems.append(Problem("empty_reply", "the reply is empty"))
+    seen: list[tuple[str, Any]] = []
     for i, tc in enumerate(result.tool_calls):
         problems += check_call(tc.name, tc.arguments, tools, call=i)
+        key = (tc.name, tc.arguments)
+        if key in seen:
+            problems.append(Problem("duplicate_call", f"call {i} repeats an earlier call {tc.name} with the same arguments", i))
+        seen.append(key)
     return problems
 
 
@@ -126,13 +132,17 @@ def reflect(
     role: str,
     max_repairs: int,
     expect_call: bool | None = None,
+    extra_check: Callable[[ChatResult], list[Problem]] | None = None,
 ) -> Gen[ReflectionOutcome]:
-    """Check ``result`` (the reply to ``request``); re-ask up to ``max_repairs`` times."""
+    """Check ``result`` (the reply to ``request``); re-ask up to ``max_repairs`` times.
+    ``extra_check`` adds problems of the caller's own (run only on otherwise valid replies)."""
     by_name = {t["name"]: t for t in tools}
     out = ReflectionOutcome(action="ok", attempts=1)
     current = result
     while True:
         problems = check_reply(current, by_name, expect_call=expect_call)
+        if not problems and extra_check is not None:
+            problems = extra_check(current)
         if not problems:
             out.action = "ok" if out.attempts == 1 else "repaired"
             out.result = current

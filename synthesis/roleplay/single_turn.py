@@ -26,7 +26,7 @@ from . import prompts
 from .agent import agent_step, execute_calls
 from .config import RoleplayConfig
 from .personas import SEED_PERSONAS
-from .reflection import reflect
+from .reflection import Problem, reflect
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .schema_utils import synthesize_instance, validation_errors
 from .scoring import execution_consistency, split_for
@@ -82,8 +82,17 @@ def reference_call(
         max_tokens=cfg.scenario_max_tokens,
         seed=seed,
     )
+    def not_a_repeat(result: Any) -> list[Problem]:
+        return [
+            Problem("duplicate_call", f"this repeats planned call {i + 1}; use different values", 0)
+            for i, c in enumerate(previous)
+            if result.tool_calls and c == {"name": result.tool_calls[0].name, "arguments": result.tool_calls[0].arguments}
+        ]
+
     first = yield from ask_first("scenario", req)
-    outcome = yield from reflect(first, req, [tool], role="scenario", max_repairs=cfg.max_repair_attempts, expect_call=True)
+    outcome = yield from reflect(
+        first, req, [tool], role="scenario", max_repairs=cfg.max_repair_attempts, expect_call=True, extra_check=not_a_repeat
+    )
     notes: dict[str, Any] = {"action": outcome.action, "attempts": outcome.attempts}
     if outcome.problems:
         notes["problems"] = outcome.problems
@@ -92,7 +101,10 @@ def reference_call(
         return {"name": tool["name"], "arguments": calls[0].arguments}, notes
     # The model could not produce valid arguments: fall back to a schema instance, so the
     # task still exists; the verifiers judge whether it makes sense.
-    args = synthesize_instance(tool.get("inputSchema") or {"type": "object"}, rng=rng_for(seed, "fallback"), optional_ratio=0.3)
+    for k in range(10):
+        args = synthesize_instance(tool.get("inputSchema") or {"type": "object"}, rng=rng_for(seed, "fallback", k), optional_ratio=0.3)
+        if {"name": tool["name"], "arguments": args} not in previous:
+            break
     notes["fallback"] = "schema_instance"
     if validation_errors(args, tool.get("inputSchema")):
         notes["fallback_invalid"] = True
