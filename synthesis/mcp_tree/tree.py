@@ -1,0 +1,443 @@
+"""The MCP Tree: tools grouped into domains and long-tail categories.
+
+Two levels.  Domains come from k-means over the tool embeddings joined with a weighted
+one-hot of each tool's seed domain (its APIs.guru categories mapped through
+:data:`DOMAIN_OF_CATEGORY`), started from the seed domains' centroids: the corpus's own
+labels steer the domains, the embeddings move tools whose API-level label does not fit
+them.  Categories are k-means sub-clusters inside each domain, their number shared out by
+domain size.  Nodes are named from the seed labels (domains) and distinctive keywords
+(c-TF-IDF), or by an optional ``namer`` callable (e.g. :func:`make_llm_namer`).
+
+Public API
+----------
+``build_tree(embeddings, texts, categories=None, *, sources=None, config=TreeConfig(), namer=None) -> ToolTree``
+    ``embeddings``: unit-norm rows, one per tool; ``texts``: one per tool (e.g.
+    :func:`synthesis.mcp_tree.dedup.tool_text`); ``categories``: per tool, its API's
+    APIs.guru categories (``ToolDef.source.categories``), may be empty; ``sources``: per
+    tool, its API (:func:`synthesis.mcp_tree.dedup.source_id`), so that keywords count
+    APIs rather than tools.
+``ToolTree.nodes``: :class:`TreeNode` list (domains first, then categories);
+``ToolTree.category_of``: per tool, the key of its category node.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from synthesis.llm.base import LLMBackend
+
+DOMAIN_OF_CATEGORY: dict[str, str] = {
+    "cloud": "Cloud & Infrastructure",
+    "hosting": "Cloud & Infrastructure",
+    "backend": "Cloud & Infrastructure",
+    "storage": "Cloud & Infrastructure",
+    "monitoring": "Cloud & Infrastructure",
+    "developer_tools": "Developer Tools",
+    "tools": "Developer Tools",
+    "analytics": "Data & Analytics",
+    "open_data": "Data & Analytics",
+    "ecommerce": "Commerce",
+    "marketing": "Marketing & Customer Relations",
+    "customer_relation": "Marketing & Customer Relations",
+    "support": "Marketing & Customer Relations",
+    "financial": "Finance & Payments",
+    "payment": "Finance & Payments",
+    "media": "Media & Entertainment",
+    "entertainment": "Media & Entertainment",
+    "telecom": "Messaging & Telecom",
+    "messaging": "Messaging & Telecom",
+    "email": "Messaging & Telecom",
+    "social": "Social & Education",
+    "education": "Social & Education",
+    "text": "Text, Search & AI",
+    "machine_learning": "Text, Search & AI",
+    "search": "Text, Search & AI",
+    "location": "Location & Transport",
+    "transport": "Location & Transport",
+    "collaboration": "Productivity & Collaboration",
+    "project_management": "Productivity & Collaboration",
+    "time_management": "Productivity & Collaboration",
+    "forms": "Productivity & Collaboration",
+    "enterprise": "Enterprise",
+    "security": "Security & Identity",
+    "iot": "IoT & Devices",
+}
+
+# Words every API uses; they name nothing.
+_STOP = frozenset(
+    """a an and are as at be by can for from get gets has have if in into is it its list lists
+    of on or per set sets that the their this to use used using via when which will with you your
+    api apis id ids request requests response responses returns return returned parameter
+    parameters object objects value values specified specify given new create creates created
+    update updates updated delete deletes deleted retrieve retrieves retrieved information
+    details detail data operation operations resource resources property properties field fields
+    type types name names string true false null one all any more may must only also other
+    see e g i etc not no default current based number item items entity entities collection
+    navigation odata select expand filter top skip count orderby search format version
+    post put patch head options limit offset page size since until key token sid specific
+    required optional accept array show view execute modify remove add existing provided
+    first last next previous true without within about after before https http www com
+    description summary example examples result results status code error errors
+    """.split()
+)
+_WORD_RE = re.compile(r"[A-Za-z][a-z]+|[A-Z]{2,}(?![a-z])")
+
+
+@dataclass(slots=True)
+class TreeConfig:
+    n_domains: int = field(default=15, metadata={"help": "domains (level 1)"})
+    n_categories: int = field(
+        default=40, metadata={"help": "categories in all (level 2), shared by domain size"}
+    )
+    seed_weight: float = field(
+        default=0.35,
+        metadata={"help": "pull of the APIs.guru seed domain against the embedding (0: none)"},
+    )
+    seed: int = field(default=0, metadata={"help": "k-means random state"})
+    max_iter: int = field(default=100, metadata={"help": "k-means iterations"})
+    keywords: int = field(default=6, metadata={"help": "keywords kept per node"})
+    domain_of_category: dict[str, str] = field(default_factory=lambda: dict(DOMAIN_OF_CATEGORY))
+
+    def __post_init__(self) -> None:
+        if self.n_domains < 1:
+            raise ValueError(f"n_domains must be >= 1, got {self.n_domains}")
+        if self.n_categories < self.n_domains:
+            raise ValueError(
+                f"n_categories ({self.n_categories}) must be >= n_domains ({self.n_domains}): "
+                "every domain holds at least one category"
+            )
+        if self.seed_weight < 0:
+            raise ValueError("seed_weight must be >= 0")
+
+
+@dataclass(slots=True)
+class TreeNode:
+    key: str  # "d03" for a domain, "d03.c02" for a category
+    level: int  # 1 = domain, 2 = category
+    name: str
+    parent: str | None  # the domain key of a category
+    members: list[int]  # tool indices (a domain lists all tools of its categories)
+    keywords: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ToolTree:
+    nodes: list[TreeNode]
+    category_of: list[str]  # per tool, its category key
+    domain_of: list[str]  # per tool, its domain key
+
+    def domains(self) -> list[TreeNode]:
+        return [n for n in self.nodes if n.level == 1]
+
+    def categories(self) -> list[TreeNode]:
+        return [n for n in self.nodes if n.level == 2]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodes": [
+                {
+                    "key": n.key,
+                    "level": n.level,
+                    "name": n.name,
+                    "parent": n.parent,
+                    "members": n.members,
+                    "keywords": n.keywords,
+                }
+                for n in self.nodes
+            ]
+        }
+
+
+# A namer gets the level ("domain" | "category"), the node's keywords, a few member texts
+# and the names already taken; it returns a short name.
+Namer = Callable[[str, list[str], list[str], set[str]], str]
+
+
+def seed_domain(categories: Sequence[str], mapping: dict[str, str]) -> str | None:
+    """The domain the first mapped APIs.guru category points to."""
+    for c in categories:
+        d = mapping.get(c)
+        if d:
+            return d
+    return None
+
+
+def _kmeans(x: np.ndarray, k: int, init: np.ndarray | str, seed: int, max_iter: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, init=init, n_init=1, random_state=seed, max_iter=max_iter)
+    return km.fit_predict(x)
+
+
+def _farthest_first(
+    x: np.ndarray, centers: list[np.ndarray], k: int, seed: int
+) -> list[np.ndarray]:
+    """Add centers at the points farthest from those chosen: clusters no seed covers."""
+    centers = list(centers)
+    if not centers:
+        centers.append(x[np.random.default_rng(seed).integers(len(x))])
+    d2 = np.full(len(x), np.inf)
+    for c in centers:
+        d2 = np.minimum(d2, ((x - c) ** 2).sum(-1))
+    while len(centers) < k:
+        i = int(np.argmax(d2))
+        centers.append(x[i])
+        d2 = np.minimum(d2, ((x - x[i]) ** 2).sum(-1))
+    return centers
+
+
+def _share(total: int, sizes: list[int], floor: int = 1) -> list[int]:
+    """Split ``total`` slots in proportion to ``sizes`` (largest remainder), each >= floor."""
+    n = len(sizes)
+    alloc = [floor] * n
+    left = total - floor * n
+    if left <= 0:
+        return alloc
+    weight = sum(sizes) or 1
+    exact = [left * s / weight for s in sizes]
+    base = [int(e) for e in exact]
+    for i, b in enumerate(base):
+        alloc[i] += b
+    rest = left - sum(base)
+    for i in sorted(range(n), key=lambda i: (-(exact[i] - base[i]), i))[:rest]:
+        alloc[i] += 1
+    return alloc
+
+
+class _Keywords:
+    """c-TF-IDF over tool texts: words frequent in a cluster and rare in the others."""
+
+    def __init__(self, texts: Sequence[str], sources: Sequence[str] | None = None):
+        # Parameter lists name fields, not what the tools are about.
+        texts = [t.split(" Parameters: ", 1)[0] for t in texts]
+        self.sources = np.asarray(sources) if sources is not None else None
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.vec = CountVectorizer(
+            tokenizer=self._tokens,
+            lowercase=False,
+            token_pattern=None,
+            min_df=2 if len(texts) > 50 else 1,
+        )
+        try:
+            self.counts = self.vec.fit_transform(texts).tocsr()
+            self.vocab = np.array(self.vec.get_feature_names_out())
+        except ValueError:  # nothing but stop words
+            self.counts = None
+            self.vocab = np.array([])
+
+    @staticmethod
+    def _tokens(text: str) -> list[str]:
+        words = (w.lower() for w in _WORD_RE.findall(text))
+        return [w for w in words if len(w) > 2 and w not in _STOP]
+
+    def _group_counts(self, group: list[int]) -> np.ndarray:
+        assert self.counts is not None
+        if not group:
+            return np.zeros(self.counts.shape[1])
+        rows = self.counts[group]
+        if self.sources is None:
+            return np.asarray(rows.sum(axis=0)).ravel()
+        # Count the APIs that use a word, not the tools: one big API (11,000 Graph tools)
+        # must not name a whole cluster after itself.
+        from scipy import sparse
+
+        _, owner = np.unique(self.sources[group], return_inverse=True)
+        onehot = sparse.csr_matrix(
+            (np.ones(len(group)), (owner, np.arange(len(group)))),
+            shape=(owner.max() + 1, len(group)),
+        )
+        per_source = (onehot @ rows) > 0
+        return (
+            np.asarray(per_source.sum(axis=0)).ravel() + 0.01 * np.asarray(rows.sum(axis=0)).ravel()
+        )
+
+    def top(self, groups: list[list[int]], k: int) -> list[list[str]]:
+        if self.counts is None or not groups:
+            return [[] for _ in groups]
+        tf = np.vstack([self._group_counts(g) for g in groups])
+        df = (tf > 0).sum(axis=0)
+        idf = np.log1p(len(groups) / np.maximum(df, 1))
+        score = (tf / np.maximum(tf.sum(axis=1, keepdims=True), 1)) * idf
+        out = []
+        for row in score:
+            idx = np.argsort(-row, kind="stable")[:k]
+            out.append([str(self.vocab[i]) for i in idx if row[i] > 0])
+        return out
+
+
+def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    words = [w for w in keywords if w not in avoid][:3] or keywords[:3] or ["misc"]
+    name = (
+        " & ".join(w.capitalize() for w in words)
+        if len(words) <= 2
+        else f"{words[0].capitalize()}, {words[1].capitalize()} & {words[2].capitalize()}"
+    )
+    base, i = name, 2
+    while name in taken:
+        name = f"{base} ({i})"
+        i += 1
+    return name
+
+
+def build_tree(
+    embeddings: np.ndarray,
+    texts: Sequence[str],
+    categories: Sequence[Sequence[str]] | None = None,
+    *,
+    sources: Sequence[str] | None = None,
+    config: TreeConfig | None = None,
+    namer: Namer | None = None,
+) -> ToolTree:
+    """Cluster tools into domains and categories; deterministic for a given seed."""
+    cfg = config or TreeConfig()
+    emb = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n = emb.shape[0]
+    if n != len(texts) or any(x is not None and len(x) != n for x in (categories, sources)):
+        raise ValueError("embeddings, texts, categories and sources must have one entry per tool")
+    if n == 0:
+        return ToolTree([], [], [])
+    cats = categories if categories is not None else [()] * n
+    seeds = [seed_domain(c, cfg.domain_of_category) for c in cats]
+    kw = _Keywords(texts, sources)
+
+    # ---- domains
+    n_dom = min(cfg.n_domains, n)
+    seed_names = sorted({s for s in seeds if s})
+    features = emb
+    if seed_names and cfg.seed_weight > 0:
+        onehot = np.zeros((n, len(seed_names)), dtype=np.float32)
+        col = {name: i for i, name in enumerate(seed_names)}
+        for i, s in enumerate(seeds):
+            if s:
+                onehot[i, col[s]] = cfg.seed_weight
+        features = np.hstack([emb, onehot])
+    by_seed = Counter(s for s in seeds if s)
+    centers = []
+    for name, _ in sorted(by_seed.items(), key=lambda kv: (-kv[1], kv[0]))[:n_dom]:
+        rows = [i for i, s in enumerate(seeds) if s == name]
+        centers.append(features[rows].mean(axis=0))
+    if len(centers) < n_dom:
+        centers = _farthest_first(features, centers, n_dom, cfg.seed)
+    labels = (
+        _kmeans(features, n_dom, np.vstack(centers), cfg.seed, cfg.max_iter)
+        if n_dom > 1
+        else np.zeros(n, int)
+    )
+    dom_members = [[i for i in range(n) if labels[i] == d] for d in range(n_dom)]
+    # Largest domain first, so keys read in order of importance and stay stable.
+    dom_members = sorted((m for m in dom_members if m), key=lambda m: (-len(m), m[0]))
+    dom_keywords = kw.top(dom_members, cfg.keywords)
+
+    nodes: list[TreeNode] = []
+    taken: set[str] = set()
+    domain_of = [""] * n
+    for d, (members, words) in enumerate(zip(dom_members, dom_keywords, strict=True)):
+        key = f"d{d:02d}"
+        if namer is not None:
+            name = namer("domain", words, [texts[i] for i in members[:8]], set(taken))
+        else:
+            votes = Counter(seeds[i] for i in members if seeds[i])
+            name = ""
+            if votes:
+                top, count = votes.most_common(1)[0]
+                if count >= 0.3 * len(members):
+                    name = (
+                        top
+                        if top not in taken
+                        else f"{top}: {_keyword_name(words, taken, set(top.lower().split()))}"
+                    )
+            if not name:
+                name = _keyword_name(words, taken)
+        name = _dedupe_name(name, taken)
+        taken.add(name)
+        nodes.append(TreeNode(key, 1, name, None, sorted(members), words))
+        for i in members:
+            domain_of[i] = key
+
+    # ---- categories
+    n_cat = max(cfg.n_categories, len(nodes))
+    sizes = [len(node.members) for node in nodes]
+    alloc = [min(a, s) for a, s in zip(_share(n_cat, sizes), sizes, strict=True)]
+    category_of = [""] * n
+    cat_nodes: list[TreeNode] = []
+    for dom, k in zip(nodes, alloc, strict=True):
+        members = dom.members
+        if k > 1:
+            sub = emb[members]
+            from sklearn.cluster import kmeans_plusplus
+
+            init, _ = kmeans_plusplus(sub, n_clusters=k, random_state=cfg.seed)
+            sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter)
+            groups = [
+                [members[j] for j in range(len(members)) if sub_labels[j] == c] for c in range(k)
+            ]
+            groups = sorted((g for g in groups if g), key=lambda g: (-len(g), g[0]))
+        else:
+            groups = [list(members)]
+        words_list = kw.top(groups, cfg.keywords) if len(groups) > 1 else [dom.keywords]
+        avoid = {w.lower().strip(",&:()") for w in dom.name.split()}
+        for c, (group, words) in enumerate(zip(groups, words_list, strict=True)):
+            key = f"{dom.key}.c{c:02d}"
+            if namer is not None:
+                name = namer("category", words, [texts[i] for i in group[:8]], set(taken))
+            else:
+                name = _keyword_name(words, taken, avoid)
+            name = _dedupe_name(name, taken)
+            taken.add(name)
+            cat_nodes.append(TreeNode(key, 2, name, dom.key, sorted(group), words))
+            for i in group:
+                category_of[i] = key
+    return ToolTree(nodes + cat_nodes, category_of, domain_of)
+
+
+def _dedupe_name(name: str, taken: set[str]) -> str:
+    name = (name or "Misc").strip()[:80]
+    base, i = name, 2
+    while name in taken:
+        name = f"{base} ({i})"
+        i += 1
+    return name
+
+
+def make_llm_namer(backend: LLMBackend, *, max_tokens: int = 24) -> Namer:
+    """A namer that asks an LLM for a 1-4 word name; falls back to keywords on bad output."""
+    from synthesis.llm.base import ChatRequest
+
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 40}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+
+    def namer(level: str, keywords: list[str], examples: list[str], taken: set[str]) -> str:
+        import json
+
+        prompt = (
+            f"Name this {level} of API tools in 1 to 4 words (title case).\n"
+            f"Keywords: {', '.join(keywords)}\nExample tools:\n- "
+            + "\n- ".join(e[:160] for e in examples[:6])
+            + (f"\nNames already used: {', '.join(sorted(taken)[:40])}" if taken else "")
+        )
+        res = backend.complete(
+            ChatRequest(
+                messages=[{"role": "user", "content": prompt}],
+                json_schema=schema,
+                max_tokens=max_tokens,
+            )
+        )
+        try:
+            name = str(json.loads(res.text)["name"]).strip()
+        except (ValueError, KeyError, TypeError):
+            name = ""
+        return name if 0 < len(name) <= 60 else _keyword_name(keywords, taken)
+
+    return namer

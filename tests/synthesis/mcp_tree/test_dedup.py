@@ -1,0 +1,190 @@
+import json
+
+import numpy as np
+import pytest
+
+from synthesis.llm.base import ChatRequest, ChatResult, LLMBackend
+from synthesis.mcp_tree.dedup import (
+    JUDGE_SCHEMA,
+    DedupConfig,
+    content_hash,
+    dedup_tools,
+    embed_tools,
+    exact_key,
+    make_llm_judge,
+    neighbor_pairs,
+    normalize_name,
+)
+
+
+def _tool(name, desc, props, source, required=()):
+    return {
+        "name": name,
+        "description": desc,
+        "inputSchema": {
+            "type": "object",
+            "properties": {p: {"type": "string", "description": f"The {p}."} for p in props},
+            "required": list(required),
+        },
+        "source": source,
+    }
+
+
+def test_content_hash_and_exact_key():
+    a = _tool("get_user", "Get a user.", ["id"], "a")
+    b = _tool("getUser", "Fetch one user by id.", ["id"], "b")
+    assert content_hash(a) == content_hash(json.loads(json.dumps(a)))
+    assert content_hash(a) != content_hash(b)
+    assert len(content_hash(a)) == 64
+    # Same normalised name and schema shape: exact duplicates whatever the wording.
+    assert exact_key(a) == exact_key(b)
+    assert exact_key(a) != exact_key(_tool("get_user", "Get a user.", ["uid"], "a"))
+    assert normalize_name("Get-User_v2") == "getuserv2"
+
+
+def test_neighbor_pairs_matches_brute_force():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(40, 16)).astype(np.float32)
+    emb = np.vstack([base, base[:10] + 0.05 * rng.normal(size=(10, 16)).astype(np.float32)])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    got = neighbor_pairs(emb, 0.9, max_neighbors=50, chunk=7)
+    sims = emb @ emb.T
+    want = {(i, j) for i in range(len(emb)) for j in range(i + 1, len(emb)) if sims[i, j] >= 0.9}
+    assert {(i, j) for i, j, _ in got} == want
+    assert [s for *_, s in got] == sorted((s for *_, s in got), reverse=True)
+    assert len(neighbor_pairs(emb, 0.9, max_neighbors=1, chunk=7)) <= len(emb)
+
+
+def test_exact_duplicates_without_embeddings():
+    tools = [
+        _tool("list_pets", "List pets.", ["limit"], "v1"),
+        _tool("listPets", "List all the pets in the store.", ["limit"], "v2"),
+        _tool("delete_pet", "Delete a pet.", ["id"], "v1"),
+    ]
+    result = dedup_tools(tools, config=DedupConfig(semantic=False))
+    # The longer description wins the canonical slot.
+    assert result.canonical_of == [1, 1, 2]
+    assert result.canonical == [1, 2] and result.duplicates == 1
+    (d,) = result.decisions
+    assert (d.tool, d.other, d.canonical, d.method, d.verdict) == (1, 0, 1, "exact", True)
+
+
+def _pairs_by_names(tools, result):
+    return {
+        (tools[d.tool]["name"], tools[d.other]["name"]): (d.method, d.verdict)
+        for d in result.decisions
+    }
+
+
+def test_semantic_thresholds_same_source_and_judge_with_synthetic_embeddings():
+    tools = [
+        _tool("get_weather", "Current weather for a city.", ["city"], "wx1"),
+        _tool("current_weather", "Current weather for a city.", ["q"], "wx2"),
+        _tool("forecast", "Weather forecast for a city.", ["city"], "wx3"),
+        _tool("block_account", "Block an account.", ["id"], "social"),
+        _tool("unblock_account", "Unblock an account.", ["id"], "social"),
+        _tool("send_mail", "Send an email.", ["to"], "mail"),
+    ]
+    e = np.eye(6, dtype=np.float32)
+    e[1] = 0.99 * e[0] + np.sqrt(1 - 0.99**2) * e[5]  # 0.99 to get_weather
+    e[2] = 0.9 * e[0] + np.sqrt(1 - 0.9**2) * e[4]  # 0.9: for the judge
+    e[4] = 0.995 * e[3] + np.sqrt(1 - 0.995**2) * e[5]  # 0.995 but the same API
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+
+    seen = []
+
+    def judge(a, b):
+        seen.append((a["name"], b["name"]))
+        return a["name"] != "block_account" and b["name"] != "block_account", "scripted"
+
+    no_judge = dedup_tools(tools, embeddings=e)
+    assert no_judge.canonical_of[1] == no_judge.canonical_of[0]
+    assert no_judge.canonical_of[2] == 2 and no_judge.canonical_of[4] == 4
+    pairs = _pairs_by_names(tools, no_judge)
+    assert pairs[("current_weather", "get_weather")] == ("semantic", True)
+    assert pairs[("unblock_account", "block_account")] == ("semantic", False)
+
+    judged = dedup_tools(tools, embeddings=e, judge=judge)
+    assert judged.canonical_of[2] == judged.canonical_of[0]
+    assert judged.canonical_of[4] == 4  # the judge said no
+    pairs = _pairs_by_names(tools, judged)
+    assert pairs[("unblock_account", "block_account")] == ("judge", False)
+    assert ("block_account", "unblock_account") in seen
+    assert judged.embeddings.shape == (len(judged.canonical), 6)
+    assert all(d.rationale for d in judged.decisions)
+
+
+class _Scripted(LLMBackend):
+    name = "test-scripted"
+    supports_schema = True
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.requests: list[ChatRequest] = []
+
+    def complete_batch(self, requests):
+        self.requests.extend(requests)
+        return [[ChatResult(text=self.replies.pop(0))] for _ in requests]
+
+
+def test_llm_judge_uses_the_schema_and_survives_bad_output():
+    backend = _Scripted(
+        ['{"duplicate": true, "reason": "same call"}', "not json", '{"duplicate": "yes"}']
+    )
+    judge = make_llm_judge(backend)
+    a = _tool("get_weather", "Current weather.", ["city"], "a")
+    b = _tool("weather_now", "Weather now.", ["city"], "b")
+    assert judge(a, b) == (True, "same call")
+    verdicts = judge.batch([(a, b), (b, a)])
+    assert [v for v, _ in verdicts] == [False, False]
+    assert "unusable" in verdicts[0][1]
+    req = backend.requests[0]
+    assert req.json_schema == JUDGE_SCHEMA and req.temperature == 0.0
+    assert (
+        "get_weather" in req.messages[-1]["content"]
+        and "weather_now" in req.messages[-1]["content"]
+    )
+
+
+@pytest.mark.slow
+def test_semantic_duplicates_with_the_real_model():
+    tools = [
+        _tool(
+            "issues_list_for_repo",
+            "List issues in a repository.",
+            ["owner", "repo", "state"],
+            "ghes-3.7",
+        ),
+        _tool(
+            "issues_list_for_repo",
+            "Lists issues in a repository.",
+            ["owner", "repo", "state", "sort"],
+            "ghes-3.8",
+        ),
+        _tool("repoIssues", "Get the issues of a repository.", ["owner", "repo", "state"], "gitea"),
+        _tool(
+            "pulls_list",
+            "List pull requests in a repository.",
+            ["owner", "repo", "state"],
+            "ghes-3.7",
+        ),
+        _tool("get_weather", "Current weather for a city.", ["city", "units"], "owm"),
+        _tool("send_email", "Send an email message.", ["to", "subject", "body"], "mail"),
+    ]
+    emb = embed_tools(tools)
+    assert emb.shape == (6, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
+    calls = []
+
+    def judge(a, b):
+        calls.append({a["source"], b["source"]})
+        return True, "same operation"
+
+    result = dedup_tools(
+        tools, embeddings=emb, config=DedupConfig(lower=0.75, upper=0.96), judge=judge
+    )
+    # ghes 3.7 / 3.8 are the same tool across versions: merged without the judge.
+    assert result.canonical_of[0] == result.canonical_of[1]
+    methods = {(d.tool, d.other): d.method for d in result.decisions}
+    assert methods[(1, 0)] == "semantic"
+    assert result.canonical_of[4] == 4 and result.canonical_of[5] == 5
+    assert len(result.canonical) < len(tools)

@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+
+from synthesis.llm.base import ChatResult, LLMBackend
+from synthesis.mcp_tree.dedup import embed_tools, tool_text
+from synthesis.mcp_tree.tree import TreeConfig, build_tree, make_llm_namer, seed_domain
+
+THEMES = {
+    "weather": (
+        ["weather"],
+        [
+            "current weather",
+            "hourly forecast",
+            "rain radar",
+            "wind speed",
+            "uv index",
+            "air quality",
+        ],
+    ),
+    "payments": (
+        ["payment"],
+        [
+            "charge card",
+            "refund payment",
+            "list invoices",
+            "create customer",
+            "payout balance",
+            "subscription plan",
+        ],
+    ),
+    "email": (
+        ["email"],
+        [
+            "send email",
+            "list inbox messages",
+            "mark message read",
+            "create mail folder",
+            "delete draft",
+            "email attachment",
+        ],
+    ),
+    "music": (
+        ["media"],
+        [
+            "play song",
+            "search album",
+            "artist top tracks",
+            "create playlist",
+            "add track to playlist",
+            "lyrics lookup",
+        ],
+    ),
+}
+
+
+def _tools():
+    tools, cats, sources = [], [], []
+    for theme, (cat, actions) in THEMES.items():
+        for k, action in enumerate(actions):
+            name = action.replace(" ", "_")
+            tools.append(
+                {
+                    "name": name,
+                    "description": f"{action.capitalize()} using the {theme} service.",
+                    "inputSchema": {"type": "object", "properties": {"query": {"type": "string"}}},
+                }
+            )
+            # Two tools per theme have no APIs.guru category, as in the corpus.
+            cats.append(cat if k % 3 else [])
+            sources.append(f"{theme}-api-{k % 2}")
+    return tools, cats, sources
+
+
+def _synthetic_embeddings(n_themes=4, per=6, dim=32, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_themes, dim))
+    emb = np.vstack([c + 0.3 * rng.normal(size=(per, dim)) for c in centers]).astype(np.float32)
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def test_tree_structure_is_complete_and_deterministic():
+    tools, cats, sources = _tools()
+    texts = [tool_text(t) for t in tools]
+    emb = _synthetic_embeddings()
+    cfg = TreeConfig(n_domains=4, n_categories=8, seed=3)
+    tree = build_tree(emb, texts, cats, sources=sources, config=cfg)
+    domains, categories = tree.domains(), tree.categories()
+    assert len(domains) == 4 and len(categories) == 8
+    assert sorted(i for d in domains for i in d.members) == list(range(len(tools)))
+    assert sorted(i for c in categories for i in c.members) == list(range(len(tools)))
+    keys = {d.key for d in domains}
+    for c in categories:
+        assert c.parent in keys
+        parent = next(d for d in domains if d.key == c.parent)
+        assert set(c.members) <= set(parent.members)
+        assert all(tree.category_of[i] == c.key for i in c.members)
+    names = [n.name for n in tree.nodes]
+    assert len(set(names)) == len(names) and all(names)
+    # Each theme is one domain, named after its APIs.guru seed category.
+    for d in domains:
+        assert len({i // 6 for i in d.members}) == 1
+    seeded = {"Finance & Payments", "Messaging & Telecom", "Media & Entertainment"}
+    assert seeded <= {d.name for d in domains}
+    weather = next(d for d in domains if d.members[0] < 6)
+    assert "weather" in weather.name.lower()
+    again = build_tree(emb, texts, cats, sources=sources, config=cfg)
+    assert again.to_dict() == tree.to_dict()
+
+
+def test_tree_small_inputs_and_validation():
+    emb = _synthetic_embeddings(n_themes=1, per=3)
+    tree = build_tree(emb, ["a b", "c d", "e f"], config=TreeConfig(n_domains=15, n_categories=40))
+    assert len(tree.domains()) <= 3 and len(tree.categories()) <= 3
+    assert build_tree(np.zeros((0, 4)), []).nodes == []
+    with pytest.raises(ValueError, match="one entry per tool"):
+        build_tree(emb, ["only one"])
+    with pytest.raises(ValueError, match="n_categories"):
+        TreeConfig(n_domains=10, n_categories=5)
+    assert seed_domain(["unknown", "payment"], {"payment": "Finance"}) == "Finance"
+
+
+class _Namer(LLMBackend):
+    name = "test-namer"
+
+    def __init__(self):
+        self.count = 0
+
+    def complete_batch(self, requests):
+        self.count += 1
+        text = f'{{"name": "Group {self.count}"}}' if self.count % 2 else "garbage"
+        return [[ChatResult(text=text)] for _ in requests]
+
+
+def test_llm_namer_names_nodes_and_falls_back():
+    tools, cats, sources = _tools()
+    tree = build_tree(
+        _synthetic_embeddings(),
+        [tool_text(t) for t in tools],
+        cats,
+        config=TreeConfig(n_domains=2, n_categories=4),
+        namer=make_llm_namer(_Namer()),
+    )
+    names = [n.name for n in tree.nodes]
+    assert "Group 1" in names and len(set(names)) == len(names)
+
+
+@pytest.mark.slow
+def test_tree_over_real_embeddings():
+    tools, cats, sources = _tools()
+    emb = embed_tools(tools)
+    tree = build_tree(
+        emb,
+        [tool_text(t) for t in tools],
+        cats,
+        sources=sources,
+        config=TreeConfig(n_domains=4, n_categories=8),
+    )
+    # Tools of one theme mostly share a domain.
+    for theme in range(4):
+        doms = [tree.domain_of[i] for i in range(theme * 6, theme * 6 + 6)]
+        assert max(doms.count(d) for d in doms) >= 4
