@@ -54,3 +54,77 @@ class TrajectoryFactory(factory.django.DjangoModelFactory):
     iteration = factory.SubFactory(IterationFactory)
     seq = factory.Sequence(lambda n: n)
     kind = Trajectory.Kind.SINGLE
+
+
+class TreeNodeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "catalog.TreeNode"
+
+    level = "domain"
+    name = factory.Sequence(lambda n: f"Domain {n}")
+
+
+class PersonaFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "synth.Persona"
+
+    name = factory.Sequence(lambda n: f"Persona {n}")
+    role = "analyst"
+    content_hash = factory.Sequence(lambda n: f"persona-{n}")
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "synth.Message"
+
+    trajectory = factory.SubFactory(TrajectoryFactory)
+    index = factory.Sequence(lambda n: n)
+    role = "user"
+    content = "Hello"
+
+
+class VerifierVoteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "synth.VerifierVote"
+
+    trajectory = factory.SubFactory(TrajectoryFactory)
+    verifier = factory.Sequence(lambda n: f"verifier-{n}")
+    vote = "accept"
+    rationale = "Grounded in the request."
+
+
+class CheckpointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "loop.ModelCheckpoint"
+
+    name = factory.Sequence(lambda n: f"ckpt-{n}")
+    kind = "sft"
+    path = factory.LazyAttribute(lambda o: f"var/{o.name}")
+
+
+class EvaluationRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "loop.EvaluationRun"
+
+    checkpoint = factory.SubFactory(CheckpointFactory)
+    status = "succeeded"
+    overall = 0.5
+
+
+def conversation(trajectory, *, tool_name: str = "get_weather", arguments: dict | None = None,
+                 answer: str = "It is sunny.") -> list:
+    """A complete single-call conversation: system, user, assistant call, tool result, answer."""
+    from inftool_web.synth.models import Message
+
+    arguments = arguments if arguments is not None else {"city": "Paris"}
+    call_id = f"call_{trajectory.pk}"
+    rows = [
+        Message(trajectory=trajectory, index=0, role="system", content="You can call tools."),
+        Message(trajectory=trajectory, index=1, role="user", agent="user_simulator", content="Weather in Paris?"),
+        Message(trajectory=trajectory, index=2, role="assistant", agent="tool_agent", tool_calls=[
+            {"id": call_id, "type": "function", "function": {"name": tool_name, "arguments": arguments}}]),
+        Message(trajectory=trajectory, index=3, role="tool", agent="server_simulator",
+                content='{"temp_c": 21, "sky": "clear"}', tool_results=[{"tool_call_id": call_id}]),
+        Message(trajectory=trajectory, index=4, role="assistant", agent="tool_agent", content=answer),
+    ]
+    return Message.objects.bulk_create(rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -56,6 +58,9 @@ FILTER_PARAMETERS = [
 # ------------------------------------------------------------------ tools, personas
 class ToolListApi(BaseApi):
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "Tool"
+
         id = serializers.IntegerField()
         name = serializers.CharField()
         description = serializers.CharField()
@@ -87,6 +92,9 @@ class ToolDetailApi(BaseApi):
 
 class PersonaListApi(BaseApi):
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "Persona"
+
         id = serializers.IntegerField()
         name = serializers.CharField()
         role = serializers.CharField()
@@ -193,6 +201,9 @@ class TrajectoryListApi(BaseApi):
 
 class TrajectoryDetailApi(BaseApi):
     class OutputSerializer(TrajectoryOutputSerializer):
+        class Meta:
+            ref_name = "TrajectoryDetail"
+
         class MessageSerializer(serializers.Serializer):
             index = serializers.IntegerField()
             role = serializers.CharField()
@@ -219,6 +230,9 @@ class TrajectoryDetailApi(BaseApi):
 # ------------------------------------------------------------------ evaluations
 class EvaluationListApi(BaseApi):
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "Evaluation"
+
         class ResultSerializer(serializers.Serializer):
             category = serializers.CharField()
             correct = serializers.IntegerField()
@@ -246,7 +260,7 @@ class EvaluationListApi(BaseApi):
 
 # ------------------------------------------------------------------ exports
 class ExportListApi(BaseApi):
-    @extend_schema(responses=inline_serializer("ExportFormats", {"formats": serializers.DictField()}))
+    @extend_schema(operation_id="exports_formats", responses=inline_serializer("ExportFormats", {"formats": serializers.DictField()}))
     def get(self, request):
         base = request.build_absolute_uri("/api/exports/")
         return Response({"formats": {fmt: f"{base}{fmt}/" for fmt in FORMATS}})
@@ -255,9 +269,10 @@ class ExportListApi(BaseApi):
 class ExportApi(BaseApi):
     @extend_schema(
         parameters=[
-            *[p for p in FILTER_PARAMETERS if p.name != "verdict"],
+            *FILTER_PARAMETERS,
             OpenApiParameter("include", str, enum=["accepted", "all"],
-                             description="accepted (default): effective-accepted only; all: every trajectory"),
+                             description="Without a verdict filter: accepted (default) exports effective-accepted "
+                                         "trajectories only, all exports every one"),
         ],
         responses={(200, "application/x-ndjson"): OpenApiTypes.STR},
     )
@@ -267,9 +282,9 @@ class ExportApi(BaseApi):
         include = request.query_params.get("include", "accepted")
         if include not in ("accepted", "all"):
             raise ValidationError({"include": f"unknown value {include!r}; valid: accepted, all"})
-        params = request.query_params.copy()
-        if include == "accepted":
-            params["verdict"] = "accepted"
-        qs = selectors.trajectory_list(filters=parse_trajectory_filters(params))
+        filters = parse_trajectory_filters(request.query_params)
+        if include == "accepted" and filters.verdict is None:
+            filters = dataclasses.replace(filters, verdict="accepted")
+        qs = selectors.trajectory_list(filters=filters)
         return streaming_response(request, export_lines(qs, fmt), content_type="application/x-ndjson",
                                   filename=f"inftool-{fmt}.jsonl")

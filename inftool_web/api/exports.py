@@ -77,8 +77,8 @@ def _openai_messages(t: Trajectory, messages: Iterable[Message]) -> list[dict]:
                 pending_ids = [c["id"] for c in calls]
             out.append(msg)
         elif m.role == "tool":
-            call_id = ""
-            for r in m.tool_results or []:
+            call_id = getattr(m, "tool_call_id", "") or ""
+            for r in [] if call_id else m.tool_results or []:
                 if isinstance(r, dict) and r.get("tool_call_id"):
                     call_id = r["tool_call_id"]
                     break
@@ -150,12 +150,13 @@ def to_bfcl(t: Trajectory, messages: list[Message]) -> dict:
 CONVERTERS = {"openai": to_openai, "sharegpt": to_sharegpt, "bfcl": to_bfcl}
 
 
+_MESSAGE_FIELDS = ("id", "trajectory_id", "index", "role", "content", "tool_calls", "tool_results", "tool_call_id")
+
+
 def export_queryset(qs: QuerySet[Trajectory]) -> QuerySet[Trajectory]:
+    known = {f.attname for f in Message._meta.concrete_fields}
     messages = Prefetch(
-        "messages",
-        queryset=Message.objects.order_by("index").only(
-            "id", "trajectory_id", "index", "role", "content", "tool_calls", "tool_results"
-        ),
+        "messages", queryset=Message.objects.order_by("index").only(*[f for f in _MESSAGE_FIELDS if f in known])
     )
     return qs.only("id", "iteration_id", "seq", "kind", "offered_tools", "reference_calls").prefetch_related(messages)
 

@@ -1,0 +1,304 @@
+"""REST API: authentication, roles, trajectory filters, and the three JSONL export formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from inftool_web.core.roles import set_role
+from inftool_web.loop.models import CategoryResult, Iteration
+from inftool_web.web.services import audit_record
+from tests.factories import (
+    EvaluationRunFactory, IterationFactory, PersonaFactory, ToolFactory, TrajectoryFactory, TreeNodeFactory,
+    UserFactory, conversation,
+)
+
+pytestmark = pytest.mark.django_db
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather for a city.",
+    "inputSchema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def user_with(role: str | None):
+    user = UserFactory()
+    if role:
+        set_role(user, role)
+    return user
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def done(iteration, *, kind="single", verdict="accepted", difficulty="easy", domain=None, audit="", messages=True):
+    t = TrajectoryFactory(iteration=iteration, kind=kind, status="done", verdict=verdict, difficulty=difficulty,
+                          domain=domain, score=0.9 if difficulty == "easy" else 0.3, offered_tools=[WEATHER_TOOL],
+                          reference_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}],
+                          audit_decision=audit)
+    if messages:
+        conversation(t)
+    return t
+
+
+@pytest.fixture
+def viewer():
+    return user_with("viewer")
+
+
+@pytest.fixture
+def rows():
+    it = IterationFactory(status="succeeded")
+    other = IterationFactory()
+    weather = TreeNodeFactory(name="Weather")
+    finance = TreeNodeFactory(name="Finance")
+    return {
+        "it": it,
+        "other": other,
+        "weather": weather,
+        "a": done(it, kind="single", verdict="accepted", difficulty="easy", domain=weather),
+        "b": done(it, kind="parallel", verdict="rejected", difficulty="hard", domain=weather),
+        "c": done(it, kind="multi_turn", verdict="accepted", difficulty="hard", domain=finance),
+        # the verifiers accepted it, a reviewer rejected it: the audit wins
+        "d": done(it, kind="single", verdict="accepted", difficulty="easy", domain=finance, audit="reject"),
+        # the verifiers rejected it, a reviewer accepted it
+        "e": done(it, kind="irrelevance", verdict="rejected", difficulty="easy", domain=finance, audit="accept"),
+        "f": done(other, kind="single", verdict="accepted", difficulty="easy"),
+    }
+
+
+def ids(response) -> set[int]:
+    assert response.status_code == 200, response.content
+    return {r["id"] for r in response.json()["results"]}
+
+
+# ------------------------------------------------------------------ authentication
+@pytest.mark.parametrize("path", ["/api/tools/", "/api/personas/", "/api/iterations/", "/api/trajectories/",
+                                  "/api/evaluations/", "/api/exports/", "/api/exports/openai/", "/api/schema/"])
+def test_anonymous_requests_are_refused(path):
+    response = APIClient().get(path)
+    assert response.status_code in (401, 403)
+    if response.status_code == 401:
+        assert response["WWW-Authenticate"].startswith("Token")
+
+
+def test_token_auth_works():
+    user = user_with("viewer")
+    anon = APIClient()
+    token = anon.post("/api/auth/token/", {"username": user.username, "password": "pw-for-tests-123"}, format="json")
+    assert token.status_code == 200, token.content
+    key = token.json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/tools/").status_code == 200
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert client.get("/api/tools/").status_code == 401
+
+
+def test_session_auth_works(client):
+    user = user_with("viewer")
+    client.force_login(user)
+    assert client.get("/api/iterations/").status_code == 200
+
+
+def test_schema_and_docs(viewer):
+    c = client_for(viewer)
+    schema = c.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = json.loads(schema.content)["paths"]
+    for p in ("/api/tools/", "/api/personas/", "/api/iterations/", "/api/trajectories/", "/api/evaluations/",
+              "/api/exports/{fmt}/", "/api/iterations/{id}/cancel/"):
+        assert p in paths
+    docs = c.get("/api/docs/")
+    assert docs.status_code == 200 and b"swagger-ui" in docs.content
+
+
+# ------------------------------------------------------------------ roles
+def test_viewer_cannot_launch_or_cancel(viewer):
+    c = client_for(viewer)
+    assert c.post("/api/iterations/", {"config": {"count": 3}}, format="json").status_code == 403
+    it = IterationFactory(status="synthesizing")
+    assert c.post(f"/api/iterations/{it.pk}/cancel/").status_code == 403
+    assert Iteration.objects.count() == 1
+
+
+def test_reviewer_cannot_launch():
+    c = client_for(user_with("reviewer"))
+    assert c.post("/api/iterations/", {"config": {"count": 3}}, format="json").status_code == 403
+
+
+def test_operator_launches_and_cancels():
+    c = client_for(user_with("operator"))
+    r = c.post("/api/iterations/", {"name": "api run", "config": {"count": 4, "modes": {"single": 1}}}, format="json")
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["status"] == "queued" and body["config"]["count"] == 4 and body["name"] == "api run"
+    r = c.post(f"/api/iterations/{body['id']}/cancel/")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert c.get(f"/api/iterations/{body['id']}/").json()["status"] == "cancelled"
+
+
+def test_launch_with_a_bad_config_is_a_400_naming_the_fields():
+    c = client_for(user_with("operator"))
+    r = c.post("/api/iterations/", {"config": {"count": 0, "modes": {"telepathy": 1}}}, format="json")
+    assert r.status_code == 400
+    errors = r.json()["config"]
+    assert "count" in errors and "telepathy" in errors["modes"] and "multi_turn" in errors["modes"]
+    assert Iteration.objects.count() == 0
+
+
+# ------------------------------------------------------------------ listings
+def test_tools_search_and_detail(viewer):
+    ToolFactory(name="get_forecast", description="Weather forecast by city")
+    ToolFactory(name="convert_currency", description="Convert money between currencies")
+    c = client_for(viewer)
+    names = [t["name"] for t in c.get("/api/tools/?q=forcast").json()["results"]]
+    assert names == ["get_forecast"]  # trigram similarity forgives the typo
+    names = [t["name"] for t in c.get("/api/tools/?q=money").json()["results"]]
+    assert names == ["convert_currency"]  # description words
+    tool = c.get("/api/tools/").json()["results"][0]
+    assert c.get(f"/api/tools/{tool['id']}/").json()["input_schema"]["type"] == "object"
+
+
+def test_personas_and_evaluations(viewer):
+    PersonaFactory(name="Maya")
+    it = IterationFactory()
+    ev = EvaluationRunFactory(iteration=it, overall=0.42)
+    CategoryResult.objects.create(evaluation=ev, category="simple", correct=4, total=10, accuracy=0.4)
+    c = client_for(viewer)
+    assert [p["name"] for p in c.get("/api/personas/").json()["results"]] == ["Maya"]
+    evals = c.get(f"/api/evaluations/?iteration={it.pk}").json()["results"]
+    assert evals[0]["overall"] == 0.42 and evals[0]["results"][0]["category"] == "simple"
+    assert c.get("/api/evaluations/?iteration=x").status_code == 400
+
+
+def test_trajectory_detail_has_the_conversation(viewer, rows):
+    body = client_for(viewer).get(f"/api/trajectories/{rows['a'].pk}/").json()
+    assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "tool", "assistant"]
+    assert client_for(viewer).get("/api/trajectories/999999/").status_code == 404
+
+
+# ------------------------------------------------------------------ filters
+def test_each_filter(viewer, rows):
+    c = client_for(viewer)
+    r, it = rows, rows["it"].pk
+    assert ids(c.get(f"/api/trajectories/?iteration={it}")) == {r[k].pk for k in "abcde"}
+    assert ids(c.get(f"/api/trajectories/?iteration={it}&mode=single")) == {r["a"].pk, r["d"].pk}
+    assert ids(c.get("/api/trajectories/?domain=Weather")) == {r["a"].pk, r["b"].pk}
+    assert ids(c.get(f"/api/trajectories/?domain={rows['weather'].pk}")) == {r["a"].pk, r["b"].pk}
+    assert ids(c.get(f"/api/trajectories/?iteration={it}&difficulty=hard")) == {r["b"].pk, r["c"].pk}
+    # effective verdicts: audits override the verifiers
+    assert ids(c.get(f"/api/trajectories/?iteration={it}&verdict=accepted")) == {r["a"].pk, r["c"].pk, r["e"].pk}
+    assert ids(c.get(f"/api/trajectories/?iteration={it}&verdict=rejected")) == {r["b"].pk, r["d"].pk}
+    assert ids(c.get(f"/api/trajectories/?iteration={it}&audited=true")) == {r["d"].pk, r["e"].pk}
+    assert ids(c.get(f"/api/trajectories/?iteration={it}&audited=false")) == {r["a"].pk, r["b"].pk, r["c"].pk}
+    listed = {t["id"]: t for t in c.get(f"/api/trajectories/?iteration={it}").json()["results"]}
+    assert listed[r["d"].pk]["effective_verdict"] == "rejected" and listed[r["d"].pk]["verdict"] == "accepted"
+
+
+@pytest.mark.parametrize("query, field, valid", [
+    ("mode=telepathy", "mode", "multi_turn"),
+    ("difficulty=medium", "difficulty", "hard"),
+    ("verdict=maybe", "verdict", "accepted"),
+    ("audited=perhaps", "audited", "true"),
+    ("iteration=abc", "iteration", "integer"),
+])
+def test_bad_filters_are_400_listing_valid_values(viewer, query, field, valid):
+    for path in ("/api/trajectories/", "/api/exports/openai/"):
+        r = client_for(viewer).get(f"{path}?{query}")
+        assert r.status_code == 400, (path, r.content)
+        assert valid in r.json()[field]
+
+
+def test_bad_filters_are_all_reported_at_once(viewer):
+    errors = client_for(viewer).get("/api/trajectories/?mode=x&difficulty=y").json()
+    assert set(errors) == {"mode", "difficulty"}
+
+
+# ------------------------------------------------------------------ exports
+def export(client, fmt: str, query: str = "") -> list[dict]:
+    r = client.get(f"/api/exports/{fmt}/?{query}")
+    assert r.status_code == 200, r.content if not r.streaming else ""
+    assert r.streaming and r["Content-Type"] == "application/x-ndjson"
+    text = b"".join(r.streaming_content).decode()
+    assert text.endswith("\n") or text == ""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_export_openai_format(viewer, rows):
+    lines = export(client_for(viewer), "openai", f"iteration={rows['it'].pk}&mode=single")
+    assert len(lines) == 1  # a (accepted); d was rejected by its audit
+    row = lines[0]
+    assert set(row) == {"messages", "tools"}
+    roles = [m["role"] for m in row["messages"]]
+    assert roles == ["system", "user", "assistant", "tool", "assistant"]
+    call = row["messages"][2]["tool_calls"][0]
+    assert call["type"] == "function" and call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+    assert row["messages"][3]["tool_call_id"] == call["id"]
+    assert row["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather for a city.",
+        "parameters": WEATHER_TOOL["inputSchema"]}}]
+
+
+def test_export_sharegpt_format(viewer, rows):
+    row = export(client_for(viewer), "sharegpt", f"iteration={rows['it'].pk}&mode=single")[0]
+    assert [t["from"] for t in row["conversations"]] == ["system", "human", "gpt", "tool", "gpt"]
+    gpt = row["conversations"][2]["value"]
+    assert gpt.startswith("<tool_call>") and gpt.endswith("</tool_call>")
+    inner = gpt.removeprefix("<tool_call>").removesuffix("</tool_call>")
+    assert json.loads(inner) == {"name": "get_weather", "arguments": {"city": "Paris"}}
+    assert isinstance(row["tools"], str) and json.loads(row["tools"])[0]["function"]["name"] == "get_weather"
+
+
+def test_export_bfcl_format(viewer, rows):
+    by_id = {r["id"]: r for r in export(client_for(viewer), "bfcl", f"iteration={rows['it'].pk}&include=all")}
+    single = by_id[f"inftool_single_{rows['it'].pk}_{rows['a'].seq}"]
+    assert single["question"] == [[{"role": "system", "content": "You can call tools."},
+                                   {"role": "user", "content": "Weather in Paris?"}]]
+    assert single["function"][0]["name"] == "get_weather" and "parameters" in single["function"][0]
+    assert single["ground_truth"] == [{"get_weather": {"city": ["Paris"]}}]
+    multi = by_id[f"inftool_multi_turn_{rows['it'].pk}_{rows['c'].seq}"]
+    assert multi["ground_truth"] == [["get_weather(city='Paris')"]]
+    assert by_id[f"inftool_irrelevance_{rows['it'].pk}_{rows['e'].seq}"]["ground_truth"] == []
+
+
+def test_export_only_effective_accepted_by_default(viewer, rows):
+    c, r = client_for(viewer), rows
+    q = f"iteration={r['it'].pk}"
+    assert len(export(c, "openai", q)) == 3  # a, c, e (e: rejected by verifiers, accepted by audit)
+    assert len(export(c, "openai", q + "&include=all")) == 5
+    assert len(export(c, "bfcl", q + "&difficulty=hard")) == 1
+    assert c.get("/api/exports/csv/").status_code == 400
+    assert c.get("/api/exports/openai/?include=some").status_code == 400
+    assert set(c.get("/api/exports/").json()["formats"]) == {"openai", "sharegpt", "bfcl"}
+
+
+def test_audit_overrides_the_verdict_in_the_export(viewer, rows):
+    c, it = client_for(viewer), rows["it"]
+    before = export(c, "sharegpt", f"iteration={it.pk}&mode=parallel")
+    assert before == []  # b was rejected by the verifiers
+    audit_record(trajectory=rows["b"], reviewer=user_with("reviewer"), decision="accept", note="fine after all")
+    assert len(export(c, "sharegpt", f"iteration={it.pk}&mode=parallel")) == 1
+    audit_record(trajectory=rows["a"], reviewer=user_with("reviewer"), decision="flag", note="odd answer")
+    assert export(c, "openai", f"iteration={it.pk}&mode=single") == []
+
+
+def test_openai_export_loads_with_datasets(viewer, rows, tmp_path):
+    import datasets
+
+    r = client_for(viewer).get(f"/api/exports/openai/?iteration={rows['it'].pk}&include=all")
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"".join(r.streaming_content))
+    ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
+    assert ds.num_rows == 5
+    assert set(ds.column_names) == {"messages", "tools"}
+    first = ds[0]
+    assert first["messages"][2]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert first["tools"][0]["function"]["name"] == "get_weather"
