@@ -1,0 +1,73 @@
+"""Run configs validate their fields and the profiles carry the intended settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from training.config import (
+    GRPORunConfig,
+    RewardConfig,
+    SFTRunConfig,
+    get_profile,
+    load_config,
+    save_config,
+)
+
+
+def test_profiles():
+    gpu, cpu = get_profile("gpu"), get_profile("cpu")
+    assert (gpu.sft.learning_rate, gpu.sft.num_train_epochs, gpu.sft.bf16, gpu.sft.global_batch_size) == (1e-5, 3, True, 512)
+    assert (gpu.grpo.temperature, gpu.grpo.num_generations) == (0.7, 8) and gpu.grpo.beta > 0
+    assert cpu.sft.use_cpu and not cpu.sft.bf16 and cpu.sft.max_steps > 0
+    assert cpu.grpo.use_cpu and cpu.grpo.use_vllm is False
+    assert gpu.sft.resolve_gradient_accumulation(world_size=8) == 512 // (4 * 8)
+
+
+def test_unknown_profile_lists_valid_ones():
+    with pytest.raises(ValueError, match="valid profiles: gpu, cpu"):
+        get_profile("tpu")
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"),
+    [
+        (SFTRunConfig, {"learning_rate": 0}, "learning_rate must be > 0"),
+        (SFTRunConfig, {"bf16": True, "use_cpu": True}, "set bf16=False"),
+        (SFTRunConfig, {"global_batch_size": 10, "per_device_train_batch_size": 4}, "multiple of"),
+        (SFTRunConfig, {"global_batch_size": 8, "gradient_accumulation_steps": 2}, "not both"),
+        (SFTRunConfig, {"max_length": 4}, "max_length"),
+        (SFTRunConfig, {"deepspeed": "nope.json"}, "training/configs"),
+        (GRPORunConfig, {"num_generations": 1}, "group"),
+        (GRPORunConfig, {"beta": 0.0}, "KL penalty"),
+        (GRPORunConfig, {"loss_type": "ppo"}, "valid: grpo"),
+        (GRPORunConfig, {"use_vllm": True, "use_cpu": True}, "needs a GPU"),
+        (RewardConfig, {"gate_threshold": 0}, "gate_threshold"),
+        (RewardConfig, {"format_weight": -1}, "format_weight"),
+    ],
+)
+def test_invalid_settings_say_how_to_fix(cls, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        cls(**kwargs)
+
+
+def test_grpo_batch_must_hold_whole_groups():
+    cfg = GRPORunConfig(per_device_train_batch_size=3, gradient_accumulation_steps=1, num_generations=2)
+    with pytest.raises(ValueError, match="divisible by num_generations"):
+        cfg.resolve_gradient_accumulation(world_size=1)
+
+
+def test_every_field_documents_itself():
+    for cls in (SFTRunConfig, GRPORunConfig, RewardConfig):
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = get_profile("cpu").grpo
+    path = save_config(cfg, tmp_path / "run_config.json", world_size=1)
+    data = json.loads(path.read_text())
+    assert data["resolved"] == {"world_size": 1} and data["reward"]["gate_threshold"] == 1.0
+    assert load_config(path) == cfg
