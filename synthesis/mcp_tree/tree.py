@@ -176,18 +176,18 @@ def _kmeans(x: np.ndarray, k: int, init: np.ndarray | str, seed: int, max_iter: 
     return km.fit_predict(x)
 
 
-def _farthest_first(
-    x: np.ndarray, centers: list[np.ndarray], k: int, seed: int
-) -> list[np.ndarray]:
-    """Add centers at the points farthest from those chosen: clusters no seed covers."""
+def _more_centers(x: np.ndarray, centers: list[np.ndarray], k: int, seed: int) -> list[np.ndarray]:
+    """k-means++ continued from the seed centers: new ones where no seed domain reaches."""
+    rng = np.random.default_rng(seed)
     centers = list(centers)
     if not centers:
-        centers.append(x[np.random.default_rng(seed).integers(len(x))])
+        centers.append(x[rng.integers(len(x))])
     d2 = np.full(len(x), np.inf)
     for c in centers:
         d2 = np.minimum(d2, ((x - c) ** 2).sum(-1))
     while len(centers) < k:
-        i = int(np.argmax(d2))
+        total = float(d2.sum())
+        i = int(rng.choice(len(x), p=d2 / total)) if total > 0 else int(rng.integers(len(x)))
         centers.append(x[i])
         d2 = np.minimum(d2, ((x - x[i]) ** 2).sum(-1))
     return centers
@@ -325,7 +325,7 @@ def build_tree(
         rows = [i for i, s in enumerate(seeds) if s == name]
         centers.append(features[rows].mean(axis=0))
     if len(centers) < n_dom:
-        centers = _farthest_first(features, centers, n_dom, cfg.seed)
+        centers = _more_centers(features, centers, n_dom, cfg.seed)
     labels = (
         _kmeans(features, n_dom, np.vstack(centers), cfg.seed, cfg.max_iter)
         if n_dom > 1
