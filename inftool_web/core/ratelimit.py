@@ -19,6 +19,7 @@ import math
 import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -127,6 +128,22 @@ def hit(scope: str, key: str, rate: Rate | str, *, url: str | None = None,
         return Decision(allowed=True, count=0, limit=rate.limit, retry_after=0, degraded=True)
     return Decision(allowed=count <= rate.limit, count=int(count), limit=rate.limit,
                     retry_after=retry_after)
+
+
+def _username_key(username: str) -> str:
+    # Case and Unicode variants of one name share a budget, so they cannot multiply it.
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+def login_attempt(*, ip: str, username: str) -> Decision | None:
+    """Count one password attempt against the address's and the username's budgets
+    (``INFTOOL_LOGIN_RATE_PER_IP``, ``INFTOOL_LOGIN_RATE_PER_USERNAME``); the refusal with the
+    longest wait, or None when the attempt may go ahead."""
+    decisions = [hit("login-ip", ip, settings.INFTOOL_LOGIN_RATE_PER_IP)]
+    if username.strip():
+        decisions.append(hit("login-user", _username_key(username), settings.INFTOOL_LOGIN_RATE_PER_USERNAME))
+    refused = [d for d in decisions if not d.allowed]
+    return max(refused, key=lambda d: d.retry_after) if refused else None
 
 
 def client_ip(request) -> str:

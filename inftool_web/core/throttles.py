@@ -34,3 +34,24 @@ class ApiUserRateThrottle(BaseThrottle):
 
     def get_ident(self, request) -> str:
         return ratelimit.client_ip(request)
+
+
+class LoginAttemptThrottle(BaseThrottle):
+    """The log-in limits (per address and per username) for API views that check passwords."""
+
+    def __init__(self):
+        self.refusal: ratelimit.Decision | None = None
+
+    def allow_request(self, request, view) -> bool:
+        if request.method != "POST":
+            return True
+        data = request.data
+        username = data.get("username", "") if hasattr(data, "get") else ""
+        self.refusal = ratelimit.login_attempt(ip=ratelimit.client_ip(request), username=str(username))
+        return self.refusal is None
+
+    def wait(self) -> float | None:
+        return float(self.refusal.retry_after) if self.refusal is not None else None
+
+    def get_ident(self, request) -> str:
+        return ratelimit.client_ip(request)

@@ -1,35 +1,19 @@
-"""Log-in with rate limits per client address and per username, before any password is checked."""
+"""Log-in (the form and DRF's token endpoint) with rate limits per client address and per
+username, applied before any password is checked, so a limited client's guesses cost no
+password hashing and reveal nothing."""
 
 from __future__ import annotations
 
 import logging
-import unicodedata
 
-from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib import messages
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import ValidationError
+from rest_framework.authtoken.views import ObtainAuthToken
 
 from . import ratelimit
+from .throttles import LoginAttemptThrottle
 
 logger = logging.getLogger(__name__)
-
-
-class _RefusedLoginForm(AuthenticationForm):
-    """The submitted log-in form, refused without authenticating, so a limited client's
-    guesses cost no password hashing and reveal nothing."""
-
-    def __init__(self, *args, refusal: str, **kwargs):
-        self.refusal = refusal
-        super().__init__(*args, **kwargs)
-
-    def clean(self):
-        raise ValidationError(self.refusal, code="rate_limited")
-
-
-def _username_key(username: str) -> str:
-    # Case and Unicode variants of one name share a budget, so they cannot multiply it.
-    return unicodedata.normalize("NFKC", username).strip().casefold()
 
 
 class RateLimitedLoginView(LoginView):
@@ -39,25 +23,27 @@ class RateLimitedLoginView(LoginView):
     def post(self, request, *args, **kwargs):
         ip = ratelimit.client_ip(request)
         username = request.POST.get("username", "")
-        decisions = [ratelimit.hit("login-ip", ip, settings.INFTOOL_LOGIN_RATE_PER_IP)]
-        if username.strip():
-            decisions.append(ratelimit.hit(
-                "login-user", _username_key(username), settings.INFTOOL_LOGIN_RATE_PER_USERNAME
-            ))
-        refused = [d for d in decisions if not d.allowed]
-        if not refused:
+        refusal = ratelimit.login_attempt(ip=ip, username=username)
+        if refusal is None:
             return super().post(request, *args, **kwargs)
-        retry_after = max(d.retry_after for d in refused)
         logger.warning("log-in rate limit reached: address %s, username %r", ip, username[:150])
-        return self.rate_limited(retry_after)
+        return self.rate_limited(refusal.retry_after)
 
     def rate_limited(self, retry_after: int):
         unit = "second" if retry_after == 1 else "seconds"
-        form = _RefusedLoginForm(
-            refusal=f"Too many log-in attempts. Wait {retry_after} {unit} and try again.",
-            **self.get_form_kwargs(),
-        )
-        form.is_valid()
+        # A fresh form, not the refused one: its errors would read as a wrong password.
+        messages.error(self.request, f"Too many log-in attempts. Wait {retry_after} {unit} and try again.")
+        form = self.get_form_class()(self.request, initial={"username": self.request.POST.get("username", "")})
         response = self.render_to_response(self.get_context_data(form=form), status=429)
         response["Retry-After"] = str(retry_after)
         return response
+
+
+class RateLimitedObtainAuthToken(ObtainAuthToken):
+    """DRF's username/password → token endpoint, under the log-in form's limits (DRF's own
+    view has no throttle, which would make it the way around them)."""
+
+    throttle_classes = [LoginAttemptThrottle]
+
+
+obtain_auth_token = RateLimitedObtainAuthToken.as_view()
