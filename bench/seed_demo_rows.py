@@ -281,6 +281,12 @@ def _free_port() -> int:
 def screenshots(out_dir: Path, env: dict, iteration_ids: list[int]) -> None:
     from playwright.sync_api import sync_playwright
 
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM synth_trajectory WHERE iteration_id = %s AND kind = 'multi_turn' "
+                    "AND status = 'done' ORDER BY id LIMIT 1", [iteration_ids[-2]])
+        traj = cur.fetchone()[0]
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "inftool_web.asgi:application", "--host", "127.0.0.1",
                                "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env)
@@ -305,12 +311,6 @@ def screenshots(out_dir: Path, env: dict, iteration_ids: list[int]) -> None:
             page.fill("input[name=password]", "demo-password-123")
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/")
-            from django.db import connection
-
-            with connection.cursor() as cur:
-                cur.execute("SELECT id FROM synth_trajectory WHERE iteration_id = %s AND kind = 'multi_turn' "
-                            "AND status = 'done' ORDER BY id LIMIT 1", [iteration_ids[-2]])
-                traj = cur.fetchone()[0]
             shots = {
                 "dashboard": "/", "iteration": f"/iterations/{iteration_ids[-1]}/", "trajectory": f"/trajectories/{traj}/",
                 "tools": "/tools/?q=forecast", "audit": f"/audit/?iteration={iteration_ids[-2]}&size=8&seed=1",

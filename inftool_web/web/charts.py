@@ -6,6 +6,7 @@ their container (``viewBox`` + ``width: 100%`` in CSS).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from django.utils.html import escape
@@ -15,32 +16,48 @@ PALETTE = ("#3b6fd8", "#e0803a", "#3aa37a", "#c94b6d", "#8a63d2", "#8d8d8d", "#c
 EASY_HARD = ("#7cc6a4", "#d9694a")
 
 
-def _nice_max(value: float) -> float:
+def _nice_max(value: float, ticks: int = 4) -> float:
+    """The smallest 'round' axis top above ``value`` whose ``ticks`` steps are round too."""
     if value <= 0:
         return 1.0
-    for step in (1, 2, 2.5, 5):
-        scale = 10 ** (len(str(int(value))) - 1) if value >= 1 else 0.1
-        if step * scale >= value:
-            return step * scale
-    return 10 * (10 ** (len(str(int(value))) - 1))
+    raw = value / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for mult in (1, 2, 2.5, 5, 10):
+        step = mult * magnitude
+        if step >= raw and (step >= 1 or value < 1) and (magnitude >= 1 or mult != 2.5):
+            return step * ticks
+    return 10 * magnitude * ticks
 
 
 def _fmt(value: float, fmt: str) -> str:
     return fmt.format(value)
 
 
-def _legend(names: Sequence[str], colors: Sequence[str], x: float, y: float) -> list[str]:
+def _legend(names: Sequence[str], colors: Sequence[str], x: float, y: float, max_x: float = 10_000) -> list[str]:
     out, cx = [], x
     for name, color in zip(names, colors, strict=False):
+        w = 22 + 6.5 * len(str(name))
+        if cx + w > max_x and cx > x:
+            cx, y = x, y + 15
         out.append(f'<rect x="{cx:.1f}" y="{y - 9:.1f}" width="10" height="10" rx="2" fill="{color}"/>')
         out.append(f'<text x="{cx + 14:.1f}" y="{y:.1f}" class="legend">{escape(name)}</text>')
-        cx += 22 + 7 * len(str(name))
+        cx += w
     return out
+
+
+def _legend_rows(names: Sequence[str], width: float) -> int:
+    rows, cx = 1, 0.0
+    for name in names:
+        w = 22 + 6.5 * len(str(name))
+        if cx + w > width and cx > 0:
+            rows, cx = rows + 1, 0.0
+        cx += w
+    return rows
 
 
 def _empty(title: str, width: int, height: int) -> SafeString:
     return mark_safe(
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
+        f'<svg class="chart" viewBox="0 0 {width} {height}" style="max-width: {width}px" role="img" aria-label="{escape(title)}">'
         f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="muted">no data yet</text></svg>'
     )
 
@@ -58,12 +75,17 @@ def bar_chart(
     """Grouped vertical bars: one group per label, one bar per series."""
     if not labels or not series or not any(v for _, vals in series for v in vals):
         return _empty(title, width, height)
-    left, right, top, bottom = 44, 10, 26, 42
-    plot_w, plot_h = width - left - right, height - top - bottom
+    left, right, top = 44, 10, 12
+    group_w = (width - left - right) / len(labels)
+    longest = max(len(str(lab)) for lab in labels)
+    rotate = longest * 6.2 > group_w - 4
+    label_h = min(90, 8 + 5 * min(longest, 16)) if rotate else 18
+    legend_h = 15 * _legend_rows([n for n, _ in series], width - left) + 6 if len(series) > 1 else 0
+    height = max(height, top + 120 + label_h + legend_h)
+    plot_w, plot_h = width - left - right, height - top - label_h - legend_h - 6
     top_value = y_max if y_max is not None else _nice_max(max(v for _, vals in series for v in vals))
-    group_w = plot_w / len(labels)
     bar_w = max(2.0, min(28.0, (group_w - 6) / len(series)))
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" style="max-width: {width}px" role="img" aria-label="{escape(title)}">']
     for i in range(5):
         v = top_value * i / 4
         y = top + plot_h - plot_h * i / 4
@@ -81,15 +103,38 @@ def bar_chart(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" '
                 f'fill="{colors[si % len(colors)]}"><title>{escape(tip)}</title></rect>'
             )
-        short = str(label) if len(str(label)) <= 14 else str(label)[:13] + "…"
-        parts.append(
-            f'<text x="{left + gi * group_w + group_w / 2:.1f}" y="{top + plot_h + 14}" '
-            f'text-anchor="middle" class="tick">{escape(short)}</text>'
-        )
+        cx, ly = left + gi * group_w + group_w / 2, top + plot_h + 13
+        if rotate:
+            short = str(label) if len(str(label)) <= 16 else str(label)[:15] + "…"
+            parts.append(f'<text x="{cx:.1f}" y="{ly}" text-anchor="end" transform="rotate(-35 {cx:.1f} {ly})" '
+                         f'class="tick">{escape(short)}</text>')
+        else:
+            parts.append(f'<text x="{cx:.1f}" y="{ly}" text-anchor="middle" class="tick">{escape(label)}</text>')
     if len(series) > 1:
-        parts += _legend([n for n, _ in series], colors, left, height - 8)
+        parts += _legend([n for n, _ in series], colors, left, height - legend_h + 12, width - right)
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+def hbar_chart(rows: Sequence[tuple[str, float]], *, title: str, width: int = 560) -> SafeString:
+    """One horizontal bar per row, longest first; for long labels such as domain / category."""
+    if not rows or not any(v for _, v in rows):
+        return _empty(title, width, 80)
+    label_w, right, row_h, top = 190, 40, 20, 4
+    height = top + row_h * len(rows) + 4
+    top_value = max(v for _, v in rows)
+    plot_w = width - label_w - right
+    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" style="max-width: {width}px" role="img" aria-label="{escape(title)}">']
+    for i, (label, v) in enumerate(rows):
+        y = top + i * row_h
+        short = str(label) if len(str(label)) <= 32 else str(label)[:31] + "…"
+        w = plot_w * v / top_value if top_value else 0
+        out.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" class="tick">{escape(short)}</text>')
+        out.append(f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" rx="2" fill="{PALETTE[0]}">'
+                   f"<title>{escape(f'{label}: {v:.0f}')}</title></rect>")
+        out.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 13}" class="tick">{v:.0f}</text>')
+    out.append("</svg>")
+    return mark_safe("".join(out))
 
 
 def share_bars(
@@ -106,7 +151,7 @@ def share_bars(
     label_w, right, row_h, top = 130, 50, 22, 8
     height = top + row_h * len(rows) + 26
     plot_w = width - label_w - right
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
+    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" style="max-width: {width}px" role="img" aria-label="{escape(title)}">']
     for ri, (label, values) in enumerate(rows):
         y = top + ri * row_h
         total = sum(values)
@@ -143,31 +188,33 @@ def line_chart(
     """Lines over an ordinal x axis (iterations, checkpoints); ``None`` leaves a gap."""
     if not labels or not series or all(v is None for _, vals in series for v in vals):
         return _empty(title, width, height)
-    left, right, top, bottom = 44, 14, 16, 46
-    plot_w, plot_h = width - left - right, height - top - bottom
-    step = plot_w / max(1, len(labels) - 1) if len(labels) > 1 else 0
-    x0 = left if len(labels) > 1 else left + plot_w / 2
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
+    left, right, top, pad = 44, 14, 12, 40
+    legend_h = 15 * _legend_rows([n for n, _ in series], width - left) + 6
+    plot_w, plot_h = width - left - right, height - top - 24 - legend_h
+    span = plot_w - 2 * pad
+    step = span / (len(labels) - 1) if len(labels) > 1 else 0
+    x0 = left + pad if len(labels) > 1 else left + plot_w / 2
+    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" style="max-width: {width}px" role="img" aria-label="{escape(title)}">']
     for i in range(5):
         v = y_max * i / 4
         y = top + plot_h - plot_h * i / 4
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         out.append(f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end" class="tick">{escape(_fmt(v, value_fmt))}</text>')
     for i, label in enumerate(labels):
-        short = str(label) if len(str(label)) <= 14 else str(label)[:13] + "…"
-        out.append(f'<text x="{x0 + i * step:.1f}" y="{top + plot_h + 14}" text-anchor="middle" class="tick">{escape(short)}</text>')
+        short = str(label) if len(str(label)) <= 18 else str(label)[:17] + "…"
+        out.append(f'<text x="{x0 + i * step:.1f}" y="{top + plot_h + 15}" text-anchor="middle" class="tick">{escape(short)}</text>')
     for si, (name, values) in enumerate(series):
         color = PALETTE[si % len(PALETTE)]
         points = [
-            (x0 + i * step, top + plot_h - plot_h * min(v, y_max) / y_max, v)
+            (x0 + i * step, top + plot_h - plot_h * min(v, y_max) / y_max, v, labels[i])
             for i, v in enumerate(values) if v is not None
         ]
         if len(points) > 1:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points)
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
             out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
-        for (x, y, v), label in zip(points, [lab for lab, v in zip(labels, values, strict=False) if v is not None], strict=False):
+        for x, y, v, label in points:
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}">'
                        f"<title>{escape(f'{name} · {label}: {_fmt(v, value_fmt)}')}</title></circle>")
-    out += _legend([n for n, _ in series], PALETTE, left, height - 8)
+    out += _legend([n for n, _ in series], PALETTE, left, height - legend_h + 12, width - right)
     out.append("</svg>")
     return mark_safe("".join(out))

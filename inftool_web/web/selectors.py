@@ -15,7 +15,7 @@ from inftool_web.loop.models import CategoryResult, EvaluationRun, Iteration
 from inftool_web.synth.models import Trajectory
 
 MODES = tuple(Trajectory.Kind.values)
-MODE_LABELS = dict(Trajectory.Kind.choices)
+MODE_LABELS = {m: m.replace("_", "-") for m in MODES}
 
 EFFECTIVE_VERDICT = Case(
     When(audit_decision="accept", then=Value("accepted")),

@@ -97,9 +97,8 @@ def iteration_detail(request, pk: int):
                                                    title="Easy / hard by domain"),
             "tokens": charts.bar_chart(mode_labels, stats.tokens_by_mode, title="Mean tokens per trajectory"),
             "turns": charts.bar_chart(stats.turn_labels, stats.turns_hist, title="Turns per multi-turn conversation"),
-            "domains": charts.bar_chart([lab for lab, _ in stats.per_domain_category],
-                                        [("trajectories", [n for _, n in stats.per_domain_category])],
-                                        title="Trajectories per domain / category", width=720),
+            "domains": charts.hbar_chart(stats.per_domain_category, title="Trajectories per domain / category",
+                                         width=760),
             "acceptance": charts.bar_chart(mode_labels, stats.acceptance_by_mode, title="Acceptance rate",
                                            value_fmt="{:.0%}", y_max=1.0),
             "repair": charts.bar_chart(mode_labels, stats.repair_by_mode, title="Repair rate",
@@ -202,10 +201,12 @@ def evaluations(request):
     table = selectors.evaluation_table()
     labels = [f"{run.checkpoint.name}" + (f" (#{run.iteration.number})" if run.iteration else "")
               for run in table.runs]
-    overall = charts.line_chart(labels, [("overall", [run.overall for run in table.runs])], title="BFCL overall")
-    per_category = charts.line_chart(
-        labels, [(c, [r.accuracy if r else None for r in table.cells[c]]) for c in table.categories][:7],
-        title="BFCL accuracy per category", height=260,
+    short = [f"#{run.iteration.number}" if run.iteration else run.checkpoint.kind for run in table.runs]
+    overall = charts.line_chart(short, [("BFCL overall", [run.overall for run in table.runs])], title="BFCL overall")
+    per_category = charts.bar_chart(
+        table.categories, [(s, [r.accuracy if r else 0.0 for r in (table.cells[c][i] for c in table.categories)])
+                           for i, s in enumerate(short)],
+        title="BFCL accuracy per category", value_fmt="{:.0%}", y_max=1.0,
     )
     rows = [(c, table.cells[c]) for c in table.categories]
     return render(request, "web/evaluations.html", {**_roles(request), "table": table, "rows": rows,

@@ -97,7 +97,7 @@ def test_dashboard_lists_new_trajectories_live(page, login, live_server_url):
     send(DASHBOARD_GROUP, trajectory_event(t))
     row = page.locator(f"#row-t-{t.pk}")
     expect(row).to_be_visible()
-    expect(row).to_contain_text("Parallel")
+    expect(row).to_contain_text("parallel")
     expect(page.locator("#iterations")).to_contain_text(f"#{it.number}")
 
 

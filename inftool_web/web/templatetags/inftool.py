@@ -40,3 +40,8 @@ def call_name(call) -> str:
 def call_args(call) -> str:
     fn = call.get("function", call) if isinstance(call, dict) else {}
     return pretty_json(fn.get("arguments", {}))
+
+
+@register.filter
+def mode_label(kind) -> str:
+    return str(kind).replace("_", "-")
