@@ -75,7 +75,7 @@ def _convert_fastmcp(path: Path):
     spec = json.loads(path.read_bytes())
     client = httpx2.AsyncClient(base_url="http://localhost")
     provider = OpenAPIProvider(openapi_spec=spec, client=client)
-    schemas = [t.to_mcp_tool().inputSchema for t in provider._tools.values()]
+    schemas = [t.to_mcp_tool().input_schema for t in provider._tools.values()]
     n_ops = len(provider._tools) + len(provider._resources) + len(provider._templates)
     return n_ops, schemas
 
@@ -231,8 +231,13 @@ def _shards(paths: list[Path], n: int) -> list[list[Path]]:
 
 def _spawn(args: list[str]) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONHASHSEED="0")
+    # FastMCP logs every schema it cannot handle; the records carry what matters.
     return subprocess.Popen(
-        [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
 
 
