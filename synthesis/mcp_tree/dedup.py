@@ -177,7 +177,7 @@ def embed_tools(tools: Sequence[Any], model: Any = None, batch_size: int = 64) -
 
 
 def neighbor_pairs(
-    emb: np.ndarray, threshold: float, *, max_neighbors: int = 10, chunk: int = 512
+    emb: np.ndarray, threshold: float, *, max_neighbors: int = 10, chunk: int = 256
 ) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine >= threshold, best first.
 

@@ -329,7 +329,7 @@ def fallback_description(method: str, path: str, arg_names: list[str], api_title
             owner_params = [
                 s[1:-1] for s in segs[statics[-2][0] + 1 : statics[-1][0]] if s.startswith("{")
             ]
-            text += f" of a {_singular(owner)}" if owner_params else f" of {owner}"
+            text += f" of {_a(_singular(owner))}" if owner_params else f" of {owner}"
             if owner_params:
                 text += f" (by {', '.join(owner_params)})"
         if ends_with_param:
@@ -342,6 +342,11 @@ def fallback_description(method: str, path: str, arg_names: list[str], api_title
         shown = arg_names[:8]
         text += f" Parameters: {', '.join(shown)}{', …' if len(arg_names) > 8 else ''}."
     return text
+
+
+def _a(noun: str) -> str:
+    vowel = noun[:1] in ("a", "e", "i", "o") or noun[:2] in ("un", "up", "um", "ut")
+    return f"an {noun}" if vowel else f"a {noun}"
 
 
 def _singular(word: str) -> str:

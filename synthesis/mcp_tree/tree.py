@@ -331,7 +331,7 @@ def build_tree(
         if n_dom > 1
         else np.zeros(n, int)
     )
-    dom_members = [[i for i in range(n) if labels[i] == d] for d in range(n_dom)]
+    dom_members = [np.flatnonzero(labels == d).tolist() for d in range(n_dom)]
     # Largest domain first, so keys read in order of importance and stay stable.
     dom_members = sorted((m for m in dom_members if m), key=lambda m: (-len(m), m[0]))
     dom_keywords = kw.top(dom_members, cfg.keywords)
@@ -376,9 +376,7 @@ def build_tree(
 
             init, _ = kmeans_plusplus(sub, n_clusters=k, random_state=cfg.seed)
             sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter)
-            groups = [
-                [members[j] for j in range(len(members)) if sub_labels[j] == c] for c in range(k)
-            ]
+            groups = [[members[j] for j in np.flatnonzero(sub_labels == c)] for c in range(k)]
             groups = sorted((g for g in groups if g), key=lambda g: (-len(g), g[0]))
         else:
             groups = [list(members)]

@@ -179,7 +179,7 @@ def test_oas31_types_oneof_and_recursion():
 
     children = tools["get_events_id_children"]
     assert children.output_schema["properties"]["parent"]["type"] == "object"
-    assert children.description.startswith("List the children of a event (by id)")
+    assert children.description.startswith("List the children of an event (by id)")
 
 
 def test_malformed_specs_raise_typed_errors():
@@ -288,3 +288,11 @@ def test_load_spec_accepts_text_bytes_and_dicts():
     assert load_spec(json.dumps({"openapi": "3.0.0"}))["openapi"] == "3.0.0"
     assert load_spec({"swagger": "2.0"}) == {"swagger": "2.0"}
     assert re.match(r"^\d", load_spec(SPECS / "library_oas30.yaml")["info"]["version"])
+
+
+def test_docstring_examples():
+    import doctest
+
+    import synthesis.mcp_tree.openapi as module
+
+    assert doctest.testmod(module).failed == 0
