@@ -36,7 +36,8 @@ def _assert_valid(schema: dict) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["petstore_swagger2.json", "library_oas30.yaml", "events_oas31.json"]
+    "name",
+    ["petstore_swagger2.json", "shop_swagger2.yaml", "library_oas30.yaml", "events_oas31.json"],
 )
 def test_every_schema_is_valid_2020_12(name):
     result = convert_spec(SPECS / name)
@@ -108,6 +109,33 @@ def test_swagger2_parameters_body_and_formdata():
     assert props["caption"]["maxLength"] == 140
     assert upload.input_schema["required"] == ["petId", "file"]
     assert props["petId"]["description"] == "ID of the pet"
+
+
+def test_swagger2_yaml_formdata_markdown_and_self_reference():
+    tools = _tools("shop_swagger2.yaml")
+    get = tools["categories_get"]
+    assert get.description.startswith(
+        "Get a category Returns the category with its children and parent."
+    )
+    assert "|" not in get.description and "#" not in get.description
+    # String bounds are coerced to numbers; integer response codes from YAML work.
+    assert get.input_schema["properties"]["depth"] == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 5,
+    }
+    cat = get.output_schema
+    # Category.parent is a Category: cut where it recurs, a described stub.
+    assert cat["properties"]["parent"]["type"] == "object"
+    assert "properties" not in cat["properties"]["parent"]
+    assert "Category" in cat["properties"]["children"]["items"]["description"]
+    order = tools["post_orders"]
+    props = order.input_schema["properties"]
+    assert props["quantity"] == {"type": "integer", "default": 1}
+    assert props["note"]["type"] == ["string", "null"]
+    assert order.input_schema["required"] == ["sku"]
+    assert {b.location for b in order.bindings} == {"formData"}
+    assert order.output_schema is None
 
 
 def test_cycles_are_cut_and_invalid_patterns_dropped():
