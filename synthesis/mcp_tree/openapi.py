@@ -18,6 +18,8 @@ Public API
     :class:`ConversionWarning` s for what was dropped or repaired.
 ``ConvertOptions``
     Limits: how deep ``$ref`` s are inlined, the largest schema kept, description caps.
+``ToolDef.to_dict() -> dict``
+    Every field as JSON-ready plain data (for storage).
 ``ToolDef.to_mcp() -> dict``
     The MCP ``Tool`` dict (``name``, ``description``, ``inputSchema``, ``outputSchema``,
     ``annotations``).
@@ -32,6 +34,7 @@ read-only (serialise them, don't mutate them).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import json
@@ -136,6 +139,26 @@ class ToolDef:
     tags: tuple[str, ...] = ()
     deprecated: bool = False
     bindings: tuple[ParamBinding, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON-ready plain data (schemas are shared, not copied)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.input_schema,
+            "output_schema": self.output_schema,
+            "method": self.method,
+            "path": self.path,
+            "operation_id": self.operation_id,
+            "summary": self.summary,
+            "tags": list(self.tags),
+            "deprecated": self.deprecated,
+            "bindings": [dataclasses.asdict(b) for b in self.bindings],
+            "source": {
+                **dataclasses.asdict(self.source),
+                "categories": list(self.source.categories),
+            },
+        }
 
     def to_mcp(self) -> dict[str, Any]:
         """The MCP ``Tool`` definition."""

@@ -52,6 +52,8 @@ def test_every_schema_is_valid_2020_12(name):
             assert tool.output_schema["type"] == "object"
         mcp = tool.to_mcp()
         assert mcp["inputSchema"] is tool.input_schema
+        record = json.loads(json.dumps(tool.to_dict()))
+        assert record["source"]["api_title"] and record["method"] == tool.method
     assert len({t.name for t in result.tools}) == len(result.tools)
 
 
