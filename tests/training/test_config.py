@@ -71,3 +71,30 @@ def test_saved_config_round_trips(tmp_path):
     data = json.loads(path.read_text())
     assert data["resolved"] == {"world_size": 1} and data["reward"]["gate_threshold"] == 1.0
     assert load_config(path) == cfg
+
+
+def test_launch_configs_point_at_existing_deepspeed_files():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    for stage in (2, 3):
+        acc = yaml.safe_load((root / f"training/configs/accelerate_zero{stage}.yaml").read_text())
+        ds_path = root / acc["deepspeed_config"]["deepspeed_config_file"]
+        ds = json.loads(ds_path.read_text())
+        assert ds["zero_optimization"]["stage"] == stage
+        assert SFTRunConfig(deepspeed=str(ds_path)).deepspeed == str(ds_path)
+
+
+def test_cli_overrides_fields():
+    from training.sft import _common_overrides, build_arg_parser
+
+    args = build_arg_parser("sft").parse_args(
+        ["--profile", "cpu", "--data", "x.jsonl", "--output-dir", "out", "--set", "max_steps=7", "--set", "lr_scheduler_type=linear"]
+    )
+    cfg = _common_overrides(get_profile(args.profile).sft, args)
+    assert (cfg.output_dir, cfg.max_steps, cfg.lr_scheduler_type) == ("out", 7, "linear")
+    args.set = ["max_stpes=1"]
+    with pytest.raises(SystemExit, match="unknown setting 'max_stpes'"):
+        _common_overrides(get_profile("cpu").sft, args)
