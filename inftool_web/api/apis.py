@@ -196,6 +196,8 @@ class TrajectoryListApi(BaseApi):
     @extend_schema(parameters=FILTER_PARAMETERS, responses=TrajectoryOutputSerializer(many=True))
     def get(self, request):
         qs = selectors.trajectory_list(filters=parse_trajectory_filters(request.query_params))
+        # The large JSON columns are not listed: leave them in the database.
+        qs = qs.defer("offered_tools", "reference_calls", "score_detail", "engine_state", "goal", "error")
         return paginate(queryset=qs, serializer_class=TrajectoryOutputSerializer, request=request, view=self)
 
 

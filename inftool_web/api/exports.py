@@ -1,16 +1,18 @@
 """Dataset exports: trajectories as JSONL in OpenAI, ShareGPT and BFCL form, streamed.
 
 Rows are read with a server-side cursor (``iterator(chunk_size=...)``) and their messages
-prefetched one chunk at a time, so memory stays flat whatever the export size.
+fetched one chunk at a time, so memory stays flat whatever the export size.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict, namedtuple
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 
 from inftool_web.synth.models import Message, Trajectory
 
@@ -60,7 +62,7 @@ def normalize_call(call: dict) -> dict:
     return {"name": fn.get("name", ""), "arguments": _as_dict(args) if not isinstance(args, dict) else args}
 
 
-def _openai_messages(t: Trajectory, messages: Iterable[Message]) -> list[dict]:
+def _openai_messages(t, messages: Iterable) -> list[dict]:
     out: list[dict] = []
     pending_ids: list[str] = []
     for m in messages:
@@ -93,14 +95,14 @@ def _openai_messages(t: Trajectory, messages: Iterable[Message]) -> list[dict]:
     return out
 
 
-def to_openai(t: Trajectory, messages: list[Message]) -> dict:
-    return {"messages": _openai_messages(t, messages), "tools": [openai_tool(x) for x in t.offered_tools or []]}
+def to_openai(t, messages: list) -> dict:
+    return {"messages": _openai_messages(t, messages)}
 
 
 _SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt", "tool": "tool"}
 
 
-def to_sharegpt(t: Trajectory, messages: list[Message]) -> dict:
+def to_sharegpt(t, messages: list) -> dict:
     conversations = []
     for m in messages:
         value = m.content or ""
@@ -108,7 +110,7 @@ def to_sharegpt(t: Trajectory, messages: list[Message]) -> dict:
             tags = [f"<tool_call>\n{_dumps(normalize_call(c))}\n</tool_call>" for c in m.tool_calls]
             value = "\n".join([value, *tags]) if value else "\n".join(tags)
         conversations.append({"from": _SHAREGPT_FROM.get(m.role, m.role), "value": value})
-    return {"conversations": conversations, "tools": _dumps([openai_tool(x) for x in t.offered_tools or []])}
+    return {"conversations": conversations}
 
 
 def _bfcl_call_string(call: dict) -> str:
@@ -116,7 +118,7 @@ def _bfcl_call_string(call: dict) -> str:
     return f"{call['name']}({args})"
 
 
-def to_bfcl(t: Trajectory, messages: list[Message]) -> dict:
+def to_bfcl(t, messages: list) -> dict:
     """BFCL V3 style: ``question`` is a list of turns (each a list of messages) and
     ``ground_truth`` lists, per call, the acceptable values of each argument; multi-turn
     rows hold one list of call strings per user turn, as BFCL's multi-turn files do."""
@@ -142,40 +144,88 @@ def to_bfcl(t: Trajectory, messages: list[Message]) -> dict:
     return {
         "id": f"inftool_{t.kind}_{t.iteration_id}_{t.seq}",
         "question": turns,
-        "function": [_plain_tool(x) for x in t.offered_tools or []],
         "ground_truth": ground_truth,
     }
 
 
-CONVERTERS = {"openai": to_openai, "sharegpt": to_sharegpt, "bfcl": to_bfcl}
+# Each format: (conversation part, key of the tools part, tools part from the offered MCP tools).
+FORMATS_SPEC = {
+    "openai": (to_openai, "tools", lambda tools: [openai_tool(x) for x in tools]),
+    "sharegpt": (to_sharegpt, "tools", lambda tools: _dumps([openai_tool(x) for x in tools])),
+    "bfcl": (to_bfcl, "function", lambda tools: [_plain_tool(x) for x in tools]),
+}
+
+_TRAJECTORY_FIELDS = ("id", "iteration_id", "seq", "kind", "reference_calls")
+_MESSAGE_FIELDS = ("trajectory_id", "index", "role", "content", "tool_calls", "tool_results", "tool_call_id")
 
 
-_MESSAGE_FIELDS = ("id", "trajectory_id", "index", "role", "content", "tool_calls", "tool_results", "tool_call_id")
+class TrajectoryRow(NamedTuple):
+    pk: int
+    iteration_id: int
+    seq: int
+    kind: str
+    reference_calls: list
 
 
-def export_queryset(qs: QuerySet[Trajectory]) -> QuerySet[Trajectory]:
+def _message_row_type():
     known = {f.attname for f in Message._meta.concrete_fields}
-    messages = Prefetch(
-        "messages", queryset=Message.objects.order_by("index").only(*[f for f in _MESSAGE_FIELDS if f in known])
-    )
-    return qs.only("id", "iteration_id", "seq", "kind", "offered_tools", "reference_calls").prefetch_related(messages)
+    fields = tuple(f for f in _MESSAGE_FIELDS if f in known)
+    return fields, namedtuple("MessageRow", fields)
 
 
 def export_lines(qs: QuerySet[Trajectory], fmt: str, *, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """JSONL bytes, a few hundred KB at a time, for every trajectory of ``qs``."""
-    if fmt not in CONVERTERS:
+    """JSONL bytes, a few hundred KB at a time, for every trajectory of ``qs``.
+
+    Trajectories come from a server-side cursor as plain tuples and their messages are
+    fetched per chunk of ``chunk_size`` trajectories, so memory holds one chunk at a time.
+    Offered tool sets repeat across trajectories: each distinct set (by its stored JSON) is
+    converted once and its JSON fragment reused.
+    """
+    if fmt not in FORMATS_SPEC:
         raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
-    convert = CONVERTERS[fmt]
+    convert, tools_key, convert_tools = FORMATS_SPEC[fmt]
+    tools_prefix = f',"{tools_key}":'
+    fragments: dict[str, str] = {}
+    msg_fields, MessageRow = _message_row_type()
+    rows = (
+        qs.order_by("id")
+        .annotate(tools_json=Cast("offered_tools", TextField()))
+        .values_list(*_TRAJECTORY_FIELDS, "tools_json")
+        .iterator(chunk_size=chunk_size)
+    )
     buf: list[str] = []
     size = 0
-    for t in export_queryset(qs).iterator(chunk_size=chunk_size):
-        line = _dumps(convert(t, list(t.messages.all())))
-        buf.append(line)
-        size += len(line)
-        if size >= _FLUSH_BYTES:
-            buf.append("")
-            yield "\n".join(buf).encode()
-            buf, size = [], 0
+    for chunk in _batched(rows, chunk_size):
+        by_trajectory: dict[int, list] = defaultdict(list)
+        for values in (Message.objects.filter(trajectory_id__in=[r[0] for r in chunk])
+                       .order_by("trajectory_id", "index").values_list(*msg_fields)):
+            by_trajectory[values[0]].append(MessageRow(*values))
+        for *head, tools_json in chunk:
+            t = TrajectoryRow(*head)
+            fragment = fragments.get(tools_json)
+            if fragment is None:
+                if len(fragments) > 4096:
+                    fragments.clear()
+                fragment = fragments[tools_json] = _dumps(convert_tools(json.loads(tools_json or "[]") or []))
+            line = _dumps(convert(t, by_trajectory.get(t.pk, [])))
+            line = f"{line[:-1]}{tools_prefix}{fragment}}}"
+            buf.append(line)
+            size += len(line)
+            if size >= _FLUSH_BYTES:
+                buf.append("")
+                yield "\n".join(buf).encode()
+                buf, size = [], 0
     if buf:
         buf.append("")
         yield "\n".join(buf).encode()
+
+
+def _batched(iterable, n: int):
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
