@@ -34,6 +34,11 @@ def _next_iteration_number() -> int:
 
 def iteration_launch(*, config: dict, created_by=None, name: str = ""):
     """Validate ``config`` (raises ``ConfigError``), store the iteration and queue it after commit."""
+    return iteration_create(config=config, created_by=created_by, name=name, queue=True)
+
+
+def iteration_create(*, config: dict, created_by=None, name: str = "", queue: bool = False):
+    """Validate ``config`` (raises ``ConfigError``) and store a new iteration, queued if asked."""
     from django.db import IntegrityError
 
     from inftool_web.core.events import DASHBOARD_GROUP, send_on_commit
@@ -57,7 +62,8 @@ def iteration_launch(*, config: dict, created_by=None, name: str = ""):
                     created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
                     input_checkpoint_id=latest_output or (base.pk if base else None),
                 )
-                transaction.on_commit(lambda: _queue_iteration(iteration.pk))
+                if queue:
+                    transaction.on_commit(lambda: _queue_iteration(iteration.pk))
                 send_on_commit(DASHBOARD_GROUP, {"kind": "iteration", "id": iteration.pk, "status": iteration.status})
                 return iteration
         except IntegrityError:

@@ -154,6 +154,30 @@ class Trajectory(models.Model):
         return self.verdict
 
 
+class TrajectoryStep(models.Model):
+    """The raw log of a trajectory: every step the engine emitted, in order, as it was emitted.
+
+    Messages, reflections and votes are also stored in their own tables for reading; this
+    log is what a retried task replays to resume exactly where a killed one stopped.
+    """
+
+    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["trajectory_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["trajectory", "index"], name="trajectorystep_unique_index"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["scenario", "message", "reflection", "vote", "finish"]),
+                name="trajectorystep_kind_valid",
+            ),
+        ]
+
+
 class Message(models.Model):
     """One stored step of a conversation, in order."""
 
@@ -170,6 +194,9 @@ class Message(models.Model):
     content = models.TextField(blank=True)
     tool_calls = models.JSONField(default=list, blank=True)
     tool_results = models.JSONField(default=list, blank=True)
+    tool_call_id = models.CharField(max_length=100, blank=True)
+    name = models.CharField(max_length=100, blank=True, help_text="Tool name of a tool result")
+    mcp = models.JSONField(null=True, blank=True, help_text="The MCP JSON-RPC form (tools/call or its result)")
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -227,6 +254,7 @@ class VerifierVote(models.Model):
     backend = models.CharField(max_length=200, blank=True)
     round = models.PositiveIntegerField(default=0)
     vote = models.CharField(max_length=8, choices=Vote.choices)
+    perspective = models.CharField(max_length=200, blank=True)
     rationale = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

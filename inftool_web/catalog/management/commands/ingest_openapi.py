@@ -88,7 +88,7 @@ class Command(BaseCommand):
             root = ensure_corpus(settings.INFTOOL_VAR_DIR)
             api = root / "api"
             found = sample_specs(root, n=sample_size) if sample else list(iter_corpus_specs(root, only=only))
-            jobs = [(str(p), p.parent.relative_to(api).as_posix()) for p in found]
+            jobs = [(str(p), p.relative_to(api).with_suffix("").as_posix()) for p in found]
         return jobs[:limit] if limit else jobs
 
     def _unchanged(self, path: str, name: str) -> bool:

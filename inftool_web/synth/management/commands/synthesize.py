@@ -1,0 +1,136 @@
+"""Synthesize trajectories and print a summary by mode.
+
+    manage.py synthesize --count 20
+    manage.py synthesize --count 50 --modes single parallel multi_turn
+    manage.py synthesize --iteration 3            # finish (or resume) iteration 3's synthesis
+    manage.py synthesize --count 200 --celery     # queue on the role-play workers and watch
+
+By default the conversations run in this process, all advancing together so that the
+model gets full batches; ``--celery`` hands them to the workers instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count, Q
+
+from inftool_web.loop.iteration_config import MODES, ConfigError
+from inftool_web.loop.models import Iteration
+from inftool_web.synth.models import Trajectory
+
+
+class Command(BaseCommand):
+    help = "Synthesize tool-use trajectories (all modes by default) and print a summary."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--count", type=int, default=10)
+        parser.add_argument("--modes", nargs="+", choices=MODES, default=None)
+        parser.add_argument("--iteration", type=int, default=None, help="Continue this iteration (its number)")
+        parser.add_argument("--max-turns", type=int, default=None)
+        parser.add_argument("--verifiers", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--domains", nargs="+", default=None)
+        parser.add_argument("--celery", action="store_true", help="Queue on the workers instead of running here")
+
+    def handle(self, *args, count, modes, iteration, max_turns, verifiers, seed, domains, celery, **options):
+        from inftool_web.loop.pipeline import iteration_after_synthesis
+        from inftool_web.loop.services import iteration_create
+        from inftool_web.synth.services import TERMINAL, iteration_plan_trajectories
+
+        if iteration is not None:
+            it = Iteration.objects.filter(number=iteration).first()
+            if it is None:
+                raise CommandError(f"no iteration number {iteration}")
+        else:
+            config = {"count": count, "profile": "none", "seed": seed}
+            if modes:
+                config["modes"] = {m: 1 for m in modes}
+            if max_turns:
+                config["max_turns"] = max_turns
+            if verifiers:
+                config["verifiers"] = verifiers
+            if domains:
+                config["domains"] = domains
+            try:
+                it = iteration_create(config=config, name="synthesize")
+            except ConfigError as exc:
+                raise CommandError(str(exc)) from None
+        it.status = Iteration.Status.SYNTHESIZING
+        it.save(update_fields=["status"])
+        try:
+            iteration_plan_trajectories(iteration=it)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        todo = list(it.trajectories.exclude(status__in=TERMINAL).values_list("pk", flat=True))
+        self.stdout.write(f"iteration {it.number}: {len(todo)} trajectories to synthesize")
+        if celery:
+            from inftool_web.synth.tasks import synthesize_trajectory
+
+            for pk in todo:
+                synthesize_trajectory.delay(pk)
+            self._watch(it, done=None)
+        else:
+            error: list[BaseException] = []
+            done = threading.Event()
+
+            def work():
+                from django.db import connection
+
+                from inftool_web.synth.services import trajectories_run
+
+                try:
+                    trajectories_run(trajectory_ids=todo)
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    error.append(exc)
+                finally:
+                    connection.close()
+                    done.set()
+
+            threading.Thread(target=work, daemon=True).start()
+            self._watch(it, done=done)
+            if error:
+                raise CommandError(f"synthesis stopped: {error[0]} (stored steps are kept; re-run with --iteration {it.number} to resume)")
+        iteration_after_synthesis(iteration_id=it.pk)
+        self._summary(it)
+
+    def _watch(self, it: Iteration, done: threading.Event | None) -> None:
+        from tqdm import tqdm
+
+        from inftool_web.synth.services import TERMINAL
+
+        total = it.trajectories.count()
+        bar = tqdm(total=total, desc="trajectories", unit="traj", file=self.stderr._out)
+        last = 0
+        while True:
+            finished = it.trajectories.filter(status__in=TERMINAL).count()
+            bar.update(finished - last)
+            last = finished
+            if finished >= total or (done is not None and done.is_set()):
+                break
+            time.sleep(1.0)
+        bar.close()
+
+    def _summary(self, it: Iteration) -> None:
+        rows = (
+            Trajectory.objects.filter(iteration=it).values("kind").annotate(
+                produced=Count("id", filter=Q(status__in=["done", "rejected"])),
+                repaired=Count("id", filter=Q(repaired=True)),
+                rejected=Count("id", filter=Q(verdict="rejected")),
+                accepted=Count("id", filter=Q(verdict="accepted")),
+                failed=Count("id", filter=Q(status="failed")),
+                easy=Count("id", filter=Q(difficulty="easy")),
+                hard=Count("id", filter=Q(difficulty="hard")),
+            ).order_by("kind")
+        )
+        cols = ["produced", "repaired", "rejected", "accepted", "failed", "easy", "hard"]
+        header = f"{'mode':<12}" + "".join(f"{c:>10}" for c in cols)
+        self.stdout.write("\n" + header + "\n" + "-" * len(header))
+        totals = dict.fromkeys(cols, 0)
+        for r in rows:
+            self.stdout.write(f"{r['kind']:<12}" + "".join(f"{r[c]:>10}" for c in cols))
+            for c in cols:
+                totals[c] += r[c]
+        self.stdout.write("-" * len(header) + "\n" + f"{'total':<12}" + "".join(f"{totals[c]:>10}" for c in cols))
