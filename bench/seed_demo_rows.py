@@ -107,7 +107,14 @@ def seed_demo(*, iterations: int = 3, per_iteration: int = 48, rng_seed: int = 7
     from inftool_web.catalog.models import ApiSource, DuplicateLink, Tool, TreeNode
     from inftool_web.core.roles import set_role
     from inftool_web.loop.models import CategoryResult, EvaluationRun, Iteration, ModelCheckpoint
-    from inftool_web.synth.models import AuditDecision, Message, Persona, Reflection, Trajectory, VerifierVote
+    from inftool_web.synth.models import (
+        AuditDecision,
+        Message,
+        Persona,
+        Reflection,
+        Trajectory,
+        VerifierVote,
+    )
 
     rng = random.Random(rng_seed)
     with transaction.atomic():
@@ -221,19 +228,24 @@ def _make_trajectory(rng, it, seq, k, tools, nodes, cats, personas, reviewer,
     for turn in range(turns):
         q = query if turn == 0 else rng.choice(["Thanks! And what about tomorrow?", "Can you double-check that?",
                                                 "Great, please do the same for next week."])
-        msgs.append(Message(trajectory=t, index=i, role="user", agent="user_simulator", content=q)); i += 1
+        msgs.append(Message(trajectory=t, index=i, role="user", agent="user_simulator", content=q))
+        i += 1
         if kind == "irrelevance":
             msgs.append(Message(trajectory=t, index=i, role="assistant", agent="tool_agent",
-                                content="None of my tools can do that, so I can't look it up for you.")); i += 1
+                                content="None of my tools can do that, so I can't look it up for you."))
+            i += 1
             break
         calls = [{"id": f"call_{t.pk}_{i}_{c}", "type": "function", "function": {"name": name, "arguments": args}}
                  for c in range(2 if kind == "parallel" else 1)]
         msgs.append(Message(trajectory=t, index=i, role="assistant", agent="tool_agent", content="", tool_calls=calls,
-                            completion_tokens=40)); i += 1
+                            completion_tokens=40))
+        i += 1
         for c in calls:
             msgs.append(Message(trajectory=t, index=i, role="tool", agent="server_simulator", content=_dumps(result),
-                                tool_results=[{"tool_call_id": c["id"], "structuredContent": result}])); i += 1
-        msgs.append(Message(trajectory=t, index=i, role="assistant", agent="tool_agent", content=answer)); i += 1
+                                tool_results=[{"tool_call_id": c["id"], "structuredContent": result}]))
+            i += 1
+        msgs.append(Message(trajectory=t, index=i, role="assistant", agent="tool_agent", content=answer))
+        i += 1
     Message.objects.bulk_create(msgs)
     if t.repaired:
         Reflection.objects.create(trajectory=t, index=0, step=2, problem="schema_invalid", action="repaired", attempts=2,
@@ -279,9 +291,8 @@ def _free_port() -> int:
 
 
 def screenshots(out_dir: Path, env: dict, iteration_ids: list[int]) -> None:
-    from playwright.sync_api import sync_playwright
-
     from django.db import connection
+    from playwright.sync_api import sync_playwright
 
     with connection.cursor() as cur:
         cur.execute("SELECT id FROM synth_trajectory WHERE iteration_id = %s AND kind = 'multi_turn' "

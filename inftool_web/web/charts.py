@@ -82,7 +82,7 @@ def bar_chart(
     label_h = min(90, 8 + 5 * min(longest, 16)) if rotate else 18
     legend_h = 15 * _legend_rows([n for n, _ in series], width - left) + 6 if len(series) > 1 else 0
     height = max(height, top + 120 + label_h + legend_h)
-    plot_w, plot_h = width - left - right, height - top - label_h - legend_h - 6
+    plot_h = height - top - label_h - legend_h - 6
     top_value = y_max if y_max is not None else _nice_max(max(v for _, vals in series for v in vals))
     bar_w = max(2.0, min(28.0, (group_w - 6) / len(series)))
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" style="max-width: {width}px" role="img" aria-label="{escape(title)}">']

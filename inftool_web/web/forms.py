@@ -5,7 +5,14 @@ import dataclasses
 from django import forms
 
 from inftool_web.catalog.models import TreeNode
-from inftool_web.loop.iteration_config import BACKENDS, MODES, PROFILES, ROLES, ConfigError, IterationConfig
+from inftool_web.loop.iteration_config import (
+    BACKENDS,
+    MODES,
+    PROFILES,
+    ROLES,
+    ConfigError,
+    IterationConfig,
+)
 from inftool_web.synth.models import AuditDecision
 
 _FIELDS = {f.name: f for f in dataclasses.fields(IterationConfig)}

@@ -6,7 +6,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import (
-    Avg, Case, CharField, Count, F, IntegerField, Q, QuerySet, Value, When,
+    Avg,
+    Case,
+    CharField,
+    Count,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    Value,
+    When,
 )
 from django.db.models.functions import MD5, Cast, Concat, Floor, Least
 

@@ -11,8 +11,14 @@ from inftool_web.core.roles import set_role
 from inftool_web.loop.models import CategoryResult, Iteration
 from inftool_web.web.services import audit_record
 from tests.factories import (
-    EvaluationRunFactory, IterationFactory, PersonaFactory, ToolFactory, TrajectoryFactory, TreeNodeFactory,
-    UserFactory, conversation,
+    EvaluationRunFactory,
+    IterationFactory,
+    PersonaFactory,
+    ToolFactory,
+    TrajectoryFactory,
+    TreeNodeFactory,
+    UserFactory,
+    conversation,
 )
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,15 @@ from inftool_web.core.roles import set_role
 from inftool_web.loop.models import CategoryResult, Iteration
 from inftool_web.synth.models import AuditDecision, Reflection
 from tests.factories import (
-    EvaluationRunFactory, IterationFactory, MessageFactory, ToolFactory, TrajectoryFactory, TreeNodeFactory,
-    UserFactory, VerifierVoteFactory, conversation,
+    EvaluationRunFactory,
+    IterationFactory,
+    MessageFactory,
+    ToolFactory,
+    TrajectoryFactory,
+    TreeNodeFactory,
+    UserFactory,
+    VerifierVoteFactory,
+    conversation,
 )
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +170,7 @@ def test_tools_browse_search_and_paginate(client):
 def test_audit_sample_is_reproducible(client, world):
     login(client, "reviewer")
     it = world["it"]
-    for i in range(20):
+    for _i in range(20):
         TrajectoryFactory(iteration=it, status="done", verdict="accepted")
     from inftool_web.web.selectors import audit_sample
 
