@@ -68,7 +68,11 @@ def to_openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
     t = normalize_tool(tool)
     return {
         "type": "function",
-        "function": {"name": t["name"], "description": t["description"], "parameters": t["inputSchema"]},
+        "function": {
+            "name": t["name"],
+            "description": t["description"],
+            "parameters": t["inputSchema"],
+        },
     }
 
 
@@ -82,7 +86,10 @@ class ToolCall:
         return {
             "id": self.id,
             "type": "function",
-            "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)},
+            "function": {
+                "name": self.name,
+                "arguments": json.dumps(self.arguments, ensure_ascii=False),
+            },
         }
 
 

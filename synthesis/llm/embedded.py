@@ -107,7 +107,9 @@ def convert_gguf_checkpoint(dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        src.parent, gguf_file=src.name, local_files_only=True
+    )
     # A GGUF-loaded model refuses save_pretrained; once de-quantized it is a plain model.
     model.hf_quantizer = None
     model.is_quantized = False
@@ -196,7 +198,8 @@ class EmbeddedOptions(BaseModel):
     )
     num_threads: int | None = Field(None, ge=1, description="torch threads; default: all cores.")
     constrain_tool_calls: bool = Field(
-        True, description="With tool_choice=auto, constrain calls the model opens to the tools' schemas."
+        True,
+        description="With tool_choice=auto, constrain calls the model opens to the tools' schemas.",
     )
 
 
@@ -270,7 +273,11 @@ class EmbeddedBackend(LLMBackend):
             elif src:
                 eos.update(src)
         self.eos_ids = sorted(eos)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.pad_id = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.eos_ids[0]
+        )
         self._xgr = xgr
         self._tokenizer_info = xgr.TokenizerInfo.from_huggingface(
             self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.eos_ids
@@ -278,10 +285,13 @@ class EmbeddedBackend(LLMBackend):
         self._compiler = xgr.GrammarCompiler(self._tokenizer_info)
         self._compile_lock = threading.Lock()
         self._queue: queue.Queue[_Seq] = queue.Queue()
+        self._held: _Seq | None = None
         self._closed = threading.Event()
         self._stats_lock = threading.Lock()
         self.stats = {"steps": 0, "decode_tokens": 0, "prefills": 0, "prefill_tokens": 0}
-        self._thread = threading.Thread(target=self._run, name=f"embedded-{self.model_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"embedded-{self.model_id}", daemon=True
+        )
         self._thread.start()
 
     # -- public ----------------------------------------------------------------------------
@@ -329,6 +339,7 @@ class EmbeddedBackend(LLMBackend):
             )
         grammar = None
         tools = [normalize_tool(t) for t in request.tools or []]
+        _check_tool_choice(request.tool_choice, tools)
         try:
             grammar = self._grammar_for(request, tools)
         except Exception as e:  # xgrammar raises several types for unsupported schemas
@@ -348,14 +359,8 @@ class EmbeddedBackend(LLMBackend):
         if not tools or choice == "none":
             return None
         if isinstance(choice, dict):
-            fname = choice.get("name") or (choice.get("function") or {}).get("name")
-            chosen = [t for t in tools if t["name"] == fname]
-            if not chosen:
-                raise LLMError(
-                    f"tool_choice names {fname!r}, which is not among the tools "
-                    f"({', '.join(t['name'] for t in tools)})"
-                )
-            fmt = _tag(chosen[0])
+            fname = _forced_name(choice)
+            fmt = _tag(next(t for t in tools if t["name"] == fname))
         elif choice == "required":
             fmt = {
                 "type": "tags_with_separator",
@@ -398,7 +403,10 @@ class EmbeddedBackend(LLMBackend):
     def _result(self, p: _Prepared, fut: concurrent.futures.Future | None) -> ChatResult:
         if fut is None:
             return ChatResult(
-                text="", finish_reason="length", prompt_tokens=len(p.prompt_ids), warnings=list(p.warnings)
+                text="",
+                finish_reason="length",
+                prompt_tokens=len(p.prompt_ids),
+                warnings=list(p.warnings),
             )
         seq: _Seq = fut.result()
         text = self.tokenizer.decode(seq.generated, skip_special_tokens=True)
@@ -444,25 +452,35 @@ class EmbeddedBackend(LLMBackend):
                     if not s.future.done():
                         s.future.set_exception(e)
                 active, state = [], None
-        for s in active:
+        closed = LLMError("the embedded backend was closed")
+        waiting = active + ([self._held] if self._held else [])
+        while True:
+            try:
+                waiting.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for s in waiting:
             if not s.future.done():
-                s.future.set_exception(LLMError("the embedded backend was closed"))
+                s.future.set_exception(closed)
 
     def _admit(self, n_active: int, block: bool) -> list[_Seq]:
         free = self.options.max_batch_size - n_active
         out: list[_Seq] = []
         longest = 0
         while len(out) < free:
-            try:
-                if block and not out:
-                    s = self._queue.get(timeout=0.2)
-                else:
-                    s = self._queue.get_nowait()
-            except queue.Empty:
-                break
+            if self._held is not None:
+                s, self._held = self._held, None
+            else:
+                try:
+                    if block and not out:
+                        s = self._queue.get(timeout=0.2)
+                    else:
+                        s = self._queue.get_nowait()
+                except queue.Empty:
+                    break
             longest_next = max(longest, len(s.prompt_ids))
             if out and longest_next * (len(out) + 1) > self.options.max_prefill_tokens:
-                self._queue.put(s)  # next round; order among waiting requests is not promised
+                self._held = s  # first in the next round, so that arrival order is kept
                 break
             out.append(s)
             longest = longest_next
@@ -481,7 +499,12 @@ class EmbeddedBackend(LLMBackend):
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
         )
         with self._stats_lock:
             self.stats["prefills"] += 1
@@ -493,7 +516,9 @@ class EmbeddedBackend(LLMBackend):
         import torch
 
         ids = torch.tensor([[s.generated[-1]] for s in seqs], dtype=torch.long)
-        pos = torch.tensor([[len(s.prompt_ids) + len(s.generated) - 1] for s in seqs], dtype=torch.long)
+        pos = torch.tensor(
+            [[len(s.prompt_ids) + len(s.generated) - 1] for s in seqs], dtype=torch.long
+        )
         state.mask = torch.cat([state.mask, torch.ones((len(seqs), 1), dtype=torch.long)], dim=1)
         out = self.model(
             input_ids=ids,
@@ -510,7 +535,6 @@ class EmbeddedBackend(LLMBackend):
 
     def _sample(self, seqs: list[_Seq], logits: Any) -> None:
         """Pick each sequence's next token and mark the ones that end."""
-        import torch
 
         logits = logits.float()
         constrained = [i for i, s in enumerate(seqs) if s.matcher is not None]
@@ -518,10 +542,16 @@ class EmbeddedBackend(LLMBackend):
             bitmask = self._xgr.allocate_token_bitmask(len(seqs), self.vocab_size)
             for i in constrained:
                 seqs[i].matcher.fill_next_token_bitmask(bitmask, i)
-            self._xgr.apply_token_bitmask_inplace(logits, bitmask, vocab_size=self.vocab_size, indices=constrained)
+            self._xgr.apply_token_bitmask_inplace(
+                logits, bitmask, vocab_size=self.vocab_size, indices=constrained
+            )
         greedy = logits.argmax(dim=-1).tolist()
         for i, s in enumerate(seqs):
-            tok = greedy[i] if s.temperature == 0 else _sample_row(logits[i], s.temperature, s.top_p, s.generator)
+            tok = (
+                greedy[i]
+                if s.temperature == 0
+                else _sample_row(logits[i], s.temperature, s.top_p, s.generator)
+            )
             if s.matcher is not None:
                 if not s.matcher.accept_token(tok):
                     s.finish_reason = "stop"  # cannot happen under the mask; end rather than loop
@@ -562,7 +592,9 @@ class EmbeddedBackend(LLMBackend):
         for la, lb in zip(state.cache.layers, new_state.cache.layers, strict=True):
             la.keys = torch.cat([left_pad(la.keys, a_len), left_pad(lb.keys, b_len)], dim=0)
             la.values = torch.cat([left_pad(la.values, a_len), left_pad(lb.values, b_len)], dim=0)
-        state.mask = torch.cat([left_pad(state.mask, a_len), left_pad(new_state.mask, b_len)], dim=0)
+        state.mask = torch.cat(
+            [left_pad(state.mask, a_len), left_pad(new_state.mask, b_len)], dim=0
+        )
         return active + new, state
 
     def _drop_finished(
@@ -596,13 +628,37 @@ class _BatchState:
     mask: Any  # (rows, cached length) attention mask; 0 marks left padding
 
 
+def _forced_name(choice: dict[str, Any]) -> str | None:
+    return choice.get("name") or (choice.get("function") or {}).get("name")
+
+
+def _check_tool_choice(choice: str | dict[str, Any], tools: list[dict[str, Any]]) -> None:
+    if isinstance(choice, dict):
+        fname = _forced_name(choice)
+        if fname not in {t["name"] for t in tools}:
+            raise LLMError(
+                f"tool_choice names {fname!r}, which is not among the tools "
+                f"({', '.join(t['name'] for t in tools) or 'none given'})"
+            )
+    elif choice not in ("auto", "none", "required"):
+        raise LLMError(
+            f"tool_choice must be auto, none, required or {{'name': ...}}, got {choice!r}"
+        )
+    elif choice == "required" and not tools:
+        raise LLMError("tool_choice='required' needs tools")
+
+
 def _tag(tool: dict[str, Any]) -> dict[str, Any]:
     import xgrammar as xgr
 
     prefix = "<tool_call>\n" + json.dumps({"name": tool["name"], "arguments": 0})[:-2]
     # Compact JSON with json.dumps' separators: the layout the prompt and training data use,
     # and no room for a small model to wander off into whitespace.
-    ebnf = str(xgr.Grammar.from_json_schema(json.dumps(tool["inputSchema"] or {"type": "object"}), any_whitespace=False))
+    ebnf = str(
+        xgr.Grammar.from_json_schema(
+            json.dumps(tool["inputSchema"] or {"type": "object"}), any_whitespace=False
+        )
+    )
     return {
         "type": "tag",
         "begin": prefix,

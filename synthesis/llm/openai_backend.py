@@ -44,13 +44,18 @@ class OpenAIOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     base_url: str = Field(
-        "http://127.0.0.1:8000/v1", description="Server root including /v1, e.g. http://gpu-1:8000/v1."
+        "http://127.0.0.1:8000/v1",
+        description="Server root including /v1, e.g. http://gpu-1:8000/v1.",
     )
     api_key: str | None = Field(None, description="Bearer token; default: $OPENAI_API_KEY if set.")
-    model: str | None = Field(None, description="Model name; default: the first one the server lists.")
+    model: str | None = Field(
+        None, description="Model name; default: the first one the server lists."
+    )
     timeout: float = Field(120.0, gt=0, description="Seconds per HTTP request.")
     max_retries: int = Field(4, ge=0, description="Retries on connection errors, 429 and 5xx.")
-    backoff: float = Field(0.5, ge=0, description="First retry delay in seconds; doubles each retry.")
+    backoff: float = Field(
+        0.5, ge=0, description="First retry delay in seconds; doubles each retry."
+    )
     concurrency: int = Field(8, ge=1, description="Requests of a batch in flight at once.")
 
 
@@ -69,9 +74,13 @@ class OpenAIBackend(LLMBackend):
             base_url=self.base_url,
             headers=headers,
             timeout=opts.timeout,
-            limits=httpx.Limits(max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency),
+            limits=httpx.Limits(
+                max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
+            ),
         )
-        self._pool = ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="openai-backend")
+        self._pool = ThreadPoolExecutor(
+            max_workers=opts.concurrency, thread_name_prefix="openai-backend"
+        )
         self._model_lock = threading.Lock()
         self.model_id = opts.model or ""
 
@@ -164,7 +173,9 @@ class OpenAIBackend(LLMBackend):
                 retry_after = resp.headers.get("retry-after")
                 if retry_after and retry_after.replace(".", "", 1).isdigit():
                     delay = max(delay, float(retry_after))
-                logger.warning("%s %s answered %s; retrying in %.1f s", method, url, resp.status_code, delay)
+                logger.warning(
+                    "%s %s answered %s; retrying in %.1f s", method, url, resp.status_code, delay
+                )
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
@@ -186,7 +197,11 @@ def _openai_message(m: dict[str, Any]) -> dict[str, Any]:
         calls = []
         for tc in out["tool_calls"]:
             if isinstance(tc, ToolCall):
-                calls.append(tc.to_openai() if tc.id else ToolCall(tc.name, tc.arguments, new_call_id()).to_openai())
+                calls.append(
+                    tc.to_openai()
+                    if tc.id
+                    else ToolCall(tc.name, tc.arguments, new_call_id()).to_openai()
+                )
             elif isinstance(tc, dict) and tc.get("type") == "function":
                 calls.append(tc)
             else:
@@ -220,17 +235,33 @@ def parse_chat_completion(data: dict[str, Any], req: ChatRequest | None = None) 
             fn = tc.get("function") or {}
             args = fn.get("arguments")
             try:
-                parsed = json.loads(args) if isinstance(args, str) and args.strip() else (args or {})
+                parsed = (
+                    json.loads(args) if isinstance(args, str) and args.strip() else (args or {})
+                )
             except json.JSONDecodeError as e:
-                result.error = InvalidModelOutput(f"arguments of {fn.get('name')!r} are not valid JSON ({e})", raw=args)
+                result.error = InvalidModelOutput(
+                    f"arguments of {fn.get('name')!r} are not valid JSON ({e})", raw=args
+                )
                 result.finish_reason = "error"
                 continue
             if not isinstance(parsed, dict):
-                result.error = InvalidModelOutput(f"arguments of {fn.get('name')!r} are not a JSON object", raw=str(args))
+                result.error = InvalidModelOutput(
+                    f"arguments of {fn.get('name')!r} are not a JSON object", raw=str(args)
+                )
                 result.finish_reason = "error"
                 continue
-            result.tool_calls.append(ToolCall(name=fn.get("name", ""), arguments=parsed, id=tc.get("id") or new_call_id()))
-        if not raw_calls and req is not None and req.tools and req.tool_choice != "none" and req.json_schema is None:
+            result.tool_calls.append(
+                ToolCall(
+                    name=fn.get("name", ""), arguments=parsed, id=tc.get("id") or new_call_id()
+                )
+            )
+        if (
+            not raw_calls
+            and req is not None
+            and req.tools
+            and req.tool_choice != "none"
+            and req.json_schema is None
+        ):
             apply_tool_call_parsing(result)
         out.append(result)
     if not out:

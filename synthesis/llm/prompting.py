@@ -40,7 +40,11 @@ def tools_system_prompt(tools: list[dict[str, Any]]) -> str:
         nt = normalize_tool(t)
         lines.append(
             json.dumps(
-                {"name": nt["name"], "description": nt["description"], "parameters": nt["inputSchema"]},
+                {
+                    "name": nt["name"],
+                    "description": nt["description"],
+                    "parameters": nt["inputSchema"],
+                },
                 ensure_ascii=False,
             )
         )
@@ -82,7 +86,11 @@ def to_hermes_messages(
         role = msg.get("role")
         if role == "tool":
             block = f"<tool_response>\n{content_text(msg.get('content'))}\n</tool_response>"
-            if out and out[-1]["role"] == "user" and out[-1]["content"].startswith("<tool_response>"):
+            if (
+                out
+                and out[-1]["role"] == "user"
+                and out[-1]["content"].startswith("<tool_response>")
+            ):
                 out[-1]["content"] += "\n" + block
             else:
                 out.append({"role": "user", "content": block})

@@ -37,7 +37,9 @@ class UnknownBackend(LLMError, ValueError):
 
 def register_backend(name: str, target: str | type[LLMBackend]) -> None:
     """Add a backend: a class, or ``"package.module:Class"`` imported on first use."""
-    _BACKENDS[name] = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
+    _BACKENDS[name] = (
+        target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
+    )
 
 
 def available_backends() -> list[str]:
@@ -52,7 +54,9 @@ def backend_class(name: str) -> type[LLMBackend]:
             f"unknown LLM backend {name!r}; valid backends: {', '.join(sorted(_BACKENDS))}"
         ) from None
     module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name, package=__package__ if module_name.startswith(".") else None)
+    module = importlib.import_module(
+        module_name, package=__package__ if module_name.startswith(".") else None
+    )
     return getattr(module, attr)
 
 

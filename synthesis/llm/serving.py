@@ -32,7 +32,12 @@ class BadRequest(ValueError):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "error": {"message": self.message, "type": "invalid_request_error", "param": self.param, "code": self.code}
+            "error": {
+                "message": self.message,
+                "type": "invalid_request_error",
+                "param": self.param,
+                "code": self.code,
+            }
         }
 
 
@@ -108,9 +113,14 @@ def parse_chat_completions_body(body: Any) -> ChatRequest:
     if isinstance(tool_choice, dict):
         name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
         if not name:
-            raise BadRequest("tool_choice must name a function: {'type': 'function', 'function': {'name': ...}}", param="tool_choice")
+            raise BadRequest(
+                "tool_choice must name a function: {'type': 'function', 'function': {'name': ...}}",
+                param="tool_choice",
+            )
         if not tools or name not in {t["name"] for t in tools}:
-            raise BadRequest(f"tool_choice names {name!r}, which is not among the tools", param="tool_choice")
+            raise BadRequest(
+                f"tool_choice names {name!r}, which is not among the tools", param="tool_choice"
+            )
         tool_choice = {"name": name}
     elif tool_choice == "required" and not tools:
         raise BadRequest("tool_choice='required' needs tools", param="tool_choice")
@@ -122,18 +132,26 @@ def parse_chat_completions_body(body: Any) -> ChatRequest:
             spec = b.response_format.get("json_schema") or {}
             json_schema = spec.get("schema")
             if not isinstance(json_schema, dict):
-                raise BadRequest("response_format.json_schema.schema must be a JSON Schema object", param="response_format")
+                raise BadRequest(
+                    "response_format.json_schema.schema must be a JSON Schema object",
+                    param="response_format",
+                )
         elif kind == "json_object":
             json_schema = {"type": "object"}
         elif kind != "text":
-            raise BadRequest(f"response_format.type {kind!r} is not one of text, json_object, json_schema", param="response_format")
+            raise BadRequest(
+                f"response_format.type {kind!r} is not one of text, json_object, json_schema",
+                param="response_format",
+            )
 
     messages = [m.model_dump(exclude_none=True) for m in b.messages]
     for i, m in enumerate(messages):
         for tc in m.get("tool_calls") or []:
             fn = tc.get("function") if isinstance(tc, dict) else None
             if not isinstance(fn, dict) or not fn.get("name"):
-                raise BadRequest("each tool call needs function.name", param=f"messages.{i}.tool_calls")
+                raise BadRequest(
+                    "each tool call needs function.name", param=f"messages.{i}.tool_calls"
+                )
     try:
         return ChatRequest(
             messages=messages,
@@ -156,7 +174,10 @@ def chat_completion_response(results: list[ChatResult], *, model: str) -> dict[s
     """OpenAI's ``chat.completion`` object for the choices of one request."""
     choices = []
     for i, r in enumerate(results):
-        message: dict[str, Any] = {"role": "assistant", "content": r.text if (r.text or not r.tool_calls) else None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": r.text if (r.text or not r.tool_calls) else None,
+        }
         if r.tool_calls:
             message["tool_calls"] = [tc.to_openai() for tc in r.tool_calls]
         finish = r.finish_reason if r.finish_reason in ("stop", "length", "tool_calls") else "stop"

@@ -53,12 +53,18 @@ def _call_from_obj(obj: Any, raw: str) -> ToolCall:
         try:
             args = json.loads(args) if args.strip() else {}
         except json.JSONDecodeError as e:
-            raise InvalidModelOutput(f"arguments of {name!r} are not valid JSON ({e})", raw=raw) from e
+            raise InvalidModelOutput(
+                f"arguments of {name!r} are not valid JSON ({e})", raw=raw
+            ) from e
     if args is None:
         args = {}
     if not isinstance(args, dict):
         raise InvalidModelOutput(f"arguments of {name!r} are not a JSON object", raw=raw)
-    return ToolCall(name=name, arguments=args, id=call_id if isinstance(call_id, str) and call_id else new_call_id())
+    return ToolCall(
+        name=name,
+        arguments=args,
+        id=call_id if isinstance(call_id, str) and call_id else new_call_id(),
+    )
 
 
 def _calls_from_json(obj: Any, raw: str) -> list[ToolCall] | None:
@@ -70,7 +76,11 @@ def _calls_from_json(obj: Any, raw: str) -> list[ToolCall] | None:
             return None  # e.g. {"name": "Alice"}: an answer, not a call
         return [_call_from_obj(obj, raw)]
     if isinstance(obj, list) and obj and all(isinstance(o, dict) for o in obj):
-        if all(("name" in o and ("arguments" in o or "parameters" in o)) or isinstance(o.get("function"), dict) for o in obj):
+        if all(
+            ("name" in o and ("arguments" in o or "parameters" in o))
+            or isinstance(o.get("function"), dict)
+            for o in obj
+        ):
             return [_call_from_obj(o, raw) for o in obj]
     return None
 
@@ -104,11 +114,17 @@ def parse_reply(text: str, *, truncated: bool = False) -> ParsedReply:
                     dropped = m.group(0)
                     text = text[: m.start()]
                     break
-                raise InvalidModelOutput(f"invalid JSON in <tool_call> block ({e})", raw=text) from e
+                raise InvalidModelOutput(
+                    f"invalid JSON in <tool_call> block ({e})", raw=text
+                ) from e
             found = _calls_from_json(obj, text)
             if found is None:
                 # A block holding a bare object: read it as a call anyway (it must have a name).
-                found = [_call_from_obj(obj, text)] if not isinstance(obj, list) else [_call_from_obj(o, text) for o in obj]
+                found = (
+                    [_call_from_obj(obj, text)]
+                    if not isinstance(obj, list)
+                    else [_call_from_obj(o, text) for o in obj]
+                )
             calls.extend(found)
         content = _BLOCK_RE.sub("", text).replace(TOOL_CALL_CLOSE, "").strip()
         return ParsedReply(content, calls, dropped)
@@ -179,5 +195,7 @@ def apply_tool_call_parsing(result: ChatResult) -> ChatResult:
         if result.finish_reason == "stop":
             result.finish_reason = "tool_calls"
     if parsed.dropped_tail:
-        result.warnings.append(f"dropped a tool call cut off by max_tokens: {parsed.dropped_tail[:200]!r}")
+        result.warnings.append(
+            f"dropped a tool call cut off by max_tokens: {parsed.dropped_tail[:200]!r}"
+        )
     return result

@@ -32,14 +32,18 @@ def is_vllm_available() -> bool:
 class VLLMOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_path: str = Field(..., description="A local checkpoint folder (or a model vLLM can load offline).")
+    model_path: str = Field(
+        ..., description="A local checkpoint folder (or a model vLLM can load offline)."
+    )
     dtype: str = Field("auto", description="vLLM dtype: auto, bfloat16, float16.")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
     max_model_len: int | None = Field(None, ge=1)
     tensor_parallel_size: int = Field(1, ge=1)
 
 
-def tool_call_schema(tools: list[dict[str, Any]], choice: str | dict[str, Any]) -> dict[str, Any] | None:
+def tool_call_schema(
+    tools: list[dict[str, Any]], choice: str | dict[str, Any]
+) -> dict[str, Any] | None:
     """JSON Schema of one ``{"name", "arguments"}`` call allowed by ``choice``, or None."""
     tools = [normalize_tool(t) for t in tools]
     if isinstance(choice, dict):
@@ -113,7 +117,9 @@ class VLLMBackend(LLMBackend):
         for req in requests:
             tools = req.tools if req.tools and req.tool_choice != "none" else None
             msgs = to_hermes_messages(req.messages, tools)
-            prompts.append(self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
+            prompts.append(
+                self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            )
             sp, is_forced = self._sampling_params(req)
             params.append(sp)
             forced.append(is_forced)

@@ -9,7 +9,17 @@ from synthesis.llm.base import BackendUnavailable, ChatRequest, InvalidModelOutp
 from synthesis.llm.openai_backend import OpenAIBackend, parse_chat_completion
 from synthesis.llm.scripted import ScriptedBackend
 
-TOOLS = [{"name": "get_weather", "description": "Weather", "inputSchema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Weather",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    }
+]
 
 
 def req(text="hi", **kw):
@@ -41,14 +51,20 @@ def test_round_trip_through_serving_handlers(serve):
     scripted = ScriptedBackend(default=answer, model_id="tiny")
     b = OpenAIBackend(base_url=serve(scripted), concurrency=2)
     assert b.list_models() == ["tiny"]
-    out = b.complete_batch([req("weather?", tools=TOOLS, tool_choice="required"), req("hi"), req("bye")])
-    assert out[0][0].tool_calls[0].name == "get_weather" and out[0][0].tool_calls[0].arguments == {"city": "Oslo"}
+    out = b.complete_batch(
+        [req("weather?", tools=TOOLS, tool_choice="required"), req("hi"), req("bye")]
+    )
+    assert out[0][0].tool_calls[0].name == "get_weather" and out[0][0].tool_calls[0].arguments == {
+        "city": "Oslo"
+    }
     assert out[0][0].finish_reason == "tool_calls"
     assert [out[1][0].text, out[2][0].text] == ["Hello!", "Bye!"]
     assert b.model_id == "tiny"
     # What the server received maps back to the same request.
     sent = next(r for r in scripted.requests if r.tools)
-    assert sent.tool_choice == "required" and sent.tools[0]["inputSchema"] == TOOLS[0]["inputSchema"]
+    assert (
+        sent.tool_choice == "required" and sent.tools[0]["inputSchema"] == TOOLS[0]["inputSchema"]
+    )
 
 
 def test_tool_history_passes_through(serve):
@@ -58,12 +74,19 @@ def test_tool_history_passes_through(serve):
 
     messages = [
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [ToolCall("get_weather", {"city": "Oslo"}, "c1")]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [ToolCall("get_weather", {"city": "Oslo"}, "c1")],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": {"temp": 3}},
     ]
     assert b.complete(ChatRequest(messages=messages, tools=TOOLS)).text == "ok"
     got = scripted.requests[0].messages
-    assert got[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Oslo"}'}
+    assert got[1]["tool_calls"][0]["function"] == {
+        "name": "get_weather",
+        "arguments": '{"city": "Oslo"}',
+    }
     assert got[2]["content"] == '{"temp": 3}'
 
 
@@ -80,7 +103,16 @@ class _Flaky(BaseHTTPRequestHandler):
         if type(self).calls <= type(self).failures:
             status, payload = 503, {"error": {"message": "busy"}}
         else:
-            payload = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+            payload = {
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "fine"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+            }
             status = 200
         data = json.dumps(payload).encode()
         self.send_response(status)
@@ -112,7 +144,24 @@ def test_4xx_is_an_error_with_the_servers_message(serve):
 
 
 def test_bad_arguments_json_in_response_is_invalid_model_output():
-    data = {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"content": None, "tool_calls": [{"id": "x", "type": "function", "function": {"name": "f", "arguments": "{nope"}}]}}]}
+    data = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "x",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{nope"},
+                        }
+                    ],
+                },
+            }
+        ]
+    }
     (r,) = parse_chat_completion(data, req(tools=TOOLS))
     assert isinstance(r.error, InvalidModelOutput) and r.error.raw == "{nope"
 
@@ -120,7 +169,11 @@ def test_bad_arguments_json_in_response_is_invalid_model_output():
 def test_request_body_passes_schema_and_tool_choice():
     b = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model="m")
     schema = {"type": "object"}
-    body = b.request_body(req(tools=TOOLS, tool_choice={"name": "get_weather"}, json_schema=schema, stop=["x"], seed=1))
+    body = b.request_body(
+        req(
+            tools=TOOLS, tool_choice={"name": "get_weather"}, json_schema=schema, stop=["x"], seed=1
+        )
+    )
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert body["tools"][0]["function"]["parameters"] == TOOLS[0]["inputSchema"]
     assert body["response_format"]["json_schema"]["schema"] == schema

@@ -50,7 +50,10 @@ def test_same_name_and_options_give_one_instance_across_threads():
     try:
         assert "counting" in available_backends()
         got: list[LLMBackend] = []
-        threads = [threading.Thread(target=lambda: got.append(get_backend("counting", size=2))) for _ in range(8)]
+        threads = [
+            threading.Thread(target=lambda: got.append(get_backend("counting", size=2)))
+            for _ in range(8)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -68,7 +71,9 @@ def test_scripted_backends_are_not_shared():
 
 
 def test_roles_defaults_and_validation():
-    specs = resolve_role_specs({"agent": {"backend": "openai", "base_url": "http://gpu:8000/v1"}, "default": "scripted"})
+    specs = resolve_role_specs(
+        {"agent": {"backend": "openai", "base_url": "http://gpu:8000/v1"}, "default": "scripted"}
+    )
     assert specs["agent"] == {"backend": "openai", "base_url": "http://gpu:8000/v1"}
     assert all(specs[r] == {"backend": "scripted"} for r in ROLES if r != "agent")
     assert resolve_role_specs()["judge"] == {"backend": "embedded"}
@@ -83,4 +88,7 @@ def test_roles_defaults_and_validation():
 def test_backends_for_roles_builds_each_role():
     backends = backends_for_roles({"default": {"backend": "scripted", "replies": ["hi"]}})
     assert set(backends) == set(ROLES)
-    assert backends["user"].complete(ChatRequest(messages=[{"role": "user", "content": "x"}])).text == "hi"
+    assert (
+        backends["user"].complete(ChatRequest(messages=[{"role": "user", "content": "x"}])).text
+        == "hi"
+    )

@@ -27,7 +27,9 @@ def test_default_reply_when_queue_is_empty():
 
 def test_malformed_model_output_gives_invalid_model_output_with_raw_text():
     bad = '<tool_call>{"name": "lookup", "arguments": {"q": "x"</tool_call>'
-    b = ScriptedBackend(replies=[bad, '<tool_call>{"name": "lookup", "arguments": {"q": "y"}}</tool_call>'])
+    b = ScriptedBackend(
+        replies=[bad, '<tool_call>{"name": "lookup", "arguments": {"q": "y"}}</tool_call>']
+    )
     first, second = (row[0] for row in b.complete_batch([req(tools=TOOLS), req(tools=TOOLS)]))
     assert isinstance(first.error, InvalidModelOutput)
     assert first.error.raw == bad and first.text == bad and first.tool_calls == []

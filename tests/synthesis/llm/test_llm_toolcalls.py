@@ -1,7 +1,12 @@
 import pytest
 
 from synthesis.llm.base import ChatResult, InvalidModelOutput, ToolCall
-from synthesis.llm.toolcalls import apply_tool_call_parsing, format_tool_call, parse_reply, parse_tool_calls
+from synthesis.llm.toolcalls import (
+    apply_tool_call_parsing,
+    format_tool_call,
+    parse_reply,
+    parse_tool_calls,
+)
 
 
 def test_hermes_block_with_text_around():
@@ -33,7 +38,10 @@ def test_unclosed_last_block_is_read_to_the_end():
     [
         ('{"name": "f", "arguments": {"q": "x"}}', [("f", {"q": "x"})]),
         ('{"name": "f", "parameters": {"q": "x"}}', [("f", {"q": "x"})]),
-        ('[{"name": "f", "arguments": {}}, {"name": "g", "arguments": {"n": 2}}]', [("f", {}), ("g", {"n": 2})]),
+        (
+            '[{"name": "f", "arguments": {}}, {"name": "g", "arguments": {"n": 2}}]',
+            [("f", {}), ("g", {"n": 2})],
+        ),
         ('{"tool_calls": [{"name": "f", "arguments": {}}]}', [("f", {})]),
         ('```json\n{"name": "f", "arguments": {"a": true}}\n```', [("f", {"a": True})]),
         ('{"function": {"name": "f", "arguments": "{\\"a\\": 1}"}}', [("f", {"a": 1})]),
@@ -87,7 +95,9 @@ def test_apply_parsing_never_raises_and_keeps_raw_text():
     assert result.text == raw and result.error.raw == raw
     assert result.finish_reason == "error"
 
-    ok = apply_tool_call_parsing(ChatResult(text='<tool_call>{"name": "f", "arguments": {}}</tool_call>'))
+    ok = apply_tool_call_parsing(
+        ChatResult(text='<tool_call>{"name": "f", "arguments": {}}</tool_call>')
+    )
     assert ok.error is None and ok.finish_reason == "tool_calls" and ok.tool_calls[0].name == "f"
 
 
