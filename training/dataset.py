@@ -45,17 +45,26 @@ class DatasetConfig:
     )
     easy_weight: float = field(default=1.0, metadata={"help": "The same for easy rows."})
     grpo_steps_per_trajectory: int = field(
-        default=4, metadata={"help": "At most this many assistant steps of one trajectory become GRPO prompts."}
+        default=4,
+        metadata={
+            "help": "At most this many assistant steps of one trajectory become GRPO prompts."
+        },
     )
-    grpo_hard_only: bool = field(default=True, metadata={"help": "GRPO rows come from hard samples only."})
+    grpo_hard_only: bool = field(
+        default=True, metadata={"help": "GRPO rows come from hard samples only."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed for fractional repeats and shuffling."})
 
     def __post_init__(self) -> None:
         for name in ("hard_weight", "easy_weight"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0 drops those rows), got {getattr(self, name)}")
+                raise ValueError(
+                    f"{name} must be >= 0 (0 drops those rows), got {getattr(self, name)}"
+                )
         if self.grpo_steps_per_trajectory < 1:
-            raise ValueError(f"grpo_steps_per_trajectory must be >= 1, got {self.grpo_steps_per_trajectory}")
+            raise ValueError(
+                f"grpo_steps_per_trajectory must be >= 1, got {self.grpo_steps_per_trajectory}"
+            )
 
 
 @dataclass
@@ -83,7 +92,9 @@ def _decision(value: Any) -> bool | None:
         return True
     if text in _REJECT:
         return False
-    raise ValueError(f"unknown decision {value!r}; valid: accept/accepted, reject/rejected (or a bool)")
+    raise ValueError(
+        f"unknown decision {value!r}; valid: accept/accepted, reject/rejected (or a bool)"
+    )
 
 
 def is_accepted(trajectory: dict[str, Any]) -> bool:

@@ -32,12 +32,16 @@ from training.utils import ProgressCallback, offline_hub, report, resolve_model_
 logger = logging.getLogger(__name__)
 
 
-def _drop_long_prompts(rows: list[dict[str, Any]], tokenizer, limit: int | None) -> tuple[list[dict[str, Any]], int]:
+def _drop_long_prompts(
+    rows: list[dict[str, Any]], tokenizer, limit: int | None
+) -> tuple[list[dict[str, Any]], int]:
     if limit is None:
         return rows, 0
     kept = []
     for row in rows:
-        ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
+        ids = tokenizer.apply_chat_template(
+            row["prompt"], tokenize=True, add_generation_prompt=True
+        )
         if hasattr(ids, "keys"):
             ids = ids["input_ids"]
         if len(ids) <= limit:
@@ -73,7 +77,15 @@ def run_grpo(
     if dropped:
         warnings.append(f"left out {dropped} prompts longer than {config.max_prompt_length} tokens")
     dataset = to_hf_dataset(
-        [{"prompt": r["prompt"], "reference_calls": r["reference_calls"], "mode": r["mode"], "id": r["id"]} for r in rows]
+        [
+            {
+                "prompt": r["prompt"],
+                "reference_calls": r["reference_calls"],
+                "mode": r["mode"],
+                "id": r["id"],
+            }
+            for r in rows
+        ]
     )
 
     vllm_kwargs: dict[str, Any] = {}
@@ -122,7 +134,9 @@ def run_grpo(
     )
     reward_terms: list[dict[str, Any]] = []
     reward_fn = make_composite_reward(config.reward, sink=reward_terms)
-    report(progress, stage="grpo", event="loading", model=model_path, rows=len(rows), use_vllm=use_vllm)
+    report(
+        progress, stage="grpo", event="loading", model=model_path, rows=len(rows), use_vllm=use_vllm
+    )
     trainer = GRPOTrainer(
         model=model_path,
         reward_funcs=[reward_fn],
@@ -165,7 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     logger.info("dataset: %s", stats)
     result = run_grpo(config, rows, progress=lambda e: logger.info("%s", e))
-    print(json.dumps({"checkpoint_dir": result.checkpoint_dir, "metrics": result.metrics}, indent=2))
+    print(
+        json.dumps({"checkpoint_dir": result.checkpoint_dir, "metrics": result.metrics}, indent=2)
+    )
 
 
 if __name__ == "__main__":

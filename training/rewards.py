@@ -52,7 +52,9 @@ _REFUSAL_RE = re.compile(
     r"\b(cannot|can't|can not|unable|not able|no (suitable |relevant )?(tool|function)s?|none of the (tools|functions))\b",
     re.IGNORECASE,
 )
-_ANNOUNCE_RE = re.compile(r"\b(i will|i'll|let me|calling|i am going to|i'm going to) (call|use|invoke)\b", re.I)
+_ANNOUNCE_RE = re.compile(
+    r"\b(i will|i'll|let me|calling|i am going to|i'm going to) (call|use|invoke)\b", re.I
+)
 
 
 @dataclass
@@ -93,7 +95,9 @@ def completion_text(completion: Any) -> str:
             args = fn.get("arguments", {})
             if not isinstance(args, str):
                 args = json.dumps(args)
-            parts.append(f'<tool_call>\n{{"name": {json.dumps(fn["name"])}, "arguments": {args}}}\n</tool_call>')
+            parts.append(
+                f'<tool_call>\n{{"name": {json.dumps(fn["name"])}, "arguments": {args}}}\n</tool_call>'
+            )
     return "\n".join(p for p in parts if p)
 
 
@@ -144,13 +148,17 @@ def values_match(predicted: Any, expected: Any) -> bool:
             values_match(p, e) for p, e in zip(predicted, expected, strict=True)
         )
     if isinstance(expected, dict) and isinstance(predicted, dict):
-        return set(expected) == set(predicted) and all(values_match(predicted[k], expected[k]) for k in expected)
+        return set(expected) == set(predicted) and all(
+            values_match(predicted[k], expected[k]) for k in expected
+        )
     if expected is None or predicted is None:
         return expected is None and predicted is None
     return False
 
 
-def call_match_score(predicted_name: str, predicted_args: dict[str, Any], reference: dict[str, Any]) -> float:
+def call_match_score(
+    predicted_name: str, predicted_args: dict[str, Any], reference: dict[str, Any]
+) -> float:
     """Score one predicted call against one reference call in [0, 1] (1 iff it matches)."""
     if predicted_name != reference["name"]:
         return 0.0
@@ -178,9 +186,8 @@ def call_match_score(predicted_name: str, predicted_args: dict[str, Any], refere
 def _best_matching(scores: list[list[float]]) -> float:
     if not scores or not scores[0]:
         return 0.0
-    from scipy.optimize import linear_sum_assignment
-
     import numpy as np
+    from scipy.optimize import linear_sum_assignment
 
     matrix = np.asarray(scores)
     rows, cols = linear_sum_assignment(matrix, maximize=True)
@@ -216,7 +223,9 @@ _STOPWORDS = frozenset(
 
 
 def _content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 4 and w not in _STOPWORDS}
+    return {
+        w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 4 and w not in _STOPWORDS
+    }
 
 
 def request_text(prompt: Any) -> str:
@@ -227,12 +236,18 @@ def request_text(prompt: Any) -> str:
         return prompt
     for message in reversed(prompt):
         content = message.get("content") or ""
-        if message.get("role") == "user" and isinstance(content, str) and not content.startswith("<tool_response>"):
+        if (
+            message.get("role") == "user"
+            and isinstance(content, str)
+            and not content.startswith("<tool_response>")
+        ):
             return content
     return ""
 
 
-def reasoning_score(parsed: ParsedCompletion, max_words: int = 60, request: str | None = None) -> float:
+def reasoning_score(
+    parsed: ParsedCompletion, max_words: int = 60, request: str | None = None
+) -> float:
     rationale = parsed.text_before
     words = re.findall(r"\w+", rationale.lower())
     present = 1.0 if len(words) >= 3 else len(words) / 3
@@ -243,7 +258,9 @@ def reasoning_score(parsed: ParsedCompletion, max_words: int = 60, request: str 
     else:
         varied = 0.0
     if parsed.calls:
-        consistent = not _REFUSAL_RE.search(rationale) and len(parsed.text_after.split()) <= max_words // 2
+        consistent = (
+            not _REFUSAL_RE.search(rationale) and len(parsed.text_after.split()) <= max_words // 2
+        )
     else:
         consistent = not _ANNOUNCE_RE.search(rationale)
     checks = [present, concise, varied, float(consistent)]
@@ -270,16 +287,24 @@ def score_completion(
     ref = normalize_reference(reference)
     fmt = format_score(parsed, text)
     exe = execution_fidelity(parsed, ref)
-    rsn = reasoning_score(parsed, config.reasoning_max_words, None if prompt is None else request_text(prompt))
+    rsn = reasoning_score(
+        parsed, config.reasoning_max_words, None if prompt is None else request_text(prompt)
+    )
     gate = 1.0 if exe >= config.gate_threshold else 0.0
-    total = config.format_weight * fmt + config.execution_weight * exe + gate * config.reasoning_weight * rsn
+    total = (
+        config.format_weight * fmt
+        + config.execution_weight * exe
+        + gate * config.reasoning_weight * rsn
+    )
     return RewardTerms(format=fmt, execution=exe, reasoning=rsn, gate=gate, total=total)
 
 
 def _references(kwargs: dict[str, Any], n: int) -> list[Any]:
     refs = kwargs.get("reference_calls")
     if refs is None:
-        raise ValueError("reward needs a 'reference_calls' dataset column (JSON list of calls per row)")
+        raise ValueError(
+            "reward needs a 'reference_calls' dataset column (JSON list of calls per row)"
+        )
     if len(refs) != n:
         raise ValueError(f"got {n} completions but {len(refs)} reference_calls")
     return list(refs)
@@ -339,12 +364,16 @@ def reasoning_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     """
     prompts = kwargs.get("prompts") or [None] * len(completions)
     return [
-        reasoning_score(parse_tool_calls(completion_text(c)), request=None if p is None else request_text(p))
+        reasoning_score(
+            parse_tool_calls(completion_text(c)), request=None if p is None else request_text(p)
+        )
         for c, p in zip(completions, prompts, strict=True)
     ]
 
 
-def make_composite_reward(config: RewardConfig | None = None, sink: list[dict[str, Any]] | None = None):
+def make_composite_reward(
+    config: RewardConfig | None = None, sink: list[dict[str, Any]] | None = None
+):
     """Return the gated composite reward function; per-sample terms are appended to ``sink``."""
     config = config or RewardConfig()
 
@@ -352,7 +381,8 @@ def make_composite_reward(config: RewardConfig | None = None, sink: list[dict[st
         refs = _references(kwargs, len(completions))
         prompts = kwargs.get("prompts") or [None] * len(completions)
         terms = [
-            score_completion(c, r, config, p) for c, r, p in zip(completions, refs, prompts, strict=True)
+            score_completion(c, r, config, p)
+            for c, r, p in zip(completions, refs, prompts, strict=True)
         ]
         if sink is not None:
             state = kwargs.get("trainer_state")

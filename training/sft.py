@@ -56,7 +56,9 @@ def run_sft(
         template = training_chat_template(tokenizer)
         if template is None:
             assistant_only = False
-            warnings.append("chat template has no generation markers; the loss covers whole sequences")
+            warnings.append(
+                "chat template has no generation markers; the loss covers whole sequences"
+            )
         else:
             tokenizer.chat_template = template
     if tokenizer.pad_token is None:
@@ -148,12 +150,20 @@ def build_arg_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--profile", default="cpu", help="gpu or cpu")
     parser.add_argument("--data", required=True, help="trajectories as JSON or JSON lines")
-    parser.add_argument("--model", default=None, help="checkpoint folder (default: embedded SmolLM2)")
+    parser.add_argument(
+        "--model", default=None, help="checkpoint folder (default: embedded SmolLM2)"
+    )
     parser.add_argument("--output-dir", default=None)
-    parser.add_argument("--deepspeed", default=None, help="DeepSpeed JSON (training/configs/ds_zero*.json)")
-    parser.add_argument("--exclude-ids", default=None, help="file of trajectory ids to leave out, one a line")
+    parser.add_argument(
+        "--deepspeed", default=None, help="DeepSpeed JSON (training/configs/ds_zero*.json)"
+    )
+    parser.add_argument(
+        "--exclude-ids", default=None, help="file of trajectory ids to leave out, one a line"
+    )
     parser.add_argument("--hard-weight", type=float, default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
+    )
     return parser
 
 
@@ -181,11 +191,19 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     args = build_arg_parser("python -m training.sft").parse_args(argv)
     config = _common_overrides(get_profile(args.profile).sft, args)
-    data_config = DatasetConfig(hard_weight=args.hard_weight) if args.hard_weight is not None else DatasetConfig()
-    rows, stats = build_sft_rows(read_trajectories(args.data), data_config, exclude_ids=_read_ids(args.exclude_ids))
+    data_config = (
+        DatasetConfig(hard_weight=args.hard_weight)
+        if args.hard_weight is not None
+        else DatasetConfig()
+    )
+    rows, stats = build_sft_rows(
+        read_trajectories(args.data), data_config, exclude_ids=_read_ids(args.exclude_ids)
+    )
     logger.info("dataset: %s", stats)
     result = run_sft(config, rows, progress=lambda e: logger.info("%s", e))
-    print(json.dumps({"checkpoint_dir": result.checkpoint_dir, "metrics": result.metrics}, indent=2))
+    print(
+        json.dumps({"checkpoint_dir": result.checkpoint_dir, "metrics": result.metrics}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -34,14 +34,22 @@ WEATHER_TOOL = {
 TIME_TOOL = {
     "name": "get_time",
     "description": "Local time in a city.",
-    "inputSchema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "inputSchema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
 }
 
 
 def _call(name: str, args: dict, call_id: str = "c1") -> dict:
     import json
 
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(args)},
+    }
 
 
 def make_trajectories() -> list[dict]:
@@ -77,7 +85,10 @@ def make_trajectories() -> list[dict]:
             "verdict": "accept",
             "messages": [
                 {"role": "user", "content": "Book me a flight to Rome."},
-                {"role": "assistant", "content": "None of the tools can book flights, so I cannot do that."},
+                {
+                    "role": "assistant",
+                    "content": "None of the tools can book flights, so I cannot do that.",
+                },
             ],
         }
     )
@@ -94,7 +105,10 @@ def make_trajectories() -> list[dict]:
                 {
                     "role": "assistant",
                     "content": "Two lookups are needed.",
-                    "tool_calls": [_call("get_weather", {"city": "Oslo"}), _call("get_time", {"city": "Oslo"}, "c2")],
+                    "tool_calls": [
+                        _call("get_weather", {"city": "Oslo"}),
+                        _call("get_time", {"city": "Oslo"}, "c2"),
+                    ],
                 },
             ],
         }

@@ -14,7 +14,7 @@ from training import bfcl
 
 def _answer_to_call(answer: dict) -> ToolCall:
     """The first acceptable value of every parameter of a possible_answer entry."""
-    (name, params), = answer.items()
+    ((name, params),) = answer.items()
     args = {k: v[0] for k, v in params.items() if v and v[0] != ""}
     return ToolCall(name=name.replace(".", "_"), arguments=args)
 
@@ -40,8 +40,12 @@ def test_known_correct_and_wrong_answers_are_scored_by_the_ast_checker():
     wrong = ToolCall(name=right.name, arguments={"number": 6})
     backend = ScriptedBackend(replies=[_reply_with([right]), _reply_with([wrong])])
 
-    ok = bfcl.score_single_turn(entry, "simple", backend.complete(ChatRequest(messages=[])), answers["simple_1"], "m")
-    bad = bfcl.score_single_turn(entry, "simple", backend.complete(ChatRequest(messages=[])), answers["simple_1"], "m")
+    ok = bfcl.score_single_turn(
+        entry, "simple", backend.complete(ChatRequest(messages=[])), answers["simple_1"], "m"
+    )
+    bad = bfcl.score_single_turn(
+        entry, "simple", backend.complete(ChatRequest(messages=[])), answers["simple_1"], "m"
+    )
 
     assert ok.valid, ok.error
     assert not bad.valid and bad.error_type == "value_error:others"
@@ -51,7 +55,9 @@ def test_run_on_parallel_and_irrelevance_with_a_scripted_model():
     answers = bfcl.load_answers("parallel")
     by_question = {}
     for e in bfcl.select_entries("parallel", 2, seed=0):
-        by_question[e["question"][0][-1]["content"]] = [_answer_to_call(a) for a in answers[e["id"]]]
+        by_question[e["question"][0][-1]["content"]] = [
+            _answer_to_call(a) for a in answers[e["id"]]
+        ]
 
     def reply(req: ChatRequest):
         calls = by_question.get(req.messages[-1]["content"])
@@ -61,7 +67,10 @@ def test_run_on_parallel_and_irrelevance_with_a_scripted_model():
 
     events = []
     result = bfcl.run_bfcl_eval(
-        ScriptedBackend(default=reply), categories=["parallel", "irrelevance"], limit=2, progress=events.append
+        ScriptedBackend(default=reply),
+        categories=["parallel", "irrelevance"],
+        limit=2,
+        progress=events.append,
     )
     assert result.categories["parallel"].correct == 2  # order of parallel calls does not matter
     assert result.categories["irrelevance"].accuracy == 1.0
@@ -87,7 +96,9 @@ def test_multi_turn_ground_truth_sequence_scores_correct(entry_id):
     category = entry_id.rsplit("_", 1)[0]
     entry = _entry(category, entry_id)
     ground_truth = bfcl.load_answers(category)[entry_id]
-    all_docs = entry["function"] + [d for docs in entry.get("missed_function", {}).values() for d in docs]
+    all_docs = entry["function"] + [
+        d for docs in entry.get("missed_function", {}).values() for d in docs
+    ]
     turn_calls = [_gt_to_calls(turn, all_docs) for turn in ground_truth]
 
     def reply(req: ChatRequest):

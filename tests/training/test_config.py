@@ -19,7 +19,12 @@ from training.config import (
 
 def test_profiles():
     gpu, cpu = get_profile("gpu"), get_profile("cpu")
-    assert (gpu.sft.learning_rate, gpu.sft.num_train_epochs, gpu.sft.bf16, gpu.sft.global_batch_size) == (1e-5, 3, True, 512)
+    assert (
+        gpu.sft.learning_rate,
+        gpu.sft.num_train_epochs,
+        gpu.sft.bf16,
+        gpu.sft.global_batch_size,
+    ) == (1e-5, 3, True, 512)
     assert (gpu.grpo.temperature, gpu.grpo.num_generations) == (0.7, 8) and gpu.grpo.beta > 0
     assert cpu.sft.use_cpu and not cpu.sft.bf16 and cpu.sft.max_steps > 0
     assert cpu.grpo.use_cpu and cpu.grpo.use_vllm is False
@@ -54,7 +59,9 @@ def test_invalid_settings_say_how_to_fix(cls, kwargs, message):
 
 
 def test_grpo_batch_must_hold_whole_groups():
-    cfg = GRPORunConfig(per_device_train_batch_size=3, gradient_accumulation_steps=1, num_generations=2)
+    cfg = GRPORunConfig(
+        per_device_train_batch_size=3, gradient_accumulation_steps=1, num_generations=2
+    )
     with pytest.raises(ValueError, match="divisible by num_generations"):
         cfg.resolve_gradient_accumulation(world_size=1)
 
@@ -91,7 +98,18 @@ def test_cli_overrides_fields():
     from training.sft import _common_overrides, build_arg_parser
 
     args = build_arg_parser("sft").parse_args(
-        ["--profile", "cpu", "--data", "x.jsonl", "--output-dir", "out", "--set", "max_steps=7", "--set", "lr_scheduler_type=linear"]
+        [
+            "--profile",
+            "cpu",
+            "--data",
+            "x.jsonl",
+            "--output-dir",
+            "out",
+            "--set",
+            "max_steps=7",
+            "--set",
+            "lr_scheduler_type=linear",
+        ]
     )
     cfg = _common_overrides(get_profile(args.profile).sft, args)
     assert (cfg.output_dir, cfg.max_steps, cfg.lr_scheduler_type) == ("out", 7, "linear")

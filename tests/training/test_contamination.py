@@ -9,7 +9,10 @@ from training.bfcl import load_entries
 
 
 def _item(item_id: str, text: str) -> dict:
-    return {"id": item_id, "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]}
+    return {
+        "id": item_id,
+        "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}],
+    }
 
 
 def test_copied_and_edited_bfcl_items_are_flagged_without_embeddings():
@@ -28,9 +31,14 @@ def test_copied_and_edited_bfcl_items_are_flagged_without_embeddings():
 
 @pytest.mark.slow
 def test_paraphrase_is_flagged_by_embedding_similarity():
-    reference = [("simple_0", "Find the area of a triangle with a base of 10 units and height of 5 units.")]
+    reference = [
+        ("simple_0", "Find the area of a triangle with a base of 10 units and height of 5 units.")
+    ]
     items = [
-        _item("para", "What is the area of a triangle whose base is 10 units and whose height is 5 units?"),
+        _item(
+            "para",
+            "What is the area of a triangle whose base is 10 units and whose height is 5 units?",
+        ),
         _item("other", "Book a table for two at an Italian restaurant tonight."),
     ]
     flags = contamination.check_contamination(items, reference=reference, embedding_threshold=0.85)

@@ -24,8 +24,14 @@ def test_sft_rows_render_tools_and_calls_as_text(trajectories):
     row = next(r for r in rows if r["id"] == "w0")
     roles = [m["role"] for m in row["messages"]]
     assert roles == ["system", "user", "assistant", "user", "assistant"]
-    assert "<tools>" in row["messages"][0]["content"] and "get_weather" in row["messages"][0]["content"]
-    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in row["messages"][2]["content"]
+    assert (
+        "<tools>" in row["messages"][0]["content"]
+        and "get_weather" in row["messages"][0]["content"]
+    )
+    assert (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+        in row["messages"][2]["content"]
+    )
     assert row["messages"][3]["content"].startswith("<tool_response>")
     assert all(isinstance(m["content"], str) for r in rows for m in r["messages"])
 
@@ -48,8 +54,16 @@ def test_grpo_rows_come_from_hard_samples(trajectories):
     rows, stats = build_grpo_rows(trajectories)
     assert {r["id"] for r in rows} == {"w1:1", "w3:1", "irr0:1", "par0:1"}
     by_id = {r["id"]: r for r in rows}
-    assert by_id["w1:1"]["prompt"][-1] == {"role": "user", "content": "What's the weather in Tokyo?"}
+    assert by_id["w1:1"]["prompt"][-1] == {
+        "role": "user",
+        "content": "What's the weather in Tokyo?",
+    }
     ref = json.loads(by_id["w1:1"]["reference_calls"])
-    assert ref == [{"name": "get_weather", "arguments": {"city": "Tokyo"}, "defaults": {"unit": "c"}}]
-    assert json.loads(by_id["irr0:1"]["reference_calls"]) == [] and by_id["irr0:1"]["mode"] == "irrelevance"
+    assert ref == [
+        {"name": "get_weather", "arguments": {"city": "Tokyo"}, "defaults": {"unit": "c"}}
+    ]
+    assert (
+        json.loads(by_id["irr0:1"]["reference_calls"]) == []
+        and by_id["irr0:1"]["mode"] == "irrelevance"
+    )
     assert len(json.loads(by_id["par0:1"]["reference_calls"])) == 2

@@ -40,7 +40,9 @@ def test_reasoning_counts_only_when_execution_is_correct():
     # The same good rationale earns nothing when the call is wrong.
     assert wrong_terms["reasoning"] == right_terms["reasoning"] > 0
     cfg = RewardConfig()
-    assert wrong_terms["total"] == pytest.approx(cfg.format_weight + cfg.execution_weight * wrong_terms["execution"])
+    assert wrong_terms["total"] == pytest.approx(
+        cfg.format_weight + cfg.execution_weight * wrong_terms["execution"]
+    )
     assert right_terms["total"] == pytest.approx(
         cfg.format_weight + cfg.execution_weight + cfg.reasoning_weight * right_terms["reasoning"]
     )
@@ -50,7 +52,10 @@ def test_gate_threshold_can_admit_partial_execution():
     partial = RATIONALE + "\n" + call("get_weather", city="Paris", unit="f")
     strict = make_composite_reward(RewardConfig(gate_threshold=1.0))
     lenient = make_composite_reward(RewardConfig(gate_threshold=0.5))
-    assert lenient([partial], reference_calls=[WEATHER])[0] > strict([partial], reference_calls=[WEATHER])[0]
+    assert (
+        lenient([partial], reference_calls=[WEATHER])[0]
+        > strict([partial], reference_calls=[WEATHER])[0]
+    )
 
 
 def test_format_term():
@@ -66,12 +71,20 @@ def test_format_term():
 
 def test_execution_term_names_arguments_and_types():
     refs = [ref(("f", {"n": 3, "s": "New York", "xs": [1, 2]}))]
-    assert execution_reward([call("f", n=3.0, s="new york", xs=[1, 2])], reference_calls=refs) == [1.0]
-    assert execution_reward([call("g", n=3, s="New York", xs=[1, 2])], reference_calls=refs) == [0.0]
+    assert execution_reward([call("f", n=3.0, s="new york", xs=[1, 2])], reference_calls=refs) == [
+        1.0
+    ]
+    assert execution_reward([call("g", n=3, s="New York", xs=[1, 2])], reference_calls=refs) == [
+        0.0
+    ]
     # one of three arguments wrong: (1 + 2) / (1 + 3)
-    assert execution_reward([call("f", n=4, s="New York", xs=[1, 2])], reference_calls=refs) == [0.75]
+    assert execution_reward([call("f", n=4, s="New York", xs=[1, 2])], reference_calls=refs) == [
+        0.75
+    ]
     # "3" is not 3: types matter
-    assert execution_reward([call("f", n="3", s="New York", xs=[1, 2])], reference_calls=refs) == [0.75]
+    assert execution_reward([call("f", n="3", s="New York", xs=[1, 2])], reference_calls=refs) == [
+        0.75
+    ]
     assert values_match(True, True) and not values_match(1, True)
 
 
@@ -79,7 +92,9 @@ def test_execution_term_optional_parameters():
     refs = [ref(("f", {"city": "Oslo", "unit": "c"}), defaults={"unit": "c"})]
     assert execution_reward([call("f", city="Oslo")], reference_calls=refs) == [1.0]
     assert execution_reward([call("f", city="Oslo", unit="c")], reference_calls=refs) == [1.0]
-    assert execution_reward([call("f", city="Oslo", unit="f")], reference_calls=refs) == [pytest.approx(2 / 3)]
+    assert execution_reward([call("f", city="Oslo", unit="f")], reference_calls=refs) == [
+        pytest.approx(2 / 3)
+    ]
 
 
 def test_parallel_calls_match_as_a_multiset():
@@ -95,7 +110,10 @@ def test_parallel_calls_match_as_a_multiset():
 def test_irrelevance_rewards_no_call():
     refs = ["[]", "[]"]
     no_call = "None of the available tools can book flights, so I cannot do that."
-    assert execution_reward([no_call, call("get_weather", city="Rome")], reference_calls=refs) == [1.0, 0.0]
+    assert execution_reward([no_call, call("get_weather", city="Rome")], reference_calls=refs) == [
+        1.0,
+        0.0,
+    ]
     assert gated_composite_reward([no_call], reference_calls=["[]"])[0] > 0.9
 
 
@@ -105,7 +123,8 @@ def test_reasoning_term_heuristic():
         [
             RATIONALE + "\n" + call("get_weather", city="Paris"),
             call("get_weather", city="Paris"),  # no rationale
-            "I cannot help with that.\n" + call("get_weather", city="Paris"),  # contradicts its call
+            "I cannot help with that.\n"
+            + call("get_weather", city="Paris"),  # contradicts its call
             " ".join(["weather"] * 120) + "\n" + call("get_weather", city="Paris"),  # rambling
         ],
         prompts=prompts,
@@ -117,11 +136,24 @@ def test_reasoning_term_heuristic():
 def test_completions_as_strings_or_messages_and_trl_kwargs():
     text = RATIONALE + "\n" + call("get_weather", city="Paris")
     as_messages = [{"role": "assistant", "content": text}]
-    kwargs = {"reference_calls": [WEATHER, WEATHER], "mode": ["single", "single"], "trainer_state": None}
-    assert gated_composite_reward([text, as_messages], **kwargs)[0] == gated_composite_reward([as_messages, text], **kwargs)[0]
+    kwargs = {
+        "reference_calls": [WEATHER, WEATHER],
+        "mode": ["single", "single"],
+        "trainer_state": None,
+    }
+    assert (
+        gated_composite_reward([text, as_messages], **kwargs)[0]
+        == gated_composite_reward([as_messages, text], **kwargs)[0]
+    )
     sink: list[dict] = []
     make_composite_reward(sink=sink)([text], reference_calls=[WEATHER], id=["x"], mode=["single"])
-    assert sink[0]["id"] == "x" and set(sink[0]) >= {"format", "execution", "reasoning", "gate", "total"}
+    assert sink[0]["id"] == "x" and set(sink[0]) >= {
+        "format",
+        "execution",
+        "reasoning",
+        "gate",
+        "total",
+    }
 
 
 def test_missing_reference_column_is_a_clear_error():

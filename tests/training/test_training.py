@@ -16,7 +16,9 @@ def _changed(before_dir, after_dir) -> float:
 
     before = load_file(str(before_dir / "model.safetensors"))
     after = load_file(str(after_dir / "model.safetensors"))
-    return max((after[k].float() - before[k].float()).abs().max().item() for k in before if k in after)
+    return max(
+        (after[k].float() - before[k].float()).abs().max().item() for k in before if k in after
+    )
 
 
 def test_training_template_renders_like_the_models_own(checkpoint_dir):
@@ -33,9 +35,14 @@ def test_training_template_renders_like_the_models_own(checkpoint_dir):
         {"role": "assistant", "content": "done"},
     ]
     out = tok.apply_chat_template(
-        messages, chat_template=CHATML_TRAINING_TEMPLATE, return_dict=True, return_assistant_tokens_mask=True
+        messages,
+        chat_template=CHATML_TRAINING_TEMPLATE,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
     )
-    masked = tok.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m])
+    masked = tok.decode(
+        [t for t, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
+    )
     assert masked == "<tool_call>\n{}\n</tool_call><|im_end|>done<|im_end|>"
 
 
@@ -86,7 +93,15 @@ def test_grpo_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_pat
 
     assert _changed(checkpoint_dir, tmp_path / "grpo" / "final") > 0
     assert len(result.reward_terms) == 2 * 4
-    assert set(result.reward_terms[0]) >= {"step", "id", "format", "execution", "reasoning", "gate", "total"}
+    assert set(result.reward_terms[0]) >= {
+        "step",
+        "id",
+        "format",
+        "execution",
+        "reasoning",
+        "gate",
+        "total",
+    }
     lines = (tmp_path / "grpo" / "reward_terms.jsonl").read_text().splitlines()
     assert len(lines) == len(result.reward_terms)
     assert "reward_total_mean" in result.metrics
