@@ -1,0 +1,51 @@
+"""Evaluate a checkpoint on BFCL V3 with the official checker and store the results.
+
+    manage.py bfcl_eval                                 # the base model, every V3 category
+    manage.py bfcl_eval --limit 5                       # a fixed, seeded 5 items per category
+    manage.py bfcl_eval --checkpoint iteration-1-grpo --categories simple multiple irrelevance
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Run BFCL V3 on a checkpoint and print the per-category table."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--checkpoint", default=None, help="Checkpoint name (default: the base model)")
+        parser.add_argument("--limit", type=int, default=None, help="Items per category (seeded subset)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--categories", nargs="+", default=None)
+
+    def handle(self, *args, checkpoint, limit, seed, categories, **options):
+        from inftool_web.loop.models import ModelCheckpoint
+        from inftool_web.loop.pipeline import evaluation_run
+        from inftool_web.loop.services import checkpoint_register_base
+        from training.bfcl import CATEGORIES
+
+        if categories:
+            bad = sorted(set(categories) - set(CATEGORIES))
+            if bad:
+                raise CommandError(f"unknown categories {bad}; valid: {', '.join(CATEGORIES)}")
+        if checkpoint:
+            ckpt = ModelCheckpoint.objects.filter(name=checkpoint).first()
+            if ckpt is None:
+                names = ", ".join(ModelCheckpoint.objects.values_list("name", flat=True)) or "none"
+                raise CommandError(f"no checkpoint {checkpoint!r}; known: {names}")
+        else:
+            ckpt = checkpoint_register_base()
+
+        def progress(event):
+            if event.get("event") == "item" and event.get("done") == event.get("total"):
+                self.stderr.write(f"  {event.get('category')}: {event.get('total')} items")
+
+        ev = evaluation_run(checkpoint=ckpt, limit=limit, seed=seed, categories=categories, progress=progress)
+        self.stdout.write(f"\nBFCL V3, {ckpt.name}" + (f", {limit} per category (seed {seed})" if limit else ""))
+        self.stdout.write(f"{'category':<28}{'correct':>8}{'total':>7}{'accuracy':>10}")
+        for r in ev.results.order_by("category"):
+            self.stdout.write(f"{r.category:<28}{r.correct:>8}{r.total:>7}{r.accuracy:>10.1%}")
+        for key, value in ev.summary.items():
+            if isinstance(value, (int, float)):
+                self.stdout.write(f"{key:<43}{value:>10.1%}")

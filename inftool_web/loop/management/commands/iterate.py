@@ -1,0 +1,92 @@
+"""Run one iteration of the loop: synthesize → filter → SFT → GRPO → evaluate → new checkpoint.
+
+    manage.py iterate --count 20 --profile cpu --eval-limit 3
+    manage.py iterate --queue            # hand it to the Celery workers (as the UI does)
+
+Run here, the stages execute in this process one after the other (synthesis batches all
+conversations together); the next iteration's Tool Agent is this one's output checkpoint.
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from inftool_web.loop.iteration_config import MODES, PROFILES, ConfigError
+
+
+class Command(BaseCommand):
+    help = "Run one synthesize → train → evaluate iteration and print its summary."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--count", type=int, default=20)
+        parser.add_argument("--profile", choices=PROFILES, default="cpu")
+        parser.add_argument("--eval-limit", type=int, default=5)
+        parser.add_argument("--eval-categories", nargs="+", default=None)
+        parser.add_argument("--modes", nargs="+", choices=MODES, default=None)
+        parser.add_argument("--max-turns", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--queue", action="store_true", help="Queue on the workers and return")
+
+    def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue, **options):
+        from inftool_web.loop.models import Iteration
+        from inftool_web.loop.pipeline import iteration_after_synthesis, iteration_evaluate, iteration_train
+        from inftool_web.loop.services import checkpoint_register_base, iteration_create
+        from inftool_web.synth.services import TERMINAL, iteration_plan_trajectories, trajectories_run
+
+        checkpoint_register_base()
+        config = {"count": count, "profile": profile, "eval_limit": eval_limit, "seed": seed}
+        if modes:
+            config["modes"] = {m: 1 for m in modes}
+        if max_turns:
+            config["max_turns"] = max_turns
+        try:
+            it = iteration_create(config=config, name="iterate", queue=queue)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        if eval_categories:
+            it.config["eval_categories"] = eval_categories
+            it.save(update_fields=["config"])
+        agent = it.input_checkpoint.name if it.input_checkpoint else "none"
+        self.stdout.write(f"iteration {it.number}: tool agent = {agent}")
+        if queue:
+            self.stdout.write("queued; follow it on the dashboard or at /api/iterations/")
+            return
+        it.status = Iteration.Status.SYNTHESIZING
+        it.save(update_fields=["status"])
+        try:
+            iteration_plan_trajectories(iteration=it)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        todo = list(it.trajectories.exclude(status__in=TERMINAL).values_list("pk", flat=True))
+        self.stdout.write(f"synthesizing {len(todo)} trajectories")
+        trajectories_run(trajectory_ids=todo)
+        iteration_after_synthesis(iteration_id=it.pk)
+        self.stdout.write("training")
+        iteration_train(iteration_id=it.pk)
+        self.stdout.write("evaluating")
+        iteration_evaluate(iteration_id=it.pk)
+        it.refresh_from_db()
+        self._report(it)
+
+    def _report(self, it) -> None:
+        from inftool_web.loop.models import EvaluationRun
+
+        self.stdout.write(f"\niteration {it.number}: {it.status} {it.error}")
+        for run in it.training_runs.order_by("stage"):
+            loss = run.metrics.get("train_loss")
+            self.stdout.write(f"  {run.stage}: {run.status} rows={run.num_samples} loss={loss} {run.error}")
+        evs = {e.checkpoint_id: e for e in EvaluationRun.objects.filter(
+            checkpoint__in=[c for c in (it.input_checkpoint, it.output_checkpoint) if c], status="succeeded",
+            limit=it.config.get("eval_limit"), seed=it.config.get("seed", 0)).order_by("created_at")}
+        before = evs.get(it.input_checkpoint_id)
+        after = evs.get(it.output_checkpoint_id)
+        if not (before and after):
+            return
+        b = {r.category: r for r in before.results.all()}
+        a = {r.category: r for r in after.results.all()}
+        self.stdout.write(f"\n{'BFCL V3 category':<28}{'before':>10}{'after':>10}")
+        for cat in sorted(b):
+            if cat in a:
+                self.stdout.write(f"{cat:<28}{b[cat].accuracy:>10.1%}{a[cat].accuracy:>10.1%}")
+        if before.overall is not None and after.overall is not None:
+            self.stdout.write(f"{'overall':<28}{before.overall:>10.1%}{after.overall:>10.1%}")

@@ -1,0 +1,56 @@
+"""Write trajectories as JSONL, filtered like the REST API's exports.
+
+    manage.py export_dataset --format openai --out data.jsonl
+    manage.py export_dataset --format sharegpt --iteration 2 --difficulty hard
+    manage.py export_dataset --format bfcl --verdict all > bfcl.jsonl
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Export trajectories (accepted ones by default; audits override verdicts) as JSONL."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--format", default="openai", choices=["openai", "sharegpt", "bfcl"])
+        parser.add_argument("--out", default="-", help="File path, or - for standard output")
+        for name in ("iteration", "mode", "domain", "difficulty", "audited"):
+            parser.add_argument(f"--{name}", default=None)
+        parser.add_argument("--verdict", default="accepted", help="accepted (default), rejected, or all")
+
+    def handle(self, *args, format, out, verdict, **options):
+        from inftool_web.api.exports import export_lines
+        from inftool_web.api.selectors import FilterError, TrajectoryFilters, trajectory_list
+
+        params = {k: options.get(k) for k in TrajectoryFilters.PARAMS if options.get(k) is not None}
+        if verdict != "all":
+            params["verdict"] = verdict
+        try:
+            filters = TrajectoryFilters.from_params(params)
+        except FilterError as exc:
+            raise CommandError(str(exc)) from None
+        if filters.iteration is not None:
+            from inftool_web.loop.models import Iteration
+
+            # The command speaks iteration numbers, as the UI shows them.
+            pk = Iteration.objects.filter(number=filters.iteration).values_list("pk", flat=True).first()
+            if pk is None:
+                raise CommandError(f"no iteration number {filters.iteration}")
+            from dataclasses import replace
+
+            filters = replace(filters, iteration=pk)
+        qs = trajectory_list(filters=filters)
+        stream = sys.stdout.buffer if out == "-" else open(out, "wb")
+        n = 0
+        try:
+            for chunk in export_lines(qs, format):
+                stream.write(chunk)
+                n += chunk.count(b"\n")
+        finally:
+            if out != "-":
+                stream.close()
+        self.stderr.write(f"exported {n} trajectories as {format}" + ("" if out == "-" else f" to {out}"))
