@@ -44,6 +44,7 @@ class Command(BaseCommand):
                 "-Q", "gpu", "--pool", "solo", "-l", "info",
             ],
         }
+        self._queue_demo_iteration()
         procs: dict[str, subprocess.Popen] = {}
         for name, cmd in commands.items():
             procs[name] = subprocess.Popen(cmd, start_new_session=True)
@@ -73,6 +74,21 @@ class Command(BaseCommand):
         if exit_code:
             raise SystemExit(exit_code)
         self.stdout.write("stopped")
+
+    def _queue_demo_iteration(self) -> None:
+        """On an empty database, queue a small synthesis so the dashboard shows live work."""
+        from django.conf import settings
+
+        from inftool_web.catalog.models import Tool
+        from inftool_web.loop.models import Iteration
+        from inftool_web.loop.services import iteration_launch
+
+        if not settings.INFTOOL_DEMO_ON_EMPTY or Iteration.objects.exists() or not Tool.objects.exists():
+            return
+        it = iteration_launch(
+            config={"count": 6, "max_turns": 3, "profile": "none", "eval_limit": 2}, name="demo"
+        )
+        self.stdout.write(f"queued demo iteration {it.number} (6 trajectories on the embedded model)")
 
     def _shutdown(self, procs: dict[str, subprocess.Popen]) -> None:
         for proc in procs.values():
