@@ -128,6 +128,14 @@ def _progress_recorder(iteration_id: int, stage: str):
 
 def iteration_train(*, iteration_id: int) -> None:
     """SFT on every accepted trajectory, then GRPO on the hard ones; then queue evaluation."""
+    from .recovery import iteration_stage_lock
+
+    with iteration_stage_lock(iteration_id) as mine:
+        if mine:
+            _iteration_train(iteration_id)
+
+
+def _iteration_train(iteration_id: int) -> None:
     from django.conf import settings
 
     from training.config import get_profile
@@ -289,6 +297,14 @@ def evaluation_run(*, checkpoint, iteration=None, limit: int | None, seed: int =
 def iteration_evaluate(*, iteration_id: int) -> None:
     """BFCL V3 on the iteration's input (if not yet measured on the same subset) and output
     checkpoints; the output then becomes the Tool Agent of the next iteration."""
+    from .recovery import iteration_stage_lock
+
+    with iteration_stage_lock(iteration_id) as mine:
+        if mine:
+            _iteration_evaluate(iteration_id)
+
+
+def _iteration_evaluate(iteration_id: int) -> None:
     from .models import EvaluationRun
 
     it = Iteration.objects.select_related("input_checkpoint", "output_checkpoint").get(pk=iteration_id)

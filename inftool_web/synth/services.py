@@ -135,8 +135,13 @@ def iteration_plan_trajectories(*, iteration: Iteration) -> int:
             by_name.setdefault(f"{key}:{mcp['name']}", (pk, dom, cat))
     personas = list(Persona.objects.order_by("id"))
     persona_data = [PersonaData.from_dict(p.as_dict()) for p in personas]
-    rp = RoleplayConfig(modes={m: float(w) for m, w in cfg.modes.items() if w > 0})
-    specs = plan_specs(grouped, cfg.count, rp, personas=persona_data, seed=cfg.seed, id_prefix="")
+    # The mix is exact (largest remainder over the weights), not sampled, so a small
+    # iteration still covers every requested mode; the order is shuffled for a live mix.
+    specs = []
+    for i, (mode, n) in enumerate(sorted(cfg.mode_counts().items())):
+        rp = RoleplayConfig(modes={mode: 1.0})
+        specs.extend(plan_specs(grouped, n, rp, personas=persona_data, seed=cfg.seed * 1000 + i, id_prefix=mode))
+    random.Random(cfg.seed).shuffle(specs)
     persona_by_name = {p.name: p for p in personas}
     rows = []
     links = []

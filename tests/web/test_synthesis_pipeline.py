@@ -1,0 +1,177 @@
+"""Synthesis through the database: planning, every step stored as it comes, resume, workers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db.models import Count
+
+from inftool_web.loop.models import Iteration
+from inftool_web.loop.services import iteration_create, iteration_launch
+from inftool_web.synth.models import Message, Trajectory, TrajectoryStep, VerifierVote
+from inftool_web.synth.services import iteration_plan_trajectories, trajectories_run
+from synthesis.llm.base import BackendUnavailable, LLMBackend
+from tests.factories import ApiSourceFactory, ToolFactory
+from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
+
+MODES = ["single", "parallel", "multiple", "irrelevance", "multi_turn"]
+
+
+@pytest.fixture
+def tools(db):
+    source = ApiSourceFactory(name="shop.example")
+    other = ApiSourceFactory(name="weather.example")
+    rows = []
+    for t in ALL_TOOLS:
+        src = other if t["name"] in ("get_weather", "send_email") else source
+        rows.append(ToolFactory(source=src, name=t["name"], description=t["description"],
+                                input_schema=t["inputSchema"], output_schema=t.get("outputSchema")))
+    return rows
+
+
+def _iteration(count=5, **config):
+    return iteration_create(config={"count": count, "profile": "none", "modes": {m: 1 for m in MODES},
+                                    "max_turns": 3, **config})
+
+
+def _fake_backends():
+    be = smart_backend()
+    return {"default": be}
+
+
+def test_plan_is_idempotent_and_keeps_offered_tools(tools):
+    it = _iteration(count=8)
+    assert iteration_plan_trajectories(iteration=it) == 8
+    assert iteration_plan_trajectories(iteration=it) == 0
+    trajs = list(Trajectory.objects.filter(iteration=it))
+    assert len(trajs) == 8 and {t.seq for t in trajs} == set(range(8))
+    for t in trajs:
+        assert t.offered_tools and t.tools.count() == len({x["name"] for x in t.offered_tools})
+        assert t.persona is not None
+
+
+def test_every_step_is_stored_and_a_rerun_duplicates_nothing(tools):
+    it = _iteration(count=10)
+    iteration_plan_trajectories(iteration=it)
+    ids = list(it.trajectories.values_list("pk", flat=True))
+    counts = trajectories_run(trajectory_ids=ids, backends=_fake_backends())
+    assert sum(counts.values()) == 10
+    assert set(it.trajectories.values_list("kind", flat=True)) == set(MODES)
+    for t in it.trajectories.all():
+        assert t.status in ("done", "rejected", "failed"), (t.pk, t.status, t.error)
+        steps = list(t.steps.values_list("index", flat=True))
+        assert steps == list(range(len(steps))), "step indexes must be contiguous"
+        assert t.steps.filter(kind="finish").count() == 1
+        assert t.messages.count() == t.steps.filter(kind="message").count()
+        if t.status == "done":
+            assert t.verdict in ("accepted", "rejected")
+            assert t.votes.exists()
+            assert t.score is not None and t.difficulty in ("easy", "hard")
+    n_steps = TrajectoryStep.objects.count()
+    n_msgs = Message.objects.count()
+    # A re-delivered task on finished trajectories is a no-op.
+    assert trajectories_run(trajectory_ids=ids, backends=_fake_backends()) == {}
+    assert TrajectoryStep.objects.count() == n_steps and Message.objects.count() == n_msgs
+    refs = it.trajectories.filter(kind="single").values_list("reference_calls", flat=True)
+    assert all(len(r) == 1 for r in refs)
+    assert all(r == [] for r in it.trajectories.filter(kind="irrelevance").values_list("reference_calls", flat=True))
+
+
+class DiesAfter(LLMBackend):
+    """A backend whose server goes away after a number of batches: the run stops mid-way."""
+
+    name = "dies-after"
+
+    def __init__(self, inner, batches):
+        self.inner, self.left = inner, batches
+
+    def complete_batch(self, requests):
+        if self.left <= 0:
+            raise BackendUnavailable("model server at http://127.0.0.1:1/v1 went away")
+        self.left -= 1
+        return self.inner.complete_batch(requests)
+
+
+def test_an_interrupted_run_resumes_without_duplicates(tools):
+    it = _iteration(count=5, modes={"multi_turn": 1})
+    iteration_plan_trajectories(iteration=it)
+    ids = list(it.trajectories.values_list("pk", flat=True))
+    with pytest.raises(Exception, match="went away"):
+        trajectories_run(trajectory_ids=ids, backends={"default": DiesAfter(smart_backend(), 6)})
+    partial = dict(TrajectoryStep.objects.filter(trajectory__iteration=it).values_list("trajectory").annotate(n=Count("id")))
+    assert partial and sum(partial.values()) > 0
+    assert not it.trajectories.filter(status="done").exists(), "nothing half-finished may be marked done"
+    trajectories_run(trajectory_ids=ids, backends=_fake_backends())
+    for t in it.trajectories.all():
+        assert t.status in ("done", "rejected"), (t.status, t.error)
+        idx = list(t.steps.values_list("index", flat=True))
+        assert idx == list(range(len(idx)))
+        assert t.steps.count() >= partial.get(t.pk, 0)
+        assert t.votes.values("verifier", "round").annotate(n=Count("id")).filter(n__gt=1).count() == 0
+
+
+def test_cancelled_iteration_stops_at_the_next_step(tools):
+    it = _iteration(count=3)
+    iteration_plan_trajectories(iteration=it)
+    Iteration.objects.filter(pk=it.pk).update(status="cancelled")
+    trajectories_run(trajectory_ids=list(it.trajectories.values_list("pk", flat=True)), backends=_fake_backends())
+    assert not TrajectoryStep.objects.filter(trajectory__iteration=it).exists()
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_every_mode_end_to_end_on_a_real_worker_with_the_embedded_model(tools, worker_factory):
+    worker = worker_factory(concurrency=5).start()
+    it = iteration_launch(config={"count": 5, "profile": "none", "modes": {m: 1 for m in MODES},
+                                  "max_turns": 2, "verifiers": 1, "seed": 3})
+    _wait(lambda: Iteration.objects.get(pk=it.pk).status in ("succeeded", "failed"), 1500, "the iteration")
+    it.refresh_from_db()
+    assert it.status == "succeeded", it.error
+    kinds = set(it.trajectories.values_list("kind", flat=True))
+    assert kinds == set(MODES), kinds
+    for t in it.trajectories.all():
+        assert t.status in ("done", "rejected", "failed")
+        assert t.steps.filter(kind="scenario").exists()
+        if t.status != "failed":
+            assert t.messages.filter(role="user").exists()
+    assert it.progress.get("finished") == 5
+    worker.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_trajectory_is_picked_up_by_a_restarted_worker(tools, worker_factory):
+    first = worker_factory(concurrency=1).start()
+    it = iteration_launch(config={"count": 1, "profile": "none", "modes": {"multi_turn": 1},
+                                  "max_turns": 2, "verifiers": 2, "seed": 5})
+    _wait(lambda: TrajectoryStep.objects.filter(trajectory__iteration=it, kind="message").count() >= 1,
+          900, "the first stored message")
+    first.kill()
+    traj = it.trajectories.get()
+    stored_before = list(traj.steps.values_list("index", "data"))
+    assert traj.status in ("running", "verifying")
+    worker_factory(concurrency=1).start()  # recovers the orphan at start-up
+    _wait(lambda: Trajectory.objects.get(pk=traj.pk).status in ("done", "rejected", "failed"), 1500,
+          "the resumed trajectory")
+    traj.refresh_from_db()
+    assert traj.status in ("done", "rejected"), traj.error
+    idx = list(traj.steps.values_list("index", flat=True))
+    assert idx == list(range(len(idx)))
+    # What was stored before the kill is untouched, and nothing was stored twice.
+    after = dict(traj.steps.values_list("index", "data"))
+    for index, data in stored_before:
+        assert after[index] == data
+    assert Message.objects.filter(trajectory=traj).count() == traj.steps.filter(kind="message").count()
+    dup_votes = VerifierVote.objects.filter(trajectory=traj).values("verifier", "round").annotate(n=Count("id"))
+    assert all(v["n"] == 1 for v in dup_votes)
+    _wait(lambda: Iteration.objects.get(pk=it.pk).status == "succeeded", 120, "the iteration to finish")
