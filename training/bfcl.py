@@ -705,21 +705,33 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit_multi_turn is not None:
         limit = {c: args.limit for c in CATEGORIES if args.limit is not None}
         limit.update({c: args.limit_multi_turn for c in MULTI_TURN})
-    result = run_bfcl_eval(
-        backend,
-        categories=args.categories,
-        limit=limit,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        max_tokens=args.max_tokens,
-        max_steps_per_turn=args.max_steps_per_turn,
-        progress=lambda e: logger.info("%s", e),
-    )
-    print(result.table())
-    print(json.dumps(result.overall, indent=2))
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    # One category at a time, writing the merged result after each, so that a long run
+    # that is stopped keeps what it measured.
+    merged: BFCLResult | None = None
+    for category in args.categories or CATEGORIES:
+        part = run_bfcl_eval(
+            backend,
+            categories=[category],
+            limit=limit,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            max_tokens=args.max_tokens,
+            max_steps_per_turn=args.max_steps_per_turn,
+            progress=lambda e: logger.info("%s", e),
+        )
+        if merged is None:
+            merged = part
+        else:
+            merged.categories.update(part.categories)
+            merged.items.extend(part.items)
+            merged.settings["categories"] = list(merged.categories)
+        merged.overall = aggregate_scores(merged.categories)
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(json.dumps(merged.to_dict(), indent=2, default=str))
+    assert merged is not None
+    print(merged.table())
+    print(json.dumps(merged.overall, indent=2))
 
 
 if __name__ == "__main__":
