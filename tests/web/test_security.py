@@ -402,8 +402,6 @@ def test_every_url_but_health_and_login_requires_authentication(login_template):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, reason="admin.site.login checks passwords without the log-in rate "
-                   "limit; wrap it (admin.site.login = login_required(admin.site.login)) in urls.py")
 @override_settings(INFTOOL_LOGIN_RATE_PER_USERNAME="2/day", INFTOOL_LOGIN_RATE_PER_IP="1000/day")
 def test_admin_login_cannot_bypass_the_rate_limit(client, login_template):
     user = UserFactory(username=f"erin-{uuid.uuid4().hex[:6]}", is_staff=True)
