@@ -60,7 +60,9 @@ def _planned_reply(
             res = yield from ask_first("agent", req)
             if res.error is not None:
                 return res
-            calls += res.tool_calls[:1]
+            # The plan is scaffolding: a planned call that comes out identical to an earlier
+            # one is planning noise, not part of the answer.
+            calls += [tc for tc in res.tool_calls[:1] if (tc.name, tc.arguments) not in [(c.name, c.arguments) for c in calls]]
         return ChatResult(text="", tool_calls=calls, finish_reason="tool_calls")
     req = ChatRequest(
         messages=history, tools=tools, tool_choice="none", temperature=temperature, max_tokens=cfg.agent_max_tokens, seed=seed
@@ -107,7 +109,7 @@ def agent_step(
         ]
         main, *sampled = yield from gather(gens)
         base = ChatRequest(
-            messages=history, tools=tools, tool_choice=tool_choice if tool_choice != "auto" else "auto",
+            messages=history, tools=tools, tool_choice=tool_choice,
             temperature=cfg.agent_temperature, max_tokens=cfg.agent_max_tokens,
         )
         outcome = yield from reflect(main, base, tools, role="agent", max_repairs=cfg.max_repair_attempts)

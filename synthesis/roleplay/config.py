@@ -57,6 +57,10 @@ class RoleplayConfig:
         default=0.5,
         metadata={"help": "Rule check: least share of reference argument values a single-turn query must mention."},
     )
+    constrain_query_values: bool = field(
+        default=True,
+        metadata={"help": "Constrain single-turn queries (a regex pattern in the JSON schema) to contain the reference values."},
+    )
     verifier_count: int = field(default=3, metadata={"help": "LLM verifiers voting on each trajectory (0: rule checks only)."})
     negotiation_rounds: int = field(default=1, metadata={"help": "Most re-votes after a split vote."})
     llm_votes_after_rule_reject: bool = field(

@@ -115,25 +115,61 @@ def reference_args_messages(
     ]
 
 
-def query_messages(persona: Persona, calls: list[dict[str, Any]], *, mode: str) -> list[dict[str, Any]]:
-    """Ask for the user's request that the given calls answer (all values mentioned)."""
-    values = [str(v) for c in calls for v in _scalars(c["arguments"])]
-    lines = "\n".join(f"- {c['name']} with {_j(c['arguments'], 300)}" for c in calls)
-    many = " It must ask for all of these things in one message." if len(calls) > 1 else ""
+def query_values(calls: list[dict[str, Any]], *, limit: int = 6) -> list[str]:
+    """The reference values a query must mention, as the user would write them."""
+    out: list[str] = []
+    for c in calls:
+        for v in _scalars(c["arguments"]):
+            text = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+            if 0 < len(text) <= 60 and text not in out:
+                out.append(text)
+    return out[:limit]
+
+
+def query_schema(values: list[str]) -> dict[str, Any]:
+    """QUERY_SCHEMA whose query must contain ``values`` literally, in order (a regex
+    ``pattern``, so constrained decoders cannot leave them out)."""
+    if not values:
+        return QUERY_SCHEMA
+    pattern = "^.*" + ".*".join(_regex_escape(v) for v in values) + ".*$"
+    return {
+        "type": "object",
+        "properties": {"query": {"type": "string", "minLength": 8, "maxLength": 400, "pattern": pattern}},
+        "required": ["query"],
+        "additionalProperties": False,
+    }
+
+
+def _regex_escape(s: str) -> str:
+    return "".join("\\" + ch if ch in "\\.^$*+?()[]{}|/" else ch for ch in s)
+
+
+def query_messages(persona: Persona, calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ask for the user's request that the given calls answer (all values mentioned).
+
+    The calls are described in words, not as JSON: small models copy whatever they see,
+    and a query quoting a function signature is useless."""
+    by_name = {t["name"]: t for t in tools}
+    tasks = []
+    for c in calls:
+        desc = ((by_name.get(c["name"]) or {}).get("description") or c["name"].replace("_", " ")).strip().split("\n")[0]
+        details = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in c["arguments"].items() if not isinstance(v, dict | list))
+        tasks.append(f"- {desc.rstrip('.')} ({details})")
+    many = " Ask for all of these in one message." if len(calls) > 1 else ""
+    values = query_values(calls)
     return [
         {
             "role": "system",
             "content": (
-                f"You write what a user types to an assistant. You are {persona.name}, {persona.role}; "
-                f"style: {persona.style}. Write in first person. Reply with JSON only."
+                f"You are {persona.name}, {persona.role}. Style: {persona.style}. "
+                "Write the message you send to your assistant. Reply with JSON only."
             ),
         },
         {
             "role": "user",
             "content": (
-                f"The assistant will need to do:\n{lines}\n"
-                f"Write the user's request that leads to exactly this.{many} Mention these values "
-                f"literally: {', '.join(values) or 'none'}. Do not mention tool or function names."
+                "You need:\n" + "\n".join(tasks) + f"\nWrite one short, natural request in first person.{many} "
+                f"Include these exact values: {', '.join(values) or 'none'}. Do not mention APIs, tools or functions."
             ),
         },
     ]

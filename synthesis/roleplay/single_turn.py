@@ -115,14 +115,15 @@ def write_query(
     persona: Persona, calls: list[dict[str, Any]], tools: list[dict[str, Any]], cfg: RoleplayConfig, *, mode: str, seed: int
 ) -> Gen[tuple[str, dict[str, Any]]]:
     """The user's query, retried while it leaves out reference values (best kept)."""
-    base = prompts.irrelevant_query_messages(persona, tools) if mode == "irrelevance" else prompts.query_messages(persona, calls, mode=mode)
+    base = prompts.irrelevant_query_messages(persona, tools) if mode == "irrelevance" else prompts.query_messages(persona, calls, tools)
+    schema = prompts.query_schema(prompts.query_values(calls)) if cfg.constrain_query_values else prompts.QUERY_SCHEMA
     best, best_cov, missing_best = "", -1.0, []
     notes: dict[str, Any] = {"attempts": 0}
     messages = base
     for attempt in range(1 + cfg.max_repair_attempts):
         req = ChatRequest(
             messages=messages,
-            json_schema=prompts.QUERY_SCHEMA,
+            json_schema=schema,
             temperature=cfg.scenario_temperature,
             max_tokens=cfg.scenario_max_tokens,
             seed=seed + attempt,

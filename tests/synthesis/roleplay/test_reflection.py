@@ -86,3 +86,28 @@ def test_every_agent_step_is_reflected_even_when_fine():
     rs = reflections(steps)
     assert [r.action for r in rs] == ["ok", "ok"]
     assert all(steps[r.index + 1].index == r.target_index for r in rs)
+
+
+def test_planned_repeats_of_one_call_are_dropped_not_rejected():
+    agent = ScriptedBackend(
+        replies=[
+            as_json({"action": "call_tools", "tools": ["get_weather", "get_weather", "get_weather"]}),
+            call("get_weather", city="Oslo"),
+            call("get_weather", city="Oslo"),
+            call("get_weather", city="Rome"),
+        ]
+    )
+    res, steps = run_single(agent, agent_protocol="planned")
+    (r,) = reflections(steps)
+    assert r.action == "ok"
+    assert [c["arguments"]["city"] for c in steps[r.index + 1].calls()] == ["Oslo", "Rome"]
+
+
+def test_duplicate_calls_in_one_reply_are_a_problem():
+    agent = ScriptedBackend(replies=[
+        ChatResult(text="", tool_calls=[call("get_weather", city="Oslo").tool_calls[0]] * 2),
+        call("get_weather", city="Oslo"),
+    ])
+    res, steps = run_single(agent)
+    (r,) = reflections(steps)
+    assert r.action == "repaired" and r.problems[0][0]["code"] == "duplicate_call"
