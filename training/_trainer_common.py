@@ -50,6 +50,15 @@ def training_chat_template(tokenizer) -> str | None:
     own = tokenizer.chat_template
     if own and has_generation_markers(own):
         return own
+    # TRL ships marked-up copies of the common templates (Qwen2.5, Llama 3, ...).
+    try:
+        from trl.chat_template_utils import get_training_chat_template
+
+        patched = get_training_chat_template(tokenizer)
+    except Exception:  # noqa: BLE001 - unsupported templates raise
+        patched = None
+    if patched:
+        return patched
     for probe in _PROBES:
         for gen in (False, True):
             try:
