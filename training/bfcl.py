@@ -108,8 +108,34 @@ def _bfcl() -> types.SimpleNamespace:
     root.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("BFCL_PROJECT_ROOT", str(root))
     _install_model_config_stub()
+    from bfcl_eval import utils as bfcl_utils
+    from bfcl_eval.constants import category_mapping, default_prompts, eval_config, type_mappings
+    from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
+    from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils
+    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
+    from bfcl_eval.model_handler import utils as handler_utils
+    from bfcl_eval.model_handler.model_style import ModelStyle
 
-    return types.SimpleNamespace(**locals())
+    return types.SimpleNamespace(
+        TEST_FILE_MAPPING=category_mapping.TEST_FILE_MAPPING,
+        MULTI_TURN_FUNC_DOC_FILE_MAPPING=category_mapping.MULTI_TURN_FUNC_DOC_FILE_MAPPING,
+        DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC=default_prompts.DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC,
+        MAXIMUM_STEP_LIMIT=default_prompts.MAXIMUM_STEP_LIMIT,
+        PROMPT_PATH=eval_config.PROMPT_PATH,
+        POSSIBLE_ANSWER_PATH=eval_config.POSSIBLE_ANSWER_PATH,
+        MULTI_TURN_FUNC_DOC_PATH=eval_config.MULTI_TURN_FUNC_DOC_PATH,
+        GORILLA_TO_OPENAPI=type_mappings.GORILLA_TO_OPENAPI,
+        ast_checker=ast_checker,
+        multi_turn_utils=multi_turn_utils,
+        multi_turn_checker=multi_turn_checker,
+        ModelStyle=ModelStyle,
+        convert_to_function_call=handler_utils.convert_to_function_call,
+        convert_to_tool=handler_utils.convert_to_tool,
+        func_doc_language_specific_pre_processing=handler_utils.func_doc_language_specific_pre_processing,
+        is_empty_output=bfcl_utils.is_empty_output,
+        is_function_calling_format_output=bfcl_utils.is_function_calling_format_output,
+        load_file=bfcl_utils.load_file,
+    )
 
 
 def load_entries(category: str) -> list[dict[str, Any]]:
