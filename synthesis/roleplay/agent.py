@@ -23,11 +23,18 @@ from .steps import MessageStep, ReflectionStep, StepLog
 
 
 def rpc_ids_used(log: StepLog) -> int:
-    return sum(len(s.tool_calls) for s in log.steps if isinstance(s, MessageStep) and s.role == "assistant")
+    return sum(
+        len(s.tool_calls) for s in log.steps if isinstance(s, MessageStep) and s.role == "assistant"
+    )
 
 
 def _planned_reply(
-    history: list[dict[str, Any]], tools: list[dict[str, Any]], cfg: RoleplayConfig, *, temperature: float, seed: int | None
+    history: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    cfg: RoleplayConfig,
+    *,
+    temperature: float,
+    seed: int | None,
 ) -> Gen[ChatResult]:
     names = [t["name"] for t in tools]
     plan_req = ChatRequest(
@@ -48,7 +55,9 @@ def _planned_reply(
     if action == "call_tools" and planned:
         calls: list[ToolCall] = []
         for i, name in enumerate(planned):
-            note = prompts.next_call_instruction(i + 1, len(planned), [{"name": c.name, "arguments": c.arguments} for c in calls])
+            note = prompts.next_call_instruction(
+                i + 1, len(planned), [{"name": c.name, "arguments": c.arguments} for c in calls]
+            )
             req = ChatRequest(
                 messages=[*history, {"role": "system", "content": note}],
                 tools=tools,
@@ -62,10 +71,19 @@ def _planned_reply(
                 return res
             # The plan is scaffolding: a planned call that comes out identical to an earlier
             # one is planning noise, not part of the answer.
-            calls += [tc for tc in res.tool_calls[:1] if (tc.name, tc.arguments) not in [(c.name, c.arguments) for c in calls]]
+            calls += [
+                tc
+                for tc in res.tool_calls[:1]
+                if (tc.name, tc.arguments) not in [(c.name, c.arguments) for c in calls]
+            ]
         return ChatResult(text="", tool_calls=calls, finish_reason="tool_calls")
     req = ChatRequest(
-        messages=history, tools=tools, tool_choice="none", temperature=temperature, max_tokens=cfg.agent_max_tokens, seed=seed
+        messages=history,
+        tools=tools,
+        tool_choice="none",
+        temperature=temperature,
+        max_tokens=cfg.agent_max_tokens,
+        seed=seed,
     )
     return (yield from ask_first("agent", req))
 
@@ -82,7 +100,12 @@ def _reply(
     if cfg.agent_protocol == "planned" and tool_choice == "auto":
         return (yield from _planned_reply(history, tools, cfg, temperature=temperature, seed=seed))
     req = ChatRequest(
-        messages=history, tools=tools, tool_choice=tool_choice, temperature=temperature, max_tokens=cfg.agent_max_tokens, seed=seed
+        messages=history,
+        tools=tools,
+        tool_choice=tool_choice,
+        temperature=temperature,
+        max_tokens=cfg.agent_max_tokens,
+        seed=seed,
     )
     return (yield from ask_first("agent", req))
 
@@ -102,17 +125,38 @@ def agent_step(
     refl: ReflectionStep | None = log.take(ReflectionStep, subject="agent")
     if refl is None:
         step_seed = seed_for(seed, "agent", log.next_index)
-        gens = [_reply(history, tools, cfg, tool_choice=tool_choice, temperature=cfg.agent_temperature, seed=step_seed)]
+        gens = [
+            _reply(
+                history,
+                tools,
+                cfg,
+                tool_choice=tool_choice,
+                temperature=cfg.agent_temperature,
+                seed=step_seed,
+            )
+        ]
         gens += [
-            _reply(history, tools, cfg, tool_choice=tool_choice, temperature=cfg.sample_temperature, seed=step_seed + 1000 * (k + 1))
+            _reply(
+                history,
+                tools,
+                cfg,
+                tool_choice=tool_choice,
+                temperature=cfg.sample_temperature,
+                seed=step_seed + 1000 * (k + 1),
+            )
             for k in range(samples)
         ]
         main, *sampled = yield from gather(gens)
         base = ChatRequest(
-            messages=history, tools=tools, tool_choice=tool_choice,
-            temperature=cfg.agent_temperature, max_tokens=cfg.agent_max_tokens,
+            messages=history,
+            tools=tools,
+            tool_choice=tool_choice,
+            temperature=cfg.agent_temperature,
+            max_tokens=cfg.agent_max_tokens,
         )
-        outcome = yield from reflect(main, base, tools, role="agent", max_repairs=cfg.max_repair_attempts)
+        outcome = yield from reflect(
+            main, base, tools, role="agent", max_repairs=cfg.max_repair_attempts
+        )
         message = None
         target = log.next_index + 1
         if outcome.result is not None:
@@ -120,7 +164,9 @@ def agent_step(
             message.meta.update(meta or {})
             if samples:
                 message.meta["samples"] = [
-                    [{"name": tc.name, "arguments": tc.arguments} for tc in s.tool_calls] if s.error is None else []
+                    [{"name": tc.name, "arguments": tc.arguments} for tc in s.tool_calls]
+                    if s.error is None
+                    else []
                     for s in sampled
                 ]
         refl = log.emit(
@@ -160,7 +206,9 @@ def _assistant_message(result: ChatResult, index: int, *, first_rpc_id: int) -> 
     return MessageStep(role="assistant", content=content, tool_calls=calls, mcp=requests or None)
 
 
-def execute_calls(log: StepLog, message: MessageStep, server: ServerSimulator) -> Gen[list[MessageStep]]:
+def execute_calls(
+    log: StepLog, message: MessageStep, server: ServerSimulator
+) -> Gen[list[MessageStep]]:
     """One tool message per call of ``message`` (stored ones replayed), then the server
     state updated from each response in order."""
     requests = message.mcp or []
@@ -174,7 +222,9 @@ def execute_calls(log: StepLog, message: MessageStep, server: ServerSimulator) -
     for i, m in enumerate(out):
         server.observe(calls[i]["name"], calls[i]["arguments"], m.mcp)
     todo = list(range(len(out), len(calls)))
-    responses = yield from gather([server.handle(requests[i]["id"], calls[i]["name"], calls[i]["arguments"]) for i in todo])
+    responses = yield from gather(
+        [server.handle(requests[i]["id"], calls[i]["name"], calls[i]["arguments"]) for i in todo]
+    )
     for i, resp in zip(todo, responses, strict=True):
         msg = log.emit(
             MessageStep(

@@ -47,7 +47,14 @@ logger = logging.getLogger(__name__)
 ROLES = ("scenario", "user", "agent", "server", "verifier")
 _FALLBACK = {"scenario": ("user",), "verifier": ("judge",)}
 
-__all__ = ["RoleplayConfig", "SinkError", "run_trajectories", "plan_specs", "conversation_for", "ROLES"]
+__all__ = [
+    "RoleplayConfig",
+    "SinkError",
+    "run_trajectories",
+    "plan_specs",
+    "conversation_for",
+    "ROLES",
+]
 
 
 class SinkError(RuntimeError):
@@ -65,7 +72,9 @@ class _GuardedSink:
             try:
                 method(step)
             except Exception as e:
-                raise SinkError(f"storing step {step.index} of trajectory {step.trajectory_id!r} failed: {e}") from e
+                raise SinkError(
+                    f"storing step {step.index} of trajectory {step.trajectory_id!r} failed: {e}"
+                ) from e
 
         return call
 
@@ -80,10 +89,14 @@ class _Backends:
     def __init__(self, backends_by_role: Mapping[str, LLMBackend | Sequence[LLMBackend]]):
         self._by_role = dict(backends_by_role)
         if not self._by_role:
-            raise ValueError(f"no backends given; map roles ({', '.join(ROLES)}) or 'default' to backends")
+            raise ValueError(
+                f"no backends given; map roles ({', '.join(ROLES)}) or 'default' to backends"
+            )
         unknown = [r for r in self._by_role if r.split(":")[0] not in (*ROLES, "judge", "default")]
         if unknown:
-            raise ValueError(f"unknown role(s) {unknown}; valid: {', '.join(ROLES)}, verifier:<i>, judge, default")
+            raise ValueError(
+                f"unknown role(s) {unknown}; valid: {', '.join(ROLES)}, verifier:<i>, judge, default"
+            )
 
     def for_role(self, role: str) -> LLMBackend:
         base, _, idx = role.partition(":")
@@ -112,7 +125,9 @@ def _complete(backend: LLMBackend, requests: list[ChatRequest]) -> Answers:
     try:
         answers = backend.complete_batch(requests)
         if len(answers) != len(requests):
-            raise RuntimeError(f"backend returned {len(answers)} answers for {len(requests)} requests")
+            raise RuntimeError(
+                f"backend returned {len(answers)} answers for {len(requests)} requests"
+            )
     except BackendUnavailable:
         raise
     except Exception as e:
@@ -149,7 +164,9 @@ def run_trajectories(
         while queue and len(active) < config.max_concurrent:
             spec = queue.popleft()
             if spec.resume_from is not None and spec.resume_from.finish is not None:
-                results[spec.id] = TrajectoryResult(spec.id, spec.mode, list(spec.resume_from.steps), spec.resume_from.finish)
+                results[spec.id] = TrajectoryResult(
+                    spec.id, spec.mode, list(spec.resume_from.steps), spec.resume_from.finish
+                )
                 continue
             log = StepLog(spec.id, guarded, spec.resume_from)  # type: ignore[arg-type]
             act = _Active(spec, log, conversation_for(spec, config, log))
@@ -197,7 +214,9 @@ def _advance(act: _Active, answers: Answers | None) -> None:
     except ResumeMismatch as e:
         logger.error("cannot resume %s: %s", act.spec.id, e)
         # The stored steps stay as they are; nothing new can be appended consistently.
-        finish = FinishStep(trajectory_id=act.spec.id, status="failed", reason=f"resume mismatch: {e}")
+        finish = FinishStep(
+            trajectory_id=act.spec.id, status="failed", reason=f"resume mismatch: {e}"
+        )
     except Exception as e:
         logger.exception("trajectory %s failed", act.spec.id)
         finish = _fail(act.log, f"{type(e).__name__}: {e}")
@@ -234,7 +253,9 @@ def plan_specs(
 
     config = config or RoleplayConfig()
     domains: dict[str, list[dict[str, Any]]] = (
-        {k: list(v) for k, v in tools.items() if v} if isinstance(tools, Mapping) else {"": list(tools)}
+        {k: list(v) for k, v in tools.items() if v}
+        if isinstance(tools, Mapping)
+        else {"": list(tools)}
     )
     if not domains or not any(domains.values()):
         raise ValueError("no tools to plan from")
@@ -256,11 +277,20 @@ def plan_specs(
         elif mode == "multi_turn":
             offered = rng.sample(pool, min(len(pool), rng.randint(2, max_offered)))
         else:
-            offered = rng.sample(pool, 1) if mode == "single" else rng.sample(pool, min(len(pool), rng.randint(1, 3)))
+            offered = (
+                rng.sample(pool, 1)
+                if mode == "single"
+                else rng.sample(pool, min(len(pool), rng.randint(1, 3)))
+            )
         persona = rng.choice(people)
         specs.append(
             TrajectorySpec(
-                id=f"{id_prefix}{i}", mode=mode, tools=offered, persona=persona, seed=rng.randrange(2**31), domain=domain
+                id=f"{id_prefix}{i}",
+                mode=mode,
+                tools=offered,
+                persona=persona,
+                seed=rng.randrange(2**31),
+                domain=domain,
             )
         )
     return specs

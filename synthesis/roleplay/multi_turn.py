@@ -20,13 +20,26 @@ from .agent import agent_step, execute_calls
 from .config import RoleplayConfig
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .schema_utils import is_id_key
-from .scoring import call_set_agreement, execution_consistency, multi_turn_ignore_key, Score
+from .scoring import Score, call_set_agreement, execution_consistency, multi_turn_ignore_key
 from .server_sim import ServerSimulator, verb_of
 from .single_turn import finish, finish_rejected_by_reflection, pick_persona, reference_call
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
 from .verify import multi_turn_transcript, verify
 
-_CREATE_VERBS = {"create", "add", "new", "book", "place", "register", "open", "make", "start", "submit", "post", "insert"}
+_CREATE_VERBS = {
+    "create",
+    "add",
+    "new",
+    "book",
+    "place",
+    "register",
+    "open",
+    "make",
+    "start",
+    "submit",
+    "post",
+    "insert",
+}
 
 
 class RoleplayError(RuntimeError):
@@ -64,7 +77,13 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
     notes = []
     for i, tool in enumerate(tools):
         call, n = yield from reference_call(
-            persona, tool, cfg, nth=i + 1, total=len(tools), previous=calls, seed=seed_for(spec.seed, "ref", i)
+            persona,
+            tool,
+            cfg,
+            nth=i + 1,
+            total=len(tools),
+            previous=calls,
+            seed=seed_for(spec.seed, "ref", i),
         )
         calls.append(call)
         notes.append(n)
@@ -99,14 +118,21 @@ def _unrevealed(facts: dict[str, Any], said: str) -> dict[str, Any]:
 
 
 def user_turn(
-    persona: Persona, scenario: ScenarioStep, transcript: list[tuple[str, str]], cfg: RoleplayConfig, *, seed: int
+    persona: Persona,
+    scenario: ScenarioStep,
+    transcript: list[tuple[str, str]],
+    cfg: RoleplayConfig,
+    *,
+    seed: int,
 ) -> Gen[tuple[str, bool, dict[str, Any]]]:
     said = " ".join(t for who, t in transcript if who == "user")
     hidden = _unrevealed(scenario.user_facts, said)
     meta: dict[str, Any] = {}
     for attempt in range(1 + cfg.max_repair_attempts):
         req = ChatRequest(
-            messages=prompts.user_sim_messages(persona, scenario.goal, scenario.user_facts, hidden, transcript),
+            messages=prompts.user_sim_messages(
+                persona, scenario.goal, scenario.user_facts, hidden, transcript
+            ),
             json_schema=prompts.USER_TURN_SCHEMA,
             temperature=cfg.user_temperature,
             max_tokens=cfg.user_max_tokens,
@@ -124,17 +150,25 @@ def user_turn(
             if attempt:
                 meta["attempts"] = attempt + 1
             return text, goal_met, meta
-    raise RoleplayError(f"the User Simulator produced no usable message in {1 + cfg.max_repair_attempts} attempts: {meta}")
+    raise RoleplayError(
+        f"the User Simulator produced no usable message in {1 + cfg.max_repair_attempts} attempts: {meta}"
+    )
 
 
-def multi_turn_conversation(spec: TrajectorySpec, cfg: RoleplayConfig, log: StepLog) -> Gen[FinishStep]:
+def multi_turn_conversation(
+    spec: TrajectorySpec, cfg: RoleplayConfig, log: StepLog
+) -> Gen[FinishStep]:
     scenario: ScenarioStep | None = log.take(ScenarioStep)
     if scenario is None:
         scenario = log.emit((yield from build_scenario(spec, cfg)))
     persona = Persona.from_dict(scenario.persona)
     tools = scenario.tools
     server = ServerSimulator(
-        tools, seed=spec.seed, use_model=cfg.server_uses_model, temperature=cfg.server_temperature, max_tokens=cfg.server_max_tokens
+        tools,
+        seed=spec.seed,
+        use_model=cfg.server_uses_model,
+        temperature=cfg.server_temperature,
+        max_tokens=cfg.server_max_tokens,
     )
     system = log.take(MessageStep, role="system") or log.emit(
         MessageStep(role="system", content=prompts.agent_system_message(tools))
@@ -146,8 +180,14 @@ def multi_turn_conversation(spec: TrajectorySpec, cfg: RoleplayConfig, log: Step
     for turn in range(cfg.max_turns):
         user = log.take(MessageStep, role="user")
         if user is None:
-            text, goal_met, meta = yield from user_turn(persona, scenario, transcript, cfg, seed=seed_for(spec.seed, "user", turn))
-            user = log.emit(MessageStep(role="user", content=text, meta={"turn": turn, "goal_met": goal_met, **meta}))
+            text, goal_met, meta = yield from user_turn(
+                persona, scenario, transcript, cfg, seed=seed_for(spec.seed, "user", turn)
+            )
+            user = log.emit(
+                MessageStep(
+                    role="user", content=text, meta={"turn": turn, "goal_met": goal_met, **meta}
+                )
+            )
         messages.append(user)
         transcript.append(("user", user.content or ""))
         if user.meta.get("goal_met"):
@@ -183,7 +223,7 @@ def multi_turn_conversation(spec: TrajectorySpec, cfg: RoleplayConfig, log: Step
         rule_problems=rule_problems(messages),
         settings=cfg.verify_settings(),
     )
-    return finish(log, verdict, score_multi_turn(scenario, messages, cfg), cfg)
+    return finish(log, verdict, score_multi_turn(scenario, messages, cfg), cfg, ended_by=ended)
 
 
 def rule_problems(messages: list[MessageStep]) -> list[str]:
@@ -199,7 +239,9 @@ def rule_problems(messages: list[MessageStep]) -> list[str]:
     return problems
 
 
-def score_multi_turn(scenario: ScenarioStep, messages: list[MessageStep], cfg: RoleplayConfig) -> Score:
+def score_multi_turn(
+    scenario: ScenarioStep, messages: list[MessageStep], cfg: RoleplayConfig
+) -> Score:
     calls = [c for m in messages if m.role == "assistant" for c in m.calls()]
     sampled = [m for m in messages if m.role == "assistant" and m.meta.get("samples")]
     base = execution_consistency(
@@ -214,7 +256,8 @@ def score_multi_turn(scenario: ScenarioStep, messages: list[MessageStep], cfg: R
         return base
     # Self-consistency per sampled step, averaged over the steps.
     per_step = [
-        sum(call_set_agreement(s, m.calls(), tools=scenario.tools) for s in m.meta["samples"]) / len(m.meta["samples"])
+        sum(call_set_agreement(s, m.calls(), tools=scenario.tools) for s in m.meta["samples"])
+        / len(m.meta["samples"])
         for m in sampled
     ]
     s = sum(per_step) / len(per_step)
@@ -222,4 +265,6 @@ def score_multi_turn(scenario: ScenarioStep, messages: list[MessageStep], cfg: R
     parts = [(w.reference, base.reference), (w.consistency, s), (w.execution, base.execution)]
     total = sum(wt for wt, v in parts if v is not None)
     value = sum(wt * v for wt, v in parts if v is not None) / total if total else 0.0
-    return Score(value=round(value, 6), reference=base.reference, consistency=s, execution=base.execution)
+    return Score(
+        value=round(value, 6), reference=base.reference, consistency=s, execution=base.execution
+    )

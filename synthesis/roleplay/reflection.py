@@ -37,7 +37,9 @@ class Problem:
         return dataclasses.asdict(self)
 
 
-def check_call(name: str, arguments: Any, tools: dict[str, dict[str, Any]], *, call: int | None = None) -> list[Problem]:
+def check_call(
+    name: str, arguments: Any, tools: dict[str, dict[str, Any]], *, call: int | None = None
+) -> list[Problem]:
     """Problems of one call against the offered tools (empty when it is fine).
 
     >>> tools = {"f": {"name": "f", "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}}}}
@@ -49,7 +51,9 @@ def check_call(name: str, arguments: Any, tools: dict[str, dict[str, Any]], *, c
     tool = tools.get(name)
     if tool is None:
         offered = ", ".join(sorted(tools)) or "none"
-        return [Problem("unknown_tool", f"tool {name!r} does not exist; offered tools: {offered}", call)]
+        return [
+            Problem("unknown_tool", f"tool {name!r} does not exist; offered tools: {offered}", call)
+        ]
     if not isinstance(arguments, dict):
         return [Problem("arguments_not_object", f"arguments of {name} must be a JSON object", call)]
     schema = tool.get("inputSchema") or {}
@@ -58,7 +62,11 @@ def check_call(name: str, arguments: Any, tools: dict[str, dict[str, Any]], *, c
     if unknown:
         declared = ", ".join(schema_properties(schema)) or "none"
         problems.append(
-            Problem("unknown_argument", f"{name} has no parameter(s) {', '.join(map(repr, unknown))}; its parameters: {declared}", call)
+            Problem(
+                "unknown_argument",
+                f"{name} has no parameter(s) {', '.join(map(repr, unknown))}; its parameters: {declared}",
+                call,
+            )
         )
     for err in validation_errors(arguments, schema):
         if unknown and "Additional properties" in err:
@@ -67,9 +75,13 @@ def check_call(name: str, arguments: Any, tools: dict[str, dict[str, Any]], *, c
     return problems
 
 
-def check_reply(result: ChatResult, tools: dict[str, dict[str, Any]], *, expect_call: bool | None = None) -> list[Problem]:
+def check_reply(
+    result: ChatResult, tools: dict[str, dict[str, Any]], *, expect_call: bool | None = None
+) -> list[Problem]:
     if result.error is not None:
-        return [Problem("invalid_output", f"the reply could not be parsed: {str(result.error)[:200]}")]
+        return [
+            Problem("invalid_output", f"the reply could not be parsed: {str(result.error)[:200]}")
+        ]
     problems: list[Problem] = []
     if expect_call and not result.tool_calls:
         problems.append(Problem("missing_call", "a tool call was required, but the reply has none"))
@@ -80,7 +92,13 @@ def check_reply(result: ChatResult, tools: dict[str, dict[str, Any]], *, expect_
         problems += check_call(tc.name, tc.arguments, tools, call=i)
         key = (tc.name, tc.arguments)
         if key in seen:
-            problems.append(Problem("duplicate_call", f"call {i} repeats an earlier call {tc.name} with the same arguments", i))
+            problems.append(
+                Problem(
+                    "duplicate_call",
+                    f"call {i} repeats an earlier call {tc.name} with the same arguments",
+                    i,
+                )
+            )
         seen.append(key)
     return problems
 
@@ -98,18 +116,32 @@ def render_attempt(result: ChatResult) -> str:
     if result.error is not None:
         return result.text
     parts = [result.text.strip()] if result.text.strip() else []
-    parts += [json.dumps({"name": tc.name, "arguments": tc.arguments}, ensure_ascii=False) for tc in result.tool_calls]
+    parts += [
+        json.dumps({"name": tc.name, "arguments": tc.arguments}, ensure_ascii=False)
+        for tc in result.tool_calls
+    ]
     return "\n".join(parts)
 
 
 def repair_request(
-    request: ChatRequest, result: ChatResult, problems: list[Problem], tools: dict[str, dict[str, Any]], *, expect_call: bool
+    request: ChatRequest,
+    result: ChatResult,
+    problems: list[Problem],
+    tools: dict[str, dict[str, Any]],
+    *,
+    expect_call: bool,
 ) -> ChatRequest:
     """The original request plus the rejected reply and the validator's feedback."""
-    attempt: dict[str, Any] = {"role": "assistant", "content": result.text if result.error is not None else (result.text or None)}
+    attempt: dict[str, Any] = {
+        "role": "assistant",
+        "content": result.text if result.error is not None else (result.text or None),
+    }
     if result.error is None and result.tool_calls:
         attempt["tool_calls"] = [tc.to_openai() for tc in result.tool_calls]
-    feedback = {"role": "user", "content": prompts.repair_feedback([p.message for p in problems], expect_call=expect_call)}
+    feedback = {
+        "role": "user",
+        "content": prompts.repair_feedback([p.message for p in problems], expect_call=expect_call),
+    }
     choice: str | dict[str, Any] = request.tool_choice
     if expect_call:
         names = [tc.name for tc in result.tool_calls] if result.error is None else []
@@ -152,7 +184,12 @@ def reflect(
         if out.attempts > max_repairs:
             out.action = "rejected"
             return out
-        wants_call = bool(expect_call) or (current.error is None and bool(current.tool_calls)) or current.error is not None and request.tool_choice != "none"
+        wants_call = (
+            bool(expect_call)
+            or (current.error is None and bool(current.tool_calls))
+            or current.error is not None
+            and request.tool_choice != "none"
+        )
         req = repair_request(request, current, problems, by_name, expect_call=wants_call)
         current = yield from ask_first(role, req)
         out.attempts += 1

@@ -35,7 +35,9 @@ def validation_errors(instance: Any, schema: dict[str, Any] | None, *, limit: in
     if not schema:
         return []
     try:
-        errors = sorted(_validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+        errors = sorted(
+            _validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path)
+        )
     except (jsonschema.exceptions.SchemaError, re.error, TypeError, ValueError) as e:
         return [f"the schema itself is unusable ({type(e).__name__}: {str(e)[:120]})"]
     out = []
@@ -107,29 +109,77 @@ def resolve(node: Any, root: dict[str, Any]) -> Any:
 # Instance synthesis
 
 _FIRST = ["Alex", "Maria", "Kenji", "Priya", "Lucas", "Amara", "Sofia", "Omar", "Lena", "Diego"]
-_LAST = ["Morgan", "Rossi", "Tanaka", "Sharma", "Silva", "Okafor", "Novak", "Haddad", "Berg", "Ruiz"]
-_CITIES = ["Paris", "Tokyo", "Nairobi", "Toronto", "Lisbon", "Seoul", "Austin", "Berlin", "Lima", "Oslo"]
+_LAST = [
+    "Morgan",
+    "Rossi",
+    "Tanaka",
+    "Sharma",
+    "Silva",
+    "Okafor",
+    "Novak",
+    "Haddad",
+    "Berg",
+    "Ruiz",
+]
+_CITIES = [
+    "Paris",
+    "Tokyo",
+    "Nairobi",
+    "Toronto",
+    "Lisbon",
+    "Seoul",
+    "Austin",
+    "Berlin",
+    "Lima",
+    "Oslo",
+]
 _COUNTRIES = ["France", "Japan", "Kenya", "Canada", "Portugal", "Korea", "Brazil", "Germany"]
-_WORDS = ["blue", "river", "quick", "summit", "harbor", "maple", "orbit", "lantern", "cedar", "delta"]
+_WORDS = [
+    "blue",
+    "river",
+    "quick",
+    "summit",
+    "harbor",
+    "maple",
+    "orbit",
+    "lantern",
+    "cedar",
+    "delta",
+]
 _STATUSES = ["active", "pending", "confirmed", "completed"]
 
 # Name fragments -> value makers, tried in order (first match wins).
 _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
     (("email",), lambda r: f"{r.choice(_FIRST).lower()}.{r.choice(_LAST).lower()}@example.com"),
-    (("url", "uri", "link", "website", "href"), lambda r: f"https://example.com/{r.choice(_WORDS)}/{r.randint(1, 999)}"),
+    (
+        ("url", "uri", "link", "website", "href"),
+        lambda r: f"https://example.com/{r.choice(_WORDS)}/{r.randint(1, 999)}",
+    ),
     (("phone", "mobile", "tel"), lambda r: f"+1-555-{r.randint(100, 999)}-{r.randint(1000, 9999)}"),
     (("first_name", "firstname", "given"), lambda r: r.choice(_FIRST)),
     (("last_name", "lastname", "surname", "family"), lambda r: r.choice(_LAST)),
-    (("username", "user_name", "login", "handle"), lambda r: f"{r.choice(_FIRST).lower()}{r.randint(10, 99)}"),
+    (
+        ("username", "user_name", "login", "handle"),
+        lambda r: f"{r.choice(_FIRST).lower()}{r.randint(10, 99)}",
+    ),
     (("city", "town", "location", "destination", "origin"), lambda r: r.choice(_CITIES)),
     (("country",), lambda r: r.choice(_COUNTRIES)),
     (("currency",), lambda r: r.choice(["USD", "EUR", "JPY", "GBP"])),
     (("language", "lang", "locale"), lambda r: r.choice(["en", "fr", "ja", "es"])),
     (("status", "state"), lambda r: r.choice(_STATUSES)),
     (("name", "author", "owner", "customer"), lambda r: f"{r.choice(_FIRST)} {r.choice(_LAST)}"),
-    (("title", "subject", "summary", "headline"), lambda r: f"{r.choice(_WORDS).title()} {r.choice(_WORDS)} report"),
-    (("description", "message", "text", "body", "comment", "note", "content"), lambda r: f"Notes about the {r.choice(_WORDS)} {r.choice(_WORDS)} project."),
-    (("query", "search", "keyword", "term", "q"), lambda r: f"{r.choice(_WORDS)} {r.choice(_WORDS)}"),
+    (
+        ("title", "subject", "summary", "headline"),
+        lambda r: f"{r.choice(_WORDS).title()} {r.choice(_WORDS)} report",
+    ),
+    (
+        ("description", "message", "text", "body", "comment", "note", "content"),
+        lambda r: f"Notes about the {r.choice(_WORDS)} {r.choice(_WORDS)} project.",
+    ),
+    (
+        ("query", "search", "keyword", "term", "q"),
+        lambda r: f"{r.choice(_WORDS)} {r.choice(_WORDS)}",
+    ),
     (("address", "street"), lambda r: f"{r.randint(1, 999)} {r.choice(_WORDS).title()} Street"),
     (("zip", "postal", "postcode"), lambda r: f"{r.randint(10000, 99999)}"),
     (("color", "colour"), lambda r: r.choice(["red", "green", "blue", "black"])),
@@ -139,12 +189,16 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
 
 _FORMATS = {
     "date": lambda r: f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
-    "date-time": lambda r: f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}T{r.randint(7, 20):02d}:{r.choice(['00', '30'])}:00Z",
+    "date-time": lambda r: (
+        f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}T{r.randint(7, 20):02d}:{r.choice(['00', '30'])}:00Z"
+    ),
     "time": lambda r: f"{r.randint(7, 20):02d}:{r.choice(['00', '30'])}:00Z",
     "email": lambda r: f"{r.choice(_FIRST).lower()}.{r.choice(_LAST).lower()}@example.com",
     "uri": lambda r: f"https://example.com/{r.choice(_WORDS)}/{r.randint(1, 999)}",
     "url": lambda r: f"https://example.com/{r.choice(_WORDS)}/{r.randint(1, 999)}",
-    "uuid": lambda r: "-".join("".join(r.choice("0123456789abcdef") for _ in range(n)) for n in (8, 4, 4, 4, 12)),
+    "uuid": lambda r: "-".join(
+        "".join(r.choice("0123456789abcdef") for _ in range(n)) for n in (8, 4, 4, 4, 12)
+    ),
     "ipv4": lambda r: f"192.168.{r.randint(0, 255)}.{r.randint(1, 254)}",
     "hostname": lambda r: f"{r.choice(_WORDS)}.example.com",
 }
@@ -153,7 +207,12 @@ _FORMATS = {
 def is_id_key(name: str) -> bool:
     """Whether a property name looks like an identifier (``id``, ``order_id``, ``userId``)."""
     low = name.lower()
-    return low in ("id", "uuid") or low.endswith("_id") or (name.endswith("Id") and len(name) > 2) or low.endswith("_uuid")
+    return (
+        low in ("id", "uuid")
+        or low.endswith("_id")
+        or (name.endswith("Id") and len(name) > 2)
+        or low.endswith("_uuid")
+    )
 
 
 def make_id(prefix: str, rng: random.Random) -> str:
@@ -203,7 +262,9 @@ def synthesize_instance(
     return _synth(root, root, rng, hint_map, name, 0, optional_ratio)
 
 
-def _synth(node: Any, root: dict, rng: random.Random, hints: dict, name: str, depth: int, opt: float) -> Any:
+def _synth(
+    node: Any, root: dict, rng: random.Random, hints: dict, name: str, depth: int, opt: float
+) -> Any:
     node = resolve(node, root)
     if not isinstance(node, dict):
         return None
@@ -233,14 +294,18 @@ def _synth(node: Any, root: dict, rng: random.Random, hints: dict, name: str, de
                     if k == "properties":
                         merged.setdefault("properties", {}).update(v)
                     elif k == "required":
-                        merged["required"] = list(dict.fromkeys((merged.get("required") or []) + list(v)))
+                        merged["required"] = list(
+                            dict.fromkeys((merged.get("required") or []) + list(v))
+                        )
                     else:
                         merged.setdefault(k, v)
         return _synth(merged, root, rng, hints, name, depth, opt)
     for key in ("oneOf", "anyOf"):
         if node.get(key):
             options = [resolve(o, root) for o in node[key]]
-            options = [o for o in options if isinstance(o, dict) and o.get("type") != "null"] or options
+            options = [
+                o for o in options if isinstance(o, dict) and o.get("type") != "null"
+            ] or options
             base = {k: v for k, v in node.items() if k not in ("oneOf", "anyOf")}
             choice = options[0] if isinstance(options[0], dict) else {}
             return _synth({**base, **choice}, root, rng, hints, name, depth, opt)
@@ -270,7 +335,9 @@ def _valid_fragment(value: Any, node: dict, root: dict) -> bool:
     return not validation_errors(value, frag, limit=1)
 
 
-def _synth_object(node: dict, root: dict, rng: random.Random, hints: dict, depth: int, opt: float) -> dict:
+def _synth_object(
+    node: dict, root: dict, rng: random.Random, hints: dict, depth: int, opt: float
+) -> dict:
     out: dict[str, Any] = {}
     if depth >= _MAX_DEPTH:
         return out
@@ -280,17 +347,37 @@ def _synth_object(node: dict, root: dict, rng: random.Random, hints: dict, depth
         if key in required or _norm(key) in hints or rng.random() < opt:
             out[key] = _synth(sub, root, rng, hints, key, depth + 1, opt)
     for key in required - set(out):
-        out[key] = _synth(node.get("additionalProperties") if isinstance(node.get("additionalProperties"), dict) else {}, root, rng, hints, key, depth + 1, opt)
+        out[key] = _synth(
+            node.get("additionalProperties")
+            if isinstance(node.get("additionalProperties"), dict)
+            else {},
+            root,
+            rng,
+            hints,
+            key,
+            depth + 1,
+            opt,
+        )
     min_props = node.get("minProperties") or 0
     extra = node.get("additionalProperties")
     i = 0
     while len(out) < min_props and extra is not False and i < 20:
-        out[f"item_{i}"] = _synth(extra if isinstance(extra, dict) else {"type": "string"}, root, rng, hints, "", depth + 1, opt)
+        out[f"item_{i}"] = _synth(
+            extra if isinstance(extra, dict) else {"type": "string"},
+            root,
+            rng,
+            hints,
+            "",
+            depth + 1,
+            opt,
+        )
         i += 1
     return out
 
 
-def _synth_array(node: dict, root: dict, rng: random.Random, hints: dict, name: str, depth: int, opt: float) -> list:
+def _synth_array(
+    node: dict, root: dict, rng: random.Random, hints: dict, name: str, depth: int, opt: float
+) -> list:
     if depth >= _MAX_DEPTH:
         return []
     lo = int(node.get("minItems") or 0)
@@ -306,7 +393,9 @@ def _synth_array(node: dict, root: dict, rng: random.Random, hints: dict, name: 
     for _ in range(count * 3):
         if len(out) >= count:
             break
-        value = _synth(items if isinstance(items, dict) else {}, root, rng, hints, singular, depth + 1, opt)
+        value = _synth(
+            items if isinstance(items, dict) else {}, root, rng, hints, singular, depth + 1, opt
+        )
         if node.get("uniqueItems") and value in out:
             continue
         out.append(value)
@@ -316,9 +405,13 @@ def _synth_array(node: dict, root: dict, rng: random.Random, hints: dict, name: 
 def _synth_number(node: dict, rng: random.Random, *, integer: bool) -> float:
     lo = node.get("minimum")
     hi = node.get("maximum")
-    if isinstance(node.get("exclusiveMinimum"), int | float) and not isinstance(node.get("exclusiveMinimum"), bool):
+    if isinstance(node.get("exclusiveMinimum"), int | float) and not isinstance(
+        node.get("exclusiveMinimum"), bool
+    ):
         lo = node["exclusiveMinimum"] + (1 if integer else 0.01)
-    if isinstance(node.get("exclusiveMaximum"), int | float) and not isinstance(node.get("exclusiveMaximum"), bool):
+    if isinstance(node.get("exclusiveMaximum"), int | float) and not isinstance(
+        node.get("exclusiveMaximum"), bool
+    ):
         hi = node["exclusiveMaximum"] - (1 if integer else 0.01)
     if lo is None and hi is None:
         lo, hi = 1, 100
@@ -376,13 +469,12 @@ def _fit_pattern(value: str, pattern: str, rng: random.Random) -> str:
         return value
     if rx.search(value):
         return value
-    candidates = [
-        "".join(rng.choice(string.digits) for _ in range(n)) for n in (1, 2, 3, 4, 5, 6, 8, 10)
-    ] + [
-        "".join(rng.choice(string.ascii_uppercase) for _ in range(n)) for n in (2, 3)
-    ] + [
-        "".join(rng.choice(string.ascii_lowercase) for _ in range(n)) for n in (3, 6)
-    ] + ["2025-01-15", "abc123", "ABC-123", "a1b2c3d4"]
+    candidates = (
+        ["".join(rng.choice(string.digits) for _ in range(n)) for n in (1, 2, 3, 4, 5, 6, 8, 10)]
+        + ["".join(rng.choice(string.ascii_uppercase) for _ in range(n)) for n in (2, 3)]
+        + ["".join(rng.choice(string.ascii_lowercase) for _ in range(n)) for n in (3, 6)]
+        + ["2025-01-15", "abc123", "ABC-123", "a1b2c3d4"]
+    )
     for c in candidates:
         if rx.search(c):
             return c

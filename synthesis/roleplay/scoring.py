@@ -72,7 +72,9 @@ def _defaults(tools: Sequence[dict[str, Any]] | None) -> dict[str, dict[str, Any
     out: dict[str, dict[str, Any]] = {}
     for t in tools or []:
         props = schema_properties(t.get("inputSchema"))
-        out[t.get("name", "")] = {k: p["default"] for k, p in props.items() if isinstance(p, dict) and "default" in p}
+        out[t.get("name", "")] = {
+            k: p["default"] for k, p in props.items() if isinstance(p, dict) and "default" in p
+        }
     return out
 
 
@@ -135,7 +137,10 @@ def call_set_agreement(
         return 0.0
     dflt = _defaults(tools)
     sim = [
-        [call_similarity(c, r, defaults=dflt.get(r.get("name", "")), ignore_key=ignore_key) for r in reference]
+        [
+            call_similarity(c, r, defaults=dflt.get(r.get("name", "")), ignore_key=ignore_key)
+            for r in reference
+        ]
         for c in calls
     ]
     return _best_assignment(sim) / max(len(calls), len(reference))
@@ -145,8 +150,12 @@ def _best_assignment(sim: list[list[float]]) -> float:
     n, m = len(sim), len(sim[0])
     if min(n, m) <= 6 and max(n, m) <= 7:
         if n <= m:
-            return max(sum(sim[i][j] for i, j in enumerate(p)) for p in itertools.permutations(range(m), n))
-        return max(sum(sim[i][j] for j, i in enumerate(p)) for p in itertools.permutations(range(n), m))
+            return max(
+                sum(sim[i][j] for i, j in enumerate(p)) for p in itertools.permutations(range(m), n)
+            )
+        return max(
+            sum(sim[i][j] for j, i in enumerate(p)) for p in itertools.permutations(range(n), m)
+        )
     # Large sets (rare): greedy on the best remaining pair.
     pairs = sorted(((sim[i][j], i, j) for i in range(n) for j in range(m)), reverse=True)
     used_i: set[int] = set()
@@ -181,7 +190,11 @@ class Score:
     execution: float | None
 
     def components(self) -> dict[str, float | None]:
-        return {"reference": self.reference, "consistency": self.consistency, "execution": self.execution}
+        return {
+            "reference": self.reference,
+            "consistency": self.consistency,
+            "execution": self.execution,
+        }
 
 
 def execution_consistency(
@@ -202,10 +215,16 @@ def execution_consistency(
     0.8125
     """
     w = weights or ScoreWeights()
-    r = None if reference_calls is None else call_set_agreement(agent_calls, reference_calls, tools=tools, ignore_key=ignore_key)
+    r = (
+        None
+        if reference_calls is None
+        else call_set_agreement(agent_calls, reference_calls, tools=tools, ignore_key=ignore_key)
+    )
     s = None
     if samples:
-        s = sum(call_set_agreement(x, agent_calls, tools=tools, ignore_key=ignore_key) for x in samples) / len(samples)
+        s = sum(
+            call_set_agreement(x, agent_calls, tools=tools, ignore_key=ignore_key) for x in samples
+        ) / len(samples)
     e = None
     if server_errors:
         e = sum(1 for err in server_errors if not err) / len(server_errors)

@@ -34,7 +34,18 @@ from .schema_utils import is_id_key, is_valid, synthesize_instance, validation_e
 INVALID_PARAMS = -32602
 
 _DELETE_VERBS = {"delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe"}
-_UPDATE_VERBS = {"update", "modify", "edit", "set", "change", "patch", "rename", "move", "assign", "add"}
+_UPDATE_VERBS = {
+    "update",
+    "modify",
+    "edit",
+    "set",
+    "change",
+    "patch",
+    "rename",
+    "move",
+    "assign",
+    "add",
+}
 
 
 def verb_of(tool_name: str) -> str:
@@ -47,7 +58,12 @@ def verb_of(tool_name: str) -> str:
 
 
 def rpc_request(rpc_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+    return {
+        "jsonrpc": "2.0",
+        "id": rpc_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
 
 
 def rpc_error(rpc_id: int, code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -57,7 +73,9 @@ def rpc_error(rpc_id: int, code: int, message: str, data: Any = None) -> dict[st
     return {"jsonrpc": "2.0", "id": rpc_id, "error": err}
 
 
-def rpc_result(rpc_id: int, value: Any, *, structured: bool, is_error: bool = False) -> dict[str, Any]:
+def rpc_result(
+    rpc_id: int, value: Any, *, structured: bool, is_error: bool = False
+) -> dict[str, Any]:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": is_error}
     if structured and isinstance(value, dict):
@@ -160,12 +178,21 @@ class ServerSimulator:
     def protocol_error(self, rpc_id: int, name: str, arguments: Any) -> dict[str, Any] | None:
         tool = self.tools.get(name)
         if tool is None:
-            return rpc_error(rpc_id, INVALID_PARAMS, f"Unknown tool: {name}", {"tools": sorted(self.tools)})
+            return rpc_error(
+                rpc_id, INVALID_PARAMS, f"Unknown tool: {name}", {"tools": sorted(self.tools)}
+            )
         if not isinstance(arguments, dict):
-            return rpc_error(rpc_id, INVALID_PARAMS, f"Invalid arguments for tool {name}: expected an object")
+            return rpc_error(
+                rpc_id, INVALID_PARAMS, f"Invalid arguments for tool {name}: expected an object"
+            )
         errors = validation_errors(arguments, tool.get("inputSchema"))
         if errors:
-            return rpc_error(rpc_id, INVALID_PARAMS, f"Invalid arguments for tool {name}: {errors[0]}", {"errors": errors})
+            return rpc_error(
+                rpc_id,
+                INVALID_PARAMS,
+                f"Invalid arguments for tool {name}: {errors[0]}",
+                {"errors": errors},
+            )
         return None
 
     def handle(self, rpc_id: int, name: str, arguments: Any) -> Gen[dict[str, Any]]:
@@ -175,7 +202,12 @@ class ServerSimulator:
             return err
         for k, v in _id_args(arguments):
             if self.store.is_deleted(v):
-                return rpc_result(rpc_id, f"Error: no record with {k} {v!r} (it was deleted)", structured=False, is_error=True)
+                return rpc_result(
+                    rpc_id,
+                    f"Error: no record with {k} {v!r} (it was deleted)",
+                    structured=False,
+                    is_error=True,
+                )
         tool = self.tools[name]
         value = None
         if self.use_model:
@@ -193,14 +225,18 @@ class ServerSimulator:
                 value = None
         return self.finish(rpc_id, name, arguments, value)
 
-    def finish(self, rpc_id: int, name: str, arguments: dict[str, Any], value: Any) -> dict[str, Any]:
+    def finish(
+        self, rpc_id: int, name: str, arguments: dict[str, Any], value: Any
+    ) -> dict[str, Any]:
         """Make ``value`` (the model's result, or None) valid and consistent; wrap it."""
         tool = self.tools[name]
         schema = tool.get("outputSchema")
         hints = dict(arguments)
         for _, _, rec in self.store.referenced(arguments):
             hints = {**rec, **hints}
-        usable = value is not None and (is_valid(value, schema) if schema else isinstance(value, dict) and bool(value))
+        usable = value is not None and (
+            is_valid(value, schema) if schema else isinstance(value, dict) and bool(value)
+        )
         if not usable:
             rng = rng_for(self.seed, "server", rpc_id, name)
             if schema:
@@ -211,7 +247,9 @@ class ServerSimulator:
         structured = bool(schema) and (schema.get("type") in (None, "object"))
         return rpc_result(rpc_id, value, structured=structured)
 
-    def _make_consistent(self, value: Any, arguments: dict[str, Any], schema: dict[str, Any] | None) -> Any:
+    def _make_consistent(
+        self, value: Any, arguments: dict[str, Any], schema: dict[str, Any] | None
+    ) -> Any:
         if not isinstance(value, dict):
             return value
         out = copy.deepcopy(value)
@@ -278,7 +316,9 @@ def _records_in(value: Any, depth: int = 0) -> list[dict[str, Any]]:
     return []
 
 
-def _overlay(value: dict[str, Any], data: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+def _overlay(
+    value: dict[str, Any], data: dict[str, Any], schema: dict[str, Any] | None
+) -> dict[str, Any]:
     """Write ``data``'s fields over same-named fields of ``value`` (top level and one level
     down), keeping each change only if the result still validates."""
     targets = [value] + [v for v in value.values() if isinstance(v, dict)]

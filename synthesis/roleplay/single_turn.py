@@ -75,34 +75,53 @@ def reference_call(
 ) -> Gen[tuple[dict[str, Any], dict[str, Any]]]:
     """One reference call ``{"name", "arguments"}`` and notes on how it was obtained."""
     req = ChatRequest(
-        messages=prompts.reference_args_messages(persona, tool, nth=nth, total=total, previous=previous),
+        messages=prompts.reference_args_messages(
+            persona, tool, nth=nth, total=total, previous=previous
+        ),
         tools=[tool],
         tool_choice={"name": tool["name"]},
         temperature=cfg.scenario_temperature,
         max_tokens=cfg.scenario_max_tokens,
         seed=seed,
     )
+
     def not_a_repeat(result: Any) -> list[Problem]:
         return [
             Problem("duplicate_call", f"this repeats planned call {i + 1}; use different values", 0)
             for i, c in enumerate(previous)
-            if result.tool_calls and c == {"name": result.tool_calls[0].name, "arguments": result.tool_calls[0].arguments}
+            if result.tool_calls
+            and c
+            == {"name": result.tool_calls[0].name, "arguments": result.tool_calls[0].arguments}
         ]
 
     first = yield from ask_first("scenario", req)
     outcome = yield from reflect(
-        first, req, [tool], role="scenario", max_repairs=cfg.max_repair_attempts, expect_call=True, extra_check=not_a_repeat
+        first,
+        req,
+        [tool],
+        role="scenario",
+        max_repairs=cfg.max_repair_attempts,
+        expect_call=True,
+        extra_check=not_a_repeat,
     )
     notes: dict[str, Any] = {"action": outcome.action, "attempts": outcome.attempts}
     if outcome.problems:
         notes["problems"] = outcome.problems
-    calls = [tc for tc in (outcome.result.tool_calls if outcome.result else []) if tc.name == tool["name"]]
+    calls = [
+        tc
+        for tc in (outcome.result.tool_calls if outcome.result else [])
+        if tc.name == tool["name"]
+    ]
     if calls:
         return {"name": tool["name"], "arguments": calls[0].arguments}, notes
     # The model could not produce valid arguments: fall back to a schema instance, so the
     # task still exists; the verifiers judge whether it makes sense.
     for k in range(10):
-        args = synthesize_instance(tool.get("inputSchema") or {"type": "object"}, rng=rng_for(seed, "fallback", k), optional_ratio=0.3)
+        args = synthesize_instance(
+            tool.get("inputSchema") or {"type": "object"},
+            rng=rng_for(seed, "fallback", k),
+            optional_ratio=0.3,
+        )
         if {"name": tool["name"], "arguments": args} not in previous:
             break
     notes["fallback"] = "schema_instance"
@@ -112,11 +131,25 @@ def reference_call(
 
 
 def write_query(
-    persona: Persona, calls: list[dict[str, Any]], tools: list[dict[str, Any]], cfg: RoleplayConfig, *, mode: str, seed: int
+    persona: Persona,
+    calls: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    cfg: RoleplayConfig,
+    *,
+    mode: str,
+    seed: int,
 ) -> Gen[tuple[str, dict[str, Any]]]:
     """The user's query, retried while it leaves out reference values (best kept)."""
-    base = prompts.irrelevant_query_messages(persona, tools) if mode == "irrelevance" else prompts.query_messages(persona, calls, tools)
-    schema = prompts.query_schema(prompts.query_values(calls)) if cfg.constrain_query_values else prompts.QUERY_SCHEMA
+    base = (
+        prompts.irrelevant_query_messages(persona, tools)
+        if mode == "irrelevance"
+        else prompts.query_messages(persona, calls, tools)
+    )
+    schema = (
+        prompts.query_schema(prompts.query_values(calls))
+        if cfg.constrain_query_values
+        else prompts.QUERY_SCHEMA
+    )
     best, best_cov, missing_best = "", -1.0, []
     notes: dict[str, Any] = {"attempts": 0}
     messages = base
@@ -144,7 +177,12 @@ def write_query(
         messages = [
             *base,
             {"role": "assistant", "content": json.dumps({"query": query}, ensure_ascii=False)},
-            {"role": "user", "content": "It must mention these values literally: " + ", ".join(missing) + ". Write it again."},
+            {
+                "role": "user",
+                "content": "It must mention these values literally: "
+                + ", ".join(missing)
+                + ". Write it again.",
+            },
         ]
     notes["value_coverage"] = max(best_cov, 0.0)
     notes["missing_values"] = missing_best
@@ -158,11 +196,19 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
     ref_notes = []
     for i, tool in enumerate(targets):
         call, notes = yield from reference_call(
-            persona, tool, cfg, nth=i + 1, total=len(targets), previous=calls, seed=seed_for(spec.seed, "ref", i)
+            persona,
+            tool,
+            cfg,
+            nth=i + 1,
+            total=len(targets),
+            previous=calls,
+            seed=seed_for(spec.seed, "ref", i),
         )
         calls.append(call)
         ref_notes.append(notes)
-    query, qnotes = yield from write_query(persona, calls, spec.tools, cfg, mode=spec.mode, seed=seed_for(spec.seed, "query"))
+    query, qnotes = yield from write_query(
+        persona, calls, spec.tools, cfg, mode=spec.mode, seed=seed_for(spec.seed, "query")
+    )
     return ScenarioStep(
         mode=spec.mode,
         persona=persona.to_dict(),
@@ -181,17 +227,23 @@ def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
     for c in scenario.reference_calls:
         errs = validation_errors(c["arguments"], (by_name.get(c["name"]) or {}).get("inputSchema"))
         if c["name"] not in by_name or errs:
-            problems.append(f"reference call {c['name']} is invalid: {'; '.join(errs) or 'unknown tool'}")
+            problems.append(
+                f"reference call {c['name']} is invalid: {'; '.join(errs) or 'unknown tool'}"
+            )
     if scenario.mode != "irrelevance":
         cov, missing = value_coverage(scenario.query, scenario.reference_calls)
         if cov < cfg.min_value_coverage:
-            problems.append(f"the query mentions only {cov:.0%} of the reference values (missing: {', '.join(missing[:6])})")
+            problems.append(
+                f"the query mentions only {cov:.0%} of the reference values (missing: {', '.join(missing[:6])})"
+            )
         if scenario.mode == "parallel" and len(scenario.reference_calls) < 2:
             problems.append("a parallel task needs at least two reference calls")
     return problems
 
 
-def single_turn_conversation(spec: TrajectorySpec, cfg: RoleplayConfig, log: StepLog) -> Gen[FinishStep]:
+def single_turn_conversation(
+    spec: TrajectorySpec, cfg: RoleplayConfig, log: StepLog
+) -> Gen[FinishStep]:
     scenario: ScenarioStep | None = log.take(ScenarioStep)
     if scenario is None:
         scenario = log.emit((yield from build_scenario(spec, cfg)))
@@ -200,17 +252,25 @@ def single_turn_conversation(spec: TrajectorySpec, cfg: RoleplayConfig, log: Ste
     system = log.take(MessageStep, role="system") or log.emit(
         MessageStep(role="system", content=prompts.agent_system_message(tools))
     )
-    user = log.take(MessageStep, role="user") or log.emit(MessageStep(role="user", content=scenario.query))
+    user = log.take(MessageStep, role="user") or log.emit(
+        MessageStep(role="user", content=scenario.query)
+    )
     history = [system.to_openai(), user.to_openai()]
 
-    answer = yield from agent_step(log, history, tools, cfg, seed=spec.seed, samples=cfg.consistency_samples)
+    answer = yield from agent_step(
+        log, history, tools, cfg, seed=spec.seed, samples=cfg.consistency_samples
+    )
     if answer is None:
         return finish_rejected_by_reflection(log)
     history.append(answer.to_openai())
     tool_msgs: list[MessageStep] = []
     if answer.tool_calls and cfg.single_turn_execute:
         server = ServerSimulator(
-            tools, seed=spec.seed, use_model=cfg.server_uses_model, temperature=cfg.server_temperature, max_tokens=cfg.server_max_tokens
+            tools,
+            seed=spec.seed,
+            use_model=cfg.server_uses_model,
+            temperature=cfg.server_temperature,
+            max_tokens=cfg.server_max_tokens,
         )
         tool_msgs = yield from execute_calls(log, answer, server)
         history += [m.to_openai() for m in tool_msgs]
@@ -219,7 +279,10 @@ def single_turn_conversation(spec: TrajectorySpec, cfg: RoleplayConfig, log: Ste
             return finish_rejected_by_reflection(log)
 
     verdict = yield from verify(
-        log, transcript=single_turn_transcript(scenario), rule_problems=rule_problems(scenario, cfg), settings=cfg.verify_settings()
+        log,
+        transcript=single_turn_transcript(scenario),
+        rule_problems=rule_problems(scenario, cfg),
+        settings=cfg.verify_settings(),
     )
     score = execution_consistency(
         agent_calls=answer.calls(),
@@ -237,11 +300,15 @@ def finish_rejected_by_reflection(log: StepLog) -> FinishStep:
     if existing is not None:
         return existing
     last = next((s for s in reversed(log.steps) if s.kind == "reflection"), None)
-    reason = "self-reflection rejected an agent step" + (f": {last.problem[:300]}" if last is not None else "")
+    reason = "self-reflection rejected an agent step" + (
+        f": {last.problem[:300]}" if last is not None else ""
+    )
     return log.emit(FinishStep(status="rejected", reason=reason, stats=stats_of(log)))
 
 
-def finish(log: StepLog, verdict: str, score: Any, cfg: RoleplayConfig) -> FinishStep:
+def finish(
+    log: StepLog, verdict: str, score: Any, cfg: RoleplayConfig, **extra_stats: Any
+) -> FinishStep:
     existing = log.take(FinishStep)
     if existing is not None:
         return existing
@@ -253,7 +320,7 @@ def finish(log: StepLog, verdict: str, score: Any, cfg: RoleplayConfig) -> Finis
             score=score.value,
             score_components=score.components(),
             split=split_for(score.value, cfg.hard_threshold),
-            stats=stats_of(log),
+            stats={**stats_of(log), **extra_stats},
         )
     )
 

@@ -59,9 +59,8 @@ class Persona:
 
     def describe(self) -> str:
         goals = "; ".join(self.goals)
-        return (
-            f"{self.name}, {self.role}. {self.background} "
-            f"Communication style: {self.style}." + (f" Typical goals: {goals}." if goals else "")
+        return f"{self.name}, {self.role}. {self.background} Communication style: {self.style}." + (
+            f" Typical goals: {goals}." if goals else ""
         )
 
 
@@ -92,7 +91,9 @@ class TrajectorySpec:
         if len(set(names)) != len(names):
             raise ValueError(f"trajectory {self.id!r} offers duplicate tool names: {names}")
         if self.mode == "multiple" and len(self.tools) < 2:
-            raise ValueError(f"mode 'multiple' needs at least 2 offered tools, got {len(self.tools)}")
+            raise ValueError(
+                f"mode 'multiple' needs at least 2 offered tools, got {len(self.tools)}"
+            )
         for name in self.target_tools or []:
             if name not in names:
                 raise ValueError(f"target tool {name!r} is not among the offered tools {names}")

@@ -58,7 +58,9 @@ def majority(decisions: Sequence[str]) -> str:
     return "accept" if acc * 2 > len(decisions) else "reject"
 
 
-def verify(log: StepLog, *, transcript: str, rule_problems: list[str], settings: VerifySettings) -> Gen[str]:
+def verify(
+    log: StepLog, *, transcript: str, rule_problems: list[str], settings: VerifySettings
+) -> Gen[str]:
     """Run verification for one trajectory; returns the verdict ``accept`` or ``reject``."""
     rules = log.take(VoteStep, verifier="rules", round=0)
     if rules is None:
@@ -96,7 +98,9 @@ def _round(
     previous: list[VoteStep] | None,
     settings: VerifySettings,
 ) -> Gen[list[VoteStep]]:
-    stored: list[VoteStep | None] = [log.take(VoteStep, verifier=name, round=rnd) for name, _, _ in verifiers]
+    stored: list[VoteStep | None] = [
+        log.take(VoteStep, verifier=name, round=rnd) for name, _, _ in verifiers
+    ]
     missing = [i for i, v in enumerate(stored) if v is None]
     gens = []
     for i in missing:
@@ -132,7 +136,14 @@ def _round(
             decision, rationale = "reject", ""
             meta["error"] = str(e)[:300]
         stored[i] = log.emit(
-            VoteStep(verifier=name, perspective=perspective, round=rnd, decision=decision, rationale=rationale, meta=meta)
+            VoteStep(
+                verifier=name,
+                perspective=perspective,
+                round=rnd,
+                decision=decision,
+                rationale=rationale,
+                meta=meta,
+            )
         )
     return [v for v in stored if v is not None]
 
@@ -151,13 +162,17 @@ def single_turn_transcript(scenario: ScenarioStep) -> str:
     """The training pair under review: offered tools, request, expected calls."""
     tools = "\n".join(prompts.tool_brief(t) for t in scenario.tools)
     if scenario.reference_calls:
-        answer = "Assistant's tool calls:\n" + "\n".join(f"- {_call_str(c)}" for c in scenario.reference_calls)
+        answer = "Assistant's tool calls:\n" + "\n".join(
+            f"- {_call_str(c)}" for c in scenario.reference_calls
+        )
     else:
         answer = "Assistant's answer: no tool call, because none of the tools can do this."
     return f"Available tools:\n{tools}\n\nUser: {scenario.query}\n\n{answer}"
 
 
-def multi_turn_transcript(scenario: ScenarioStep, messages: list[MessageStep], *, limit: int = 6000) -> str:
+def multi_turn_transcript(
+    scenario: ScenarioStep, messages: list[MessageStep], *, limit: int = 6000
+) -> str:
     tools = "\n".join(prompts.tool_brief(t) for t in scenario.tools)
     lines = [f"Available tools:\n{tools}", f"User's goal: {scenario.goal}", ""]
     for m in messages:

@@ -10,7 +10,6 @@ from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
 from synthesis.llm.scripted import ScriptedBackend
-from synthesis.roleplay import prompts
 from synthesis.roleplay.schema_utils import synthesize_instance
 
 ORDER_OUT = {
@@ -54,7 +53,11 @@ GET_ORDER = {
 DELETE_ORDER = {
     "name": "delete_order",
     "description": "Cancel and delete an order.",
-    "inputSchema": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+    "inputSchema": {
+        "type": "object",
+        "properties": {"order_id": {"type": "string"}},
+        "required": ["order_id"],
+    },
 }
 
 GET_WEATHER = {
@@ -71,7 +74,11 @@ GET_WEATHER = {
     },
     "outputSchema": {
         "type": "object",
-        "properties": {"city": {"type": "string"}, "temperature": {"type": "number"}, "unit": {"type": "string"}},
+        "properties": {
+            "city": {"type": "string"},
+            "temperature": {"type": "number"},
+            "unit": {"type": "string"},
+        },
         "required": ["city", "temperature"],
     },
 }
@@ -81,7 +88,11 @@ SEND_EMAIL = {
     "description": "Send an email.",
     "inputSchema": {
         "type": "object",
-        "properties": {"to": {"type": "string", "format": "email"}, "subject": {"type": "string"}, "body": {"type": "string"}},
+        "properties": {
+            "to": {"type": "string", "format": "email"},
+            "subject": {"type": "string"},
+            "body": {"type": "string"},
+        },
         "required": ["to", "subject"],
     },
 }
@@ -90,7 +101,9 @@ ALL_TOOLS = [CREATE_ORDER, GET_ORDER, DELETE_ORDER, GET_WEATHER, SEND_EMAIL]
 
 
 def _seed(req: ChatRequest) -> int:
-    return zlib.crc32(json.dumps(req.messages, sort_keys=True, default=str).encode()) + (req.seed or 0)
+    return zlib.crc32(json.dumps(req.messages, sort_keys=True, default=str).encode()) + (
+        req.seed or 0
+    )
 
 
 def _props(schema: dict[str, Any] | None) -> set[str]:
@@ -98,7 +111,11 @@ def _props(schema: dict[str, Any] | None) -> set[str]:
 
 
 def call(name: str, **arguments: Any) -> ChatResult:
-    return ChatResult(text="", tool_calls=[ToolCall(name=name, arguments=arguments, id="x")], finish_reason="tool_calls")
+    return ChatResult(
+        text="",
+        tool_calls=[ToolCall(name=name, arguments=arguments, id="x")],
+        finish_reason="tool_calls",
+    )
 
 
 def text(t: str) -> ChatResult:
@@ -142,10 +159,14 @@ def smart_reply(req: ChatRequest) -> ChatResult:
     choice = req.tool_choice
     if isinstance(choice, dict):
         name = choice["name"]
-        return call(name, **synthesize_instance(tools[name]["inputSchema"], rng=rng, optional_ratio=0.0))
+        return call(
+            name, **synthesize_instance(tools[name]["inputSchema"], rng=rng, optional_ratio=0.0)
+        )
     if choice == "required" and tools:
         name = next(iter(tools))
-        return call(name, **synthesize_instance(tools[name]["inputSchema"], rng=rng, optional_ratio=0.0))
+        return call(
+            name, **synthesize_instance(tools[name]["inputSchema"], rng=rng, optional_ratio=0.0)
+        )
     return text("Done: here is what I found.")
 
 

@@ -11,7 +11,14 @@ from .fakes import CREATE_ORDER, GET_ORDER, GET_WEATHER, SEND_EMAIL
 pytestmark = pytest.mark.slow
 
 # Small enough for two CPU cores: one verifier, one sample, two user turns.
-CFG = RoleplayConfig(verifier_count=1, negotiation_rounds=0, consistency_samples=1, max_turns=2, max_agent_hops=2, max_repair_attempts=1)
+CFG = RoleplayConfig(
+    verifier_count=1,
+    negotiation_rounds=0,
+    consistency_samples=1,
+    max_turns=2,
+    max_agent_hops=2,
+    max_repair_attempts=1,
+)
 
 TOOLS = {
     "single": [GET_WEATHER],
@@ -36,7 +43,9 @@ def embedded():
 def runs(embedded):
     """All modes in one run, so the model decodes them in shared batches."""
     sink = MemorySink()
-    specs = [TrajectorySpec(id=mode, mode=mode, tools=tools, seed=7) for mode, tools in TOOLS.items()]
+    specs = [
+        TrajectorySpec(id=mode, mode=mode, tools=tools, seed=7) for mode, tools in TOOLS.items()
+    ]
     results = run_trajectories(specs, {"default": embedded}, sink, CFG)
     return {r.id: r for r in results}, sink, {s.id: s for s in specs}
 
@@ -59,8 +68,18 @@ def test_mode_with_the_embedded_model(runs, mode):
         if isinstance(s, MessageStep) and s.role == "assistant":
             for c in s.calls():
                 assert validation_errors(c["arguments"], by_name[c["name"]]["inputSchema"]) == []
-        if isinstance(s, MessageStep) and s.role == "tool" and "result" in s.mcp and "outputSchema" in by_name[s.name]:
-            assert validation_errors(s.mcp["result"]["structuredContent"], by_name[s.name]["outputSchema"]) == []
+        if (
+            isinstance(s, MessageStep)
+            and s.role == "tool"
+            and "result" in s.mcp
+            and "outputSchema" in by_name[s.name]
+        ):
+            assert (
+                validation_errors(
+                    s.mcp["result"]["structuredContent"], by_name[s.name]["outputSchema"]
+                )
+                == []
+            )
     assert any(isinstance(s, ReflectionStep) for s in res.steps) or res.status == "rejected"
     assert res.finish.score is not None or res.status == "rejected"
 

@@ -4,8 +4,14 @@ import sys
 import pytest
 
 from synthesis.llm.base import BackendUnavailable, ChatRequest
-from synthesis.roleplay import MemorySink, RoleplayConfig, TrajectorySpec, plan_specs, run_trajectories
-from synthesis.roleplay import single_turn
+from synthesis.roleplay import (
+    MemorySink,
+    RoleplayConfig,
+    TrajectorySpec,
+    plan_specs,
+    run_trajectories,
+    single_turn,
+)
 
 from .fakes import ALL_TOOLS, CREATE_ORDER, GET_ORDER, GET_WEATHER, SEND_EMAIL, smart_backend
 
@@ -24,8 +30,12 @@ class CountingBackend:
 
 def test_many_conversations_share_batches():
     be = CountingBackend(smart_backend())
-    specs = [TrajectorySpec(id=f"t{i}", mode="single", tools=[GET_WEATHER], seed=i) for i in range(8)]
-    results = run_trajectories(specs, {"default": be}, MemorySink(), RoleplayConfig(consistency_samples=2))
+    specs = [
+        TrajectorySpec(id=f"t{i}", mode="single", tools=[GET_WEATHER], seed=i) for i in range(8)
+    ]
+    results = run_trajectories(
+        specs, {"default": be}, MemorySink(), RoleplayConfig(consistency_samples=2)
+    )
     assert [r.id for r in results] == [s.id for s in specs]
     assert max(be.batches) >= 8 * 3  # each conversation's main answer and its samples in one batch
     assert len(be.batches) < sum(be.batches) / 5
@@ -33,13 +43,23 @@ def test_many_conversations_share_batches():
 
 def test_max_concurrent_bounds_the_batch():
     be = CountingBackend(smart_backend())
-    specs = [TrajectorySpec(id=f"t{i}", mode="single", tools=[GET_WEATHER], seed=i) for i in range(6)]
-    run_trajectories(specs, {"default": be}, MemorySink(), RoleplayConfig(consistency_samples=0, max_concurrent=2, verifier_count=1))
+    specs = [
+        TrajectorySpec(id=f"t{i}", mode="single", tools=[GET_WEATHER], seed=i) for i in range(6)
+    ]
+    run_trajectories(
+        specs,
+        {"default": be},
+        MemorySink(),
+        RoleplayConfig(consistency_samples=0, max_concurrent=2, verifier_count=1),
+    )
     assert max(be.batches) <= 2
 
 
 def test_roles_route_to_their_backends():
-    roles = {r: CountingBackend(smart_backend()) for r in ("scenario", "user", "agent", "server", "judge")}
+    roles = {
+        r: CountingBackend(smart_backend())
+        for r in ("scenario", "user", "agent", "server", "judge")
+    }
     spec = TrajectorySpec(id="mt", mode="multi_turn", tools=[CREATE_ORDER, GET_ORDER], seed=1)
     run_trajectories([spec], roles, MemorySink(), RoleplayConfig())
     assert all(b.batches for b in roles.values()), {k: b.batches for k, b in roles.items()}
@@ -58,7 +78,9 @@ def test_a_failing_conversation_does_not_stop_the_others(monkeypatch):
         return (yield from real(spec, cfg))
 
     monkeypatch.setattr(single_turn, "build_scenario", build)
-    specs = [TrajectorySpec(id=i, mode="single", tools=[GET_WEATHER], seed=1) for i in ("a", "bad", "b")]
+    specs = [
+        TrajectorySpec(id=i, mode="single", tools=[GET_WEATHER], seed=1) for i in ("a", "bad", "b")
+    ]
     sink = MemorySink()
     results = run_trajectories(specs, {"default": smart_backend()}, sink, RoleplayConfig())
     assert [r.status for r in results][1] == "failed"
@@ -77,7 +99,9 @@ def test_a_bad_request_in_a_batch_only_hurts_its_own_conversation():
                 raise RuntimeError("server returned 500")
             return self.inner.complete_batch(requests)
 
-    specs = [TrajectorySpec(id=f"t{i}", mode="single", tools=[GET_WEATHER], seed=i) for i in range(4)]
+    specs = [
+        TrajectorySpec(id=f"t{i}", mode="single", tools=[GET_WEATHER], seed=i) for i in range(4)
+    ]
     results = run_trajectories(specs, {"default": Flaky()}, MemorySink(), RoleplayConfig())
     assert all(r.finish.kind == "finish" for r in results)
 
@@ -88,18 +112,30 @@ def test_unavailable_backend_stops_the_run():
             raise BackendUnavailable("connection refused")
 
     with pytest.raises(BackendUnavailable):
-        run_trajectories([TrajectorySpec(id="a", mode="single", tools=[GET_WEATHER])], {"default": Down()}, MemorySink())
+        run_trajectories(
+            [TrajectorySpec(id="a", mode="single", tools=[GET_WEATHER])],
+            {"default": Down()},
+            MemorySink(),
+        )
 
 
 def test_plan_specs_follows_the_mix():
     cfg = RoleplayConfig(modes={"multiple": 1.0, "multi_turn": 1.0})
-    specs = plan_specs({"shop": [CREATE_ORDER, GET_ORDER], "misc": [GET_WEATHER, SEND_EMAIL]}, 40, cfg, seed=3)
+    specs = plan_specs(
+        {"shop": [CREATE_ORDER, GET_ORDER], "misc": [GET_WEATHER, SEND_EMAIL]}, 40, cfg, seed=3
+    )
     assert len(specs) == 40 and len({s.id for s in specs}) == 40
     assert {s.mode for s in specs} == {"multiple", "multi_turn"}
     assert all(len(s.tools) >= 2 for s in specs)
-    assert all({t["name"] for t in s.tools} <= {"create_order", "get_order"} for s in specs if s.domain == "shop")
+    assert all(
+        {t["name"] for t in s.tools} <= {"create_order", "get_order"}
+        for s in specs
+        if s.domain == "shop"
+    )
     assert plan_specs(ALL_TOOLS, 5, seed=1)[0].persona is not None
-    assert [s.seed for s in plan_specs(ALL_TOOLS, 5, seed=1)] == [s.seed for s in plan_specs(ALL_TOOLS, 5, seed=1)]
+    assert [s.seed for s in plan_specs(ALL_TOOLS, 5, seed=1)] == [
+        s.seed for s in plan_specs(ALL_TOOLS, 5, seed=1)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -148,4 +184,8 @@ def test_request_shapes_for_small_models():
     run_trajectories([spec], {"default": be}, MemorySink(), RoleplayConfig())
     for r in be.requests:
         assert isinstance(r, ChatRequest)
-        assert r.json_schema is not None or isinstance(r.tool_choice, dict) or r.tool_choice in ("none", "required")
+        assert (
+            r.json_schema is not None
+            or isinstance(r.tool_choice, dict)
+            or r.tool_choice in ("none", "required")
+        )

@@ -19,14 +19,20 @@ SPECS = {
 def test_each_mode_produces_a_complete_trajectory(mode, protocol):
     sink = MemorySink()
     spec = TrajectorySpec(id=mode, mode=mode, seed=11, **SPECS[mode])
-    (res,) = run_trajectories([spec], {"default": smart_backend()}, sink, RoleplayConfig(agent_protocol=protocol))
+    (res,) = run_trajectories(
+        [spec], {"default": smart_backend()}, sink, RoleplayConfig(agent_protocol=protocol)
+    )
     steps = sink.steps[mode]
     assert steps == res.steps
     assert [s.index for s in steps] == list(range(len(steps)))
     assert all(s.trajectory_id == mode for s in steps)
 
     scenario = steps[0]
-    assert isinstance(scenario, ScenarioStep) and scenario.mode == mode and scenario.tools == spec.tools
+    assert (
+        isinstance(scenario, ScenarioStep)
+        and scenario.mode == mode
+        and scenario.tools == spec.tools
+    )
     refs = scenario.reference_calls
     if mode == "irrelevance":
         assert refs == [] and scenario.query

@@ -26,7 +26,9 @@ def bag_of_words(texts):
 
 
 def persona_json(name, role, background, goals):
-    return json.dumps({"name": name, "role": role, "background": background, "style": "plain", "goals": goals})
+    return json.dumps(
+        {"name": name, "role": role, "background": background, "style": "plain", "goals": goals}
+    )
 
 
 def test_seed_personas_are_diverse_and_complete():
@@ -38,11 +40,28 @@ def test_seed_personas_are_diverse_and_complete():
 
 
 def test_generation_rejects_invalid_and_near_duplicates():
-    nurse = persona_json("Ana Lima", "night nurse", "Works night shifts in a children's hospital ward.", ["check shift schedules"])
-    nurse_again = persona_json("Ana Lopes", "night nurse", "Works night shifts in a children's hospital ward.", ["check shift schedules"])
-    farmer = persona_json("Joe Kraft", "dairy farmer", "Runs a family farm with sixty cows in Wisconsin.", ["track milk prices"])
+    nurse = persona_json(
+        "Ana Lima",
+        "night nurse",
+        "Works night shifts in a children's hospital ward.",
+        ["check shift schedules"],
+    )
+    nurse_again = persona_json(
+        "Ana Lopes",
+        "night nurse",
+        "Works night shifts in a children's hospital ward.",
+        ["check shift schedules"],
+    )
+    farmer = persona_json(
+        "Joe Kraft",
+        "dairy farmer",
+        "Runs a family farm with sixty cows in Wisconsin.",
+        ["track milk prices"],
+    )
     backend = ScriptedBackend(replies=[nurse, nurse_again, "{oops", farmer], default=farmer)
-    report = generate_personas(backend, ["health"], per_domain=3, embedder=bag_of_words, threshold=0.9, max_rounds=2)
+    report = generate_personas(
+        backend, ["health"], per_domain=3, embedder=bag_of_words, threshold=0.9, max_rounds=2
+    )
     names = [p.name for p in report.personas]
     assert names == ["Ana Lima", "Joe Kraft"]
     assert report.invalid == 1

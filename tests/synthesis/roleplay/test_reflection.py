@@ -5,13 +5,17 @@ from synthesis.roleplay.steps import MessageStep, ReflectionStep
 
 from .fakes import GET_WEATHER, as_json, call, smart_backend
 
-CFG = dict(agent_protocol="native", consistency_samples=0, single_turn_execute=False, verifier_count=0)
+CFG = dict(
+    agent_protocol="native", consistency_samples=0, single_turn_execute=False, verifier_count=0
+)
 
 
 def run_single(agent: ScriptedBackend, **cfg):
     sink = MemorySink()
     spec = TrajectorySpec(id="t", mode="single", tools=[GET_WEATHER], seed=3)
-    (res,) = run_trajectories([spec], {"agent": agent, "default": smart_backend()}, sink, RoleplayConfig(**{**CFG, **cfg}))
+    (res,) = run_trajectories(
+        [spec], {"agent": agent, "default": smart_backend()}, sink, RoleplayConfig(**{**CFG, **cfg})
+    )
     return res, sink.steps["t"]
 
 
@@ -20,7 +24,9 @@ def reflections(steps):
 
 
 def test_hallucinated_tool_is_repaired():
-    agent = ScriptedBackend(replies=[call("get_wether", city="Oslo"), call("get_weather", city="Oslo")])
+    agent = ScriptedBackend(
+        replies=[call("get_wether", city="Oslo"), call("get_weather", city="Oslo")]
+    )
     res, steps = run_single(agent)
     (r,) = reflections(steps)
     assert r.action == "repaired" and r.attempts == 2
@@ -52,8 +58,16 @@ def test_schema_invalid_arguments_are_rejected_after_bounded_attempts():
 
 
 def test_invented_argument_and_unparseable_reply_are_repaired():
-    bad_json = ChatResult(text='{"name": "get_weather", "arguments": {', error=InvalidModelOutput("bad", raw="{"))
-    agent = ScriptedBackend(replies=[bad_json, call("get_weather", city="Oslo", colour="red"), call("get_weather", city="Oslo")])
+    bad_json = ChatResult(
+        text='{"name": "get_weather", "arguments": {', error=InvalidModelOutput("bad", raw="{")
+    )
+    agent = ScriptedBackend(
+        replies=[
+            bad_json,
+            call("get_weather", city="Oslo", colour="red"),
+            call("get_weather", city="Oslo"),
+        ]
+    )
     res, steps = run_single(agent, max_repair_attempts=2)
     (r,) = reflections(steps)
     assert r.action == "repaired" and r.attempts == 3
@@ -70,7 +84,11 @@ def test_zero_repairs_rejects_at_once():
 
 def test_planned_protocol_repairs_the_forced_call():
     agent = ScriptedBackend(
-        replies=[as_json({"action": "call_tools", "tools": ["get_weather"]}), call("get_weather", city=3), call("get_weather", city="Oslo")]
+        replies=[
+            as_json({"action": "call_tools", "tools": ["get_weather"]}),
+            call("get_weather", city=3),
+            call("get_weather", city="Oslo"),
+        ]
     )
     res, steps = run_single(agent, agent_protocol="planned")
     (r,) = reflections(steps)
@@ -81,7 +99,9 @@ def test_planned_protocol_repairs_the_forced_call():
 
 
 def test_every_agent_step_is_reflected_even_when_fine():
-    agent = ScriptedBackend(replies=[call("get_weather", city="Oslo")], default=lambda r: "It is sunny in Oslo.")
+    agent = ScriptedBackend(
+        replies=[call("get_weather", city="Oslo")], default=lambda r: "It is sunny in Oslo."
+    )
     res, steps = run_single(agent, single_turn_execute=True)
     rs = reflections(steps)
     assert [r.action for r in rs] == ["ok", "ok"]
@@ -91,7 +111,9 @@ def test_every_agent_step_is_reflected_even_when_fine():
 def test_planned_repeats_of_one_call_are_dropped_not_rejected():
     agent = ScriptedBackend(
         replies=[
-            as_json({"action": "call_tools", "tools": ["get_weather", "get_weather", "get_weather"]}),
+            as_json(
+                {"action": "call_tools", "tools": ["get_weather", "get_weather", "get_weather"]}
+            ),
             call("get_weather", city="Oslo"),
             call("get_weather", city="Oslo"),
             call("get_weather", city="Rome"),
@@ -104,10 +126,12 @@ def test_planned_repeats_of_one_call_are_dropped_not_rejected():
 
 
 def test_duplicate_calls_in_one_reply_are_a_problem():
-    agent = ScriptedBackend(replies=[
-        ChatResult(text="", tool_calls=[call("get_weather", city="Oslo").tool_calls[0]] * 2),
-        call("get_weather", city="Oslo"),
-    ])
+    agent = ScriptedBackend(
+        replies=[
+            ChatResult(text="", tool_calls=[call("get_weather", city="Oslo").tool_calls[0]] * 2),
+            call("get_weather", city="Oslo"),
+        ]
+    )
     res, steps = run_single(agent)
     (r,) = reflections(steps)
     assert r.action == "repaired" and r.problems[0][0]["code"] == "duplicate_call"

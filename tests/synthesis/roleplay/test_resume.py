@@ -39,8 +39,20 @@ class KillingSink(MemorySink):
 def specs(resume=None):
     resume = resume or {}
     return [
-        TrajectorySpec(id="mt", mode="multi_turn", tools=[CREATE_ORDER, GET_ORDER], seed=5, resume_from=resume.get("mt")),
-        TrajectorySpec(id="par", mode="parallel", tools=[GET_WEATHER, SEND_EMAIL], seed=6, resume_from=resume.get("par")),
+        TrajectorySpec(
+            id="mt",
+            mode="multi_turn",
+            tools=[CREATE_ORDER, GET_ORDER],
+            seed=5,
+            resume_from=resume.get("mt"),
+        ),
+        TrajectorySpec(
+            id="par",
+            mode="parallel",
+            tools=[GET_WEATHER, SEND_EMAIL],
+            seed=6,
+            resume_from=resume.get("par"),
+        ),
     ]
 
 
@@ -110,7 +122,9 @@ def test_resume_state_orders_deduplicates_and_stops_at_a_gap():
 def test_mismatching_stored_steps_fail_that_trajectory_only():
     reference = full_run()
     wrong = ResumeState.from_steps(reference["par"][:1] + [{**reference["par"][3], "index": 1}])
-    results = run_trajectories(specs({"par": wrong}), {"default": smart_backend()}, MemorySink(), CFG)
+    results = run_trajectories(
+        specs({"par": wrong}), {"default": smart_backend()}, MemorySink(), CFG
+    )
     by_id = {r.id: r for r in results}
     assert by_id["par"].status == "failed" and "resume mismatch" in by_id["par"].finish.reason
     assert by_id["mt"].status in ("accepted", "rejected")

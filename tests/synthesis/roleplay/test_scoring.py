@@ -47,14 +47,27 @@ def test_wrong_tool_scores_zero():
 
 def test_score_combines_present_components():
     ref = [c("w", city="Paris")]
-    s = execution_consistency(agent_calls=ref, reference_calls=ref, samples=[ref, ref], server_errors=[False])
-    assert s.value == 1.0 and s.components() == {"reference": 1.0, "consistency": 1.0, "execution": 1.0}
-    s = execution_consistency(agent_calls=ref, reference_calls=ref, samples=[[]], server_errors=[True])
+    s = execution_consistency(
+        agent_calls=ref, reference_calls=ref, samples=[ref, ref], server_errors=[False]
+    )
+    assert s.value == 1.0 and s.components() == {
+        "reference": 1.0,
+        "consistency": 1.0,
+        "execution": 1.0,
+    }
+    s = execution_consistency(
+        agent_calls=ref, reference_calls=ref, samples=[[]], server_errors=[True]
+    )
     assert s.value == pytest.approx(0.5 / 1.0)
     # no samples, no execution: the reference alone
     s = execution_consistency(agent_calls=[c("w", city="Rome")], reference_calls=ref)
     assert s.value == 0.5 and s.consistency is None and s.execution is None
-    s = execution_consistency(agent_calls=ref, reference_calls=None, server_errors=[False, True], weights=ScoreWeights(1, 1, 1))
+    s = execution_consistency(
+        agent_calls=ref,
+        reference_calls=None,
+        server_errors=[False, True],
+        weights=ScoreWeights(1, 1, 1),
+    )
     assert s.value == 0.5
 
 

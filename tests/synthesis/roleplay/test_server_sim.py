@@ -1,12 +1,20 @@
 import json
 
-from synthesis.llm.base import ChatResult
 from synthesis.llm.scripted import ScriptedBackend
 from synthesis.roleplay import MemorySink, RoleplayConfig, TrajectorySpec, run_trajectories
 from synthesis.roleplay.schema_utils import validation_errors
 from synthesis.roleplay.server_sim import INVALID_PARAMS, ServerSimulator, response_value, verb_of
 
-from .fakes import ALL_TOOLS, CREATE_ORDER, GET_ORDER, ORDER_OUT, SEND_EMAIL, as_json, call, smart_backend, text
+from .fakes import (
+    ALL_TOOLS,
+    CREATE_ORDER,
+    GET_ORDER,
+    ORDER_OUT,
+    as_json,
+    call,
+    smart_backend,
+    text,
+)
 
 
 def drive(gen, replies=()):
@@ -61,8 +69,12 @@ def test_created_id_is_found_later_updated_and_deleted():
 
 def test_model_results_are_kept_when_valid_and_made_consistent():
     s = ServerSimulator(ALL_TOOLS, use_model=True, seed=1)
-    model_create = as_json({"order_id": "ORD-77", "item": "oat milk", "quantity": 3, "status": "placed"})
-    created = response_value(exec_call(s, 1, "create_order", {"item": "oat milk", "quantity": 3}, [model_create]))
+    model_create = as_json(
+        {"order_id": "ORD-77", "item": "oat milk", "quantity": 3, "status": "placed"}
+    )
+    created = response_value(
+        exec_call(s, 1, "create_order", {"item": "oat milk", "quantity": 3}, [model_create])
+    )
     assert created["order_id"] == "ORD-77"
     # the model forgets what it created; the store wins
     model_get = as_json({"order_id": "ORD-77", "item": "bread", "quantity": 9, "status": "shipped"})
@@ -125,14 +137,34 @@ def test_multi_turn_conversation_finds_the_created_order():
     )
     user = ScriptedBackend(default=lambda r: json.dumps(next(users)))
     sink = MemorySink()
-    spec = TrajectorySpec(id="mt", mode="multi_turn", tools=[CREATE_ORDER, GET_ORDER], seed=8, target_tools=["create_order", "get_order"])
+    spec = TrajectorySpec(
+        id="mt",
+        mode="multi_turn",
+        tools=[CREATE_ORDER, GET_ORDER],
+        seed=8,
+        target_tools=["create_order", "get_order"],
+    )
     cfg = RoleplayConfig(agent_protocol="native", verifier_count=1)
-    (res,) = run_trajectories([spec], {"agent": ScriptedBackend(default=agent), "user": user, "scenario": smart_backend(), "default": smart_backend()}, sink, cfg)
+    (res,) = run_trajectories(
+        [spec],
+        {
+            "agent": ScriptedBackend(default=agent),
+            "user": user,
+            "scenario": smart_backend(),
+            "default": smart_backend(),
+        },
+        sink,
+        cfg,
+    )
     tools = [m for m in res.messages() if m.role == "tool"]
     assert [m.name for m in tools] == ["create_order", "get_order"]
     created, found = (m.mcp["result"]["structuredContent"] for m in tools)
     assert found["order_id"] == created["order_id"]
-    assert (found["item"], found["quantity"]) == (created["item"], created["quantity"]) == ("oat milk", 3)
+    assert (
+        (found["item"], found["quantity"])
+        == (created["item"], created["quantity"])
+        == ("oat milk", 3)
+    )
     # JSON-RPC shapes are kept: the request on the assistant message, the response on the tool message
     calls = [m for m in res.messages() if m.role == "assistant" and m.tool_calls]
     assert [c.mcp[0]["id"] for c in calls] == [1, 2] and calls[1].mcp[0]["method"] == "tools/call"

@@ -15,15 +15,26 @@ def vote(decision, why):
 def run(backends, **cfg):
     sink = MemorySink()
     spec = TrajectorySpec(id="t", mode="single", tools=[GET_WEATHER], seed=5)
-    (res,) = run_trajectories([spec], {**backends, "default": smart_backend()}, sink, RoleplayConfig(**{**CFG, **cfg}))
+    (res,) = run_trajectories(
+        [spec], {**backends, "default": smart_backend()}, sink, RoleplayConfig(**{**CFG, **cfg})
+    )
     return res, [s for s in sink.steps["t"] if isinstance(s, VoteStep)]
 
 
 def test_split_vote_triggers_negotiation_and_all_votes_are_emitted():
     v0 = ScriptedBackend(replies=[vote("accept", "right tool"), vote("accept", "still right")])
-    v1 = ScriptedBackend(replies=[vote("reject", "the city is invented"), vote("accept", "the query does name the city")])
+    v1 = ScriptedBackend(
+        replies=[
+            vote("reject", "the city is invented"),
+            vote("accept", "the query does name the city"),
+        ]
+    )
     v2 = ScriptedBackend(replies=[vote("accept", "natural"), vote("accept", "natural")])
-    res, votes = run({"verifier:0": v0, "verifier:1": v1, "verifier:2": v2}, verifier_count=3, negotiation_rounds=2)
+    res, votes = run(
+        {"verifier:0": v0, "verifier:1": v1, "verifier:2": v2},
+        verifier_count=3,
+        negotiation_rounds=2,
+    )
     assert [(v.verifier, v.round, v.decision) for v in votes] == [
         ("rules", 0, "accept"),
         ("v0-intent", 0, "accept"),
@@ -38,7 +49,10 @@ def test_split_vote_triggers_negotiation_and_all_votes_are_emitted():
     # in negotiation each verifier read the others' rationales
     negotiation = v0.requests[1].messages[-1]["content"]
     assert "the city is invented" in negotiation and "right tool" in negotiation
-    assert "the city is invented" not in v1.requests[1].messages[-1]["content"].split("The other reviewers voted:")[1]
+    assert (
+        "the city is invented"
+        not in v1.requests[1].messages[-1]["content"].split("The other reviewers voted:")[1]
+    )
 
 
 def test_majority_of_last_round_decides_and_a_tie_rejects():
@@ -47,7 +61,9 @@ def test_majority_of_last_round_decides_and_a_tie_rejects():
     res, votes = run({"verifier:0": a, "verifier:1": b}, verifier_count=2, negotiation_rounds=1)
     assert [v.round for v in votes] == [0, 0, 0, 1, 1]
     assert res.finish.verdict == "reject"
-    res, votes = run({"verifier:0": a, "verifier:1": b, "verifier:2": a}, verifier_count=3, negotiation_rounds=3)
+    res, votes = run(
+        {"verifier:0": a, "verifier:1": b, "verifier:2": a}, verifier_count=3, negotiation_rounds=3
+    )
     assert max(v.round for v in votes) == 3
     assert res.finish.verdict == "accept"
 
@@ -61,7 +77,10 @@ def query_without_values(req):
 def test_rule_reject_skips_model_votes():
     # a query that mentions none of the reference values fails the coverage rule
     verifier = ScriptedBackend(default=lambda r: vote("accept", "ok").text)
-    res, votes = run({"scenario": ScriptedBackend(default=query_without_values), "verifier": verifier}, verifier_count=3)
+    res, votes = run(
+        {"scenario": ScriptedBackend(default=query_without_values), "verifier": verifier},
+        verifier_count=3,
+    )
     assert [v.verifier for v in votes] == ["rules"]
     assert votes[0].decision == "reject" and "reference values" in votes[0].rationale
     assert verifier.requests == []
