@@ -16,6 +16,7 @@ builds the domain/category tree on it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -80,7 +81,103 @@ def _convert_fastmcp(path: Path):
     return n_ops, schemas
 
 
-def worker(peer: str, shard: Path, corpus: Path, timeout: int, validate_every: int) -> None:
+_WARM_SPEC = {
+    "openapi": "3.0.0",
+    "info": {"title": "warm-up", "version": "1"},
+    "servers": [{"url": "http://localhost"}],
+    "paths": {
+        "/a/{id}": {
+            "post": {
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "requestBody": {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/A"}}}
+                },
+                "responses": {
+                    "200": {
+                        "description": "ok",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/A"}}
+                        },
+                    }
+                },
+            }
+        }
+    },
+    "components": {
+        "schemas": {
+            "A": {"type": "object", "properties": {"a": {"type": "string", "nullable": True}}}
+        }
+    },
+}
+
+
+def _one_spec(convert, path: Path, rel: str, timeout: int, validator, validate_every: int) -> dict:
+    rec = {"spec": rel, "ok": False, "ops": 0, "tools": 0, "reason": "", "validated": 0, "valid": 0}
+    t0 = time.perf_counter()
+    signal.alarm(timeout)
+    try:
+        ops, schemas = convert(path)
+        signal.alarm(0)
+        rec.update(ok=True, ops=ops, tools=len(schemas))
+    except _Timeout:
+        rec["reason"] = f"timeout>{timeout}s"
+        schemas = []
+    except Exception as exc:  # noqa: BLE001 - every failure is a data point
+        signal.alarm(0)
+        rec["reason"] = str(getattr(exc, "reason_code", None) or type(exc).__name__)
+        schemas = []
+    rec["seconds"] = round(time.perf_counter() - t0, 4)
+    if validator is not None and schemas and _validate_sample(rel, validate_every):
+        for s in schemas[:300]:
+            rec["validated"] += 1
+            rec["valid"] += int(validator.is_valid(s))
+    return rec
+
+
+def _forked(fn, timeout: int) -> dict | None:
+    """Run ``fn`` in a forked child, killed after ``timeout`` s even inside C code.
+
+    SIGALRM only interrupts Python bytecode; a converter stuck in one long native call
+    (pydantic-core on a 20 MB spec) would otherwise hold the worker forever.
+    """
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(rfd)
+        try:
+            data = json.dumps(fn()).encode()
+        except BaseException as exc:  # noqa: BLE001
+            data = json.dumps({"error": type(exc).__name__}).encode()
+        with os.fdopen(wfd, "wb") as fh:
+            fh.write(data)
+        os._exit(0)
+    os.close(wfd)
+    deadline = time.monotonic() + timeout
+    chunks = []
+    import select
+
+    with os.fdopen(rfd, "rb") as fh:
+        while True:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([fh], [], [], max(left, 0))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+            chunk = os.read(fh.fileno(), 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.waitpid(pid, 0)
+    rec = json.loads(b"".join(chunks) or b"null")
+    return rec if isinstance(rec, dict) and "spec" in rec else None
+
+
+def worker(
+    peer: str, shard: Path, corpus: Path, timeout: int, validate_every: int, fork_bytes: int
+) -> None:
     import logging
 
     logging.disable(logging.WARNING)
@@ -88,42 +185,41 @@ def worker(peer: str, shard: Path, corpus: Path, timeout: int, validate_every: i
 
     warnings.filterwarnings("ignore")
     convert = _convert_ours if peer == "ours" else _convert_fastmcp
+    # Import before any fork, so that forked children do not pay for it.
+    if peer == "ours":
+        import synthesis.mcp_tree.openapi  # noqa: F401
+    else:
+        import fastmcp.server.providers.openapi  # noqa: F401
+        import httpx2  # noqa: F401
+    # One tiny conversion loads whatever the converter imports lazily.
+    warm = Path(tempfile.mkstemp(suffix=".json")[1])
+    warm.write_text(json.dumps(_WARM_SPEC))
+    convert(warm)
+    warm.unlink()
     validator = _validator() if validate_every else None
+    if validator is not None:
+        validator.is_valid({"type": "string", "pattern": "^a$", "format": "date"})
     signal.signal(signal.SIGALRM, _on_alarm)
     api = corpus / "api"
     for line in shard.read_text().splitlines():
         path = Path(line)
         rel = path.relative_to(api).as_posix()
-        rec = {
-            "spec": rel,
-            "ok": False,
-            "ops": 0,
-            "tools": 0,
-            "reason": "",
-            "validated": 0,
-            "valid": 0,
-        }
-        t0 = time.perf_counter()
-        signal.alarm(timeout)
-        try:
-            ops, schemas = convert(path)
-            signal.alarm(0)
-            rec.update(ok=True, ops=ops, tools=len(schemas))
-        except _Timeout:
-            rec["reason"] = f"timeout>{timeout}s"
-            schemas = []
-        except Exception as exc:  # noqa: BLE001 - every failure is a data point
-            signal.alarm(0)
-            code = getattr(exc, "reason_code", None) or type(exc).__name__
-            rec["reason"] = str(code)
-            schemas = []
-        rec["seconds"] = round(time.perf_counter() - t0, 4)
-        if validator is not None and schemas and _validate_sample(rel, validate_every):
-            for s in schemas[:300]:
-                rec["validated"] += 1
-                rec["valid"] += int(validator.is_valid(s))
+        if path.stat().st_size >= fork_bytes:
+            t0 = time.perf_counter()
+            rec = _forked(
+                functools.partial(
+                    _one_spec, convert, path, rel, timeout, validator, validate_every
+                ),
+                timeout + 5,
+            )
+            if rec is None:
+                rec = {"spec": rel, "ok": False, "ops": 0, "tools": 0, "validated": 0, "valid": 0}
+                rec.update(reason=f"timeout>{timeout}s", seconds=round(time.perf_counter() - t0, 4))
+        else:
+            rec = _one_spec(convert, path, rel, timeout, validator, validate_every)
         print(json.dumps(rec), flush=True)
-    print(json.dumps({"peak_rss_mb": round(_peak_mb(), 1)}), flush=True)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mb": round(max(_peak_mb(), children), 1)}), flush=True)
 
 
 def tree_worker(specs_file: Path, embed_limit: int, seed: int) -> None:
@@ -254,7 +350,7 @@ def _collect(procs: list[subprocess.Popen]) -> tuple[list[dict], list[float]]:
     return records, peaks
 
 
-def run_peer(peer, bulk, heavy, corpus, workers, timeout, validate_every, tmp) -> dict:
+def run_peer(peer, bulk, heavy, corpus, workers, timeout, validate_every, tmp, fork_mb) -> dict:
     procs = []
     for k, shard in enumerate(_shards(bulk, workers)):
         f = Path(tmp) / f"{peer}-{k}.txt"
@@ -270,6 +366,8 @@ def run_peer(peer, bulk, heavy, corpus, workers, timeout, validate_every, tmp) -
                     str(timeout),
                     "--validate-every",
                     str(validate_every),
+                    "--fork-mb",
+                    str(fork_mb),
                 ]
             )
         )
@@ -293,6 +391,8 @@ def run_peer(peer, bulk, heavy, corpus, workers, timeout, validate_every, tmp) -
                         str(timeout),
                         "--validate-every",
                         "0",
+                        "--fork-mb",
+                        str(fork_mb),
                     ]
                 )
             ]
@@ -374,6 +474,12 @@ def main() -> None:
         help="tools embedded for the semantic dedup and tree",
     )
     ap.add_argument("--no-fastmcp", action="store_true")
+    ap.add_argument(
+        "--fork-mb",
+        type=int,
+        default=2,
+        help="specs this big run in a forked child with a hard timeout",
+    )
     ap.add_argument("--no-heavy", action="store_true", help="leave the two Graph specs out")
     ap.add_argument("--var", default=str(ROOT / "var"))
     ap.add_argument("--write", default=None, help="write a markdown report here")
@@ -386,7 +492,14 @@ def main() -> None:
 
     corpus = ensure_corpus(args.var)
     if args.worker:
-        worker(args.worker, Path(args.shard), corpus, args.timeout, args.validate_every)
+        worker(
+            args.worker,
+            Path(args.shard),
+            corpus,
+            args.timeout,
+            args.validate_every,
+            args.fork_mb << 20,
+        )
         return
     if args.tree_worker:
         tree_worker(Path(args.shard), args.embed_limit, args.seed)
@@ -411,7 +524,15 @@ def main() -> None:
                 f"[{peer}] converting {len(bulk)} specs on {args.workers} workers ...", flush=True
             )
             results[peer] = run_peer(
-                peer, bulk, heavy, corpus, args.workers, args.timeout, args.validate_every, tmp
+                peer,
+                bulk,
+                heavy,
+                corpus,
+                args.workers,
+                args.timeout,
+                args.validate_every,
+                tmp,
+                args.fork_mb,
             )
             s = summarize(results[peer])
             print(
