@@ -21,6 +21,7 @@ def _changed(before_dir, after_dir) -> float:
     )
 
 
+@pytest.mark.slow
 def test_training_template_renders_like_the_models_own(checkpoint_dir):
     from transformers import AutoTokenizer
 
