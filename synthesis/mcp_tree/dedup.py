@@ -301,8 +301,8 @@ def dedup_tools(
     raw: list[tuple[int, int, str, float, bool, str]] = []
 
     first_of: dict[str, int] = {}
-    for i, tool in enumerate(tools):
-        key = exact_key(tool)
+    keys = [exact_key(t) for t in tools]
+    for i, key in enumerate(keys):
         j = first_of.setdefault(key, i)
         if j != i:
             uf.union(j, i)
@@ -356,7 +356,7 @@ def dedup_tools(
     if rep_emb is not None:
         row = {rep: k for k, rep in enumerate(reps)}
         # A canonical tool can be a non-representative exact twin; its twin's row serves.
-        rep_of_exact = {i: first_of[exact_key(tools[i])] for i in canonical}
+        rep_of_exact = {i: first_of[keys[i]] for i in canonical}
         kept_emb = rep_emb[[row[rep_of_exact[i]] for i in canonical]]
     return DedupResult(canonical_of, canonical, decisions, kept_emb, stats)
 
