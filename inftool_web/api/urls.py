@@ -1,7 +1,8 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.permissions import IsAuthenticated
+
+from inftool_web.core.views_auth import obtain_auth_token
 
 from . import apis
 from .docs import SwaggerDocsView

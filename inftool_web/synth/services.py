@@ -530,7 +530,8 @@ def iteration_publish_progress(iteration_id: int) -> dict[str, int]:
     counts = iteration_synthesis_counts(iteration_id)
     total = sum(counts.values())
     finished = sum(counts.get(s, 0) for s in TERMINAL)
-    progress = {"trajectories": total, "finished": finished, **{f"status_{k}": v for k, v in counts.items()}}
+    progress = {"stage": "synthesis", "trajectories": total, "finished": finished, "done": finished, "total": total,
+                **{f"status_{k}": v for k, v in counts.items()}}
     with transaction.atomic():
         Iteration.objects.filter(pk=iteration_id).update(progress=progress)
         event = {"kind": "iteration", "id": iteration_id, "progress": progress}

@@ -298,8 +298,6 @@ def test_token_endpoint_has_the_login_limits():
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, reason="/api/auth/token/ is DRF's unthrottled obtain_auth_token; wire "
-                   "inftool_web.core.views_auth.obtain_auth_token there instead")
 @override_settings(INFTOOL_LOGIN_RATE_PER_USERNAME="2/day", INFTOOL_LOGIN_RATE_PER_IP="1000/day")
 def test_wired_token_endpoint_cannot_bypass_the_rate_limit():
     user = UserFactory(username=f"gina-{uuid.uuid4().hex[:6]}")
