@@ -1,0 +1,140 @@
+"""Ingestion into the database: specs, a live MCP server, idempotent re-runs, dedup and tree."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jsonschema
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from inftool_web.catalog.models import ApiSource, DuplicateLink, Tool, TreeNode
+from tests.conftest import ROOT, free_port
+
+SPECS = ROOT / "tests" / "synthesis" / "mcp_tree" / "specs"
+MCP_SERVER = ROOT / "tests" / "web" / "fixtures" / "mcp_demo_server.py"
+
+
+def run(*args, **kwargs) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO(), **kwargs)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_ingest_folder_keeps_good_specs_and_records_bad_ones(tmp_path):
+    for f in SPECS.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "not-json.json").write_text("{ this is not json")
+    summary = run("ingest_openapi", str(tmp_path), workers=1)
+    ok = ApiSource.objects.filter(status="ok")
+    failed = ApiSource.objects.filter(status="failed")
+    assert ok.count() == 4
+    assert {Path(s.location).name for s in failed} == {"swagger12.json", "not-json.json", "truncated.json", "malformed_paths.yaml"}
+    for s in failed:
+        assert s.error_code and s.error, s.name
+        assert not s.tools.exists(), "nothing of a failed spec is stored"
+    assert "failed specs by reason" in summary and "unsupported_version" in summary
+    validator = jsonschema.Draft202012Validator
+    for tool in Tool.objects.all():
+        validator.check_schema(tool.input_schema)
+        assert tool.input_schema.get("type") == "object"
+        if tool.output_schema:
+            validator.check_schema(tool.output_schema)
+    # Re-running adds nothing and changes nothing.
+    before = sorted(Tool.objects.values_list("source__name", "name", "content_hash"))
+    again = run("ingest_openapi", str(tmp_path), workers=1)
+    assert sorted(Tool.objects.values_list("source__name", "name", "content_hash")) == before
+    assert "unchanged (skipped)" in again
+
+
+@pytest.mark.django_db
+def test_ingest_with_worker_processes_matches_serial(tmp_path):
+    shutil.copy(SPECS / "petstore_swagger2.json", tmp_path / "a.json")
+    shutil.copy(SPECS / "library_oas30.yaml", tmp_path / "b.yaml")
+    run("ingest_openapi", str(tmp_path), workers=2)
+    assert Tool.objects.count() > 0
+    assert ApiSource.objects.filter(status="ok").count() == 2
+
+
+@pytest.mark.django_db
+def test_missing_path_is_a_clear_error():
+    with pytest.raises(CommandError, match="no such file"):
+        run("ingest_openapi", "/nonexistent/spec.json")
+
+
+@pytest.mark.django_db
+def test_live_mcp_server_over_stdio_is_ingested_and_rerun_adds_nothing():
+    command = f"{sys.executable} {MCP_SERVER}"
+    out = run("ingest_mcp", server_command=command, name="demo-stdio")
+    assert "3 tools (3 new)" in out
+    src = ApiSource.objects.get(name="demo-stdio")
+    assert src.kind == "mcp_stdio" and src.status == "ok"
+    weather = src.tools.get(name="get_weather")
+    assert weather.input_schema["required"] == ["city"]
+    assert "0 new" in run("ingest_mcp", server_command=command, name="demo-stdio")
+    assert src.tools.count() == 3
+
+
+@pytest.mark.django_db
+def test_live_mcp_server_over_streamable_http():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(MCP_SERVER), "http", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        run("ingest_mcp", url=url, name="demo-http")
+        src = ApiSource.objects.get(name="demo-http")
+        assert src.kind == "mcp_http" and src.tools.count() == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.django_db
+def test_unreachable_mcp_server_is_recorded_as_failed():
+    with pytest.raises(CommandError, match="127.0.0.1:1"):
+        run("ingest_mcp", url="http://127.0.0.1:1/mcp", name="dead", timeout=10)
+    src = ApiSource.objects.get(name="dead")
+    assert src.status == "failed" and src.error_code == "mcp_unreachable"
+
+
+@pytest.mark.django_db
+def test_build_tree_stores_duplicates_and_a_two_level_tree(tmp_path):
+    shutil.copy(SPECS / "petstore_swagger2.json", tmp_path / "petstore.json")
+    shutil.copy(SPECS / "petstore_swagger2.json", tmp_path / "petstore-copy.json")  # every tool an exact duplicate
+    shutil.copy(SPECS / "library_oas30.yaml", tmp_path / "library.yaml")
+    shutil.copy(SPECS / "shop_swagger2.yaml", tmp_path / "shop.yaml")
+    run("ingest_openapi", str(tmp_path), workers=1)
+    n_pet = ApiSource.objects.get(name__endswith="petstore.json").tools.count()
+    summary = run("build_tree", no_judge=True, domains=3, categories=5)
+    exact = DuplicateLink.objects.filter(method="exact", is_duplicate=True)
+    assert exact.count() == n_pet
+    for link in exact:
+        assert link.tool.canonical_id == link.canonical_id or link.tool.canonical_id is not None
+    assert Tool.objects.filter(canonical__isnull=False).count() >= n_pet
+    domains = TreeNode.objects.filter(level="domain")
+    cats = TreeNode.objects.filter(level="category")
+    assert 1 <= domains.count() <= 3 and cats.count() >= domains.count()
+    assert all(c.parent.level == "domain" for c in cats)
+    assert not Tool.objects.filter(category__isnull=True).exists(), "every tool lands in a category"
+    assert Tool.objects.exclude(embedding=None).count() == Tool.objects.count()
+    assert "duplicates removed" in summary
+    # Rebuilding replaces, it does not add.
+    run("build_tree", no_judge=True, domains=3, categories=5)
+    assert TreeNode.objects.filter(level="domain").count() == domains.count()
+    assert DuplicateLink.objects.filter(method="exact", is_duplicate=True).count() == n_pet
