@@ -218,8 +218,13 @@ def worker(
         else:
             rec = _one_spec(convert, path, rel, timeout, validator, validate_every)
         print(json.dumps(rec), flush=True)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"peak_rss_mb": round(max(_peak_mb(), children), 1)}), flush=True)
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    peak = max(_peak_mb(), kids.ru_maxrss / 1024)
+    print(json.dumps({"peak_rss_mb": round(peak, 1), "cpu_s": round(cpu, 2)}), flush=True)
 
 
 def tree_worker(specs_file: Path, embed_limit: int, seed: int) -> None:
@@ -344,7 +349,7 @@ def _collect(procs: list[subprocess.Popen]) -> tuple[list[dict], list[float]]:
         for line in out.splitlines():
             rec = json.loads(line)
             if "peak_rss_mb" in rec:
-                peaks.append(rec["peak_rss_mb"])
+                peaks.append(rec)
             else:
                 records.append(rec)
     return records, peaks
@@ -410,7 +415,8 @@ def run_peer(peer, bulk, heavy, corpus, workers, timeout, validate_every, tmp, f
                 "seconds": wall,
             }
         )
-        rec["peak_rss_mb"] = pk[0] if pk else None
+        rec["peak_rss_mb"] = pk[0]["peak_rss_mb"] if pk else None
+        rec["cpu_s"] = pk[0].get("cpu_s") if pk else None
         heavy_rows.append(rec)
     return {"records": records, "peaks": peaks, "bulk_wall": bulk_wall, "heavy": heavy_rows}
 
@@ -434,7 +440,8 @@ def summarize(res: dict) -> dict:
         "wall_s": res["bulk_wall"],
         "ops_per_s": ops / res["bulk_wall"] if res["bulk_wall"] else 0.0,
         "specs_per_s": len(recs) / res["bulk_wall"] if res["bulk_wall"] else 0.0,
-        "peak_mb": max(res["peaks"]) if res["peaks"] else None,
+        "peak_mb": max(p["peak_rss_mb"] for p in res["peaks"]) if res["peaks"] else None,
+        "proc_cpu_s": sum(p.get("cpu_s") or 0 for p in res["peaks"]),
         "validated": sum(r["validated"] for r in recs),
         "valid": sum(r["valid"] for r in recs),
         "median_ms": sorted(r["seconds"] for r in recs)[len(recs) // 2] * 1000 if recs else 0,
@@ -605,6 +612,14 @@ def render(args, results, tree, n_bulk, heavy, la0, la1) -> str:
     row(f"wall time ({args.workers} workers)", lambda s: f"{s['wall_s']:.1f} s")
     row("specs/s", lambda s: f"{s['specs_per_s']:.1f}")
     row("operations/s", lambda s: f"{s['ops_per_s']:,.0f}")
+    row(
+        "CPU time of the workers (incl. start-up)",
+        lambda s: (
+            f"{s['proc_cpu_s']:.1f} s = {s['ops'] / s['proc_cpu_s']:,.0f} ops per CPU-s"
+            if s["proc_cpu_s"]
+            else "n/a"
+        ),
+    )
     row("median time per spec", lambda s: f"{s['median_ms']:.1f} ms")
     row("peak RSS per worker", lambda s: f"{s['peak_mb']:.0f} MB")
     row(
@@ -618,14 +633,15 @@ def render(args, results, tree, n_bulk, heavy, la0, la1) -> str:
             "",
             "## The Graph specs, each alone in one process",
             "",
-            "| spec | peer | result | operations | time | peak RSS |",
-            "|---|---|---|---|---|---|",
+            "| spec | peer | result | operations | wall time | CPU time | peak RSS |",
+            "|---|---|---|---|---|---|---|",
         ]
         for p in peers:
             for h in results[p]["heavy"]:
                 res = "ok" if h["ok"] else h.get("reason", "failed")
                 lines.append(
-                    f"| {h['spec']} | {p} | {res} | {h['ops']:,} | {h['seconds']:.1f} s | {h['peak_rss_mb']} MB |"
+                    f"| {h['spec']} | {p} | {res} | {h['ops']:,} | {h['seconds']:.1f} s"
+                    f" | {h.get('cpu_s') or 0:.1f} s | {h['peak_rss_mb']} MB |"
                 )
     if tree:
         lines += [
