@@ -84,6 +84,20 @@ _TYPE_ALIASES = {
 }
 # Headers that belong to transport or auth, not to what the caller decides.
 _SKIPPED_HEADERS = frozenset({"accept", "content-type", "authorization", "content-length"})
+# Transport and credential parameters on every operation of a Google discovery API.
+_GOOGLE_STANDARD_PARAMS = (
+    "$.xgafv",
+    "access_token",
+    "alt",
+    "callback",
+    "fields",
+    "key",
+    "oauth_token",
+    "prettyPrint",
+    "quotaUser",
+    "upload_protocol",
+    "uploadType",
+)
 _LOCATION_RANK = {"path": 0, "query": 1, "header": 2, "cookie": 3, "formData": 4, "body": 5}
 
 
@@ -204,6 +218,10 @@ class ConvertOptions:
         default=300, metadata={"help": "cap on property descriptions"}
     )
     max_nesting: int = field(default=48, metadata={"help": "inline nesting beyond this is stubbed"})
+    drop_auth_params: bool = field(
+        default=True,
+        metadata={"help": "leave out API-key parameters and Google's standard query parameters"},
+    )
 
     def __post_init__(self) -> None:
         if self.max_ref_depth < 1 or self.max_output_ref_depth < 1:
@@ -966,6 +984,7 @@ class _Converter:
         self._warned: set[tuple[str, str]] = set()
         self.current_op = ""
         self.schemas = _SchemaConverter(doc, opts, self.warn)
+        self.skip_params = self._auth_params() if opts.drop_auth_params else set()
         swagger = doc.get("swagger")
         openapi = doc.get("openapi")
         if openapi is not None:
@@ -1005,6 +1024,24 @@ class _Converter:
             return
         self._warned.add(key)
         self.warnings.append(ConversionWarning(self.current_op, code, message))
+
+    def _auth_params(self) -> set[tuple[str, str]]:
+        """Parameters the client fills in, not the caller: API keys and Google's standard ones."""
+        d = self.doc
+        comps = d.get("components") if isinstance(d.get("components"), dict) else {}
+        schemes = d.get("securityDefinitions") or comps.get("securitySchemes") or {}
+        out: set[tuple[str, str]] = set()
+        if isinstance(schemes, dict):
+            for scheme in schemes.values():
+                if isinstance(scheme, dict) and scheme.get("type") == "apiKey":
+                    name, loc = scheme.get("name"), scheme.get("in")
+                    if isinstance(name, str) and isinstance(loc, str):
+                        out.add((loc, name))
+        info = d.get("info") if isinstance(d.get("info"), dict) else {}
+        origins = info.get("x-origin") if isinstance(info.get("x-origin"), list) else []
+        if any(isinstance(o, dict) and o.get("format") == "google" for o in origins):
+            out |= {("query", n) for n in _GOOGLE_STANDARD_PARAMS}
+        return out
 
     def _base_url(self) -> str:
         d = self.doc
@@ -1127,6 +1164,8 @@ class _Converter:
             loc = p["in"]
             name = p["name"]
             if loc == "header" and name.lower() in _SKIPPED_HEADERS:
+                continue
+            if (loc, name) in self.skip_params:
                 continue
             if loc == "body":
                 body_schema = p.get("schema", {})

@@ -257,6 +257,32 @@ def test_operation_level_problems_are_warnings_not_failures():
     assert exc.value.reason_code == "no_valid_operations"
 
 
+def test_credentials_are_left_to_the_client():
+    spec = {
+        "openapi": "3.0.0",
+        "info": {"title": "Keys", "version": "1", "x-origin": [{"format": "google"}]},
+        "components": {
+            "securitySchemes": {"k": {"type": "apiKey", "in": "query", "name": "api_key"}}
+        },
+        "paths": {
+            "/a": {
+                "get": {
+                    "parameters": [
+                        {"name": "api_key", "in": "query", "schema": {"type": "string"}},
+                        {"name": "api_key", "in": "header", "schema": {"type": "string"}},
+                        {"name": "prettyPrint", "in": "query", "schema": {"type": "boolean"}},
+                        {"name": "q", "in": "query", "schema": {"type": "string"}},
+                    ]
+                }
+            }
+        },
+    }
+    (tool,) = convert_spec(spec).tools
+    assert list(tool.input_schema["properties"]) == ["q", "api_key"]
+    (kept,) = convert_spec(spec, options=ConvertOptions(drop_auth_params=False)).tools
+    assert len(kept.input_schema["properties"]) == 4
+
+
 def test_names_are_legal_unique_and_stable():
     assert tool_name("a/b.c d", "get", "/x") == "a_b_c_d"
     long = tool_name("x" * 100, "get", "/x")
