@@ -238,6 +238,8 @@ def tree_worker(specs_file: Path, embed_limit: int, seed: int) -> None:
         embed_tools,
         exact_key,
         load_embedder,
+        neighbor_pairs,
+        source_id,
         tool_text,
     )
     from synthesis.mcp_tree.openapi import SpecError, convert_spec
@@ -271,6 +273,16 @@ def tree_worker(specs_file: Path, embed_limit: int, seed: int) -> None:
     emb = embed_tools(sample, model=model)
     out["embed_s"] = time.perf_counter() - t0
     out["embedded"] = len(sample)
+    # Kept for re-running the tree on the same sample without embedding again.
+    keep = ROOT / "var" / "bench"
+    keep.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        keep / "mcp-tree-sample.npz",
+        embeddings=emb,
+        texts=np.array([tool_text(t) for t in sample]),
+        sources=np.array([source_id(t) for t in sample]),
+        categories=np.array([json.dumps(list(t.source.categories)) for t in sample]),
+    )
     t0 = time.perf_counter()
     dd = dedup_tools(sample, embeddings=emb, config=DedupConfig())
     out["dedup_s"] = time.perf_counter() - t0
@@ -292,8 +304,6 @@ def tree_worker(specs_file: Path, embed_limit: int, seed: int) -> None:
     n_all = len(reps)
     rnd = np.random.default_rng(seed).standard_normal((n_all, emb.shape[1]), dtype=np.float32)
     rnd /= np.linalg.norm(rnd, axis=1, keepdims=True)
-    from synthesis.mcp_tree.dedup import neighbor_pairs
-
     t0 = time.perf_counter()
     neighbor_pairs(rnd, 0.86)
     out["neighbors_full_scale_s"] = time.perf_counter() - t0
@@ -301,8 +311,6 @@ def tree_worker(specs_file: Path, embed_limit: int, seed: int) -> None:
     del rnd
     kept = dd.canonical
     t0 = time.perf_counter()
-    from synthesis.mcp_tree.dedup import source_id
-
     tree = build_tree(
         dd.embeddings,
         [tool_text(sample[i]) for i in kept],

@@ -1,7 +1,8 @@
 """The MCP Tree: tools grouped into domains and long-tail categories.
 
 Two levels.  Domains come from k-means over the tool embeddings joined with a weighted
-one-hot of each tool's seed domain (its APIs.guru categories mapped through
+one-hot of each tool's seed domain (tools weighted by 1/sqrt(size of their API), so that
+Microsoft Graph's 33,000 operations do not make up most of the tree) (its APIs.guru categories mapped through
 :data:`DOMAIN_OF_CATEGORY`), started from the seed domains' centroids: the corpus's own
 labels steer the domains, the embeddings move tools whose API-level label does not fit
 them.  Categories are k-means sub-clusters inside each domain, their number shared out by
@@ -169,14 +170,31 @@ def seed_domain(categories: Sequence[str], mapping: dict[str, str]) -> str | Non
     return None
 
 
-def _kmeans(x: np.ndarray, k: int, init: np.ndarray | str, seed: int, max_iter: int) -> np.ndarray:
+def _kmeans(
+    x: np.ndarray,
+    k: int,
+    init: np.ndarray | str,
+    seed: int,
+    max_iter: int,
+    weight: np.ndarray | None = None,
+) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     km = KMeans(n_clusters=k, init=init, n_init=1, random_state=seed, max_iter=max_iter)
-    return km.fit_predict(x)
+    return km.fit_predict(x, sample_weight=weight)
 
 
-def _more_centers(x: np.ndarray, centers: list[np.ndarray], k: int, seed: int) -> list[np.ndarray]:
+def _source_weights(sources: Sequence[str] | None, n: int) -> np.ndarray:
+    """1/sqrt(tools of the same API): one API with 20,000 operations must not own the tree."""
+    if sources is None:
+        return np.ones(n, dtype=np.float64)
+    counts = Counter(sources)
+    return np.array([1.0 / np.sqrt(counts[s]) for s in sources], dtype=np.float64)
+
+
+def _more_centers(
+    x: np.ndarray, centers: list[np.ndarray], k: int, seed: int, weight: np.ndarray
+) -> list[np.ndarray]:
     """k-means++ continued from the seed centers: new ones where no seed domain reaches."""
     rng = np.random.default_rng(seed)
     centers = list(centers)
@@ -186,14 +204,15 @@ def _more_centers(x: np.ndarray, centers: list[np.ndarray], k: int, seed: int) -
     for c in centers:
         d2 = np.minimum(d2, ((x - c) ** 2).sum(-1))
     while len(centers) < k:
-        total = float(d2.sum())
-        i = int(rng.choice(len(x), p=d2 / total)) if total > 0 else int(rng.integers(len(x)))
+        score = d2 * weight
+        total = float(score.sum())
+        i = int(rng.choice(len(x), p=score / total)) if total > 0 else int(rng.integers(len(x)))
         centers.append(x[i])
         d2 = np.minimum(d2, ((x - x[i]) ** 2).sum(-1))
     return centers
 
 
-def _share(total: int, sizes: list[int], floor: int = 1) -> list[int]:
+def _share(total: int, sizes: list[float], floor: int = 1) -> list[int]:
     """Split ``total`` slots in proportion to ``sizes`` (largest remainder), each >= floor."""
     n = len(sizes)
     alloc = [floor] * n
@@ -319,15 +338,24 @@ def build_tree(
             if s:
                 onehot[i, col[s]] = cfg.seed_weight
         features = np.hstack([emb, onehot])
-    by_seed = Counter(s for s in seeds if s)
+    weight = _source_weights(sources, n)
+    by_seed: Counter[str] = Counter()
+    for i, s in enumerate(seeds):
+        if s:
+            by_seed[s] += weight[i]
+    total = float(weight.sum())
     centers = []
-    for name, _ in sorted(by_seed.items(), key=lambda kv: (-kv[1], kv[0]))[:n_dom]:
+    # A seed domain earns its own starting center only with a fair share of the tools;
+    # a center for a handful of tools stays a cluster of a handful.
+    for name, w in sorted(by_seed.items(), key=lambda kv: (-kv[1], kv[0]))[:n_dom]:
+        if w < 0.25 * total / n_dom:
+            break
         rows = [i for i, s in enumerate(seeds) if s == name]
-        centers.append(features[rows].mean(axis=0))
+        centers.append(np.average(features[rows], axis=0, weights=weight[rows]))
     if len(centers) < n_dom:
-        centers = _more_centers(features, centers, n_dom, cfg.seed)
+        centers = _more_centers(features, centers, n_dom, cfg.seed, weight)
     labels = (
-        _kmeans(features, n_dom, np.vstack(centers), cfg.seed, cfg.max_iter)
+        _kmeans(features, n_dom, np.vstack(centers), cfg.seed, cfg.max_iter, weight)
         if n_dom > 1
         else np.zeros(n, int)
     )
@@ -364,8 +392,8 @@ def build_tree(
 
     # ---- categories
     n_cat = max(cfg.n_categories, len(nodes))
-    sizes = [len(node.members) for node in nodes]
-    alloc = [min(a, s) for a, s in zip(_share(n_cat, sizes), sizes, strict=True)]
+    sizes = [float(weight[node.members].sum()) for node in nodes]
+    alloc = [min(a, len(node.members)) for a, node in zip(_share(n_cat, sizes), nodes, strict=True)]
     category_of = [""] * n
     cat_nodes: list[TreeNode] = []
     for dom, k in zip(nodes, alloc, strict=True):
@@ -374,8 +402,10 @@ def build_tree(
             sub = emb[members]
             from sklearn.cluster import kmeans_plusplus
 
-            init, _ = kmeans_plusplus(sub, n_clusters=k, random_state=cfg.seed)
-            sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter)
+            init, _ = kmeans_plusplus(
+                sub, n_clusters=k, random_state=cfg.seed, sample_weight=weight[members]
+            )
+            sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter, weight[members])
             groups = [[members[j] for j in np.flatnonzero(sub_labels == c)] for c in range(k)]
             groups = sorted((g for g in groups if g), key=lambda g: (-len(g), g[0]))
         else:
