@@ -148,6 +148,7 @@ INFTOOL_ROLE_BACKENDS = {
 }
 # The OpenAI-compatible endpoint under /v1/ serves this checkpoint ("" = embedded model).
 INFTOOL_SERVE_MODEL_PATH = env.str("INFTOOL_SERVE_MODEL_PATH", default="")
+INFTOOL_WATCHDOG_SECONDS = env.float("INFTOOL_WATCHDOG_SECONDS", default=120.0)  # 0 = no sweep for stranded work
 INFTOOL_DEMO_ON_EMPTY = env.bool("INFTOOL_DEMO_ON_EMPTY", default=not PRODUCTION)
 
 # ------------------------------------------------------------------ auth, api

@@ -1,8 +1,10 @@
 import logging
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutting_down
 
 log = logging.getLogger(__name__)
+
+_watchdog = None
 
 
 @worker_ready.connect
@@ -17,3 +19,20 @@ def _recover_on_start(sender=None, **kwargs) -> None:
         log.exception("recovering orphaned work failed")
     finally:
         close_old_connections()
+
+
+@worker_ready.connect
+def _start_watchdog(sender=None, **kwargs) -> None:
+    from django.conf import settings
+
+    from inftool_web.loop.recovery import watchdog_start
+
+    global _watchdog
+    if _watchdog is None:
+        _watchdog = watchdog_start(period=settings.INFTOOL_WATCHDOG_SECONDS)
+
+
+@worker_shutting_down.connect
+def _stop_watchdog(sender=None, **kwargs) -> None:
+    if _watchdog is not None:
+        _watchdog.stop()

@@ -1,22 +1,41 @@
-"""Pick up work a killed worker left behind.
+"""Pick up work that no live worker will finish.
 
 With Redis as broker, a task whose worker died unacknowledged comes back only after the
-visibility timeout (hours, since training tasks are long).  So each worker, when it starts,
-looks for work that is marked as running but that no live worker holds — every runner holds
-a PostgreSQL advisory lock that dies with its connection — and queues it again.  Tasks are
-idempotent and resume from stored steps, so a second delivery costs nothing.
+visibility timeout (hours, since training tasks are long), and a Redis restart without
+persistence loses every queued task.  Every runner holds a PostgreSQL advisory lock that dies
+with its connection, so work marked as running whose lock is free has no runner, and work
+still pending long after it was queued with nothing left in its queue was lost.
+
+Two entry points: :func:`recover_orphans` when a worker starts, and :class:`Watchdog`, a
+thread in every worker that calls :func:`watchdog_sweep` every ``INFTOOL_WATCHDOG_SECONDS``.
+Tasks are idempotent and resume from stored steps, so a duplicate costs little; the sweep
+still avoids flooding the queues: it re-queues an item at most once per grace period and
+queues pending work again only when its queue is empty.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
+import threading
+from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
 ITERATION_LOCK_NAMESPACE = 0x1F7002
+WATCHDOG_LOCK_KEY = 0x1F7003 << 40
+# Grace period, in watchdog periods.  Longer than the role-play task's longest retry backoff
+# (300 s) at the default period, so a task waiting to retry is seldom doubled.
+GRACE_PERIODS = 3
+# Most items re-queued per kind and sweep: a large backlog lost with Redis goes back in
+# slices, each once the queue has drained.
+SWEEP_BATCH = 1000
 
 
 def iteration_lock_key(pk: int) -> int:
@@ -72,3 +91,194 @@ def recover_orphans() -> dict[str, int]:
     if any(requeued.values()):
         log.warning("re-queued work left by a lost worker: %s", requeued)
     return requeued
+
+
+# ----------------------------------------------------------------------------- watchdog
+
+
+def _queue_of(task) -> str:
+    route = task.app.amqp.router.route({}, task.name, args=(), kwargs={})
+    queue = route.get("queue")
+    return getattr(queue, "name", None) or str(queue or task.app.conf.task_default_queue)
+
+
+def _queue_size(app, queue: str) -> int:
+    """Messages waiting in ``queue`` (not those a worker has reserved)."""
+    from kombu.exceptions import ChannelError
+
+    with app.connection_for_read() as conn:
+        try:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError:  # Redis drops an empty list: the queue "does not exist"
+            return 0
+
+
+def watchdog_sweep(*, grace: float, claim=None, batch: int = SWEEP_BATCH) -> dict[str, int]:
+    """Re-queue stranded work once; returns how many items of each kind were re-queued.
+
+    ``claim(name)`` returns True at most once per grace period for the same ``name`` (see
+    :meth:`Watchdog.claim`); it rate-limits iteration-level work, which has no timestamp to
+    touch.  Without it, iteration-level work is re-queued on every sweep.
+    """
+    from inftool_web.synth.models import Trajectory
+    from inftool_web.synth.services import TERMINAL, _lock_key
+    from inftool_web.synth.tasks import synthesize_trajectory
+
+    from .iteration_config import IterationConfig
+    from .models import Iteration
+    from .pipeline import iteration_after_synthesis
+    from .tasks import evaluate_iteration, run_iteration, train_iteration
+
+    claim = claim or (lambda name: True)
+    app = synthesize_trajectory.app
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=grace)
+    done = {"pending": 0, "orphans": 0, "handed_over": 0, "iterations": 0, "stages": 0}
+
+    def requeue_trajectory(pk: int, kind: str) -> None:
+        synthesize_trajectory.delay(pk)
+        # Stamped after queueing: if the broker is down, the next sweep tries again at once.
+        Trajectory.objects.filter(pk=pk).update(updated_at=timezone.now())
+        done[kind] += 1
+
+    synthesizing = Trajectory.objects.filter(
+        iteration__status=Iteration.Status.SYNTHESIZING, updated_at__lt=cutoff
+    )
+    # A pending trajectory waits in the queue as long as the backlog ahead of it lasts; only
+    # when nothing is queued can one that old have been lost.
+    if _queue_size(app, _queue_of(synthesize_trajectory)) == 0:
+        stale = synthesizing.filter(status=Trajectory.Status.PENDING).order_by("updated_at")
+        for pk in stale.values_list("pk", flat=True)[:batch]:
+            if _is_free(_lock_key(pk)):
+                requeue_trajectory(pk, "pending")
+    orphans = synthesizing.filter(
+        status__in=[Trajectory.Status.RUNNING, Trajectory.Status.VERIFYING]
+    )
+    for pk in orphans.order_by("updated_at").values_list("pk", flat=True)[:batch]:
+        if _is_free(_lock_key(pk)):
+            requeue_trajectory(pk, "orphans")
+
+    # Iterations whose last trajectory finished without handing over (its task was lost
+    # after storing the finish step), or whose planning task was lost.
+    counts = {
+        row["iteration"]: row
+        for row in Trajectory.objects.filter(iteration__status=Iteration.Status.SYNTHESIZING)
+        .values("iteration")
+        .annotate(total=Count("id"), open=Count("id", filter=~Q(status__in=TERMINAL)))
+    }
+    for it in Iteration.objects.filter(status=Iteration.Status.SYNTHESIZING):
+        row = counts.get(it.pk, {"total": 0, "open": 0})
+        try:
+            planned = row["total"] >= IterationConfig.from_dict(it.config).count
+        except ValueError:
+            planned = row["total"] > 0
+        if planned and row["open"] == 0:
+            if iteration_after_synthesis(iteration_id=it.pk):
+                done["handed_over"] += 1
+        elif not planned and (it.started_at or it.created_at) < cutoff and claim(f"plan:{it.pk}"):
+            run_iteration.delay(it.pk)
+            done["iterations"] += 1
+    queued = Iteration.objects.filter(status=Iteration.Status.QUEUED, created_at__lt=cutoff)
+    if queued.exists() and _queue_size(app, _queue_of(run_iteration)) == 0:
+        for pk in queued.values_list("pk", flat=True)[:batch]:
+            if claim(f"plan:{pk}"):
+                run_iteration.delay(pk)
+                done["iterations"] += 1
+
+    for it in Iteration.objects.filter(
+        status__in=[Iteration.Status.TRAINING, Iteration.Status.EVALUATING]
+    ):
+        task = train_iteration if it.status == Iteration.Status.TRAINING else evaluate_iteration
+        if (
+            _is_free(iteration_lock_key(it.pk))
+            and _queue_size(app, _queue_of(task)) == 0
+            and claim(f"{it.status}:{it.pk}")
+        ):
+            task.delay(it.pk)
+            done["stages"] += 1
+
+    if any(done.values()):
+        log.warning("watchdog re-queued stranded work: %s", done)
+    return done
+
+
+class Watchdog(threading.Thread):
+    """Sweeps for stranded work every ``period`` seconds; one sweep at a time cluster-wide.
+
+    A Redis lease (``SET NX PX``) lets one worker sweep per period, and a PostgreSQL advisory
+    lock keeps two sweeps from overlapping when one outlasts the lease.  Redis or PostgreSQL
+    being down only costs a period: the error is logged and the next period tries again.
+    """
+
+    def __init__(
+        self, *, period: float, grace: float | None = None, name: str = "inftool-watchdog"
+    ):
+        super().__init__(name=name, daemon=True)
+        self.period = float(period)
+        self.grace = float(grace if grace is not None else GRACE_PERIODS * self.period)
+        self.stopped = threading.Event()
+        self._redis = None
+        self._prefix = ""
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.period):
+            self.tick()
+
+    def tick(self) -> dict[str, int] | None:
+        from django.db import connections
+
+        try:
+            if not self._lease():
+                return None
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", [WATCHDOG_LOCK_KEY])
+                if not cur.fetchone()[0]:
+                    return None
+            return watchdog_sweep(grace=self.grace, claim=self.claim)
+        except Exception:  # noqa: BLE001 - the next period tries again
+            log.warning("watchdog sweep failed; retrying in %.0f s", self.period, exc_info=True)
+            return None
+        finally:
+            # Closing the connection also releases the sweep lock, and a connection broken by a
+            # database restart is not reused.
+            connections.close_all()
+
+    def _client(self):
+        if self._redis is None:
+            import redis
+            from django.conf import settings
+
+            self._prefix = (settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}).get(
+                "global_keyprefix", ""
+            )
+            self._redis = redis.Redis.from_url(
+                settings.CELERY_BROKER_URL, socket_timeout=5, socket_connect_timeout=5
+            )
+        return self._redis
+
+    def _lease(self) -> bool:
+        ttl = max(int(self.period * 900), 1)  # 0.9 period: the holder's next tick finds it free
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        return bool(
+            self._client().set(f"{self._prefix}inftool:watchdog:lease", holder, nx=True, px=ttl)
+        )
+
+    def claim(self, name: str) -> bool:
+        ttl = max(int(self.grace * 1000), 1)
+        return bool(
+            self._client().set(
+                f"{self._prefix}inftool:watchdog:requeued:{name}", 1, nx=True, px=ttl
+            )
+        )
+
+
+def watchdog_start(*, period: float) -> Watchdog | None:
+    """Start this process's watchdog thread (none if ``period`` is 0 or less)."""
+    if period <= 0:
+        return None
+    dog = Watchdog(period=period)
+    dog.start()
+    return dog
