@@ -288,7 +288,9 @@ class EmbeddedBackend(LLMBackend):
         self._held: _Seq | None = None
         self._closed = threading.Event()
         self._stats_lock = threading.Lock()
-        self.stats = {"steps": 0, "decode_tokens": 0, "prefills": 0, "prefill_tokens": 0}
+        self.stats: dict[str, float] = dict.fromkeys(
+            ("steps", "decode_tokens", "prefills", "prefill_tokens", "forward_seconds", "sample_seconds"), 0
+        )
         self._thread = threading.Thread(
             target=self._run, name=f"embedded-{self.model_id}", daemon=True
         )
@@ -498,6 +500,7 @@ class EmbeddedBackend(LLMBackend):
             mask[i, width - len(s.prompt_ids) :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
+        t0 = time.perf_counter()
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
@@ -509,6 +512,7 @@ class EmbeddedBackend(LLMBackend):
         with self._stats_lock:
             self.stats["prefills"] += 1
             self.stats["prefill_tokens"] += int(mask.sum())
+            self.stats["forward_seconds"] += time.perf_counter() - t0
         self._sample(seqs, out.logits[:, -1, :])
         return _BatchState(cache=cache, mask=mask)
 
@@ -520,6 +524,7 @@ class EmbeddedBackend(LLMBackend):
             [[len(s.prompt_ids) + len(s.generated) - 1] for s in seqs], dtype=torch.long
         )
         state.mask = torch.cat([state.mask, torch.ones((len(seqs), 1), dtype=torch.long)], dim=1)
+        t0 = time.perf_counter()
         out = self.model(
             input_ids=ids,
             attention_mask=state.mask,
@@ -531,11 +536,17 @@ class EmbeddedBackend(LLMBackend):
         with self._stats_lock:
             self.stats["steps"] += 1
             self.stats["decode_tokens"] += len(seqs)
+            self.stats["forward_seconds"] += time.perf_counter() - t0
         self._sample(seqs, out.logits[:, -1, :])
 
     def _sample(self, seqs: list[_Seq], logits: Any) -> None:
         """Pick each sequence's next token and mark the ones that end."""
+        t0 = time.perf_counter()
+        self._sample_inner(seqs, logits)
+        with self._stats_lock:
+            self.stats["sample_seconds"] += time.perf_counter() - t0
 
+    def _sample_inner(self, seqs: list[_Seq], logits: Any) -> None:
         logits = logits.float()
         constrained = [i for i, s in enumerate(seqs) if s.matcher is not None]
         if constrained:
