@@ -32,6 +32,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -254,6 +255,9 @@ class EmbeddedBackend(LLMBackend):
             path, dtype=self.dtype, local_files_only=True, attn_implementation="sdpa"
         )
         self.model.eval()
+        # transformers renamed past_key_values to cache (the old name warns on every step).
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self.load_seconds = time.perf_counter() - t0
         logger.info(
             "embedded model %s loaded in %.2f s as %s (%s; %d threads)",
@@ -289,7 +293,15 @@ class EmbeddedBackend(LLMBackend):
         self._closed = threading.Event()
         self._stats_lock = threading.Lock()
         self.stats: dict[str, float] = dict.fromkeys(
-            ("steps", "decode_tokens", "prefills", "prefill_tokens", "forward_seconds", "sample_seconds"), 0
+            (
+                "steps",
+                "decode_tokens",
+                "prefills",
+                "prefill_tokens",
+                "forward_seconds",
+                "sample_seconds",
+            ),
+            0,
         )
         self._thread = threading.Thread(
             target=self._run, name=f"embedded-{self.model_id}", daemon=True
@@ -505,7 +517,7 @@ class EmbeddedBackend(LLMBackend):
             input_ids=ids,
             attention_mask=mask,
             position_ids=pos,
-            past_key_values=cache,
+            **{self._cache_arg: cache},
             use_cache=True,
             logits_to_keep=1,
         )
@@ -529,7 +541,7 @@ class EmbeddedBackend(LLMBackend):
             input_ids=ids,
             attention_mask=state.mask,
             position_ids=pos,
-            past_key_values=state.cache,
+            **{self._cache_arg: state.cache},
             use_cache=True,
             logits_to_keep=1,
         )

@@ -1,0 +1,33 @@
+"""The embedded checkpoint's location and completeness rules (no model is loaded)."""
+
+from synthesis.llm import embedded
+
+
+def test_var_dir_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("INFTOOL_VAR_DIR", str(tmp_path))
+    assert embedded.embedded_checkpoint_dir() == tmp_path / "models" / "smollm2-135m-instruct"
+    monkeypatch.delenv("INFTOOL_VAR_DIR")
+    assert embedded.var_dir().name == "var"
+
+
+def test_half_written_checkpoint_is_converted_again(monkeypatch, tmp_path):
+    monkeypatch.setenv("INFTOOL_VAR_DIR", str(tmp_path))
+    dest = embedded.embedded_checkpoint_dir()
+    dest.mkdir(parents=True)
+    (dest / "config.json").write_text("{}")  # no weights: a conversion killed midway
+    calls = []
+
+    def fake_convert(path):
+        calls.append(path)
+        (path / "model.safetensors").write_bytes(b"x")
+        return path
+
+    monkeypatch.setattr(embedded, "convert_gguf_checkpoint", fake_convert)
+    assert embedded.ensure_embedded_checkpoint() == dest
+    assert embedded.ensure_embedded_checkpoint() == dest
+    assert calls == [dest]
+
+
+def test_gguf_is_found_in_the_installed_package():
+    path = embedded.gguf_path()
+    assert path.name == embedded.GGUF_FILE and path.stat().st_size > 50_000_000
