@@ -135,7 +135,8 @@ def query_schema(values: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "query": {"type": "string", "minLength": 8, "maxLength": 400, "pattern": pattern}
+            # No length bounds: grammar engines drop them when a pattern is present.
+            "query": {"type": "string", "pattern": pattern}
         },
         "required": ["query"],
         "additionalProperties": False,
