@@ -104,13 +104,14 @@ def _queue_of(task) -> str:
 
 def _queue_size(app, queue: str) -> int:
     """Messages waiting in ``queue`` (not those a worker has reserved)."""
-    from kombu.exceptions import ChannelError
-
     with app.connection_for_read() as conn:
-        try:
-            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
-        except ChannelError:  # Redis drops an empty list: the queue "does not exist"
-            return 0
+        channel = conn.default_channel
+        # kombu's passive queue_declare on Redis ignores the global key prefix and reports a
+        # waiting queue as missing; the transport's own count (every priority list) does not.
+        size = getattr(channel, "_size", None)
+        if size is not None:
+            return int(size(queue))
+        return channel.queue_declare(queue=queue, passive=True).message_count
 
 
 def watchdog_sweep(*, grace: float, claim=None, batch: int = SWEEP_BATCH) -> dict[str, int]:
