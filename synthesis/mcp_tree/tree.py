@@ -86,6 +86,10 @@ _STOP = frozenset(
     required optional accept array show view execute modify remove add existing provided
     first last next previous true without within about after before https http www com
     description summary example examples result results status code error errors
+    remove removes removed deleting cancel cancels replace replaces edit edits describe
+    describes adds added change changes changed sorted available partial found doesn fail
+    maximum minimum allows lets creates creating updating getting listing returns gets fetch
+    specific specified associated related existing certain various multiple single
     """.split()
 )
 _WORD_RE = re.compile(r"[A-Za-z][a-z]+|[A-Z]{2,}(?![a-z])")
@@ -182,6 +186,33 @@ def _kmeans(
 
     km = KMeans(n_clusters=k, init=init, n_init=1, random_state=seed, max_iter=max_iter)
     return km.fit_predict(x, sample_weight=weight)
+
+
+def _absorb_tiny(
+    labels: np.ndarray, x: np.ndarray, weight: np.ndarray, k: int, cfg: TreeConfig
+) -> np.ndarray:
+    """Fold clusters of a few outliers into their nearest neighbour, splitting the heaviest
+    cluster in two instead, so that the tree keeps ``k`` domains of useful size."""
+    labels = np.asarray(labels).copy()
+    n = len(labels)
+    min_size = max(3, int(0.005 * n))
+    for _ in range(k):
+        sizes = np.bincount(labels, minlength=k)
+        tiny = [d for d in range(k) if 0 < sizes[d] < min_size]
+        if not tiny or n < 2 * min_size * k:
+            break
+        d = tiny[0]
+        others = [e for e in range(k) if e != d and sizes[e] > 0]
+        cents = np.vstack([x[labels == e].mean(axis=0) for e in others])
+        for i in np.flatnonzero(labels == d):
+            labels[i] = others[int(np.argmin(((cents - x[i]) ** 2).sum(axis=1)))]
+        heavy = int(np.argmax(np.bincount(labels, weights=weight, minlength=k)))
+        idx = np.flatnonzero(labels == heavy)
+        if len(idx) < 2 * min_size:
+            break
+        halves = _kmeans(x[idx], 2, "k-means++", cfg.seed, cfg.max_iter, weight[idx])
+        labels[idx[halves == 1]] = d
+    return labels
 
 
 def _source_weights(sources: Sequence[str] | None, n: int) -> np.ndarray:
@@ -359,6 +390,7 @@ def build_tree(
         if n_dom > 1
         else np.zeros(n, int)
     )
+    labels = _absorb_tiny(labels, features, weight, n_dom, cfg)
     dom_members = [np.flatnonzero(labels == d).tolist() for d in range(n_dom)]
     # Largest domain first, so keys read in order of importance and stay stable.
     dom_members = sorted((m for m in dom_members if m), key=lambda m: (-len(m), m[0]))
