@@ -218,6 +218,31 @@ def test_the_watchdog_runs_a_stranded_pending_trajectory_and_hands_over_a_finish
     assert server.requests.get("/v1/chat/completions", 0) > 0
 
 
+def test_a_sweep_queues_stranded_work_once_and_leaves_work_that_waits_in_the_queue(tools):
+    from inftool_web.loop.recovery import watchdog_sweep
+    from inftool_web.synth.tasks import synthesize_trajectory
+
+    it = iteration_create(config=_config("http://127.0.0.1:9/v1", count=3))
+    iteration_plan_trajectories(iteration=it)
+    Iteration.objects.filter(pk=it.pk).update(status="synthesizing", started_at=timezone.now())
+    old = timezone.now() - timedelta(hours=1)
+    Trajectory.objects.filter(iteration=it).update(updated_at=old)
+    app = synthesize_trajectory.app
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("roleplay")
+    try:
+        assert watchdog_sweep(grace=60)["pending"] == 3
+        assert all(t > old for t in Trajectory.objects.filter(iteration=it).values_list("updated_at", flat=True))
+        # Stale again, but their tasks now wait in the queue: no second copy.
+        Trajectory.objects.filter(iteration=it).update(updated_at=old)
+        assert watchdog_sweep(grace=60)["pending"] == 0
+        with app.connection_for_read() as conn:
+            assert conn.default_channel._size("roleplay") == 3
+    finally:
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge("roleplay")
+
+
 # ----------------------------------------------------------------------------- bad model servers
 
 
@@ -269,7 +294,7 @@ def test_a_task_that_gives_up_on_an_unreachable_server_fails_the_trajectory_and_
     from inftool_web.synth.tasks import synthesize_trajectory
 
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    it = iteration_create(config=_config(url, count=2))
+    it = iteration_create(config=_config(url, count=1))
     iteration_plan_trajectories(iteration=it)
     Iteration.objects.filter(pk=it.pk).update(status="synthesizing")
     trajs = list(it.trajectories.order_by("seq"))
@@ -278,7 +303,7 @@ def test_a_task_that_gives_up_on_an_unreachable_server_fails_the_trajectory_and_
         synthesize_trajectory.apply(args=[t.pk], retries=synthesize_trajectory.max_retries)
     it.refresh_from_db()
     assert it.status == "succeeded", it.error
-    assert it.progress.get("status_failed") == 2, it.progress
+    assert it.progress.get("status_failed") == 1, it.progress
     for t in trajs:
         t.refresh_from_db()
         assert t.status == "failed" and t.error and t.finished_at is not None
