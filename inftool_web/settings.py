@@ -119,6 +119,10 @@ CELERY_TASK_ROUTES = {
     "inftool_web.loop.tasks.train_*": {"queue": "gpu"},
     "inftool_web.loop.tasks.evaluate_*": {"queue": "gpu"},
 }
+# Retries of a role-play task on transient errors (model server or database away).
+INFTOOL_TASK_MAX_RETRIES = env.int("INFTOOL_TASK_MAX_RETRIES", default=8)
+INFTOOL_TASK_RETRY_BACKOFF = env.int("INFTOOL_TASK_RETRY_BACKOFF", default=5)
+INFTOOL_TASK_RETRY_BACKOFF_MAX = env.int("INFTOOL_TASK_RETRY_BACKOFF_MAX", default=300)
 CELERY_WORKER_QUEUES = env.list("CELERY_WORKER_QUEUES", default=["default", "roleplay", "gpu"])
 
 CHANNEL_LAYERS = {

@@ -16,6 +16,8 @@ ROLES = ("user", "agent", "server", "verifier", "judge")
 BACKENDS = ("embedded", "openai", "vllm")
 PROFILES = ("cpu", "gpu", "none")
 MAX_COUNT = 100_000
+# Options of the openai backend an iteration may set per role, with their allowed ranges.
+NUMERIC_BACKEND_OPTIONS = {"timeout": (0.1, 3600), "max_retries": (0, 20), "backoff": (0, 60)}
 
 
 class ConfigError(ValueError):
@@ -76,9 +78,16 @@ class IterationConfig:
                 if not isinstance(spec, dict) or spec.get("backend") not in BACKENDS:
                     errors["backends"] = f"{role}: backend must be one of {', '.join(BACKENDS)}"
                     break
-                extra = set(spec) - {"backend", "base_url", "model", "api_key_env"}
+                extra = set(spec) - {"backend", "base_url", "model", "api_key_env", *NUMERIC_BACKEND_OPTIONS}
                 if extra:
                     errors["backends"] = f"{role}: unknown key(s) {', '.join(sorted(extra))}"
+                    break
+                bad = [k for k, (lo, hi) in NUMERIC_BACKEND_OPTIONS.items() if k in spec and not (
+                    isinstance(spec[k], (int, float)) and not isinstance(spec[k], bool) and lo <= spec[k] <= hi)]
+                if bad:
+                    errors["backends"] = f"{role}: " + ", ".join(
+                        f"{k} must be a number from {NUMERIC_BACKEND_OPTIONS[k][0]} to {NUMERIC_BACKEND_OPTIONS[k][1]}"
+                        for k in bad)
                     break
                 if spec["backend"] == "openai" and not str(spec.get("base_url", "")).startswith(("http://", "https://")):
                     errors["backends"] = f"{role}: the openai backend needs a base_url starting with http(s)://"

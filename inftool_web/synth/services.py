@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -319,8 +320,18 @@ def _apply_finish(traj: Trajectory, step) -> None:
     traj.save()
 
 
-@functools.lru_cache(maxsize=1)
+_TOKENIZER_LOCK = threading.Lock()
+
+
 def _tokenizer():
+    # transformers' lazy imports are not thread-safe on first use: a thread pool worker
+    # finishing two trajectories at once must not import it twice concurrently.
+    with _TOKENIZER_LOCK:
+        return _load_tokenizer()
+
+
+@functools.lru_cache(maxsize=1)
+def _load_tokenizer():
     from transformers import AutoTokenizer
 
     from synthesis.llm.embedded import ensure_embedded_checkpoint
@@ -396,11 +407,14 @@ def backends_for_iteration(iteration: Iteration) -> dict[str, Any]:
 
     from synthesis.llm.roles import backends_for_roles
 
-    def spec_from(d: Mapping[str, str]) -> dict[str, Any]:
+    def spec_from(d: Mapping[str, Any]) -> dict[str, Any]:
         backend = d.get("backend") or "embedded"
         spec: dict[str, Any] = {"backend": backend}
         if backend == "openai":
             spec["base_url"] = d.get("base_url")
+            for key in ("timeout", "max_retries", "backoff"):
+                if d.get(key) is not None:
+                    spec[key] = d[key]
             if d.get("model"):
                 spec["model"] = d["model"]
             if d.get("api_key_env"):

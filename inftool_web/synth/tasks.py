@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from synthesis.llm.base import BackendUnavailable
@@ -24,9 +25,9 @@ TRANSIENT = (OperationalError, InterfaceError, BackendUnavailable, ConnectionErr
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=8,
+    retry_backoff=settings.INFTOOL_TASK_RETRY_BACKOFF,
+    retry_backoff_max=settings.INFTOOL_TASK_RETRY_BACKOFF_MAX,
+    max_retries=settings.INFTOOL_TASK_MAX_RETRIES,
 )
 def synthesize_trajectory(self, trajectory_id: int) -> str:
     from inftool_web.loop.pipeline import iteration_after_synthesis
@@ -36,9 +37,12 @@ def synthesize_trajectory(self, trajectory_id: int) -> str:
 
     try:
         trajectories_run(trajectory_ids=[trajectory_id])
-    except TRANSIENT:
+    except TRANSIENT as exc:
         if self.request.retries >= self.max_retries:
-            trajectory_mark_failed(trajectory_id=trajectory_id, error="gave up after repeated transient errors")
+            trajectory_mark_failed(
+                trajectory_id=trajectory_id,
+                error=f"gave up after {self.request.retries} retries: {type(exc).__name__}: {exc}",
+            )
         else:
             raise
     except Exception as exc:  # noqa: BLE001 - record it on the row; the iteration goes on
