@@ -801,6 +801,10 @@ class _SchemaConverter:
             skip_flag = "readOnly" if mode == "in" else "writeOnly"
             conv_props: dict[str, Any] = {}
             for pname, pschema in props.items():
+                if isinstance(pschema, bool):
+                    # ``properties: {additionalProperties: false}``: a misplaced keyword,
+                    # not a field that accepts nothing.
+                    continue
                 c = self.convert(pschema, mode, nb, stack, acc, nxt)
                 if isinstance(c, dict) and c.get(skip_flag) is True:
                     dropped.add(str(pname))
