@@ -506,12 +506,17 @@ def _run_group(group, backends, counts, run_trajectories) -> None:
     be = backends or backends_for_iteration(iteration)
     Trajectory.objects.filter(pk__in=[t.pk for t in group], status="pending").update(status="running")
     try:
-        run_trajectories(_specs_for(group), be, sink, roleplay_config_for(iteration))
+        results = run_trajectories(_specs_for(group), be, sink, roleplay_config_for(iteration))
     except Exception as exc:
         cause = exc.__cause__ if exc.__cause__ is not None else exc
         if isinstance(cause, IterationCancelled):
             return
         raise
+    for result in results:
+        # A finish the engine could not store (stored steps that no longer fit the code):
+        # record it, or the trajectory would look running forever.
+        if result.finish.index < 0:
+            trajectory_mark_failed(trajectory_id=int(result.id), error=result.finish.reason or "failed")
     for t in Trajectory.objects.filter(pk__in=[t.pk for t in group]):
         counts[t.status] += 1
 
