@@ -141,8 +141,13 @@ class OpenAIBackend(LLMBackend):
         return body
 
     def _complete_one(self, req: ChatRequest) -> list[ChatResult]:
+        url = self.base_url + "/chat/completions"
         data = self._request("POST", "/chat/completions", json=self.request_body(req))
-        return parse_chat_completion(data, req)
+        try:
+            return parse_chat_completion(data, req)
+        except LLMError as e:
+            # Name the server: with several model servers, "no choices" alone says nothing.
+            raise LLMError(f"{url}: {e}") from e
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = self.base_url + path
