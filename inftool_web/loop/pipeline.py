@@ -265,7 +265,9 @@ def evaluation_run(*, checkpoint, iteration=None, limit: int | None, seed: int =
     )
     try:
         path = None if checkpoint.kind == "base" else checkpoint.path
-        backend = get_backend("embedded", model_path=path)
+        # The tool-call grammar costs more per token than it gives a model being measured:
+        # BFCL scores what the model writes, so it decodes unconstrained.
+        backend = get_backend("embedded", model_path=path, constrain_tool_calls=False)
         result = run_bfcl_eval(backend, categories=categories, limit=limit, seed=seed, progress=progress)
     except Exception as exc:
         ev.status = EvaluationRun.Status.FAILED
@@ -285,7 +287,7 @@ def evaluation_run(*, checkpoint, iteration=None, limit: int | None, seed: int =
                            accuracy=s.accuracy, items=by_cat.get(name, []))
             for name, s in result.categories.items()
         ])
-        overall = result.overall.get("overall")
+        overall = (result.overall.get("overall") or {}).get("accuracy")
         ev.overall = None if overall is None else max(0.0, min(1.0, float(overall)))
         ev.summary = {k: v for k, v in result.overall.items()} | {"settings": result.settings}
         ev.status = EvaluationRun.Status.SUCCEEDED

@@ -47,5 +47,6 @@ class Command(BaseCommand):
         for r in ev.results.order_by("category"):
             self.stdout.write(f"{r.category:<28}{r.correct:>8}{r.total:>7}{r.accuracy:>10.1%}")
         for key, value in ev.summary.items():
-            if isinstance(value, (int, float)):
-                self.stdout.write(f"{key:<43}{value:>10.1%}")
+            if isinstance(value, dict) and isinstance(value.get("accuracy"), (int, float)):
+                note = "" if value.get("complete", True) else "  (incomplete: categories not run count as 0)"
+                self.stdout.write(f"{key:<43}{value['accuracy']:>10.1%}{note}")
