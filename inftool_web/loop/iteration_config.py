@@ -50,6 +50,9 @@ class IterationConfig:
     )
     profile: str = field(default="cpu", metadata={"help": "Training profile: cpu, gpu, or none (no training)."})
     eval_limit: int | None = field(default=5, metadata={"help": "BFCL items per category; null = all."})
+    eval_categories: list[str] = field(
+        default_factory=list, metadata={"help": "BFCL V3 categories to evaluate; empty = all."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed for sampling tools, personas and modes."})
 
     def __post_init__(self) -> None:
@@ -104,6 +107,14 @@ class IterationConfig:
             errors["profile"] = f"must be one of {', '.join(PROFILES)}"
         if self.eval_limit is not None and (not isinstance(self.eval_limit, int) or self.eval_limit < 1):
             errors["eval_limit"] = "must be a positive integer or null (all items)"
+        if not isinstance(self.eval_categories, list):
+            errors["eval_categories"] = "must be a list of BFCL V3 category names"
+        elif self.eval_categories:
+            from training.bfcl import CATEGORIES
+
+            unknown = sorted(set(map(str, self.eval_categories)) - set(CATEGORIES))
+            if unknown:
+                errors["eval_categories"] = f"unknown categories {', '.join(unknown)}; valid: {', '.join(CATEGORIES)}"
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             errors["seed"] = "must be an integer"
         if errors:

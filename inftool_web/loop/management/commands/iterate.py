@@ -34,7 +34,8 @@ class Command(BaseCommand):
         from inftool_web.synth.services import TERMINAL, iteration_plan_trajectories, trajectories_run
 
         checkpoint_register_base()
-        config = {"count": count, "profile": profile, "eval_limit": eval_limit, "seed": seed}
+        config = {"count": count, "profile": profile, "eval_limit": eval_limit, "seed": seed,
+                  "eval_categories": eval_categories or []}
         if modes:
             config["modes"] = {m: 1 for m in modes}
         if max_turns:
@@ -43,9 +44,6 @@ class Command(BaseCommand):
             it = iteration_create(config=config, name="iterate", queue=queue)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
-        if eval_categories:
-            it.config["eval_categories"] = eval_categories
-            it.save(update_fields=["config"])
         agent = it.input_checkpoint.name if it.input_checkpoint else "none"
         self.stdout.write(f"iteration {it.number}: tool agent = {agent}")
         if queue:
