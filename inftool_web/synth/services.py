@@ -169,6 +169,15 @@ def iteration_plan_trajectories(*, iteration: Iteration) -> int:
     return len(created)
 
 
+def iteration_start_synthesis(*, iteration: Iteration) -> list[int]:
+    """Mark the iteration synthesizing, plan its trajectories (idempotent) and return the
+    ids of those not finished yet.  Raises ValueError when there is nothing to plan from."""
+    Iteration.objects.filter(pk=iteration.pk).update(status=Iteration.Status.SYNTHESIZING)
+    iteration.status = Iteration.Status.SYNTHESIZING
+    iteration_plan_trajectories(iteration=iteration)
+    return list(iteration.trajectories.exclude(status__in=TERMINAL).order_by("seq").values_list("pk", flat=True))
+
+
 # ----------------------------------------------------------------------------- the sink
 
 

@@ -28,10 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true", help="Queue on the workers and return")
 
     def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue, **options):
-        from inftool_web.loop.models import Iteration
         from inftool_web.loop.pipeline import iteration_after_synthesis, iteration_evaluate, iteration_train
         from inftool_web.loop.services import checkpoint_register_base, iteration_create
-        from inftool_web.synth.services import TERMINAL, iteration_plan_trajectories, trajectories_run
+        from inftool_web.synth.services import iteration_start_synthesis, trajectories_run
 
         checkpoint_register_base()
         config = {"count": count, "profile": profile, "eval_limit": eval_limit, "seed": seed,
@@ -49,13 +48,10 @@ class Command(BaseCommand):
         if queue:
             self.stdout.write("queued; follow it on the dashboard or at /api/iterations/")
             return
-        it.status = Iteration.Status.SYNTHESIZING
-        it.save(update_fields=["status"])
         try:
-            iteration_plan_trajectories(iteration=it)
+            todo = iteration_start_synthesis(iteration=it)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        todo = list(it.trajectories.exclude(status__in=TERMINAL).values_list("pk", flat=True))
         self.stdout.write(f"synthesizing {len(todo)} trajectories")
         trajectories_run(trajectory_ids=todo)
         iteration_after_synthesis(iteration_id=it.pk)

@@ -38,7 +38,7 @@ class Command(BaseCommand):
     def handle(self, *args, count, modes, iteration, max_turns, verifiers, seed, domains, celery, **options):
         from inftool_web.loop.pipeline import iteration_after_synthesis
         from inftool_web.loop.services import iteration_create
-        from inftool_web.synth.services import TERMINAL, iteration_plan_trajectories
+        from inftool_web.synth.services import iteration_start_synthesis
 
         if iteration is not None:
             it = Iteration.objects.filter(number=iteration).first()
@@ -58,13 +58,10 @@ class Command(BaseCommand):
                 it = iteration_create(config=config, name="synthesize")
             except ConfigError as exc:
                 raise CommandError(str(exc)) from None
-        it.status = Iteration.Status.SYNTHESIZING
-        it.save(update_fields=["status"])
         try:
-            iteration_plan_trajectories(iteration=it)
+            todo = iteration_start_synthesis(iteration=it)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        todo = list(it.trajectories.exclude(status__in=TERMINAL).values_list("pk", flat=True))
         self.stdout.write(f"iteration {it.number}: {len(todo)} trajectories to synthesize")
         if celery:
             from inftool_web.synth.tasks import synthesize_trajectory
