@@ -7,13 +7,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench setup install services browser corpus-full lint clean-var
+.PHONY: run test test-e2e bench setup install services browser corpus-full lint clean-var
 
 run: setup
 	$(PY) manage.py runstack
 
+# The gate: every test but the whole-pipeline runs on the real model (those take long on
+# 2 CPU cores and run with `make test-e2e`).
 test: setup browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/run_all.py

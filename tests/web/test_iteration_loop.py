@@ -15,6 +15,8 @@ from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.timeout(3600)
 @pytest.mark.django_db
 def test_an_iteration_trains_evaluates_and_hands_its_checkpoint_to_the_next(settings, tmp_path):
     settings.INFTOOL_VAR_DIR = tmp_path

@@ -129,12 +129,14 @@ def _wait(predicate, timeout, what):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.timeout(3600)
 @pytest.mark.django_db(transaction=True)
 def test_every_mode_end_to_end_on_a_real_worker_with_the_embedded_model(tools, worker_factory):
     worker = worker_factory(concurrency=5).start()
     it = iteration_launch(config={"count": 5, "profile": "none", "modes": {m: 1 for m in MODES},
                                   "max_turns": 2, "verifiers": 1, "seed": 3})
-    _wait(lambda: Iteration.objects.get(pk=it.pk).status in ("succeeded", "failed"), 1500, "the iteration")
+    _wait(lambda: Iteration.objects.get(pk=it.pk).status in ("succeeded", "failed"), 3300, "the iteration")
     it.refresh_from_db()
     assert it.status == "succeeded", it.error
     kinds = set(it.trajectories.values_list("kind", flat=True))
@@ -149,6 +151,8 @@ def test_every_mode_end_to_end_on_a_real_worker_with_the_embedded_model(tools, w
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.timeout(3600)
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_trajectory_is_picked_up_by_a_restarted_worker(tools, worker_factory):
     first = worker_factory(concurrency=1).start()

@@ -8,7 +8,7 @@ from synthesis.roleplay.steps import MessageStep, ReflectionStep
 
 from .fakes import CREATE_ORDER, GET_ORDER, GET_WEATHER, SEND_EMAIL
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(3600)]
 
 # Small enough for two CPU cores: one verifier, one sample, two user turns.
 CFG = RoleplayConfig(
