@@ -455,8 +455,6 @@ def trajectories_run(*, trajectory_ids: list[int], backends: Mapping[str, Any] |
     Finished trajectories are skipped, so a re-delivered task is harmless.  Returns counts
     by final status.
     """
-    from synthesis.roleplay.engine import run_trajectories
-
     trajs = list(
         Trajectory.objects.select_related("iteration", "iteration__input_checkpoint", "persona")
         .filter(pk__in=trajectory_ids).exclude(status__in=TERMINAL).order_by("seq")
@@ -471,7 +469,7 @@ def trajectories_run(*, trajectory_ids: list[int], backends: Mapping[str, Any] |
         for group in by_iteration.values():
             group = [t for t in group if t.pk in held]
             if group:
-                _run_group(group, backends, counts, run_trajectories)
+                _run_group(group, backends, counts)
     return dict(counts)
 
 
@@ -507,7 +505,9 @@ def _trajectory_locks(ids: list[int]):
                     cur.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(pk)])
 
 
-def _run_group(group, backends, counts, run_trajectories) -> None:
+def _run_group(group, backends, counts) -> None:
+    from synthesis.roleplay.engine import run_trajectories
+
     iteration = group[0].iteration
     if iteration.status == Iteration.Status.CANCELLED:
         return

@@ -125,7 +125,7 @@ def test_build_tree_stores_duplicates_and_a_two_level_tree(tmp_path):
     exact = DuplicateLink.objects.filter(method="exact", is_duplicate=True)
     assert exact.count() == n_pet
     for link in exact:
-        assert link.tool.canonical_id == link.canonical_id or link.tool.canonical_id is not None
+        assert link.tool.canonical_id is not None, "every exact duplicate points at a canonical tool"
     assert Tool.objects.filter(canonical__isnull=False).count() >= n_pet
     domains = TreeNode.objects.filter(level="domain")
     cats = TreeNode.objects.filter(level="category")
