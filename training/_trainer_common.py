@@ -158,3 +158,24 @@ def final_metrics(train_output, log_history: list[dict[str, Any]]) -> dict[str, 
         metrics["first_loss"] = losses[0]
         metrics["last_loss"] = losses[-1]
     return metrics
+
+
+def common_trainer_args(config: Any, output_dir: Path, grad_accum: int) -> dict[str, Any]:
+    """The transformers TrainingArguments that SFT and GRPO set the same way."""
+    return {
+        "output_dir": str(output_dir),
+        "learning_rate": config.learning_rate,
+        "num_train_epochs": config.num_train_epochs,
+        "max_steps": config.max_steps,
+        "per_device_train_batch_size": config.per_device_train_batch_size,
+        "gradient_accumulation_steps": grad_accum,
+        "lr_scheduler_type": config.lr_scheduler_type,
+        "warmup_steps": config.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        "weight_decay": config.weight_decay,
+        "bf16": config.bf16,
+        "use_cpu": config.use_cpu,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "deepspeed": config.deepspeed,
+        "logging_steps": config.logging_steps,
+        "seed": config.seed,
+    }

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from training._trainer_common import (
+    common_trainer_args,
     TrainingResult,
     final_metrics,
     make_progress_callback,
@@ -66,21 +67,7 @@ def run_sft(
 
     dataset = to_hf_dataset([{"messages": r["messages"]} for r in rows])
     args = SFTConfig(
-        output_dir=str(output_dir),
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=grad_accum,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        weight_decay=config.weight_decay,
-        bf16=config.bf16,
-        use_cpu=config.use_cpu,
-        gradient_checkpointing=config.gradient_checkpointing,
-        deepspeed=config.deepspeed,
-        logging_steps=config.logging_steps,
-        seed=config.seed,
+        **common_trainer_args(config, output_dir, grad_accum),
         max_length=config.max_length,
         assistant_only_loss=assistant_only,
         packing=config.packing,
