@@ -89,10 +89,12 @@ def _tool_pool(*, domains: list[str], seed: int, want: int) -> dict[str, list[tu
             "no tools to synthesize from" + (f" in domains {domains}" if domains else "")
             + ": ingest some first (manage.py ingest_openapi --sample)"
         )
+    from synthesis.mcp_tree.tool_check import tool_problem
+
     rng = random.Random(seed)
     rng.shuffle(keys)
     pool: dict[str, list] = {}
-    total = 0
+    total = unusable = 0
     for key in keys:
         rows = list(
             qs.filter(**{key_field: key}).order_by("id")
@@ -103,15 +105,24 @@ def _tool_pool(*, domains: list[str], seed: int, want: int) -> dict[str, list[tu
             mcp = {"name": name, "description": desc, "inputSchema": ins}
             if outs:
                 mcp["outputSchema"] = outs
-            if len(json.dumps(mcp)) <= MAX_TOOL_JSON_CHARS:
-                group.append((pk, mcp, dom, cat))
+            if len(json.dumps(mcp)) > MAX_TOOL_JSON_CHARS:
+                continue
+            # Stored before ingestion checked definitions, or edited since: a tool whose
+            # schema is not usable JSON Schema would fail every trajectory it is drawn into.
+            problem = tool_problem(mcp)
+            if problem:
+                unusable += 1
+                log.warning("tool %s (id %s) left out of planning: %s", name, pk, problem)
+                continue
+            group.append((pk, mcp, dom, cat))
         if group:
             pool[str(key)] = group
             total += len(group)
         if total >= want and len(pool) >= 8:
             break
     if not pool:
-        raise ValueError("every candidate tool's schema is too large to offer to a model")
+        raise ValueError("every candidate tool's schema is too large to offer to a model"
+                         + (f" or unusable ({unusable} not valid JSON Schema)" if unusable else ""))
     return pool
 
 
@@ -154,7 +165,8 @@ def iteration_plan_trajectories(*, iteration: Iteration) -> int:
             iteration=iteration, seq=seq, kind=spec.mode, offered_tools=spec.tools,
             persona=persona_by_name.get(spec.persona.name) if spec.persona else None,
             domain_id=ids[0][1], category_id=ids[0][2],
-            engine_state={"seed": spec.seed, "group": spec.domain},
+            engine_state={"seed": spec.seed, "group": spec.domain,
+                          **({"absent_tool": spec.absent_tool} if spec.absent_tool else {})},
         ))
         links.append([pk for pk, _, _ in ids])
     with transaction.atomic():
@@ -206,8 +218,12 @@ class DatabaseSink:
             raise IterationCancelled(f"iteration {traj.iteration_id} was cancelled")
 
     def _store(self, step, write) -> None:
+        from inftool_web.core.text import storable
+
         traj = self.trajectories[step.trajectory_id]
         self._check_cancelled(traj)
+        # A model may write a NUL or a lone surrogate; PostgreSQL would refuse the whole step.
+        step = storable(step)
         data = step.to_dict()
         try:
             with transaction.atomic():
@@ -390,7 +406,7 @@ def _specs_for(trajectories: list[Trajectory]):
             id=str(traj.pk), mode=traj.kind, tools=traj.offered_tools,
             persona=PersonaData.from_dict(traj.persona.as_dict()) if traj.persona else None,
             seed=int(traj.engine_state.get("seed", traj.seq)), domain=str(traj.engine_state.get("group", "")),
-            resume_from=_resume_state(traj),
+            resume_from=_resume_state(traj), absent_tool=traj.engine_state.get("absent_tool"),
         ))
     return specs
 

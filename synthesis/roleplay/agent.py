@@ -14,12 +14,13 @@ from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
 
-from . import prompts
+from . import phrasing, prompts
 from .config import RoleplayConfig
 from .reflection import reflect
 from .runtime import Gen, ask_first, gather, parse_json_reply, seed_for
 from .server_sim import ServerSimulator, response_text, rpc_request
 from .steps import MessageStep, ReflectionStep, StepLog
+from .values import cap_strings
 
 
 def rpc_ids_used(log: StepLog) -> int:
@@ -60,7 +61,7 @@ def _planned_reply(
             )
             req = ChatRequest(
                 messages=[*history, {"role": "system", "content": note}],
-                tools=tools,
+                tools=[cap_strings(t) for t in tools],
                 tool_choice={"name": name},
                 temperature=temperature,
                 max_tokens=cfg.agent_max_tokens,
@@ -186,6 +187,31 @@ def agent_step(
     if msg is None:
         msg = log.emit(MessageStep(**refl.message))
     return msg
+
+
+def final_answer(
+    log: StepLog,
+    history: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    cfg: RoleplayConfig,
+    *,
+    seed: int,
+    results: list[MessageStep],
+) -> Gen[MessageStep]:
+    """The agent's answer to the user once tool results are in (no further calls).
+
+    A model answer that fails self-reflection (empty, or echoing raw tool output) is
+    replaced by a plain summary of the results (:func:`phrasing.answer_text`), marked
+    ``meta["source"] = "plain"``: the calls before it are the valuable part of the example
+    and stay."""
+    answer = yield from agent_step(log, history, tools, cfg, seed=seed, tool_choice="none")
+    if answer is not None:
+        return answer
+    stored = log.take(MessageStep, role="assistant")
+    if stored is not None:
+        return stored
+    text = phrasing.answer_text([(m.name or "", m.mcp or {}) for m in results])
+    return log.emit(MessageStep(role="assistant", content=text, meta={"source": "plain"}))
 
 
 def _message_payload(m: MessageStep) -> dict[str, Any]:

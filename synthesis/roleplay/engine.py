@@ -283,6 +283,9 @@ def plan_specs(
                 else rng.sample(pool, min(len(pool), rng.randint(1, 3)))
             )
         persona = rng.choice(people)
+        absent = None
+        if mode == "irrelevance":
+            absent = _absent_tool(domains, domain, offered, rng)
         specs.append(
             TrajectorySpec(
                 id=f"{id_prefix}{i}",
@@ -291,6 +294,27 @@ def plan_specs(
                 persona=persona,
                 seed=rng.randrange(2**31),
                 domain=domain,
+                absent_tool=absent,
             )
         )
     return specs
+
+
+def _absent_tool(
+    domains: Mapping[str, Sequence[dict[str, Any]]],
+    domain: str,
+    offered: Sequence[dict[str, Any]],
+    rng: random.Random,
+) -> dict[str, Any] | None:
+    """A tool for an irrelevance task to ask about: from another domain where there is one
+    (a tool of the same domain could overlap with the offered ones), with parameters."""
+    names = {t["name"] for t in offered}
+    others = [d for d in sorted(domains) if d != domain]
+    pools = [domains[d] for d in others] or [domains[domain]]
+    candidates = [
+        t
+        for pool in pools
+        for t in pool
+        if t["name"] not in names and (t.get("inputSchema") or {}).get("properties")
+    ]
+    return rng.choice(candidates) if candidates else None

@@ -190,6 +190,28 @@ def query_messages(
     ]
 
 
+def rewrite_query_messages(persona: Persona, plain: str) -> list[dict[str, Any]]:
+    """Ask the persona to rewrite a plain request in their own words (values kept)."""
+    return [
+        {
+            "role": "system",
+            "content": (
+                f"You are {persona.name}, {persona.role}. Style: {persona.style}. "
+                "You rewrite requests to an assistant in your own words. Reply with JSON only."
+            ),
+        },
+        {
+            "role": "user",
+            "content": (
+                f"Request: {plain}\n"
+                "Rewrite this request as one or two natural sentences in first person, the way you "
+                "would type it. Keep every value exactly as written. Do not mention APIs, tools or "
+                "functions."
+            ),
+        },
+    ]
+
+
 def irrelevant_query_messages(
     persona: Persona, tools: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:

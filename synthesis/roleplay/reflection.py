@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +27,13 @@ from . import prompts
 from .runtime import Gen, ask_first
 from .schema_utils import schema_properties, unknown_argument_names, validation_errors
 
+# A text reply that pastes tool output or chat-template markup instead of answering.
+RAW_ECHO = re.compile(r"</?tool_(response|call)>|<\|im_(start|end)\|>|^\s*[\[{]\s*\"", re.S)
+
 
 @dataclass
 class Problem:
-    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | missing_call | empty_reply | duplicate_call
+    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | missing_call | empty_reply | raw_output | duplicate_call
     message: str
     call: int | None = None
 
@@ -87,6 +91,13 @@ def check_reply(
         problems.append(Problem("missing_call", "a tool call was required, but the reply has none"))
     if not result.tool_calls and not result.text.strip():
         problems.append(Problem("empty_reply", "the reply is empty"))
+    elif not result.tool_calls and RAW_ECHO.search(result.text):
+        problems.append(
+            Problem(
+                "raw_output",
+                "the reply repeats raw tool output or markup; answer the user in plain sentences",
+            )
+        )
     seen: list[tuple[str, Any]] = []
     for i, tc in enumerate(result.tool_calls):
         problems += check_call(tc.name, tc.arguments, tools, call=i)

@@ -22,8 +22,8 @@ from typing import Any
 
 from synthesis.llm.base import ChatRequest
 
-from . import prompts
-from .agent import agent_step, execute_calls
+from . import phrasing, prompts
+from .agent import agent_step, execute_calls, final_answer
 from .config import RoleplayConfig
 from .personas import SEED_PERSONAS
 from .reflection import Problem, reflect
@@ -32,6 +32,7 @@ from .schema_utils import synthesize_instance, validation_errors
 from .scoring import execution_consistency, split_for
 from .server_sim import ServerSimulator
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
+from .values import cap_strings, polish_arguments, query_problems
 from .verify import single_turn_transcript, value_coverage, verify
 
 
@@ -72,13 +73,14 @@ def reference_call(
     total: int,
     previous: list[dict[str, Any]],
     seed: int,
+    tool_names: tuple[str, ...] = (),
 ) -> Gen[tuple[dict[str, Any], dict[str, Any]]]:
     """One reference call ``{"name", "arguments"}`` and notes on how it was obtained."""
     req = ChatRequest(
         messages=prompts.reference_args_messages(
             persona, tool, nth=nth, total=total, previous=previous
         ),
-        tools=[tool],
+        tools=[cap_strings(tool)],
         tool_choice={"name": tool["name"]},
         temperature=cfg.scenario_temperature,
         max_tokens=cfg.scenario_max_tokens,
@@ -113,7 +115,12 @@ def reference_call(
         if tc.name == tool["name"]
     ]
     if calls:
-        return {"name": tool["name"], "arguments": calls[0].arguments}, notes
+        args, changes = polish_arguments(
+            calls[0].arguments, tool.get("inputSchema"), rng_for(seed, "polish"), tool_names=tool_names
+        )
+        if changes:
+            notes["polished"] = changes
+        return {"name": tool["name"], "arguments": args}, notes
     # The model could not produce valid arguments: fall back to a schema instance, so the
     # task still exists; the verifiers judge whether it makes sense.
     for k in range(10):
@@ -121,6 +128,9 @@ def reference_call(
             tool.get("inputSchema") or {"type": "object"},
             rng=rng_for(seed, "fallback", k),
             optional_ratio=0.3,
+        )
+        args, _ = polish_arguments(
+            args, tool.get("inputSchema"), rng_for(seed, "polish", k), tool_names=tool_names
         )
         if {"name": tool["name"], "arguments": args} not in previous:
             break
@@ -138,20 +148,39 @@ def write_query(
     *,
     mode: str,
     seed: int,
+    absent: dict[str, Any] | None = None,
 ) -> Gen[tuple[str, dict[str, Any]]]:
-    """The user's query, retried while it leaves out reference values (best kept)."""
-    base = (
-        prompts.irrelevant_query_messages(persona, tools)
-        if mode == "irrelevance"
-        else prompts.query_messages(persona, calls, tools)
+    """The user's query: the model rewrites a plain request built from the calls
+    (:func:`phrasing.request_text`) in the persona's words; a rewrite that leaves out a
+    reference value or reads like junk (:func:`values.query_problems`) is retried, and
+    when none passes the plain request itself is the query.
+
+    For ``irrelevance`` the request is for ``absent``, a call of a tool that is *not*
+    offered (from another domain), so no offered tool can serve it; without one the model
+    invents the request.
+    """
+    tool_names = tuple(t["name"] for t in tools) + ((absent["name"],) if absent else ())
+    wanted = calls if mode != "irrelevance" else ([absent] if absent else [])
+    by_name = {t["name"]: t for t in tools}
+    if absent is not None:
+        by_name[absent["name"]] = absent.get("tool") or {"name": absent["name"]}
+    plain = (
+        phrasing.request_text(wanted, list(by_name.values()), rng_for(seed, "plain"))
+        if wanted
+        else ""
     )
-    schema = (
-        prompts.query_schema(prompts.query_values(calls))
-        if cfg.constrain_query_values
-        else prompts.QUERY_SCHEMA
-    )
-    best, best_cov, missing_best = "", -1.0, []
-    notes: dict[str, Any] = {"attempts": 0}
+    if plain:
+        base = prompts.rewrite_query_messages(persona, plain)
+        schema = (
+            prompts.query_schema(prompts.query_values(wanted))
+            if cfg.constrain_query_values
+            else prompts.QUERY_SCHEMA
+        )
+    else:
+        base = prompts.irrelevant_query_messages(persona, tools)
+        schema = prompts.QUERY_SCHEMA
+    notes: dict[str, Any] = {"attempts": 0, "plain": plain}
+    rejected: list[dict[str, Any]] = []
     messages = base
     for attempt in range(1 + cfg.max_repair_attempts):
         req = ChatRequest(
@@ -164,34 +193,40 @@ def write_query(
         reply = yield from ask_first("scenario", req)
         notes["attempts"] += 1
         try:
-            query = str(parse_json_reply(reply).get("query", "")).strip()
+            query = " ".join(str(parse_json_reply(reply).get("query", "")).split())
         except Exception:
             query = ""
-        if not query:
-            continue
-        cov, missing = value_coverage(query, calls)
-        if cov > best_cov:
-            best, best_cov, missing_best = query, cov, missing
-        if cov >= 1.0:
-            break
+        problems = query_problems(query, tool_names)
+        if wanted:
+            cov, missing = value_coverage(query, wanted)
+            if cov < 1.0:
+                problems.append("leaves out " + ", ".join(missing[:4]))
+            if plain and not (0.5 * len(plain) <= len(query) <= 2.5 * len(plain) + 40):
+                problems.append("much shorter or longer than the request it rewrites")
+        if not problems:
+            notes["source"] = "model"
+            notes["rejected"] = rejected
+            notes["value_coverage"] = 1.0 if wanted else None
+            return query, notes
+        rejected.append({"query": query[:300], "problems": problems})
         messages = [
             *base,
             {"role": "assistant", "content": json.dumps({"query": query}, ensure_ascii=False)},
-            {
-                "role": "user",
-                "content": "It must mention these values literally: "
-                + ", ".join(missing)
-                + ". Write it again.",
-            },
+            {"role": "user", "content": "Not usable: " + "; ".join(problems) + ". Write it again."},
         ]
-    notes["value_coverage"] = max(best_cov, 0.0)
-    notes["missing_values"] = missing_best
-    return best, notes
+    notes["rejected"] = rejected
+    if plain:
+        notes["source"] = "plain"
+        notes["value_coverage"] = value_coverage(plain, wanted)[0] if mode != "irrelevance" else None
+        return plain, notes
+    notes["source"] = "model"
+    return (rejected[-1]["query"] if rejected else ""), notes
 
 
 def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioStep]:
     persona = pick_persona(spec)
     targets = pick_targets(spec, cfg)
+    names = tuple(t["name"] for t in spec.tools)
     calls: list[dict[str, Any]] = []
     ref_notes = []
     for i, tool in enumerate(targets):
@@ -203,19 +238,42 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
             total=len(targets),
             previous=calls,
             seed=seed_for(spec.seed, "ref", i),
+            tool_names=names,
         )
         calls.append(call)
         ref_notes.append(notes)
+    absent = None
+    meta: dict[str, Any] = {"reference": ref_notes, "domain": spec.domain}
+    if spec.mode == "irrelevance" and spec.absent_tool is not None:
+        call, notes = yield from reference_call(
+            persona,
+            spec.absent_tool,
+            cfg,
+            nth=1,
+            total=1,
+            previous=[],
+            seed=seed_for(spec.seed, "absent"),
+            tool_names=(*names, spec.absent_tool["name"]),
+        )
+        absent = {**call, "tool": spec.absent_tool}
+        meta["absent_call"] = call
     query, qnotes = yield from write_query(
-        persona, calls, spec.tools, cfg, mode=spec.mode, seed=seed_for(spec.seed, "query")
+        persona,
+        calls,
+        spec.tools,
+        cfg,
+        mode=spec.mode,
+        seed=seed_for(spec.seed, "query"),
+        absent=absent,
     )
+    meta["query"] = qnotes
     return ScenarioStep(
         mode=spec.mode,
         persona=persona.to_dict(),
         tools=spec.tools,
         query=query,
         reference_calls=calls,
-        meta={"reference": ref_notes, "query": qnotes, "domain": spec.domain},
+        meta=meta,
     )
 
 
@@ -223,6 +281,11 @@ def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
     problems = []
     if len(scenario.query) < 8:
         problems.append("the query is empty or too short")
+    else:
+        problems += [
+            f"the query {p}"
+            for p in query_problems(scenario.query, tuple(t["name"] for t in scenario.tools))
+        ]
     by_name = {t["name"]: t for t in scenario.tools}
     for c in scenario.reference_calls:
         errs = validation_errors(c["arguments"], (by_name.get(c["name"]) or {}).get("inputSchema"))
@@ -274,9 +337,7 @@ def single_turn_conversation(
         )
         tool_msgs = yield from execute_calls(log, answer, server)
         history += [m.to_openai() for m in tool_msgs]
-        final = yield from agent_step(log, history, tools, cfg, seed=spec.seed, tool_choice="none")
-        if final is None:
-            return finish_rejected_by_reflection(log)
+        yield from final_answer(log, history, tools, cfg, seed=spec.seed, results=tool_msgs)
 
     verdict = yield from verify(
         log,

@@ -70,7 +70,9 @@ class TrajectorySpec:
 
     ``tools`` are the MCP tool definitions offered to the Tool Agent (what ``tools/list``
     returns).  ``target_tools`` optionally names which of them the reference calls use;
-    otherwise they are drawn from ``tools`` with ``seed``.
+    otherwise they are drawn from ``tools`` with ``seed``.  ``absent_tool`` (irrelevance
+    only) is a tool that is *not* offered: the user asks for what it does, so the right
+    answer is no call.
     """
 
     id: str
@@ -81,6 +83,7 @@ class TrajectorySpec:
     target_tools: list[str] | None = None
     domain: str = ""
     resume_from: ResumeState | None = None
+    absent_tool: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

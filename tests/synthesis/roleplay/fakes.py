@@ -142,6 +142,9 @@ def smart_reply(req: ChatRequest) -> ChatResult:
         detail = m.group(1) if m else "the rest"
         return as_json({"goal_met": False, "message": f"Please help me. Details: {detail}"})
     if props == {"query"}:
+        rewrite = re.search(r"^Request: (.*)$", last, re.M)
+        if rewrite:
+            return as_json({"query": "Hello there. " + rewrite.group(1)})
         m = re.search(r"Include these exact values: (.*?)\. Do not", last)
         values = m.group(1) if m else "something no tool can do"
         return as_json({"query": f"Could you please take care of this for me: {values}?"})

@@ -12,9 +12,9 @@ def vote(decision, why):
     return as_json({"rationale": why, "decision": decision})
 
 
-def run(backends, **cfg):
+def run(backends, mode="single", **cfg):
     sink = MemorySink()
-    spec = TrajectorySpec(id="t", mode="single", tools=[GET_WEATHER], seed=5)
+    spec = TrajectorySpec(id="t", mode=mode, tools=[GET_WEATHER], seed=5)
     (res,) = run_trajectories(
         [spec], {**backends, "default": smart_backend()}, sink, RoleplayConfig(**{**CFG, **cfg})
     )
@@ -68,21 +68,23 @@ def test_majority_of_last_round_decides_and_a_tie_rejects():
     assert res.finish.verdict == "accept"
 
 
-def query_without_values(req):
+def http_line_query(req):
     if req.json_schema and set(req.json_schema.get("properties", {})) == {"query"}:
-        return as_json({"query": "Tell me something nice please."})
+        return as_json({"query": "GET /v1/stocks/ACME/quote please"})
     return smart_reply(req)
 
 
 def test_rule_reject_skips_model_votes():
-    # a query that mentions none of the reference values fails the coverage rule
+    # an irrelevance task with no absent tool to ask about: the model writes the query, and
+    # one that reads like an HTTP request fails the rule checks
     verifier = ScriptedBackend(default=lambda r: vote("accept", "ok").text)
     res, votes = run(
-        {"scenario": ScriptedBackend(default=query_without_values), "verifier": verifier},
+        {"scenario": ScriptedBackend(default=http_line_query), "verifier": verifier},
+        mode="irrelevance",
         verifier_count=3,
     )
     assert [v.verifier for v in votes] == ["rules"]
-    assert votes[0].decision == "reject" and "reference values" in votes[0].rationale
+    assert votes[0].decision == "reject" and "HTTP request" in votes[0].rationale
     assert verifier.requests == []
     assert res.status == "rejected"
 

@@ -1,0 +1,231 @@
+"""Plausibility of argument values, and realistic replacements.
+
+A tool-use example teaches a model to copy values from a request into a call, so its
+values must look like what a person would type: ``"Lisbon"``, ``"2025-06-14"``,
+``"ord_4f2a91c0"``; never ``"{city}"``, ``"string"``, ``"12345678910111111"`` or the tool's
+own name.  Small models write such placeholders often; large ones rarely.  So reference
+calls are written by the model and then checked value by value here:
+
+* :func:`implausible` names what is wrong with one value (or returns ``None``);
+* :func:`polish_arguments` keeps every plausible value the model wrote, drops an
+  implausible optional one, and replaces an implausible required one by a realistic value
+  for its name and schema (:func:`schema_utils.synthesize_instance`, which knows names
+  like ``city``, ``email``, ``*_id`` and formats like ``date``), so the data stays
+  schema-valid and readable whatever the model.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from .schema_utils import resolve, synthesize_instance, validation_errors
+
+PLACEHOLDER_WORDS = {
+    "string", "object", "array", "integer", "number", "boolean", "null", "none", "value",
+    "example", "sample", "placeholder", "todo", "tbd", "xxx", "lorem", "ipsum", "foo", "bar",
+    "baz", "test", "dummy", "n/a", "na", "your", "insert", "unknown",
+}  # fmt: skip
+_PLACEHOLDER_RX = re.compile(
+    r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z_ ]{1,30}>|\$\{|%s|\byour[_ -]", re.I
+)
+_REPEAT_RX = re.compile(r"(.)\1{4,}")
+_LONG_DIGITS_RX = re.compile(r"\d{13,}")
+_SEQUENTIAL = ("0123456789", "1234567890", "9876543210")
+# Names whose values are free text (a message body, a note): longer values are fine.
+_TEXT_KEYS = ("body", "message", "text", "description", "comment", "note", "content", "summary", "bio", "reason")
+
+
+def _words(s: str) -> list[str]:
+    return re.findall(r"[a-z0-9/]+", s.lower())
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", s.lower())
+
+
+def implausible(
+    value: Any, key: str = "", schema: dict[str, Any] | None = None, *, tool_names: tuple[str, ...] = ()
+) -> str | None:
+    """Why ``value`` (of parameter ``key``) is not what a person would type, or ``None``.
+
+    >>> implausible("{city}", "city"), implausible("Lisbon", "city")
+    ('a template placeholder', None)
+    >>> implausible("string", "name"), implausible("12345678910111111", "amount")
+    ('a type name or placeholder word', 'a run of sequential digits')
+    """
+    schema = schema or {}
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        if any(s in text for s in _SEQUENTIAL) or _REPEAT_RX.search(text.replace(".", "")):
+            return "a run of sequential or repeated digits"
+        return None
+    if not isinstance(value, str):
+        return None
+    s = value.strip()
+    if schema.get("enum") and value in schema["enum"]:
+        return None
+    if not s:
+        return "an empty string"
+    if _PLACEHOLDER_RX.search(s):
+        return "a template placeholder"
+    if s.lower().strip(".") in PLACEHOLDER_WORDS or s.lower() == key.lower():
+        return "a type name or placeholder word"
+    low = _norm(s)
+    if low and any(low == _norm(t) or (len(_norm(t)) > 6 and _norm(t) in low) for t in tool_names):
+        return "the tool's own name"
+    if any(seq in s for seq in _SEQUENTIAL) or any(seq[:6] in re.sub(r"\D", "", s) and len(re.sub(r"\D", "", s)) >= 9 for seq in _SEQUENTIAL):
+        return "a run of sequential digits"
+    if _REPEAT_RX.search(s):
+        return "a run of one repeated character"
+    if _LONG_DIGITS_RX.search(s) and not schema.get("pattern"):
+        return "an implausibly long number"
+    textual = any(k in key.lower() for k in _TEXT_KEYS)
+    limit = 300 if textual else 80
+    if len(s) > limit and not schema.get("maxLength"):
+        return f"longer than {limit} characters"
+    if not textual and s.count(" ") > 12:
+        return "a sentence where a short value belongs"
+    if re.fullmatch(r"(GET|POST|PUT|PATCH|DELETE)\s+/.*", s):
+        return "an HTTP request line"
+    return None
+
+
+def polish_arguments(
+    arguments: dict[str, Any],
+    schema: dict[str, Any] | None,
+    rng: random.Random,
+    *,
+    tool_names: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """``arguments`` with implausible top-level values dropped (optional) or replaced
+    (required), and a note per change ``{"argument", "problem", "action"}``.
+
+    The result validates against ``schema`` whenever ``arguments`` did (a replacement that
+    would not validate is not made: the value is kept and the note says so).
+    """
+    schema = schema or {}
+    props = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    out = dict(arguments)
+    notes: list[dict[str, str]] = []
+    for key, value in arguments.items():
+        sub = resolve(props.get(key) or {}, schema)
+        sub = sub if isinstance(sub, dict) else {}
+        problem = _deep_problem(value, key, sub, tool_names)
+        if problem is None:
+            continue
+        if key not in required:
+            out.pop(key)
+            notes.append({"argument": key, "problem": problem, "action": "dropped"})
+            continue
+        replacement = None
+        for k in range(6):
+            candidate = synthesize_instance(
+                {"type": "object", "properties": {key: props.get(key) or {}}, "required": [key],
+                 **{d: schema[d] for d in ("$defs", "definitions") if d in schema}},
+                rng=random.Random(rng.random() + k),
+                optional_ratio=0.3,
+            ).get(key)
+            if _deep_problem(candidate, key, sub, tool_names) is None:
+                replacement = candidate
+                break
+        trial = {**out, key: replacement}
+        if replacement is None or validation_errors(trial, schema):
+            notes.append({"argument": key, "problem": problem, "action": "kept"})
+            continue
+        out = trial
+        notes.append({"argument": key, "problem": problem, "action": "replaced"})
+    return out, notes
+
+
+def _deep_problem(value: Any, key: str, schema: dict[str, Any], tool_names: tuple[str, ...]) -> str | None:
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for k, v in value.items():
+            p = _deep_problem(v, k, props.get(k) if isinstance(props.get(k), dict) else {}, tool_names)
+            if p:
+                return f"{k}: {p}"
+        return None
+    if isinstance(value, list):
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        for v in value:
+            p = _deep_problem(v, key, items, tool_names)
+            if p:
+                return p
+        return None
+    return implausible(value, key, schema, tool_names=tool_names)
+
+
+def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
+    """What makes a user's request unusable as training data (empty when none).
+
+    >>> query_problems("GET /api/users/42 for me")
+    ['reads like an HTTP request, not a person']
+    >>> query_problems("What's the weather in Lisbon on 2025-06-14?")
+    []
+    """
+    q = query.strip()
+    out = []
+    words = q.split()
+    if len(words) < 3:
+        out.append("fewer than three words")
+    if re.match(r"^(GET|POST|PUT|PATCH|DELETE|HEAD)\b", q) or re.search(r"\s/[a-z0-9_{}-]+/", q, re.I):
+        out.append("reads like an HTTP request, not a person")
+    if re.match(r"^\s*(select|insert|update|delete)\b.*\b(from|into|set|where)\b", q, re.I):
+        out.append("reads like SQL, not a person")
+    if _PLACEHOLDER_RX.search(q):
+        out.append("contains a template placeholder")
+    named = [t for t in tool_names if len(t) > 4 and ("_" in t or re.search(r"[a-z][A-Z]", t)) and t.lower() in q.lower()]
+    if named:
+        out.append(f"names the tool {named[0]}")
+    if len(q) > 600:
+        out.append("longer than 600 characters")
+    if _REPEAT_RX.search(q.replace(" ", "")) or (words and len(set(words)) < len(words) / 3):
+        out.append("repeats itself")
+    letters = sum(ch.isalpha() for ch in q)
+    if q and letters / len(q) < 0.5:
+        out.append("mostly symbols and digits")
+    return out
+
+
+def cap_strings(tool: dict[str, Any], *, short: int = 80, text: int = 300) -> dict[str, Any]:
+    """A copy of ``tool`` whose ``inputSchema`` strings without a bound get ``maxLength``
+    (``text`` for free-text names like ``body``, else ``short``).
+
+    Given to a grammar-constrained decoder, it stops a small model from running a string
+    to the token limit (an unterminated, unparseable call); validation still uses the
+    original schema.
+
+    >>> cap_strings({"name": "f", "inputSchema": {"type": "object", "properties": {"city": {"type": "string"}}}})["inputSchema"]
+    {'type': 'object', 'properties': {'city': {'type': 'string', 'maxLength': 80}}}
+    """
+
+    def walk(node: Any, key: str, depth: int) -> Any:
+        if depth > 12 or not isinstance(node, dict):
+            return node
+        out = {}
+        for k, v in node.items():
+            if k == "properties" and isinstance(v, dict):
+                out[k] = {name: walk(sub, name, depth + 1) for name, sub in v.items()}
+            elif k in ("items", "additionalProperties") and isinstance(v, dict):
+                out[k] = walk(v, key, depth + 1)
+            elif k in ("anyOf", "oneOf", "allOf") and isinstance(v, list):
+                out[k] = [walk(sub, key, depth + 1) for sub in v]
+            elif k in ("$defs", "definitions") and isinstance(v, dict):
+                out[k] = {name: walk(sub, name, depth + 1) for name, sub in v.items()}
+            else:
+                out[k] = v
+        types = node.get("type")
+        is_string = types == "string" or (isinstance(types, list) and "string" in types)
+        if is_string and not any(x in node for x in ("maxLength", "enum", "const", "pattern", "format")):
+            out["maxLength"] = text if any(t in key.lower() for t in _TEXT_KEYS) else short
+        return out
+
+    schema = tool.get("inputSchema")
+    if not isinstance(schema, dict):
+        return tool
+    return {**tool, "inputSchema": walk(schema, "", 0)}

@@ -1,0 +1,170 @@
+"""What keeps synthesized data readable whatever the model: implausible values replaced,
+junk queries replaced by a plain request, raw-echo answers replaced by a summary."""
+
+import random
+
+from synthesis.llm.base import ChatResult
+from synthesis.llm.scripted import ScriptedBackend
+from synthesis.roleplay import (
+    MemorySink,
+    RoleplayConfig,
+    TrajectorySpec,
+    plan_specs,
+    run_trajectories,
+)
+from synthesis.roleplay.phrasing import action_phrase, answer_text, request_text
+from synthesis.roleplay.schema_utils import validation_errors
+from synthesis.roleplay.steps import MessageStep, ScenarioStep
+from synthesis.roleplay.values import cap_strings, implausible, polish_arguments, query_problems
+
+from .fakes import (
+    ALL_TOOLS,
+    GET_ORDER,
+    GET_WEATHER,
+    SEND_EMAIL,
+    as_json,
+    call,
+    smart_backend,
+    smart_reply,
+)
+
+CFG = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0)
+
+
+def run(spec, **backends):
+    sink = MemorySink()
+    (res,) = run_trajectories([spec], {"default": smart_backend(), **backends}, sink, CFG)
+    return res, sink.steps[spec.id]
+
+
+def scenario_of(steps):
+    return next(s for s in steps if isinstance(s, ScenarioStep))
+
+
+# ---------------------------------------------------------------- values
+
+
+def test_placeholders_and_junk_values_are_implausible():
+    for value, key in [("{city}", "city"), ("[unit]", "unit"), ("string", "name"), ("get_weather", "city"),
+                       ("12345678910111111", "amount"), ("aaaaaaa", "code"), ("GET /users/1", "path")]:
+        assert implausible(value, key, tool_names=("get_weather",)), value
+    for value, key in [("Lisbon", "city"), ("2025-06-14", "date"), ("ord_4f2a91c0", "order_id"), (42, "n"),
+                       ("Please call me after 5pm about the delivery.", "body")]:
+        assert implausible(value, key) is None, value
+
+
+def test_polish_replaces_required_drops_optional_and_keeps_the_call_valid():
+    schema = SEND_EMAIL["inputSchema"]
+    args = {"to": "lena.berg@example.com", "subject": "{subject}", "body": "string"}
+    out, notes = polish_arguments(args, schema, random.Random(1), tool_names=("send_email",))
+    assert out["to"] == "lena.berg@example.com"
+    assert "body" not in out  # optional and implausible: dropped
+    assert out["subject"] != "{subject}" and implausible(out["subject"], "subject") is None
+    assert validation_errors(out, schema) == []
+    assert {(n["argument"], n["action"]) for n in notes} == {("subject", "replaced"), ("body", "dropped")}
+
+
+def test_cap_strings_bounds_free_strings_only():
+    capped = cap_strings(SEND_EMAIL)["inputSchema"]["properties"]
+    assert capped["subject"]["maxLength"] == 80 and capped["body"]["maxLength"] == 300
+    assert "maxLength" not in capped["to"]  # has a format
+    assert "maxLength" not in SEND_EMAIL["inputSchema"]["properties"]["subject"]  # a copy
+
+
+# ---------------------------------------------------------------- phrasing
+
+
+def test_action_phrases_are_imperative():
+    assert action_phrase({"name": "x", "description": "Returns the list of invoices."}) == "get the list of invoices"
+    assert action_phrase({"name": "x", "description": "This endpoint allows you to search books by title."}) == "search books by title"
+    assert action_phrase({"name": "listInflectedForms", "description": ""}) == "list inflected forms"
+
+
+def test_plain_request_mentions_every_value_and_no_tool_name():
+    calls = [{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}},
+             {"name": "send_email", "arguments": {"to": "a.b@example.com", "subject": "Trip"}}]
+    text = request_text(calls, ALL_TOOLS, random.Random(0))
+    for v in ("Oslo", "celsius", "a.b@example.com", "Trip"):
+        assert v in text
+    assert query_problems(text, ("get_weather", "send_email")) == []
+
+
+def test_junk_queries_are_named():
+    assert "reads like an HTTP request, not a person" in query_problems("GET /api/v2/users/42 now please")
+    assert any("SQL" in p for p in query_problems("select * from orders where id = 4"))
+    assert any("names the tool" in p for p in query_problems("please run get_weather for Oslo", ("get_weather",)))
+    assert any("placeholder" in p for p in query_problems("What is the weather in {city} today?"))
+
+
+def test_answer_text_summarises_results_and_errors():
+    ok = {"jsonrpc": "2.0", "id": 1, "result": {"structuredContent": {"city": "Oslo", "temperature": 3.5}}}
+    err = {"jsonrpc": "2.0", "id": 2, "error": {"code": -32602, "message": "unknown order ord_1"}}
+    text = answer_text([("get_weather", ok), ("get_order", err)])
+    assert "Oslo" in text and "3.5" in text and "unknown order ord_1" in text
+
+
+# ---------------------------------------------------------------- in the role-play
+
+
+def junk_everything(req):
+    """A model that writes placeholders, HTTP lines and raw echoes."""
+    props = set((req.json_schema or {}).get("properties") or {})
+    if props == {"query"}:
+        return as_json({"query": "GET /weather/{city}"})
+    if isinstance(req.tool_choice, dict) and req.tool_choice["name"] == "get_weather":
+        return call("get_weather", city="{city}")
+    return smart_reply(req)
+
+
+def test_a_junk_writing_model_still_gives_a_readable_valid_single_turn_example():
+    spec = TrajectorySpec(id="s", mode="single", tools=[GET_WEATHER], seed=3)
+    res, steps = run(spec, scenario=ScriptedBackend(default=junk_everything))
+    sc = scenario_of(steps)
+    (ref,) = sc.reference_calls
+    assert ref["arguments"]["city"] != "{city}" and implausible(ref["arguments"]["city"], "city") is None
+    assert sc.meta["reference"][0]["polished"][0]["action"] == "replaced"
+    # the rewrite failed every attempt: the plain request is the query, with the value in it
+    assert sc.meta["query"]["source"] == "plain" and sc.meta["query"]["rejected"]
+    assert ref["arguments"]["city"] in sc.query and query_problems(sc.query, ("get_weather",)) == []
+    assert res.status == "accepted"
+
+
+def test_a_good_rewrite_is_kept():
+    spec = TrajectorySpec(id="s", mode="single", tools=[GET_WEATHER], seed=3)
+    res, steps = run(spec)
+    sc = scenario_of(steps)
+    assert sc.meta["query"]["source"] == "model" and sc.query.startswith("Hello there.")
+
+
+def test_irrelevance_asks_for_what_an_absent_tool_does():
+    spec = TrajectorySpec(id="i", mode="irrelevance", tools=[GET_WEATHER], seed=3, absent_tool=SEND_EMAIL)
+    res, steps = run(spec)
+    sc = scenario_of(steps)
+    assert sc.reference_calls == []
+    absent = sc.meta["absent_call"]
+    assert absent["name"] == "send_email" and absent["arguments"]["to"] in sc.query
+    assert "send" in sc.query.lower() and "send_email" not in sc.query
+
+
+def test_plan_specs_gives_irrelevance_a_tool_from_another_domain():
+    specs = plan_specs({"weather": [GET_WEATHER], "mail": [SEND_EMAIL], "shop": [GET_ORDER]}, 12,
+                       RoleplayConfig(modes={"irrelevance": 1.0}), seed=4)
+    for s in specs:
+        assert s.absent_tool is not None and s.absent_tool["name"] not in {t["name"] for t in s.tools}
+
+
+def echoing_agent(req):
+    if req.tool_choice == "none":
+        return ChatResult(text='<tool_response> {"city": "Oslo"} </tool_response>')
+    return smart_reply(req)
+
+
+def test_an_answer_echoing_raw_tool_output_is_replaced_by_a_summary():
+    spec = TrajectorySpec(id="e", mode="single", tools=[GET_WEATHER], seed=3)
+    res, steps = run(spec, agent=ScriptedBackend(default=echoing_agent))
+    msgs = [s for s in steps if isinstance(s, MessageStep)]
+    final = msgs[-1]
+    assert final.role == "assistant" and final.meta.get("source") == "plain"
+    assert "<tool_response>" not in final.content and final.content.startswith("Done.")
+    assert any(r.kind == "reflection" and r.action == "rejected" for r in steps)
+    assert res.status == "accepted"
