@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.postgres.search import TrigramSimilarity
-from django.db.models import Q, QuerySet
+from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 
 from inftool_web.catalog.models import Tool, TreeNode
 from inftool_web.loop.models import EvaluationRun, Iteration
@@ -85,6 +85,16 @@ def effective_verdict_q(verdict: str) -> Q:
     if verdict == "rejected":
         return Q(audit_decision__in=["reject", "flag"]) | Q(audit_decision="", verdict="rejected")
     return Q(audit_decision="", verdict="")
+
+
+def effective_verdict_value() -> Case:
+    """``Trajectory.effective_verdict`` computed in SQL, for annotating a queryset."""
+    return Case(
+        When(audit_decision="accept", then=Value("accepted")),
+        When(audit_decision__in=["reject", "flag"], then=Value("rejected")),
+        default=F("verdict"),
+        output_field=CharField(),
+    )
 
 
 def trajectory_list(*, filters: TrajectoryFilters | None = None) -> QuerySet[Trajectory]:

@@ -132,6 +132,8 @@ class Trajectory(models.Model):
             ),
         ]
         indexes = [
+            # Pages and exports of one iteration walk it in id order (keyset pagination).
+            models.Index(fields=["iteration", "id"], name="synth_traj_iteration_id_idx"),
             models.Index(fields=["iteration", "kind"]),
             models.Index(fields=["iteration", "status"]),
             models.Index(fields=["iteration", "verdict"]),

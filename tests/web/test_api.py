@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 from rest_framework.test import APIClient
 
+from inftool_web.api.apis import TrajectoryOutputSerializer
 from inftool_web.core.roles import set_role
 from inftool_web.loop.models import CategoryResult, Iteration
 from inftool_web.web.services import audit_record
@@ -225,6 +227,76 @@ def test_bad_filters_are_400_listing_valid_values(viewer, query, field, valid):
 def test_bad_filters_are_all_reported_at_once(viewer):
     errors = client_for(viewer).get("/api/trajectories/?mode=x&difficulty=y").json()
     assert set(errors) == {"mode", "difficulty"}
+
+
+# ------------------------------------------------------------------ pages
+def walk(client, url: str) -> list[dict]:
+    """Every row of a cursor-paged listing, following the ``next`` links."""
+    rows = []
+    while url:
+        r = client.get(url)
+        assert r.status_code == 200, r.content
+        body = r.json()
+        assert "count" not in body  # no COUNT(*) per page
+        rows += body["results"]
+        url = body["next"]
+    return rows
+
+
+def test_trajectory_pages_follow_the_cursor_in_id_order(viewer, rows):
+    c = client_for(viewer)
+    extra = [done(rows["it"], messages=False) for _ in range(5)]
+    everything = walk(c, "/api/trajectories/?limit=2")
+    ids_seen = [r["id"] for r in everything]
+    assert ids_seen == sorted(ids_seen) and len(set(ids_seen)) == len(ids_seen) == 6 + len(extra)
+    # filters hold on every page, and the previous link leads back
+    accepted = walk(c, f"/api/trajectories/?iteration={rows['it'].pk}&verdict=accepted&limit=1")
+    assert {r["id"] for r in accepted} == {rows[k].pk for k in "ace"} | {t.pk for t in extra}
+    second = c.get(c.get("/api/trajectories/?limit=3").json()["next"]).json()
+    back = c.get(second["previous"]).json()
+    assert [r["id"] for r in back["results"]] == ids_seen[:3]
+
+
+def test_page_size_is_capped(viewer):
+    it = IterationFactory()
+    for _ in range(3):
+        done(it, messages=False)
+    c = client_for(viewer)
+    assert len(c.get("/api/trajectories/?limit=2").json()["results"]) == 2
+    assert len(c.get("/api/trajectories/?limit=abc").json()["results"]) == 3  # the default, 50
+    from inftool_web.api.pagination import MAX_PAGE_SIZE, IdCursorPages, LimitOffsetPages
+
+    assert IdCursorPages.max_page_size == LimitOffsetPages.max_limit == MAX_PAGE_SIZE == 500
+    assert c.get("/api/iterations/?limit=100000").json()["count"] == 1
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", base64.b64encode(b"p=abc").decode(),
+                                    base64.b64encode(b"p=99999999999999999999").decode(),
+                                    base64.b64encode("p=²".encode()).decode()])
+def test_a_bad_cursor_is_a_400(viewer, rows, cursor):
+    r = client_for(viewer).get("/api/trajectories/", {"cursor": cursor})
+    assert r.status_code == 400, r.content
+    assert "cursor" in r.json()
+
+
+def test_trajectory_list_rows_match_the_serializer(viewer, rows):
+    """The list shapes plain rows itself for speed; its output must stay the serializer's."""
+    from inftool_web.synth.models import Trajectory
+
+    listed = {t["id"]: t for t in client_for(viewer).get("/api/trajectories/").json()["results"]}
+    expected = {t["id"]: dict(t) for t in TrajectoryOutputSerializer(Trajectory.objects.all(), many=True).data}
+    assert listed == expected
+    assert listed[rows["d"].pk]["effective_verdict"] == "rejected"
+
+
+def test_schema_documents_the_pages(viewer):
+    schema = json.loads(client_for(viewer).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").content)
+    trajectories = schema["paths"]["/api/trajectories/"]["get"]
+    assert {"cursor", "limit"} <= {p["name"] for p in trajectories["parameters"]}
+    page = trajectories["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(schema["components"]["schemas"][page]["properties"]) == {"next", "previous", "results"}
+    tools = schema["paths"]["/api/tools/"]["get"]
+    assert {"limit", "offset"} <= {p["name"] for p in tools["parameters"]}
 
 
 # ------------------------------------------------------------------ exports
