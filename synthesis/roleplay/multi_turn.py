@@ -15,7 +15,7 @@ from typing import Any
 
 from synthesis.llm.base import ChatRequest
 
-from . import prompts
+from . import phrasing, prompts
 from .agent import agent_step, execute_calls
 from .config import RoleplayConfig
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
@@ -24,6 +24,7 @@ from .scoring import Score, call_set_agreement, execution_consistency, multi_tur
 from .server_sim import ServerSimulator, verb_of
 from .single_turn import finish, finish_rejected_by_reflection, pick_persona, reference_call
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
+from .values import query_problems
 from .verify import multi_turn_transcript, verify
 
 _CREATE_VERBS = {
@@ -73,6 +74,7 @@ def user_facts(calls: list[dict[str, Any]]) -> dict[str, Any]:
 def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioStep]:
     persona = pick_persona(spec)
     tools = plan_tools(spec, cfg)
+    names = tuple(t["name"] for t in spec.tools)
     calls: list[dict[str, Any]] = []
     notes = []
     for i, tool in enumerate(tools):
@@ -84,6 +86,7 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
             total=len(tools),
             previous=calls,
             seed=seed_for(spec.seed, "ref", i),
+            tool_names=names,
         )
         calls.append(call)
         notes.append(n)
@@ -96,11 +99,15 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
     )
     reply = yield from ask_first("scenario", req)
     try:
-        goal = str(parse_json_reply(reply).get("goal", "")).strip()
+        goal = " ".join(str(parse_json_reply(reply).get("goal", "")).split())
     except Exception:
         goal = ""
-    if not goal:
-        goal = "I need help with: " + "; ".join(c["name"].replace("_", " ") for c in calls)
+    # The goal steers every user turn: a junk one (a request line, a tool name) is replaced
+    # by a plain statement of the plan.
+    goal_problems = query_problems(goal, names) if goal else ["empty"]
+    source = "model"
+    if goal_problems:
+        goal, source = plain_goal(calls, spec.tools), "plain"
     return ScenarioStep(
         mode="multi_turn",
         persona=persona.to_dict(),
@@ -108,8 +115,41 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
         goal=goal,
         reference_calls=calls,
         user_facts=user_facts(calls),
-        meta={"reference": notes, "domain": spec.domain},
+        meta={
+            "reference": notes,
+            "domain": spec.domain,
+            "goal": {"source": source, "rejected": goal_problems},
+        },
     )
+
+
+def plain_goal(calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
+    """``I want to create an order with item tea and quantity 2, then get the order.``"""
+    by_name = {t["name"]: t for t in tools}
+    parts = []
+    for i, c in enumerate(calls):
+        action = phrasing.action_phrase(by_name.get(c["name"]) or {"name": c["name"]})
+        args = {k: v for k, v in (c.get("arguments") or {}).items() if not (i > 0 and is_id_key(k))}
+        d = phrasing.details(args)
+        parts.append(f"{action} with {d}" if d else action)
+    return "I want to " + ", then ".join(parts) + "."
+
+
+def plain_user_message(
+    scenario: ScenarioStep, hidden: dict[str, Any], transcript: list[tuple[str, str]]
+) -> tuple[str, bool]:
+    """The user's turn without a model: the goal first (with a detail or two), then the
+    details asked for, then thanks."""
+    if not transcript:
+        calls = scenario.reference_calls
+        by_name = {t["name"]: t for t in scenario.tools}
+        action = phrasing.action_phrase(by_name.get(calls[0]["name"]) or {"name": calls[0]["name"]}) if calls else "get some help"
+        first = dict(list(hidden.items())[:2])
+        d = phrasing.details(first)
+        return f"Hi, I'd like to {action}" + (f", with {d}." if d else "."), False
+    if hidden:
+        return "Sure: " + phrasing.details(hidden) + ".", False
+    return "Thanks, that's everything I needed.", True
 
 
 def _unrevealed(facts: dict[str, Any], said: str) -> dict[str, Any]:
@@ -141,18 +181,25 @@ def user_turn(
         reply = yield from ask_first("user", req)
         try:
             obj = parse_json_reply(reply)
-            text = str(obj.get("message", "")).strip()
+            text = " ".join(str(obj.get("message", "")).split())
             goal_met = bool(obj.get("goal_met")) and bool(transcript)
         except Exception as e:
             meta.setdefault("errors", []).append(str(e)[:200])
             continue
-        if text:
+        problems = (
+            query_problems(text, tuple(t["name"] for t in scenario.tools))
+            if not goal_met
+            else []
+        )
+        if text and not problems:
             if attempt:
                 meta["attempts"] = attempt + 1
             return text, goal_met, meta
-    raise RoleplayError(
-        f"the User Simulator produced no usable message in {1 + cfg.max_repair_attempts} attempts: {meta}"
-    )
+        meta.setdefault("rejected", []).append({"message": text[:300], "problems": problems or ["empty"]})
+    # No usable message from the model: the plain one keeps the conversation going.
+    text, goal_met = plain_user_message(scenario, hidden, transcript)
+    meta["source"] = "plain"
+    return text, goal_met, meta
 
 
 def multi_turn_conversation(
@@ -207,7 +254,20 @@ def multi_turn_conversation(
                 meta={"turn": turn},
             )
             if reply is None:
-                return finish_rejected_by_reflection(log)
+                after_results = bool(messages) and messages[-1].role == "tool"
+                if not after_results:
+                    return finish_rejected_by_reflection(log)
+                # A text answer to tool results that failed reflection (e.g. it pasted the
+                # raw output): a plain summary of those results takes its place.
+                reply = log.take(MessageStep, role="assistant") or log.emit(
+                    MessageStep(
+                        role="assistant",
+                        content=phrasing.answer_text(
+                            [(m.name or "", m.mcp or {}) for m in _last_results(messages)]
+                        ),
+                        meta={"turn": turn, "source": "plain"},
+                    )
+                )
             messages.append(reply)
             history.append(reply.to_openai())
             if not reply.tool_calls:
@@ -224,6 +284,15 @@ def multi_turn_conversation(
         settings=cfg.verify_settings(),
     )
     return finish(log, verdict, score_multi_turn(scenario, messages, cfg), cfg, ended_by=ended)
+
+
+def _last_results(messages: list[MessageStep]) -> list[MessageStep]:
+    out: list[MessageStep] = []
+    for m in reversed(messages):
+        if m.role != "tool":
+            break
+        out.append(m)
+    return out[::-1]
 
 
 def rule_problems(messages: list[MessageStep]) -> list[str]:

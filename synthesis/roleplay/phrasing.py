@@ -34,6 +34,19 @@ VERBS = {
     "link", "unlink", "sync", "merge", "split", "share", "order", "pay", "charge", "refund",
     "transfer", "notify", "monitor", "test", "ping", "upsert", "insert", "view",
 }  # fmt: skip
+VERBS |= {
+    "place", "make", "build", "plan", "reserve", "rent", "buy", "sell", "purchase", "join",
+    "leave", "follow", "unfollow", "like", "comment", "reply", "vote", "rate", "review", "sign",
+    "login", "logout", "authenticate", "authorize", "browse", "filter", "sort", "predict",
+    "recommend", "suggest", "classify", "summarize", "summarise", "transcribe", "scan", "print",
+    "render", "preview", "encode", "decode", "encrypt", "decrypt", "hash", "compress", "shorten",
+    "geocode", "route", "ship", "deliver", "dispatch", "receive", "claim", "redeem", "issue",
+    "renew", "extend", "upgrade", "downgrade", "activate", "deactivate", "block", "unblock",
+    "ban", "mute", "report", "flag", "pin", "star", "watch", "fork", "clone", "deploy", "lint",
+    "install", "configure", "provision", "scale", "backup", "migrate", "clear", "purge",
+    "flush", "increment", "decrement", "allocate", "release", "lock", "unlock", "hold", "retry",
+    "skip", "label", "look", "identify", "initiate", "finalize", "download",
+}  # fmt: skip
 # Verbs that read better as "get" in a request ("return me the forecast" does not).
 _AS_GET = {"return", "retrieve", "fetch", "obtain", "read", "provide", "display", "describe", "query"}
 _LEADS = re.compile(

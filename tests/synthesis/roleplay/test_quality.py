@@ -168,3 +168,33 @@ def test_an_answer_echoing_raw_tool_output_is_replaced_by_a_summary():
     assert "<tool_response>" not in final.content and final.content.startswith("Done.")
     assert any(r.kind == "reflection" and r.action == "rejected" for r in steps)
     assert res.status == "accepted"
+
+
+def junk_user(req):
+    props = set((req.json_schema or {}).get("properties") or {})
+    if props == {"goal"}:
+        return as_json({"goal": "POST /orders {item}"})
+    if props == {"goal_met", "message"}:
+        return as_json({"goal_met": False, "message": "GET /orders/{order_id}"})
+    return smart_reply(req)
+
+
+def test_a_junk_user_simulator_is_replaced_by_plain_turns_and_the_conversation_goes_on():
+    from .fakes import CREATE_ORDER
+
+    spec = TrajectorySpec(id="m", mode="multi_turn", tools=[CREATE_ORDER, GET_ORDER], seed=3,
+                          target_tools=["create_order"])
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=3)
+    sink = MemorySink()
+    (res,) = run_trajectories([spec], {"default": smart_backend(), "scenario": ScriptedBackend(default=junk_user),
+                                       "user": ScriptedBackend(default=junk_user)}, sink, cfg)
+    steps = sink.steps["m"]
+    sc = scenario_of(steps)
+    assert sc.meta["goal"]["source"] == "plain" and sc.goal.startswith("I want to place an order")
+    users = [s for s in steps if isinstance(s, MessageStep) and s.role == "user"]
+    assert users and all(u.meta.get("source") == "plain" for u in users)
+    assert all(query_problems(u.content) == [] or u.meta.get("goal_met") for u in users)
+    # the first turn states the goal with details, the agent then calls the tool
+    assert "place an order" in users[0].content
+    assert any(isinstance(s, MessageStep) and s.role == "assistant" and s.tool_calls for s in steps)
+    assert res.status in ("accepted", "rejected") and res.finish is not None
