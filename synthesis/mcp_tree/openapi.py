@@ -84,6 +84,10 @@ _TYPE_ALIASES = {
 }
 # Headers that belong to transport or auth, not to what the caller decides.
 _SKIPPED_HEADERS = frozenset({"accept", "content-type", "authorization", "content-length"})
+# Credentials declared as plain parameters instead of security schemes (``x-tyk-authorization``,
+# ``Ocp-Apim-Subscription-Key``, ``?api_key=``): the MCP server holds them, the caller does not.
+_CREDENTIAL_HEADER_RX = re.compile(r"auth|api[-_]?key|subscription[-_]?key|token|secret|password|session", re.I)
+_CREDENTIAL_QUERY = frozenset({"api_key", "apikey", "api-key", "access_token", "auth_token", "client_secret"})
 # Transport and credential parameters on every operation of a Google discovery API.
 _GOOGLE_STANDARD_PARAMS = (
     "$.xgafv",
@@ -1168,6 +1172,12 @@ class _Converter:
             loc = p["in"]
             name = p["name"]
             if loc == "header" and name.lower() in _SKIPPED_HEADERS:
+                continue
+            if self.opts.drop_auth_params and (
+                (loc in ("header", "cookie") and _CREDENTIAL_HEADER_RX.search(name))
+                or (loc == "query" and name.lower() in _CREDENTIAL_QUERY)
+            ):
+                self.warn("credential_param_skipped", f"{loc} parameter {name!r} looks like a credential")
                 continue
             if (loc, name) in self.skip_params:
                 continue

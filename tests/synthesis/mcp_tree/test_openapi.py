@@ -158,7 +158,8 @@ def test_oas30_yaml_refs_clashes_nullable_and_bodies():
     get = tools["getBook"]
     props = get.input_schema["properties"]
     # path wins the name; the query parameter of the same name is renamed deterministically.
-    assert list(props) == ["bookId", "query_bookId", "lang", "session"]
+    assert list(props) == ["bookId", "query_bookId", "lang", "theme"]
+    # credentials declared as plain parameters are the server's business, not the caller's
     assert get.input_schema["required"] == ["bookId"]
     assert {b.arg: b.location for b in get.bindings}["query_bookId"] == "query"
     assert props["lang"]["type"] == ["string", "null"]
@@ -278,7 +279,8 @@ def test_credentials_are_left_to_the_client():
         },
     }
     (tool,) = convert_spec(spec).tools
-    assert list(tool.input_schema["properties"]) == ["q", "api_key"]
+    # the declared scheme, Google's standard parameters, and a credential-named header
+    assert list(tool.input_schema["properties"]) == ["q"]
     (kept,) = convert_spec(spec, options=ConvertOptions(drop_auth_params=False)).tools
     assert len(kept.input_schema["properties"]) == 4
 
@@ -352,3 +354,12 @@ def test_docstring_examples():
     import synthesis.mcp_tree.openapi as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def test_credentials_declared_as_plain_parameters_are_left_out_with_a_warning():
+    result = convert_spec(SPECS / "library_oas30.yaml")
+    get = next(t for t in result.tools if t.name == "getBook")
+    assert "session" not in get.input_schema["properties"]
+    assert "Ocp-Apim-Subscription-Key" not in get.input_schema["properties"]
+    skipped = {w.message for w in result.warnings if w.code == "credential_param_skipped"}
+    assert any("Ocp-Apim-Subscription-Key" in m for m in skipped) and any("session" in m for m in skipped)
