@@ -11,6 +11,14 @@ import anyio
 class MCPConnectionError(RuntimeError):
     """The MCP server could not be started, reached, or did not answer ``tools/list``."""
 
+    code = "mcp_unreachable"
+
+
+class MCPInvalidAnswer(MCPConnectionError):
+    """The server answered ``tools/list`` with definitions that break the MCP schema."""
+
+    code = "mcp_invalid_tools"
+
 
 def _tool_dict(tool: Any) -> dict[str, Any]:
     data = tool.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -89,4 +97,13 @@ def _run(fn, what: str, timeout: float) -> list[dict[str, Any]]:
         inner = exc
         while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
             inner = inner.exceptions[0]
+        if type(inner).__name__ == "ValidationError" and hasattr(inner, "errors"):
+            # The SDK refuses the whole listing when one definition breaks the MCP schema.
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in inner.errors()[:10]
+            )
+            raise MCPInvalidAnswer(
+                f"the {what} answered tools/list with tool definitions that break the MCP schema "
+                f"(the whole list is refused): {problems}"
+            ) from exc
         raise MCPConnectionError(f"could not list the tools of the {what}: {type(inner).__name__}: {inner}") from exc

@@ -70,12 +70,14 @@ def convert_openapi_file(path: str, name: str) -> ConvertedSpec:
     except Exception as exc:  # noqa: BLE001 - one broken spec must not stop a corpus run
         return ConvertedSpec(name=name, location=path, content_hash=digest, ok=False,
                              error_code="conversion_failed", error=f"{type(exc).__name__}: {exc}")
+    from inftool_web.core.text import storable
+
     tools = []
     for t in result.tools:
-        mcp = t.to_mcp()
+        mcp = storable(t.to_mcp())  # a NUL in a spec's text must not fail the whole write
         tools.append({
             "name": t.name,
-            "description": t.description,
+            "description": mcp["description"],
             "input_schema": mcp["inputSchema"],
             "output_schema": mcp.get("outputSchema"),
             "method": t.method,
@@ -84,10 +86,11 @@ def convert_openapi_file(path: str, name: str) -> ConvertedSpec:
         })
     src = result.source
     return ConvertedSpec(
-        name=name, location=path, content_hash=digest, ok=True, title=src.api_title[:500],
-        version=src.api_version[:100], categories=list(src.categories), operations=result.operations,
-        tools=tools,
-        warnings=[{"operation": w.operation, "code": w.code, "message": w.message[:500]} for w in result.warnings[:200]],
+        name=name, location=path, content_hash=digest, ok=True, title=storable(src.api_title[:500]),
+        version=storable(src.api_version[:100]), categories=storable(list(src.categories)),
+        operations=result.operations, tools=tools,
+        warnings=storable([{"operation": w.operation, "code": w.code, "message": w.message[:500]}
+                           for w in result.warnings[:200]]),
     )
 
 
@@ -149,15 +152,36 @@ def _replace_tools(source: ApiSource, tools: list[dict[str, Any]]) -> int:
 
 
 def source_ingest_mcp(*, name: str, kind: str, location: str, tools: list[dict[str, Any]]) -> IngestOutcome:
-    """Store the tools listed by a live MCP server."""
+    """Store the tools listed by a live MCP server.
+
+    A tool that could not be role-played (a name models refuse, an ``inputSchema`` that is
+    not valid JSON Schema, refers to itself, or is too big or too deep) is left out and
+    recorded as a warning on the source with its reason; the others are stored.
+    """
+    from inftool_web.core.text import storable
     from synthesis.llm.base import normalize_tool
     from synthesis.mcp_tree.dedup import content_hash
+    from synthesis.mcp_tree.tool_check import tool_problem
 
     rows = []
+    rejected: list[dict[str, str]] = []
+    seen: set[str] = set()
     for t in tools:
-        mcp = normalize_tool(t)
+        label = str(t.get("name", "?"))[:100] if isinstance(t, dict) else "?"
+        try:
+            mcp = normalize_tool(t)
+        except (KeyError, TypeError, AttributeError):
+            mcp = t
+        problem = tool_problem(mcp)
+        if problem is None and mcp["name"] in seen:
+            problem = "another tool of this server has the same name"
+        if problem:
+            rejected.append(storable({"operation": label, "code": "invalid_tool", "message": problem[:500]}))
+            continue
+        seen.add(mcp["name"])
+        mcp = storable(mcp)
         rows.append({
-            "name": mcp["name"][:64],
+            "name": mcp["name"],
             "description": mcp.get("description", ""),
             "input_schema": mcp["inputSchema"],
             "output_schema": mcp.get("outputSchema"),
@@ -167,7 +191,7 @@ def source_ingest_mcp(*, name: str, kind: str, location: str, tools: list[dict[s
         })
     digest = hashlib.sha256(repr(sorted((r["name"], r["content_hash"]) for r in rows)).encode()).hexdigest()
     converted = ConvertedSpec(name=name, location=location, content_hash=digest, ok=True,
-                              title=name, operations=len(rows), tools=rows)
+                              title=name, operations=len(tools), tools=rows, warnings=rejected[:200])
     return source_store_conversion(converted=converted, kind=kind)
 
 

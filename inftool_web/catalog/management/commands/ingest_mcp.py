@@ -33,7 +33,11 @@ class Command(BaseCommand):
         try:
             tools = list_tools_stdio(location, timeout=timeout) if server_command else list_tools_http(location, timeout=timeout)
         except MCPConnectionError as exc:
-            source_record_failure(name=name, kind=kind, location=location, error_code="mcp_unreachable", error=str(exc))
+            source_record_failure(name=name, kind=kind, location=location, error_code=exc.code, error=str(exc))
             raise CommandError(str(exc)) from None
         outcome = source_ingest_mcp(name=name, kind=kind, location=location, tools=tools)
         self.stdout.write(f"{name}: {outcome.tools} tools ({outcome.added} new)")
+        if outcome.warnings:
+            self.stdout.write(f"{outcome.warnings} tool(s) left out:")
+            for w in ApiSource.objects.get(name=name).warnings:
+                self.stdout.write(f"  {w['operation']}: {w['message']}")

@@ -16,13 +16,17 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from tqdm import tqdm
 
+from inftool_web.catalog.models import ApiSource
 from inftool_web.catalog.services import (
     convert_openapi_file,
     source_is_current,
+    source_record_failure,
     source_store_conversion,
 )
+from inftool_web.core.text import storable_text
 
 SPEC_SUFFIXES = {".json", ".yaml", ".yml"}
 
@@ -101,7 +105,12 @@ class Command(BaseCommand):
         return source_is_current(name=name, content_hash=digest)
 
     def _store(self, converted):
-        outcome = source_store_conversion(converted=converted)
+        try:
+            outcome = source_store_conversion(converted=converted)
+        except DatabaseError as exc:  # one spec the database refuses must not stop the run
+            outcome = source_record_failure(name=converted.name, kind=ApiSource.Kind.OPENAPI,
+                                            location=converted.location, error_code="store_failed",
+                                            error=storable_text(f"the database refused this spec's tools: {exc}"[:2000]))
         return (outcome.status, outcome.source, outcome.error_code, outcome.operations, outcome.tools, outcome.added)
 
     def _summary(self, outcomes, seconds: float) -> None:
