@@ -8,8 +8,12 @@ with a message that says how to fix it.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 MODES = ("single", "parallel", "multiple", "irrelevance", "multi_turn")
 ROLES = ("user", "agent", "server", "verifier", "judge")
@@ -18,6 +22,93 @@ PROFILES = ("cpu", "gpu", "none")
 MAX_COUNT = 100_000
 # Options of the openai backend an iteration may set per role, with their allowed ranges.
 NUMERIC_BACKEND_OPTIONS = {"timeout": (0.1, 3600), "max_retries": (0, 20), "backoff": (0, 60)}
+
+
+MAX_MODE_WEIGHT = 1e6
+MAX_EVAL_LIMIT = 100_000
+MAX_SEED = 2**32 - 1  # numpy and torch seeds must fit
+MAX_LIST = 1000
+# An iteration may name the variable holding a role's API key, never any other variable: a
+# config naming SECRET_KEY or DATABASE_URL would send it to the base_url as a bearer token.
+API_KEY_ENV_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,100}_API_KEY$")
+
+
+def _is_int(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _is_number(value: Any, lo: float, hi: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and lo <= value <= hi)
+
+
+def _is_text(value: Any, max_len: int) -> bool:
+    """Printable text that PostgreSQL can store (no NUL, no control characters)."""
+    return isinstance(value, str) and len(value) <= max_len and value.isprintable()
+
+
+def _backend_problem(role: Any, spec: Any) -> str | None:
+    """Why one role's backend override cannot be used, or None."""
+    if role not in ROLES:
+        return f"unknown role {str(role)[:40]!r}; valid: {', '.join(ROLES)}"
+    if not isinstance(spec, dict) or spec.get("backend") not in BACKENDS:
+        return f"{role}: backend must be one of {', '.join(BACKENDS)}"
+    extra = set(spec) - {"backend", "base_url", "model", "api_key_env", *NUMERIC_BACKEND_OPTIONS}
+    if extra:
+        return f"{role}: unknown key(s) {', '.join(sorted(map(str, extra)))}"
+    bad = [k for k, (lo, hi) in NUMERIC_BACKEND_OPTIONS.items() if k in spec and not _is_number(spec[k], lo, hi)]
+    if bad:
+        return f"{role}: " + ", ".join(
+            f"{k} must be a number from {NUMERIC_BACKEND_OPTIONS[k][0]} to {NUMERIC_BACKEND_OPTIONS[k][1]}" for k in bad)
+    for key, max_len in (("base_url", 500), ("model", 500), ("api_key_env", 100)):
+        if key in spec and not _is_text(spec[key], max_len):
+            return f"{role}: {key} must be text of at most {max_len} printable characters"
+    if "api_key_env" in spec and not API_KEY_ENV_RE.match(spec["api_key_env"]):
+        return (f"{role}: api_key_env must name an environment variable ending in _API_KEY "
+                f"(such as INFTOOL_LLM_API_KEY), not {spec['api_key_env'][:40]!r}")
+    if spec["backend"] == "openai":
+        problem = _base_url_problem(spec.get("base_url", ""))
+        if problem:
+            return f"{role}: {problem}"
+    if spec["backend"] == "embedded" and spec.get("model"):
+        problem = _checkpoint_problem(spec["model"])
+        if problem:
+            return f"{role}: {problem}"
+    return None
+
+
+def _base_url_problem(url: str) -> str | None:
+    """The openai backend's server: an http(s) URL with a host and no credentials in it.
+
+    Internal hosts are allowed on purpose: model servers (vLLM, this app's own /v1) live on
+    the cluster network, and only operators may launch an iteration.
+    """
+    if not url.startswith(("http://", "https://")):
+        return "the openai backend needs a base_url starting with http(s)://"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        return f"base_url {url[:80]!r} is not a URL ({exc})"
+    if not parts.hostname:
+        return f"base_url {url[:80]!r} names no host"
+    if parts.username is not None or parts.password is not None:
+        return "base_url must not hold credentials; name the key's variable in api_key_env instead"
+    if any(c.isspace() for c in url):
+        return "base_url must not contain spaces"
+    return None
+
+
+def _checkpoint_problem(model: str) -> str | None:
+    """An embedded model is a checkpoint folder under the var directory, nowhere else."""
+    from django.conf import settings
+
+    root = Path(settings.INFTOOL_VAR_DIR).resolve()
+    path = Path(model)
+    resolved = (path if path.is_absolute() else Path(settings.BASE_DIR) / path).resolve()
+    if not resolved.is_relative_to(root):
+        return f"the embedded backend's model must be a checkpoint folder under {root}, not {model[:120]!r}"
+    return None
 
 
 class ConfigError(ValueError):
@@ -57,66 +148,52 @@ class IterationConfig:
 
     def __post_init__(self) -> None:
         errors: dict[str, str] = {}
-        if not isinstance(self.count, int) or isinstance(self.count, bool) or not 1 <= self.count <= MAX_COUNT:
+        if not _is_int(self.count, 1, MAX_COUNT):
             errors["count"] = f"must be an integer from 1 to {MAX_COUNT}"
         if not isinstance(self.modes, dict) or not self.modes:
             errors["modes"] = f"must map modes ({', '.join(MODES)}) to weights"
         else:
-            unknown = sorted(set(self.modes) - set(MODES))
+            unknown = sorted(map(str, set(self.modes) - set(MODES)))
             if unknown:
                 errors["modes"] = f"unknown mode(s) {', '.join(unknown)}; valid: {', '.join(MODES)}"
-            elif any(not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0 for w in self.modes.values()):
-                errors["modes"] = "weights must be numbers >= 0"
+            elif not all(_is_number(w, 0, MAX_MODE_WEIGHT) for w in self.modes.values()):
+                errors["modes"] = f"weights must be numbers from 0 to {MAX_MODE_WEIGHT:g}"
             elif sum(self.modes.values()) <= 0:
                 errors["modes"] = "at least one mode needs a weight above 0"
-        if not isinstance(self.domains, list) or not all(isinstance(d, str) and len(d) <= 200 for d in self.domains):
-            errors["domains"] = "must be a list of domain names"
+        if not isinstance(self.domains, list) or len(self.domains) > MAX_LIST or not all(
+                _is_text(d, 200) for d in self.domains):
+            errors["domains"] = f"must be a list of at most {MAX_LIST} domain names (text, up to 200 characters)"
         if not isinstance(self.backends, dict):
             errors["backends"] = "must map roles to {backend, base_url, model}"
         else:
             for role, spec in self.backends.items():
-                if role not in ROLES:
-                    errors["backends"] = f"unknown role {role!r}; valid: {', '.join(ROLES)}"
+                problem = _backend_problem(role, spec)
+                if problem:
+                    errors["backends"] = problem
                     break
-                if not isinstance(spec, dict) or spec.get("backend") not in BACKENDS:
-                    errors["backends"] = f"{role}: backend must be one of {', '.join(BACKENDS)}"
-                    break
-                extra = set(spec) - {"backend", "base_url", "model", "api_key_env", *NUMERIC_BACKEND_OPTIONS}
-                if extra:
-                    errors["backends"] = f"{role}: unknown key(s) {', '.join(sorted(extra))}"
-                    break
-                bad = [k for k, (lo, hi) in NUMERIC_BACKEND_OPTIONS.items() if k in spec and not (
-                    isinstance(spec[k], (int, float)) and not isinstance(spec[k], bool) and lo <= spec[k] <= hi)]
-                if bad:
-                    errors["backends"] = f"{role}: " + ", ".join(
-                        f"{k} must be a number from {NUMERIC_BACKEND_OPTIONS[k][0]} to {NUMERIC_BACKEND_OPTIONS[k][1]}"
-                        for k in bad)
-                    break
-                if spec["backend"] == "openai" and not str(spec.get("base_url", "")).startswith(("http://", "https://")):
-                    errors["backends"] = f"{role}: the openai backend needs a base_url starting with http(s)://"
-                    break
-        if not isinstance(self.verifiers, int) or isinstance(self.verifiers, bool) or not 1 <= self.verifiers <= 7:
+        if not _is_int(self.verifiers, 1, 7):
             errors["verifiers"] = "must be an integer from 1 to 7"
-        if not isinstance(self.negotiation_rounds, int) or not 0 <= self.negotiation_rounds <= 3:
+        if not _is_int(self.negotiation_rounds, 0, 3):
             errors["negotiation_rounds"] = "must be an integer from 0 to 3"
-        if not isinstance(self.max_turns, int) or isinstance(self.max_turns, bool) or not 1 <= self.max_turns <= 15:
+        if not _is_int(self.max_turns, 1, 15):
             errors["max_turns"] = "must be an integer from 1 to 15"
-        if not isinstance(self.hard_threshold, (int, float)) or not 0.0 <= self.hard_threshold <= 1.0:
+        if not _is_number(self.hard_threshold, 0.0, 1.0):
             errors["hard_threshold"] = "must be a number from 0 to 1"
-        if self.profile not in PROFILES:
+        if not isinstance(self.profile, str) or self.profile not in PROFILES:
             errors["profile"] = f"must be one of {', '.join(PROFILES)}"
-        if self.eval_limit is not None and (not isinstance(self.eval_limit, int) or self.eval_limit < 1):
-            errors["eval_limit"] = "must be a positive integer or null (all items)"
-        if not isinstance(self.eval_categories, list):
+        if self.eval_limit is not None and not _is_int(self.eval_limit, 1, MAX_EVAL_LIMIT):
+            errors["eval_limit"] = f"must be an integer from 1 to {MAX_EVAL_LIMIT}, or null (all items)"
+        if (not isinstance(self.eval_categories, list) or len(self.eval_categories) > MAX_LIST
+                or not all(_is_text(c, 100) for c in self.eval_categories)):
             errors["eval_categories"] = "must be a list of BFCL V3 category names"
         elif self.eval_categories:
             from training.bfcl import CATEGORIES
 
-            unknown = sorted(set(map(str, self.eval_categories)) - set(CATEGORIES))
+            unknown = sorted(set(self.eval_categories) - set(CATEGORIES))
             if unknown:
                 errors["eval_categories"] = f"unknown categories {', '.join(unknown)}; valid: {', '.join(CATEGORIES)}"
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            errors["seed"] = "must be an integer"
+        if not _is_int(self.seed, 0, MAX_SEED):
+            errors["seed"] = f"must be an integer from 0 to {MAX_SEED}"
         if errors:
             raise ConfigError(errors)
 
@@ -125,7 +202,7 @@ class IterationConfig:
         if not isinstance(data, dict):
             raise ConfigError({"config": "must be a JSON object"})
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(map(str, set(data) - names))
         if unknown:
             raise ConfigError({"config": f"unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"})
         try:

@@ -445,7 +445,12 @@ def backends_for_iteration(iteration: Iteration) -> dict[str, Any]:
             if d.get("api_key_env"):
                 import os
 
-                spec["api_key"] = os.environ.get(d["api_key_env"], "")
+                from inftool_web.loop.iteration_config import API_KEY_ENV_RE
+
+                # Checked when the config was made; checked again for a config edited since:
+                # no other variable (SECRET_KEY, DATABASE_URL) may go out as a bearer token.
+                name = str(d["api_key_env"])
+                spec["api_key"] = os.environ.get(name, "") if API_KEY_ENV_RE.match(name) else ""
             elif settings.INFTOOL_LLM_API_KEY:
                 spec["api_key"] = settings.INFTOOL_LLM_API_KEY
         elif backend in ("embedded", "vllm") and d.get("model"):
