@@ -63,6 +63,8 @@ async def chat_completions(request):
         body = json.loads(request.body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _error(400, f"the body is not valid JSON: {exc}", "invalid_json")
+    except RecursionError:
+        return _error(400, "the body is not valid JSON: it is nested too deeply", "invalid_json")
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object", "invalid_request_error")
     requested = body.get("model")

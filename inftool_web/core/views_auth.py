@@ -9,8 +9,10 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.views import LoginView
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
 
 from . import ratelimit
+from .parsers import JSONParser
 from .throttles import LoginAttemptThrottle
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class RateLimitedObtainAuthToken(ObtainAuthToken):
     view has no throttle, which would make it the way around them)."""
 
     throttle_classes = [LoginAttemptThrottle]
+    # DRF's view names its own parsers; ours answer 400 to JSON nested too deeply.
+    parser_classes = [FormParser, MultiPartParser, JSONParser]
 
 
 obtain_auth_token = RateLimitedObtainAuthToken.as_view()
