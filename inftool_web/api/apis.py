@@ -22,14 +22,14 @@ from inftool_web.loop.services import iteration_cancel, iteration_launch
 from . import selectors
 from .exports import FORMATS, export_lines
 from .pagination import IdCursorPages, LimitOffsetPages
-from .permissions import IsOperator
+from .permissions import IsOperator, IsViewer
 from .streaming import streaming_response
 
 
 class BaseApi(APIView):
     # Token first so an anonymous client is told how to authenticate (401 + WWW-Authenticate).
     authentication_classes = [TokenAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, IsViewer]  # a signed-in user without a role reads nothing
     # How a list endpoint pages; drf-spectacular documents its parameters and response from it.
     pagination_class = LimitOffsetPages
 

@@ -16,5 +16,6 @@ def role_required(role: str) -> type[BasePermission]:
     return HasRole
 
 
+IsViewer = role_required("viewer")
 IsOperator = role_required("operator")
 IsReviewer = role_required("reviewer")

@@ -6,6 +6,7 @@ from inftool_web.core.views_auth import obtain_auth_token
 
 from . import apis
 from .docs import SwaggerDocsView
+from .permissions import IsViewer
 
 app_name = "api"
 
@@ -22,6 +23,6 @@ urlpatterns = [
     path("evaluations/", apis.EvaluationListApi.as_view(), name="evaluations"),
     path("exports/", apis.ExportListApi.as_view(), name="exports"),
     path("exports/<str:fmt>/", apis.ExportApi.as_view(), name="export"),
-    path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
-    path("docs/", SwaggerDocsView.as_view(url_name="api:schema", permission_classes=[IsAuthenticated]), name="docs"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated, IsViewer]), name="schema"),
+    path("docs/", SwaggerDocsView.as_view(url_name="api:schema", permission_classes=[IsAuthenticated, IsViewer]), name="docs"),
 ]

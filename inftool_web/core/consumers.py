@@ -1,24 +1,51 @@
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .events import DASHBOARD_GROUP, iteration_group
 
+# Close codes (4000-4999 are the application's): the browser's ws extension does not retry
+# on them as it would on a dropped connection.
+NOT_SIGNED_IN, NO_ROLE, NO_SUCH_ITERATION = 4401, 4403, 4404
+
+
+@database_sync_to_async
+def _may_follow(user, iteration_id: int | None) -> int | None:
+    """None when ``user`` may receive these events, else the close code saying why not."""
+    from inftool_web.core.roles import has_role
+    from inftool_web.loop.models import Iteration
+
+    if not has_role(user, "viewer"):
+        return NO_ROLE
+    if iteration_id is not None and not Iteration.objects.filter(pk=iteration_id).exists():
+        return NO_SUCH_ITERATION
+    return None
+
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
-    """Forwards the events of one iteration (or of the dashboard) to a logged-in browser."""
+    """Forwards the events of one iteration (or of the dashboard) to a signed-in user who may
+    read them: the same ``viewer`` role as the pages that open these sockets."""
 
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=NOT_SIGNED_IN)
             return
-        iteration_id = self.scope["url_route"]["kwargs"].get("iteration_id")
-        self.group = iteration_group(int(iteration_id)) if iteration_id else DASHBOARD_GROUP
+        raw = self.scope["url_route"]["kwargs"].get("iteration_id")
+        iteration_id = int(raw) if raw is not None else None
+        refusal = await _may_follow(user, iteration_id)
+        if refusal is not None:
+            await self.close(code=refusal)
+            return
+        self.group = iteration_group(iteration_id) if iteration_id is not None else DASHBOARD_GROUP
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """The browser only listens: whatever it sends (JSON or not) is ignored."""
 
     async def inftool_event(self, message):
         await self.send_json(message["event"])

@@ -13,15 +13,24 @@ def ensure_role_groups() -> None:
         Group.objects.get_or_create(name=name)
 
 
+_CACHE = "_inftool_role"
+
+
 def user_role(user) -> str | None:
-    """The highest role of a user, or None for anonymous users and users without one."""
-    if user is None or not user.is_authenticated:
+    """The highest role of a user, or None for anonymous users and users without one.
+
+    A user without a role is signed in but sees nothing: reading needs ``viewer``.  The
+    answer is kept on the user object, which lives for one request (or one connection).
+    """
+    if user is None or not user.is_authenticated or not user.is_active:
         return None
     if user.is_superuser:
         return "operator"
-    names = set(user.groups.values_list("name", flat=True))
-    held = [r for r in ROLES if r in names]
-    return held[-1] if held else None
+    if not hasattr(user, _CACHE):
+        names = set(user.groups.values_list("name", flat=True))
+        held = [r for r in ROLES if r in names]
+        setattr(user, _CACHE, held[-1] if held else None)
+    return getattr(user, _CACHE)
 
 
 def has_role(user, role: str) -> bool:
@@ -37,3 +46,5 @@ def set_role(user, role: str) -> None:
     ensure_role_groups()
     user.groups.remove(*Group.objects.filter(name__in=ROLES))
     user.groups.add(Group.objects.get(name=role))
+    if hasattr(user, _CACHE):
+        delattr(user, _CACHE)

@@ -47,7 +47,7 @@ def _roles(request) -> dict:
 
 
 # ------------------------------------------------------------------ dashboard
-@login_required
+@role_required("viewer")
 @require_GET
 def dashboard(request):
     iterations = list(Iteration.objects.select_related("output_checkpoint").order_by("-number")[:20])
@@ -60,14 +60,14 @@ def dashboard(request):
     return render(request, "web/dashboard.html", ctx)
 
 
-@login_required
+@role_required("viewer")
 @require_GET
 def trajectory_row(request, pk: int):
     t = get_object_or_404(Trajectory.objects.select_related("iteration", "domain"), pk=pk)
     return render(request, "web/partials.html#trajectory_row", {"t": t, "show_iteration": request.GET.get("it") == "1"})
 
 
-@login_required
+@role_required("viewer")
 @require_GET
 def trajectory_card(request, pk: int):
     t = get_object_or_404(Trajectory.objects.select_related("domain").prefetch_related("messages"), pk=pk)
@@ -75,7 +75,7 @@ def trajectory_card(request, pk: int):
 
 
 # ------------------------------------------------------------------ iterations
-@login_required
+@role_required("viewer")
 @require_GET
 def iteration_detail(request, pk: int):
     iteration = get_object_or_404(Iteration.objects.select_related("input_checkpoint", "output_checkpoint"), pk=pk)
@@ -133,7 +133,7 @@ def iteration_new(request):
 
 
 # ------------------------------------------------------------------ trajectories
-@login_required
+@role_required("viewer")
 @require_GET
 def trajectory_detail(request, pk: int):
     try:
@@ -146,7 +146,7 @@ def trajectory_detail(request, pk: int):
 
 
 # ------------------------------------------------------------------ tools
-@login_required
+@role_required("viewer")
 @require_GET
 def tools(request):
     q = request.GET.get("q", "")[:200]
@@ -195,7 +195,7 @@ def audit_decide(request, pk: int):
 
 
 # ------------------------------------------------------------------ evaluations
-@login_required
+@role_required("viewer")
 @require_GET
 def evaluations(request):
     table = selectors.evaluation_table()

@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 
 from inftool_web.core.events import iteration_group, send_now
 from inftool_web.core.models import WorkerHeartbeat
+from inftool_web.core.roles import set_role
 from inftool_web.core.routing import websocket_urlpatterns
 from inftool_web.synth.models import Trajectory, VerifierVote
 from tests.conftest import ROOT, worker_env
@@ -73,22 +74,25 @@ def test_task_runs_on_a_real_worker_through_redis_and_writes_postgres(celery_wor
 def test_websocket_consumer_receives_a_group_message_through_channels_redis():
     assert "RedisChannelLayer" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
     user = UserFactory()
+    set_role(user, "viewer")
+    followed, other = IterationFactory(), IterationFactory()
 
     async def scenario():
         app = URLRouter(websocket_urlpatterns)
-        comm = WebsocketCommunicator(app, "/ws/iterations/42/")
+        comm = WebsocketCommunicator(app, f"/ws/iterations/{followed.pk}/")
         comm.scope["user"] = user
         connected, _ = await comm.connect()
         assert connected
         layer = get_channel_layer()
-        await layer.group_send(iteration_group(42), {"type": "inftool.event", "event": {"kind": "step", "n": 1}})
+        await layer.group_send(iteration_group(followed.pk),
+                               {"type": "inftool.event", "event": {"kind": "step", "n": 1}})
         assert await comm.receive_json_from(timeout=5) == {"kind": "step", "n": 1}
         # another iteration's events do not arrive here
-        await layer.group_send(iteration_group(43), {"type": "inftool.event", "event": {"other": True}})
+        await layer.group_send(iteration_group(other.pk), {"type": "inftool.event", "event": {"other": True}})
         assert await comm.receive_nothing(timeout=0.5)
         await comm.disconnect()
 
-        anon = WebsocketCommunicator(app, "/ws/iterations/42/")
+        anon = WebsocketCommunicator(app, f"/ws/iterations/{followed.pk}/")
         anon.scope["user"] = AnonymousUser()
         connected, code = await anon.connect()
         assert not connected and code == 4401
