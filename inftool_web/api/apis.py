@@ -292,7 +292,7 @@ class EvaluationListApi(BaseApi):
     @extend_schema(parameters=[OpenApiParameter("iteration", int)], responses=OutputSerializer(many=True))
     def get(self, request):
         raw = request.query_params.get("iteration")
-        if raw and not raw.isdigit():
+        if raw and not (raw.isascii() and raw.isdigit()):
             raise ValidationError({"iteration": f"{raw!r} is not an iteration id (an integer)"})
         qs = selectors.evaluation_list(iteration=int(raw) if raw else None)
         return paginate(queryset=qs, serializer_class=self.OutputSerializer, request=request, view=self)

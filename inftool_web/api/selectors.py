@@ -18,6 +18,11 @@ VERDICTS = ("accepted", "rejected", "pending")
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
+def _is_id(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '²', which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 class FilterError(ValueError):
     """Bad filter values; ``errors`` maps each parameter to a message naming the valid values."""
 
@@ -105,7 +110,7 @@ def trajectory_list(*, filters: TrajectoryFilters | None = None) -> QuerySet[Tra
     if f.mode:
         qs = qs.filter(kind=f.mode)
     if f.domain:
-        qs = qs.filter(domain_id=int(f.domain)) if f.domain.isdigit() else qs.filter(domain__name=f.domain)
+        qs = qs.filter(domain_id=int(f.domain)) if _is_id(f.domain) else qs.filter(domain__name=f.domain)
     if f.difficulty:
         qs = qs.filter(difficulty=f.difficulty)
     if f.verdict:
@@ -127,9 +132,9 @@ def tool_list(*, q: str = "", domain: str = "", category: str = "") -> QuerySet[
     """Tools matching ``q`` by name similarity (trigram GIN index) or by description words."""
     qs = Tool.objects.select_related("source", "domain", "category")
     if domain:
-        qs = qs.filter(domain_id=int(domain)) if domain.isdigit() else qs.filter(domain__name=domain)
+        qs = qs.filter(domain_id=int(domain)) if _is_id(domain) else qs.filter(domain__name=domain)
     if category:
-        qs = qs.filter(category_id=int(category)) if category.isdigit() else qs.filter(category__name=category)
+        qs = qs.filter(category_id=int(category)) if _is_id(category) else qs.filter(category__name=category)
     q = q.strip()
     if q:
         qs = (
