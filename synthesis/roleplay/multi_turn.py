@@ -25,7 +25,7 @@ from .server_sim import ServerSimulator, verb_of
 from .single_turn import finish, finish_rejected_by_reflection, pick_persona, reference_call
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
 from .values import query_problems
-from .verify import multi_turn_transcript, verify
+from .verify import multi_turn_transcript, value_coverage, verify
 
 _CREATE_VERBS = {
     "create",
@@ -105,6 +105,9 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
     # The goal steers every user turn: a junk one (a request line, a tool name) is replaced
     # by a plain statement of the plan.
     goal_problems = query_problems(goal, names) if goal else ["empty"]
+    coverage, missing = value_coverage(goal, calls)
+    if goal and coverage < 0.5:
+        goal_problems.append("mentions too few of the planned values (missing: " + ", ".join(missing[:4]) + ")")
     source = "model"
     if goal_problems:
         goal, source = plain_goal(calls, spec.tools), "plain"
@@ -168,6 +171,7 @@ def user_turn(
     said = " ".join(t for who, t in transcript if who == "user")
     hidden = _unrevealed(scenario.user_facts, said)
     meta: dict[str, Any] = {}
+    backend_failures = 0
     for attempt in range(1 + cfg.max_repair_attempts):
         req = ChatRequest(
             messages=prompts.user_sim_messages(
@@ -185,17 +189,29 @@ def user_turn(
             goal_met = bool(obj.get("goal_met")) and bool(transcript)
         except Exception as e:
             meta.setdefault("errors", []).append(str(e)[:200])
+            backend_failures += reply.finish_reason == "error"
             continue
         problems = (
             query_problems(text, tuple(t["name"] for t in scenario.tools))
             if not goal_met
             else []
         )
+        if not goal_met and text:
+            # The user is there to pursue the goal: while details remain unshared, a turn
+            # shares at least one of them (else it is a simulator's ramble).
+            if hidden and len(_unrevealed(hidden, text)) == len(hidden):
+                problems.append("shares none of the details not yet given")
         if text and not problems:
             if attempt:
                 meta["attempts"] = attempt + 1
             return text, goal_met, meta
         meta.setdefault("rejected", []).append({"message": text[:300], "problems": problems or ["empty"]})
+    if backend_failures == 1 + cfg.max_repair_attempts:
+        # The model server failed every time (down, or answering garbage): the trajectory
+        # fails naming it, rather than going on with made-up turns to a rejection.
+        raise RoleplayError(
+            f"the User Simulator's backend failed on all {backend_failures} attempts: {meta['errors'][-1]}"
+        )
     # No usable message from the model: the plain one keeps the conversation going.
     text, goal_met = plain_user_message(scenario, hidden, transcript)
     meta["source"] = "plain"
