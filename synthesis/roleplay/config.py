@@ -88,9 +88,11 @@ class RoleplayConfig:
         },
     )
     constrain_query_values: bool = field(
-        default=True,
+        default=False,
         metadata={
-            "help": "Constrain single-turn queries (a regex pattern in the JSON schema) to contain the reference values."
+            "help": "Constrain single-turn queries (a regex pattern in the JSON schema) to contain the reference values. "
+            "Off by default: a pattern lifts the length bound, and a small model then runs the string to the token "
+            "limit (unparseable); a query missing values is retried and else replaced by the plain request."
         },
     )
     verifier_count: int = field(

@@ -197,9 +197,9 @@ def user_turn(
             else []
         )
         if not goal_met and text:
-            # The user is there to pursue the goal: while details remain unshared, a turn
-            # shares at least one of them (else it is a simulator's ramble).
-            if hidden and len(_unrevealed(hidden, text)) == len(hidden):
+            # The user is there to pursue the goal: the opening turn states it with at
+            # least one of its details (else it is a simulator's ramble).
+            if not transcript and hidden and len(_unrevealed(hidden, text)) == len(hidden):
                 problems.append("shares none of the details not yet given")
         if text and not problems:
             if attempt:

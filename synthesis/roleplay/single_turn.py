@@ -240,7 +240,10 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
             seed=seed_for(spec.seed, "ref", i),
             tool_names=names,
         )
-        calls.append(call)
+        if call in calls:  # no distinct values left (a small enum): one call fewer
+            notes["dropped_duplicate"] = True
+        else:
+            calls.append(call)
         ref_notes.append(notes)
     absent = None
     meta: dict[str, Any] = {"reference": ref_notes, "domain": spec.domain}

@@ -150,7 +150,8 @@ def test_multi_turn_conversation_finds_the_created_order():
         {
             "agent": ScriptedBackend(default=agent),
             "user": user,
-            "scenario": smart_backend(),
+            # the plan the user's messages follow
+            "scenario": smart_backend(call("create_order", item="oat milk", quantity=3)),
             "default": smart_backend(),
         },
         sink,
