@@ -171,7 +171,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "inftool_web.api.schema.ApiAutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["inftool_web.core.throttles.ApiUserRateThrottle"],
     "DEFAULT_PARSER_CLASSES": [
         "inftool_web.core.parsers.JSONParser",

@@ -10,9 +10,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from inftool_web.loop.iteration_config import ConfigError
@@ -58,6 +59,17 @@ FILTER_PARAMETERS = [
 ]
 
 
+@extend_schema(exclude=True)
+class NotFoundApi(BaseApi):
+    """Any other path under /api/: a JSON 404 like the API's own (Django's is an HTML page),
+    after the same sign-in check, so an anonymous client learns nothing of what exists."""
+
+    def get(self, request, *args, **kwargs):
+        raise NotFound()
+
+    post = put = patch = delete = get
+
+
 # ------------------------------------------------------------------ tools, personas
 class ToolListApi(BaseApi):
     class OutputSerializer(serializers.Serializer):
@@ -68,8 +80,8 @@ class ToolListApi(BaseApi):
         name = serializers.CharField()
         description = serializers.CharField()
         source = serializers.CharField(source="source.name")
-        domain = serializers.CharField(source="domain.name", default=None)
-        category = serializers.CharField(source="category.name", default=None)
+        domain = serializers.CharField(source="domain.name", default=None, allow_null=True)
+        category = serializers.CharField(source="category.name", default=None, allow_null=True)
         canonical = serializers.IntegerField(source="canonical_id", allow_null=True)
         input_schema = serializers.JSONField()
         output_schema = serializers.JSONField(allow_null=True)
@@ -104,7 +116,7 @@ class PersonaListApi(BaseApi):
         background = serializers.CharField()
         style = serializers.CharField()
         goals = serializers.JSONField()
-        domain = serializers.CharField(source="domain.name", default=None)
+        domain = serializers.CharField(source="domain.name", default=None, allow_null=True)
         origin = serializers.CharField()
 
     @extend_schema(responses=OutputSerializer(many=True))
@@ -130,10 +142,22 @@ class IterationOutputSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string; DRF's CharField would also take a number or a boolean and stringify it."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class IterationListApi(BaseApi):
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-        config = serializers.JSONField(help_text="IterationConfig fields; omitted ones take their defaults")
+        name = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
+        config = serializers.DictField(help_text="IterationConfig fields; omitted ones take their defaults")
+
+    # The config is a JSON object, which a form cannot carry.
+    parser_classes = [p for p in api_settings.DEFAULT_PARSER_CLASSES if p.media_type == "application/json"]
 
     def get_permissions(self):
         if self.request.method == "POST":
@@ -289,7 +313,8 @@ class EvaluationListApi(BaseApi):
         results = ResultSerializer(many=True, source="results.all")
         created_at = serializers.DateTimeField()
 
-    @extend_schema(parameters=[OpenApiParameter("iteration", int)], responses=OutputSerializer(many=True))
+    @extend_schema(parameters=[OpenApiParameter("iteration", {"type": "integer", "minimum": 0}, description="Iteration id")],
+                   responses=OutputSerializer(many=True))
     def get(self, request):
         raw = request.query_params.get("iteration")
         if raw and not (raw.isascii() and raw.isdigit()):
@@ -309,6 +334,7 @@ class ExportListApi(BaseApi):
 class ExportApi(BaseApi):
     @extend_schema(
         parameters=[
+            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(FORMATS), description="Export format"),
             *FILTER_PARAMETERS,
             OpenApiParameter("include", str, enum=["accepted", "all"],
                              description="Without a verdict filter: accepted (default) exports effective-accepted "
@@ -319,7 +345,7 @@ class ExportApi(BaseApi):
     def get(self, request, fmt: str):
         if fmt not in FORMATS:
             raise ValidationError({"format": f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}"})
-        include = request.query_params.get("include", "accepted")
+        include = request.query_params.get("include") or "accepted"
         if include not in ("accepted", "all"):
             raise ValidationError({"include": f"unknown value {include!r}; valid: accepted, all"})
         filters = parse_trajectory_filters(request.query_params)

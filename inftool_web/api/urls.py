@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import IsAuthenticated
 
@@ -25,4 +25,7 @@ urlpatterns = [
     path("exports/<str:fmt>/", apis.ExportApi.as_view(), name="export"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated, IsViewer]), name="schema"),
     path("docs/", SwaggerDocsView.as_view(url_name="api:schema", permission_classes=[IsAuthenticated, IsViewer]), name="docs"),
+    # Anything else under /api/ ending in a slash (a path whose id is not a number, a path
+    # that does not exist) is a JSON 404 like the API's own, not Django's HTML page.
+    re_path(r"^.*/$", apis.NotFoundApi.as_view()),
 ]

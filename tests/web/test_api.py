@@ -263,7 +263,11 @@ def test_page_size_is_capped(viewer):
         done(it, messages=False)
     c = client_for(viewer)
     assert len(c.get("/api/trajectories/?limit=2").json()["results"]) == 2
-    assert len(c.get("/api/trajectories/?limit=abc").json()["results"]) == 3  # the default, 50
+    assert len(c.get("/api/trajectories/?limit=501").json()["results"]) == 3  # capped, not refused
+    for bad in ("abc", "0", "-1", "²"):
+        assert "limit" in c.get(f"/api/trajectories/?limit={bad}").json()
+        assert "limit" in c.get(f"/api/iterations/?limit={bad}").json()
+    assert "offset" in c.get("/api/iterations/?offset=x").json()
     from inftool_web.api.pagination import MAX_PAGE_SIZE, IdCursorPages, LimitOffsetPages
 
     assert IdCursorPages.max_page_size == LimitOffsetPages.max_limit == MAX_PAGE_SIZE == 500
@@ -297,6 +301,49 @@ def test_schema_documents_the_pages(viewer):
     assert set(schema["components"]["schemas"][page]["properties"]) == {"next", "previous", "results"}
     tools = schema["paths"]["/api/tools/"]["get"]
     assert {"limit", "offset"} <= {p["name"] for p in tools["parameters"]}
+
+
+# ------------------------------------------------------------------ found by the schema fuzz test
+# (tests/web/test_api_fuzz.py); each was a response the schema did not promise.
+def test_tools_and_personas_without_a_domain_list_it_as_null(viewer):
+    ToolFactory(name="get_forecast")
+    PersonaFactory(name="Maya")
+    c = client_for(viewer)
+    tool = c.get("/api/tools/").json()["results"][0]
+    assert tool["domain"] is None and tool["category"] is None
+    assert c.get("/api/personas/").json()["results"][0]["domain"] is None
+    components = json.loads(c.get("/api/schema/?format=json").content)["components"]["schemas"]
+    assert components["Tool"]["properties"]["domain"]["nullable"] is True
+    assert components["Persona"]["properties"]["domain"]["nullable"] is True
+
+
+@pytest.mark.parametrize("method, path", [("get", "/api/tools/abc/"), ("get", "/api/trajectories/null,null/"),
+                                          ("post", "/api/iterations/x/cancel/"), ("get", "/api/no-such-thing/")])
+def test_unknown_api_paths_are_json_404s(viewer, method, path):
+    r = getattr(client_for(viewer), method)(path)
+    assert r.status_code == 404 and r.json() == {"detail": "Not found."}
+
+
+def test_the_schema_documents_error_responses_and_export_formats(viewer):
+    paths = json.loads(client_for(viewer).get("/api/schema/?format=json").content)["paths"]
+    assert set(paths["/api/trajectories/"]["get"]["responses"]) == {"200", "400", "401", "403", "429"}
+    assert {"404", "401", "403"} <= set(paths["/api/tools/{id}/"]["get"]["responses"])
+    assert {"400", "413"} <= set(paths["/api/iterations/"]["post"]["responses"])
+    fmt = next(p for p in paths["/api/exports/{fmt}/"]["get"]["parameters"] if p["name"] == "fmt")
+    assert sorted(fmt["schema"]["enum"]) == ["bfcl", "openai", "sharegpt"]
+    assert all(p.get("allowEmptyValue") for p in paths["/api/trajectories/"]["get"]["parameters"])
+
+
+def test_an_empty_include_is_the_default(viewer, rows):
+    assert len(export(client_for(viewer), "openai", f"iteration={rows['it'].pk}&include=")) == 3
+
+
+def test_launch_takes_a_json_object_only():
+    c = client_for(user_with("operator"))
+    assert "name" in c.post("/api/iterations/", {"name": 0, "config": {"count": 2}}, format="json").json()
+    assert "config" in c.post("/api/iterations/", {"config": "null"}, format="json").json()
+    assert c.post("/api/iterations/", {"config": "{}"}, format="multipart").status_code == 415
+    assert Iteration.objects.count() == 0
 
 
 # ------------------------------------------------------------------ exports
