@@ -258,6 +258,9 @@ class VerifierVote(models.Model):
     vote = models.CharField(max_length=8, choices=Vote.choices)
     perspective = models.CharField(max_length=200, blank=True)
     rationale = models.TextField(blank=True)
+    abstained = models.BooleanField(
+        default=False, help_text="The vote's rationale was unusable (e.g. it repeats itself): not counted"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -291,7 +291,7 @@ class DatabaseSink:
             VerifierVote.objects.create(
                 trajectory=traj, verifier=step.verifier[:64], round=step.round, vote=step.decision,
                 perspective=step.perspective[:200], rationale=step.rationale,
-                backend=str(step.meta.get("backend", ""))[:200],
+                backend=str(step.meta.get("backend", ""))[:200], abstained=bool(step.meta.get("abstain")),
             )
             if traj.status == Trajectory.Status.RUNNING:
                 traj.status = Trajectory.Status.VERIFYING

@@ -11,11 +11,18 @@
    again (negotiation).
 4. The verdict is the majority of the last round; a tie rejects.
 
+A vote whose rationale is unusable (empty, or repeating itself: what a
+very small model writes when it cannot judge) *abstains*: it is stored with
+``meta["abstain"]`` and not counted.  Negotiation and the majority use the counted votes;
+when every model vote abstains, the rule checks' decision stands (an unreadable vote, by
+contrast, counts as a rejection).
+
 Every vote of every round is a step.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,13 +88,36 @@ def verify(
     verifiers = verifier_names(settings.verifier_count)
     votes = yield from _round(log, verifiers, transcript, 0, None, settings)
     rnd = 0
-    while len({v.decision for v in votes}) > 1 and rnd < settings.negotiation_rounds:
+    while len({v.decision for v in _counted(votes)}) > 1 and rnd < settings.negotiation_rounds:
         rnd += 1
         votes = yield from _round(log, verifiers, transcript, rnd, votes, settings)
-    verdict = majority([v.decision for v in votes])
+    counted = _counted(votes)
+    verdict = majority([v.decision for v in counted]) if counted else rules.decision
     if rules.decision == "reject":
         verdict = "reject"
     return verdict
+
+
+def _counted(votes: list[VoteStep]) -> list[VoteStep]:
+    return [v for v in votes if not v.meta.get("abstain")]
+
+
+def unusable_rationale(text: str) -> str | None:
+    """Why a verifier's rationale cannot back a vote, or ``None``.
+
+    >>> unusable_rationale("The answer is no, the answer is no, the answer is no, the answer is no.")
+    'it repeats itself'
+    >>> unusable_rationale("The call uses the city the user named.") is None
+    True
+    """
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    if not words:
+        return "it is empty"
+    # the same 4-word phrase three times or more
+    grams = [" ".join(words[i : i + 4]) for i in range(len(words) - 3)]
+    if grams and max(grams.count(g) for g in set(grams)) >= 3:
+        return "it repeats itself"
+    return None
 
 
 def _round(
@@ -112,7 +142,7 @@ def _round(
             others = [
                 {"verifier": v.verifier, "decision": v.decision, "rationale": v.rationale}
                 for j, v in enumerate(previous)
-                if j != i
+                if j != i and not v.meta.get("abstain")
             ]
             messages = prompts.negotiation_messages(perspective, transcript, own, others)
         req = ChatRequest(
@@ -132,6 +162,9 @@ def _round(
             rationale = str(obj.get("rationale", "")) if isinstance(obj, dict) else ""
             if decision not in ("accept", "reject"):
                 raise ValueError(f"decision {decision!r} is neither accept nor reject")
+            why = unusable_rationale(rationale)
+            if why:
+                meta["abstain"] = f"rationale unusable: {why}"
         except Exception as e:  # an unreadable vote counts against the example
             decision, rationale = "reject", ""
             meta["error"] = str(e)[:300]

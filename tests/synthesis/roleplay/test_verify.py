@@ -99,3 +99,22 @@ def test_majority():
     assert majority(["accept"]) == "accept"
     assert majority(["accept", "reject"]) == "reject"
     assert majority(["reject", "accept", "accept"]) == "accept"
+
+
+def test_a_vote_with_a_rambling_rationale_abstains_and_the_others_decide():
+    ramble = "The answer is no, the answer is no, the answer is no, the answer is no."
+    a = ScriptedBackend(default=lambda r: vote("reject", ramble).text)
+    b = ScriptedBackend(default=lambda r: vote("accept", "The call uses the city the user asked about.").text)
+    res, votes = run({"verifier:0": a, "verifier:1": b}, verifier_count=2, negotiation_rounds=1)
+    first = [v for v in votes if v.verifier == "v0-intent"][0]
+    assert first.meta.get("abstain") == "rationale unusable: it repeats itself"
+    # no counted disagreement: no negotiation round, and the counted vote decides
+    assert max(v.round for v in votes) == 0
+    assert res.finish.verdict == "accept"
+
+
+def test_when_every_model_vote_abstains_the_rule_checks_decide():
+    ramble = ScriptedBackend(default=lambda r: vote("reject", "no no no no no no no no no no no no").text)
+    res, votes = run({"verifier": ramble}, verifier_count=3)
+    assert all(v.meta.get("abstain") for v in votes if v.verifier != "rules")
+    assert votes[0].decision == "accept" and res.finish.verdict == "accept"
