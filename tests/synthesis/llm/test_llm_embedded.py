@@ -425,6 +425,33 @@ def test_batch_of_8_conversations(embedded):
     assert alone.text == results[2][0].text
 
 
+def test_more_requests_than_slots_decode_as_they_would_alone(embedded):
+    """Two slots, five requests of different budgets: rows are freed, refilled and moved,
+    and every greedy reply is the one the request gets alone."""
+    from synthesis.llm.embedded import EmbeddedBackend
+
+    small = EmbeddedBackend(model_path=str(embedded.model_path), dtype="float32", max_batch_size=2)
+    try:
+        requests = [
+            ChatRequest(messages=user(q), max_tokens=n)
+            for q, n in [
+                ("Name a fruit.", 6),
+                ("Tell me about the sea.", 20),
+                ("What is 3 + 4?", 4),
+                ("Write a haiku about snow.", 14),
+                ("Say hello.", 9),
+            ]
+        ]
+        together = [r[0] for r in small.complete_batch(requests)]
+        assert small.stats["prefills"] >= 3  # newcomers went into freed rows
+        alone = [small.complete(r) for r in requests]
+        assert [r.text for r in together] == [r.text for r in alone]
+        for r, q in zip(together, requests, strict=True):
+            assert 0 < r.completion_tokens <= q.max_tokens
+    finally:
+        small.close()
+
+
 def test_threads_share_the_scheduler_and_seeds_repeat(embedded):
     req = ChatRequest(
         messages=user("Invent a name for a cat."),
