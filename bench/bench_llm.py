@@ -1,14 +1,17 @@
 """Throughput of the embedded backend against raw ``model.generate`` on the same model.
 
-    python bench/bench_llm.py [--reps 3] [--out bench/RESULTS-llm.md]
+    python bench/bench_llm.py [--reps 3] [--threads N] [--out bench/RESULTS-llm.md]
 
 Prints one table: batch-1 greedy generation (raw vs backend, identical outputs); 32
 conversations of different lengths through the backend's continuous batching vs raw
 forced-length batch-16 generation and vs raw static batches of the same 32; constrained
 vs unconstrained decoding; bf16 vs fp32; GGUF (cold) vs cached-checkpoint load time.
 
-Raw and backend runs alternate and each figure is the best of ``--reps``, so that other
-work on a shared machine skews both sides alike.
+Raw and backend runs alternate after one warm-up of each, and each figure is the best of
+``--reps``, so that other work on a shared machine skews both sides alike.  Every ratio is
+also given by CPU time (the process's, all threads): on a shared machine that one moves
+less with other people's jobs.  Raw means ``model.generate`` on the backend's own model
+object, greedy, on the exact prompt text the backend renders.
 """
 
 from __future__ import annotations
@@ -111,21 +114,37 @@ def conversation(i: int) -> list[dict]:
     return msgs
 
 
-def best(fn, reps: int) -> tuple[float, object]:
-    """(fastest seconds, last result) over ``reps`` runs."""
-    times, out = [], None
-    for _ in range(reps):
-        t0 = time.perf_counter()
+class Timer:
+    """Best wall-clock and best CPU seconds over several timed runs."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def __call__(self, fn):
+        c0, t0 = time.process_time(), time.perf_counter()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+        self.wall.append(time.perf_counter() - t0)
+        self.cpu.append(time.process_time() - c0)
+        return out
+
+    def rate(self, n: int) -> tuple[float, float]:
+        """(tokens per wall second, tokens per CPU second), each from the fastest run."""
+        return n / min(self.wall), n / min(self.cpu)
 
 
 def raw_generate(
-    model, tok, prompts: list[str], max_new: int, force: bool, limits: list[int] | None = None
+    model,
+    tok,
+    prompts: list[str],
+    max_new: int,
+    force: bool,
+    limits: list[int] | None = None,
+    texts: list[str] | None = None,
 ) -> int:
     """Greedy generate on one left-padded batch; returns new tokens (without padding/eos),
-    counting at most ``limits[i]`` for row i when given."""
+    counting at most ``limits[i]`` for row i when given; appends the decoded texts to
+    ``texts`` when given."""
     tok.padding_side = "left"
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     kwargs = {"max_new_tokens": max_new, "do_sample": False, "pad_token_id": tok.pad_token_id}
@@ -141,7 +160,18 @@ def raw_generate(
     for i, row in enumerate(new.tolist()):
         n = row.index(eos) if eos in row else len(row)
         total += min(n, limits[i]) if limits else n
+        if texts is not None:
+            texts.append(tok.decode(row[:n], skip_special_tokens=True))
     return total
+
+
+def in_batches(backend, requests: list[ChatRequest], size: int) -> list:
+    """Results of ``requests`` sent ``size`` at a time, one call waiting for the previous."""
+    return [
+        r
+        for i in range(0, len(requests), size)
+        for r in backend.complete_batch(requests[i : i + size])
+    ]
 
 
 def machine() -> str:
@@ -161,17 +191,25 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--reps", type=int, default=3, help="runs per figure; the fastest counts")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     ap.add_argument("--out", type=Path, help="also write the table as markdown here")
     args = ap.parse_args()
-    rows: list[tuple[str, str, str, str]] = []
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows: list[tuple[str, str, str, str, str]] = []
     load_start = os.getloadavg()
 
-    def row(what: str, raw: str, backend: str, ratio: str) -> None:
-        rows.append((what, raw, backend, ratio))
-        print(f"{what:<58} {raw:>14} {backend:>14} {ratio:>8}", flush=True)
+    def row(what: str, raw: str, backend: str, ratio: str, cpu_ratio: str = "") -> None:
+        rows.append((what, raw, backend, ratio, cpu_ratio))
+        print(f"{what:<66} {raw:>10} {backend:>10} {ratio:>7} {cpu_ratio:>7}", flush=True)
+
+    def rates(what: str, n_raw: int, raw: Timer, n_back: int, back: Timer) -> float:
+        (r, rc), (b, bc) = raw.rate(n_raw), back.rate(n_back)
+        row(what, f"{r:.1f}", f"{b:.1f}", f"{b / r:.2f}", f"{bc / rc:.2f}")
+        return b / r
 
     print(machine())
-    print(f"{'':<58} {'raw':>14} {'backend':>14} {'ratio':>8}")
+    print(f"{'':<66} {'raw':>10} {'backend':>10} {'ratio':>7} {'by CPU':>7}")
 
     # -- load times ---------------------------------------------------------------------------
     ckpt = ensure_embedded_checkpoint()
@@ -193,34 +231,41 @@ def main() -> None:
         f"{cold:.2f}",
         f"{warm:.2f}",
         f"{cold / warm:.0f}x",
+        "",
     )
 
-    backend = EmbeddedBackend(dtype="float32", max_batch_size=16)
+    backend = EmbeddedBackend(dtype="float32", max_batch_size=16, num_threads=args.threads)
     model, tok = backend.model, backend.tokenizer
     row(
         "backend start (checkpoint + tokenizer + grammar engine), s",
         "",
         f"{backend.load_seconds:.2f}",
         "",
+        "",
     )
 
     # -- batch 1 -----------------------------------------------------------------------------
     reqs1 = [ChatRequest(messages=conversation(i), max_tokens=64) for i in range(4)]
     prompts1 = [backend.render_prompt(r) for r in reqs1]
-    raw_t, back_t, raw_n, back_n = [], [], 0, 0
+    raw_generate(model, tok, prompts1[:1], 8, force=False)  # warm-up of both sides
+    backend.complete(ChatRequest(messages=conversation(0), max_tokens=8))
+    raw_t, back_t = Timer(), Timer()
     for _ in range(args.reps):
-        t0 = time.perf_counter()
-        raw_n = sum(raw_generate(model, tok, [p], 64, force=False) for p in prompts1)
-        raw_t.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        back_n = sum(backend.complete(r).completion_tokens for r in reqs1)
-        back_t.append(time.perf_counter() - t0)
-    r1, b1 = raw_n / min(raw_t), back_n / min(back_t)
-    row(
-        f"batch 1, greedy, 4 prompts ({raw_n} / {back_n} tokens), tok/s",
-        f"{r1:.1f}",
-        f"{b1:.1f}",
-        f"{b1 / r1:.2f}",
+        raw_texts: list[str] = []
+        raw_n = raw_t(
+            lambda out=raw_texts: sum(
+                raw_generate(model, tok, [p], 64, force=False, texts=out) for p in prompts1
+            )
+        )
+        results1 = back_t(lambda: [backend.complete(r) for r in reqs1])
+        back_n = sum(r.completion_tokens for r in results1)
+    same = sum(a == b.text for a, b in zip(raw_texts, results1, strict=True))
+    rates(
+        f"batch 1, greedy, 4 prompts ({raw_n} / {back_n} tokens, {same}/4 texts identical), tok/s",
+        raw_n,
+        raw_t,
+        back_n,
+        back_t,
     )
 
     # -- continuous batching -----------------------------------------------------------------
@@ -229,106 +274,87 @@ def main() -> None:
         for i in range(32)
     ]
     prompts32 = [backend.render_prompt(r) for r in reqs32]
-    raw16_t, cb_t, static_t = [], [], []
+    raw16_t, cb_t, static_t = Timer(), Timer(), Timer()
     cb_n = static_n = 0
     for _ in range(args.reps):
-        t0 = time.perf_counter()
-        raw_generate(model, tok, prompts32[:16], 64, force=True)
-        raw16_t.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        results = backend.complete_batch(reqs32)
-        cb_t.append(time.perf_counter() - t0)
+        raw16_t(lambda: raw_generate(model, tok, prompts32[:16], 64, force=True))
+        results = cb_t(lambda: backend.complete_batch(reqs32))
         cb_n = sum(r[0].completion_tokens for r in results)
+
         # What static batching gets from the same 32 conversations: each batch of 16 runs
         # until its longest member ends; only tokens within each sequence's limit are useful.
-        t0 = time.perf_counter()
-        static_n = 0
-        for lo in range(0, 32, 16):
-            limits = [r.max_tokens for r in reqs32[lo : lo + 16]]
-            static_n += raw_generate(
-                model, tok, prompts32[lo : lo + 16], max(limits), force=False, limits=limits
-            )
-        static_t.append(time.perf_counter() - t0)
-    raw16 = 16 * 64 / min(raw16_t)
-    cb = cb_n / min(cb_t)
-    static = static_n / min(static_t)
-    row("raw batch 16, 64 tokens forced, tok/s", f"{raw16:.1f}", "", "")
-    row(
-        f"32 conversations, mixed lengths ({cb_n} tokens): continuous, tok/s",
-        f"{raw16:.1f}",
-        f"{cb:.1f}",
-        f"{cb / raw16:.2f}",
+        def static_batches() -> int:
+            n = 0
+            for lo in range(0, 32, 16):
+                limits = [r.max_tokens for r in reqs32[lo : lo + 16]]
+                n += raw_generate(
+                    model, tok, prompts32[lo : lo + 16], max(limits), force=False, limits=limits
+                )
+            return n
+
+        static_n = static_t(static_batches)
+    raw16, raw16_cpu = raw16_t.rate(16 * 64)
+    row("raw batch 16 (16 padded prompts, 64 tokens forced), tok/s", f"{raw16:.1f}", "", "", "")
+    rates(
+        f"32 conversations, mixed lengths ({cb_n} tokens): continuous vs raw forced 16, tok/s",
+        16 * 64,
+        raw16_t,
+        cb_n,
+        cb_t,
     )
-    row(
-        "same 32 as raw static batches of 16 (useful tok/s)",
-        f"{static:.1f}",
-        f"{cb:.1f}",
-        f"{cb / static:.2f}",
-    )
+    rates("same 32 as raw static batches of 16 (useful tok/s)", static_n, static_t, cb_n, cb_t)
 
     # -- constrained vs unconstrained ---------------------------------------------------------
+    # The same prompts (the tool rendered into the system prompt) both ways: unconstrained is
+    # tool_choice="auto" on a second backend that leaves tool calls unconstrained.
+    free_backend = EmbeddedBackend(
+        dtype="float32", max_batch_size=16, num_threads=args.threads, constrain_tool_calls=False
+    )
     asks = [f"Plan a meeting about {TOPICS[i]} with two colleagues." for i in range(8)]
-    free = [
-        ChatRequest(
-            messages=[{"role": "user", "content": a}],
-            tools=[TOOL],
-            tool_choice="none",
-            max_tokens=64,
-        )
-        for a in asks
-    ]
-    forced = [
-        ChatRequest(
-            messages=[{"role": "user", "content": a}],
-            tools=[TOOL],
-            tool_choice={"name": "create_event"},
-            max_tokens=64,
-        )
-        for a in asks
-    ]
-    for label, batch in (("batch 1", 1), ("batch 8", 8)):
-        ft, ct, fn_, cn = [], [], 0, 0
-        for _ in range(args.reps):
-            t0 = time.perf_counter()
-            fn_ = sum(
-                r[0].completion_tokens
-                for i in range(0, 8, batch)
-                for r in backend.complete_batch(free[i : i + batch])
+
+    def tool_requests(choice) -> list[ChatRequest]:
+        return [
+            ChatRequest(
+                messages=[{"role": "user", "content": a}],
+                tools=[TOOL],
+                tool_choice=choice,
+                max_tokens=96,
             )
-            ft.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            cres = [
-                r for i in range(0, 8, batch) for r in backend.complete_batch(forced[i : i + batch])
-            ]
-            ct.append(time.perf_counter() - t0)
-            cn = sum(r[0].completion_tokens for r in cres)
+            for a in asks
+        ]
+
+    free, forced = tool_requests("auto"), tool_requests({"name": "create_event"})
+    assert free_backend.render_prompt(free[0]) == backend.render_prompt(forced[0])
+    free_backend.complete(free[0])
+    backend.complete(forced[0])
+    for label, batch in (("batch 1", 1), ("batch 8", 8)):
+        ft, ct = Timer(), Timer()
+        for _ in range(args.reps):
+            fres = ft(lambda b=batch: in_batches(free_backend, free, b))
+            cres = ct(lambda b=batch: in_batches(backend, forced, b))
+        fn_ = sum(r[0].completion_tokens for r in fres)
+        cn = sum(r[0].completion_tokens for r in cres)
         valid = sum(1 for r in cres if r[0].tool_calls and r[0].error is None)
-        f_rate, c_rate = fn_ / min(ft), cn / min(ct)
-        row(
-            f"{label}: unconstrained vs forced tool call ({valid}/8 valid), tok/s",
-            f"{f_rate:.1f}",
-            f"{c_rate:.1f}",
-            f"{c_rate / f_rate:.2f}",
+        free_valid = sum(1 for r in fres if r[0].tool_calls and r[0].error is None)
+        rates(
+            f"{label}: unconstrained ({free_valid}/8 valid calls) vs forced tool call "
+            f"({valid}/8 valid), tok/s",
+            fn_,
+            ft,
+            cn,
+            ct,
         )
+    free_backend.close()
 
     # -- bf16 vs fp32 -------------------------------------------------------------------------
-    bf16 = EmbeddedBackend(dtype="bfloat16", max_batch_size=16)
+    bf16 = EmbeddedBackend(dtype="bfloat16", max_batch_size=16, num_threads=args.threads)
     reqs8 = [ChatRequest(messages=conversation(i), max_tokens=48) for i in range(8)]
-    t32, t16, n32, n16 = [], [], 0, 0
+    bf16.complete(reqs8[0])
+    t32, t16 = Timer(), Timer()
     for _ in range(args.reps):
-        t0 = time.perf_counter()
-        n32 = sum(r[0].completion_tokens for r in backend.complete_batch(reqs8))
-        t32.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        n16 = sum(r[0].completion_tokens for r in bf16.complete_batch(reqs8))
-        t16.append(time.perf_counter() - t0)
-    r32, r16 = n32 / min(t32), n16 / min(t16)
-    row(
-        "batch 8: fp32 (raw column) vs bf16 (backend column), tok/s",
-        f"{r32:.1f}",
-        f"{r16:.1f}",
-        f"{r16 / r32:.2f}",
-    )
+        n32 = sum(r[0].completion_tokens for r in t32(lambda: backend.complete_batch(reqs8)))
+        n16 = sum(r[0].completion_tokens for r in t16(lambda: bf16.complete_batch(reqs8)))
+    rates("batch 8 through the backend: fp32 (raw column) vs bf16, tok/s", n32, t32, n16, t16)
     bf16.close()
     backend.close()
 
@@ -342,14 +368,16 @@ def main() -> None:
         lines = [
             "# Embedded LLM backend: measured throughput",
             "",
-            f"`python bench/bench_llm.py --reps {args.reps}` on {time.strftime('%Y-%m-%d')}.",
+            f"`python bench/bench_llm.py --reps {args.reps}"
+            + (f" --threads {args.threads}" if args.threads else "")
+            + f"` on {time.strftime('%Y-%m-%d %H:%M')}.",
             "",
             note,
             "",
-            "| measurement | raw | backend | ratio |",
-            "|---|---:|---:|---:|",
+            "| measurement | raw | backend | ratio | ratio by CPU time |",
+            "|---|---:|---:|---:|---:|",
         ]
-        lines += [f"| {w} | {r} | {b} | {q} |" for w, r, b, q in rows]
+        lines += [f"| {w} | {r} | {b} | {q} | {c} |" for w, r, b, q, c in rows]
         args.out.write_text("\n".join(lines) + "\n")
         print(f"wrote {args.out}")
 
