@@ -391,7 +391,8 @@ def user_sim_messages(
 # ---------------------------------------------------------------------------------------
 # MCP Server Simulator
 
-GENERIC_RESULT_SCHEMA: dict[str, Any] = {"type": "object", "minProperties": 1}
+# additionalProperties spelled out: grammar compilers in strict mode read its absence as false.
+GENERIC_RESULT_SCHEMA: dict[str, Any] = {"type": "object", "minProperties": 1, "additionalProperties": True}
 
 
 def server_messages(

@@ -122,17 +122,11 @@ _LAST = [
     "Ruiz",
 ]
 _CITIES = [
-    "Paris",
-    "Tokyo",
-    "Nairobi",
-    "Toronto",
-    "Lisbon",
-    "Seoul",
-    "Austin",
-    "Berlin",
-    "Lima",
-    "Oslo",
-]
+    "Paris", "Tokyo", "Nairobi", "Toronto", "Lisbon", "Seoul", "Austin", "Berlin", "Lima", "Oslo",
+    "Chicago", "Madrid", "Mumbai", "Sydney", "Cape Town", "Mexico City", "Istanbul", "Dublin",
+    "Singapore", "Buenos Aires", "Vancouver", "Amsterdam", "Cairo", "Bangkok", "Denver",
+    "Manchester", "Lagos", "Helsinki", "Osaka", "Boston",
+]  # fmt: skip
 _COUNTRIES = ["France", "Japan", "Kenya", "Canada", "Portugal", "Korea", "Brazil", "Germany"]
 _WORDS = [
     "blue",
@@ -148,6 +142,37 @@ _WORDS = [
 ]
 _STATUSES = ["active", "pending", "confirmed", "completed"]
 
+_FAKERS: dict[str, Any] = {}
+
+
+def _fake(rng: random.Random) -> Any:
+    """A Faker (``en_US``) seeded from ``rng``: realistic names, places and companies,
+    deterministic for a given ``rng`` state.  ``None`` when Faker is not installed."""
+    fake = _FAKERS.get("en_US")
+    if fake is None:
+        try:
+            from faker import Faker
+        except ImportError:  # pragma: no cover - a declared dependency
+            return None
+        fake = _FAKERS["en_US"] = Faker("en_US")
+    fake.seed_instance(rng.getrandbits(64))
+    return fake
+
+
+def _faked(method: str, fallback: Any) -> Any:
+    def make(rng: random.Random) -> str:
+        fake = _fake(rng)
+        return str(getattr(fake, method)()) if fake is not None else fallback(rng)
+
+    return make
+
+
+_TOPICS = [
+    "quarterly budget", "team offsite", "product launch", "customer onboarding", "spring sale",
+    "website redesign", "supplier contract", "hiring plan", "safety audit", "board meeting",
+    "travel itinerary", "tax return", "marketing campaign", "inventory count", "release notes",
+]  # fmt: skip
+
 # Name fragments -> value makers, tried in order (first match wins).
 _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
     (("email",), lambda r: f"{r.choice(_FIRST).lower()}.{r.choice(_LAST).lower()}@example.com"),
@@ -156,36 +181,39 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
         lambda r: f"https://example.com/{r.choice(_WORDS)}/{r.randint(1, 999)}",
     ),
     (("phone", "mobile", "tel"), lambda r: f"+1-555-{r.randint(100, 999)}-{r.randint(1000, 9999)}"),
-    (("first_name", "firstname", "given"), lambda r: r.choice(_FIRST)),
-    (("last_name", "lastname", "surname", "family"), lambda r: r.choice(_LAST)),
-    (
-        ("username", "user_name", "login", "handle"),
-        lambda r: f"{r.choice(_FIRST).lower()}{r.randint(10, 99)}",
-    ),
+    (("filename", "file_name", "file", "path"),
+     lambda r: r.choice(_TOPICS).replace(" ", "-") + r.choice([".pdf", ".csv", ".docx", ".png"])),
+    (("first_name", "firstname", "given"), _faked("first_name", lambda r: r.choice(_FIRST))),
+    (("last_name", "lastname", "surname", "family_name"), _faked("last_name", lambda r: r.choice(_LAST))),
+    (("company", "organization", "organisation", "org_name", "employer", "vendor", "merchant"),
+     _faked("company", lambda r: f"{r.choice(_LAST)} Ltd")),
+    (("job", "occupation", "position"), _faked("job", lambda r: "engineer")),
+    (("street", "address"), _faked("street_address", lambda r: f"{r.randint(1, 999)} {r.choice(_WORDS).title()} Street")),
     (("city", "town", "location", "destination", "origin"), lambda r: r.choice(_CITIES)),
-    (("country",), lambda r: r.choice(_COUNTRIES)),
-    (("currency",), lambda r: r.choice(["USD", "EUR", "JPY", "GBP"])),
+    (("country_code",), _faked("country_code", lambda r: "FR")),
+    (("country",), _faked("country", lambda r: r.choice(_COUNTRIES))),
+    (("zip", "postal", "postcode"), _faked("postcode", lambda r: f"{r.randint(10000, 99999)}")),
+    (("timezone", "time_zone"), _faked("timezone", lambda r: "Europe/Paris")),
+    (("currency",), _faked("currency_code", lambda r: r.choice(["USD", "EUR", "JPY", "GBP"]))),
+    (("color", "colour"), _faked("color_name", lambda r: r.choice(["red", "green", "blue", "black"]))),
+    (("title", "subject", "headline", "summary"),
+     lambda r: f"{r.choice(_TOPICS).capitalize()} {r.choice(['update', 'notes', 'review', 'plan', 'summary'])}"),
+    (("username", "user_name", "login", "handle"), _faked("user_name", lambda r: f"{r.choice(_FIRST).lower()}{r.randint(10, 99)}")),
+    (("name", "author", "owner", "customer", "contact", "recipient", "assignee"),
+     _faked("name", lambda r: f"{r.choice(_FIRST)} {r.choice(_LAST)}")),
     (("language", "lang", "locale"), lambda r: r.choice(["en", "fr", "ja", "es"])),
     (("status", "state"), lambda r: r.choice(_STATUSES)),
-    (("name", "author", "owner", "customer"), lambda r: f"{r.choice(_FIRST)} {r.choice(_LAST)}"),
-    (
-        ("title", "subject", "summary", "headline"),
-        lambda r: f"{r.choice(_WORDS).title()} {r.choice(_WORDS)} report",
-    ),
     (
         ("description", "message", "text", "body", "comment", "note", "content"),
-        lambda r: f"Notes about the {r.choice(_WORDS)} {r.choice(_WORDS)} project.",
+        lambda r: r.choice(
+            ["Notes on the {t}.", "Please review the {t} before Friday.", "Reminder about the {t}.",
+             "Quick question about the {t}.", "Draft for the {t}, comments welcome."]
+        ).format(t=r.choice(_TOPICS)),
     ),
-    (
-        ("query", "search", "keyword", "term", "q"),
-        lambda r: f"{r.choice(_WORDS)} {r.choice(_WORDS)}",
-    ),
-    (("address", "street"), lambda r: f"{r.randint(1, 999)} {r.choice(_WORDS).title()} Street"),
-    (("zip", "postal", "postcode"), lambda r: f"{r.randint(10000, 99999)}"),
-    (("color", "colour"), lambda r: r.choice(["red", "green", "blue", "black"])),
+    (("query", "search", "keyword", "term", "q"), lambda r: r.choice(_TOPICS)),
     (("date",), lambda r: f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}"),
     (("time",), lambda r: f"{r.randint(7, 20):02d}:{r.choice(['00', '15', '30', '45'])}"),
-]
+]  # fmt: skip
 
 _FORMATS = {
     "date": lambda r: f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
