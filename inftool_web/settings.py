@@ -141,7 +141,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [env.str("CHANNELS_REDIS_URL", default=REDIS_URL)],
+            # A consumer waits for its next event with a blocking BZPOPMIN of up to 5 s, and
+            # redis-py 8 gives up reading after 5 s by default: every socket idle that long was
+            # torn down (django/channels_redis#422). Read for longer than the wait.
+            "hosts": [{"address": env.str("CHANNELS_REDIS_URL", default=REDIS_URL), "socket_timeout": 30}],
             "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
         },
     }

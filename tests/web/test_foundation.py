@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, connection, transaction
 
-from inftool_web.core.events import iteration_group, send_now
+from inftool_web.core.events import DASHBOARD_GROUP, iteration_group, send_now
 from inftool_web.core.models import WorkerHeartbeat
 from inftool_web.core.roles import set_role
 from inftool_web.core.routing import websocket_urlpatterns
@@ -96,6 +96,26 @@ def test_websocket_consumer_receives_a_group_message_through_channels_redis():
         anon.scope["user"] = AnonymousUser()
         connected, code = await anon.connect()
         assert not connected and code == 4401
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_websocket_stays_open_and_receives_later_events():
+    """A consumer blocks on the channel layer for 5 s at a time: with redis-py's default read
+    timeout (also 5 s) an idle socket was torn down instead (found by bench/bench_load.py)."""
+    user = UserFactory()
+    set_role(user, "viewer")
+
+    async def scenario():
+        comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/events/")
+        comm.scope["user"] = user
+        connected, _ = await comm.connect()
+        assert connected
+        assert await comm.receive_nothing(timeout=7)  # longer than the 5 s the consumer blocks
+        await get_channel_layer().group_send(DASHBOARD_GROUP, {"type": "inftool.event", "event": {"late": True}})
+        assert await comm.receive_json_from(timeout=5) == {"late": True}
+        await comm.disconnect()
 
     async_to_sync(scenario)()
 
