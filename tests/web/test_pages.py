@@ -145,6 +145,55 @@ def test_model_output_is_escaped_everywhere(client, world):
         assert "&lt;script&gt;" in body, path
 
 
+ATTR_XSS = '"><img src=x onerror=alert(1)>'
+
+
+def test_every_page_and_partial_escapes_every_stored_text(client):
+    """Text from specs, MCP servers, models, reviewers and operators, in every field a page
+    shows (charts and the live partials included): never markup, in text or in attributes."""
+    from inftool_web.catalog.models import ApiSource, TreeNode
+    from inftool_web.synth.models import Persona
+    from inftool_web.web.services import audit_record
+
+    evil = XSS + ATTR_XSS
+    domain = TreeNodeFactory(name=f"Dom {evil}", description=evil)
+    category = TreeNode.objects.create(level="category", name=f"Cat {evil}", parent=domain, description=evil)
+    tool = ToolFactory(name="evil_tool", description=evil, domain=domain, category=category,
+                       input_schema={"type": "object", "properties": {"q": {"type": "string", "description": evil}}})
+    ApiSource.objects.filter(pk=tool.source_id).update(name=f"src {evil}", title=evil)
+    ToolFactory(name="evil_copy", description=evil, canonical=tool, domain=domain)
+    persona = Persona.objects.create(name=f"P {evil}", role=evil, background=evil, style=evil, goals=[evil])
+    it = IterationFactory(status="synthesizing", name=f"run {evil}", stage_detail=evil, error=evil,
+                          config={"count": 3, "domains": [evil]})
+    t = TrajectoryFactory(iteration=it, kind="multi_turn", status="done", verdict="accepted", difficulty="hard",
+                          score=0.4, domain=domain, category=category, persona=persona, goal=evil, error=evil,
+                          num_turns=2, offered_tools=[{"name": "evil_tool", "description": evil,
+                                                       "inputSchema": tool.input_schema}],
+                          reference_calls=[{"name": "evil_tool", "arguments": {"q": evil}}])
+    conversation(t, tool_name="evil_tool", arguments={"q": evil}, answer=evil)
+    MessageFactory(trajectory=t, index=10, role="tool", content=evil, tool_results=[{"text": evil}],
+                   mcp={"content": [{"type": "text", "text": evil}]})
+    VerifierVoteFactory(trajectory=t, rationale=evil, perspective=evil)
+    Reflection.objects.create(trajectory=t, index=0, step=10, action="repaired", detail=evil, problem="x")
+    reviewer = login(client, "operator")
+    audit_record(trajectory=t, reviewer=reviewer, decision="flag", note=evil)
+    ckpt_eval = EvaluationRunFactory(iteration=it, overall=0.3)
+    ckpt_eval.checkpoint.name = f"ckpt {evil}"
+    ckpt_eval.checkpoint.save()
+    CategoryResult.objects.create(evaluation=ckpt_eval, category=evil, correct=1, total=2, accuracy=0.5)
+    paths = ["/", f"/iterations/{it.pk}/", f"/trajectories/{t.pk}/", f"/trajectories/{t.pk}/row/?it=1",
+             f"/trajectories/{t.pk}/card/", "/tools/", f"/tools/?q=evil&domain={domain.pk}",
+             f"/tools/?category={category.pk}", "/evaluations/", f"/audit/?iteration={it.pk}&size=5&seed=1"]
+    for path in paths:
+        for htmx in (False, True):
+            r = client.get(path, **({"HTTP_HX_REQUEST": "true"} if htmx else {}))
+            assert r.status_code == 200, (path, htmx)
+            body = r.content.decode()
+            assert "<script>alert" not in body and "<img src=x" not in body, (path, htmx)
+    shown = "".join(client.get(p).content.decode() for p in paths)
+    assert "&lt;script&gt;" in shown and "&lt;img src=x onerror=alert(1)&gt;" in shown
+
+
 # ------------------------------------------------------------------ tools
 def test_tools_browse_search_and_paginate(client):
     login(client)

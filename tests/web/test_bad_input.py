@@ -1,0 +1,549 @@
+"""Bad input, each where it enters: tool definitions that break JSON Schema (from a live MCP
+server, a spec, or rows stored earlier), model output PostgreSQL cannot store, oversize and
+over-nested request bodies, forged iteration configs, bad filters, and injection attempts in
+searches.  Each gets a clear error (or is made harmless) and the rest goes on: never a 500."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from inftool_web.catalog.models import ApiSource, Tool
+from inftool_web.core.roles import set_role
+from inftool_web.loop.models import Iteration
+from inftool_web.loop.services import iteration_create
+from inftool_web.synth.models import Message
+from inftool_web.synth.services import iteration_plan_trajectories, trajectories_run
+from synthesis.llm.base import LLMBackend
+from tests.conftest import ROOT
+from tests.factories import (
+    ApiSourceFactory,
+    EvaluationRunFactory,
+    IterationFactory,
+    ToolFactory,
+    TrajectoryFactory,
+    TreeNodeFactory,
+    UserFactory,
+)
+from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
+from tests.web.fixtures import mcp_bad_tools_server
+
+pytestmark = pytest.mark.django_db
+
+BAD_TOOLS_SERVER = ROOT / "tests" / "web" / "fixtures" / "mcp_bad_tools_server.py"
+
+
+def user_with(role: str | None):
+    user = UserFactory()
+    if role:
+        set_role(user, role)
+    return user
+
+
+def api_as(role: str) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user_with(role))
+    return client
+
+
+def run(*args, **kwargs) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO(), **kwargs)
+    return out.getvalue()
+
+
+def _deep(levels: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"inner": schema}}
+    return schema
+
+
+# A definition per way a schema breaks role-play, as rows may hold them from before the check.
+BROKEN_SCHEMAS = {
+    "unknown_type": {"type": "object", "properties": {"n": {"type": "integr"}}},
+    "missing_ref": {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},
+    "self_ref": {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},
+    "bad_keyword_value": {"type": "object", "properties": {"n": {"type": "integer", "minimum": "zero"}}},
+    "bad_pattern": {"type": "object", "properties": {"c": {"type": "string", "pattern": "(?<=x"}}},
+    "deep": _deep(40),
+}
+
+
+# ---------------------------------------------------------------------------- tool definitions
+
+
+def test_ingest_mcp_keeps_good_tools_and_names_each_broken_one():
+    command = f"{sys.executable} {BAD_TOOLS_SERVER}"
+    out = run("ingest_mcp", server_command=command, name="bad-tools")
+    source = ApiSource.objects.get(name="bad-tools")
+    assert source.status == "ok"
+    assert set(source.tools.values_list("name", flat=True)) == {"get_weather", "get_time"}
+    reasons = {w["operation"]: w["message"] for w in source.warnings}
+    assert set(reasons) == set(mcp_bad_tools_server.EXPECTED)
+    for name, expected in mcp_bad_tools_server.EXPECTED.items():
+        assert expected in reasons[name], (name, reasons[name])
+        assert f"  {name}: " in out, f"the command must list {name} and its reason"
+    assert "11 tool(s) left out" in out or f"{len(reasons)} tool(s) left out" in out
+    # HTML stays text (escaped where shown), and the NUL that PostgreSQL refuses is replaced.
+    weather = source.tools.get(name="get_weather")
+    assert "<script>" in weather.description and "\x00" not in weather.description
+    # Re-running changes nothing.
+    run("ingest_mcp", server_command=command, name="bad-tools")
+    assert source.tools.count() == 2
+
+
+def test_ingest_mcp_of_a_list_the_mcp_sdk_refuses_fails_naming_the_tools():
+    command = f"{sys.executable} {BAD_TOOLS_SERVER} off-spec"
+    with pytest.raises(CommandError, match=r"break the MCP schema.*inputSchema\.required.*inputSchema\.type"):
+        run("ingest_mcp", server_command=command, name="off-spec", timeout=60)
+    source = ApiSource.objects.get(name="off-spec")
+    assert source.status == "failed" and source.error_code == "mcp_invalid_tools"
+    assert not source.tools.exists()
+
+
+def test_a_spec_with_schema_breaking_definitions_and_a_nul_is_stored_with_valid_schemas(tmp_path):
+    import jsonschema
+
+    spec = {
+        "openapi": "3.0.0", "info": {"title": "Broken\u0000 API", "version": "1"},
+        "paths": {"/things": {"post": {
+            "operationId": "makeThing", "description": "Makes a thing.\u0000 <script>alert(1)</script>",
+            "parameters": [
+                {"name": "x", "in": "query", "schema": {"type": "nonsense", "minimum": "zero", "pattern": "(?<=x"}},
+                {"name": "y", "in": "query", "schema": {"$ref": "#/components/schemas/Missing"}},
+                {"name": "z", "in": "query", "schema": {"$ref": "http://169.254.169.254/schema.json"}},
+                {"name": "w", "in": "query", "schema": {"type": "object", "required": "w", "properties": "nope"}},
+            ],
+            "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Node"}}}},
+        }}},
+        "components": {"schemas": {"Node": {"type": "object", "properties": {
+            "next": {"$ref": "#/components/schemas/Node"}, "label": {"type": "string", "enum": ["a\u0000"]}}}}},
+    }
+    (tmp_path / "broken.json").write_text(json.dumps(spec))
+    (tmp_path / "fine.json").write_text(json.dumps({
+        "openapi": "3.0.0", "info": {"title": "Fine", "version": "1"},
+        "paths": {"/ping": {"get": {"operationId": "ping", "responses": {"200": {"description": "ok"}}}}}}))
+    run("ingest_openapi", str(tmp_path), workers=1)
+    assert ApiSource.objects.filter(status="ok").count() == 2, list(ApiSource.objects.values("name", "error"))
+    tool = Tool.objects.get(name="makeThing")
+    jsonschema.Draft202012Validator.check_schema(tool.input_schema)
+    assert "\x00" not in tool.description and "\\u0000" not in json.dumps(tool.input_schema)
+    from synthesis.mcp_tree.tool_check import tool_problem
+
+    assert tool_problem({"name": tool.name, "inputSchema": tool.input_schema}) is None
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_SCHEMAS))
+def test_a_stored_tool_with_a_broken_schema_is_left_out_of_role_play(kind, caplog):
+    source = ApiSourceFactory(name="shop.example")
+    for t in ALL_TOOLS[:3]:
+        ToolFactory(source=source, name=t["name"], description=t["description"], input_schema=t["inputSchema"],
+                    output_schema=t.get("outputSchema"))
+    broken = ToolFactory(source=source, name="broken_tool", description="Broken", input_schema=BROKEN_SCHEMAS[kind])
+    it = iteration_create(config={"count": 5, "profile": "none", "max_turns": 2, "verifiers": 1,
+                                  "modes": {"single": 1, "parallel": 1, "multiple": 1, "multi_turn": 1}})
+    with caplog.at_level("WARNING", logger="inftool_web.synth.services"):
+        iteration_plan_trajectories(iteration=it)
+    assert any("broken_tool" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
+    offered = {t["name"] for traj in it.trajectories.all() for t in traj.offered_tools}
+    assert "broken_tool" not in offered and offered
+    assert not broken.trajectories.exists()
+    counts = trajectories_run(trajectory_ids=list(it.trajectories.values_list("pk", flat=True)),
+                              backends={"default": smart_backend()})
+    assert sum(counts.values()) == 5 and not counts.get("failed"), counts
+
+
+def test_planning_from_only_broken_tools_is_a_clear_error():
+    source = ApiSourceFactory(name="broken.example")
+    ToolFactory(source=source, name="broken_tool", input_schema=BROKEN_SCHEMAS["unknown_type"])
+    it = iteration_create(config={"count": 1, "profile": "none"})
+    with pytest.raises(ValueError, match="not valid JSON Schema"):
+        iteration_plan_trajectories(iteration=it)
+
+
+# ---------------------------------------------------------------------------- model output
+
+
+class GarbageText(LLMBackend):
+    """Answers as the smart stand-in, with a NUL, a lone surrogate and markup in free text and
+    in string arguments: what a broken or hostile model server may send."""
+
+    name = "garbage-text"
+    JUNK = "\x00\ud800<script>alert(1)</script>"
+
+    def __init__(self):
+        self.inner = smart_backend()
+
+    def complete_batch(self, requests):
+        out = self.inner.complete_batch(requests)
+        for choices in out:
+            for c in choices:
+                if c.text and not c.text.lstrip().startswith("{"):
+                    c.text += self.JUNK
+                for call in c.tool_calls:
+                    call.arguments = {k: v + self.JUNK if isinstance(v, str) else v for k, v in call.arguments.items()}
+        return out
+
+
+def test_model_output_postgresql_cannot_store_is_stored_replaced_and_shown_escaped(client):
+    source = ApiSourceFactory(name="shop.example")
+    for t in ALL_TOOLS:
+        ToolFactory(source=source, name=t["name"], description=t["description"], input_schema=t["inputSchema"],
+                    output_schema=t.get("outputSchema"))
+    it = iteration_create(config={"count": 3, "profile": "none", "modes": {"multi_turn": 1, "single": 1},
+                                  "max_turns": 2, "verifiers": 1})
+    iteration_plan_trajectories(iteration=it)
+    ids = list(it.trajectories.values_list("pk", flat=True))
+    counts = trajectories_run(trajectory_ids=ids, backends={"default": GarbageText()})
+    assert sum(counts.values()) == 3, counts
+    replaced = Message.objects.filter(trajectory__iteration=it, content__contains="\ufffd\ufffd<script>")
+    assert replaced.exists(), "NUL and surrogate replaced, the markup kept as text"
+    for t in it.trajectories.all():
+        idx = list(t.steps.order_by("index").values_list("index", flat=True))
+        assert idx == list(range(len(idx))) and t.steps.filter(kind="finish").count() == 1
+    client.force_login(user_with("reviewer"))
+    for t in it.trajectories.all():
+        body = client.get(f"/trajectories/{t.pk}/").content.decode()
+        assert "<script>alert(1)" not in body
+    # A rerun (a redelivered task) neither fails on the replaced text nor stores anything twice.
+    n = Message.objects.filter(trajectory__iteration=it).count()
+    assert trajectories_run(trajectory_ids=ids, backends={"default": GarbageText()}) == {}
+    assert Message.objects.filter(trajectory__iteration=it).count() == n
+
+
+# ---------------------------------------------------------------------------- oversize and deep bodies
+
+
+def _limit() -> int:
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+@pytest.mark.parametrize("path, kind", [
+    ("/api/iterations/", "api"), ("/api/auth/token/", "api"), ("/v1/chat/completions", "v1"),
+    ("/iterations/new/", "form"), ("/accounts/login/", "form"), ("/trajectories/1/audit/", "form"),
+])
+def test_an_oversize_body_is_a_413_before_any_view_reads_it(path, kind):
+    user = user_with("operator")
+    client = Client()
+    client.force_login(user)
+    token = Token.objects.create(user=user)
+    big = b"x" * (_limit() + 1)
+    content_type = "application/x-www-form-urlencoded" if kind == "form" else "application/json"
+    r = client.generic("POST", path, big, content_type=content_type, HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    assert r.status_code == 413, (path, r.status_code, r.content[:200])
+    text = r.content.decode()
+    assert "too large" in text and str(_limit()) in text
+    if kind == "v1":
+        assert r.json()["error"]["code"] == "request_too_large"
+    elif kind == "api":
+        assert "too large" in r.json()["detail"]
+
+
+def test_a_body_under_the_limit_still_works():
+    c = api_as("operator")
+    r = c.post("/api/iterations/", {"name": "n" * 100, "config": {"count": 2, "domains": ["x" * 100] * 900}},
+               format="json")
+    assert r.status_code == 201, r.content[:300]
+
+
+def test_a_bad_content_length_is_a_400():
+    r = Client().generic("POST", "/accounts/login/", b"a=b", content_type="application/x-www-form-urlencoded",
+                         CONTENT_LENGTH="lots")
+    assert r.status_code == 400 and "Content-Length" in r.content.decode()
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"config": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_json_nested_too_deeply_is_a_400_everywhere():
+    user = user_with("operator")
+    token = Token.objects.create(user=user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    body = _nested(100_000)
+    r = api.generic("POST", "/api/iterations/", body, content_type="application/json")
+    assert r.status_code == 400 and "nested too deeply" in r.json()["detail"]
+    r = APIClient().generic("POST", "/api/auth/token/", body, content_type="application/json")
+    assert r.status_code == 400 and "nested too deeply" in r.json()["detail"]
+    r = Client().generic("POST", "/v1/chat/completions", body, content_type="application/json",
+                         HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    assert r.status_code == 400 and "nested too deeply" in r.json()["error"]["message"]
+    assert Iteration.objects.count() == 0
+
+
+async def _asgi_post(path: str, chunks, *, headers=()) -> tuple[int, bytes, int]:
+    """POST through the real ASGI application, the body in ``chunks``; returns the status,
+    the body and how many chunks the application pulled."""
+    from inftool_web.asgi import application
+
+    pulled = 0
+    sent: list[dict] = []
+    chunks = iter(chunks)
+
+    async def receive():
+        nonlocal pulled
+        chunk = next(chunks, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        pulled += 1
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"), *headers],
+             "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
+    await application(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], body, pulled
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_asgi_app_stops_reading_an_endless_body_at_the_limit():
+    chunk = b"x" * 65536
+
+    def endless():
+        while True:
+            yield chunk
+
+    status, body, pulled = async_to_sync(_asgi_post)("/v1/chat/completions", endless())
+    assert status == 413 and b"too large" in body
+    assert pulled <= _limit() // len(chunk) + 2, f"read {pulled} chunks of an endless body"
+    status, body, pulled = async_to_sync(_asgi_post)(
+        "/api/iterations/", iter([b"{}"]), headers=[(b"content-length", str(_limit() * 10).encode())])
+    assert status == 413 and pulled == 0, "a declared length over the limit is refused unread"
+
+
+# ---------------------------------------------------------------------------- forged iteration configs
+
+FORGED = [
+    ({"count": 3, "telepathy": True}, "config", "unknown field(s) telepathy"),
+    ({"count": "3"}, "count", "integer from 1"),
+    ({"count": True}, "count", "integer from 1"),
+    ({"count": 3.5}, "count", "integer from 1"),
+    ({"count": -1}, "count", "integer from 1"),
+    ({"count": 10**12}, "count", "integer from 1 to 100000"),
+    ({"count": 3, "verifiers": -2}, "verifiers", "from 1 to 7"),
+    ({"count": 3, "negotiation_rounds": True}, "negotiation_rounds", "from 0 to 3"),
+    ({"count": 3, "max_turns": 10**9}, "max_turns", "from 1 to 15"),
+    ({"count": 3, "hard_threshold": True}, "hard_threshold", "from 0 to 1"),
+    ({"count": 3, "hard_threshold": -0.5}, "hard_threshold", "from 0 to 1"),
+    ({"count": 3, "eval_limit": 10**40}, "eval_limit", "from 1 to 100000"),
+    ({"count": 3, "eval_limit": 0}, "eval_limit", "from 1 to 100000"),
+    ({"count": 3, "seed": -7}, "seed", "from 0 to 4294967295"),
+    ({"count": 3, "seed": 10**40}, "seed", "from 0 to 4294967295"),
+    ({"count": 3, "modes": {"single": -1}}, "modes", "from 0 to"),
+    ({"count": 3, "modes": {"single": "1"}}, "modes", "from 0 to"),
+    ({"count": 3, "modes": {"single": 1e300, "parallel": 1e300}}, "modes", "from 0 to"),
+    ({"count": 3, "modes": []}, "modes", "must map modes"),
+    ({"count": 3, "domains": "Weather"}, "domains", "list of at most"),
+    ({"count": 3, "domains": [["Weather"]]}, "domains", "list of at most"),
+    ({"count": 3, "domains": ["Wea\u0000ther"]}, "domains", "list of at most"),
+    ({"count": 3, "domains": ["d"] * 5000}, "domains", "list of at most 1000"),
+    ({"count": 3, "eval_categories": "simple"}, "eval_categories", "list of BFCL"),
+    ({"count": 3, "eval_categories": ["simple; DROP TABLE"]}, "eval_categories", "unknown categories"),
+    ({"count": 3, "profile": ["cpu"]}, "profile", "one of cpu"),
+    ({"count": 3, "backends": "openai"}, "backends", "must map roles"),
+    ({"count": 3, "backends": {"root": {"backend": "openai"}}}, "backends", "unknown role"),
+    ({"count": 3, "backends": {"agent": {"backend": "shell"}}}, "backends", "backend must be one of"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://x/v1", "command": "rm"}}},
+     "backends", "unknown key(s) command"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "file:///etc/passwd"}}},
+     "backends", "starting with http(s)://"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "gopher://127.0.0.1:6379/_FLUSHALL"}}},
+     "backends", "starting with http(s)://"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http:///v1"}}}, "backends", "names no host"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://h:port/v1"}}},
+     "backends", "is not a URL"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://u:hunter2@h/v1"}}},
+     "backends", "must not hold credentials"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://h/v1\r\nX-Evil: 1"}}},
+     "backends", "printable characters"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": ["http://h/v1"]}}},
+     "backends", "printable characters"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://h/v1", "model": {"a": 1}}}},
+     "backends", "model must be text"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://attacker.example/v1",
+                                         "api_key_env": "SECRET_KEY"}}}, "backends", "ending in _API_KEY"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://h/v1",
+                                         "api_key_env": "DATABASE_URL"}}}, "backends", "ending in _API_KEY"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://h/v1", "timeout": -1}}},
+     "backends", "timeout must be a number"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://h/v1", "max_retries": 10**9}}},
+     "backends", "max_retries must be a number"),
+    ({"count": 3, "backends": {"agent": {"backend": "embedded", "model": "/etc"}}}, "backends", "under"),
+    ({"count": 3, "backends": {"agent": {"backend": "embedded", "model": "var/../../etc"}}}, "backends", "under"),
+]
+
+
+@pytest.mark.parametrize("config, field, message", FORGED, ids=[f"{i}-{f}" for i, (_, f, _) in enumerate(FORGED)])
+def test_a_forged_iteration_config_is_a_400_naming_the_field(config, field, message):
+    r = api_as("operator").post("/api/iterations/", {"config": config}, format="json")
+    assert r.status_code == 400, r.content[:300]
+    errors = r.json()["config"]
+    assert field in errors, errors
+    assert message in errors[field], errors
+    assert Iteration.objects.count() == 0
+
+
+@pytest.mark.parametrize("config", ["count=3", [{"count": 3}], None, 3])
+def test_a_config_that_is_not_an_object_is_a_400(config):
+    r = api_as("operator").post("/api/iterations/", {"config": config}, format="json")
+    assert r.status_code == 400 and "config" in r.json(), r.content[:300]
+    assert Iteration.objects.count() == 0
+
+
+def test_json_numbers_beyond_float_range_are_refused():
+    c = api_as("operator")
+    for text in ('{"config": {"count": 3, "modes": {"single": 1e400}}}',
+                 '{"config": {"count": 3, "hard_threshold": -1e400}}',
+                 '{"config": {"count": 3, "modes": {"single": NaN}}}'):
+        r = c.generic("POST", "/api/iterations/", text, content_type="application/json")
+        assert r.status_code == 400, (text, r.content[:200])
+    assert Iteration.objects.count() == 0
+
+
+def test_config_values_that_are_allowed_on_purpose():
+    c = api_as("operator")
+    ok = {"count": 3, "seed": 2**32 - 1, "eval_limit": None, "modes": {"single": 0.5, "parallel": 0},
+          "backends": {
+              # model servers live on the cluster network: internal hosts are fine for operators
+              "agent": {"backend": "openai", "base_url": "http://vllm:8000/v1", "model": "qwen",
+                        "api_key_env": "INFTOOL_LLM_API_KEY", "timeout": 30},
+              "judge": {"backend": "embedded", "model": str(settings.INFTOOL_VAR_DIR / "training" / "ckpt")},
+          }}
+    r = c.post("/api/iterations/", {"config": ok}, format="json")
+    assert r.status_code == 201, r.content[:300]
+
+
+def test_a_config_cannot_make_a_worker_send_a_secret_to_its_base_url(monkeypatch, settings):
+    """Even a config edited in the database after its check reads only *_API_KEY variables."""
+    from inftool_web.synth.services import backends_for_iteration
+
+    url = "http://127.0.0.1:9/v1"
+    settings.INFTOOL_LLM_API_KEY = ""
+    settings.INFTOOL_ROLE_BACKENDS = {r: {"backend": "openai", "base_url": url, "model": "m"}
+                                      for r in ("user", "agent", "server", "verifier", "judge")}
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("SECRET_KEY", "the-django-secret")
+    monkeypatch.setenv("INFTOOL_AGENT_API_KEY", "the-agent-key")
+
+    def bearer(api_key_env: str) -> str | None:
+        it = IterationFactory(config={"count": 1, "backends": {"agent": {
+            "backend": "openai", "base_url": url, "api_key_env": api_key_env}}})
+        backend = backends_for_iteration(it)["agent"]
+        try:
+            return backend._client.headers.get("Authorization")
+        finally:
+            backend.close()
+
+    assert bearer("INFTOOL_AGENT_API_KEY") == "Bearer the-agent-key"
+    assert bearer("SECRET_KEY") is None
+
+
+def test_the_launch_form_refuses_forged_backends(client):
+    client.force_login(user_with("operator"))
+    data = {"name": "x", "count": "2", "verifiers": "1", "negotiation_rounds": "0", "max_turns": "2",
+            "hard_threshold": "0.5", "profile": "none", "seed": "0", "mode_single": "1", "mode_parallel": "0",
+            "mode_multiple": "0", "mode_irrelevance": "0", "mode_multi_turn": "0",
+            "backend_agent": "openai", "base_url_agent": "file:///etc/passwd", "model_agent": "x",
+            "config": '{"count": 99999}', "backends": "evil"}  # fields the form does not have are ignored
+    r = client.post("/iterations/new/", data)
+    assert r.status_code == 400 and "starting with http(s)://" in r.content.decode()
+    data.update(base_url_agent="http://vllm:8000/v1", seed="-1")
+    r = client.post("/iterations/new/", data)
+    assert r.status_code == 400 and "from 0 to 4294967295" in r.content.decode()
+    data.update(seed="0", backend_agent="embedded", base_url_agent="", model_agent="/etc/passwd")
+    r = client.post("/iterations/new/", data)
+    assert r.status_code == 400 and "checkpoint folder under" in r.content.decode()
+    assert Iteration.objects.count() == 0
+
+
+# ---------------------------------------------------------------------------- bad filters
+
+
+@pytest.mark.parametrize("path", [
+    "/api/trajectories/?iteration=99999999999999999999", "/api/trajectories/?iteration=-1",
+    "/api/trajectories/?domain=99999999999999999999", "/api/trajectories/?domain=%C2%B2",
+    "/api/trajectories/?domain=%F0%9F%92%A5", "/api/trajectories/?mode=%00",
+    "/api/trajectories/?domain=x%00y", "/api/trajectories/?audited=%C2%B2",
+    "/api/tools/?domain=%C2%B2", "/api/tools/?category=99999999999999999999", "/api/tools/?category=%00",
+    "/api/evaluations/?iteration=%C2%B2", "/api/evaluations/?iteration=99999999999999999999",
+    "/api/exports/openai/?domain=%C2%B2", "/api/exports/bfcl/?iteration=1e3",
+    "/api/tools/99999999999999999999/", "/api/trajectories/99999999999999999999/",
+    "/api/iterations/99999999999999999999/", "/api/trajectories/?limit=-5", "/api/trajectories/?limit=abc",
+    "/api/tools/?offset=99999999999999999999", "/api/tools/?limit=99999999999999999999",
+    "/tools/?domain=%C2%B2", "/tools/?category=99999999999999999999", "/tools/?page=99999999999999999999",
+    "/tools/?page=%00", "/audit/?iteration=99999999999999999999", "/audit/?iteration=1&seed=%00",
+    "/audit/?iteration=%C2%B2&size=-1", "/trajectories/99999999999999999999/", "/iterations/99999999999999999999/",
+])
+def test_odd_filter_values_are_answered_never_a_500(path):
+    client = Client(raise_request_exception=False)
+    client.force_login(user_with("operator"))
+    TrajectoryFactory(iteration=IterationFactory(), domain=TreeNodeFactory(name="Weather"))
+    EvaluationRunFactory()
+    r = client.get(path)
+    assert r.status_code in (200, 400, 404), (path, r.status_code)
+    if r.status_code == 400 and path.startswith("/api/"):
+        assert r.json(), "a 400 from the API says what was wrong"
+    if r.streaming:
+        b"".join(r.streaming_content)
+
+
+def test_a_nul_in_a_query_parameter_is_a_400_naming_it():
+    c = api_as("viewer")
+    r = c.get("/api/trajectories/?domain=We%00ather")
+    assert r.status_code == 400 and "'domain' contains a NUL character" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------------------- injection in searches
+
+INJECTIONS = [
+    "'", '"', "\\", "%", "_", "%%", "%_%", "' OR '1'='1", "'; DROP TABLE catalog_tool; --", "1; SELECT pg_sleep(5)",
+    "$$", "E'\\x41'", "(?i).*", "[", "(a+)+$", "*", ".*", "\\d+", "^$", "x" * 5000, "é" * 300, "🔥",
+    "\u202e", "similarity(name, 'x') > 0", "%' AND 1=1 --",
+]
+
+
+@pytest.mark.parametrize("q", INJECTIONS, ids=range(len(INJECTIONS)))
+def test_injection_attempts_in_the_tool_search_are_just_text(q):
+    ToolFactory(name="get_forecast", description="Daily forecast")
+    ToolFactory(name="odd_tool", description="Matches 100% of [brackets] and back\\slashes")
+    api = api_as("viewer")
+    r = api.get("/api/tools/", {"q": q})
+    assert r.status_code == 200, r.content[:300]
+    names = {t["name"] for t in r.json()["results"]}
+    assert "get_forecast" not in names or q.strip("%_*.^$\\") == "", f"{q!r} matched as a pattern: {names}"
+    page = Client()
+    page.force_login(user_with("viewer"))
+    assert page.get("/tools/", {"q": q}).status_code == 200
+    assert Tool.objects.count() == 2, "the table is still there"
+
+
+def test_search_metacharacters_match_literally():
+    ToolFactory(name="get_forecast", description="Daily forecast")
+    ToolFactory(name="odd_tool", description="Matches 100% of [brackets] and back\\slashes")
+    api = api_as("viewer")
+
+    def names(q):
+        return {t["name"] for t in api.get("/api/tools/", {"q": q}).json()["results"]}
+
+    assert names("%") == {"odd_tool"} and names("100%") == {"odd_tool"}
+    assert names("[brackets]") == {"odd_tool"} and names("back\\slashes") == {"odd_tool"}
+    assert names("_") == {"get_forecast", "odd_tool"}, "an underscore in a name is a character, not a wildcard"
+    assert names("'") == set()
