@@ -407,3 +407,175 @@ def test_admin_login_cannot_bypass_the_rate_limit(client, login_template):
         post_login(client, user.username, "wrong")
     response = client.post("/admin/login/", {"username": user.username, "password": PASSWORD})
     assert "_auth_user_id" not in client.session, f"admin log-in succeeded ({response.status_code})"
+
+
+# ---------------------------------------------------------------------------- roles
+
+ROLE_PAGES = ["/", "/tools/", "/evaluations/", "/iterations/{it}/", "/trajectories/{t}/", "/trajectories/{t}/row/",
+              "/trajectories/{t}/card/"]
+ROLE_APIS = ["/api/tools/", "/api/personas/", "/api/iterations/", "/api/iterations/{it}/", "/api/trajectories/",
+             "/api/trajectories/{t}/", "/api/evaluations/", "/api/exports/", "/api/exports/openai/",
+             "/api/schema/", "/api/docs/"]
+
+
+def _role_world():
+    from tests.factories import IterationFactory, TrajectoryFactory
+
+    t = TrajectoryFactory(iteration=IterationFactory())
+    return {"it": t.iteration_id, "t": t.pk}
+
+
+def _as(role: str | None):
+    from inftool_web.core.roles import set_role
+
+    user = UserFactory()
+    if role:
+        set_role(user, role)
+    return user
+
+
+@pytest.mark.django_db
+def test_a_signed_in_user_without_a_role_reads_nothing():
+    ids = _role_world()
+    client = Client()
+    client.force_login(_as(None))
+    for path in ROLE_PAGES:
+        assert client.get(path.format(**ids)).status_code == 403, path
+    token = Token.objects.create(user=_as(None))
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    for path in ROLE_APIS:
+        r = api.get(path.format(**ids))
+        assert r.status_code == 403, (path, r.status_code)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role, may_read, may_audit, may_launch", [
+    ("viewer", True, False, False), ("reviewer", True, True, False), ("operator", True, True, True),
+])
+def test_each_role_gets_exactly_its_rights(role, may_read, may_audit, may_launch):
+    ids = _role_world()
+    user = _as(role)
+    client = Client()
+    client.force_login(user)
+    api = APIClient()
+    api.force_authenticate(user)
+    for path in ROLE_PAGES:
+        assert (client.get(path.format(**ids)).status_code == 200) == may_read, path
+    for path in ROLE_APIS:
+        assert (api.get(path.format(**ids)).status_code == 200) == may_read, path
+    assert (client.get("/audit/").status_code == 200) == may_audit
+    audit = client.post(f"/trajectories/{ids['t']}/audit/", {"decision": "accept"})
+    assert (audit.status_code == 302) == may_audit, audit.status_code
+    assert (client.get("/iterations/new/").status_code == 200) == may_launch
+    launch = api.post("/api/iterations/", {"config": {"count": 1}}, format="json")
+    assert (launch.status_code == 201) == may_launch, launch.status_code
+    cancel = api.post(f"/api/iterations/{ids['it']}/cancel/")
+    assert (cancel.status_code == 200) == may_launch, cancel.status_code
+
+
+# ---------------------------------------------------------------------------- CSRF
+
+
+@pytest.mark.django_db
+def test_every_form_post_needs_the_csrf_token():
+    from tests.factories import IterationFactory
+
+    ids = _role_world()
+    running = IterationFactory(status="synthesizing")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(_as("operator"))
+    posts = {
+        "/iterations/new/": {"count": "1"},
+        f"/iterations/{running.pk}/cancel/": {},
+        f"/trajectories/{ids['t']}/audit/": {"decision": "accept"},
+        "/accounts/logout/": {},
+    }
+    for path, data in posts.items():
+        r = client.post(path, data)
+        assert r.status_code == 403 and b"CSRF" in r.content, (path, r.status_code)
+    running.refresh_from_db()
+    assert running.status == "synthesizing"
+    assert client.session.get("_auth_user_id"), "a forged log-out did not sign the user out"
+    # With the token that every page carries (hx-headers on <body>), the same posts work.
+    page = client.get("/").content.decode()
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+    r = client.post(f"/iterations/{running.pk}/cancel/", {}, HTTP_X_CSRFTOKEN=token)
+    assert r.status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_api_needs_csrf_with_a_session_but_not_with_a_token():
+    user = _as("operator")
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(user)
+    r = browser.post("/api/iterations/", {"config": {"count": 1}}, format="json")
+    assert r.status_code == 403 and "CSRF" in r.json()["detail"]
+    token = Token.objects.create(user=user)
+    script = APIClient(enforce_csrf_checks=True)
+    script.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert script.post("/api/iterations/", {"config": {"count": 1}}, format="json").status_code == 201
+    # The model endpoint takes bearer tokens only: a session cookie cannot ride a forged POST.
+    r = browser.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}, format="json")
+    assert r.status_code == 401
+
+
+# ---------------------------------------------------------------------------- websockets
+
+
+def _ws(path: str, *, cookie: str | None = None, origin: str = "http://testserver"):
+    from channels.testing import WebsocketCommunicator
+
+    from inftool_web.asgi import application
+
+    headers = [(b"host", b"testserver"), (b"origin", origin.encode())]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+def _session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websockets_admit_only_signed_in_users_who_may_read_what_they_follow():
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from inftool_web.core.events import iteration_group
+    from tests.factories import IterationFactory
+
+    it = IterationFactory()
+    viewer = _session_cookie(_as("viewer"))
+    no_role = _session_cookie(_as(None))
+
+    async def refused(path, **kwargs) -> int | None:
+        comm = _ws(path, **kwargs)
+        connected, code = await comm.connect(timeout=10)
+        await comm.disconnect()
+        assert not connected, path
+        return code
+
+    async def scenario():
+        for path in ("/ws/events/", f"/ws/iterations/{it.pk}/"):
+            assert await refused(path) == 4401, "anonymous"
+            assert await refused(path, cookie="sessionid=forged-or-expired") == 4401
+            assert await refused(path, cookie=no_role) == 4403, "signed in, no role"
+            # Another site's page cannot open a socket with the user's cookie.
+            assert await refused(path, cookie=viewer, origin="https://evil.example") in (None, 1000, 403)
+        assert await refused("/ws/iterations/99999999/", cookie=viewer) == 4404
+        assert await refused("/ws/iterations/99999999999999999999/", cookie=viewer) == 4404
+
+        comm = _ws(f"/ws/iterations/{it.pk}/", cookie=viewer)
+        connected, _ = await comm.connect(timeout=10)
+        assert connected
+        await comm.send_to(text_data="not json {")  # ignored, the socket stays open
+        await comm.send_to(text_data='{"subscribe": "iteration.1"}')
+        await get_channel_layer().group_send(iteration_group(it.pk), {"type": "inftool.event", "event": {"n": 1}})
+        assert await comm.receive_json_from(timeout=5) == {"n": 1}
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
