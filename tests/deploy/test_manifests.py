@@ -395,3 +395,65 @@ def test_gpu_image_installs_the_gpu_extra_against_the_pinned_torch():
     assert re.search(r"^USER 10001", text, re.M)
     cmd = re.search(r"^CMD (\[.*?\])\s*$", re.sub(r"\\\n\s*", "", text), re.M | re.S)
     check_worker_command(yaml.safe_load(cmd.group(1)), queues={"gpu"}, pool="solo")
+
+
+# ---------------------------------------------------------------------------- delivery guarantees
+
+TIME_SETTINGS = {  # environment variable -> where settings.py puts it
+    "CELERY_TASK_SOFT_TIME_LIMIT": lambda s: s.CELERY_TASK_SOFT_TIME_LIMIT,
+    "CELERY_TASK_TIME_LIMIT": lambda s: s.CELERY_TASK_TIME_LIMIT,
+    "CELERY_VISIBILITY_TIMEOUT": lambda s: s.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"],
+}
+
+
+def check_time_limits(env: dict, where: str) -> None:
+    """Soft limit < hard limit < visibility timeout: a task is stopped before Redis would hand
+    it to a second worker while the first still runs it (a duplicate)."""
+    from django.conf import settings
+
+    value = {name: int(env.get(name, get(settings))) for name, get in TIME_SETTINGS.items()}
+    soft, hard, visible = (value[n] for n in TIME_SETTINGS)
+    assert soft < hard < visible, f"{where}: soft {soft} s, hard {hard} s, visibility timeout {visible} s"
+
+
+def test_celery_acknowledges_late_one_task_at_a_time_and_outlives_the_longest_task():
+    from django.conf import settings
+
+    from inftool_web.celery_app import app
+
+    assert settings.CELERY_TASK_ACKS_LATE and app.conf.task_acks_late, "a killed worker's task must be redelivered"
+    assert settings.CELERY_TASK_REJECT_ON_WORKER_LOST and app.conf.task_reject_on_worker_lost
+    assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1 == app.conf.worker_prefetch_multiplier
+    assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
+    assert app.conf.broker_transport_options["visibility_timeout"] == settings.CELERY_BROKER_TRANSPORT_OPTIONS[
+        "visibility_timeout"]
+    assert app.conf.task_time_limit == settings.CELERY_TASK_TIME_LIMIT
+    check_time_limits({}, "settings.py defaults")
+    names = settings_env_names()
+    assert set(TIME_SETTINGS) <= names, "the deployment can tune every limit through the environment"
+
+
+def test_manifests_keep_the_time_limits_in_order(compose, k8s, config_map):
+    for name in DJANGO_SERVICES:
+        check_time_limits(compose["services"][name]["environment"], f"compose {name}")
+    for key in DJANGO_WORKLOADS:
+        for container in containers(k8s[key]):
+            check_time_limits(container_env(container, config_map), f"{key[1]}/{container['name']}")
+
+
+def test_compose_redis_keeps_queued_tasks_across_a_restart(compose):
+    args = argv(compose["services"]["redis"]["command"])
+    assert option(args, "--appendonly") == "yes", "a Redis restart must not lose queued tasks"
+    assert option(args, "--maxmemory-policy") == "noeviction", "an evicted task key is a lost task"
+    assert any(v.endswith(":/data") for v in compose["services"]["redis"]["volumes"])
+
+
+def test_the_ingress_passes_every_body_the_app_accepts(k8s):
+    """Bodies over the app's limit get its clear 413; the proxy in front must not cut earlier."""
+    from django.conf import settings
+
+    annotations = k8s[("Ingress", "inftool-web")]["metadata"]["annotations"]
+    size = annotations["nginx.ingress.kubernetes.io/proxy-body-size"]
+    number, unit = re.fullmatch(r"(\d+)([kmg]?)", size.lower()).groups()
+    limit = int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    assert limit >= settings.DATA_UPLOAD_MAX_MEMORY_SIZE

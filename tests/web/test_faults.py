@@ -243,6 +243,40 @@ def test_a_sweep_queues_stranded_work_once_and_leaves_work_that_waits_in_the_que
             conn.default_channel.queue_purge("roleplay")
 
 
+# ----------------------------------------------------------------------------- a worker killed
+
+
+def test_a_worker_killed_mid_trajectory_loses_nothing_stored_and_a_new_worker_finishes_it_once(
+    tools, model_server, worker_factory
+):
+    """SIGKILL mid-conversation (no chance to clean up), then a fresh worker: it finds the
+    orphan at start-up, resumes after the last stored step, and stores nothing twice."""
+    from inftool_web.synth.models import TrajectoryStep
+
+    server = model_server(delay=0.4)
+    first = worker_factory(concurrency=THREADS).start(timeout=120)
+    it = iteration_launch(config=_config(server.base_url, modes={"multi_turn": 1}, max_turns=3, verifiers=2))
+    _wait(lambda: TrajectoryStep.objects.filter(trajectory__iteration=it, kind="message").count() >= 2, 180,
+          "two stored messages")
+    first.kill()
+    traj = it.trajectories.get()
+    assert traj.status in ("running", "verifying"), traj.status
+    before = dict(traj.steps.values_list("index", "data"))
+    assert before and not traj.steps.filter(kind="finish").exists()
+
+    second = worker_factory(concurrency=THREADS).start(timeout=120)
+    _wait(lambda: Iteration.objects.get(pk=it.pk).status not in Iteration.ACTIVE, 240, "the iteration to finish")
+    it.refresh_from_db()
+    traj.refresh_from_db()
+    assert it.status == "succeeded", (it.error, _log_tail(second.log_path))
+    assert traj.status in ("done", "rejected"), (traj.status, traj.error)
+    _assert_stored_once([traj])
+    after = dict(traj.steps.values_list("index", "data"))
+    assert {i: after[i] for i in before} == before, "what was stored before the kill is untouched"
+    assert len(after) > len(before)
+    assert it.progress.get("finished") == 1
+
+
 # ----------------------------------------------------------------------------- bad model servers
 
 
