@@ -28,8 +28,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DB = "inftool_bench"
-DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB}"
+DB = os.environ.get("INFTOOL_BENCH_DB", "inftool_bench")  # --database overrides
+
+
+def db_url() -> str:
+    return f"postgres://postgres@127.0.0.1:5432/{DB}"
 
 
 def admin(sql: str) -> None:
@@ -41,7 +44,7 @@ def admin(sql: str) -> None:
 
 def env() -> dict:
     # The API's per-client rate limit would answer 429 to a load test from one address.
-    return dict(os.environ, DATABASE_URL=DB_URL, DJANGO_SETTINGS_MODULE="inftool_web.settings", DEBUG="false",
+    return dict(os.environ, DATABASE_URL=db_url(), DJANGO_SETTINGS_MODULE="inftool_web.settings", DEBUG="false",
                 ALLOWED_HOSTS="127.0.0.1,localhost", LOG_LEVEL="WARNING", INFTOOL_API_RATE="100000000/min")
 
 
@@ -159,6 +162,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    global DB
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trajectories", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=8)
@@ -166,7 +170,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument("--reuse", action="store_true", help="reuse a kept benchmark database")
+    parser.add_argument("--database", default=DB, help="benchmark database name (default %(default)s)")
     args = parser.parse_args()
+    DB = args.database
     os.environ.update(env())
 
     if not args.reuse:
@@ -179,9 +185,11 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
+    from inftool_web.core.roles import set_role
     from inftool_web.loop.models import Iteration
 
     if args.reuse:
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env(), check=True)
         small, big = Iteration.objects.get(number=1).pk, Iteration.objects.get(number=2).pk
     else:
         print(f"loading {args.trajectories:,} trajectories (5 messages each) into {DB}")
@@ -189,6 +197,7 @@ def main() -> None:
         small, big = load(args.trajectories)
         print(f"  bulk insert: {time.perf_counter() - t0:.1f} s")
     user, _ = get_user_model().objects.get_or_create(username="bench")
+    set_role(user, "viewer")
     token, _ = Token.objects.get_or_create(user=user)
     total = args.trajectories
 
@@ -223,13 +232,14 @@ def main() -> None:
         pids = [server.pid] + [c.pid for c in psutil.Process(server.pid).children(recursive=True)]
         print(f"\n== export over HTTP (uvicorn, {args.workers} workers), server RSS ==")
         results["export_http"] = {}
-        for label, params in (("10k", {"iteration": small}), (f"{total // 1000}k", {})):
+        runs = [("openai", "10k", {"iteration": small})] + [(fmt, f"{total // 1000}k", {}) for fmt in ("openai", "sharegpt", "bfcl")]
+        for fmt, label, params in runs:
             sampler = RssSampler(pids)
             before = sampler.rss()
             sampler.start()
             t0 = time.perf_counter()
             n, first = 0, None
-            with httpx.stream("GET", f"{base}/api/exports/openai/", params=params, headers=headers, timeout=600) as r:
+            with httpx.stream("GET", f"{base}/api/exports/{fmt}/", params=params, headers=headers, timeout=600) as r:
                 r.raise_for_status()
                 for chunk in r.iter_bytes():
                     first = first or time.perf_counter() - t0
@@ -238,19 +248,23 @@ def main() -> None:
             sampler.running = False
             sampler.join()
             growth = (sampler.peak - before) / 2**20
-            results["export_http"][label] = {"trajectories": n, "per_s": round(n / secs), "seconds": round(secs, 1),
-                                             "first_byte_ms": round(first * 1000), "rss_before_mib": round(before / 2**20),
-                                             "rss_peak_mib": round(sampler.peak / 2**20), "rss_growth_mib": round(growth, 1)}
-            print(f"  {label:5s} {n:>7,} trajectories in {secs:5.1f} s = {n / secs:8,.0f}/s; first byte "
+            results["export_http"][f"{fmt} {label}"] = {
+                "trajectories": n, "per_s": round(n / secs), "seconds": round(secs, 1),
+                "first_byte_ms": round(first * 1000), "rss_before_mib": round(before / 2**20),
+                "rss_peak_mib": round(sampler.peak / 2**20), "rss_growth_mib": round(growth, 1),
+                "load_average": round(os.getloadavg()[0], 1)}
+            print(f"  {fmt:8s} {label:5s} {n:>7,} trajectories in {secs:5.1f} s = {n / secs:8,.0f}/s; first byte "
                   f"{first * 1000:.0f} ms; server RSS {before / 2**20:.0f} → peak {sampler.peak / 2**20:.0f} MiB "
-                  f"(+{growth:.1f} MiB)")
+                  f"(+{growth:.1f} MiB); load {os.getloadavg()[0]:.1f}")
 
         print(f"\n== list latency: 1 and {args.clients} concurrent clients ==")
+        # "walk": each client follows the `next` links from the first page, as a client reading
+        # every page does; the others repeat one request.
         scenarios = {
             "trajectories": "/api/trajectories/",
             "trajectories?iteration&mode": f"/api/trajectories/?iteration={big}&mode=multi_turn",
             "trajectories?verdict&difficulty": "/api/trajectories/?verdict=accepted&difficulty=hard",
-            "trajectories?domain&offset": "/api/trajectories/?domain=Travel&offset=5000",
+            "trajectories?domain, walk next": "walk:/api/trajectories/?domain=Travel",
             "iterations": "/api/iterations/",
             "tools": "/api/tools/",
         }
@@ -260,10 +274,19 @@ def main() -> None:
         def get(path: str) -> float:
             if not hasattr(local, "client"):
                 local.client = httpx.Client(base_url=base, headers=headers, timeout=30)
+            walk = path.startswith("walk:")
+            if walk:
+                start = path.removeprefix("walk:")
+                if getattr(local, "walk_start", None) != start:
+                    local.walk_start, local.next = start, start
+                path = local.next
             t = time.perf_counter()
             r = local.client.get(path)
             r.raise_for_status()
-            return (time.perf_counter() - t) * 1000
+            elapsed = (time.perf_counter() - t) * 1000
+            if walk:
+                local.next = r.json()["next"] or local.walk_start
+            return elapsed
 
         for clients in (1, args.clients):
             with ThreadPoolExecutor(clients) as pool:
@@ -275,9 +298,10 @@ def main() -> None:
                     wall = time.perf_counter() - t0
                     p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
                     results["list_latency_ms"][f"{name} x{clients}"] = {
-                        "p50": round(p50, 1), "p95": round(p95, 1), "rps": round(count / wall)}
+                        "p50": round(p50, 1), "p95": round(p95, 1), "rps": round(count / wall),
+                        "load_average": round(os.getloadavg()[0], 1)}
                     print(f"  {clients} client(s) {name:34s} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
-                          f"({count / wall:5.0f} req/s)")
+                          f"({count / wall:5.0f} req/s; load {os.getloadavg()[0]:.1f})")
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)

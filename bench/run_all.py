@@ -12,6 +12,7 @@ BENCHES = [
     ("MCP tree", ["bench_mcp_tree.py"]),
     ("synthesis pipeline", ["bench_synthesis.py"]),
     ("REST API and exports", ["bench_api.py"]),
+    ("load: API clients and websocket subscribers", ["bench_load.py"]),
 ]
 
 
