@@ -22,9 +22,15 @@ from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .schema_utils import is_id_key
 from .scoring import Score, call_set_agreement, execution_consistency, multi_turn_ignore_key
 from .server_sim import ServerSimulator, verb_of
-from .single_turn import finish, finish_rejected_by_reflection, pick_persona, reference_call
+from .single_turn import (
+    MIN_REWRITE_OVERLAP,
+    finish,
+    finish_rejected_by_reflection,
+    pick_persona,
+    reference_call,
+)
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
-from .values import query_problems
+from .values import overlap, query_problems
 from .verify import multi_turn_transcript, value_coverage, verify
 
 _CREATE_VERBS = {
@@ -108,9 +114,12 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
     coverage, missing = value_coverage(goal, calls)
     if goal and coverage < 0.5:
         goal_problems.append("mentions too few of the planned values (missing: " + ", ".join(missing[:4]) + ")")
+    plain = plain_goal(calls, spec.tools)
+    if goal and overlap(goal, plain) < MIN_REWRITE_OVERLAP:
+        goal_problems.append("is not about the planned calls")
     source = "model"
     if goal_problems:
-        goal, source = plain_goal(calls, spec.tools), "plain"
+        goal, source = plain, "plain"
     return ScenarioStep(
         mode="multi_turn",
         persona=persona.to_dict(),

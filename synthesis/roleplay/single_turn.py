@@ -32,7 +32,10 @@ from .schema_utils import synthesize_instance, validation_errors
 from .scoring import execution_consistency, split_for
 from .server_sim import ServerSimulator
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
-from .values import cap_strings, polish_arguments, query_problems
+from .values import cap_strings, overlap, polish_arguments, query_problems
+
+# Least share of the plain request's content words a model's rewrite must keep.
+MIN_REWRITE_OVERLAP = 0.4
 from .verify import single_turn_transcript, value_coverage, verify
 
 
@@ -201,8 +204,12 @@ def write_query(
             cov, missing = value_coverage(query, wanted)
             if cov < 1.0:
                 problems.append("leaves out " + ", ".join(missing[:4]))
-            if plain and not (0.5 * len(plain) <= len(query) <= 2.5 * len(plain) + 40):
+        if plain and query:
+            if not (0.5 * len(plain) <= len(query) <= 2.5 * len(plain) + 40):
                 problems.append("much shorter or longer than the request it rewrites")
+            # a rewrite keeps the request's subject (and its language)
+            if overlap(query, plain) < MIN_REWRITE_OVERLAP:
+                problems.append("drifts away from the request it rewrites")
         if not problems:
             notes["source"] = "model"
             notes["rejected"] = rejected

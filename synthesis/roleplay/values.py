@@ -160,6 +160,35 @@ def _deep_problem(value: Any, key: str, schema: dict[str, Any], tool_names: tupl
     return implausible(value, key, schema, tool_names=tool_names)
 
 
+_STOP = {
+    "the", "and", "for", "with", "you", "your", "can", "could", "would", "please", "need", "like",
+    "want", "get", "me", "my", "this", "that", "from", "into", "about", "also", "again", "same",
+    "hi", "hello", "there", "i'd", "i'm", "let", "know", "all", "any", "some", "are", "was", "has",
+    "have", "will", "just", "then", "than", "them", "they", "what", "which", "who", "how", "its",
+}  # fmt: skip
+_ASSISTANT_VOICE = re.compile(
+    r"\b(i'?m|i am) (here|happy|glad) to help|how (can|may) i (help|assist)|what (is it|can i do for) you|"
+    r"thank you for (asking|reaching)|as an ai\b|i can help you|is there anything else|let me know if you",
+    re.I,
+)
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z][a-z']{2,}", text.lower()) if w not in _STOP}
+
+
+def overlap(text: str, reference: str) -> float:
+    """Share of ``reference``'s content words that ``text`` uses (1.0 when it has none).
+
+    >>> overlap("Could you fetch the weather in Oslo?", "Can you get the current weather, with city Oslo?")
+    0.5
+    """
+    ref = content_words(reference)
+    if not ref:
+        return 1.0
+    return round(len(ref & content_words(text)) / len(ref), 6)
+
+
 def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     """What makes a user's request unusable as training data (empty when none).
 
@@ -189,6 +218,8 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     letters = sum(ch.isalpha() for ch in q)
     if q and letters / len(q) < 0.5:
         out.append("mostly symbols and digits")
+    if _ASSISTANT_VOICE.search(q):
+        out.append("speaks as the assistant, not the user")
     return out
 
 

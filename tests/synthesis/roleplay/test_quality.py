@@ -198,3 +198,34 @@ def test_a_junk_user_simulator_is_replaced_by_plain_turns_and_the_conversation_g
     assert "place an order" in users[0].content
     assert any(isinstance(s, MessageStep) and s.role == "assistant" and s.tool_calls for s in steps)
     assert res.status in ("accepted", "rejected") and res.finish is not None
+
+
+def drifting_rewrite(req):
+    props = set((req.json_schema or {}).get("properties") or {})
+    if props == {"query"}:
+        return as_json({"query": "todos los requests recibidos, por favor"})
+    if props == {"goal"}:
+        return as_json({"goal": "Ermi komplett für frame-deklarier und verstecken"})
+    return smart_reply(req)
+
+
+def test_a_rewrite_or_goal_that_drifts_from_the_plan_is_replaced_even_without_values():
+    no_args = {"name": "list_categories", "description": "Get the list of all content categories.",
+               "inputSchema": {"type": "object", "properties": {}}}
+    spec = TrajectorySpec(id="d", mode="single", tools=[no_args], seed=3)
+    _, steps = run(spec, scenario=ScriptedBackend(default=drifting_rewrite))
+    sc = scenario_of(steps)
+    assert sc.meta["query"]["source"] == "plain" and "categories" in sc.query
+    assert "drifts away from the request it rewrites" in sc.meta["query"]["rejected"][0]["problems"]
+    from .fakes import CREATE_ORDER
+    spec = TrajectorySpec(id="g", mode="multi_turn", tools=[CREATE_ORDER], seed=3)
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=2)
+    sink = MemorySink()
+    run_trajectories([spec], {"default": smart_backend(), "scenario": ScriptedBackend(default=drifting_rewrite)}, sink, cfg)
+    goal = scenario_of(sink.steps["g"])
+    assert goal.meta["goal"]["source"] == "plain" and "is not about the planned calls" in goal.meta["goal"]["rejected"]
+
+
+def test_a_query_in_the_assistants_voice_is_refused():
+    assert "speaks as the assistant, not the user" in query_problems(
+        "Can you get the domain doma_1? I'm here to help! What is it you need?")
