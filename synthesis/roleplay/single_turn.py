@@ -33,10 +33,10 @@ from .scoring import execution_consistency, split_for
 from .server_sim import ServerSimulator
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
 from .values import cap_strings, overlap, polish_arguments, query_problems
+from .verify import single_turn_transcript, value_coverage, verify
 
 # Least share of the plain request's content words a model's rewrite must keep.
 MIN_REWRITE_OVERLAP = 0.4
-from .verify import single_turn_transcript, value_coverage, verify
 
 
 def pick_persona(spec: TrajectorySpec) -> Persona:
