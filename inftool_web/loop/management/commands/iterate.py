@@ -24,10 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--eval-categories", nargs="+", default=None)
         parser.add_argument("--modes", nargs="+", choices=MODES, default=None)
         parser.add_argument("--max-turns", type=int, default=None)
+        parser.add_argument("--verifiers", type=int, default=None, help="Verifiers voting on each trajectory")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--queue", action="store_true", help="Queue on the workers and return")
 
-    def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue, **options):
+    def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue,
+               verifiers=None, **options):
         from inftool_web.loop.pipeline import iteration_after_synthesis, iteration_evaluate, iteration_train
         from inftool_web.loop.services import checkpoint_register_base, iteration_create
         from inftool_web.synth.services import iteration_start_synthesis, trajectories_run
@@ -39,6 +41,8 @@ class Command(BaseCommand):
             config["modes"] = {m: 1 for m in modes}
         if max_turns:
             config["max_turns"] = max_turns
+        if verifiers:
+            config["verifiers"] = verifiers
         try:
             it = iteration_create(config=config, name="iterate", queue=queue)
         except ConfigError as exc:
