@@ -10,7 +10,14 @@ A trajectory is a plain dict, as the synthesis pipeline and the database hand it
         "difficulty": "hard",       # easy | hard (execution-consistency tier)
         "verdict": "accept",        # the verifiers' verdict
         "audit": None,              # a human audit decision; overrides the verdict when set
+        "reference_calls": [...],   # optional, single-turn modes: the task's ground truth
     }
+
+In single-turn modes the verifiers judge the task (the request and its reference calls),
+and the Tool Agent's own answer only sets the score.  So where the agent's first answer
+differs from the reference calls, the row teaches the reference: the conversation is cut
+after the request and the reference calls (or, in irrelevance, a plain refusal) become the
+assistant's answer (counted in ``stats.corrected``).
 
 SFT rows are ``{"messages": [...plain role/content...], ...}`` rendered with
 :func:`training.chat_format.render_messages`, so the tokenizer's own chat template turns
@@ -77,6 +84,7 @@ class DatasetStats:
     invalid: int = 0
     sft_rows: int = 0
     grpo_rows: int = 0
+    corrected: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -122,6 +130,57 @@ def _check_trajectory(t: dict[str, Any]) -> None:
     difficulty = t.get("difficulty", "easy")
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"unknown difficulty {difficulty!r}; valid: {', '.join(DIFFICULTIES)}")
+
+
+SINGLE_TURN = ("single", "parallel", "multiple", "irrelevance")
+REFUSAL = "None of the tools I have can do that, so I cannot help with this request."
+
+
+def _call_key(call: dict[str, Any]) -> tuple[str, str]:
+    fn = call.get("function", call)
+    args = fn.get("arguments", {})
+    if isinstance(args, str):
+        args = json.loads(args) if args.strip() else {}
+    return fn.get("name", ""), json.dumps(args, sort_keys=True, ensure_ascii=False)
+
+
+def ground_truth_messages(t: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """The conversation to learn from, and whether it was corrected to the reference.
+
+    >>> t = {"mode": "single", "reference_calls": [{"name": "f", "arguments": {"x": 1}}],
+    ...      "messages": [{"role": "user", "content": "f of 1"},
+    ...                   {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": '{"x": 2}'}}]}]}
+    >>> msgs, corrected = ground_truth_messages(t)
+    >>> corrected, msgs[-1]["tool_calls"][0]["function"]
+    (True, {'name': 'f', 'arguments': '{"x": 1}'})
+    """
+    messages = t["messages"]
+    reference = t.get("reference_calls")
+    if t.get("mode", "single") not in SINGLE_TURN or reference is None:
+        return messages, False
+    first = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), None)
+    if first is None:
+        return messages, False
+    given = sorted(_call_key(c) for c in messages[first].get("tool_calls") or [])
+    wanted = sorted(_call_key(c) for c in reference)
+    if given == wanted:
+        return messages, False
+    if reference:
+        answer = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": f"call_ref_{i}",
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments") or {}, ensure_ascii=False)},
+                }
+                for i, c in enumerate(reference)
+            ],
+        }
+    else:
+        answer = {"role": "assistant", "content": REFUSAL}
+    return [*messages[:first], answer], True
 
 
 def _tools(t: dict[str, Any]) -> list[dict[str, Any]]:
@@ -199,7 +258,9 @@ def build_sft_rows(
     for t in _filter(trajectories, {str(i) for i in exclude_ids}, stats):
         tid = str(t.get("id", ""))
         try:
-            messages = render_messages(t["messages"], _tools(t))
+            source, corrected = ground_truth_messages(t)
+            stats.corrected += corrected
+            messages = render_messages(source, _tools(t))
         except (KeyError, TypeError, ValueError) as exc:
             stats.invalid += 1
             stats.errors.append(f"{tid}: cannot render: {exc}")
@@ -241,14 +302,21 @@ def build_grpo_rows(
         tools = _tools(t)
         mode = t.get("mode", "single")
         taken = 0
-        for i, message in enumerate(t["messages"]):
+        try:
+            source, corrected = ground_truth_messages(t)
+        except (KeyError, TypeError, ValueError) as exc:
+            stats.invalid += 1
+            stats.errors.append(f"{tid}: {exc}")
+            continue
+        stats.corrected += corrected
+        for i, message in enumerate(source):
             if message.get("role") != "assistant" or taken >= config.grpo_steps_per_trajectory:
                 continue
             has_calls = bool(message.get("tool_calls"))
             if not has_calls and mode != "irrelevance":
                 continue
             try:
-                prompt = render_messages(t["messages"][:i], tools)
+                prompt = render_messages(source[:i], tools)
                 reference = _reference_calls(message, tools)
             except (KeyError, TypeError, ValueError) as exc:
                 stats.invalid += 1

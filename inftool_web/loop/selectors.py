@@ -35,4 +35,5 @@ def training_trajectories(*, iteration_id: int, chunk: int = 500) -> Iterator[di
             "difficulty": t.difficulty or "easy",
             "verdict": t.verdict or "rejected",
             "audit": {"flag": "reject"}.get(t.audit_decision, t.audit_decision) or None,
+            **({"reference_calls": t.reference_calls or []} if t.kind != "multi_turn" else {}),
         }

@@ -67,3 +67,41 @@ def test_grpo_rows_come_from_hard_samples(trajectories):
         and by_id["irr0:1"]["mode"] == "irrelevance"
     )
     assert len(json.loads(by_id["par0:1"]["reference_calls"])) == 2
+
+
+def _single(mode, reference, agent_calls, content=None):
+    calls = [{"id": f"c{i}", "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+             for i, (n, a) in enumerate(agent_calls)]
+    return {
+        "id": f"{mode}-1", "mode": mode, "difficulty": "hard", "verdict": "accept",
+        "tools": [{"name": "get_weather", "inputSchema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+        "reference_calls": reference,
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": content, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "c0", "content": "{\"t\": 3}"} if calls else {"role": "user", "content": "ok"},
+            {"role": "assistant", "content": "It is 3 degrees."},
+        ],
+    }
+
+
+def test_a_single_turn_answer_that_differs_from_the_reference_teaches_the_reference():
+    wrong = _single("single", [{"name": "get_weather", "arguments": {"city": "Oslo"}}], [("get_weather", {"city": "Bergen"})])
+    right = _single("single", [{"name": "get_weather", "arguments": {"city": "Oslo"}}], [("get_weather", {"city": "Oslo"})])
+    rows, stats = build_sft_rows([wrong, right], DatasetConfig(hard_weight=1))
+    assert stats.corrected == 1
+    texts = [json.dumps(r["messages"]) for r in rows]
+    assert sum("Bergen" in t for t in texts) == 0 and all("Oslo" in t for t in texts)
+    # the corrected row ends at the reference call; the right one keeps its whole conversation
+    # (each after the system message that carries the tools)
+    assert sorted(len(r["messages"]) for r in rows) == [3, 5]
+    grpo, gstats = build_grpo_rows([wrong], DatasetConfig())
+    assert gstats.corrected == 1 and json.loads(grpo[0]["reference_calls"])[0]["arguments"] == {"city": "Oslo"}
+
+
+def test_an_irrelevance_answer_that_calls_a_tool_teaches_the_refusal():
+    t = _single("irrelevance", [], [("get_weather", {"city": "Oslo"})])
+    rows, stats = build_sft_rows([t], DatasetConfig(hard_weight=1))
+    assert stats.corrected == 1
+    last = rows[0]["messages"][-1]
+    assert last["role"] == "assistant" and "cannot help" in last["content"]
