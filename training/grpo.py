@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from training._trainer_common import (
-    common_trainer_args,
     TrainingResult,
+    common_trainer_args,
     final_metrics,
     make_progress_callback,
     save_final,

@@ -30,7 +30,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue,
                verifiers=None, **options):
-        from inftool_web.loop.pipeline import iteration_after_synthesis, iteration_evaluate, iteration_train
+        from inftool_web.loop.pipeline import (
+            iteration_after_synthesis,
+            iteration_evaluate,
+            iteration_train,
+        )
         from inftool_web.loop.services import checkpoint_register_base, iteration_create
         from inftool_web.synth.services import iteration_start_synthesis, trajectories_run
 
