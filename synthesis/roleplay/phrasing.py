@@ -189,7 +189,7 @@ def _summary(data: Any, limit: int = 4) -> str:
         for k, v in lists[:1]:
             n = len(v)
             first = _summary(v[0], 2) if v else ""
-            bits.append(f"{n} {humanize(k)}" + (f" (the first: {first})" if first else ""))
+            bits.append(f"{humanize(k)}: {n} item{'' if n == 1 else 's'}" + (f" (the first: {first})" if first else ""))
         if not bits:
             nested = [(k, v) for k, v in data.items() if isinstance(v, dict)]
             for k, v in nested[:1]:

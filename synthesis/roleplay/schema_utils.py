@@ -236,10 +236,11 @@ def is_id_key(name: str) -> bool:
     """Whether a property name looks like an identifier (``id``, ``order_id``, ``userId``)."""
     low = name.lower()
     return (
-        low in ("id", "uuid")
-        or low.endswith("_id")
-        or (name.endswith("Id") and len(name) > 2)
-        or low.endswith("_uuid")
+        low in ("id", "uuid", "guid")
+        or low.endswith(("_id", "-id", "_uuid", "uuid"))
+        or (name.endswith(("Id", "ID")) and len(name) > 2)
+        # run together: roundid, userid (not valid, paid, android, squid)
+        or (len(low) >= 5 and low.endswith("id") and not low.endswith(("aid", "oid", "uid", "lid")))
     )
 
 
