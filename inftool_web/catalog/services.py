@@ -54,14 +54,14 @@ class ConvertedSpec:
 def convert_openapi_file(path: str, name: str) -> ConvertedSpec:
     """Read and convert one spec file (runs in worker processes: no database access)."""
     from synthesis.mcp_tree.dedup import content_hash
-    from synthesis.mcp_tree.openapi import SpecError, convert_spec
+    from synthesis.mcp_tree.openapi import SpecError, convert_spec, spec_digest
 
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         return ConvertedSpec(name=name, location=path, content_hash="", ok=False,
                              error_code="unreadable", error=f"cannot read {path}: {exc.strerror or exc}")
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = spec_digest(raw)
     try:
         result = convert_spec(raw, source_name=name)
     except SpecError as exc:

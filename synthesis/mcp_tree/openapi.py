@@ -105,6 +105,18 @@ _GOOGLE_STANDARD_PARAMS = (
 _LOCATION_RANK = {"path": 0, "query": 1, "header": 2, "cookie": 3, "formData": 4, "body": 5}
 
 
+# Bumped whenever a change to the converter changes its output for the same spec, so that
+# ingestion converts specs again instead of skipping them as unchanged.
+CONVERTER_VERSION = "2"  # 2: credentials declared as plain parameters are left out
+
+
+def spec_digest(raw: bytes) -> str:
+    """What ingestion compares to skip an unchanged spec: the file and the converter version."""
+    import hashlib
+
+    return hashlib.sha256(raw + b"\0converter=" + CONVERTER_VERSION.encode()).hexdigest()
+
+
 class SpecError(Exception):
     """A spec that cannot be converted; ``reason_code`` is one of :data:`REASON_CODES`."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -138,3 +139,21 @@ def test_build_tree_stores_duplicates_and_a_two_level_tree(tmp_path):
     run("build_tree", no_judge=True, domains=3, categories=5)
     assert TreeNode.objects.filter(level="domain").count() == domains.count()
     assert DuplicateLink.objects.filter(method="exact", is_duplicate=True).count() == n_pet
+
+
+@pytest.mark.django_db
+def test_a_new_converter_version_converts_unchanged_specs_again(tmp_path, monkeypatch):
+    from django.core.management import call_command
+
+    import synthesis.mcp_tree.openapi as openapi
+
+    spec = Path(__file__).resolve().parents[1] / "synthesis" / "mcp_tree" / "specs" / "library_oas30.yaml"
+    (tmp_path / "lib.yaml").write_bytes(spec.read_bytes())
+    call_command("ingest_openapi", str(tmp_path), stdout=io.StringIO())
+    again = io.StringIO()
+    call_command("ingest_openapi", str(tmp_path), stdout=again)
+    assert re.search(r"unchanged \(skipped\)\s+1", again.getvalue())
+    monkeypatch.setattr(openapi, "CONVERTER_VERSION", openapi.CONVERTER_VERSION + "-next")
+    after = io.StringIO()
+    call_command("ingest_openapi", str(tmp_path), stdout=after)
+    assert re.search(r"unchanged \(skipped\)\s+0", after.getvalue())

@@ -96,10 +96,10 @@ class Command(BaseCommand):
         return jobs[:limit] if limit else jobs
 
     def _unchanged(self, path: str, name: str) -> bool:
-        import hashlib
+        from synthesis.mcp_tree.openapi import spec_digest
 
         try:
-            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            digest = spec_digest(Path(path).read_bytes())
         except OSError:
             return False
         return source_is_current(name=name, content_hash=digest)
