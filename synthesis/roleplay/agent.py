@@ -10,13 +10,14 @@ The message passes self-reflection (a :class:`ReflectionStep` is stored right be
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
 
 from . import phrasing, prompts
 from .config import RoleplayConfig
-from .reflection import reflect
+from .reflection import Problem, reflect
 from .runtime import Gen, ask_first, gather, parse_json_reply, seed_for
 from .server_sim import ServerSimulator, response_text, rpc_request
 from .steps import MessageStep, ReflectionStep, StepLog
@@ -121,8 +122,10 @@ def agent_step(
     tool_choice: str | dict[str, Any] = "auto",
     samples: int = 0,
     meta: dict[str, Any] | None = None,
+    check: Callable[[ChatResult], list[Problem]] | None = None,
 ) -> Gen[MessageStep | None]:
-    """One assistant message (None when self-reflection rejected it)."""
+    """One assistant message (None when self-reflection rejected it); ``check`` adds the
+    caller's own problems to self-reflection."""
     refl: ReflectionStep | None = log.take(ReflectionStep, subject="agent")
     if refl is None:
         step_seed = seed_for(seed, "agent", log.next_index)
@@ -156,7 +159,7 @@ def agent_step(
             max_tokens=cfg.agent_max_tokens,
         )
         outcome = yield from reflect(
-            main, base, tools, role="agent", max_repairs=cfg.max_repair_attempts
+            main, base, tools, role="agent", max_repairs=cfg.max_repair_attempts, extra_check=check
         )
         message = None
         target = log.next_index + 1
@@ -204,7 +207,17 @@ def final_answer(
     replaced by a plain summary of the results (:func:`phrasing.answer_text`), marked
     ``meta["source"] = "plain"``: the calls before it are the valuable part of the example
     and stay."""
-    answer = yield from agent_step(log, history, tools, cfg, seed=seed, tool_choice="none")
+    values = _result_values(results)
+
+    def grounded(result: ChatResult) -> list[Problem]:
+        text = " ".join(result.text.lower().split())
+        if values and not any(v in text for v in values):
+            return [Problem("ungrounded_answer", "the answer mentions nothing from the tool results; use them")]
+        return []
+
+    answer = yield from agent_step(
+        log, history, tools, cfg, seed=seed, tool_choice="none", check=grounded
+    )
     if answer is not None:
         return answer
     stored = log.take(MessageStep, role="assistant")
@@ -212,6 +225,31 @@ def final_answer(
         return stored
     text = phrasing.answer_text([(m.name or "", m.mcp or {}) for m in results])
     return log.emit(MessageStep(role="assistant", content=text, meta={"source": "plain"}))
+
+
+def _result_values(results: list[MessageStep], limit: int = 40) -> list[str]:
+    """Scalar values of successful tool results, lower-cased, as an answer would quote them."""
+    out: list[str] = []
+
+    def walk(v: Any) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v[:5]:
+                walk(x)
+        elif isinstance(v, str | int | float) and not isinstance(v, bool):
+            text = " ".join(str(v).lower().split())
+            if 2 <= len(text) <= 80:
+                out.append(text)
+
+    for m in results:
+        res = (m.mcp or {}).get("result") or {}
+        if not m.is_error():
+            walk(res.get("structuredContent"))
+    return out
 
 
 def _message_payload(m: MessageStep) -> dict[str, Any]:

@@ -33,7 +33,7 @@ RAW_ECHO = re.compile(r"</?tool_(response|call)>|<\|im_(start|end)\|>|^\s*[\[{]\
 
 @dataclass
 class Problem:
-    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | missing_call | empty_reply | raw_output | duplicate_call
+    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | missing_call | empty_reply | raw_output | ungrounded_answer | duplicate_call
     message: str
     call: int | None = None
 

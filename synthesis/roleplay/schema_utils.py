@@ -201,6 +201,14 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
     (("username", "user_name", "login", "handle"), _faked("user_name", lambda r: f"{r.choice(_FIRST).lower()}{r.randint(10, 99)}")),
     (("name", "author", "owner", "customer", "contact", "recipient", "assignee"),
      _faked("name", lambda r: f"{r.choice(_FIRST)} {r.choice(_LAST)}")),
+    (("hash", "checksum", "etag", "digest"), lambda r: "".join(r.choice("0123456789abcdef") for _ in range(16))),
+    (("mime", "content_type", "media_type"),
+     lambda r: r.choice(["application/json", "text/csv", "image/png", "audio/mpeg", "application/pdf"])),
+    (("category", "genre", "kind", "type", "label", "segment"),
+     lambda r: r.choice(["standard", "premium", "internal", "archived", "featured", "general", "priority"])),
+    (("version",), lambda r: f"{r.randint(1, 4)}.{r.randint(0, 12)}.{r.randint(0, 9)}"),
+    (("token", "cursor", "next_page", "page_token"), lambda r: "".join(r.choice("ABCDEFGHJKMNPQRSTUVWXYZ23456789") for _ in range(12))),
+    (("weekday", "day_of_week"), lambda r: r.choice(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"])),
     (("language", "lang", "locale"), lambda r: r.choice(["en", "fr", "ja", "es"])),
     (("status", "state"), lambda r: r.choice(_STATUSES)),
     (
@@ -478,7 +486,7 @@ def _synth_string(node: dict, rng: random.Random, name: str) -> str:
                 value = maker(rng)
                 break
     if value is None:
-        value = f"{rng.choice(_WORDS)} {rng.choice(_WORDS)}"
+        value = rng.choice(_TOPICS).capitalize()
     pattern = node.get("pattern")
     if isinstance(pattern, str):
         value = _fit_pattern(value, pattern, rng)

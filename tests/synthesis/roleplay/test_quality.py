@@ -1,6 +1,7 @@
 """What keeps synthesized data readable whatever the model: implausible values replaced,
 junk queries replaced by a plain request, raw-echo answers replaced by a summary."""
 
+import json
 import random
 
 from synthesis.llm.base import ChatResult
@@ -229,3 +230,27 @@ def test_a_rewrite_or_goal_that_drifts_from_the_plan_is_replaced_even_without_va
 def test_a_query_in_the_assistants_voice_is_refused():
     assert "speaks as the assistant, not the user" in query_problems(
         "Can you get the domain doma_1? I'm here to help! What is it you need?")
+
+
+def test_a_closing_answer_must_use_the_tool_results():
+    def quoting(req):
+        if req.tool_choice == "none":
+            tool_msgs = [m for m in req.messages if m["role"] == "tool"]
+            city = json.loads(tool_msgs[-1]["content"]).get("city", "?")
+            return ChatResult(text=f"It is mild in {city} right now.")
+        return smart_reply(req)
+
+    def rambling(req):
+        if req.tool_choice == "none":
+            return ChatResult(text="I'm glad to hear that you're enjoying the tool. Just ask!")
+        return smart_reply(req)
+
+    spec = TrajectorySpec(id="q", mode="single", tools=[GET_WEATHER], seed=3)
+    _, steps = run(spec, agent=ScriptedBackend(default=quoting))
+    final = [s for s in steps if isinstance(s, MessageStep)][-1]
+    assert final.content.startswith("It is mild in") and final.meta.get("source") is None
+    _, steps = run(spec, agent=ScriptedBackend(default=rambling))
+    final = [s for s in steps if isinstance(s, MessageStep)][-1]
+    assert final.meta.get("source") == "plain"
+    problems = [p["code"] for r in steps if r.kind == "reflection" for ps in r.problems for p in ps]
+    assert "ungrounded_answer" in problems
