@@ -156,7 +156,8 @@ def ground_truth_messages(t: dict[str, Any]) -> tuple[list[dict[str, Any]], bool
     """
     messages = t["messages"]
     reference = t.get("reference_calls")
-    if t.get("mode", "single") not in SINGLE_TURN or reference is None:
+    mode = t.get("mode", "single")
+    if mode not in SINGLE_TURN or reference is None or (not reference and mode != "irrelevance"):
         return messages, False
     first = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), None)
     if first is None:

@@ -112,8 +112,37 @@ def _openai_messages(t, messages: Iterable) -> list[dict]:
     return out
 
 
+REFUSAL = "None of the tools I have can do that, so I cannot help with this request."
+_SINGLE_TURN = frozenset({"single", "parallel", "multiple", "irrelevance"})
+
+
+def ground_truth(t, messages: list) -> list:
+    """The conversation to export: in single-turn modes, where the Tool Agent's first answer
+    differs from the task's reference calls (what the verifiers judged), the conversation
+    ends with the reference calls (irrelevance: a refusal) right after the request; the
+    agent's own answer is what the score measured, not what a model should learn."""
+    if t.kind not in _SINGLE_TURN:
+        return messages
+    first = next((i for i, m in enumerate(messages) if m.role == "assistant"), None)
+    if first is None:
+        return messages
+
+    def keys(calls: list) -> list:
+        return sorted(_dumps(normalize_call(c)) for c in calls or [])
+
+    refs = t.reference_calls or []
+    if not refs and t.kind != "irrelevance":
+        return messages  # no reference stored: nothing to compare with
+    if keys(messages[first].tool_calls) == keys(refs):
+        return messages
+    m = messages[first]
+    answer = MessageRow(m.index, "assistant", "" if refs else REFUSAL, "",
+                        [normalize_call(c) for c in refs], [])
+    return [*messages[:first], answer]
+
+
 def to_openai(t, messages: list) -> dict:
-    return {"messages": _openai_messages(t, messages)}
+    return {"messages": _openai_messages(t, ground_truth(t, messages))}
 
 
 _SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt", "tool": "tool"}
@@ -121,7 +150,7 @@ _SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt", "tool
 
 def to_sharegpt(t, messages: list) -> dict:
     conversations = []
-    for m in messages:
+    for m in ground_truth(t, messages):
         value = m.content or ""
         if m.role == "assistant" and m.tool_calls:
             tags = [f"<tool_call>\n{_dumps(normalize_call(c))}\n</tool_call>" for c in m.tool_calls]
@@ -175,8 +204,10 @@ class _Format:
 
 
 FORMATS_SPEC = {
-    "openai": _Format(to_openai, "tools", lambda tools: [openai_tool(x) for x in tools], needs_tool_results=True),
-    "sharegpt": _Format(to_sharegpt, "tools", lambda tools: _dumps([openai_tool(x) for x in tools])),
+    "openai": _Format(to_openai, "tools", lambda tools: [openai_tool(x) for x in tools], needs_references=True,
+                      needs_tool_results=True),
+    "sharegpt": _Format(to_sharegpt, "tools", lambda tools: _dumps([openai_tool(x) for x in tools]),
+                        needs_references=True),
     "bfcl": _Format(to_bfcl, "function", lambda tools: [_plain_tool(x) for x in tools], needs_references=True),
 }
 

@@ -427,3 +427,20 @@ def test_openai_export_loads_with_datasets(viewer, rows, tmp_path):
     first = ds[0]
     assert first["messages"][2]["tool_calls"][0]["function"]["name"] == "get_weather"
     assert first["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_exports_teach_the_reference_where_the_agent_answered_otherwise(viewer):
+    from tests.factories import conversation
+
+    it = IterationFactory()
+    wrong = TrajectoryFactory(iteration=it, kind="single", status="done", verdict="accepted",
+                              reference_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])
+    conversation(wrong, arguments={"city": "Paris"})
+    refused = TrajectoryFactory(iteration=it, kind="irrelevance", status="done", verdict="accepted", reference_calls=[])
+    conversation(refused)
+    for fmt in ("openai", "sharegpt"):
+        lines = export(client_for(viewer), fmt, f"iteration={it.pk}")
+        assert len(lines) == 2
+        text = json.dumps(lines)
+        assert "Oslo" in text and "Paris" not in text.replace("Weather in Paris?", "")
+        assert "cannot help with this request" in text and "It is sunny." not in text
