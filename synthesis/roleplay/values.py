@@ -74,6 +74,8 @@ def implausible(
         return "a template placeholder"
     if s.lower().strip(".") in PLACEHOLDER_WORDS or s.lower() == key.lower():
         return "a type name or placeholder word"
+    if re.fullmatch(r"[a-z]+(_[a-z]+)*_(id|name|key|code|type|value|string|number)s?", s):
+        return "a parameter name, not a value"
     low = _norm(s)
     if low and any(low == _norm(t) or (len(_norm(t)) > 6 and _norm(t) in low) for t in tool_names):
         return "the tool's own name"

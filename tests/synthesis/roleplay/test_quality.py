@@ -47,7 +47,8 @@ def scenario_of(steps):
 
 def test_placeholders_and_junk_values_are_implausible():
     for value, key in [("{city}", "city"), ("[unit]", "unit"), ("string", "name"), ("get_weather", "city"),
-                       ("12345678910111111", "amount"), ("aaaaaaa", "code"), ("GET /users/1", "path")]:
+                       ("12345678910111111", "amount"), ("aaaaaaa", "code"), ("GET /users/1", "path"),
+                       ("topic_id", "history_item_id"), ("user_name", "owner")]:
         assert implausible(value, key, tool_names=("get_weather",)), value
     for value, key in [("Lisbon", "city"), ("2025-06-14", "date"), ("ord_4f2a91c0", "order_id"), (42, "n"),
                        ("Please call me after 5pm about the delivery.", "body")]:
