@@ -11,6 +11,11 @@ the JSON Schema 2020-12 meta-schema with the format checker, whose ``regex`` che
 Python's ``re.compile``.  Then one process converts everything again, finds exact
 duplicates over all tools, embeds a seeded sample of them, runs the semantic dedup and
 builds the domain/category tree on it.
+
+``--store`` (on by default) also times what a user runs: ``manage.py ingest_openapi`` over
+the same specs into a database of its own, which converts on every core and writes every
+tool to PostgreSQL; the peak memory is the sum over the command's whole process tree
+(sampled every 0.1 s), and a second run shows that nothing changes when nothing changed.
 """
 
 from __future__ import annotations
@@ -496,6 +501,9 @@ def main() -> None:
         help="specs this big run in a forked child with a hard timeout",
     )
     ap.add_argument("--no-tree", action="store_true", help="skip the dedup and tree step")
+    ap.add_argument("--no-store", action="store_true", help="skip timing manage.py ingest_openapi")
+    ap.add_argument("--store-only", action="store_true", help="only time manage.py ingest_openapi")
+    ap.add_argument("--keep-db", action="store_true", help=f"keep the {STORE_DB} database")
     ap.add_argument("--no-heavy", action="store_true", help="leave the two Graph specs out")
     ap.add_argument("--var", default=str(ROOT / "var"))
     ap.add_argument("--write", default=None, help="write a markdown report here")
@@ -532,6 +540,10 @@ def main() -> None:
     elif args.limit is None:
         heavy = [p for p in heavy if p in specs]
     la0 = os.getloadavg()
+    store = None if args.no_store else run_store(args)
+    if args.store_only:
+        print("\n".join(render_store(store)))
+        return
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         peers = ["ours"] + ([] if args.no_fastmcp else ["fastmcp"])
@@ -588,13 +600,114 @@ def main() -> None:
             tree = json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else {}
             tree["wall_s"] = time.perf_counter() - t0
     la1 = os.getloadavg()
-    report = render(args, results, tree, len(bulk), heavy, la0, la1)
+    report = render(args, results, tree, len(bulk), heavy, la0, la1, store)
     print(report)
     if args.write:
         Path(args.write).write_text(report)
 
 
-def render(args, results, tree, n_bulk, heavy, la0, la1) -> str:
+STORE_DB = "inftool_bench_store"
+
+
+def _tree_rss_mb(proc) -> tuple[float, float]:
+    """(sum, largest) RSS in MB of a psutil process and all its children."""
+    import psutil
+
+    total, largest = 0, 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0, 0.0
+    for p in procs:
+        try:
+            rss = p.memory_info().rss
+        except psutil.Error:
+            continue
+        total += rss
+        largest = max(largest, rss)
+    return total / 2**20, largest / 2**20
+
+
+def _ingest(cmd: list[str], env: dict) -> dict:
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ps = psutil.Process(proc.pid)
+    peak_sum = peak_one = 0.0
+    while proc.poll() is None:
+        total, largest = _tree_rss_mb(ps)
+        peak_sum, peak_one = max(peak_sum, total), max(peak_one, largest)
+        time.sleep(0.1)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"ingest_openapi failed ({proc.returncode}):\n{out[-2000:]}")
+    summary = {}
+    for line in out.splitlines():
+        parts = line.rsplit(None, 1)
+        if len(parts) == 2 and parts[1].replace(".", "", 1).isdigit():
+            summary[parts[0].strip()] = float(parts[1])
+    return {"wall_s": wall, "peak_sum_mb": peak_sum, "peak_one_mb": peak_one, "summary": summary}
+
+
+def run_store(args) -> dict:
+    """Time ``manage.py ingest_openapi`` into its own database, twice (the second run: unchanged)."""
+    import psycopg
+
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{STORE_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{STORE_DB}"')
+    env = dict(os.environ, DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{STORE_DB}",
+               INFTOOL_DEMO_ON_EMPTY="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        cmd = [sys.executable, "manage.py", "ingest_openapi", "--workers", str(args.workers)]
+        if args.limit:
+            cmd += ["--limit", str(args.limit)]
+        print(f"[store] {' '.join(cmd[1:])} into {STORE_DB} ...", flush=True)
+        first = _ingest(cmd, env)
+        print(f"[store] {first['wall_s']:.1f} s, peak {first['peak_sum_mb']:.0f} MB", flush=True)
+        second = _ingest(cmd, env)
+        with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
+            tools = conn.execute("SELECT count(*) FROM catalog_tool").fetchone()[0]
+            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        return {"first": first, "second": second, "tools_in_db": tools, "db_mb": size / 2**20,
+                "command": " ".join(cmd[1:])}
+    finally:
+        if not args.keep_db:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{STORE_DB}" WITH (FORCE)')
+
+
+def render_store(store: dict) -> list[str]:
+    f, s = store["first"], store["second"]
+    fs, ss = f["summary"], s["summary"]
+    ops = fs.get("operations", 0)
+    return [
+        "",
+        "## Converted and stored: `manage.py ingest_openapi` (ours)",
+        "",
+        f"Command: `python {store['command']}` into an empty database, then the same again.",
+        "",
+        "| | first run | second run (nothing changed) |",
+        "|---|---|---|",
+        f"| specs converted / unchanged / failed | {fs.get('converted', 0):,.0f} / {fs.get('unchanged (skipped)', 0):,.0f}"
+        f" / {fs.get('failed', 0):,.0f} | {ss.get('converted', 0):,.0f} / {ss.get('unchanged (skipped)', 0):,.0f}"
+        f" / {ss.get('failed', 0):,.0f} |",
+        f"| operations | {ops:,.0f} | {ss.get('operations', 0):,.0f} |",
+        f"| tools stored / new | {fs.get('tools stored', 0):,.0f} / {fs.get('tools new', 0):,.0f}"
+        f" | {ss.get('tools stored', 0):,.0f} / {ss.get('tools new', 0):,.0f} |",
+        f"| wall time (start-up included) | **{f['wall_s']:.1f} s** ({ops / max(f['wall_s'], 1e-9):,.0f} ops/s) | {s['wall_s']:.1f} s |",
+        f"| peak memory, whole process tree (largest process) | **{f['peak_sum_mb']:,.0f} MB** ({f['peak_one_mb']:,.0f} MB)"
+        f" | {s['peak_sum_mb']:,.0f} MB ({s['peak_one_mb']:,.0f} MB) |",
+        f"| rows in `catalog_tool` afterwards / database size | {store['tools_in_db']:,} / {store['db_mb']:,.0f} MB | |",
+    ]
+
+
+def render(args, results, tree, n_bulk, heavy, la0, la1, store=None) -> str:
     peers = list(results)
     sums = {p: summarize(results[p]) for p in peers}
     lines = [
@@ -684,6 +797,8 @@ def render(args, results, tree, n_bulk, heavy, la0, la1) -> str:
                 f"{a}/{b} = {c}/{d} ({s})" for a, b, c, d, s in tree.get("examples", [])[:6]
             ),
         ]
+    if store:
+        lines += render_store(store)
     return "\n".join(lines) + "\n"
 
 
