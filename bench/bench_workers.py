@@ -1,0 +1,985 @@
+"""Worker scaling: synthesis throughput with 1, 2 and 4 Celery worker processes.
+
+    python bench/bench_workers.py [--workers 1,2,4] [--count 24] [--server latency|embedded]
+                                  [--delay 0.3] [--pool threads] [--concurrency 1]
+                                  [--write FILE] [--keep]
+
+Makes its own database (``inftool_bench_workers``, dropped at the end unless ``--keep``) and
+uses its own Redis database (``redis://127.0.0.1:6379/11``, keys under a prefix of its own)
+as Celery broker and result backend. It ingests a small corpus sample, then for each N in
+``--workers``:
+
+  * starts N real Celery worker processes as the deploy runs them (``celery -A inftool_web
+    worker -Q default,roleplay --pool threads --prefetch-multiplier 1``, here ``-c 1`` each;
+    ``INFTOOL_ENV=production``, every agent role on the ``openai`` backend);
+  * runs one untimed warm-up trajectory per worker (imports, tokenizer, connections);
+  * creates an iteration of ``--count`` trajectories (all modes; the same config and seed
+    for every N, so every N synthesizes the same planned trajectories), queues one task per
+    trajectory as ``manage.py synthesize --celery`` does, and waits until every trajectory
+    has finished in the database;
+  * reports wall time (first task queued to last trajectory finished), trajectories/min,
+    scaling = throughput(N) / throughput(1), the 1-minute load average, the CPU seconds the
+    workers and the model server used per trajectory, and the tasks each worker ran;
+  * stops the workers (SIGTERM, then SIGKILL after a grace period; on any error too) and
+    checks the database: every trajectory finished, no duplicate trajectory, step, message
+    or vote, step logs contiguous with one finish step each.
+
+The model server (``--server``):
+
+  * ``latency`` (default): a small OpenAI-compatible server defined in this file (Starlette
+    on uvicorn, asynchronous) that answers every ``/v1/chat/completions`` after a fixed delay
+    (``--delay``, default 0.3 s, like a loaded vLLM node) with deterministic answers that move
+    the role-play along: schema-valid tool calls (arguments taken from the user's text where
+    it names them, the rest synthesized from the tool's ``inputSchema``), JSON valid against
+    a requested ``json_schema``, short sentences otherwise. **It stands in for a GPU model
+    server with a fixed latency and unlimited capacity: the figures measure how the workers'
+    orchestration (role-play engine, validation, PostgreSQL, Redis) scales, not model speed
+    or answer quality.**
+  * ``embedded``: the project's own OpenAI-compatible endpoint (``/v1/chat/completions`` of
+    the ASGI app under uvicorn) serving the embedded model on this machine's CPU, for
+    reference: on a small machine the model is the bottleneck and adding workers cannot help.
+
+Everything runs on one machine: the workers, PostgreSQL, Redis, the model server and this
+process share its cores, so the scaling ceiling is the machine's CPU, and the table says how
+busy it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import bench_api  # noqa: E402  (admin, free_port, cpu_model)
+
+MODEL_NAME = "bench-latency-model"
+KEY_PREFIX = "inftool-bench-workers:"
+STAND_IN = ("a stand-in (the latency server in bench/bench_workers.py) for a GPU model server such as vLLM on "
+            "another node: every request is answered after a fixed {delay:g} s, with no capacity limit, so the "
+            "figures measure how the workers' orchestration scales, not model speed")
+
+
+# ============================================================================ the latency server
+# Deterministic answers to the role-play's requests.  They are rules, not a model: enough for
+# every step to go through validation the way a competent model's answer would.
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content or ""
+
+
+def _rng(req, salt: int = 0) -> random.Random:
+    key = json.dumps(req.messages, sort_keys=True, default=str).encode()
+    return random.Random(zlib.crc32(key) + (req.seed or 0) + salt)
+
+
+def _loads(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.strip().strip('"')
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _pairs(text: str) -> dict[str, Any]:
+    """``a = "x"; b = 3`` (the user simulator's prompt) -> {"a": "x", "b": 3}."""
+    out = {}
+    for part in text.split("; "):
+        key, sep, raw = part.partition(" = ")
+        if sep:
+            out[key.strip()] = _loads(raw)
+    return out
+
+
+def _spoken(details: dict[str, Any]) -> str:
+    from synthesis.roleplay.phrasing import humanize
+
+    return ", ".join(f"{humanize(k)}: {_fmt(v)}" for k, v in details.items() if not isinstance(v, dict | list))
+
+
+def _coerce(raw: str, node: dict[str, Any]) -> Any:
+    types = node.get("type")
+    types = types if isinstance(types, list) else [types]
+    if "integer" in types and re.fullmatch(r"-?\d+", raw):
+        return int(raw)
+    if "number" in types and re.fullmatch(r"-?\d+(\.\d+)?", raw):
+        return float(raw)
+    if "boolean" in types and raw.lower() in ("yes", "no", "true", "false"):
+        return raw.lower() in ("yes", "true")
+    return raw
+
+
+def regex_example(pattern: str, rng: random.Random) -> str | None:
+    """A string matching ``pattern`` (what a grammar-constrained decoder would write), or
+    None for a pattern Python cannot parse or this walk cannot satisfy."""
+    try:
+        import re._parser as sre  # Python 3.11+
+    except ImportError:  # pragma: no cover
+        import sre_parse as sre
+    categories = {sre.CATEGORY_DIGIT: "0123456789", sre.CATEGORY_WORD: "abcdefxyz", sre.CATEGORY_SPACE: " ",
+                  sre.CATEGORY_NOT_DIGIT: "abcxyz", sre.CATEGORY_NOT_WORD: "-", sre.CATEGORY_NOT_SPACE: "abc"}
+    repeats = {sre.MAX_REPEAT, sre.MIN_REPEAT} | ({sre.POSSESSIVE_REPEAT} if hasattr(sre, "POSSESSIVE_REPEAT") else set())
+
+    def one_of(items) -> str:
+        if items and items[0][0] == sre.NEGATE:
+            banned = "".join(gen([x]) for x in items[1:] if x[0] == sre.LITERAL)
+            return next((c for c in "aZ0_-" if c not in banned), "q")
+        pool = []
+        for op, av in items:
+            if op == sre.LITERAL:
+                pool.append(chr(av))
+            elif op == sre.RANGE:
+                pool.append(chr(rng.randint(av[0], av[1])))
+            elif op == sre.CATEGORY:
+                pool.append(rng.choice(categories.get(av, "a")))
+        return rng.choice(pool) if pool else "a"
+
+    def gen(items) -> str:
+        out = []
+        for op, av in items:
+            if op == sre.LITERAL:
+                out.append(chr(av))
+            elif op == sre.NOT_LITERAL:
+                out.append("a" if av != ord("a") else "b")
+            elif op == sre.ANY:
+                out.append("x")
+            elif op == sre.IN:
+                out.append(one_of(av))
+            elif op == sre.CATEGORY:
+                out.append(rng.choice(categories.get(av, "a")))
+            elif op in repeats:
+                lo, hi, sub = av
+                out.extend(gen(sub) for _ in range(rng.randint(lo, max(lo, min(hi, lo + 3)))))
+            elif op == sre.SUBPATTERN:
+                out.append(gen(av[-1]))
+            elif op == sre.BRANCH:
+                out.append(gen(rng.choice(av[1])))
+            elif op == getattr(sre, "ATOMIC_GROUP", None):
+                out.append(gen(av))
+        return "".join(out)
+
+    try:
+        parsed = sre.parse(pattern)
+        for _ in range(5):
+            value = gen(parsed)
+            if re.search(pattern, value):
+                return value
+    except (re.error, RecursionError, TypeError, ValueError, OverflowError):
+        pass
+    return None
+
+
+def with_pattern_examples(schema: Any, rng: random.Random) -> Any:
+    """A copy of ``schema`` whose patterned strings carry a matching example, which
+    ``synthesize_instance`` then uses (its own pattern fitting is best-effort)."""
+    if isinstance(schema, list):
+        return [with_pattern_examples(x, rng) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: with_pattern_examples(v, rng) for k, v in schema.items()}
+    if isinstance(schema.get("pattern"), str) and "examples" not in schema:
+        example = regex_example(schema["pattern"], rng)
+        lo, hi = schema.get("minLength") or 0, schema.get("maxLength")
+        if example is not None and len(example) >= lo and (not isinstance(hi, int) or len(example) <= hi):
+            out["examples"] = [example]
+    return out
+
+
+def _instance(schema: Any, rng: random.Random, **kwargs) -> Any:
+    """An instance of ``schema`` that validates when one of a few tries does: with ``hints``
+    first, then without, on fresh random draws."""
+    from synthesis.roleplay.schema_utils import is_valid, synthesize_instance
+
+    value = None
+    for _ in range(4):
+        value = synthesize_instance(with_pattern_examples(schema, rng), rng=rng, **kwargs)
+        if not isinstance(schema, dict) or is_valid(value, schema):
+            return value
+        kwargs.pop("hints", None)
+    return value
+
+
+def _mentions(tool: dict[str, Any], text: str) -> dict[str, list[Any]]:
+    """Values the user gave for ``tool``'s parameters, in order: ``city Lisbon`` or
+    ``city: Lisbon`` (each parameter may be given several times, for parallel calls)."""
+    from synthesis.roleplay.phrasing import humanize
+    from synthesis.roleplay.schema_utils import schema_properties
+
+    found: dict[str, list[Any]] = {}
+    for name, node in schema_properties(tool.get("inputSchema")).items():
+        words = humanize(name)
+        if not words:
+            continue
+        rx = re.compile(r"(?<![\w-])" + re.escape(words) + r":?\s+(?!\()([^()]+?)(?=,\s|;\s|\s+and\s|\?|\)|\.(?:\s|$)|$)", re.I)
+        values = [_coerce(m.group(1).strip(), node if isinstance(node, dict) else {}) for m in rx.finditer(text)]
+        if values:
+            found[name] = values
+    return found
+
+
+def _arguments(tool: dict[str, Any], text: str, nth: int, rng: random.Random) -> dict[str, Any]:
+    """Arguments valid against the tool's schema, using the ``nth`` value the user gave for each."""
+    from synthesis.roleplay.schema_utils import is_valid
+
+    schema = tool.get("inputSchema") or {"type": "object"}
+    hints = {k: v[min(nth, len(v) - 1)] for k, v in _mentions(tool, text).items()}
+    args = _instance(schema, rng, hints=hints, optional_ratio=0.0)
+    if not isinstance(args, dict):
+        return {}
+    for k, v in hints.items():  # optional parameters the user named are kept too
+        if k not in args and is_valid({**args, k: v}, schema):
+            args[k] = v
+    return args
+
+
+@dataclass
+class Plan:
+    action: str  # call_tools | ask_user | answer
+    calls: list[tuple[str, int]] = field(default_factory=list)  # (tool, which mention)
+    missing: list[str] = field(default_factory=list)
+
+
+def _conversation(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in messages if m.get("role") != "system"]
+
+
+def plan(messages: list[dict[str, Any]], tools: list[dict[str, Any]], max_calls: int = 3) -> Plan:
+    """What a competent agent would do next: call the tools whose parameters the user
+    gave, ask for missing required values, or answer (after results, or when no tool fits)."""
+    from synthesis.roleplay.phrasing import humanize
+    from synthesis.roleplay.schema_utils import required_names
+    from synthesis.roleplay.values import content_words
+
+    convo = _conversation(messages)
+    if not convo or convo[-1].get("role") != "user":
+        return Plan("answer")
+    users = [_text(m) for m in convo if m.get("role") == "user"]
+    text = " ".join(users) if len(users) > 1 else users[-1]
+    done = {(tc.get("function") or {}).get("name") or tc.get("name") for m in convo if m.get("role") == "assistant"
+            for tc in m.get("tool_calls") or []}
+    scored = []
+    for i, tool in enumerate(tools):
+        found = _mentions(tool, text)
+        required = required_names(tool.get("inputSchema"))
+        missing = [r for r in required if r not in found]
+        if found:
+            scored.append((len(required) - len(missing), len(found), -i, tool, found, missing))
+    scored.sort(key=lambda s: s[:3], reverse=True)
+    complete = [s for s in scored if not s[5] and s[3]["name"] not in done]
+    if complete:
+        calls = []
+        for *_, tool, found, _missing in complete:
+            times = 1 if len(users) > 1 else max(len(v) for v in found.values())
+            calls += [(tool["name"], k) for k in range(times)]
+        return Plan("call_tools", calls[:max_calls])
+    if scored and scored[0][3]["name"] not in done:
+        return Plan("ask_user", missing=[humanize(m) for m in scored[0][5]])
+    if not scored and not done:
+        # No parameter named: call the tool the request is about, if any.
+        words = content_words(text)
+        best = max(tools, key=lambda t: len(words & content_words(f"{humanize(t['name'])} {t.get('description', '')}")),
+                   default=None)
+        if best is not None and len(words & content_words(f"{humanize(best['name'])} {best.get('description', '')}")) >= 2:
+            return Plan("call_tools", [(best["name"], 0)])
+    return Plan("answer")
+
+
+_ELSEWHERE = [
+    "Could you book a table for two at an Italian restaurant in Porto on Friday at 8 pm?",
+    "Please water the tomato plants on my balcony tomorrow morning before I leave for work.",
+    "Can you find a plumber to fix the leaking kitchen sink in my flat on Rua Augusta this week?",
+    "I need my grandmother's handwritten recipe book scanned and bound as a birthday present.",
+    "Could you walk my neighbour's dog around Stanley Park on Saturday afternoon?",
+]
+
+
+def _answer_text(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
+    from synthesis.roleplay.phrasing import humanize
+
+    convo = _conversation(messages)
+    results = []
+    for m in reversed(convo):
+        if m.get("role") != "tool":
+            break
+        results.append(_loads(_text(m)))
+    if results:
+        values = []
+
+        def walk(v):
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    if not isinstance(x, dict | list) and x not in (None, "") and len(values) < 4:
+                        values.append(f"{humanize(k)} {_fmt(x)}")
+                for x in v.values():
+                    walk(x)
+            elif isinstance(v, list):
+                for x in v[:2]:
+                    walk(x)
+
+        for r in reversed(results):
+            walk(r)
+        return ("Here is what I found: " + ", ".join(values) + ".") if values else "It is done."
+    p = plan(messages, tools)
+    if p.action == "ask_user" and p.missing:
+        return f"Sure. Could you tell me the {' and the '.join(p.missing[:3])}?"
+    return "Sorry, none of the tools I have can do that, so I cannot help with this request."
+
+
+def _json_answer(req, schema: dict[str, Any], rng: random.Random) -> Any:
+    from synthesis.roleplay.phrasing import humanize
+
+    props = set((schema.get("properties") or {}).keys())
+    last = _text(req.messages[-1]) if req.messages else ""
+    if props == {"rationale", "decision"}:  # a verifier's vote
+        return {"rationale": "The calls use the values the user gave and the answer reports the results.",
+                "decision": "accept"}
+    if props == {"action", "tools"}:  # the Tool Agent's plan
+        max_calls = ((schema["properties"]["tools"] or {}).get("maxItems")) or 3
+        p = plan(req.messages, req.tools or [], max_calls=max_calls)
+        return {"action": p.action, "tools": [name for name, _ in p.calls] if p.action == "call_tools" else []}
+    if props == {"query"}:
+        if "Request: " in last:  # rewrite a plain request in the persona's words
+            plain = re.search(r"^Request: (.*)$", last, re.M).group(1)
+            return {"query": plain if plain.startswith("Hi") else "Hi! " + plain}
+        if "NONE of these tools" in last:  # irrelevance: a request for something else
+            from synthesis.roleplay.values import content_words
+
+            offered = content_words(last)
+            return {"query": min(_ELSEWHERE, key=lambda q: len(content_words(q) & offered))}
+        tasks = re.findall(r"^- (.*?) \((.*)\)$", last, re.M)
+        parts = [f"{desc[0].lower()}{desc[1:]} ({details})" for desc, details in tasks] or ["help me with this"]
+        return {"query": "Could you " + "; and also ".join(parts) + "?"}
+    if props == {"goal"}:
+        names = re.findall(r"^- (\S+) with ", last, re.M)
+        return {"goal": "I want to " + ", then ".join(humanize(n) for n in names or ["get this done"]) + "."}
+    if props == {"goal_met", "message"}:  # the User Simulator's next turn
+        goal = (re.search(r"^Your goal: (.*)$", last, re.M) or [None, "I need some help."])[1]
+        hidden = _pairs((re.search(r"^Details not yet shared: (.*)$", last, re.M) or [None, ""])[1])
+        if "Conversation so far:" not in last:
+            first = dict(list(hidden.items())[: max(1, len(hidden) - 1)])
+            return {"goal_met": False, "message": f"{goal} ({_spoken(first)})" if first else goal}
+        if hidden:
+            return {"goal_met": False, "message": f"Sure, here you go ({_spoken(hidden)})."}
+        return {"goal_met": True, "message": "Thanks, that is all I needed."}
+    hints = {}
+    m = re.search(r"^Arguments: (\{.*\})", last, re.M)  # the MCP server simulator: echo the arguments
+    if m:
+        args = _loads(m.group(1))
+        hints = args if isinstance(args, dict) else {}
+    if schema.get("type") == "object" and not schema.get("properties"):  # a free-form result
+        return {"status": "ok", **{k: v for k, v in hints.items() if not isinstance(v, dict | list)}}
+    return _instance(schema, rng, hints=hints)
+
+
+def reply(req, choice: int = 0):
+    """The stand-in's answer to one request (a ``ChatRequest``): a ``ChatResult``."""
+    from synthesis.llm.base import ChatResult, ToolCall
+    from synthesis.roleplay.schema_utils import is_valid
+
+    rng = _rng(req, choice)
+    if req.json_schema is not None:
+        value = _json_answer(req, req.json_schema, rng)
+        if not is_valid(value, req.json_schema):
+            value = _instance(req.json_schema, rng)
+        text = json.dumps(value, ensure_ascii=False)
+        return ChatResult(text=text, completion_tokens=max(1, len(text) // 4))
+    tools = {t["name"]: t for t in req.tools or []}
+    choice_ = req.tool_choice
+    convo = _conversation(req.messages)
+    user_text = " ".join(_text(m) for m in convo if m.get("role") == "user")
+    calls: list[tuple[str, int]] = []
+    if isinstance(choice_, dict) and choice_.get("name") in tools:
+        name = choice_["name"]
+        note = _text(req.messages[-1]) if req.messages else ""
+        m = re.match(r"Write call (\d+) of (\d+)", note)
+        nth = int(m.group(1)) - 1 if m else 0
+        planned = plan([x for x in req.messages if not (x.get("role") == "system" and x is req.messages[-1])],
+                       list(tools.values()))
+        # the nth planned call, or this tool's first mention
+        mention = planned.calls[nth][1] if nth < len(planned.calls) and planned.calls[nth][0] == name else 0
+        calls = [(name, mention)]
+    elif tools and choice_ in ("auto", "required"):
+        p = plan(req.messages, list(tools.values()))
+        calls = p.calls if p.action == "call_tools" else []
+        if not calls and choice_ == "required":
+            calls = [(next(iter(tools)), 0)]
+    if calls:
+        tool_calls = [ToolCall(name=n, arguments=_arguments(tools[n], user_text, k, rng), id=f"call_{rng.getrandbits(40):x}")
+                      for n, k in calls]
+        return ChatResult(text="", tool_calls=tool_calls, finish_reason="tool_calls",
+                          completion_tokens=sum(len(json.dumps(c.arguments)) // 4 + 4 for c in tool_calls))
+    text = _answer_text(req.messages, list(tools.values()))
+    return ChatResult(text=text, completion_tokens=max(1, len(text) // 4))
+
+
+def latency_app(delay: float, model: str = MODEL_NAME):
+    """The stand-in model server: an ASGI app (Starlette)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from synthesis.llm.serving import (
+        BadRequest,
+        chat_completion_response,
+        list_models,
+        parse_chat_completions_body,
+    )
+
+    stats = {"requests": 0, "in_flight": 0, "max_in_flight": 0, "errors": 0}
+
+    async def completions(request: Request):
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        stats["requests"] += 1
+        stats["in_flight"] += 1
+        stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+        try:
+            try:
+                body = json.loads(await request.body() or b"null")
+                req = parse_chat_completions_body(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                stats["errors"] += 1
+                err = exc if isinstance(exc, BadRequest) else BadRequest(f"the body is not valid JSON: {exc}")
+                return JSONResponse(err.to_dict(), status_code=err.status)
+            results = [reply(req, i) for i in range(req.n)]
+            await asyncio.sleep(max(0.0, delay - (loop.time() - t0)))
+            return JSONResponse(chat_completion_response(results, model=body.get("model") or model))
+        finally:
+            stats["in_flight"] -= 1
+
+    async def models(request: Request):
+        return JSONResponse(list_models([model]))
+
+    async def stats_view(request: Request):
+        return JSONResponse(stats)
+
+    return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"]),
+                             Route("/v1/models", models), Route("/stats", stats_view)])
+
+
+def serve_latency(port: int, delay: float) -> None:
+    import uvicorn
+
+    uvicorn.run(latency_app(delay), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# ============================================================================ processes
+
+
+class Proc:
+    """A subprocess in its own process group, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict, log: Path):
+        self.name, self.cmd, self.log = name, cmd, log
+        with open(log, "ab") as out:
+            self.p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def cpu_seconds(self) -> float:
+        import psutil
+
+        try:
+            proc = psutil.Process(self.p.pid)
+            total = sum(proc.cpu_times()[:2])
+            for child in proc.children(recursive=True):
+                try:
+                    total += sum(child.cpu_times()[:2])
+                except psutil.Error:
+                    pass
+            return total
+        except psutil.Error:
+            return 0.0
+
+    def stop(self, grace: float = 30.0) -> None:
+        if self.p.poll() is not None:
+            return
+        try:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            self.p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+
+    def tail(self, n: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-n:]
+        except OSError:
+            return "(no log)"
+
+
+def wait_http(url: str, proc: Proc, timeout: float, headers: dict | None = None) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited at start:\n{proc.tail()}")
+        try:
+            if httpx.get(url, timeout=2, headers=headers).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{proc.name} did not answer {url} within {timeout:.0f} s:\n{proc.tail()}")
+
+
+def bench_env(args, *, base_url: str = "", api_key: str = "", model: str = "") -> dict:
+    """The deploy's settings (production, every role on the openai backend), on the bench's
+    own database and Redis database."""
+    env = dict(os.environ)
+    for name in [k for k in env if k.startswith(("INFTOOL_", "CELERY_"))]:
+        del env[name]
+    env.update(
+        INFTOOL_ENV="production", SECRET_KEY=args.secret_key, ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false", DJANGO_SETTINGS_MODULE="inftool_web.settings", LOG_LEVEL="INFO",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.database}",
+        REDIS_URL=args.redis_url, CELERY_BROKER_URL=args.redis_url, CELERY_RESULT_BACKEND=args.redis_url,
+        CHANNELS_REDIS_URL=args.redis_url, CELERY_KEY_PREFIX=KEY_PREFIX, CHANNELS_PREFIX=KEY_PREFIX + "asgi",
+        INFTOOL_DEMO_ON_EMPTY="false", PYTHONUNBUFFERED="1",
+    )
+    if base_url:
+        env.update(INFTOOL_LLM_BACKEND="openai", INFTOOL_LLM_BASE_URL=base_url, INFTOOL_LLM_MODEL=model,
+                   INFTOOL_AGENT_BACKEND="openai", INFTOOL_AGENT_BASE_URL=base_url, INFTOOL_AGENT_MODEL=model,
+                   INFTOOL_LLM_API_KEY=api_key)
+    return env
+
+
+def redis_cleanup(url: str, task_ids: list[str] = ()) -> int:
+    """Delete this bench's keys (its prefix, the results of its tasks) from its Redis database."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=KEY_PREFIX + "*", count=1000))
+        keys += [f"celery-task-meta-{t}" for t in task_ids]
+        return client.delete(*keys) if keys else 0
+    finally:
+        client.close()
+
+
+# ============================================================================ one run
+
+
+@dataclass
+class Run:
+    workers: int
+    trajectories: int = 0
+    finished: int = 0
+    accepted: int = 0
+    wall_s: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at start and end
+    worker_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0
+    machine_busy: float = 0.0  # share of all cores busy (every process on the machine)
+    model_requests: int = 0
+    tasks_per_worker: list[int] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
+    iteration_id: int = 0
+
+    @property
+    def per_min(self) -> float:
+        return self.finished / self.wall_s * 60 if self.wall_s else 0.0
+
+
+def _config(args, count: int, *, seed: int, modes: dict | None = None) -> dict:
+    config = {"count": count, "profile": "none", "seed": seed}
+    if modes:
+        config["modes"] = modes
+    if args.max_turns:
+        config["max_turns"] = args.max_turns
+    if args.verifiers is not None:
+        config["verifiers"] = args.verifiers
+    return config
+
+
+def _task_totals(app, names: list[str]) -> dict[str, int]:
+    """Tasks each worker has run (Celery's own count)."""
+    stats = app.control.inspect(destination=names, timeout=5).stats() or {}
+    return {n: sum((stats.get(n) or {}).get("total", {}).values()) for n in names}
+
+
+def _wait_finished(iteration_id: int, total: int, procs: list[Proc], server: Proc, timeout: float) -> None:
+    from inftool_web.synth.models import Trajectory
+    from inftool_web.synth.services import TERMINAL
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = Trajectory.objects.filter(iteration_id=iteration_id, status__in=TERMINAL).count()
+        if done >= total:
+            return
+        for p in [*procs, server]:
+            if not p.alive():
+                raise RuntimeError(f"{p.name} exited (code {p.p.returncode}) mid-run:\n{p.tail()}")
+        time.sleep(0.25)
+    raise RuntimeError(f"iteration {iteration_id}: not finished after {timeout:.0f} s")
+
+
+def db_checks(iteration_id: int, expected: int) -> dict[str, Any]:
+    """Every trajectory finished once, nothing stored twice, every step log whole."""
+    from django.db import connection
+
+    from inftool_web.synth.services import TERMINAL
+
+    q = {
+        "trajectories": "SELECT count(*) FROM synth_trajectory WHERE iteration_id = %(it)s",
+        "unfinished": "SELECT count(*) FROM synth_trajectory WHERE iteration_id = %(it)s AND NOT (status = ANY(%(terminal)s))",
+        "duplicate_trajectories": """SELECT count(*) FROM (SELECT seq FROM synth_trajectory WHERE iteration_id = %(it)s
+                                     GROUP BY seq HAVING count(*) > 1) d""",
+        "duplicate_steps": """SELECT count(*) FROM (SELECT s.trajectory_id, s.index FROM synth_trajectorystep s
+                              JOIN synth_trajectory t ON t.id = s.trajectory_id WHERE t.iteration_id = %(it)s
+                              GROUP BY s.trajectory_id, s.index HAVING count(*) > 1) d""",
+        "gaps_in_step_logs": """SELECT count(*) FROM (SELECT s.trajectory_id FROM synth_trajectorystep s
+                                JOIN synth_trajectory t ON t.id = s.trajectory_id WHERE t.iteration_id = %(it)s
+                                GROUP BY s.trajectory_id HAVING max(s.index) + 1 <> count(*) OR min(s.index) <> 0) d""",
+        "without_one_finish_step": """SELECT count(*) FROM synth_trajectory t WHERE t.iteration_id = %(it)s AND
+                                      (SELECT count(*) FROM synth_trajectorystep s WHERE s.trajectory_id = t.id
+                                       AND s.kind = 'finish') <> 1 AND t.status <> 'failed'""",
+        "messages_not_matching_steps": """SELECT count(*) FROM synth_trajectory t WHERE t.iteration_id = %(it)s AND
+                                          (SELECT count(*) FROM synth_message m WHERE m.trajectory_id = t.id) <>
+                                          (SELECT count(*) FROM synth_trajectorystep s WHERE s.trajectory_id = t.id
+                                           AND s.kind = 'message')""",
+        "duplicate_votes": """SELECT count(*) FROM (SELECT v.trajectory_id, v.verifier, v.round FROM synth_verifiervote v
+                              JOIN synth_trajectory t ON t.id = v.trajectory_id WHERE t.iteration_id = %(it)s
+                              GROUP BY v.trajectory_id, v.verifier, v.round HAVING count(*) > 1) d""",
+        "steps": """SELECT count(*) FROM synth_trajectorystep s JOIN synth_trajectory t ON t.id = s.trajectory_id
+                    WHERE t.iteration_id = %(it)s""",
+    }
+    out: dict[str, Any] = {}
+    with connection.cursor() as cur:
+        for name, sql in q.items():
+            cur.execute(sql, {"it": iteration_id, "terminal": list(TERMINAL)})
+            out[name] = cur.fetchone()[0]
+    bad = [k for k in out if k not in ("trajectories", "steps") and out[k]]
+    if out["trajectories"] != expected:
+        bad.append("trajectories")
+    out["ok"] = not bad
+    out["problems"] = bad
+    return out
+
+
+def plan_signature(iteration_id: int) -> list:
+    from inftool_web.synth.models import Trajectory
+
+    return [(t.seq, t.kind, [x["name"] for x in t.offered_tools], t.persona_id, t.engine_state.get("seed"))
+            for t in Trajectory.objects.filter(iteration_id=iteration_id).order_by("seq")]
+
+
+def run_workers(args, n: int, env: dict, server: Proc, logdir: Path, task_ids: list[str]) -> Run:
+    import psutil
+
+    from inftool_web.celery_app import app
+    from inftool_web.loop.models import Iteration
+    from inftool_web.loop.services import iteration_create
+    from inftool_web.synth.models import Trajectory
+    from inftool_web.synth.services import iteration_start_synthesis
+    from inftool_web.synth.tasks import synthesize_trajectory
+
+    host = os.uname().nodename
+    names = [f"bench-w{n}-{i}-{os.getpid()}@{host}" for i in range(n)]
+    procs: list[Proc] = []
+    run = Run(workers=n)
+    try:
+        for i, name in enumerate(names):
+            cmd = [sys.executable, "-m", "celery", "-A", "inftool_web", "worker", "-n", name, "-Q", args.queues,
+                   "--pool", args.pool, "-c", str(args.concurrency), "--prefetch-multiplier", "1", "-l", "INFO"]
+            procs.append(Proc(f"worker {name}", cmd, env, logdir / f"worker-{n}-{i}.log"))
+        deadline = time.monotonic() + 180
+        waiting = set(names)
+        while waiting:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers did not answer a ping: {sorted(waiting)}")
+            for p in procs:
+                if not p.alive():
+                    raise RuntimeError(f"{p.name} exited at start:\n{p.tail()}")
+            for reply_ in app.control.ping(destination=sorted(waiting), timeout=1.0) or []:
+                waiting -= set(reply_)
+        # Warm-up: one short trajectory per worker (prefetch 1, one slot each), not timed.
+        warm = iteration_create(config=_config(args, n, seed=args.seed + 1000 + n, modes={"single": 1}),
+                                name=f"bench-workers warm-up {n}")
+        for pk in iteration_start_synthesis(iteration=warm):
+            task_ids.append(synthesize_trajectory.delay(pk).id)
+        _wait_finished(warm.pk, n, procs, server, args.timeout)
+        warm_tasks = _task_totals(app, names)
+
+        # The timed run: plan first (untimed), then queue every trajectory at once.
+        it = iteration_create(config=_config(args, args.count, seed=args.seed), name=f"bench-workers {n}")
+        todo = iteration_start_synthesis(iteration=it)
+        run.iteration_id, run.trajectories = it.pk, len(todo)
+        requests_before = _server_requests(args)
+        cpu_before = [p.cpu_seconds() for p in procs]
+        server_before = server.cpu_seconds()
+        machine_before = psutil.cpu_times()
+        run.load = (os.getloadavg()[0], 0.0)
+        t0 = time.time()
+        for pk in todo:
+            task_ids.append(synthesize_trajectory.delay(pk).id)
+        _wait_finished(it.pk, len(todo), procs, server, args.timeout)
+        last = Trajectory.objects.filter(iteration=it).order_by("-finished_at").values_list("finished_at", flat=True).first()
+        run.wall_s = (last.timestamp() if last else time.time()) - t0
+        machine_after = psutil.cpu_times()
+        run.load = (run.load[0], os.getloadavg()[0])
+        run.worker_cpu_s = sum(p.cpu_seconds() for p in procs) - sum(cpu_before)
+        run.server_cpu_s = server.cpu_seconds() - server_before
+        total = sum(machine_after) - sum(machine_before)
+        idle = (machine_after.idle + machine_after.iowait) - (machine_before.idle + machine_before.iowait)
+        run.machine_busy = 1 - idle / total if total else 0.0
+        after = _task_totals(app, names)
+        run.tasks_per_worker = [after[x] - warm_tasks[x] for x in names]
+        run.model_requests = _server_requests(args) - requests_before if requests_before >= 0 else -1
+        qs = Trajectory.objects.filter(iteration=it)
+        run.finished = qs.filter(status__in=["done", "rejected", "failed"]).count()
+        run.accepted = qs.filter(verdict="accepted").count()
+        run.statuses = {s: qs.filter(status=s).count() for s in ("done", "rejected", "failed") if qs.filter(status=s).exists()}
+        it.refresh_from_db()
+        run.checks = db_checks(it.pk, args.count)
+        run.checks["iteration_status"] = it.status
+        if it.status != Iteration.Status.SUCCEEDED:
+            run.checks["ok"] = False
+            run.checks["problems"].append(f"iteration {it.status}")
+        return run
+    finally:
+        for p in procs:  # warm shutdown (no task is running now), then SIGKILL
+            p.stop(grace=args.stop_grace)
+
+
+def _server_requests(args) -> int:
+    if args.server != "latency":
+        return -1
+    import httpx
+
+    try:
+        return int(httpx.get(f"http://127.0.0.1:{args.server_port}/stats", timeout=5).json()["requests"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        return -1
+
+
+# ============================================================================ report
+
+
+def table(runs: list[Run]) -> list[str]:
+    base = runs[0].per_min if runs and runs[0].workers == 1 else None
+    head = ("| workers | trajectories | accepted | wall s | trajectories/min | scaling vs 1 | load average (start → end) "
+            "| worker CPU s / trajectory | model server CPU s / trajectory | machine CPU busy | model requests "
+            "| tasks per worker |")
+    lines = [head, "|" + "---:|" * 11 + "---|"]
+    for r in runs:
+        scale = f"{r.per_min / base:.2f}" if base else "—"
+        per = max(r.finished, 1)
+        lines.append(
+            f"| {r.workers} | {r.finished}/{r.trajectories} | {r.accepted} | {r.wall_s:.1f} | {r.per_min:.1f} | {scale} "
+            f"| {r.load[0]:.1f} → {r.load[1]:.1f} | {r.worker_cpu_s / per:.2f} | {r.server_cpu_s / per:.2f} "
+            f"| {r.machine_busy:.0%} | {r.model_requests if r.model_requests >= 0 else '—'} "
+            f"| {'/'.join(map(str, r.tasks_per_worker))} |")
+    return lines
+
+
+def check_lines(runs: list[Run], same_plan: bool | None) -> list[str]:
+    out = []
+    for r in runs:
+        c = r.checks
+        verdict = "ok" if c.get("ok") else "PROBLEMS: " + ", ".join(c.get("problems", []))
+        out.append(
+            f"- {r.workers} worker(s), iteration {r.iteration_id}: {verdict} ({c.get('trajectories')} trajectories, "
+            f"{c.get('unfinished')} unfinished, {c.get('duplicate_trajectories')} duplicate trajectories, "
+            f"{c.get('duplicate_steps')} duplicate steps of {c.get('steps')}, {c.get('gaps_in_step_logs')} step logs "
+            f"with gaps, {c.get('without_one_finish_step')} without exactly one finish step, "
+            f"{c.get('messages_not_matching_steps')} with messages ≠ message steps, {c.get('duplicate_votes')} "
+            f"duplicate votes; statuses {r.statuses}; iteration {c.get('iteration_status')}; "
+            f"tasks run {sum(r.tasks_per_worker)} for {r.trajectories} trajectories)")
+    if same_plan is not None:
+        out.append(f"- same planned trajectories (modes, tools, personas, seeds) for every N: {'yes' if same_plan else 'NO'}")
+    return out
+
+
+# ============================================================================ main
+
+
+def _interrupt(signum, frame):
+    """SIGTERM (a CI timeout, ``kill``) runs the clean-up like Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", default="1,2,4", help="worker process counts, in order (default %(default)s)")
+    parser.add_argument("--count", type=int, default=24, help="trajectories per worker count")
+    parser.add_argument("--server", choices=["latency", "embedded"], default="latency")
+    parser.add_argument("--delay", type=float, default=0.3, help="latency server: seconds per request")
+    parser.add_argument("--pool", default="threads", help="Celery pool of each worker (the deploy: threads)")
+    parser.add_argument("--concurrency", type=int, default=1, help="tasks at once per worker process")
+    parser.add_argument("--queues", default="default,roleplay", help="queues the workers consume (the deploy's)")
+    parser.add_argument("--max-turns", type=int, default=None, help="multi-turn cap (default: the iteration default)")
+    parser.add_argument("--verifiers", type=int, default=None, help="verifiers voting (default: the iteration default)")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--sample-size", type=int, default=10, help="corpus specs to ingest (--sample)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds one worker count may take")
+    parser.add_argument("--stop-grace", type=float, default=30, help="seconds a stopping worker gets before SIGKILL")
+    parser.add_argument("--database", default=os.environ.get("INFTOOL_BENCH_WORKERS_DB", "inftool_bench_workers"))
+    parser.add_argument("--redis-url", default=os.environ.get("INFTOOL_BENCH_WORKERS_REDIS", "redis://127.0.0.1:6379/11"))
+    parser.add_argument("--write", metavar="FILE", help="also write the results as markdown")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database and the worker logs")
+    parser.add_argument("--serve-latency", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_latency:
+        serve_latency(args.serve_latency, args.delay)
+        return 0
+    counts = [int(x) for x in args.workers.split(",") if x.strip()]
+    if not counts or min(counts) < 1:
+        parser.error("--workers: a comma-separated list of counts ≥ 1")
+    if args.database in ("inftool", "postgres", "test_inftool"):
+        parser.error(f"--database {args.database}: the bench drops its database; name one of its own")
+    args.secret_key = secrets.token_urlsafe(50)
+    command = "python bench/bench_workers.py " + " ".join(sys.argv[1:])
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    machine = f"{os.cpu_count()} cores, {bench_api.cpu_model()}, Python {platform.python_version()}"
+    print(f"machine: {machine}\ncommand: {command}\nload average at start: "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+    logdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    env = bench_env(args)
+    os.environ.update(env)
+    for name in [k for k in os.environ if k.startswith(("INFTOOL_", "CELERY_")) and k not in env]:
+        del os.environ[name]
+    redis_cleanup(args.redis_url)
+    bench_api.admin(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+    bench_api.admin(f'CREATE DATABASE "{args.database}"')
+    server: Proc | None = None
+    task_ids: list[str] = []
+    runs: list[Run] = []
+    failed = False
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+        import django
+
+        django.setup()
+        import logging
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # this process polls the servers
+        from django.core.management import call_command
+        from django.db import connections
+
+        t = time.perf_counter()
+        call_command("ingest_openapi", sample=True, sample_size=args.sample_size, workers=1, verbosity=0)
+        from inftool_web.catalog.models import Tool
+
+        print(f"ingested {Tool.objects.count()} tools from {args.sample_size} sample specs "
+              f"({time.perf_counter() - t:.0f} s)", flush=True)
+
+        port = bench_api.free_port()
+        args.server_port = port
+        base_url = f"http://127.0.0.1:{port}/v1"
+        if args.server == "latency":
+            server = Proc("latency server", [sys.executable, str(Path(__file__).resolve()), "--serve-latency", str(port),
+                                             "--delay", str(args.delay)], env, logdir / "server.log")
+            wait_http(base_url + "/models", server, 60)
+            worker_env = bench_env(args, base_url=base_url, model=MODEL_NAME)
+            server_desc = STAND_IN.format(delay=args.delay)
+        else:
+            from django.contrib.auth import get_user_model
+            from rest_framework.authtoken.models import Token
+
+            user, _ = get_user_model().objects.get_or_create(username="bench-workers")
+            token, _ = Token.objects.get_or_create(user=user)
+            server = Proc("embedded model server", [sys.executable, "-m", "uvicorn", "inftool_web.asgi:application",
+                                                    "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                                                    "--no-access-log"], env, logdir / "server.log")
+            wait_http(base_url + "/models", server, 120, headers={"Authorization": f"Bearer {token.key}"})
+            worker_env = bench_env(args, base_url=base_url, api_key=token.key, model="smollm2-135m-instruct")
+            server_desc = ("InfTool's own /v1 endpoint (uvicorn) serving the embedded model on this machine's CPU, "
+                           "shared by every worker")
+        connections.close_all()
+        print(f"model server: {server_desc}\n", flush=True)
+
+        for n in counts:
+            print(f"== {n} worker process(es), {args.count} trajectories ==", flush=True)
+            r = run_workers(args, n, worker_env, server, logdir, task_ids)
+            runs.append(r)
+            connections.close_all()
+            print(f"   {r.finished} finished ({r.accepted} accepted) in {r.wall_s:.1f} s = {r.per_min:.1f}/min; "
+                  f"load {r.load[0]:.1f} → {r.load[1]:.1f}; DB check: {'ok' if r.checks['ok'] else r.checks['problems']}",
+                  flush=True)
+        signatures = [plan_signature(r.iteration_id) for r in runs]
+        same_plan = all(s == signatures[0] for s in signatures) if len(runs) > 1 else None
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if server is not None:
+            server.stop(grace=10)
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001 - django may not be set up
+            pass
+        redis_cleanup(args.redis_url, task_ids)
+        if not args.keep:
+            bench_api.admin(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+        if failed or args.keep:
+            print(f"logs kept in {logdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(logdir, ignore_errors=True)
+
+    lines = [
+        f"Machine: {machine}. Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}.",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Model server: {server_desc}.",
+        "",
+        f"Workers: `celery -A inftool_web worker -Q {args.queues} --pool {args.pool} -c {args.concurrency} "
+        f"--prefetch-multiplier 1`, one process each, every agent role on the `openai` backend; "
+        f"{args.count} trajectories per worker count (all modes), queued at once after one untimed warm-up "
+        "trajectory per worker.",
+        "",
+        *table(runs),
+        "",
+        "Database checks:",
+        *check_lines(runs, same_plan),
+    ]
+    print("\n" + "\n".join(lines))
+    if args.write:
+        Path(args.write).write_text("# Worker scaling (`bench/bench_workers.py`)\n\n" + "\n".join(lines) + "\n")
+        print(f"\nwritten to {args.write}")
+    return 0 if all(r.checks.get("ok") for r in runs) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
