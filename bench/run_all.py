@@ -13,6 +13,7 @@ BENCHES = [
     ("synthesis pipeline", ["bench_synthesis.py"]),
     ("REST API and exports", ["bench_api.py"]),
     ("load: API clients and websocket subscribers", ["bench_load.py"]),
+    ("load: 1, 2 and 4 Celery worker processes, fixed-latency model server", ["bench_workers.py", "--count", "12"]),
 ]
 
 
