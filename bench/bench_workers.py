@@ -18,8 +18,10 @@ as Celery broker and result backend. It ingests a small corpus sample, then for 
     trajectory as ``manage.py synthesize --celery`` does, and waits until every trajectory
     has finished in the database;
   * reports wall time (first task queued to last trajectory finished), trajectories/min,
-    scaling = throughput(N) / throughput(1), the 1-minute load average, the CPU seconds the
-    workers and the model server used per trajectory, and the tasks each worker ran;
+    scaling = throughput(N) / throughput(1), the 1-minute load average, the mean run time of
+    one task and the share of the run the workers were busy (both from the workers' own
+    "succeeded in" log lines), the CPU seconds the workers and the model server used per
+    trajectory, how busy the whole machine was, and the tasks each worker ran;
   * stops the workers (SIGTERM, then SIGKILL after a grace period; on any error too) and
     checks the database: every trajectory finished, no duplicate trajectory, step, message
     or vote, step logs contiguous with one finish step each.
@@ -599,6 +601,7 @@ def redis_cleanup(url: str, task_ids: list[str] = ()) -> int:
 @dataclass
 class Run:
     workers: int
+    concurrency: int = 1  # tasks at once per worker
     trajectories: int = 0
     finished: int = 0
     accepted: int = 0
@@ -609,6 +612,7 @@ class Run:
     machine_busy: float = 0.0  # share of all cores busy (every process on the machine)
     model_requests: int = 0
     tasks_per_worker: list[int] = field(default_factory=list)
+    task_seconds: list[float] = field(default_factory=list)  # run time of each timed task (worker logs)
     statuses: dict[str, int] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
     iteration_id: int = 0
@@ -616,6 +620,27 @@ class Run:
     @property
     def per_min(self) -> float:
         return self.finished / self.wall_s * 60 if self.wall_s else 0.0
+
+    @property
+    def mean_task_s(self) -> float:
+        return sum(self.task_seconds) / len(self.task_seconds) if self.task_seconds else 0.0
+
+    @property
+    def busy(self) -> float:
+        """Share of the run the workers spent running tasks (idle: ramp-up, the last ones' tail)."""
+        return sum(self.task_seconds) / (self.workers * self.concurrency * self.wall_s) if self.wall_s else 0.0
+
+TASK_DONE_RX = re.compile(r"Task inftool_web\.synth\.tasks\.synthesize_trajectory\[([0-9a-f-]+)\] \w+ in ([0-9.]+)s")
+
+
+def task_seconds(logs: list[Path], ids: set[str]) -> list[float]:
+    """Run time of each of ``ids``, as the workers log it ("Task …[id] succeeded in 2.8s")."""
+    out = []
+    for log in logs:
+        for m in TASK_DONE_RX.finditer(log.read_text(errors="replace")):
+            if m.group(1) in ids:
+                out.append(float(m.group(2)))
+    return out
 
 
 def _config(args, count: int, *, seed: int, modes: dict | None = None) -> dict:
@@ -714,7 +739,7 @@ def run_workers(args, n: int, env: dict, server: Proc, logdir: Path, task_ids: l
     host = os.uname().nodename
     names = [f"bench-w{n}-{i}-{os.getpid()}@{host}" for i in range(n)]
     procs: list[Proc] = []
-    run = Run(workers=n)
+    run = Run(workers=n, concurrency=args.concurrency)
     try:
         for i, name in enumerate(names):
             cmd = [sys.executable, "-m", "celery", "-A", "inftool_web", "worker", "-n", name, "-Q", args.queues,
@@ -748,8 +773,8 @@ def run_workers(args, n: int, env: dict, server: Proc, logdir: Path, task_ids: l
         machine_before = psutil.cpu_times()
         run.load = (os.getloadavg()[0], 0.0)
         t0 = time.time()
-        for pk in todo:
-            task_ids.append(synthesize_trajectory.delay(pk).id)
+        timed_ids = [synthesize_trajectory.delay(pk).id for pk in todo]
+        task_ids += timed_ids
         _wait_finished(it.pk, len(todo), procs, server, args.timeout)
         last = Trajectory.objects.filter(iteration=it).order_by("-finished_at").values_list("finished_at", flat=True).first()
         run.wall_s = (last.timestamp() if last else time.time()) - t0
@@ -762,6 +787,8 @@ def run_workers(args, n: int, env: dict, server: Proc, logdir: Path, task_ids: l
         run.machine_busy = 1 - idle / total if total else 0.0
         after = _task_totals(app, names)
         run.tasks_per_worker = [after[x] - warm_tasks[x] for x in names]
+        time.sleep(0.5)  # the last "succeeded in" lines
+        run.task_seconds = task_seconds([p.log for p in procs], set(timed_ids))
         run.model_requests = _server_requests(args) - requests_before if requests_before >= 0 else -1
         qs = Trajectory.objects.filter(iteration=it)
         run.finished = qs.filter(status__in=["done", "rejected", "failed"]).count()
@@ -796,15 +823,16 @@ def _server_requests(args) -> int:
 def table(runs: list[Run]) -> list[str]:
     base = runs[0].per_min if runs and runs[0].workers == 1 else None
     head = ("| workers | trajectories | accepted | wall s | trajectories/min | scaling vs 1 | load average (start → end) "
-            "| worker CPU s / trajectory | model server CPU s / trajectory | machine CPU busy | model requests "
-            "| tasks per worker |")
-    lines = [head, "|" + "---:|" * 11 + "---|"]
+            "| s per trajectory (task run time, mean) | workers busy | worker CPU s / trajectory "
+            "| model server CPU s / trajectory | machine CPU busy | model requests | tasks per worker |")
+    lines = [head, "|" + "---:|" * 13 + "---|"]
     for r in runs:
         scale = f"{r.per_min / base:.2f}" if base else "—"
         per = max(r.finished, 1)
         lines.append(
             f"| {r.workers} | {r.finished}/{r.trajectories} | {r.accepted} | {r.wall_s:.1f} | {r.per_min:.1f} | {scale} "
-            f"| {r.load[0]:.1f} → {r.load[1]:.1f} | {r.worker_cpu_s / per:.2f} | {r.server_cpu_s / per:.2f} "
+            f"| {r.load[0]:.1f} → {r.load[1]:.1f} | {r.mean_task_s:.2f} | {r.busy:.0%} "
+            f"| {r.worker_cpu_s / per:.2f} | {r.server_cpu_s / per:.2f} "
             f"| {r.machine_busy:.0%} | {r.model_requests if r.model_requests >= 0 else '—'} "
             f"| {'/'.join(map(str, r.tasks_per_worker))} |")
     return lines
