@@ -17,7 +17,7 @@ from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
 
 from . import phrasing, prompts
 from .config import RoleplayConfig
-from .reflection import Problem, reflect
+from .reflection import Problem, reflect, value_problems
 from .runtime import Gen, ask_first, gather, parse_json_reply, seed_for
 from .server_sim import ServerSimulator, response_text, rpc_request
 from .steps import MessageStep, ReflectionStep, StepLog
@@ -112,6 +112,27 @@ def _reply(
     return (yield from ask_first("agent", req))
 
 
+def conversation_context(history: list[dict[str, Any]]) -> str:
+    """What the user said, what the tools returned and which calls were made (``[call] name
+    {args}`` lines): the text an agent's argument values must come from."""
+    import json
+
+    parts = []
+    for m in history:
+        if m.get("role") in ("user", "tool") and isinstance(m.get("content"), str):
+            parts.append(m["content"])
+        for tc in m.get("tool_calls") or []:
+            fn = tc.get("function") or {}
+            args = fn.get("arguments")
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args)
+                except ValueError:
+                    continue
+            parts.append("[call] " + str(fn.get("name")) + " " + json.dumps(args, sort_keys=True))
+    return "\n".join(parts)
+
+
 def agent_step(
     log: StepLog,
     history: list[dict[str, Any]],
@@ -158,8 +179,14 @@ def agent_step(
             temperature=cfg.agent_temperature,
             max_tokens=cfg.agent_max_tokens,
         )
+        by_name = {t["name"]: t for t in tools}
+        context = conversation_context(history)
+
+        def checks(result: ChatResult) -> list[Problem]:
+            return value_problems(result, by_name, context) + (check(result) if check else [])
+
         outcome = yield from reflect(
-            main, base, tools, role="agent", max_repairs=cfg.max_repair_attempts, extra_check=check
+            main, base, tools, role="agent", max_repairs=cfg.max_repair_attempts, extra_check=checks
         )
         message = None
         target = log.next_index + 1

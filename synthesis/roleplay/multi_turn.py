@@ -30,7 +30,7 @@ from .single_turn import (
     reference_call,
 )
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
-from .values import overlap, query_problems
+from .values import is_request, overlap, query_problems
 from .verify import multi_turn_transcript, value_coverage, verify
 
 _CREATE_VERBS = {
@@ -200,12 +200,13 @@ def user_turn(
             meta.setdefault("errors", []).append(str(e)[:200])
             backend_failures += reply.finish_reason == "error"
             continue
-        problems = (
-            query_problems(text, tuple(t["name"] for t in scenario.tools))
-            if not goal_met
-            else []
-        )
+        problems = query_problems(text, tuple(t["name"] for t in scenario.tools))
+        if goal_met:
+            # A closing "thanks" may be short; it must still be the user speaking.
+            problems = [p for p in problems if p != "fewer than three words"]
         if not goal_met and text:
+            if not transcript and not is_request(text):
+                problems.append("asks for nothing (the opening turn must make the request)")
             # The user is there to pursue the goal: the opening turn states it with at
             # least one of its details (else it is a simulator's ramble).
             if not transcript and hidden and len(_unrevealed(hidden, text)) == len(hidden):

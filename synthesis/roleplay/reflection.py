@@ -25,7 +25,8 @@ from synthesis.llm.base import ChatRequest, ChatResult
 
 from . import prompts
 from .runtime import Gen, ask_first
-from .schema_utils import schema_properties, unknown_argument_names, validation_errors
+from .schema_utils import resolve, schema_properties, unknown_argument_names, validation_errors
+from .values import SEQUENTIAL_DIGITS, implausible
 
 # A text reply that pastes tool output or chat-template markup instead of answering.
 RAW_ECHO = re.compile(r"</?tool_(response|call)>|<\|im_(start|end)\|>|^\s*[\[{]\s*\"", re.S)
@@ -33,7 +34,7 @@ RAW_ECHO = re.compile(r"</?tool_(response|call)>|<\|im_(start|end)\|>|^\s*[\[{]\
 
 @dataclass
 class Problem:
-    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | missing_call | empty_reply | raw_output | ungrounded_answer | duplicate_call
+    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | implausible_argument | invented_id | repeated_call | missing_call | empty_reply | raw_output | ungrounded_answer | duplicate_call
     message: str
     call: int | None = None
 
@@ -111,6 +112,78 @@ def check_reply(
                 )
             )
         seen.append(key)
+    return problems
+
+
+def value_problems(
+    result: ChatResult, tools: dict[str, dict[str, Any]], context: str | None = None
+) -> list[Problem]:
+    """What a person would not have typed into the agent's calls (the Tool Agent's own check;
+    scenario reference calls are polished instead).
+
+    * ``implausible_argument``: a placeholder, a type word, a tool name, punctuation, a
+      sequential run of digits (see :func:`values.implausible`);
+    * ``invented_id``: an identifier (``order_id``, ``userId``) that appears nowhere in
+      ``context`` (what the user said and the tools returned) - the agent must ask for it
+      or take it from an earlier result;
+    * ``repeated_call``: a call identical to one already made in the conversation
+      (its ``[call] name {args}`` lines in ``context``).
+
+    >>> tools = {"get_order": {"name": "get_order", "inputSchema": {"type": "object", "properties": {"order_id": {"type": "string"}}}}}
+    >>> from synthesis.llm.base import ToolCall
+    >>> r = ChatResult(text="", tool_calls=[ToolCall(id="c", name="get_order", arguments={"order_id": "ord_123"})])
+    >>> [p.code for p in value_problems(r, tools, "Where is my order ord_999?")]
+    ['invented_id']
+    >>> value_problems(r, tools, "Where is my order ord_123?")
+    []
+    """
+    from .schema_utils import is_id_key
+
+    problems: list[Problem] = []
+    said = " ".join((context or "").lower().split())
+    for i, tc in enumerate(result.tool_calls):
+        tool = tools.get(tc.name)
+        if tool is None or not isinstance(tc.arguments, dict):
+            continue
+        schema = tool.get("inputSchema") or {}
+        props = schema_properties(schema)
+        name, call, arguments = tc.name, i, tc.arguments
+        for key, value in arguments.items():
+            if key not in props:
+                continue
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                continue
+            if isinstance(value, int | float) or value.strip().isdigit():
+                # Round figures (100000) are what people type; a sequential run is not.
+                digits = str(value).strip()
+                why = "a run of sequential digits" if any(q in digits for q in SEQUENTIAL_DIGITS) else None
+            else:
+                why = implausible(value, key, resolve(props[key], schema) or {}, tool_names=tuple(tools))
+            if why:
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                problems.append(
+                    Problem(
+                        "implausible_argument",
+                        f"{name} argument {key} = {shown} is {why}; use a real value from the conversation",
+                        call,
+                    )
+                )
+            elif context is not None and is_id_key(key) and isinstance(value, str | int) and not isinstance(value, bool):
+                if " ".join(str(value).lower().split()) not in said:
+                    problems.append(
+                        Problem(
+                            "invented_id",
+                            f"{name} argument {key} = {str(value)[:60]!r} appears nowhere in the conversation;"
+                            " ask the user for it or use one from an earlier result",
+                            call,
+                        )
+                    )
+        if context is not None:
+            line = "[call] " + name + " " + json.dumps(arguments, sort_keys=True)
+            if " ".join(line.lower().split()) in said:
+                problems.append(
+                    Problem("repeated_call", f"{name} was already called with these arguments; use its result", call)
+                )
     return problems
 
 
@@ -195,7 +268,10 @@ def reflect(
         if out.attempts > max_repairs:
             out.action = "rejected"
             return out
-        wants_call = (
+        # An invented id or a repeated call is fixed by asking the user or answering from
+        # the results: the repair may answer in text.
+        text_will_do = not expect_call and all(p.code in ("invented_id", "repeated_call") for p in problems)
+        wants_call = not text_will_do and (
             bool(expect_call)
             or (current.error is None and bool(current.tool_calls))
             or current.error is not None

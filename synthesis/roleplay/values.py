@@ -32,7 +32,7 @@ _PLACEHOLDER_RX = re.compile(
 )
 _REPEAT_RX = re.compile(r"(.)\1{4,}")
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
-_SEQUENTIAL = ("0123456789", "1234567890", "9876543210")
+_SEQUENTIAL = SEQUENTIAL_DIGITS = ("0123456789", "1234567890", "9876543210")
 # Names whose values are free text (a message body, a note): longer values are fine.
 _TEXT_KEYS = ("body", "message", "text", "description", "comment", "note", "content", "summary", "bio", "reason")
 
@@ -70,6 +70,8 @@ def implausible(
         return None
     if not s:
         return "an empty string"
+    if not re.search(r"[^\W_]", s):
+        return "punctuation, not a value"
     if _PLACEHOLDER_RX.search(s):
         return "a template placeholder"
     if s.lower().strip(".") in PLACEHOLDER_WORDS or s.lower() == key.lower():
@@ -223,6 +225,29 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     if _ASSISTANT_VOICE.search(q):
         out.append("speaks as the assistant, not the user")
     return out
+
+
+_REQUEST_RX = re.compile(
+    r"\?|\b(please|pls|can you|could you|would you|will you|i need|i'?d like|i want|i would like|"
+    r"i'?m (looking|trying|hoping)|help me|let'?s|tell me|show me|give me)\b|"
+    # an imperative: a sentence that starts with a verb (after an optional greeting)
+    r"(^|[.!;:]\s+)((hi|hello|hey)[,!]?\s+)?(find|get|check|look up|send|create|cancel|book|update|delete|"
+    r"remove|add|list|make|set|fetch|search|order|refund|change|submit|place|pull up|retrieve|open|close|"
+    r"start|stop|run|schedule|move|rename|upload|download|share|post|register|sign|verify|convert|translate)\b",
+    re.I,
+)
+
+
+def is_request(text: str) -> bool:
+    """Whether ``text`` asks for something (a question, a request or an imperative), as a
+    user's opening turn must.
+
+    >>> is_request("Could you cancel order ord_4f2a91c0?"), is_request("Cancel order ord_4f2a91c0.")
+    (True, True)
+    >>> is_request("Enjoyed the new collection, what a lovely summer it was.")
+    False
+    """
+    return bool(_REQUEST_RX.search(text))
 
 
 def cap_strings(tool: dict[str, Any], *, short: int = 80, text: int = 300) -> dict[str, Any]:

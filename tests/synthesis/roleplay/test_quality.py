@@ -255,3 +255,87 @@ def test_a_closing_answer_must_use_the_tool_results():
     assert final.meta.get("source") == "plain"
     problems = [p["code"] for r in steps if r.kind == "reflection" for ps in r.problems for p in ps]
     assert "ungrounded_answer" in problems
+
+
+# ---------------------------------------------------------------- the agent's argument values
+
+
+def test_agent_values_must_be_plausible_and_ids_must_come_from_the_conversation():
+    from synthesis.roleplay.agent import conversation_context
+    from synthesis.roleplay.reflection import value_problems
+
+    from .fakes import CREATE_ORDER
+
+    tools = {t["name"]: t for t in (GET_ORDER, CREATE_ORDER)}
+    history = [
+        {"role": "user", "content": "Where is my order ord_4f2a91c0? I ordered 100000 paper clips."},
+        {"role": "assistant", "tool_calls": [{"id": "1", "type": "function", "function": {
+            "name": "create_order", "arguments": json.dumps({"item": "paper clips", "quantity": 100})}}]},
+        {"role": "tool", "content": json.dumps({"order_id": "ord_77aa01b2", "status": "placed"})},
+    ]
+    ctx = conversation_context(history)
+
+    def codes(name, **args):
+        return [p.code for p in value_problems(call(name, **args), tools, ctx)]
+
+    assert codes("get_order", order_id="ord_4f2a91c0") == []  # the user said it
+    assert codes("get_order", order_id="ord_77aa01b2") == []  # an earlier result returned it
+    assert codes("get_order", order_id="ord_3c9e1a42") == ["invented_id"]
+    assert codes("get_order", order_id=");") == ["implausible_argument"]
+    assert codes("get_order", order_id="1234567890123") == ["implausible_argument"]
+    assert codes("create_order", item="{item}", quantity=3) == ["implausible_argument"]
+    assert codes("create_order", item="paper clips", quantity=100) == ["repeated_call"]
+    assert codes("create_order", item="paper clips", quantity=50) == []  # round figures are fine
+    # without a conversation (no context) only the values themselves are judged
+    assert [p.code for p in value_problems(call("get_order", order_id="ord_3c9e1a42"), tools)] == []
+
+
+def inventing_agent(req):
+    """An agent that makes up an order id, then, told so, asks the user for it."""
+    last = req.messages[-1]["content"] if req.messages else ""
+    if isinstance(last, str) and "appears nowhere in the conversation" in last:
+        return ChatResult(text="Could you tell me the id of your order?", finish_reason="stop")
+    if req.tools and req.tool_choice != "none" and not req.json_schema:
+        return call("get_order", order_id="ord_5b3e0d71")
+    return smart_reply(req)
+
+
+def test_an_invented_id_is_repaired_by_asking_the_user():
+    spec = TrajectorySpec(id="i", mode="multi_turn", tools=[GET_ORDER], seed=5)
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=2,
+                         agent_protocol="native")
+    sink = MemorySink()
+    run_trajectories([spec], {"default": smart_backend(), "agent": ScriptedBackend(default=inventing_agent)},
+                     sink, cfg)
+    steps = sink.steps["i"]
+    refl = [s for s in steps if s.kind == "reflection" and s.subject == "agent"][0]
+    assert refl.action == "repaired"
+    assert refl.problems[0][0]["code"] == "invented_id"
+    first_agent = next(s for s in steps if isinstance(s, MessageStep) and s.role == "assistant")
+    assert not first_agent.tool_calls and "id of your order" in first_agent.content
+
+
+def test_the_users_opening_turn_must_ask_and_a_closing_turn_must_be_the_user():
+    from synthesis.roleplay.values import is_request
+
+    assert is_request("Can you look up order ord_1?") and is_request("Cancel my order ord_1.")
+    assert not is_request("Enjoyed a new order, was refunded in full on the payment.")
+
+    def rambling_user(req):
+        props = set((req.json_schema or {}).get("properties") or {})
+        if props == {"goal_met", "message"}:
+            if "Conversation so far" in (req.messages[-1]["content"] or ""):
+                return as_json({"goal_met": True, "message": "I'm here to help you with your order"})
+            return as_json({"goal_met": False, "message": "Enjoyed a new order of 3 books, lovely weather too."})
+        return smart_reply(req)
+
+    from .fakes import CREATE_ORDER as CO
+
+    spec = TrajectorySpec(id="u", mode="multi_turn", tools=[CO], seed=3)
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=3)
+    sink = MemorySink()
+    run_trajectories([spec], {"default": smart_backend(), "user": ScriptedBackend(default=rambling_user)}, sink, cfg)
+    users = [s for s in sink.steps["u"] if isinstance(s, MessageStep) and s.role == "user"]
+    assert users[0].meta.get("source") == "plain" and is_request(users[0].content)
+    assert any("asks for nothing" in " ".join(r["problems"]) for r in users[0].meta["rejected"])
+    assert all("here to help" not in u.content for u in users)
