@@ -93,8 +93,18 @@ def _text(message: dict[str, Any]) -> str:
     return content or ""
 
 
+def _without_ids(value: Any) -> Any:
+    """``value`` less tool-call ids: a client may draw them at random (the ``openai`` backend
+    does for calls that have none), and the same conversation must get the same answer."""
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k not in ("id", "tool_call_id")}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
 def _rng(req, salt: int = 0) -> random.Random:
-    key = json.dumps(req.messages, sort_keys=True, default=str).encode()
+    key = json.dumps(_without_ids(req.messages), sort_keys=True, default=str).encode()
     return random.Random(zlib.crc32(key) + (req.seed or 0) + salt)
 
 

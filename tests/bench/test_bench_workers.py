@@ -157,3 +157,16 @@ def test_regex_examples_match_their_pattern(pattern):
     for seed in range(5):
         value = bench_workers.regex_example(pattern, random.Random(seed))
         assert value is not None and re.search(pattern, value), (pattern, value)
+
+
+def test_the_same_conversation_gets_the_same_answer_whatever_the_call_ids():
+    def convo(call_id: str) -> list[dict]:
+        return [*_user("Get order order id: A-12."),
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": "get_order", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": call_id, "content": '{"order_id": "A-12"}'},
+                {"role": "user", "content": "Now place an order."}]
+
+    answers = {bench_workers.reply(ChatRequest(messages=convo(cid), tools=TOOLS, tool_choice={"name": "create_order"}))
+               .tool_calls[0].arguments.__repr__() for cid in ("call_1", "call_9f3e", "x")}
+    assert len(answers) == 1
