@@ -10,6 +10,7 @@ The message passes self-reflection (a :class:`ReflectionStep` is stored right be
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -240,6 +241,8 @@ def final_answer(
         text = " ".join(result.text.lower().split())
         if values and not any(v in text for v in values):
             return [Problem("ungrounded_answer", "the answer mentions nothing from the tool results; use them")]
+        if re.search(r"\bthe user\b", text):
+            return [Problem("ungrounded_answer", "the answer talks about the user; speak to them")]
         return []
 
     answer = yield from agent_step(

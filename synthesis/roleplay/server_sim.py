@@ -30,6 +30,7 @@ from synthesis.llm.base import ChatRequest
 from . import prompts
 from .runtime import Gen, ask_first, parse_json_reply, rng_for
 from .schema_utils import is_id_key, is_valid, synthesize_instance, validation_errors
+from .values import polish_result
 
 INVALID_PARAMS = -32602
 
@@ -243,6 +244,9 @@ class ServerSimulator:
                 value = synthesize_instance(schema, rng=rng, hints=hints)
             else:
                 value = {"success": True, **{k: v for k, v in arguments.items()}}
+        else:
+            # The model's result, with placeholder-like values (YOUR_API_KEY_HERE) replaced.
+            value, _ = polish_result(value, schema, rng_for(self.seed, "server-polish", rpc_id, name))
         value = self._make_consistent(value, arguments, schema)
         structured = bool(schema) and (schema.get("type") in (None, "object"))
         return rpc_result(rpc_id, value, structured=structured)

@@ -98,6 +98,56 @@ def implausible(
     return None
 
 
+def polish_result(value: Any, schema: dict[str, Any] | None, rng: random.Random) -> tuple[Any, list[str]]:
+    """A simulated tool result with implausible string values (``YOUR_API_KEY_HERE``,
+    ``{``, ``string``) replaced by synthesized ones, at any depth, and the paths changed.
+
+    A replacement that would break ``schema`` is not made.
+
+    >>> polish_result({"token": "YOUR_API_KEY_HERE", "n": 2}, None, random.Random(0))[1]
+    ['token']
+    """
+    root = schema if isinstance(schema, dict) else {}
+    defs = {d: root[d] for d in ("$defs", "definitions") if d in root}
+    changed: list[str] = []
+
+    def fresh(key: str, sub: dict[str, Any]) -> Any:
+        for k in range(6):
+            candidate = synthesize_instance(
+                {"type": "object", "properties": {key: sub or {"type": "string"}}, "required": [key], **defs},
+                rng=random.Random(rng.random() + k),
+            ).get(key)
+            if isinstance(candidate, str) and implausible(candidate, key, sub) is None:
+                return candidate
+        return None
+
+    def walk(node: Any, sub: Any, path: str) -> Any:
+        sub = resolve(sub, root) if isinstance(sub, dict) else {}
+        sub = sub if isinstance(sub, dict) else {}
+        if isinstance(node, dict):
+            props = sub.get("properties") or {}
+            out = {}
+            for k, v in node.items():
+                child = props.get(k) or (sub.get("additionalProperties") if isinstance(sub.get("additionalProperties"), dict) else {})
+                child_r = resolve(child, root) if isinstance(child, dict) else {}
+                if isinstance(v, str) and implausible(v, k, child_r if isinstance(child_r, dict) else {}):
+                    new = fresh(k, child_r if isinstance(child_r, dict) else {})
+                    if new is not None:
+                        changed.append(f"{path}{k}")
+                        out[k] = new
+                        continue
+                out[k] = walk(v, child, f"{path}{k}.")
+            return out
+        if isinstance(node, list):
+            return [walk(x, sub.get("items") or {}, path) for x in node]
+        return node
+
+    polished = walk(value, root, "")
+    if changed and root and validation_errors(polished, root):
+        return value, []
+    return polished, changed
+
+
 def polish_arguments(
     arguments: dict[str, Any],
     schema: dict[str, Any] | None,

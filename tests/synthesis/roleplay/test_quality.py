@@ -339,3 +339,17 @@ def test_the_users_opening_turn_must_ask_and_a_closing_turn_must_be_the_user():
     assert users[0].meta.get("source") == "plain" and is_request(users[0].content)
     assert any("asks for nothing" in " ".join(r["problems"]) for r in users[0].meta["rejected"])
     assert all("here to help" not in u.content for u in users)
+
+
+def test_a_closing_answer_about_the_user_instead_of_to_them_is_replaced():
+    def third_person(req):
+        if req.tool_choice == "none":
+            tool_msgs = [m for m in req.messages if m["role"] == "tool"]
+            city = json.loads(tool_msgs[-1]["content"]).get("city", "?") if tool_msgs else "?"
+            return ChatResult(text=f"The user has the weather for {city}.", finish_reason="stop")
+        return smart_reply(req)
+
+    spec = TrajectorySpec(id="t", mode="single", tools=[GET_WEATHER], seed=3)
+    _, steps = run(spec, agent=ScriptedBackend(default=third_person))
+    final = [s for s in steps if isinstance(s, MessageStep)][-1]
+    assert final.meta.get("source") == "plain" and "the user" not in final.content.lower()

@@ -172,3 +172,17 @@ def test_multi_turn_conversation_finds_the_created_order():
     assert [t.mcp["id"] for t in tools] == [1, 2]
     assert res.messages()[-1].meta["goal_met"] is True
     assert res.finish.score_components["execution"] == 1.0
+
+
+def test_placeholder_values_in_a_model_result_are_replaced_and_the_result_stays_valid():
+    tool = {"name": "get_session", "description": "Get a session.",
+            "inputSchema": {"type": "object", "properties": {"session_id": {"type": "string"}}},
+            "outputSchema": {"type": "object", "properties": {
+                "session_id": {"type": "string"}, "token": {"type": "string"},
+                "owner": {"type": "object", "properties": {"name": {"type": "string"}}}}}}
+    s = ServerSimulator([tool], seed=2)
+    reply = as_json({"session_id": "sess_81c2", "token": "YOUR_API_KEY_HERE", "owner": {"name": "{"}})
+    value = response_value(exec_call(s, 1, "get_session", {"session_id": "sess_81c2"}, [reply]))
+    assert value["session_id"] == "sess_81c2"
+    assert value["token"] != "YOUR_API_KEY_HERE" and value["token"]
+    assert value["owner"]["name"] not in ("{", "") and validation_errors(value, tool["outputSchema"]) == []
