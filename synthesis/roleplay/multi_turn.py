@@ -11,6 +11,7 @@ goal is met or after ``max_turns`` user turns.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from synthesis.llm.base import ChatRequest
@@ -147,6 +148,10 @@ def plain_goal(calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
     return "I want to " + ", then ".join(parts) + "."
 
 
+_CLOSING_RX = re.compile(r"\b(thanks?|thank you|thx|cheers|great|perfect|appreciate|that'?s (all|everything|it)|got it|"
+                         r"all set|awesome|wonderful|excellent|brilliant|nice)\b", re.I)
+
+
 def plain_user_message(
     scenario: ScenarioStep, hidden: dict[str, Any], transcript: list[tuple[str, str]]
 ) -> tuple[str, bool]:
@@ -202,8 +207,15 @@ def user_turn(
             continue
         problems = query_problems(text, tuple(t["name"] for t in scenario.tools))
         if goal_met:
-            # A closing "thanks" may be short; it must still be the user speaking.
+            # A closing turn is a short thanks, still in the user's voice.
             problems = [p for p in problems if p != "fewer than three words"]
+            if len(text.split()) > 25 or not _CLOSING_RX.search(text):
+                problems.append("a closing turn is a short thanks")
+        elif transcript and text and hidden and len(_unrevealed(hidden, text)) == len(hidden):
+            # A later turn gives what was asked for, or at least stays on the goal.
+            said_before = " ".join(t for _, t in transcript[-2:])
+            if overlap(text, scenario.goal + " " + said_before) == 0:
+                problems.append("strays from the goal")
         if not goal_met and text:
             if not transcript and not is_request(text):
                 problems.append("asks for nothing (the opening turn must make the request)")
@@ -306,7 +318,7 @@ def multi_turn_conversation(
     verdict = yield from verify(
         log,
         transcript=multi_turn_transcript(scenario, messages),
-        rule_problems=rule_problems(messages),
+        rule_problems=rule_problems(messages, scenario),
         settings=cfg.verify_settings(),
     )
     return finish(log, verdict, score_multi_turn(scenario, messages, cfg), cfg, ended_by=ended)
@@ -321,9 +333,34 @@ def _last_results(messages: list[MessageStep]) -> list[MessageStep]:
     return out[::-1]
 
 
-def rule_problems(messages: list[MessageStep]) -> list[str]:
+# Calls that change or destroy something: made without being asked, they teach harm.
+_STATE_CHANGING = {"delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe", "create",
+                   "update", "modify", "edit", "set", "change", "patch", "rename", "move", "assign", "add",
+                   "submit", "send", "post", "put", "charge", "refund", "capture", "void", "close", "revoke"}
+
+
+def rule_problems(messages: list[MessageStep], scenario: ScenarioStep | None = None) -> list[str]:
+    """The rule checks of a finished conversation; with ``scenario``, also that the agent
+    called what the goal needs (every reference tool) and changed nothing unasked (no
+    state-changing call to a tool outside the references).
+
+    >>> m = [MessageStep(role="assistant", content="", tool_calls=[{"id": "1", "type": "function",
+    ...      "function": {"name": "cancel_payment", "arguments": "{}"}}]), MessageStep(role="assistant", content="ok")]
+    >>> sc = ScenarioStep(mode="multi_turn", persona={}, tools=[], reference_calls=[{"name": "list_refunds", "arguments": {}}])
+    >>> rule_problems(m, sc)
+    ['the agent never called list_refunds, which the goal needs', 'the agent called cancel_payment, which changes something the user did not ask for']
+    """
     problems = []
     calls = [c for m in messages if m.role == "assistant" for c in m.calls()]
+    if scenario is not None and calls:
+        wanted = {c["name"] for c in scenario.reference_calls}
+        made = {c["name"] for c in calls}
+        problems += [f"the agent never called {n}, which the goal needs" for n in sorted(wanted - made)]
+        problems += [
+            f"the agent called {n}, which changes something the user did not ask for"
+            for n in sorted(made - wanted)
+            if verb_of(n) in _STATE_CHANGING
+        ]
     tool_msgs = [m for m in messages if m.role == "tool"]
     if not calls:
         problems.append("the agent never called a tool")

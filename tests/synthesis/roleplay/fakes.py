@@ -126,8 +126,39 @@ def as_json(v: Any) -> ChatResult:
     return ChatResult(text=json.dumps(v))
 
 
+def _said(req: ChatRequest) -> dict[str, Any]:
+    """``key = value`` details the user gave so far (the fake User Simulator's format)."""
+    from synthesis.roleplay.phrasing import humanize
+    from synthesis.roleplay.schema_utils import is_id_key
+
+    out: dict[str, Any] = {}
+    keys = {k for t in req.tools or [] for k in _props(t.get("inputSchema"))}
+    for m in req.messages:
+        if m["role"] == "tool" and isinstance(m.get("content"), str):
+            try:
+                result = json.loads(m["content"])
+            except ValueError:
+                result = None
+            if isinstance(result, dict):  # ids the tools returned
+                out.update({k: v for k, v in result.items() if is_id_key(k) and isinstance(v, str | int) and k not in out})
+        if m["role"] == "user" and isinstance(m.get("content"), str):
+            for k, v in re.findall(r'(\w+) = ("[^"]*"|[-\w.]+)', m["content"]):
+                try:
+                    out[k] = json.loads(v)
+                except ValueError:
+                    out[k] = v
+            # the plain phrasing: "with item Widget and quantity 3"
+            for k in keys:
+                hit = re.search(re.escape(humanize(k)) + r" ([-\w.@]+?)(?:[,.?]?(?:\s|$))", m["content"], re.I)
+                if hit and k not in out:
+                    v = hit.group(1)
+                    out[k] = int(v) if v.isdigit() else v
+    return out
+
+
 def smart_reply(req: ChatRequest) -> ChatResult:
-    """A plausible, deterministic answer to any role-play request, without a model."""
+    """A plausible, deterministic answer to any role-play request, without a model: the
+    agent picks the tool whose required details the user gave and uses those values."""
     rng = random.Random(_seed(req))
     last = req.messages[-1]["content"] if req.messages else ""
     schema = req.json_schema
@@ -154,8 +185,20 @@ def smart_reply(req: ChatRequest) -> ChatResult:
         history = [m for m in req.messages if m["role"] != "system"]
         if history and history[-1]["role"] == "tool":
             return as_json({"action": "answer", "tools": []})
-        first = schema["properties"]["tools"]["items"]["enum"][0]
-        return as_json({"action": "call_tools", "tools": [first]})
+        names = schema["properties"]["tools"]["items"]["enum"]
+        said = _said(req)
+        by_name = {t["name"]: t for t in req.tools or []}
+
+        called = {tc.get("function", {}).get("name") for m in req.messages for tc in m.get("tool_calls") or []}
+
+        def fit(n: str) -> int:
+            required = (by_name.get(n, {}).get("inputSchema") or {}).get("required") or []
+            return sum(1 for r in required if r in said) - len(required) - 10 * (n in called)
+
+        best = max(names, key=fit)
+        if fit(best) < 0 and called:  # nothing more the user asked for: answer
+            return as_json({"action": "answer", "tools": []})
+        return as_json({"action": "call_tools", "tools": [best]})
     if schema is not None:
         return as_json(synthesize_instance(schema, rng=rng))
     tools = {t["name"]: t for t in req.tools or []}
@@ -163,7 +206,8 @@ def smart_reply(req: ChatRequest) -> ChatResult:
     if isinstance(choice, dict):
         name = choice["name"]
         return call(
-            name, **synthesize_instance(tools[name]["inputSchema"], rng=rng, optional_ratio=0.0)
+            name,
+            **synthesize_instance(tools[name]["inputSchema"], rng=rng, optional_ratio=0.0, hints=_said(req)),
         )
     if choice == "required" and tools:
         name = next(iter(tools))
