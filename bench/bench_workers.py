@@ -2,7 +2,7 @@
 
     python bench/bench_workers.py [--workers 1,2,4] [--count 24] [--server latency|embedded]
                                   [--delay 0.3] [--pool threads] [--concurrency 1]
-                                  [--write FILE] [--keep]
+                                  [--request-timeout S] [--write FILE] [--keep]
 
 Makes its own database (``inftool_bench_workers``, dropped at the end unless ``--keep``) and
 uses its own Redis database (``redis://127.0.0.1:6379/11``, keys under a prefix of its own)
@@ -661,6 +661,11 @@ def _config(args, count: int, *, seed: int, modes: dict | None = None) -> dict:
         config["max_turns"] = args.max_turns
     if args.verifiers is not None:
         config["verifiers"] = args.verifiers
+    if args.request_timeout:
+        # Only an iteration's config sets the openai backend's timeout; same server and model.
+        config["backends"] = {role: {"backend": "openai", "base_url": args.base_url, "model": args.model_name,
+                                     "timeout": args.request_timeout}
+                              for role in ("user", "agent", "server", "verifier", "judge")}
     return config
 
 
@@ -885,6 +890,9 @@ def main() -> int:
     parser.add_argument("--queues", default="default,roleplay", help="queues the workers consume (the deploy's)")
     parser.add_argument("--max-turns", type=int, default=None, help="multi-turn cap (default: the iteration default)")
     parser.add_argument("--verifiers", type=int, default=None, help="verifiers voting (default: the iteration default)")
+    parser.add_argument("--request-timeout", type=float, default=None,
+                        help="seconds the workers wait for one model answer (default: the openai backend's 120; "
+                             "900 with --server embedded, whose answers on a CPU can take minutes)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--sample-size", type=int, default=10, help="corpus specs to ingest (--sample)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one worker count may take")
@@ -904,6 +912,8 @@ def main() -> int:
     if args.database in ("inftool", "postgres", "test_inftool"):
         parser.error(f"--database {args.database}: the bench drops its database; name one of its own")
     args.secret_key = secrets.token_urlsafe(50)
+    if args.request_timeout is None and args.server == "embedded":
+        args.request_timeout = 900.0
     command = "python bench/bench_workers.py " + " ".join(sys.argv[1:])
 
     signal.signal(signal.SIGTERM, _interrupt)
@@ -942,11 +952,12 @@ def main() -> int:
 
         port = bench_api.free_port()
         args.server_port = port
-        base_url = f"http://127.0.0.1:{port}/v1"
+        base_url = args.base_url = f"http://127.0.0.1:{port}/v1"
         if args.server == "latency":
             server = Proc("latency server", [sys.executable, str(Path(__file__).resolve()), "--serve-latency", str(port),
                                              "--delay", str(args.delay)], env, logdir / "server.log")
             wait_http(base_url + "/models", server, 60)
+            args.model_name = MODEL_NAME
             worker_env = bench_env(args, base_url=base_url, model=MODEL_NAME)
             server_desc = STAND_IN.format(delay=args.delay)
         else:
@@ -959,7 +970,8 @@ def main() -> int:
                                                     "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
                                                     "--no-access-log"], env, logdir / "server.log")
             wait_http(base_url + "/models", server, 120, headers={"Authorization": f"Bearer {token.key}"})
-            worker_env = bench_env(args, base_url=base_url, api_key=token.key, model="smollm2-135m-instruct")
+            args.model_name = "smollm2-135m-instruct"
+            worker_env = bench_env(args, base_url=base_url, api_key=token.key, model=args.model_name)
             server_desc = ("InfTool's own /v1 endpoint (uvicorn) serving the embedded model on this machine's CPU, "
                            "shared by every worker")
         connections.close_all()
