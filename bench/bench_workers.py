@@ -575,7 +575,8 @@ def bench_env(args, *, base_url: str = "", api_key: str = "", model: str = "") -
     """The deploy's settings (production, every role on the openai backend), on the bench's
     own database and Redis database."""
     env = dict(os.environ)
-    for name in [k for k in env if k.startswith(("INFTOOL_", "CELERY_"))]:
+    # Nothing of another stack's settings (its model servers, broker options) leaks in.
+    for name in [k for k in env if k.startswith(("INFTOOL_", "CELERY_")) and k != "INFTOOL_VAR_DIR"]:
         del env[name]
     env.update(
         INFTOOL_ENV="production", SECRET_KEY=args.secret_key, ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -592,7 +593,7 @@ def bench_env(args, *, base_url: str = "", api_key: str = "", model: str = "") -
     return env
 
 
-def redis_cleanup(url: str, task_ids: list[str] = ()) -> int:
+def redis_cleanup(url: str, task_ids: tuple[str, ...] | list[str] = ()) -> int:
     """Delete this bench's keys (its prefix, the results of its tasks) from its Redis database."""
     import redis
 
@@ -637,8 +638,13 @@ class Run:
 
     @property
     def busy(self) -> float:
-        """Share of the run the workers spent running tasks (idle: ramp-up, the last ones' tail)."""
-        return sum(self.task_seconds) / (self.workers * self.concurrency * self.wall_s) if self.wall_s else 0.0
+        """Share of the run the workers spent running tasks (idle: ramp-up, the last ones' tail).
+        At most 1: a task's run time also counts the bookkeeping after its trajectory's
+        ``finished_at``, where the wall time stops."""
+        if not self.wall_s:
+            return 0.0
+        return min(1.0, sum(self.task_seconds) / (self.workers * self.concurrency * self.wall_s))
+
 
 TASK_DONE_RX = re.compile(r"Task inftool_web\.synth\.tasks\.synthesize_trajectory\[([0-9a-f-]+)\] \w+ in ([0-9.]+)s")
 
