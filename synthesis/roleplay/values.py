@@ -95,7 +95,37 @@ def implausible(
         return "a sentence where a short value belongs"
     if re.fullmatch(r"(GET|POST|PUT|PATCH|DELETE)\s+/.*", s):
         return "an HTTP request line"
+    if _is_date_key(key, schema) and re.search(r"\d", s) and not _parses_as_date(s):
+        return "not a valid date or time"
     return None
+
+
+def _is_date_key(key: str, schema: dict[str, Any]) -> bool:
+    if schema.get("format") in ("date", "date-time"):
+        return True
+    low = key.lower()
+    return schema.get("format") is None and not schema.get("pattern") and (
+        low in ("date", "datetime", "timestamp", "since", "until")
+        or low.endswith(("_date", "date", "_at", "_time", "datetime"))
+    ) and low not in ("update", "mandate")
+
+
+def _parses_as_date(s: str) -> bool:
+    """ISO dates and date-times (``2025-06-14``, ``2025-06-14T09:30:00Z``), or a bare time.
+
+    >>> _parses_as_date("2025-06-14T09:30:00.15Z"), _parses_as_date("2015-11-26T01:33:54.15MZT18|")
+    (True, False)
+    """
+    from datetime import date, datetime, time
+
+    for parse in (datetime.fromisoformat, date.fromisoformat, time.fromisoformat):
+        try:
+            parse(s.replace("Z", "+00:00") if parse is not date.fromisoformat else s)
+            return True
+        except ValueError:
+            continue
+    # unix timestamps and other plain numbers are fine for keys like created_at
+    return bool(re.fullmatch(r"\d{9,13}(\.\d+)?", s))
 
 
 def polish_result(value: Any, schema: dict[str, Any] | None, rng: random.Random) -> tuple[Any, list[str]]:
@@ -274,6 +304,8 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
         out.append("mostly symbols and digits")
     if _ASSISTANT_VOICE.search(q):
         out.append("speaks as the assistant, not the user")
+    if re.match(r"^[A-Z][\w .'-]{0,20}:\s", q) and not re.match(r"^(hi|hello|hey|note|ps|re)\b", q, re.I):
+        out.append("starts with a speaker label, like a script")
     return out
 
 

@@ -353,3 +353,14 @@ def test_a_closing_answer_about_the_user_instead_of_to_them_is_replaced():
     _, steps = run(spec, agent=ScriptedBackend(default=third_person))
     final = [s for s in steps if isinstance(s, MessageStep)][-1]
     assert final.meta.get("source") == "plain" and "the user" not in final.content.lower()
+
+
+def test_broken_dates_and_script_like_requests_are_caught():
+    assert implausible("2015-11-26T01:33:54.15MZT18|", "date") == "not a valid date or time"
+    assert implausible("2023-02-26T10:30:54ZM", "since") == "not a valid date or time"
+    for ok, key in [("2025-06-14", "date"), ("2025-06-14T09:30:00Z", "created_at"), ("14:00", "start_time"),
+                    ("next Monday", "date")]:
+        assert implausible(ok, key) is None, ok
+    assert implausible("2015-13-99", "d", {"format": "date"}) == "not a valid date or time"
+    assert "starts with a speaker label, like a script" in query_problems("Liam: I'm working on the dweet today")
+    assert query_problems("Hi: could you get me the weather in Oslo?") == []
