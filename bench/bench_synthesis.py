@@ -58,12 +58,11 @@ def main() -> None:
     args = parser.parse_args()
     _setup_django()
 
-    from synthesis.llm.base import LLMBackend
-    from synthesis.llm.registry import get_backend
-
     from inftool_web.loop.services import iteration_create
     from inftool_web.synth.models import Trajectory
     from inftool_web.synth.services import iteration_plan_trajectories, trajectories_run
+    from synthesis.llm.base import LLMBackend
+    from synthesis.llm.registry import get_backend
 
     backend = get_backend("embedded")
     backend.complete_batch([__import__("synthesis.llm.base", fromlist=["ChatRequest"]).ChatRequest(

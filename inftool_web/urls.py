@@ -3,9 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 
-from inftool_web.core import model_views
+from inftool_web.core import model_views, views_auth
 from inftool_web.core import views as core_views
-from inftool_web.core import views_auth
 
 # The admin's own log-in form would bypass the rate limits: send it through ours.
 admin.site.login = login_required(admin.site.login)

@@ -53,7 +53,8 @@ def served_model_name() -> str:
 @csrf_exempt  # bearer tokens only for POST: there is no cookie for a forged form to ride on
 async def chat_completions(request):
     from synthesis.llm.base import LLMError
-    from synthesis.llm.serving import BadRequest, chat_completions as handle
+    from synthesis.llm.serving import BadRequest
+    from synthesis.llm.serving import chat_completions as handle
 
     if request.method != "POST":
         return _error(405, "use POST", "method_not_allowed")

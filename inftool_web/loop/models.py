@@ -136,6 +136,9 @@ class TrainingRun(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.stage} of iteration {self.iteration_id} ({self.status})"
+
 
 class EvaluationRun(models.Model):
     """BFCL V3 evaluation of one checkpoint, scored by the official checker."""
@@ -175,6 +178,9 @@ class EvaluationRun(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.benchmark} of checkpoint {self.checkpoint_id} ({self.status})"
+
 
 class CategoryResult(models.Model):
     """Accuracy of one evaluation on one BFCL category, with the per-item outcomes."""
@@ -195,3 +201,6 @@ class CategoryResult(models.Model):
                 condition=Q(accuracy__gte=0.0) & Q(accuracy__lte=1.0), name="categoryresult_accuracy_unit"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.correct}/{self.total}"

@@ -63,7 +63,7 @@ def iteration_create(*, config: dict, created_by=None, name: str = "", queue: bo
                     input_checkpoint_id=latest_output or (base.pk if base else None),
                 )
                 if queue:
-                    transaction.on_commit(lambda: _queue_iteration(iteration.pk))
+                    transaction.on_commit(lambda pk=iteration.pk: _queue_iteration(pk))
                 send_on_commit(DASHBOARD_GROUP, {"kind": "iteration", "id": iteration.pk, "status": iteration.status})
                 return iteration
         except IntegrityError:

@@ -179,6 +179,9 @@ class TrajectoryStep(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"trajectory {self.trajectory_id} step {self.index} ({self.kind})"
+
 
 class Message(models.Model):
     """One stored step of a conversation, in order."""
@@ -243,6 +246,9 @@ class Reflection(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"trajectory {self.trajectory_id} step {self.index}: {self.action}"
+
 
 class VerifierVote(models.Model):
     """One verifier's vote in one round; round 0 is the first vote, later rounds negotiate."""
@@ -270,6 +276,9 @@ class VerifierVote(models.Model):
             models.CheckConstraint(condition=Q(vote__in=["accept", "reject"]), name="vote_value_valid"),
         ]
 
+    def __str__(self) -> str:
+        return f"trajectory {self.trajectory_id} {self.verifier} round {self.round}: {self.vote}"
+
 
 class AuditDecision(models.Model):
     """A reviewer's decision on a sampled trajectory; the latest one overrides the verifiers."""
@@ -292,3 +301,6 @@ class AuditDecision(models.Model):
                 condition=Q(decision__in=["accept", "reject", "flag"]), name="audit_decision_valid"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"trajectory {self.trajectory_id}: {self.decision}"

@@ -30,7 +30,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, domains, categories, lower, upper, no_judge, max_judge_pairs, seed, **options):
-        from synthesis.mcp_tree.dedup import DedupConfig, dedup_tools, embed_texts, load_embedder, tool_text
+        from synthesis.mcp_tree.dedup import (
+            DedupConfig,
+            dedup_tools,
+            embed_texts,
+            load_embedder,
+            tool_text,
+        )
         from synthesis.mcp_tree.tree import TreeConfig, build_tree
 
         t0 = time.perf_counter()
