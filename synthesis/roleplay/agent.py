@@ -10,6 +10,7 @@ The message passes self-reflection (a :class:`ReflectionStep` is stored right be
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -116,8 +117,6 @@ def _reply(
 def conversation_context(history: list[dict[str, Any]]) -> str:
     """What the user said, what the tools returned and which calls were made (``[call] name
     {args}`` lines): the text an agent's argument values must come from."""
-    import json
-
     parts = []
     for m in history:
         if m.get("role") in ("user", "tool") and isinstance(m.get("content"), str):

@@ -22,7 +22,7 @@ from .config import RoleplayConfig
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .schema_utils import is_id_key
 from .scoring import Score, call_set_agreement, execution_consistency, multi_turn_ignore_key
-from .server_sim import ServerSimulator, verb_of
+from .server_sim import STATE_CHANGING_VERBS, ServerSimulator, verb_of
 from .single_turn import (
     MIN_REWRITE_OVERLAP,
     finish,
@@ -333,12 +333,6 @@ def _last_results(messages: list[MessageStep]) -> list[MessageStep]:
     return out[::-1]
 
 
-# Calls that change or destroy something: made without being asked, they teach harm.
-_STATE_CHANGING = {"delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe", "create",
-                   "update", "modify", "edit", "set", "change", "patch", "rename", "move", "assign", "add",
-                   "submit", "send", "post", "put", "charge", "refund", "capture", "void", "close", "revoke"}
-
-
 def rule_problems(messages: list[MessageStep], scenario: ScenarioStep | None = None) -> list[str]:
     """The rule checks of a finished conversation; with ``scenario``, also that the agent
     called what the goal needs (every reference tool) and changed nothing unasked (no
@@ -359,7 +353,7 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep | None = N
         problems += [
             f"the agent called {n}, which changes something the user did not ask for"
             for n in sorted(made - wanted)
-            if verb_of(n) in _STATE_CHANGING
+            if verb_of(n) in STATE_CHANGING_VERBS  # made unasked, they teach harm
         ]
     tool_msgs = [m for m in messages if m.role == "tool"]
     if not calls:

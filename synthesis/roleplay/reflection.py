@@ -25,8 +25,14 @@ from synthesis.llm.base import ChatRequest, ChatResult
 
 from . import prompts
 from .runtime import Gen, ask_first
-from .schema_utils import resolve, schema_properties, unknown_argument_names, validation_errors
-from .values import SEQUENTIAL_DIGITS, implausible
+from .schema_utils import (
+    is_id_key,
+    resolve,
+    schema_properties,
+    unknown_argument_names,
+    validation_errors,
+)
+from .values import implausible
 
 # A text reply that pastes tool output or chat-template markup instead of answering.
 RAW_ECHO = re.compile(r"</?tool_(response|call)>|<\|im_(start|end)\|>|^\s*[\[{]\s*\"", re.S)
@@ -137,8 +143,6 @@ def value_problems(
     >>> value_problems(r, tools, "Where is my order ord_123?")
     []
     """
-    from .schema_utils import is_id_key
-
     problems: list[Problem] = []
     said = " ".join((context or "").lower().split())
     for i, tc in enumerate(result.tool_calls):
@@ -153,12 +157,7 @@ def value_problems(
                 continue
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 continue
-            if isinstance(value, int | float) or value.strip().isdigit():
-                # Round figures (100000) are what people type; a sequential run is not.
-                digits = str(value).strip()
-                why = "a run of sequential digits" if any(q in digits for q in SEQUENTIAL_DIGITS) else None
-            else:
-                why = implausible(value, key, resolve(props[key], schema) or {}, tool_names=tuple(tools))
+            why = implausible(value, key, resolve(props[key], schema) or {}, tool_names=tuple(tools))
             if why:
                 shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
                 problems.append(

@@ -49,6 +49,12 @@ _UPDATE_VERBS = {
 }
 
 
+# Verbs of calls that change or destroy something (the rest read).
+STATE_CHANGING_VERBS = _DELETE_VERBS | _UPDATE_VERBS | {
+    "create", "submit", "send", "post", "put", "charge", "refund", "capture", "void", "close", "revoke",
+}
+
+
 def verb_of(tool_name: str) -> str:
     """First word of a tool name: ``create_order`` / ``createOrder`` / ``orders.create``."""
     words = re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", tool_name).lower())

@@ -32,7 +32,7 @@ _PLACEHOLDER_RX = re.compile(
 )
 _REPEAT_RX = re.compile(r"(.)\1{4,}")
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
-_SEQUENTIAL = SEQUENTIAL_DIGITS = ("0123456789", "1234567890", "9876543210")
+_SEQUENTIAL = ("0123456789", "1234567890", "9876543210")
 # Names whose values are free text (a message body, a note): longer values are fine.
 _TEXT_KEYS = ("body", "message", "text", "description", "comment", "note", "content", "summary", "bio", "reason")
 
@@ -60,7 +60,8 @@ def implausible(
         return None
     if isinstance(value, int | float):
         text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-        if any(s in text for s in _SEQUENTIAL) or _REPEAT_RX.search(text.replace(".", "")):
+        # round figures (100000, 1700000000) are what people type: trailing zeros do not count
+        if any(s in text for s in _SEQUENTIAL) or _REPEAT_RX.search(text.replace(".", "").rstrip("0")):
             return "a run of sequential or repeated digits"
         return None
     if not isinstance(value, str):
@@ -83,7 +84,7 @@ def implausible(
         return "the tool's own name"
     if any(seq in s for seq in _SEQUENTIAL) or any(seq[:6] in re.sub(r"\D", "", s) and len(re.sub(r"\D", "", s)) >= 9 for seq in _SEQUENTIAL):
         return "a run of sequential digits"
-    if _REPEAT_RX.search(s):
+    if _REPEAT_RX.search(s.rstrip("0") if s.isdigit() else s):
         return "a run of one repeated character"
     if _LONG_DIGITS_RX.search(s) and not schema.get("pattern"):
         return "an implausibly long number"
@@ -128,6 +129,25 @@ def _parses_as_date(s: str) -> bool:
     return bool(re.fullmatch(r"\d{9,13}(\.\d+)?", s))
 
 
+def plausible_value(
+    key: str, prop: dict[str, Any], root: dict[str, Any], rng: random.Random, *, tool_names: tuple[str, ...] = ()
+) -> Any:
+    """A synthesized value for property ``key`` (schema ``prop``, its ``$ref``s resolved in
+    ``root``) that is not implausible, or ``None`` after a few tries."""
+    defs = {d: root[d] for d in ("$defs", "definitions") if d in root}
+    sub = resolve(prop, root)
+    sub = sub if isinstance(sub, dict) else {}
+    for k in range(6):
+        candidate = synthesize_instance(
+            {"type": "object", "properties": {key: prop or {"type": "string"}}, "required": [key], **defs},
+            rng=random.Random(rng.random() + k),
+            optional_ratio=0.3,
+        ).get(key)
+        if candidate is not None and _deep_problem(candidate, key, sub, tool_names) is None:
+            return candidate
+    return None
+
+
 def polish_result(value: Any, schema: dict[str, Any] | None, rng: random.Random) -> tuple[Any, list[str]]:
     """A simulated tool result with implausible string values (``YOUR_API_KEY_HERE``,
     ``{``, ``string``) replaced by synthesized ones, at any depth, and the paths changed.
@@ -138,39 +158,29 @@ def polish_result(value: Any, schema: dict[str, Any] | None, rng: random.Random)
     ['token']
     """
     root = schema if isinstance(schema, dict) else {}
-    defs = {d: root[d] for d in ("$defs", "definitions") if d in root}
     changed: list[str] = []
-
-    def fresh(key: str, sub: dict[str, Any]) -> Any:
-        for k in range(6):
-            candidate = synthesize_instance(
-                {"type": "object", "properties": {key: sub or {"type": "string"}}, "required": [key], **defs},
-                rng=random.Random(rng.random() + k),
-            ).get(key)
-            if isinstance(candidate, str) and implausible(candidate, key, sub) is None:
-                return candidate
-        return None
 
     def walk(node: Any, sub: Any, path: str) -> Any:
         sub = resolve(sub, root) if isinstance(sub, dict) else {}
         sub = sub if isinstance(sub, dict) else {}
-        if isinstance(node, dict):
-            props = sub.get("properties") or {}
-            out = {}
-            for k, v in node.items():
-                child = props.get(k) or (sub.get("additionalProperties") if isinstance(sub.get("additionalProperties"), dict) else {})
-                child_r = resolve(child, root) if isinstance(child, dict) else {}
-                if isinstance(v, str) and implausible(v, k, child_r if isinstance(child_r, dict) else {}):
-                    new = fresh(k, child_r if isinstance(child_r, dict) else {})
-                    if new is not None:
-                        changed.append(f"{path}{k}")
-                        out[k] = new
-                        continue
-                out[k] = walk(v, child, f"{path}{k}.")
-            return out
         if isinstance(node, list):
             return [walk(x, sub.get("items") or {}, path) for x in node]
-        return node
+        if not isinstance(node, dict):
+            return node
+        props = sub.get("properties") or {}
+        extra = sub.get("additionalProperties") if isinstance(sub.get("additionalProperties"), dict) else {}
+        out = {}
+        for k, v in node.items():
+            child = props.get(k) or extra
+            resolved = resolve(child, root)
+            if isinstance(v, str) and implausible(v, k, resolved if isinstance(resolved, dict) else {}):
+                new = plausible_value(k, child, root, rng)
+                if isinstance(new, str):
+                    changed.append(f"{path}{k}")
+                    out[k] = new
+                    continue
+            out[k] = walk(v, child, f"{path}{k}.")
+        return out
 
     polished = walk(value, root, "")
     if changed and root and validation_errors(polished, root):
@@ -206,17 +216,7 @@ def polish_arguments(
             out.pop(key)
             notes.append({"argument": key, "problem": problem, "action": "dropped"})
             continue
-        replacement = None
-        for k in range(6):
-            candidate = synthesize_instance(
-                {"type": "object", "properties": {key: props.get(key) or {}}, "required": [key],
-                 **{d: schema[d] for d in ("$defs", "definitions") if d in schema}},
-                rng=random.Random(rng.random() + k),
-                optional_ratio=0.3,
-            ).get(key)
-            if _deep_problem(candidate, key, sub, tool_names) is None:
-                replacement = candidate
-                break
+        replacement = plausible_value(key, props.get(key) or {}, schema, rng, tool_names=tool_names)
         trial = {**out, key: replacement}
         if replacement is None or validation_errors(trial, schema):
             notes.append({"argument": key, "problem": problem, "action": "kept"})
