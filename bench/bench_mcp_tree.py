@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import bench_api  # noqa: E402  (admin, cpu_model)
+
 HEAVY = ("microsoft.com/graph.json", "microsoft.com/graph-beta.json")
 
 
@@ -465,16 +467,6 @@ def summarize(res: dict) -> dict:
     }
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -659,10 +651,8 @@ def run_store(args) -> dict:
     """Time ``manage.py ingest_openapi`` into its own database, twice (the second run: unchanged)."""
     import psycopg
 
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{STORE_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{STORE_DB}"')
+    bench_api.admin(f'DROP DATABASE IF EXISTS "{STORE_DB}" WITH (FORCE)')
+    bench_api.admin(f'CREATE DATABASE "{STORE_DB}"')
     env = dict(os.environ, DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{STORE_DB}",
                INFTOOL_DEMO_ON_EMPTY="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     try:
@@ -682,8 +672,7 @@ def run_store(args) -> dict:
                 "command": " ".join(cmd[1:])}
     finally:
         if not args.keep_db:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{STORE_DB}" WITH (FORCE)')
+            bench_api.admin(f'DROP DATABASE IF EXISTS "{STORE_DB}" WITH (FORCE)')
 
 
 def render_store(store: dict) -> list[str]:
@@ -717,7 +706,7 @@ def render(args, results, tree, n_bulk, heavy, la0, la1, store=None) -> str:
     lines = [
         "# MCP Tree benchmark",
         "",
-        f"Machine: {os.cpu_count()} cores ({_cpu()}), Python {platform.python_version()}; "
+        f"Machine: {os.cpu_count()} cores ({bench_api.cpu_model()}), Python {platform.python_version()}; "
         f"load average {la0[0]:.1f} at start, {la1[0]:.1f} at end (the machine is shared).",
         f"Command: `python bench/bench_mcp_tree.py{' --limit ' + str(args.limit) if args.limit else ''}"
         f" --workers {args.workers} --timeout {args.timeout} --embed-limit {args.embed_limit}`",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,13 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCH_DB = "inftool_bench_synth"
 
+import bench_api  # noqa: E402  (admin, cpu_model)
+
 
 def _setup_django() -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    bench_api.admin(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+    bench_api.admin(f'CREATE DATABASE "{BENCH_DB}"')
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inftool_web.settings")
     os.environ["INFTOOL_DEMO_ON_EMPTY"] = "false"
@@ -39,16 +37,6 @@ def _setup_django() -> None:
 
     call_command("migrate", verbosity=0)
     call_command("ingest_openapi", sample=True, sample_size=12, workers=1, verbosity=0)
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -99,7 +87,7 @@ def main() -> None:
     raw_s = time.perf_counter() - t0
 
     overhead = 1 - rec.model_s / pipeline_s
-    print(f"\nsynthesis pipeline vs raw backend — {os.cpu_count()} cores, {_cpu()}")
+    print(f"\nsynthesis pipeline vs raw backend — {os.cpu_count()} cores, {bench_api.cpu_model()}")
     print(f"{'':<34}{'pipeline':>12}{'raw backend':>14}")
     print(f"{'trajectories':<34}{finished:>12}{'':>14}")
     print(f"{'model batches':<34}{len(rec.batches):>12}{len(rec.batches):>14}")
