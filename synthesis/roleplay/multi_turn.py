@@ -333,9 +333,9 @@ def _last_results(messages: list[MessageStep]) -> list[MessageStep]:
     return out[::-1]
 
 
-def rule_problems(messages: list[MessageStep], scenario: ScenarioStep | None = None) -> list[str]:
-    """The rule checks of a finished conversation; with ``scenario``, also that the agent
-    called what the goal needs (every reference tool) and changed nothing unasked (no
+def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[str]:
+    """The rule checks of a finished conversation, among them that the agent called what
+    the goal needs (every reference tool) and changed nothing unasked (no
     state-changing call to a tool outside the references).
 
     >>> m = [MessageStep(role="assistant", content="", tool_calls=[{"id": "1", "type": "function",
@@ -346,7 +346,7 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep | None = N
     """
     problems = []
     calls = [c for m in messages if m.role == "assistant" for c in m.calls()]
-    if scenario is not None and calls:
+    if calls:
         wanted = {c["name"] for c in scenario.reference_calls}
         made = {c["name"] for c in calls}
         problems += [f"the agent never called {n}, which the goal needs" for n in sorted(wanted - made)]
