@@ -11,6 +11,7 @@ goal is met or after ``max_turns`` user turns.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
@@ -136,15 +137,15 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
     )
 
 
-def plain_goal(calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
+def plain_goal(calls: list[dict[str, Any]], tools: list[dict[str, Any]], rng: random.Random | None = None) -> str:
     """``I want to create an order with item tea and quantity 2, then get the order.``"""
+    rng = rng or random.Random(0)
     by_name = {t["name"]: t for t in tools}
     parts = []
     for i, c in enumerate(calls):
         action = phrasing.action_phrase(by_name.get(c["name"]) or {"name": c["name"]})
         args = {k: v for k, v in (c.get("arguments") or {}).items() if not (i > 0 and is_id_key(k))}
-        d = phrasing.details(args)
-        parts.append(f"{action} with {d}" if d else action)
+        parts.append(phrasing.describe_call(action, args, rng))
     return "I want to " + ", then ".join(parts) + "."
 
 
@@ -152,26 +153,39 @@ _CLOSING_RX = re.compile(r"\b(thanks?|thank you|thx|cheers|great|perfect|appreci
                          r"all set|awesome|wonderful|excellent|brilliant|nice)\b", re.I)
 
 
+def _fact_key(key: str) -> str:
+    return key.split(" (for ", 1)[0]
+
+
 def plain_user_message(
     scenario: ScenarioStep, hidden: dict[str, Any], transcript: list[tuple[str, str]]
 ) -> tuple[str, bool]:
-    """The user's turn without a model: the goal first (with a detail or two), then the
-    details asked for, then thanks."""
+    """The user's turn without a model: the goal first (with a detail or two), in the
+    persona's register, then the details asked for, then thanks."""
+    rng = random.Random(len(transcript) * 7919 + len(hidden))
+    style = str((scenario.persona or {}).get("style", ""))
     if not transcript:
         calls = scenario.reference_calls
         by_name = {t["name"]: t for t in scenario.tools}
         action = phrasing.action_phrase(by_name.get(calls[0]["name"]) or {"name": calls[0]["name"]}) if calls else "get some help"
-        first = dict(list(hidden.items())[:2])
-        d = phrasing.details(first)
-        return f"Hi, I'd like to {action}" + (f", with {d}." if d else "."), False
+        first = {_fact_key(k): v for k, v in list(hidden.items())[:2]}
+        return phrasing.opening(phrasing.describe_call(action, first, rng), style, rng), False
     if hidden:
-        return "Sure: " + phrasing.details(hidden) + ".", False
-    return "Thanks, that's everything I needed.", True
+        parts = []
+        for k, v in hidden.items():
+            key = _fact_key(k)
+            noun = phrasing.humanize(key).lower()
+            if is_id_key(key):
+                noun = phrasing._id_noun(key) or "ID"
+            kind, phrase = phrasing.clause(key, v, rng)
+            parts.append(phrase if kind == "prep" and not is_id_key(key) else f"the {noun} is {phrasing.spoken(v)}")
+        return rng.choice(["Sure: ", "Of course: ", "Sure, ", "Right: "]) + phrasing._join(parts, rng) + ".", False
+    return rng.choice(["Thanks, that's everything I needed.", "Perfect, thank you!", "Great, thanks for your help.",
+                       "That's all, thanks."]), True
 
 
 def _unrevealed(facts: dict[str, Any], said: str) -> dict[str, Any]:
-    low = " ".join(said.lower().split())
-    return {k: v for k, v in facts.items() if " ".join(str(v).lower().split()) not in low}
+    return {k: v for k, v in facts.items() if not phrasing.mentions(said, v)}
 
 
 def user_turn(

@@ -9,7 +9,7 @@ small ones still give usable data.  The step's ``meta`` records which source was
 
 >>> tool = {"name": "getForecast", "description": "Returns the weather forecast for a city."}
 >>> request_text([{"name": "getForecast", "arguments": {"city": "Lisbon", "days": 3}}], [tool], random.Random(1))
-'Could you get the weather forecast for a city, with city Lisbon and days 3?'
+'Could you get the weather forecast for Lisbon for 3 days?'
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import json
 import random
 import re
 from typing import Any
+
+from .schema_utils import is_id_key
 
 VERBS = {
     "get", "list", "create", "update", "delete", "remove", "add", "send", "search", "find",
@@ -47,24 +49,35 @@ VERBS |= {
     "flush", "increment", "decrement", "allocate", "release", "lock", "unlock", "hold", "retry",
     "skip", "label", "look", "identify", "initiate", "finalize", "download",
 }  # fmt: skip
+VERBS |= {"perform", "introspect", "inspect", "play", "pause", "favourite", "favorite", "unfeature", "feature",
+          "suspend", "unsuspend", "bookmark", "mute", "unmute", "approve", "lookup", "locate", "fix"}
 # Verbs that read better as "get" in a request ("return me the forecast" does not).
-_AS_GET = {"return", "retrieve", "fetch", "obtain", "read", "provide", "display", "describe", "query"}
+_AS_GET = {"return", "retrieve", "fetch", "obtain", "read", "provide", "display", "describe", "query", "lookup"}
 _LEADS = re.compile(
     r"^(this (endpoint|operation|method|api|call|resource|function|service|route)( will| can)?|"
     r"(an? )?(endpoint|api|method|operation|function) (to|that|which)|use this( endpoint)? to|"
     r"allows? (you |the user |users )?to|used to|lets? you|you can|it|will|can)\s+",
     re.I,
 )
-_OPENERS = [
-    ("Can you {a}", "?"), ("Could you {a}", "?"), ("Please {a}", "."), ("I need you to {a}", "."),
-    ("Would you {a}", "?"), ("I'd like you to {a}", "."), ("Hi! Can you {a}", "?"),
-]  # fmt: skip
+# Where a summary stops saying what the tool does and starts explaining how.
+_CUT = re.compile(
+    r"\s*(?:[,;:(\[]|\s[-–—]\s|\b(?:based on|by given|by the given|using|via|if|unless|when|where|which|that is|"
+    r"in the \S+ api|in the \S+ \S+ api|according to|as json|as xml|for the current user|"
+    r"with the (?:provided|given|specified)|identified by)\b)",
+    re.I,
+)
+_BY_ID = re.compile(r"\s+(?:by|with|for)\s+(?:its\s+|their\s+|an?\s+|the\s+)?(?:given\s+|specified\s+)?"
+                    r"(?:\w+\s+)?(?:id|ids|identifier|uuid|key|name)\b.*$", re.I)
+_DETERMINERS = {"the", "a", "an", "all", "one", "some", "every", "each", "this", "that", "these", "those", "my",
+                "your", "its", "their", "our", "any", "multiple", "several", "new"}
+_VAGUE = re.compile(r"\b(?:a specific|the specified|a specified|the given|a given|the provided|an existing|a single|"
+                    r"one|a|an|the)\s+(?=\w)", re.I)
 
 
 def humanize(name: str) -> str:
     """``getDistrictAdmins`` -> ``get district admins``; ``x-api_ID`` -> ``x api ID``."""
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    s = re.sub(r"[_\-./]+", " ", s)
+    s = re.sub(r"[_\-./\[\]]+", " ", s)
     words = [w if w.isupper() and len(w) <= 4 else w.lower() for w in s.split()]
     return " ".join(words)
 
@@ -81,44 +94,265 @@ def _base(word: str) -> str | None:
     return None
 
 
+def _lower_first(phrase: str) -> str:
+    """Lower-case a leading capital unless the word is an acronym (``API``, ``iOS``)."""
+    if not phrase:
+        return phrase
+    first = phrase.split(" ", 1)[0]
+    if len(first) > 1 and any(c.isupper() for c in first[1:]):
+        return phrase
+    return phrase[0].lower() + phrase[1:]
+
+
+def _untitle(words: list[str]) -> list[str]:
+    """``Get Generated Items`` -> ``get generated items``: a Title Case summary reads as
+    shouting in a sentence; acronyms (``ID``, ``API``) keep their case."""
+    caps = sum(1 for w in words if w[:1].isupper())
+    if len(words) < 2 or caps < 0.6 * len(words):
+        return words
+    return [w if (len(w) > 1 and w[1:].lower() != w[1:]) else w.lower() for w in words]
+
+
 def action_phrase(tool: dict[str, Any]) -> str:
-    """What calling ``tool`` does, as an imperative phrase: ``get the weather forecast``."""
+    """What calling ``tool`` does, as an imperative verb phrase, from the first sentence of its
+    description (the operation's summary) or else its name.
+
+    >>> action_phrase({"name": "f", "description": "Performs introspection of the provided Bearer JWT token."})
+    'perform introspection of the provided Bearer JWT token'
+    >>> action_phrase({"name": "f", "description": "Deleted domains, latest if date not specified."})
+    'get the deleted domains'
+    >>> action_phrase({"name": "getApiVersion", "description": "API version"})
+    'get the API version'
+    >>> action_phrase({"name": "f", "description": "Find payment by ID. Return information about the payment."})
+    'find payment'
+    """
     desc = (tool.get("description") or "").strip()
     first = re.split(r"(?<=[.!?])\s|\n", desc, maxsplit=1)[0] if desc else ""
+    first = re.sub(r"[*`_]{1,2}(\w[^*`]*?)[*`_]{1,2}", r"\1", first)
     first = re.sub(r"\s*\([^)]*\)", "", first).strip().rstrip(".!?:;,")
     for _ in range(3):
         first = _LEADS.sub("", first).strip()
     phrase = ""
     if first and not re.search(r"https?://|[{}<>`|]", first):
-        words = first.split()
+        words = _untitle(first.split())
         verb = _base(words[0])
+        if verb is None and len(words) > 1 and re.fullmatch(r"[A-Za-z]{3,}s", words[0]) and not words[0].endswith("ss") \
+                and words[1].lower() in _DETERMINERS | {"information", "details", "data", "introspection"}:
+            # a third-person verb we do not list ("Performs the ...")
+            verb = words[0][:-2].lower() if words[0].lower().endswith(("ches", "shes", "xes", "sses")) else words[0][:-1].lower()
         if verb:
             verb = "get" if verb in _AS_GET else verb
-            rest = " ".join(words[1:])
+            rest = _CUT.split(" ".join(words[1:]), maxsplit=1)[0]
             phrase = f"{verb} {rest}".strip()
         elif len(words) <= 10:
-            phrase = "get " + first[0].lower() + first[1:]
+            body = _CUT.split(" ".join(words), maxsplit=1)[0].strip()
+            if body:
+                lead = body.split()[0].lower()
+                phrase = "get " + ("" if lead in _DETERMINERS else "the ") + _lower_first(body)
     if not phrase:
         words = humanize(tool.get("name", "")).split()
         verb = _base(words[0]) if words else None
         if verb:
             phrase = " ".join(["get" if verb in _AS_GET else verb, *words[1:]])
         else:
-            phrase = "look up " + " ".join(words) if words else "help me"
-    phrase = phrase[0].lower() + phrase[1:] if phrase[:2] != phrase[:2].upper() else phrase
-    if len(phrase) > 90:
-        phrase = phrase[:90].rsplit(" ", 1)[0]
-    return re.sub(r"\s+", " ", phrase).strip()
+            phrase = "look up the " + " ".join(words) if words else "help me"
+    phrase = _lower_first(_BY_ID.sub("", phrase))
+    words = phrase.split()
+    if len(words) > 12:
+        phrase = " ".join(words[:12])
+    return re.sub(r"\s+", " ", phrase).strip().rstrip(".,;:")
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if isinstance(v, list):
-        return ", ".join(_fmt(x) for x in v)
-    return str(v)
+# ---------------------------------------------------------------------------------------
+# Values as people mention them
+
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"]  # fmt: skip
+_DATE_RX = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DATETIME_RX = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::00(?:\.0+)?)?(Z|[+-]00:?00)?")
+
+
+def spoken(value: Any) -> str:
+    """How a person writes ``value`` in a message: dates and date-times in words, whole
+    floats without ``.0``, lists joined.  Anything else as it is, so it can be copied.
+
+    >>> spoken("2025-06-14"), spoken("2021-02-27T10:32:00Z"), spoken(3.0), spoken("Lisbon")
+    ('June 14, 2025', 'February 27, 2021 at 10:32 UTC', '3', 'Lisbon')
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        items = [spoken(x) for x in value]
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+    if isinstance(value, str):
+        m = _DATETIME_RX.fullmatch(value)
+        if m and 1 <= int(m[2]) <= 12 and 1 <= int(m[3]) <= 31:
+            zone = " UTC" if m[6] else ""
+            return f"{_MONTHS[int(m[2]) - 1]} {int(m[3])}, {m[1]} at {m[4]}:{m[5]}{zone}"
+        m = _DATE_RX.fullmatch(value)
+        if m and 1 <= int(m[2]) <= 12 and 1 <= int(m[3]) <= 31:
+            return f"{_MONTHS[int(m[2]) - 1]} {int(m[3])}, {m[1]}"
+    return str(value)
+
+
+def spoken_forms(value: Any) -> set[str]:
+    """Every form in which a request may mention ``value`` (lower-cased): as written, and
+    as :func:`spoken` writes it.
+
+    >>> sorted(spoken_forms("2025-06-14"))
+    ['2025-06-14', 'june 14, 2025']
+    """
+    forms = {" ".join(str(value).lower().split()), " ".join(spoken(value).lower().split())}
+    if isinstance(value, float) and value.is_integer():
+        forms.add(str(int(value)))
+    return {f for f in forms if f}
+
+
+def mentions(text: str, value: Any) -> bool:
+    """Whether ``text`` mentions ``value`` in one of its :func:`spoken_forms`."""
+    low = " ".join(text.lower().split())
+    return any(f in low for f in spoken_forms(value))
+
+
+def _q(v: Any) -> str:
+    return f"“{spoken(v)}”"
+
+
+_LIMIT_KEYS = {"limit", "per page", "page size", "max results", "max", "count", "size", "top", "n", "num",
+               "max items", "maxresults", "pagesize", "perpage", "page limit", "results", "rows", "number"}
+_COUNTED = {"days", "hours", "nights", "people", "guests", "adults", "children", "minutes", "weeks", "months",
+            "years", "seats", "rooms", "tickets", "passengers", "servings"}
+_SEARCH_KEYS = {"q", "query", "search", "keyword", "keywords", "term", "search term", "search query", "text query"}
+
+
+_PLACE_WORDS = {"city", "town", "location", "place", "region", "country", "state", "area"}
+
+
+def clause(key: str, value: Any, rng: random.Random) -> tuple[str, str]:
+    """How a request mentions argument ``key=value``: ``("prep", "in Lisbon")`` for a phrase
+    that follows the action, or ``("with", "quantity 2")`` for one of a "with ..." list.
+
+    >>> r = random.Random(0)
+    >>> clause("city", "Lisbon", r), clause("start_date", "2025-06-14", r)
+    (('prep', 'in Lisbon'), ('prep', 'from June 14, 2025'))
+    >>> clause("limit", 10, r)[0], clause("quantity", 2, r)
+    ('prep', ('with', 'quantity 2'))
+    """
+    words = humanize(key).lower().split()
+    low = " ".join(words)
+    last = words[-1] if words else ""
+    v = spoken(value)
+    if isinstance(value, bool):
+        rest = " ".join(words[1:]) if words and words[0] in ("include", "with", "show", "includes") else ""
+        if rest:
+            return ("prep", f"including {rest}" if value else f"without {rest}")
+        return ("with", f"{low} turned {'on' if value else 'off'}")
+    if isinstance(value, dict | list) and any(isinstance(x, dict | list) for x in (value.values() if isinstance(value, dict) else value)):
+        return ("with", "")
+    if isinstance(value, dict):
+        inner = [f"{humanize(k2).lower()} {spoken(v2)}" for k2, v2 in value.items() if not isinstance(v2, dict | list)]
+        return ("with", f"{low} " + ", ".join(inner)) if inner else ("with", "")
+    if last in _PLACE_WORDS or low in ("where", "near"):
+        return ("prep", f"in {v}")
+    if last in ("destination",) or low in ("to city", "arrival city", "destination city"):
+        return ("prep", f"to {v}")
+    if last in ("origin",) or low in ("from city", "departure city", "origin city"):
+        return ("prep", f"from {v}")
+    dateish = bool(_DATE_RX.fullmatch(str(value)) or _DATETIME_RX.fullmatch(str(value)))
+    if dateish:
+        if words and words[0] in ("start", "from", "since", "after", "begin", "min", "earliest") or last in ("from", "since", "after", "start"):
+            return ("prep", f"from {v}" if words[0] != "since" else f"since {v}")
+        if words and words[0] in ("end", "to", "until", "before", "max", "latest") or last in ("to", "until", "before", "end"):
+            return ("prep", f"until {v}")
+        return ("prep", f"on {v}" if "at" not in v else f"on {v}")
+    if low in _COUNTED and isinstance(value, int) and not isinstance(value, bool):
+        return ("prep", f"for {v} {low}" if value != 1 else f"for 1 {low[:-1]}")
+    if low in _LIMIT_KEYS and isinstance(value, int):
+        return ("prep", rng.choice([f"(at most {v} results)", f"limited to {v} results", f"just the first {v}"]))
+    if low in ("offset", "skip", "start", "start index"):
+        return ("prep", f"skipping the first {v}")
+    if low in ("page", "page number", "pageno", "page no"):
+        return ("prep", f"page {v}" if rng.random() < 0.5 else f"on page {v}")
+    if low in _SEARCH_KEYS:
+        return ("prep", rng.choice([f"matching {_q(value)}", f"for {_q(value)}", f"about {v}"]))
+    if low in ("sort", "sort by", "order by", "orderby", "sortby", "sort field"):
+        return ("prep", f"sorted by {v}")
+    if low in ("order", "direction", "sort order", "dir", "sort direction") and str(value).lower() in ("asc", "desc", "ascending", "descending"):
+        return ("prep", f"in {v} order")
+    if last in ("format", "output") and len(v) <= 12:
+        return ("prep", f"in {v} format")
+    if last in ("unit", "units", "currency"):
+        return ("prep", f"in {v}")
+    if last in ("name",) and len(words) == 1:
+        return ("prep", f"named {_q(value)}")
+    if last in ("title", "subject", "headline"):
+        return ("prep", f"titled {_q(value)}" if last != "subject" else f"with the subject {_q(value)}")
+    if low in ("to", "recipient", "recipients", "email to", "to email"):
+        return ("prep", f"to {v}")
+    if low in ("from", "sender", "from email"):
+        return ("prep", f"from {v}")
+    if last in ("message", "body", "text", "content", "comment", "note", "description") and " " in v:
+        return ("prep", f"saying {_q(value)}")
+    if last in ("email",):
+        return ("prep", f"for {v}")
+    return ("with", f"{low} {v}")
+
+
+def _id_noun(key: str) -> str:
+    """The thing an id names: ``order_id`` -> ``order``, ``paymentId`` -> ``payment``."""
+    words = humanize(key).lower().split()
+    while words and words[-1] in ("id", "ids", "uuid", "guid", "sid", "key", "code", "number", "name"):
+        words = words[:-1]
+    if len(words) == 1 and words[0].endswith("id") and len(words[0]) > 4:
+        words = [words[0][:-2]]
+    return " ".join(words)
+
+
+def _join(parts: list[str], rng: random.Random) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def describe_call(action: str, arguments: dict[str, Any], rng: random.Random, *, skip: tuple[str, ...] = ()) -> str:
+    """``action`` with every argument mentioned the way a person would: an id where the
+    action names its thing (``cancel payment pay_4f2a``), places, dates and limits as
+    phrases, the rest as a "with ..." list.
+
+    >>> describe_call("cancel a payment", {"payment_id": "pay_4f2a"}, random.Random(0))
+    'cancel payment pay_4f2a'
+    >>> describe_call("get the weather forecast", {"city": "Oslo", "days": 3, "unit": "celsius", "detail": "hourly"}, random.Random(0))
+    'get the weather forecast in Oslo, for 3 days, in celsius, with detail hourly'
+    """
+    text = action
+    preps: list[str] = []
+    withs: list[str] = []
+    for key, value in arguments.items():
+        if key in skip or value is None or value == "" or value == []:
+            continue
+        scalar = isinstance(value, str | int | float) and not isinstance(value, bool)
+        noun = _id_noun(key)
+        if scalar and noun:
+            # the action names the thing this value picks: "cancel a payment" -> "cancel payment pay_4f2a"
+            vague = r"(?:a specific|the specified|a specified|the given|a given|the provided|an existing|a single|an?)"
+            det = rf"(?:(?:{vague}|one|the|this)\s+)?" if is_id_key(key) else rf"{vague}\s+"
+            rx = re.compile(rf"\b{det}{re.escape(noun)}s?\b", re.I)
+            if rx.search(text):
+                bare = noun.split()[-1] in _PLACE_WORDS or _DATE_RX.fullmatch(str(value))
+                text = rx.sub((spoken(value) if bare else f"{noun} {spoken(value)}").replace("\\", "\\\\"), text, count=1)
+                continue
+        if is_id_key(key) and scalar:
+            preps.append(f"for {noun} {value}" if noun else f"with ID {value}")
+            continue
+        kind, phrase = clause(key, value, rng)
+        if phrase:
+            (preps if kind == "prep" else withs).append(phrase)
+    out = " ".join([text, ", ".join(preps)]).strip()
+    if withs:
+        out += ", with " + _join(withs, rng)
+    return out
 
 
 def details(arguments: dict[str, Any]) -> str:
@@ -126,33 +360,104 @@ def details(arguments: dict[str, Any]) -> str:
     parts = []
     for k, v in arguments.items():
         if isinstance(v, dict):
-            parts += [f"{humanize(k)} {humanize(k2)} {_fmt(v2)}" for k2, v2 in v.items() if not isinstance(v2, dict | list)]
+            parts += [f"{humanize(k)} {humanize(k2)} {spoken(v2)}" for k2, v2 in v.items() if not isinstance(v2, dict | list)]
         elif isinstance(v, list) and any(isinstance(x, dict) for x in v):
             continue
         else:
-            parts.append(f"{humanize(k)} {_fmt(v)}")
+            parts.append(f"{humanize(k)} {spoken(v)}")
     if len(parts) <= 1:
         return "".join(parts)
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def request_text(calls: list[dict[str, Any]], tools: list[dict[str, Any]], rng: random.Random) -> str:
-    """A user's request whose answer is exactly ``calls``."""
-    by_name = {t["name"]: t for t in tools}
-    clauses = []
-    previous = None
-    for c in calls:
-        d = details(c.get("arguments") or {})
-        if c["name"] == previous:
-            clauses.append(f"the same again with {d}" if d else "the same again")
-            continue
-        a = action_phrase(by_name.get(c["name"]) or {"name": c["name"]})
-        clauses.append(f"{a}, with {d}" if d else a)
-        previous = c["name"]
-    body = clauses[0] if len(clauses) == 1 else "; ".join(clauses[:-1]) + "; and also " + clauses[-1]
-    opener, end = rng.choice(_OPENERS)
-    text = opener.format(a=body)
+# ---------------------------------------------------------------------------------------
+# Requests in a persona's voice
+
+REGISTERS = {
+    "casual": [("Hey, can you {a}", "?"), ("Could you {a}", "?"),
+               ("I need to {a}, can you help", "?"), ("Quick question, can you {a}", "?"), ("{A}, please", "!"),
+               ("Hi! Can you {a}", "?")],
+    "formal": [("Could you please {a}", "?"), ("Would you {a}, please", "?"), ("I would like you to {a}", "."),
+               ("Please {a}", "."), ("I'd appreciate it if you could {a}", "."), ("Good morning. Could you {a}", "?")],
+    "terse": [("{A}", "."), ("{A}, please", "."), ("Need to {a}", "."), ("Please {a}", "."), ("Can you {a}", "?")],
+    "warm": [("Hi! Could you {a}", "?"), ("Hello, would you {a}", "? Thanks!"), ("Hi there, I need to {a}", "."),
+             ("Good morning! Can you {a}", "?"), ("Hi, could you help me {a}", "?")],
+}  # fmt: skip
+_STYLE_WORDS = {
+    "terse": ("terse", "precise", "short", "methodical", "exact", "numbers", "technical", "blunt", "brief"),
+    "formal": ("formal", "polite", "unsure", "careful", "spells out", "courteous", "professional"),
+    "warm": ("warm", "friendly", "small talk", "chatty", "calm", "cheerful"),
+    "casual": ("casual", "informal", "enthusiastic", "energetic", "creative", "vague", "relaxed"),
+}
+
+
+def register_of(style: str) -> str:
+    """The register of a persona's communication style (see :data:`REGISTERS`).
+
+    >>> register_of("terse and precise, uses technical terms"), register_of("")
+    ('terse', 'casual')
+    """
+    low = style.lower()
+    best = max(_STYLE_WORDS, key=lambda r: sum(w in low for w in _STYLE_WORDS[r]))
+    return best if any(w in low for w in _STYLE_WORDS[best]) else "casual"
+
+
+def opening(body: str, style: str, rng: random.Random) -> str:
+    """``body`` (a verb phrase) as a request in the register of ``style``."""
+    opener, end = rng.choice(REGISTERS[register_of(style)])
+    text = opener.format(a=body, A=body[:1].upper() + body[1:])
     return text.rstrip(".?! ") + end
+
+
+def request_text(
+    calls: list[dict[str, Any]], tools: list[dict[str, Any]], rng: random.Random, *, style: str = ""
+) -> str:
+    """A user's request whose answer is exactly ``calls``, in the register of ``style``.
+
+    Repeated calls of one tool that differ in one argument read as one action with several
+    values ("... in Lisbon and in Tokyo"); several tools as several actions.
+    """
+    by_name = {t["name"]: t for t in tools}
+    groups: list[list[dict[str, Any]]] = []
+    for c in calls:
+        if groups and groups[-1][0]["name"] == c["name"]:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    clauses = []
+    for group in groups:
+        action = action_phrase(by_name.get(group[0]["name"]) or {"name": group[0]["name"]})
+        args = [g.get("arguments") or {} for g in group]
+        if len(group) == 1:
+            clauses.append(describe_call(action, args[0], rng))
+            continue
+        keys = set().union(*args)
+        differing = sorted(k for k in keys if len({json.dumps(a.get(k), sort_keys=True) for a in args}) > 1)
+        if len(differing) == 1 and all(differing[0] in a for a in args):
+            k = differing[0]
+            common = {kk: vv for kk, vv in args[0].items() if kk != k}
+            # one action, several values: "... for Lisbon and Oslo" / "... in Lisbon and in Oslo"
+            said = [describe_call(action, {k: a[k]}, random.Random(0)) for a in args]
+            head, _, tail = said[0].partition(spoken(args[0][k]))
+            if head and all(s == head + spoken(a[k]) + tail for s, a in zip(said, args, strict=True)):
+                clauses.append(describe_call(head + _join([spoken(a[k]) for a in args], rng) + tail, common, rng))
+                continue
+            first = describe_call(action, {k: args[0][k], **common}, rng)
+            others = [describe_call("", {k: a[k]}, rng).strip(" ,") for a in args[1:]]
+            if all(o and not o.startswith("with") for o in others):
+                clauses.append(first + " " + " ".join(f"and {o}" for o in others))
+                continue
+        done = [describe_call(action, args[0], rng)]
+        for a in args[1:]:
+            again = describe_call("", a, rng).strip(" ,")
+            again = again[len("with "):] if again.startswith("with ") else again
+            done.append(rng.choice(["the same again", "and once more", "then again"]) + (f" {again}" if again else ""))
+        clauses.append(", ".join(done[:1]) + "; " + "; ".join(done[1:]))
+    if len(clauses) == 1:
+        body = clauses[0]
+    else:
+        body = "; ".join(clauses[:-1]) + rng.choice(["; and also ", ", and then ", "; after that, "]) + clauses[-1]
+    return opening(body, style, rng)
 
 
 def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
@@ -185,7 +490,7 @@ def _summary(data: Any, limit: int = 4) -> str:
     if isinstance(data, dict):
         scal = [(k, v) for k, v in data.items() if not isinstance(v, dict | list) and v not in (None, "")]
         lists = [(k, v) for k, v in data.items() if isinstance(v, list)]
-        bits = [f"{humanize(k)}: {_fmt(v)}" for k, v in scal[:limit]]
+        bits = [f"{humanize(k)}: {spoken(v)}" for k, v in scal[:limit]]
         for k, v in lists[:1]:
             n = len(v)
             first = _summary(v[0], 2) if v else ""
@@ -200,5 +505,5 @@ def _summary(data: Any, limit: int = 4) -> str:
     if isinstance(data, list):
         if not data:
             return "no results"
-        return f"{len(data)} results, the first: {_summary(data[0], 2)}" if isinstance(data[0], dict) else ", ".join(_fmt(x) for x in data[:5])
+        return f"{len(data)} results, the first: {_summary(data[0], 2)}" if isinstance(data[0], dict) else ", ".join(spoken(x) for x in data[:5])
     return str(data)[:200] if data not in (None, "") else ""

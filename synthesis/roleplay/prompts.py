@@ -115,14 +115,25 @@ def reference_args_messages(
     ]
 
 
-def query_values(calls: list[dict[str, Any]], *, limit: int = 6) -> list[str]:
-    """The reference values a query must mention, as the user would write them."""
+def query_values(calls: list[dict[str, Any]], *, limit: int = 6, text: str = "") -> list[str]:
+    """The reference values a query must mention, as the user would write them: in the form
+    and order in which ``text`` (the plain request) mentions them, when given."""
+    from .phrasing import spoken_forms
+
     out: list[str] = []
+    low = text.lower()
     for c in calls:
         for v in _scalars(c["arguments"]):
-            text = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-            if 0 < len(text) <= 60 and text not in out:
-                out.append(text)
+            form = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+            if low:
+                found = [(low.find(f), f) for f in spoken_forms(v) if f in low]
+                if found:
+                    pos, f = min(found)
+                    form = text[pos : pos + len(f)]
+            if 0 < len(form) <= 60 and form not in out:
+                out.append(form)
+    if low:
+        out.sort(key=lambda f: low.find(f.lower()) if f.lower() in low else len(low))
     return out[:limit]
 
 

@@ -168,14 +168,14 @@ def write_query(
     if absent is not None:
         by_name[absent["name"]] = absent.get("tool") or {"name": absent["name"]}
     plain = (
-        phrasing.request_text(wanted, list(by_name.values()), rng_for(seed, "plain"))
+        phrasing.request_text(wanted, list(by_name.values()), rng_for(seed, "plain"), style=persona.style)
         if wanted
         else ""
     )
     if plain:
         base = prompts.rewrite_query_messages(persona, plain)
         schema = (
-            prompts.query_schema(prompts.query_values(wanted))
+            prompts.query_schema(prompts.query_values(wanted, text=plain))
             if cfg.constrain_query_values
             else prompts.QUERY_SCHEMA
         )

@@ -30,6 +30,7 @@ from typing import Any
 from synthesis.llm.base import ChatRequest
 
 from . import prompts
+from .phrasing import mentions
 from .runtime import Gen, ask_first, gather, parse_json_reply
 from .server_sim import response_text
 from .steps import MessageStep, ScenarioStep, StepLog, VoteStep
@@ -229,15 +230,8 @@ def value_coverage(query: str, calls: list[dict[str, Any]]) -> tuple[float, list
     >>> value_coverage("Weather in Paris on 2025-05-01?", [{"name": "w", "arguments": {"city": "Paris", "date": "2025-05-01", "units": "metric"}}])
     (0.666667, ['metric'])
     """
-    q = " ".join(query.lower().split())
     values = [v for c in calls for v in prompts._scalars(c.get("arguments") or {})]
     if not values:
         return 1.0, []
-    missing = []
-    for v in values:
-        forms = {" ".join(str(v).lower().split())}
-        if isinstance(v, float) and v.is_integer():
-            forms.add(str(int(v)))
-        if not any(f and f in q for f in forms):
-            missing.append(str(v))
+    missing = [str(v) for v in values if not mentions(query, v)]
     return round(1 - len(missing) / len(values), 6), missing

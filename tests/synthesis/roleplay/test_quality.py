@@ -197,7 +197,7 @@ def test_a_junk_user_simulator_is_replaced_by_plain_turns_and_the_conversation_g
     assert users and all(u.meta.get("source") == "plain" for u in users)
     assert all(query_problems(u.content) == [] or u.meta.get("goal_met") for u in users)
     # the first turn states the goal with details, the agent then calls the tool
-    assert "place an order" in users[0].content
+    assert "place an order" in users[0].content.lower()
     assert any(isinstance(s, MessageStep) and s.role == "assistant" and s.tool_calls for s in steps)
     assert res.status in ("accepted", "rejected") and res.finish is not None
 
