@@ -191,7 +191,7 @@ def agent_step(
         message = None
         target = log.next_index + 1
         if outcome.result is not None:
-            message = _assistant_message(outcome.result, target, first_rpc_id=rpc_ids_used(log) + 1)
+            message = assistant_message(outcome.result, target, first_rpc_id=rpc_ids_used(log) + 1)
             message.meta.update(meta or {})
             if samples:
                 message.meta["samples"] = [
@@ -288,7 +288,7 @@ def _message_payload(m: MessageStep) -> dict[str, Any]:
     return d
 
 
-def _assistant_message(result: ChatResult, index: int, *, first_rpc_id: int) -> MessageStep:
+def assistant_message(result: ChatResult, index: int, *, first_rpc_id: int) -> MessageStep:
     calls = []
     requests = []
     for i, tc in enumerate(result.tool_calls):

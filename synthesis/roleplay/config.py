@@ -75,6 +75,15 @@ class RoleplayConfig:
             "help": "Extra sampled answers per multi-turn tool-calling step (costly; 0: none)."
         },
     )
+    reference_fallback: bool = field(
+        default=True,
+        metadata={
+            "help": "When the Tool Agent's step fails self-reflection after its repairs, carry on with the "
+            "reference answer (single-turn: the reference calls or the refusal; multi-turn: the plan's next "
+            "call, a question for a missing value, or a summary of the results) instead of rejecting the "
+            "trajectory. The step log marks it (meta.source = 'reference') and the score counts the failure."
+        },
+    )
     single_turn_execute: bool = field(
         default=True,
         metadata={

@@ -163,6 +163,10 @@ def action_phrase(tool: dict[str, Any]) -> str:
     return re.sub(r"\s+", " ", phrase).strip().rstrip(".,;:")
 
 
+# The answer to a request that no offered tool can serve (the irrelevance mode's reference).
+REFUSAL = "None of the tools I have can do that, so I cannot help with this request."
+
+
 # ---------------------------------------------------------------------------------------
 # Values as people mention them
 

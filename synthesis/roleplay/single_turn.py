@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from synthesis.llm.base import ChatRequest
+from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
 
 from . import phrasing, prompts
-from .agent import agent_step, execute_calls, final_answer
+from .agent import agent_step, assistant_message, execute_calls, final_answer
 from .config import RoleplayConfig
 from .personas import SEED_PERSONAS
 from .reflection import Problem, reflect
@@ -333,8 +333,16 @@ def single_turn_conversation(
     answer = yield from agent_step(
         log, history, tools, cfg, seed=spec.seed, samples=cfg.consistency_samples
     )
+    model_failed = answer is None
     if answer is None:
-        return finish_rejected_by_reflection(log)
+        if not cfg.reference_fallback:
+            return finish_rejected_by_reflection(log)
+        # What a single-turn example teaches is the request and its reference calls (the
+        # ground truth exports and training use); the Tool Agent failing self-reflection
+        # makes the task hard, not wrong. The reference answer carries the conversation on.
+        answer = log.take(MessageStep, role="assistant") or log.emit(
+            reference_answer(scenario.reference_calls, log.next_index)
+        )
     history.append(answer.to_openai())
     tool_msgs: list[MessageStep] = []
     if answer.tool_calls and cfg.single_turn_execute:
@@ -356,7 +364,8 @@ def single_turn_conversation(
         settings=cfg.verify_settings(),
     )
     score = execution_consistency(
-        agent_calls=answer.calls(),
+        # the model gave no usable answer: it agrees with no reference, not even "no call"
+        agent_calls=[FAILED_CALL] if model_failed else answer.calls(),
         reference_calls=scenario.reference_calls,
         samples=answer.meta.get("samples") or [],
         server_errors=[m.is_error() for m in tool_msgs],
@@ -364,6 +373,23 @@ def single_turn_conversation(
         weights=cfg.score_weights,
     )
     return finish(log, verdict, score, cfg)
+
+
+FAILED_CALL = {"name": "<no usable answer>", "arguments": {}}
+
+
+def reference_answer(calls: list[dict[str, Any]], index: int) -> MessageStep:
+    """The assistant message that makes the reference calls (for irrelevance, no call: the
+    refusal), marked ``meta["source"] = "reference"``; ``index`` is the step index it will get."""
+    if not calls:
+        return MessageStep(role="assistant", content=phrasing.REFUSAL, meta={"source": "reference"})
+    message = assistant_message(
+        ChatResult(text="", tool_calls=[ToolCall(name=c["name"], arguments=c["arguments"]) for c in calls]),
+        index,
+        first_rpc_id=1,
+    )
+    message.meta["source"] = "reference"
+    return message
 
 
 def finish_rejected_by_reflection(log: StepLog) -> FinishStep:

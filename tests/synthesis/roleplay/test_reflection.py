@@ -45,7 +45,7 @@ def test_hallucinated_tool_is_repaired():
 
 def test_schema_invalid_arguments_are_rejected_after_bounded_attempts():
     agent = ScriptedBackend(replies=[call("get_weather", city=3)] * 3)
-    res, steps = run_single(agent, max_repair_attempts=2)
+    res, steps = run_single(agent, max_repair_attempts=2, reference_fallback=False)
     (r,) = reflections(steps)
     assert r.action == "rejected" and r.attempts == 3 and len(r.problems) == 3
     assert all(p[0]["code"] == "schema_violation" for p in r.problems)
@@ -55,6 +55,22 @@ def test_schema_invalid_arguments_are_rejected_after_bounded_attempts():
     # nothing follows the rejected step but the finish
     assert steps[-1].kind == "finish" and steps[-2] is r
     assert res.status == "rejected" and "self-reflection" in res.finish.reason
+
+
+def test_a_rejected_agent_step_gives_way_to_the_reference_answer_and_a_hard_score():
+    agent = ScriptedBackend(replies=[call("get_weather", city=3)] * 3)
+    res, steps = run_single(agent, max_repair_attempts=2, single_turn_execute=True)
+    r = reflections(steps)[0]
+    assert r.action == "rejected"
+    scenario = next(s for s in steps if s.kind == "scenario")
+    answer = steps[r.index + 1]
+    # the reference calls carry the conversation on, marked as not the model's
+    assert isinstance(answer, MessageStep) and answer.role == "assistant"
+    assert answer.meta["source"] == "reference" and answer.calls() == scenario.reference_calls
+    assert [m.role for m in steps if isinstance(m, MessageStep)][-2:] == ["tool", "assistant"]
+    # the model's failure is what the score measures: no agreement with the reference
+    assert res.finish.score_components["reference"] == 0.0 and res.finish.split == "hard"
+    assert res.status == "accepted"
 
 
 def test_invented_argument_and_unparseable_reply_are_repaired():
