@@ -15,10 +15,10 @@ import random
 import re
 from typing import Any
 
-from synthesis.llm.base import ChatRequest
+from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
 
 from . import phrasing, prompts
-from .agent import agent_step, execute_calls
+from .agent import agent_step, assistant_message, execute_calls, rpc_ids_used
 from .config import RoleplayConfig
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .schema_utils import is_id_key
@@ -307,11 +307,19 @@ def multi_turn_conversation(
             )
             if reply is None:
                 after_results = bool(messages) and messages[-1].role == "tool"
-                if not after_results:
+                if not after_results and cfg.reference_fallback:
+                    # The plan's next step (a call with values from the conversation, or a
+                    # question for a value not given yet) takes the failed step's place.
+                    reply = log.take(MessageStep, role="assistant")
+                    if reply is None:
+                        planned = reference_step(scenario, messages, log.next_index, rpc_ids_used(log) + 1)
+                        reply = None if planned is None else log.emit(MessageStep(
+                            **{**planned.__dict__, "meta": {**planned.meta, "turn": turn}}))
+                if reply is None and not after_results:
                     return finish_rejected_by_reflection(log)
                 # A text answer to tool results that failed reflection (e.g. it pasted the
                 # raw output): a plain summary of those results takes its place.
-                reply = log.take(MessageStep, role="assistant") or log.emit(
+                reply = reply or log.take(MessageStep, role="assistant") or log.emit(
                     MessageStep(
                         role="assistant",
                         content=phrasing.answer_text(
@@ -336,6 +344,95 @@ def multi_turn_conversation(
         settings=cfg.verify_settings(),
     )
     return finish(log, verdict, score_multi_turn(scenario, messages, cfg), cfg, ended_by=ended)
+
+
+def _result_value(key: str, messages: list[MessageStep]) -> Any:
+    """The value an earlier tool result gave for ``key`` (an id the server assigned), newest
+    first: the same key at any depth, or the ``id`` of a result about that thing."""
+    norm = re.sub(r"[^a-z0-9]", "", key.lower())
+    noun = re.sub(r"[^a-z0-9]", "", phrasing._id_noun(key))
+
+    def find(node: Any, owner: str) -> Any:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                kn = re.sub(r"[^a-z0-9]", "", k.lower())
+                if not isinstance(v, dict | list) and v not in (None, "") and (
+                    kn == norm or (kn == "id" and noun and noun in owner)
+                ):
+                    return v
+            for k, v in node.items():
+                got = find(v, re.sub(r"[^a-z0-9]", "", k.lower()) or owner)
+                if got is not None:
+                    return got
+        elif isinstance(node, list):
+            for x in node[:5]:
+                got = find(x, owner)
+                if got is not None:
+                    return got
+        return None
+
+    for m in reversed(messages):
+        if m.role == "tool" and not m.is_error() and isinstance(m.mcp, dict):
+            got = find(((m.mcp.get("result") or {}).get("structuredContent")), re.sub(r"[^a-z0-9]", "", (m.name or "").lower()))
+            if got is not None:
+                return got
+    return None
+
+
+def reference_step(
+    scenario: ScenarioStep, messages: list[MessageStep], index: int, first_rpc_id: int
+) -> MessageStep | None:
+    """What the plan says the agent does next, built without a model (``meta["source"] =
+    "reference"``): the next planned call that has not been made, with the values the user
+    gave and the ids earlier results returned; a question when the user has not given a
+    value yet; once every planned call is made, a summary of the results.  ``None`` when
+    the next call needs an id nothing in the conversation supplies."""
+    said = " ".join(m.content or "" for m in messages if m.role == "user")
+    made = [c["name"] for m in messages if m.role == "assistant" for c in m.calls()]
+    pending = list(scenario.reference_calls)
+    for name in made:
+        hit = next((i for i, c in enumerate(pending) if c["name"] == name), None)
+        if hit is not None:
+            pending.pop(hit)
+    if not pending:
+        results = [m for m in messages if m.role == "tool"]
+        text = phrasing.answer_text([(m.name or "", m.mcp or {}) for m in results[-3:]]) if results else "Done."
+        return MessageStep(role="assistant", content=text, meta={"source": "reference"})
+    call = pending[0]
+    args: dict[str, Any] = {}
+    missing: list[str] = []
+    for key, value in (call.get("arguments") or {}).items():
+        if is_id_key(key) and not phrasing.mentions(said, value):
+            found = _result_value(key, messages)
+            if found is not None:
+                args[key] = found
+                continue
+        if phrasing.mentions(said, value) or isinstance(value, bool | dict | list):
+            args[key] = value
+        else:
+            missing.append(key)
+    if missing:
+        if all(is_id_key(k) for k in missing) and any(m.role == "user" for m in messages[-1:]) and \
+                _asked_before(messages, missing):
+            return None
+        nouns = [phrasing._id_noun(k) if is_id_key(k) else phrasing.humanize(k).lower() for k in missing[:3]]
+        return MessageStep(
+            role="assistant",
+            content=f"Sure. Could you tell me the {phrasing._join([n or 'ID' for n in nouns], random.Random(0))}?",
+            meta={"source": "reference"},
+        )
+    message = assistant_message(
+        ChatResult(text="", tool_calls=[ToolCall(name=call["name"], arguments=args)]), index, first_rpc_id=first_rpc_id
+    )
+    message.meta["source"] = "reference"
+    return message
+
+
+def _asked_before(messages: list[MessageStep], keys: list[str]) -> bool:
+    """Whether an assistant message already asked for these values (asking again loops)."""
+    asks = [m.content or "" for m in messages if m.role == "assistant" and not m.tool_calls]
+    nouns = [phrasing._id_noun(k) for k in keys]
+    return any(all(n and n in a for n in nouns) for a in asks)
 
 
 def _last_results(messages: list[MessageStep]) -> list[MessageStep]:
@@ -382,7 +479,8 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
 def score_multi_turn(
     scenario: ScenarioStep, messages: list[MessageStep], cfg: RoleplayConfig
 ) -> Score:
-    calls = [c for m in messages if m.role == "assistant" for c in m.calls()]
+    # Steps the plan made for a failed Tool Agent are the model's failures, not its calls.
+    calls = [c for m in messages if m.role == "assistant" and m.meta.get("source") != "reference" for c in m.calls()]
     sampled = [m for m in messages if m.role == "assistant" and m.meta.get("samples")]
     base = execution_consistency(
         agent_calls=calls,

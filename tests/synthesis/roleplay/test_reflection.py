@@ -151,3 +151,27 @@ def test_duplicate_calls_in_one_reply_are_a_problem():
     res, steps = run_single(agent)
     (r,) = reflections(steps)
     assert r.action == "repaired" and r.problems[0][0]["code"] == "duplicate_call"
+
+
+def test_multi_turn_agent_that_always_fails_is_replaced_by_the_plan_and_the_ids_come_from_results():
+    from .fakes import CREATE_ORDER, GET_ORDER
+
+    # every agent reply is unusable JSON; the user, the server and the verifiers are fine
+    agent = ScriptedBackend(replies=[ChatResult(text="", error=InvalidModelOutput("not JSON", raw="{oops"))] * 400)
+    sink = MemorySink()
+    spec = TrajectorySpec(id="m", mode="multi_turn", tools=[CREATE_ORDER, GET_ORDER], seed=5,
+                          target_tools=("create_order", "get_order"))
+    cfg = RoleplayConfig(**{**CFG, "single_turn_execute": True, "max_turns": 6})
+    (res,) = run_trajectories([spec], {"agent": agent, "default": smart_backend()}, sink, cfg)
+    steps = sink.steps["m"]
+    scenario = steps[0]
+    made = [m for m in steps if isinstance(m, MessageStep) and m.role == "assistant" and m.tool_calls]
+    assert [m.calls()[0]["name"] for m in made] == ["create_order", "get_order"]
+    assert all(m.meta["source"] == "reference" for m in made)
+    # the first call takes the values the user gave, the second the id the server returned
+    assert made[0].calls()[0]["arguments"] == scenario.reference_calls[0]["arguments"]
+    created = next(m for m in steps if isinstance(m, MessageStep) and m.role == "tool")
+    assert made[1].calls()[0]["arguments"]["order_id"] == created.mcp["result"]["structuredContent"]["order_id"]
+    assert res.status == "accepted", res.finish.reason
+    # the model made none of the calls: the score says so
+    assert res.finish.score_components["reference"] == 0.0 and res.finish.split == "hard"
