@@ -119,6 +119,9 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
     plain = plain_goal(calls, spec.tools)
     if goal and overlap(goal, plain) < MIN_REWRITE_OVERLAP:
         goal_problems.append("is not about the planned calls")
+    made_up = phrasing.new_values(goal, plain) if goal else []
+    if made_up:
+        goal_problems.append("adds values the plan does not have: " + ", ".join(made_up[:4]))
     source = "model"
     if goal_problems:
         goal, source = plain, "plain"
@@ -230,6 +233,10 @@ def user_turn(
             said_before = " ".join(t for _, t in transcript[-2:])
             if overlap(text, scenario.goal + " " + said_before) == 0:
                 problems.append("strays from the goal")
+        made_up = phrasing.new_values(text, scenario.goal + " " + phrasing.details(scenario.user_facts) + " " + " ".join(
+            t for _, t in transcript) + " " + " ".join(f"{k} {phrasing.spoken(v)}" for k, v in scenario.user_facts.items()))
+        if made_up:
+            problems.append("mentions values the user does not have: " + ", ".join(made_up[:4]))
         if not goal_met and text:
             if not transcript and not is_request(text):
                 problems.append("asks for nothing (the opening turn must make the request)")

@@ -220,6 +220,29 @@ def mentions(text: str, value: Any) -> bool:
     return any(f in low for f in spoken_forms(value))
 
 
+_VALUE_TOKEN = re.compile(r"[^\s\"“”'()\[\]{},;:!?]+")
+
+
+def new_values(text: str, source: str) -> list[str]:
+    """Value-like tokens of ``text`` (with a digit, or an inner ``.``/``_``/``@``, or a
+    capital inside a word) that ``source`` does not contain: what a rewrite or a simulated
+    user made up instead of copying.
+
+    >>> new_values("Get player 2. Use official 4DC 2017-2022 for x2.x2.xx.", "Get player 2 in xml.")
+    ['4DC', '2017-2022', 'x2.x2.xx']
+    >>> new_values("Could you fetch the forecast for Oslo on June 14, 2025?", "Get the forecast for Oslo on June 14, 2025.")
+    []
+    """
+    low = " ".join(source.lower().split())
+    out = []
+    for tok in _VALUE_TOKEN.findall(text):
+        tok = tok.strip(".-'’")
+        valueish = re.search(r"\d", tok) or re.search(r"\w[._@/]\w", tok) or re.search(r"[a-z][A-Z]", tok)
+        if tok and valueish and tok.lower() not in low and tok not in out:
+            out.append(tok)
+    return out
+
+
 def _q(v: Any) -> str:
     return f"“{spoken(v)}”"
 

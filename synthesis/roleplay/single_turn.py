@@ -210,6 +210,9 @@ def write_query(
             # a rewrite keeps the request's subject (and its language)
             if overlap(query, plain) < MIN_REWRITE_OVERLAP:
                 problems.append("drifts away from the request it rewrites")
+            made_up = phrasing.new_values(query, plain)
+            if made_up:
+                problems.append("adds values the request does not have: " + ", ".join(made_up[:4]))
         if not problems:
             notes["source"] = "model"
             notes["rejected"] = rejected
