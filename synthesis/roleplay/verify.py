@@ -30,10 +30,11 @@ from typing import Any
 from synthesis.llm.base import ChatRequest
 
 from . import prompts
-from .phrasing import mentions
+from .phrasing import humanize, mentions, new_values
 from .runtime import Gen, ask_first, gather, parse_json_reply
 from .server_sim import response_text
 from .steps import MessageStep, ScenarioStep, StepLog, VoteStep
+from .values import content_words
 
 PERSPECTIVE_ORDER = ("intent", "faithfulness", "realism")
 
@@ -103,13 +104,29 @@ def _counted(votes: list[VoteStep]) -> list[VoteStep]:
     return [v for v in votes if not v.meta.get("abstain")]
 
 
-def unusable_rationale(text: str) -> str | None:
+_GENERIC = {
+    "does", "not", "doesn't", "isn't", "fit", "fits", "make", "makes", "sense", "good", "bad", "fine", "right",
+    "tool", "tools", "user", "users", "request", "requests", "call", "calls", "answer", "assistant", "argument",
+    "arguments", "value", "values", "example", "data", "model", "conversation", "correct", "wrong", "accept",
+    "reject", "response", "result", "results", "function", "parameter", "parameters", "question", "task",
+}  # fmt: skip
+
+
+def unusable_rationale(text: str, transcript: str = "") -> str | None:
     """Why a verifier's rationale cannot back a vote, or ``None``.
+
+    Given the ``transcript`` it judged, a rationale must also be about it: it names at least
+    one of its tools, parameters, values or request words, and cites no value the
+    transcript does not hold (a verifier that makes up what it judges is not judging).
 
     >>> unusable_rationale("The answer is no, the answer is no, the answer is no, the answer is no.")
     'it repeats itself'
-    >>> unusable_rationale("The call uses the city the user named.") is None
+    >>> unusable_rationale("The call uses the city the user named.", "get_weather(city=Oslo) User: weather in Oslo?") is None
     True
+    >>> unusable_rationale("The tool is not 4DC 2017-2022.", "get_weather(city=Oslo) User: weather in Oslo?")
+    'it cites values the trajectory does not hold: 4DC, 2017-2022'
+    >>> unusable_rationale("The answer is no, the tool does not fit.", "get_weather(city=Oslo) User: weather in Oslo?")
+    'it names nothing from the trajectory'
     """
     words = re.findall(r"[a-z0-9']+", text.lower())
     if not words:
@@ -118,6 +135,13 @@ def unusable_rationale(text: str) -> str | None:
     grams = [" ".join(words[i : i + 4]) for i in range(len(words) - 3)]
     if grams and max(grams.count(g) for g in set(grams)) >= 3:
         return "it repeats itself"
+    if transcript:
+        made_up = new_values(text, transcript)
+        if made_up:
+            return "it cites values the trajectory does not hold: " + ", ".join(made_up[:4])
+        said = content_words(humanize(transcript)) - _GENERIC
+        if not said & content_words(humanize(text)):
+            return "it names nothing from the trajectory"
     return None
 
 
@@ -163,7 +187,7 @@ def _round(
             rationale = str(obj.get("rationale", "")) if isinstance(obj, dict) else ""
             if decision not in ("accept", "reject"):
                 raise ValueError(f"decision {decision!r} is neither accept nor reject")
-            why = unusable_rationale(rationale)
+            why = unusable_rationale(rationale, transcript)
             if why:
                 meta["abstain"] = f"rationale unusable: {why}"
         except Exception as e:  # an unreadable vote counts against the example

@@ -22,14 +22,14 @@ def run(backends, mode="single", **cfg):
 
 
 def test_split_vote_triggers_negotiation_and_all_votes_are_emitted():
-    v0 = ScriptedBackend(replies=[vote("accept", "right tool"), vote("accept", "still right")])
+    v0 = ScriptedBackend(replies=[vote("accept", "get_weather is the right tool"), vote("accept", "get_weather is still right")])
     v1 = ScriptedBackend(
         replies=[
             vote("reject", "the city is invented"),
             vote("accept", "the query does name the city"),
         ]
     )
-    v2 = ScriptedBackend(replies=[vote("accept", "natural"), vote("accept", "natural")])
+    v2 = ScriptedBackend(replies=[vote("accept", "a natural weather question"), vote("accept", "a natural weather question")])
     res, votes = run(
         {"verifier:0": v0, "verifier:1": v1, "verifier:2": v2},
         verifier_count=3,
@@ -48,7 +48,7 @@ def test_split_vote_triggers_negotiation_and_all_votes_are_emitted():
     assert res.finish.verdict == "accept" and res.status == "accepted"
     # in negotiation each verifier read the others' rationales
     negotiation = v0.requests[1].messages[-1]["content"]
-    assert "the city is invented" in negotiation and "right tool" in negotiation
+    assert "the city is invented" in negotiation and "the right tool" in negotiation
     assert (
         "the city is invented"
         not in v1.requests[1].messages[-1]["content"].split("The other reviewers voted:")[1]
@@ -56,8 +56,8 @@ def test_split_vote_triggers_negotiation_and_all_votes_are_emitted():
 
 
 def test_majority_of_last_round_decides_and_a_tie_rejects():
-    a = ScriptedBackend(default=lambda r: vote("accept", "fine").text)
-    b = ScriptedBackend(default=lambda r: vote("reject", "bad").text)
+    a = ScriptedBackend(default=lambda r: vote("accept", "get_weather fits the city asked for").text)
+    b = ScriptedBackend(default=lambda r: vote("reject", "the city value is wrong").text)
     res, votes = run({"verifier:0": a, "verifier:1": b}, verifier_count=2, negotiation_rounds=1)
     assert [v.round for v in votes] == [0, 0, 0, 1, 1]
     assert res.finish.verdict == "reject"
@@ -118,3 +118,20 @@ def test_when_every_model_vote_abstains_the_rule_checks_decide():
     res, votes = run({"verifier": ramble}, verifier_count=3)
     assert all(v.meta.get("abstain") for v in votes if v.verifier != "rules")
     assert votes[0].decision == "accept" and res.finish.verdict == "accept"
+
+
+def test_a_vote_that_names_nothing_from_the_trajectory_or_makes_up_values_abstains():
+    vague = ScriptedBackend(default=lambda r: vote("reject", "The answer is no, it does not fit.").text)
+    made_up = ScriptedBackend(default=lambda r: vote("reject", "The tool is not 4DC 2017-2022.").text)
+    fair = ScriptedBackend(default=lambda r: vote("accept", "get_weather gets the weather for the city named").text)
+    res, votes = run({"verifier:0": vague, "verifier:1": made_up, "verifier:2": fair}, verifier_count=3,
+                     negotiation_rounds=0)
+    assert votes[1].meta["abstain"] == "rationale unusable: it names nothing from the trajectory"
+    assert votes[2].meta["abstain"].startswith("rationale unusable: it cites values the trajectory does not hold: 4DC")
+    assert not votes[3].meta.get("abstain")
+    # the one vote that judged the trajectory decides
+    assert res.finish.verdict == "accept"
+    # and a grounded rejection still rejects
+    res, votes = run({"verifier:0": ScriptedBackend(default=lambda r: vote("reject", "the city is not the one asked").text)},
+                     verifier_count=1, negotiation_rounds=0)
+    assert res.finish.verdict == "reject"
