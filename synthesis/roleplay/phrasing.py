@@ -488,8 +488,13 @@ def request_text(
 
 
 def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
-    """The agent's closing answer from ``(tool name, MCP response)`` pairs."""
+    """The agent's closing answer from ``(tool name, MCP response)`` pairs, in sentences.
+
+    >>> answer_text([("get_order", {"result": {"structuredContent": {"order_id": "ord_1", "status": "shipped"}}})])
+    'Here is what I found: the order ID is ord_1 and the status is shipped.'
+    """
     parts = []
+    failed = []
     for name, resp in results:
         res = (resp or {}).get("result") or {}
         if "error" in (resp or {}) or res.get("isError"):
@@ -497,7 +502,7 @@ def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
             msg = err.get("message") if isinstance(err, dict) else None
             if not msg:
                 msg = " ".join(c.get("text", "") for c in res.get("content") or [] if isinstance(c, dict))
-            parts.append(f"{humanize(name)} did not go through: {str(msg or 'the server returned an error')[:160]}")
+            failed.append(f"I could not {humanize(name)}: {str(msg or 'the server returned an error')[:160]}")
             continue
         data = res.get("structuredContent")
         if data is None:
@@ -508,29 +513,41 @@ def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
                 data = text
         parts.append(_summary(data))
     good = [p for p in parts if p]
-    if not good:
-        return "Done."
-    return ("Done. " if len(good) == 1 else "All done. ") + " ".join(p[0].upper() + p[1:] + ("" if p.endswith(".") else ".") for p in good)
+    out = []
+    if good:
+        lead = "Here is what I found: " if len(good) == 1 else "All done. "
+        out.append(lead + " ".join((p if i == 0 and len(good) == 1 else p[0].upper() + p[1:]) + ("" if p.endswith(".") else ".")
+                                   for i, p in enumerate(good)))
+    out += [f + ("" if f.endswith(".") else ".") for f in failed]
+    return " ".join(out) or "Done."
+
+
+def _the(key: str) -> str:
+    words = humanize(key).split()
+    words = ["ID" if w.lower() == "id" else w for w in words]
+    return "the " + " ".join(words)
 
 
 def _summary(data: Any, limit: int = 4) -> str:
     if isinstance(data, dict):
         scal = [(k, v) for k, v in data.items() if not isinstance(v, dict | list) and v not in (None, "")]
         lists = [(k, v) for k, v in data.items() if isinstance(v, list)]
-        bits = [f"{humanize(k)}: {spoken(v)}" for k, v in scal[:limit]]
+        bits = [f"{_the(k)} is {spoken(v)}" for k, v in scal[:limit]]
         for k, v in lists[:1]:
             n = len(v)
             first = _summary(v[0], 2) if v else ""
-            bits.append(f"{humanize(k)}: {n} item{'' if n == 1 else 's'}" + (f" (the first: {first})" if first else ""))
+            bits.append(f"{_the(k)} has {n} item{'' if n == 1 else 's'}" + (f" (the first: {first})" if first else ""))
         if not bits:
             nested = [(k, v) for k, v in data.items() if isinstance(v, dict)]
             for k, v in nested[:1]:
                 inner = _summary(v, limit)
                 if inner:
-                    bits.append(f"{humanize(k)}: {inner}")
-        return "; ".join(bits)
+                    bits.append(f"for {_the(k)[4:]}, {inner}")
+        return _join(bits, random.Random(0))
     if isinstance(data, list):
         if not data:
-            return "no results"
-        return f"{len(data)} results, the first: {_summary(data[0], 2)}" if isinstance(data[0], dict) else ", ".join(spoken(x) for x in data[:5])
+            return "there are no results"
+        if isinstance(data[0], dict):
+            return f"there are {len(data)} results; in the first, {_summary(data[0], 2)}"
+        return ", ".join(spoken(x) for x in data[:5])
     return str(data)[:200] if data not in (None, "") else ""

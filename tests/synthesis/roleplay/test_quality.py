@@ -167,7 +167,7 @@ def test_an_answer_echoing_raw_tool_output_is_replaced_by_a_summary():
     msgs = [s for s in steps if isinstance(s, MessageStep)]
     final = msgs[-1]
     assert final.role == "assistant" and final.meta.get("source") == "plain"
-    assert "<tool_response>" not in final.content and final.content.startswith("Done.")
+    assert "<tool_response>" not in final.content and final.content.startswith("Here is what I found:")
     assert any(r.kind == "reflection" and r.action == "rejected" for r in steps)
     assert res.status == "accepted"
 
