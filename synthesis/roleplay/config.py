@@ -91,7 +91,9 @@ class RoleplayConfig:
         },
     )
     min_value_coverage: float = field(
-        default=0.5,
+        # Below 1, a query may leave a value of its reference call unsaid, and the example
+        # then teaches the model to make that value up.
+        default=1.0,
         metadata={
             "help": "Rule check: least share of reference argument values a single-turn query must mention."
         },

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
@@ -20,6 +21,7 @@ from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
 from . import phrasing, prompts
 from .agent import agent_step, assistant_message, execute_calls, rpc_ids_used
 from .config import RoleplayConfig
+from .reflection import Problem
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .schema_utils import is_id_key
 from .scoring import Score, call_set_agreement, execution_consistency, multi_turn_ignore_key
@@ -311,6 +313,7 @@ def multi_turn_conversation(
                 tool_choice="none" if last_hop else "auto",
                 samples=cfg.multi_turn_consistency_samples,
                 meta={"turn": turn},
+                check=None if last_hop else plan_check(scenario, messages),
             )
             if reply is None:
                 after_results = bool(messages) and messages[-1].role == "tool"
@@ -433,6 +436,27 @@ def reference_step(
     )
     message.meta["source"] = "reference"
     return message
+
+
+def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[[ChatResult], list[Problem]]:
+    """Self-reflection's extra check of a multi-turn agent step: a text reply while the
+    user has given everything the plan's next call needs is a missing call, and a
+    state-changing call outside the plan changes something nobody asked for."""
+    planned = {c["name"] for c in scenario.reference_calls}
+
+    def check(result: ChatResult) -> list[Problem]:
+        problems = []
+        if not result.tool_calls:
+            nxt = reference_step(scenario, messages, 0, 1)
+            if nxt is not None and nxt.tool_calls:
+                name = nxt.calls()[0]["name"]
+                problems.append(Problem("missing_call", f"the user has given what {name} needs: call it now"))
+        for i, tc in enumerate(result.tool_calls):
+            if tc.name not in planned and verb_of(tc.name) in STATE_CHANGING_VERBS:
+                problems.append(Problem("unasked_call", f"{tc.name} changes something the user did not ask for", i))
+        return problems
+
+    return check
 
 
 def _asked_before(messages: list[MessageStep], keys: list[str]) -> bool:

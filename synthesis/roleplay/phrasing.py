@@ -276,8 +276,10 @@ def clause(key: str, value: Any, rng: random.Random) -> tuple[str, str]:
         if rest:
             return ("prep", f"including {rest}" if value else f"without {rest}")
         return ("with", f"{low} turned {'on' if value else 'off'}")
+    if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+        return ("with", f"{low} (" + "; ".join(details(x) for x in value) + ")")
     if isinstance(value, dict | list) and any(isinstance(x, dict | list) for x in (value.values() if isinstance(value, dict) else value)):
-        return ("with", "")
+        return ("with", f"{low} " + details(value) if isinstance(value, dict) else "")
     if isinstance(value, dict):
         inner = [f"{humanize(k2).lower()} {spoken(v2)}" for k2, v2 in value.items() if not isinstance(v2, dict | list)]
         return ("with", f"{low} " + ", ".join(inner)) if inner else ("with", "")
@@ -383,13 +385,22 @@ def describe_call(action: str, arguments: dict[str, Any], rng: random.Random, *,
 
 
 def details(arguments: dict[str, Any]) -> str:
-    """``city Lisbon and days 3`` (nested objects flattened one level)."""
+    """``city Lisbon and days 3``; nested objects and lists of objects spelt out, so that
+    every value is said.
+
+    >>> details({"items": [{"sku": "A1", "qty": 2}], "address": {"city": "Oslo"}})
+    'items (sku A1 and qty 2) and address city Oslo'
+    """
     parts = []
     for k, v in arguments.items():
         if isinstance(v, dict):
-            parts += [f"{humanize(k)} {humanize(k2)} {spoken(v2)}" for k2, v2 in v.items() if not isinstance(v2, dict | list)]
+            inner = details(v)
+            if inner:
+                parts.append(f"{humanize(k)} {inner}")
         elif isinstance(v, list) and any(isinstance(x, dict) for x in v):
-            continue
+            inner = "; ".join(details(x) if isinstance(x, dict) else spoken(x) for x in v)
+            if inner:
+                parts.append(f"{humanize(k)} ({inner})")
         else:
             parts.append(f"{humanize(k)} {spoken(v)}")
     if len(parts) <= 1:

@@ -300,7 +300,7 @@ def inventing_agent(req):
     return smart_reply(req)
 
 
-def test_an_invented_id_is_repaired_by_asking_the_user():
+def test_an_invented_id_and_a_needless_question_give_way_to_the_plans_call():
     spec = TrajectorySpec(id="i", mode="multi_turn", tools=[GET_ORDER], seed=5)
     cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=2,
                          agent_protocol="native")
@@ -309,10 +309,16 @@ def test_an_invented_id_is_repaired_by_asking_the_user():
                      sink, cfg)
     steps = sink.steps["i"]
     refl = [s for s in steps if s.kind == "reflection" and s.subject == "agent"][0]
-    assert refl.action == "repaired"
+    # the invented id is refused; asking for an id the user already gave is refused too
     assert refl.problems[0][0]["code"] == "invented_id"
+    assert refl.problems[1][0]["code"] == "missing_call"
+    user = next(s for s in steps if isinstance(s, MessageStep) and s.role == "user")
+    given = steps[0].user_facts["order_id"]
+    assert given in user.content
+    # so the plan's call with the id the user gave takes the agent's place
     first_agent = next(s for s in steps if isinstance(s, MessageStep) and s.role == "assistant")
-    assert not first_agent.tool_calls and "id of your order" in first_agent.content
+    assert first_agent.calls() == [{"name": "get_order", "arguments": {"order_id": given}}]
+    assert first_agent.meta["source"] == "reference"
 
 
 def test_the_users_opening_turn_must_ask_and_a_closing_turn_must_be_the_user():
