@@ -11,11 +11,12 @@
    again (negotiation).
 4. The verdict is the majority of the last round; a tie rejects.
 
-A vote whose rationale is unusable (empty, or repeating itself: what a
-very small model writes when it cannot judge) *abstains*: it is stored with
-``meta["abstain"]`` and not counted.  Negotiation and the majority use the counted votes;
-when every model vote abstains, the rule checks' decision stands (an unreadable vote, by
-contrast, counts as a rejection).
+A vote that judged nothing *abstains*: it is stored with ``meta["abstain"]`` and not
+counted.  That is an unreadable vote, or one whose rationale is empty, repeats itself,
+echoes the instructions, names nothing from the trajectory or cites values it does not
+hold (what a very small model writes when it cannot judge; see
+:func:`unusable_rationale`).  Negotiation and the majority use the counted votes; when
+every model vote abstains, the rule checks' decision stands.
 
 Every vote of every round is a step.
 """
@@ -127,6 +128,8 @@ def unusable_rationale(text: str, transcript: str = "") -> str | None:
     'it cites values the trajectory does not hold: 4DC, 2017-2022'
     >>> unusable_rationale("The answer is no, the tool does not fit.", "get_weather(city=Oslo) User: weather in Oslo?")
     'it names nothing from the trajectory'
+    >>> unusable_rationale("Oslo is not supported by the tools. Oslo is not supported by the tools.")
+    'it repeats itself'
     """
     words = re.findall(r"[a-z0-9']+", text.lower())
     if not words:
@@ -135,6 +138,13 @@ def unusable_rationale(text: str, transcript: str = "") -> str | None:
     grams = [" ".join(words[i : i + 4]) for i in range(len(words) - 3)]
     if grams and max(grams.count(g) for g in set(grams)) >= 3:
         return "it repeats itself"
+    sentences = [" ".join(re.findall(r"[a-z0-9']+", x.lower())) for x in re.split(r"(?<=[.!?])\s+", text)]
+    sentences = [x for x in sentences if len(x.split()) >= 4]
+    if len(sentences) != len(set(sentences)):
+        return "it repeats itself"
+    instructions = " ".join(re.findall(r"[a-z0-9']+", " ".join(prompts.PERSPECTIVES.values()).lower()))
+    if any(" ".join(words[i : i + 6]) in instructions for i in range(len(words) - 5)):
+        return "it echoes the instructions"
     if transcript:
         made_up = new_values(text, transcript)
         if made_up:
@@ -190,9 +200,10 @@ def _round(
             why = unusable_rationale(rationale, transcript)
             if why:
                 meta["abstain"] = f"rationale unusable: {why}"
-        except Exception as e:  # an unreadable vote counts against the example
+        except Exception as e:  # an unreadable vote judged nothing: it abstains, like an unusable one
             decision, rationale = "reject", ""
             meta["error"] = str(e)[:300]
+            meta["abstain"] = "unreadable vote"
         stored[i] = log.emit(
             VoteStep(
                 verifier=name,

@@ -89,10 +89,24 @@ def test_rule_reject_skips_model_votes():
     assert res.status == "rejected"
 
 
-def test_unreadable_vote_counts_as_reject():
+def test_an_unreadable_vote_abstains_and_a_readable_one_decides():
     bad = ScriptedBackend(default=lambda r: "not json")
     res, votes = run({"verifier": bad}, verifier_count=1)
-    assert votes[-1].decision == "reject" and "error" in votes[-1].meta
+    assert "error" in votes[-1].meta and votes[-1].meta["abstain"] == "unreadable vote"
+    assert res.finish.verdict == "accept"  # the rule checks' decision stands
+    grounded = ScriptedBackend(default=lambda r: vote("reject", "the city is not the one asked").text)
+    res, votes = run({"verifier:0": bad, "verifier:1": grounded}, verifier_count=2, negotiation_rounds=0)
+    assert res.finish.verdict == "reject"
+
+
+def test_votes_that_repeat_a_sentence_or_echo_the_instructions_abstain():
+    from synthesis.roleplay.verify import unusable_rationale
+
+    t = "get_weather(city=Oslo) User: weather in Oslo?"
+    assert unusable_rationale("Oslo weather is not supported here. Oslo weather is not supported here.", t) == "it repeats itself"
+    assert unusable_rationale("The request about Oslo is natural and specific, and does the conversation read like a real exchange", t) \
+        == "it echoes the instructions"
+    assert unusable_rationale("The call asks for Oslo, which the user named.", t) is None
 
 
 def test_majority():
