@@ -108,7 +108,11 @@ class Usability:
         return [r.to_dict() for r in self.reasons]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"score": self.score, "reasons": self.reasons_as_dicts(), "passed": list(self.passed)}
+        return {
+            "score": self.score,
+            "reasons": self.reasons_as_dicts(),
+            "passed": list(self.passed),
+        }
 
 
 def usability(tool: Mapping[str, Any], *, max_required: int = MAX_REQUIRED) -> Usability:
@@ -137,25 +141,40 @@ def usability(tool: Mapping[str, Any], *, max_required: int = MAX_REQUIRED) -> U
     else:
         required = required_names(schema)
         if len(required) > max_required:
-            found.append(_reason("too_many_required",
-                                 f"{len(required)} required parameters; at most {max_required}"))
+            found.append(
+                _reason(
+                    "too_many_required",
+                    f"{len(required)} required parameters; at most {max_required}",
+                )
+            )
         props = _properties(schema)
         credentials = [r for r in required if _is_credential(r)]
         if credentials:
-            found.append(_reason("credential_required", "the user would have to give " + ", ".join(credentials[:6])))
+            found.append(
+                _reason(
+                    "credential_required",
+                    "the user would have to give " + ", ".join(credentials[:6]),
+                )
+            )
         unsourced = [
-            r for r in required
+            r
+            for r in required
             if r not in credentials and _value_source(r, resolve(props.get(r, {}), schema)) is None
         ]
         if unsourced:
-            found.append(_reason(
-                "unsourced_required",
-                "no example, enum, default, format, pattern or telling name for " + ", ".join(unsourced[:6])
-                + ("…" if len(unsourced) > 6 else ""),
-            ))
+            found.append(
+                _reason(
+                    "unsourced_required",
+                    "no example, enum, default, format, pattern or telling name for "
+                    + ", ".join(unsourced[:6])
+                    + ("…" if len(unsourced) > 6 else ""),
+                )
+            )
     failed = {REASONS[r.code][0] for r in found}
     score = round(max(0.0, 1.0 - sum(r.weight for r in found)), 3)
-    return Usability(score=score, reasons=tuple(found), passed=tuple(c for c in CHECKS if c not in failed))
+    return Usability(
+        score=score, reasons=tuple(found), passed=tuple(c for c in CHECKS if c not in failed)
+    )
 
 
 def _reason(code: str, message: str) -> Reason:
@@ -187,19 +206,29 @@ class CurationReport:
         for r in reasons:
             self.dropped_by_reason[r["code"]] += 1
         if reasons:
-            main = max(reasons, key=lambda r: (r["weight"], -list(REASONS).index(r["code"])
-                                               if r["code"] in REASONS else 0))
+            main = max(
+                reasons,
+                key=lambda r: (
+                    r["weight"],
+                    -list(REASONS).index(r["code"]) if r["code"] in REASONS else 0,
+                ),
+            )
             self.dropped_by_main_reason[main["code"]] += 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "threshold": self.threshold, "scored": self.scored, "kept": self.kept, "dropped": self.dropped,
+            "threshold": self.threshold,
+            "scored": self.scored,
+            "kept": self.kept,
+            "dropped": self.dropped,
             "dropped_by_reason": dict(self.dropped_by_reason.most_common()),
             "dropped_by_main_reason": dict(self.dropped_by_main_reason.most_common()),
         }
 
 
-def curation_report(scored: Iterable[tuple[float, Iterable[Mapping[str, Any]]]], threshold: float) -> CurationReport:
+def curation_report(
+    scored: Iterable[tuple[float, Iterable[Mapping[str, Any]]]], threshold: float
+) -> CurationReport:
     """Tally ``(score, reasons)`` pairs (reasons as stored: dicts with code and weight).
 
     >>> r = curation_report([(1.0, []), (0.0, [{"code": "health_endpoint", "weight": 1.0}])], 0.6)
@@ -243,24 +272,68 @@ _AUTH = frozenset({
 _TOKEN = frozenset({"token", "tokens"})
 _TOKEN_CONTEXT = re.compile(
     r"\b(access|refresh|bearer|oauth|jwt|api[ _-]?key|auth\w*|log ?in|session|revoke[sd]?|credential\w*|"
-    r"personal|sign[ -]?in)\b", re.I)
+    r"personal|sign[ -]?in)\b",
+    re.I,
+)
 # Plumbing only when the operation is about the service itself (no path parameter); the
 # strong words whenever they end the subject, the weak ones only when nothing else names it.
 _STRONG = {
-    "health_endpoint": frozenset({"health", "healthcheck", "healthz", "ping", "heartbeat", "liveness",
-                                  "readiness", "livez", "readyz", "alive", "uptime"}),
+    "health_endpoint": frozenset(
+        {
+            "health",
+            "healthcheck",
+            "healthz",
+            "ping",
+            "heartbeat",
+            "liveness",
+            "readiness",
+            "livez",
+            "readyz",
+            "alive",
+            "uptime",
+        }
+    ),
     "metrics_endpoint": frozenset({"metrics", "prometheus", "ratelimit", "ratelimits"}),
     "schema_endpoint": frozenset({"swagger", "openapi", "apidocs", "wsdl", "wadl", "raml"}),
     "version_endpoint": frozenset(),
 }
 _WEAK = {
     "health_endpoint": frozenset({"status", "state"}),
-    "metrics_endpoint": frozenset({"stats", "statistics", "usage", "quota", "quotas", "limits", "rate", "limit",
-                                   "throttle", "throttling"}),
-    "schema_endpoint": frozenset({"schema", "schemas", "spec", "specs", "specification", "metadata", "meta",
-                                  "discovery", "docs", "documentation", "definition", "definitions", "describe"}),
+    "metrics_endpoint": frozenset(
+        {
+            "stats",
+            "statistics",
+            "usage",
+            "quota",
+            "quotas",
+            "limits",
+            "rate",
+            "limit",
+            "throttle",
+            "throttling",
+        }
+    ),
+    "schema_endpoint": frozenset(
+        {
+            "schema",
+            "schemas",
+            "spec",
+            "specs",
+            "specification",
+            "metadata",
+            "meta",
+            "discovery",
+            "docs",
+            "documentation",
+            "definition",
+            "definitions",
+            "describe",
+        }
+    ),
     # "versions" (plural) lists versions of something the user has: packages, documents.
-    "version_endpoint": frozenset({"version", "build", "buildinfo", "versioninfo", "versioninformation"}),
+    "version_endpoint": frozenset(
+        {"version", "build", "buildinfo", "versioninfo", "versioninformation"}
+    ),
 }
 _FILLER = frozenset({
     "api", "apis", "rest", "service", "services", "server", "servers", "system", "platform", "check", "info", "information", "current", "the", "of", "a", "an", "for", "public",
@@ -272,13 +345,29 @@ _VERBS = frozenset({
     "head", "return", "returns", "describe", "view", "find", "obtain", "request",
 })  # fmt: skip
 _PHRASES = [
-    ("health_endpoint", re.compile(
-        r"\b(health ?check|liveness|readiness|heartbeat|(is|are) (up|alive|up and running|running|operational)|"
-        r"ping (the|this) (server|service|api))\b", re.I)),
-    ("version_endpoint", re.compile(r"\b(api'?s? version|version of (the|this) (api|service|server))\b", re.I)),
-    ("schema_endpoint", re.compile(r"\b(openapi|swagger|api (spec|specification|definition|schema))\b", re.I)),
-    ("auth_endpoint", re.compile(
-        r"\b(introspect\w*|log (in|out)|sign (in|out)|(access|refresh|bearer|jwt) tokens?)\b", re.I)),
+    (
+        "health_endpoint",
+        re.compile(
+            r"\b(health ?check|liveness|readiness|heartbeat|(is|are) (up|alive|up and running|running|operational)|"
+            r"ping (the|this) (server|service|api))\b",
+            re.I,
+        ),
+    ),
+    (
+        "version_endpoint",
+        re.compile(r"\b(api'?s? version|version of (the|this) (api|service|server))\b", re.I),
+    ),
+    (
+        "schema_endpoint",
+        re.compile(r"\b(openapi|swagger|api (spec|specification|definition|schema))\b", re.I),
+    ),
+    (
+        "auth_endpoint",
+        re.compile(
+            r"\b(introspect\w*|log (in|out)|sign (in|out)|(access|refresh|bearer|jwt) tokens?)\b",
+            re.I,
+        ),
+    ),
 ]
 _MESSAGES = {
     "auth_endpoint": "authentication plumbing ({})",
@@ -290,7 +379,9 @@ _MESSAGES = {
 _READS = ("", "GET", "HEAD", "OPTIONS")
 _ABOUT_SERVICE = re.compile(
     r"\b(api|apis|service|server|system|instance|platform|application|app|uptime|backend|deployment|"
-    r"endpoint|health|running)\b", re.I)
+    r"endpoint|health|running)\b",
+    re.I,
+)
 
 
 def _segments(path: str) -> list[str]:
@@ -308,7 +399,7 @@ def _path_subject(segments: list[str]) -> tuple[list[list[str]], bool]:
     params = [i for i, s in enumerate(segments) if _is_param(s)]
     if params:
         last = params[-1]
-        after = segments[last + 1:]
+        after = segments[last + 1 :]
         subject = after or [s for s in segments[:last] if not _is_param(s)][-1:]
     else:
         subject = segments
@@ -329,7 +420,9 @@ def _plumbing(name: str, description: str, method: str, path: str) -> tuple[str,
     segments = _segments(path)
     subject, has_params = _path_subject(segments)
     subject_words = {w for seg in subject for w in seg}
-    first_sentence = re.split(r"(?<=[.!?])\s", description.strip(), maxsplit=1)[0] if description else ""
+    first_sentence = (
+        re.split(r"(?<=[.!?])\s", description.strip(), maxsplit=1)[0] if description else ""
+    )
     token_context = bool(_TOKEN_CONTEXT.search(f"{' '.join(words(name))} {path} {first_sentence}"))
 
     def auth_in(ws: set[str]) -> str | None:
@@ -339,6 +432,8 @@ def _plumbing(name: str, description: str, method: str, path: str) -> tuple[str,
     hit = auth_in(subject_words)
     if hit:
         return "auth_endpoint", _MESSAGES["auth_endpoint"].format(f"path {path!r}: {hit}")
+    if method == "OPTIONS":  # what a client may do here (CORS preflight), never a user's request
+        return "schema_endpoint", _MESSAGES["schema_endpoint"].format(f"OPTIONS {path}")
     if any(s.lower().endswith("$metadata") for s in segments):
         return "schema_endpoint", _MESSAGES["schema_endpoint"].format(f"path {path!r}: $metadata")
     reading = method in _READS
@@ -348,7 +443,7 @@ def _plumbing(name: str, description: str, method: str, path: str) -> tuple[str,
             hit_words = last & strong
             if hit_words:
                 return code, _MESSAGES[code].format(f"path {path!r}: {sorted(hit_words)[0]}")
-        content = {w for seg in subject for w in seg[:len(seg) - (len(seg) > 1)]} - _FILLER
+        content = {w for seg in subject for w in seg[: len(seg) - (len(seg) > 1)]} - _FILLER
         for code, weak in _WEAK.items():
             if content and content <= (weak | _STRONG[code]):
                 return code, _MESSAGES[code].format(f"path {path!r}")
@@ -366,10 +461,15 @@ def _plumbing(name: str, description: str, method: str, path: str) -> tuple[str,
         # status is the service's own, not a job's or an order's.
         about_service = not first_sentence or bool(_ABOUT_SERVICE.search(first_sentence))
         for code in _STRONG:
-            if joined in _STRONG[code] or content <= _STRONG[code] or (
-                    about_service and content <= (_STRONG[code] | _WEAK[code])):
+            if (
+                joined in _STRONG[code]
+                or content <= _STRONG[code]
+                or (about_service and content <= (_STRONG[code] | _WEAK[code]))
+            ):
                 return code, _MESSAGES[code].format(f"name {name!r}")
-    if not method and not path:  # a live MCP server's tool: its name and description are all there is
+    if (
+        not method and not path
+    ):  # a live MCP server's tool: its name and description are all there is
         for code, rx in _PHRASES:
             m = rx.search(first_sentence)
             if m:
@@ -386,7 +486,9 @@ def _joined(ws) -> str:
     return "".join(w for w in ws if w not in ("the", "a", "an"))
 
 
-def _description_problem(name: str, description: str, method: str, path: str) -> tuple[str, str] | None:
+def _description_problem(
+    name: str, description: str, method: str, path: str
+) -> tuple[str, str] | None:
     text = description.strip()
     if not text:
         return "no_description", "the description is empty"
@@ -395,14 +497,20 @@ def _description_problem(name: str, description: str, method: str, path: str) ->
     if _URL.search(text) and len(desc_words) < 2:
         return "description_is_url", f"the description is a link ({text[:80]!r})"
     if len(without_urls.split()) < 2:  # "Placeholder", "Delete", "ecommerceDelivery"
-        return "description_too_short", f"the description {text[:80]!r} does not say what the tool does"
+        return (
+            "description_too_short",
+            f"the description {text[:80]!r} does not say what the tool does",
+        )
     # "get_users" described as "Get users" (the words of the name, in its order, and nothing more)
     if _joined(desc_words) == _joined(w for w in words(name) if not _VERSION_WORD.match(w)):
         return "description_repeats_name", f"the description {text[:80]!r} only repeats the name"
     if method and path:
         generated = fallback_description(method, path, [], "").rstrip(".")
         if text.startswith(generated):
-            return "description_generated", "the spec has no summary or description; this one was built from the path"
+            return (
+                "description_generated",
+                "the spec has no summary or description; this one was built from the path",
+            )
     return None
 
 
@@ -428,7 +536,11 @@ def _dangling_refs(root: dict[str, Any]) -> list[str]:
         node = stack.pop()
         if isinstance(node, dict):
             ref = node.get("$ref")
-            if isinstance(ref, str) and resolve({"$ref": ref}, root) == {} and not _points_at_empty(ref, root):
+            if (
+                isinstance(ref, str)
+                and resolve({"$ref": ref}, root) == {}
+                and not _points_at_empty(ref, root)
+            ):
                 out.append(ref)
             stack.extend(node.values())
         elif isinstance(node, list):
@@ -451,7 +563,9 @@ def _points_at_empty(ref: str, root: dict[str, Any]) -> bool:
     return target == {}
 
 
-def _schema_problem(name: str, description: str, schema: Any, output: Any) -> tuple[str, str] | None:
+def _schema_problem(
+    name: str, description: str, schema: Any, output: Any
+) -> tuple[str, str] | None:
     for what, node in (("inputSchema", schema), ("outputSchema", output)):
         if isinstance(node, dict):
             dangling = _dangling_refs(node)
@@ -461,7 +575,9 @@ def _schema_problem(name: str, description: str, schema: Any, output: Any) -> tu
     if output is not None:
         tool["outputSchema"] = output
     problem = tool_problem(tool)
-    if problem and not problem.startswith("name "):  # an odd name is the namer's business, not the schema's
+    if problem and not problem.startswith(
+        "name "
+    ):  # an odd name is the namer's business, not the schema's
         return "invalid_schema", problem[:300]
     return None
 

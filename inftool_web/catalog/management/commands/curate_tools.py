@@ -31,11 +31,10 @@ def _threshold(value: str) -> float:
 
 def report_lines(report: CurationReport) -> list[str]:
     """The report as printed: counts, then each reason code of the dropped tools."""
-    lines = [
-        f"tools scored   {report.scored:>8}",
-        f"kept (>= {report.threshold:g})  {report.kept:>7}",
-        f"dropped        {report.dropped:>8}",
-    ]
+    rows = [("tools scored", report.scored), (f"kept (>= {report.threshold:g})", report.kept),
+            ("dropped", report.dropped)]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v:>8}" for k, v in rows]
     if report.dropped_by_reason:
         lines += ["", "dropped tools by reason (a tool can have several; 'main' counts each once):",
                   f"  {'code':<26}{'tools':>8}{'main':>8}  meaning"]
@@ -55,11 +54,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, threshold, only_missing, **options):
         t0 = time.perf_counter()
-        report = tools_curate(threshold=threshold, only_missing=only_missing)
+        try:
+            report = tools_curate(threshold=threshold, only_missing=only_missing)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         if not report.scored:
             if only_missing:
                 self.stdout.write("every tool is scored already")
                 return
             raise CommandError("no tools stored: run ingest_openapi or ingest_mcp first")
         self.stdout.write("\n".join(report_lines(report)))
-        self.stdout.write(f"\nseconds        {time.perf_counter() - t0:>8.1f}")
+        self.stdout.write(f"\nseconds {time.perf_counter() - t0:.1f}")
