@@ -268,6 +268,10 @@ _AUTH = frozenset({
     "apikey", "apikeys", "accesstoken", "refreshtoken", "credential", "credentials", "password",
     "passwords", "otp", "mfa", "2fa",
 })  # fmt: skip
+# Anywhere in a path (``/authn-gcp/{account}/status``, ``/oauth/clients/create``).
+_AUTH_PREFIX = frozenset(
+    {"auth", "oauth", "oauth2", "authn", "authz", "openid", "saml", "sso", "introspect"}
+)
 # "token" is also a coin, a game piece or a pagination cursor: plumbing only with one of these.
 _TOKEN = frozenset({"token", "tokens"})
 _TOKEN_CONTEXT = re.compile(
@@ -429,7 +433,9 @@ def _plumbing(name: str, description: str, method: str, path: str) -> tuple[str,
         hit = sorted(ws & _AUTH) or (sorted(ws & _TOKEN) if token_context else [])
         return hit[0] if hit else None
 
-    hit = auth_in(subject_words)
+    hit = auth_in(subject_words) or next(
+        (w for s in segments if not _is_param(s) for w in words(s) if w in _AUTH_PREFIX), None
+    )
     if hit:
         return "auth_endpoint", _MESSAGES["auth_endpoint"].format(f"path {path!r}: {hit}")
     if method == "OPTIONS":  # what a client may do here (CORS preflight), never a user's request
@@ -447,6 +453,14 @@ def _plumbing(name: str, description: str, method: str, path: str) -> tuple[str,
         for code, weak in _WEAK.items():
             if content and content <= (weak | _STRONG[code]):
                 return code, _MESSAGES[code].format(f"path {path!r}")
+    if (
+        reading
+        and not has_params
+        and not subject
+        and not set(words(name)) - _VERBS - _FILLER - {"root", "index"}
+    ):
+        # "/", "/api", "/info": what the API or its server says about itself
+        return "schema_endpoint", _MESSAGES["schema_endpoint"].format(f"path {path!r}")
     if has_params or not reading:
         return None
     # The name, without its verb and fillers, is nothing but a plumbing word.
@@ -608,11 +622,13 @@ _TELLING = frozenset({
     "song", "artist", "album", "book", "recipe", "ingredient", "food", "drink", "flight", "hotel", "room",
     "channel", "repo", "repository", "branch", "project", "account", "invoice", "payment", "card", "iban",
     "bic", "swift", "vat", "tax", "percent", "percentage", "ratio", "rate", "level", "priority", "role",
-    "group", "department", "plan", "image", "photo", "video", "audio",
+    "group", "department", "plan", "image", "photo", "video", "audio", "sid", "pid", "uid", "guid", "hashtag",
+    "logo", "avatar", "icon", "member", "timeline",
 })  # fmt: skip
 _CREDENTIAL = re.compile(
     r"^(x[-_])?(authorization|auth|api[-_]?key|apikey|access[-_]?token|auth[-_]?token|bearer|secret|"
-    r"client[-_]?secret|password|passwd|private[-_]?key|session[-_]?token|x[-_]api[-_]key|token)$",
+    r"client[-_]?secret|password|passwd|private[-_]?key|session[-_]?token|x[-_]api[-_]key|token|"
+    r"refresh[-_]?token|id[-_]?token|authorization[-_]?code|code[-_]?verifier|nonce|otp)$",
     re.I,
 )
 
@@ -671,9 +687,18 @@ def _value_source(name: str, schema: Any, _depth: int = 0) -> str | None:
             if all(_value_source(r, props.get(r, {}), _depth + 1) for r in required):
                 return "properties"
             return None
-    if is_id_key(name):
+    if is_id_key(name.strip(" :-_.")):
         return "name"
-    ws = set(words(name))
+    ws = {_singular(w) for w in words(name)} | set(words(name))
     if ws & _TELLING or "".join(words(name)) in _TELLING:
         return "name"
     return None
+
+
+def _singular(word: str) -> str:
+    """categories -> category, domains -> domain (enough to look a name up)."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word

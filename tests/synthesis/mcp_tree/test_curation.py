@@ -120,6 +120,12 @@ def _tool(**kw):
     (_tool(method="GET", path="/packages/{name}/versions", name="listVersions",
            description="Every published version of a package.",
            inputSchema={"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}), []),
+    (_tool(method="GET", path="/info", name="info", description="Basic information about the server."),
+     ["schema_endpoint"]),
+    (_tool(method="GET", path="/authn-gcp/{account}/status", name="gcpStatus",
+           description="Whether the GCP authenticator is configured.",
+           inputSchema={"type": "object", "properties": {"account": {"type": "string"}}, "required": ["account"]}),
+     ["auth_endpoint"]),
     (_tool(description=""), ["no_description"]),
     (_tool(description="https://docs.example.com/forecast"), ["description_is_url"]),
     (_tool(description="get_forecast"), ["description_too_short"]),
@@ -129,6 +135,8 @@ def _tool(**kw):
     (_tool(inputSchema={"type": "object", "properties": {"n": {"type": "integr"}}}), ["invalid_schema"]),
     (_tool(inputSchema={"type": "object", "properties": {"city": {"type": "string"}, "api_key": {"type": "string"}},
                         "required": ["city", "api_key"]}), ["credential_required"]),
+    (_tool(inputSchema={"type": "object", "properties": {"refresh_token": {"type": "string"}},
+                        "required": ["refresh_token"]}), ["credential_required"]),
     (_tool(inputSchema={"type": "object", "properties": {"blob": {"type": "object"}}, "required": ["blob"]}),
      ["unsourced_required"]),
     (_tool(inputSchema={"type": "object", "required": [f"p{i}" for i in range(7)],
@@ -158,6 +166,8 @@ def test_each_check_on_its_own(tool, codes):
     ("body", {"type": "object", "properties": {"zz": {"type": "string"}}, "required": ["zz"]}, None),
     ("body", {"type": "object"}, None),
     ("feed_key", {"type": "string"}, None),
+    ("Categories", {"type": "string"}, "name"),
+    ("insight_id:", {"type": "string"}, "name"),
 ])
 def test_value_sources(name, schema, source):
     assert _value_source(name, schema) == source
