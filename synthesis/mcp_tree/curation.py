@@ -7,15 +7,17 @@ with stable reason codes (reported by count, stored with every tool):
     An action a person would ask an assistant for, not API plumbing: authentication and
     tokens (``auth_endpoint``), health, ping and service status (``health_endpoint``), the
     API's version (``version_endpoint``), metrics, usage and rate limits of the API
-    (``metrics_endpoint``), specs, schemas and discovery documents (``schema_endpoint``).
+    (``metrics_endpoint``), specs, schemas, discovery documents, ``OPTIONS`` and the API's
+    root or ``/info`` (``schema_endpoint``).
     Decided from the operation's *subject* (the path after its last parameter, or the
     name without its verb) so that ``getOrderStatus`` on ``/orders/{id}/status`` stays
     user-facing while ``getHealth`` on ``/health`` does not.
 ``described``
     A description that says what the tool does: not empty (``no_description``), not a
-    bare URL (``description_is_url``), not the name again (``description_repeats_name``),
-    more than one word (``description_too_short``), and better not the converter's
-    fallback built from the path (``description_generated``, a light penalty).
+    bare URL (``description_is_url``), more than one word (``description_too_short``),
+    and better neither the name again in words (``description_repeats_name``: "Get users"
+    for ``get_users``) nor the converter's fallback built from the path
+    (``description_generated``); these two are light penalties.
 ``schema_resolves``
     Every ``$ref`` resolves (``dangling_ref``) and the schemas are usable JSON Schema
     (``invalid_schema``).
@@ -26,10 +28,11 @@ with stable reason codes (reported by count, stored with every tool):
     pattern, bounds, or a telling name (``unsourced_required``); and none is a credential
     the user cannot give (``credential_required``).
 
-The score is 1 minus the weights of the failed reasons (at least 0).  Plumbing and broken
-schemas weigh 1 (always dropped); a missing description, too many or unsourced required
-values weigh about half (dropped at the default threshold); a generated description alone
-keeps the tool.
+The score is 1 minus the weights of the failed reasons (at least 0; see :data:`REASONS`).
+Plumbing and broken schemas weigh 1 (always dropped); a missing or one-word description,
+too many, unsourced or credential values weigh about half (dropped at the default
+threshold 0.6); a description that only restates the name or was generated weighs 0.3, so
+alone it keeps the tool and with any other flaw it does not.
 
 >>> u = usability({"name": "getHealth", "description": "Service health.",
 ...                "inputSchema": {"type": "object"}, "method": "GET", "path": "/health"})
