@@ -48,6 +48,7 @@ alone it keeps the tool and with any other flaw it does not.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -57,7 +58,7 @@ from typing import Any
 from synthesis.roleplay.schema_utils import is_id_key, required_names, resolve
 
 from .openapi import fallback_description
-from .tool_check import tool_problem
+from .tool_check import MAX_SCHEMA_CHARS, tool_problem
 
 DEFAULT_THRESHOLD = 0.6
 MAX_REQUIRED = 6
@@ -138,7 +139,10 @@ def usability(tool: Mapping[str, Any], *, max_required: int = MAX_REQUIRED) -> U
     described = _description_problem(name, description, method, path)
     if described:
         found.append(_reason(*described))
-    schema_issue = _schema_problem(name, description, schema, output)
+    # Tools of an OpenAPI spec carry the method and path they came from.
+    schema_issue = _schema_problem(
+        name, description, schema, output, converted=bool(method and path)
+    )
     if schema_issue:
         found.append(_reason(*schema_issue))
     else:
@@ -581,21 +585,39 @@ def _points_at_empty(ref: str, root: dict[str, Any]) -> bool:
 
 
 def _schema_problem(
-    name: str, description: str, schema: Any, output: Any
+    name: str, description: str, schema: Any, output: Any, *, converted: bool
 ) -> tuple[str, str] | None:
     for what, node in (("inputSchema", schema), ("outputSchema", output)):
         if isinstance(node, dict):
             dangling = _dangling_refs(node)
             if dangling:
                 return "dangling_ref", f"{what}: $ref {dangling[0][:120]!r} resolves to nothing"
+    if converted:
+        # The OpenAPI converter emits valid JSON Schema 2020-12 whose patterns compile (see
+        # openapi.py); checking that against the meta-schema again costs ~30 ms a tool, an
+        # hour on the whole corpus.  What it does not promise is checked here.
+        problem = _converted_problem(schema, "inputSchema") or (
+            _converted_problem(output, "outputSchema") if output is not None else None
+        )
+        return ("invalid_schema", problem) if problem else None
     tool = {"name": name or "tool", "description": description, "inputSchema": schema}
     if output is not None:
         tool["outputSchema"] = output
     problem = tool_problem(tool)
-    if problem and not problem.startswith(
-        "name "
-    ):  # an odd name is the namer's business, not the schema's
+    # An odd name is the namer's business, not the schema's.
+    if problem and not problem.startswith("name "):
         return "invalid_schema", problem[:300]
+    return None
+
+
+def _converted_problem(schema: Any, what: str) -> str | None:
+    if not isinstance(schema, dict):
+        return f"{what} must be a JSON object, not {type(schema).__name__}"
+    if what == "inputSchema" and schema.get("type", "object") != "object":
+        return f"{what} must describe an object (type 'object'), not {schema.get('type')!r}"
+    size = len(json.dumps(schema, ensure_ascii=False))
+    if size > MAX_SCHEMA_CHARS:
+        return f"{what} is {size} characters of JSON; at most {MAX_SCHEMA_CHARS}"
     return None
 
 

@@ -133,6 +133,10 @@ def _tool(**kw):
     (_tool(inputSchema={"type": "object", "properties": {"city": {"$ref": "#/$defs/City"}}, "required": ["city"]}),
      ["dangling_ref"]),
     (_tool(inputSchema={"type": "object", "properties": {"n": {"type": "integr"}}}), ["invalid_schema"]),
+    # a converted OpenAPI tool (method and path) is valid by construction, except for its size
+    (_tool(method="POST", path="/forecasts", inputSchema={
+        "type": "object", "properties": {f"p{i}": {"type": "string", "description": "x" * 1000} for i in range(120)}}),
+     ["invalid_schema"]),
     (_tool(inputSchema={"type": "object", "properties": {"city": {"type": "string"}, "api_key": {"type": "string"}},
                         "required": ["city", "api_key"]}), ["credential_required"]),
     (_tool(inputSchema={"type": "object", "properties": {"refresh_token": {"type": "string"}},
