@@ -85,16 +85,31 @@ class ToolListApi(BaseApi):
         canonical = serializers.IntegerField(source="canonical_id", allow_null=True)
         input_schema = serializers.JSONField()
         output_schema = serializers.JSONField(allow_null=True)
+        usability_score = serializers.FloatField(allow_null=True, help_text="0-1; null until scored")
+        usability_reasons = serializers.ListField(
+            child=inline_serializer("UsabilityReason", fields={
+                "code": serializers.CharField(), "message": serializers.CharField(),
+                "weight": serializers.FloatField(),
+            }),
+            help_text="Why the score is below 1 (stable codes; see manage.py curate_tools)",
+        )
 
     @extend_schema(
         parameters=[OpenApiParameter("q", str, description="Search name (trigram) and description"),
-                    OpenApiParameter("domain", str), OpenApiParameter("category", str)],
+                    OpenApiParameter("domain", str), OpenApiParameter("category", str),
+                    OpenApiParameter("min_score", {"type": "number", "minimum": 0, "maximum": 1},
+                                     description="Only tools whose usability score is at least this (0-1)")],
         responses=OutputSerializer(many=True),
     )
     def get(self, request):
+        try:
+            min_score = selectors.parse_min_score(request.query_params.get("min_score"))
+        except selectors.FilterError as exc:
+            raise ValidationError(exc.errors) from None
         qs = selectors.tool_list(q=request.query_params.get("q", ""),
                                  domain=request.query_params.get("domain", ""),
-                                 category=request.query_params.get("category", ""))
+                                 category=request.query_params.get("category", ""),
+                                 min_score=min_score)
         return paginate(queryset=qs, serializer_class=self.OutputSerializer, request=request, view=self)
 
 

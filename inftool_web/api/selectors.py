@@ -128,9 +128,29 @@ def trajectory_get(*, pk: int) -> Trajectory:
     )
 
 
-def tool_list(*, q: str = "", domain: str = "", category: str = "") -> QuerySet[Tool]:
-    """Tools matching ``q`` by name similarity (trigram GIN index) or by description words."""
+def parse_min_score(text: str | None) -> float | None:
+    """The ``min_score`` filter: a number from 0 to 1, or None when absent or empty.
+
+    >>> parse_min_score("0.6"), parse_min_score("")
+    (0.6, None)
+    """
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise FilterError({"min_score": f"must be a number from 0 to 1, not {text[:40]!r}"}) from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise FilterError({"min_score": f"must be a number from 0 to 1, not {text[:40]!r}"})
+    return value
+
+
+def tool_list(*, q: str = "", domain: str = "", category: str = "", min_score: float | None = None) -> QuerySet[Tool]:
+    """Tools matching ``q`` by name similarity (trigram GIN index) or by description words,
+    and scoring at least ``min_score`` for usability when given (unscored tools are left out)."""
     qs = Tool.objects.select_related("source", "domain", "category")
+    if min_score is not None:
+        qs = qs.filter(usability_score__gte=min_score)
     if domain:
         qs = qs.filter(domain_id=int(domain)) if _is_id(domain) else qs.filter(domain__name=domain)
     if category:

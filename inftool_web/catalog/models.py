@@ -113,6 +113,10 @@ class Tool(models.Model):
         related_name="duplicates",
         help_text="Set when this tool is a duplicate; points at the tool kept for its group.",
     )
+    # Curation (synthesis.mcp_tree.curation): null until scored; role-play draws only tools
+    # at or above the iteration's threshold.
+    usability_score = models.FloatField(null=True, blank=True, db_index=True)
+    usability_reasons = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -124,6 +128,11 @@ class Tool(models.Model):
             ),
             models.CheckConstraint(
                 condition=~Q(canonical=models.F("id")), name="tool_not_own_canonical"
+            ),
+            models.CheckConstraint(
+                condition=Q(usability_score__isnull=True)
+                | (Q(usability_score__gte=0.0) & Q(usability_score__lte=1.0)),
+                name="tool_usability_score_range",
             ),
         ]
         indexes = [

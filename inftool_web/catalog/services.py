@@ -8,13 +8,15 @@ only its failure (reason code and message) is recorded and the run goes on.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+
+from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD, CurationReport, usability
 
 from .models import ApiSource, DuplicateLink, Tool, TreeNode
 
@@ -75,7 +77,7 @@ def convert_openapi_file(path: str, name: str) -> ConvertedSpec:
     tools = []
     for t in result.tools:
         mcp = storable(t.to_mcp())  # a NUL in a spec's text must not fail the whole write
-        tools.append({
+        row = {
             "name": t.name,
             "description": mcp["description"],
             "input_schema": mcp["inputSchema"],
@@ -83,7 +85,8 @@ def convert_openapi_file(path: str, name: str) -> ConvertedSpec:
             "method": t.method,
             "path": t.path,
             "content_hash": content_hash(mcp),
-        })
+        }
+        tools.append({**row, **tool_usability_fields(row)})  # scored here, in the worker processes
     src = result.source
     return ConvertedSpec(
         name=name, location=path, content_hash=digest, ok=True, title=storable(src.api_title[:500]),
@@ -141,12 +144,14 @@ def _replace_tools(source: ApiSource, tools: list[dict[str, Any]]) -> int:
     if stale:
         Tool.objects.filter(source=source, name__in=stale).delete()
     changed = [t for t in tools if existing.get(t["name"]) != t["content_hash"]]
+    changed = [t if "usability_score" in t else {**t, **tool_usability_fields(t)} for t in changed]
     for i in range(0, len(changed), WRITE_BATCH):
         Tool.objects.bulk_create(
             [Tool(source=source, **t) for t in changed[i : i + WRITE_BATCH]],
             update_conflicts=True,
             unique_fields=["source", "name"],
-            update_fields=["description", "input_schema", "output_schema", "method", "path", "content_hash"],
+            update_fields=["description", "input_schema", "output_schema", "method", "path", "content_hash",
+                           "usability_score", "usability_reasons"],
         )
     return sum(1 for t in changed if t["name"] not in existing)
 
@@ -180,7 +185,7 @@ def source_ingest_mcp(*, name: str, kind: str, location: str, tools: list[dict[s
             continue
         seen.add(mcp["name"])
         mcp = storable(mcp)
-        rows.append({
+        row = {
             "name": mcp["name"],
             "description": mcp.get("description", ""),
             "input_schema": mcp["inputSchema"],
@@ -188,7 +193,8 @@ def source_ingest_mcp(*, name: str, kind: str, location: str, tools: list[dict[s
             "method": "",
             "path": "",
             "content_hash": content_hash(mcp),
-        })
+        }
+        rows.append({**row, **tool_usability_fields(row)})
     digest = hashlib.sha256(repr(sorted((r["name"], r["content_hash"]) for r in rows)).encode()).hexdigest()
     converted = ConvertedSpec(name=name, location=location, content_hash=digest, ok=True,
                               title=name, operations=len(tools), tools=rows, warnings=rejected[:200])
@@ -199,6 +205,48 @@ def source_record_failure(*, name: str, kind: str, location: str, error_code: st
     converted = ConvertedSpec(name=name, location=location, content_hash="", ok=False,
                               error_code=error_code, error=error)
     return source_store_conversion(converted=converted, kind=kind)
+
+
+# ----------------------------------------------------------------------------- curation
+
+
+def tool_usability_fields(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored curation of one tool (a stored row's fields or an MCP tool dict)."""
+    u = usability(tool)
+    return {"usability_score": u.score, "usability_reasons": u.reasons_as_dicts()}
+
+
+def tools_curate(*, threshold: float = DEFAULT_THRESHOLD, only_missing: bool = False) -> CurationReport:
+    """(Re)score every stored tool, or only those never scored; returns what ``threshold``
+    keeps and, by reason code, why it drops the rest (over the tools scored in this call).
+
+    Idempotent: a row is written only when its score or reasons change.  Batches commit
+    one by one, so a stopped run keeps what it wrote and the next one goes on.
+    """
+    if not (0.0 <= threshold <= 1.0):
+        raise ValueError(f"the usability threshold must be from 0 to 1, not {threshold}")
+    report = CurationReport(threshold=threshold)
+    fields = ("id", "name", "description", "input_schema", "output_schema", "method", "path",
+              "usability_score", "usability_reasons")
+    qs = Tool.objects.all()
+    if only_missing:
+        qs = qs.filter(usability_score__isnull=True)
+    last = 0
+    while True:
+        # Keyset pages: no long-lived cursor, and rows written meanwhile do not shift the pages.
+        rows = list(qs.filter(pk__gt=last).order_by("pk").values(*fields)[:WRITE_BATCH])
+        if not rows:
+            return report
+        last = rows[-1]["id"]
+        updates = []
+        for row in rows:
+            new = tool_usability_fields(row)
+            report.add(new["usability_score"], new["usability_reasons"])
+            if (row["usability_score"], row["usability_reasons"]) != (new["usability_score"], new["usability_reasons"]):
+                updates.append(Tool(pk=row["id"], **new))
+        if updates:
+            with transaction.atomic():
+                Tool.objects.bulk_update(updates, ["usability_score", "usability_reasons"])
 
 
 # ----------------------------------------------------------------------------- dedup, tree

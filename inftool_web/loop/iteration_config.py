@@ -145,6 +145,11 @@ class IterationConfig:
         default_factory=list, metadata={"help": "BFCL V3 categories to evaluate; empty = all."}
     )
     seed: int = field(default=0, metadata={"help": "Seed for sampling tools, personas and modes."})
+    min_usability: float = field(
+        default=0.6,
+        metadata={"help": "Role-play draws tasks only from tools whose usability score is at least this (0–1); "
+                          "manage.py curate_tools reports the scores."},
+    )
 
     def __post_init__(self) -> None:
         errors: dict[str, str] = {}
@@ -192,6 +197,8 @@ class IterationConfig:
             unknown = sorted(set(self.eval_categories) - set(CATEGORIES))
             if unknown:
                 errors["eval_categories"] = f"unknown categories {', '.join(unknown)}; valid: {', '.join(CATEGORIES)}"
+        if not _is_number(self.min_usability, 0.0, 1.0):
+            errors["min_usability"] = "must be a number from 0 to 1 (the lowest tool usability score to draw tasks from)"
         if not _is_int(self.seed, 0, MAX_SEED):
             errors["seed"] = f"must be an integer from 0 to {MAX_SEED}"
         if errors:

@@ -16,7 +16,7 @@ import logging
 import random
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,8 +24,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from inftool_web.catalog.models import Tool, TreeNode
+from inftool_web.catalog.services import tools_curate
 from inftool_web.core.events import DASHBOARD_GROUP, iteration_group, send_on_commit
 from inftool_web.loop.models import Iteration
+from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 
 from .models import Message, Persona, Reflection, Trajectory, TrajectoryStep, VerifierVote
 
@@ -75,16 +77,23 @@ def persona_store_generated(*, personas: list[Any], domain: TreeNode | None = No
 # ----------------------------------------------------------------------------- planning
 
 
-def _tool_pool(*, domains: list[str], seed: int, want: int) -> dict[str, list[tuple[int, dict, int | None, int | None]]]:
-    """Canonical tools grouped so that tools offered together belong together: by tree
-    category when a tree exists, else by API source.  Returns group -> [(id, mcp, domain, category)]."""
-    qs = Tool.objects.filter(canonical__isnull=True)
+def _tool_pool(
+    *, domains: list[str], seed: int, want: int, min_usability: float = DEFAULT_THRESHOLD,
+) -> dict[str, list[tuple[int, dict, int | None, int | None]]]:
+    """Canonical tools at or above the usability threshold, grouped so that tools offered
+    together belong together: by tree category when a tree exists, else by API source.
+    Returns group -> [(id, mcp, domain, category)]."""
+    tools_curate(only_missing=True)  # tools stored before curation existed, or by hand
+    candidates = Tool.objects.filter(canonical__isnull=True)
     if domains:
-        qs = qs.filter(domain__name__in=domains)
+        candidates = candidates.filter(domain__name__in=domains)
+    qs = candidates.filter(usability_score__gte=min_usability)
     use_tree = qs.filter(category__isnull=False).exists()
     key_field = "category_id" if use_tree else "source_id"
     keys = sorted(set(qs.values_list(key_field, flat=True)) - {None})
     if not keys:
+        if candidates.exists():
+            raise ValueError(_below_threshold(candidates, min_usability, domains))
         raise ValueError(
             "no tools to synthesize from" + (f" in domains {domains}" if domains else "")
             + ": ingest some first (manage.py ingest_openapi --sample)"
@@ -107,8 +116,8 @@ def _tool_pool(*, domains: list[str], seed: int, want: int) -> dict[str, list[tu
                 mcp["outputSchema"] = outs
             if len(json.dumps(mcp)) > MAX_TOOL_JSON_CHARS:
                 continue
-            # Stored before ingestion checked definitions, or edited since: a tool whose
-            # schema is not usable JSON Schema would fail every trajectory it is drawn into.
+            # Edited since it was scored: a tool whose schema is not usable JSON Schema
+            # would fail every trajectory it is drawn into.
             problem = tool_problem(mcp)
             if problem:
                 unusable += 1
@@ -126,6 +135,30 @@ def _tool_pool(*, domains: list[str], seed: int, want: int) -> dict[str, list[tu
     return pool
 
 
+def _below_threshold(candidates, threshold: float, domains: list[str]) -> str:
+    """Why no tool can be drawn: how many were scored, the best score, the reasons."""
+    reasons: Counter[str] = Counter()
+    example: dict[str, str] = {}
+    best = None
+    scored = 0
+    for name, score, found in candidates.filter(usability_score__isnull=False).values_list(
+            "name", "usability_score", "usability_reasons").iterator(chunk_size=2000):
+        scored += 1
+        best = score if best is None else max(best, score)
+        for r in found or []:
+            reasons[r["code"]] += 1
+            example.setdefault(r["code"], f"{name}: {r['message']}")
+    top = reasons.most_common(4)
+    why = "; ".join(f"{code} x{n}" for code, n in top)
+    return (
+        f"no tool scores at or above the usability threshold {threshold:g}: {scored} tool(s) scored"
+        + (f" in domains {domains}" if domains else "")
+        + (f", the best {best:g}" if best is not None else "")
+        + (f"; dropped for {why} (e.g. {example[top[0][0]]})" if top else "")
+        + ". Lower min_usability (synthesize --min-usability) or add better tools; manage.py curate_tools reports all reasons."
+    )
+
+
 def iteration_plan_trajectories(*, iteration: Iteration) -> int:
     """Create the iteration's trajectory rows (idempotent: a re-run creates none twice)."""
     from inftool_web.loop.iteration_config import IterationConfig
@@ -138,11 +171,16 @@ def iteration_plan_trajectories(*, iteration: Iteration) -> int:
     if existing >= cfg.count:
         return 0
     persona_ensure_seed()
-    pool = _tool_pool(domains=cfg.domains, seed=cfg.seed, want=max(60, cfg.count * 3))
+    pool = _tool_pool(domains=cfg.domains, seed=cfg.seed, want=max(60, cfg.count * 3), min_usability=cfg.min_usability)
     by_name: dict[str, tuple[int, int | None, int | None]] = {}
     grouped: dict[str, list[dict]] = {}
+    # Irrelevance tasks ask for a tool of another domain: the tree's top level, or without a
+    # tree (groups are API sources) another source.
+    domain_of: dict[str, str] = {}
     for key, group in pool.items():
         grouped[key] = [mcp for _, mcp, _, _ in group]
+        _, _, dom, cat = group[0]
+        domain_of[key] = f"domain:{dom}" if cat is not None and dom is not None else f"group:{key}"
         for pk, mcp, dom, cat in group:
             by_name.setdefault(f"{key}:{mcp['name']}", (pk, dom, cat))
     personas = list(Persona.objects.order_by("id"))
@@ -152,7 +190,8 @@ def iteration_plan_trajectories(*, iteration: Iteration) -> int:
     specs = []
     for i, (mode, n) in enumerate(sorted(cfg.mode_counts().items())):
         rp = RoleplayConfig(modes={mode: 1.0})
-        specs.extend(plan_specs(grouped, n, rp, personas=persona_data, seed=cfg.seed * 1000 + i, id_prefix=mode))
+        specs.extend(plan_specs(grouped, n, rp, personas=persona_data, seed=cfg.seed * 1000 + i, id_prefix=mode,
+                                domain_of=domain_of))
     random.Random(cfg.seed).shuffle(specs)
     persona_by_name = {p.name: p for p in personas}
     rows = []

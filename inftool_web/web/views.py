@@ -12,12 +12,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inftool_web.api.selectors import tool_list
+from inftool_web.api.selectors import FilterError, parse_min_score, tool_list
+from inftool_web.catalog.selectors import curation_summary
 from inftool_web.core.roles import has_role, user_role
 from inftool_web.loop.iteration_config import ConfigError
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_cancel, iteration_launch
 from inftool_web.synth.models import Trajectory
+from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 
 from . import charts, selectors
 from .forms import AuditForm, AuditSampleForm, LaunchForm
@@ -151,12 +153,23 @@ def trajectory_detail(request, pk: int):
 def tools(request):
     q = request.GET.get("q", "")[:200]
     domain, category = request.GET.get("domain", ""), request.GET.get("category", "")
-    page = Paginator(tool_list(q=q, domain=domain, category=category), 25).get_page(request.GET.get("page"))
+    try:
+        min_score = parse_min_score(request.GET.get("min_score", "")[:40])
+    except FilterError as exc:
+        min_score, score_error = None, exc.errors["min_score"]
+    else:
+        score_error = ""
+    # The report and the badges judge tools against the filter's score, else the default.
+    threshold = DEFAULT_THRESHOLD if min_score is None else min_score
+    qs = tool_list(q=q, domain=domain, category=category, min_score=min_score)
+    page = Paginator(qs, 25).get_page(request.GET.get("page"))
     ctx = {**_roles(request), "q": q, "domain": domain, "category": category, "page": page,
-           "groups": selectors.duplicate_groups(list(page.object_list))}
+           "min_score": "" if min_score is None else f"{min_score:g}", "score_error": score_error,
+           "threshold": threshold, "groups": selectors.duplicate_groups(list(page.object_list))}
     if request.htmx:
         return render(request, "web/tools.html#results", ctx)
     ctx["tree"] = selectors.tool_tree()
+    ctx["curation"] = curation_summary(threshold=threshold)
     return render(request, "web/tools.html", ctx)
 
 

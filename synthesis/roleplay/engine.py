@@ -242,22 +242,26 @@ def plan_specs(
     seed: int = 0,
     id_prefix: str = "t",
     max_offered: int = 4,
+    domain_of: Mapping[str, str] | None = None,
 ) -> list[TrajectorySpec]:
     """Draw ``count`` specs with the config's mode mix.
 
-    ``tools`` is a list, or a mapping from domain (a tree category) to tools; tools offered
-    together come from one domain, and irrelevance tasks offer tools of a domain other than
-    the persona's where there is one.
+    ``tools`` is a list, or a mapping from a group key (a tree category, or an API source
+    where there is no tree) to the tools of that group.  Tools offered together come from
+    one group, so the distractors of a ``multiple`` task share the target's category.
+    ``domain_of`` maps each group to its domain (the tree's top level); the tool an
+    ``irrelevance`` task asks about comes from another domain where there is one (without
+    ``domain_of`` every group is a domain of its own).  A spec's ``domain`` is its group.
     """
     from .personas import SEED_PERSONAS
 
     config = config or RoleplayConfig()
-    domains: dict[str, list[dict[str, Any]]] = (
+    groups: dict[str, list[dict[str, Any]]] = (
         {k: list(v) for k, v in tools.items() if v}
         if isinstance(tools, Mapping)
         else {"": list(tools)}
     )
-    if not domains or not any(domains.values()):
+    if not groups or not any(groups.values()):
         raise ValueError("no tools to plan from")
     rng = random.Random(seed)
     modes = [m for m in MODES if config.modes.get(m, 0) > 0]
@@ -266,8 +270,8 @@ def plan_specs(
     specs = []
     for i in range(count):
         mode = rng.choices(modes, weights)[0]
-        domain = rng.choice(sorted(domains))
-        pool = domains[domain]
+        group = rng.choice(sorted(groups))
+        pool = groups[group]
         if mode == "multiple" and len(pool) < 2:
             mode = "single"
         if mode == "multiple":
@@ -285,7 +289,7 @@ def plan_specs(
         persona = rng.choice(people)
         absent = None
         if mode == "irrelevance":
-            absent = _absent_tool(domains, domain, offered, rng)
+            absent = _absent_tool(groups, group, offered, rng, domain_of=domain_of)
         specs.append(
             TrajectorySpec(
                 id=f"{id_prefix}{i}",
@@ -293,7 +297,7 @@ def plan_specs(
                 tools=offered,
                 persona=persona,
                 seed=rng.randrange(2**31),
-                domain=domain,
+                domain=group,
                 absent_tool=absent,
             )
         )
@@ -301,20 +305,30 @@ def plan_specs(
 
 
 def _absent_tool(
-    domains: Mapping[str, Sequence[dict[str, Any]]],
-    domain: str,
+    groups: Mapping[str, Sequence[dict[str, Any]]],
+    group: str,
     offered: Sequence[dict[str, Any]],
     rng: random.Random,
+    *,
+    domain_of: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | None:
-    """A tool for an irrelevance task to ask about: from another domain where there is one
-    (a tool of the same domain could overlap with the offered ones), with parameters."""
+    """A tool for an irrelevance task to ask about, with parameters: from another domain
+    where there is one (a tool of the same domain could overlap with the offered ones),
+    else from another group, else from the offered tools' own group."""
     names = {t["name"] for t in offered}
-    others = [d for d in sorted(domains) if d != domain]
-    pools = [domains[d] for d in others] or [domains[domain]]
-    candidates = [
-        t
-        for pool in pools
-        for t in pool
-        if t["name"] not in names and (t.get("inputSchema") or {}).get("properties")
-    ]
-    return rng.choice(candidates) if candidates else None
+
+    def domain(g: str) -> str:
+        return (domain_of or {}).get(g, g)
+
+    others = [g for g in sorted(groups) if domain(g) != domain(group)]
+    nearby = [g for g in sorted(groups) if g != group and domain(g) == domain(group)]
+    for keys in (others, nearby, [group]):
+        candidates = [
+            t
+            for g in keys
+            for t in groups[g]
+            if t["name"] not in names and (t.get("inputSchema") or {}).get("properties")
+        ]
+        if candidates:
+            return rng.choice(candidates)
+    return None

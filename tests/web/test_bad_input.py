@@ -144,18 +144,25 @@ def test_a_spec_with_schema_breaking_definitions_and_a_nul_is_stored_with_valid_
     assert tool_problem({"name": tool.name, "inputSchema": tool.input_schema}) is None
 
 
+@pytest.mark.parametrize("stale_score", [False, True], ids=["unscored", "scored-before-an-edit"])
 @pytest.mark.parametrize("kind", sorted(BROKEN_SCHEMAS))
-def test_a_stored_tool_with_a_broken_schema_is_left_out_of_role_play(kind, caplog):
+def test_a_stored_tool_with_a_broken_schema_is_left_out_of_role_play(kind, stale_score, caplog):
     source = ApiSourceFactory(name="shop.example")
     for t in ALL_TOOLS[:3]:
         ToolFactory(source=source, name=t["name"], description=t["description"], input_schema=t["inputSchema"],
                     output_schema=t.get("outputSchema"))
-    broken = ToolFactory(source=source, name="broken_tool", description="Broken", input_schema=BROKEN_SCHEMAS[kind])
+    broken = ToolFactory(source=source, name="broken_tool", description="Broken", input_schema=BROKEN_SCHEMAS[kind],
+                         usability_score=1.0 if stale_score else None)
     it = iteration_create(config={"count": 5, "profile": "none", "max_turns": 2, "verifiers": 1,
                                   "modes": {"single": 1, "parallel": 1, "multiple": 1, "multi_turn": 1}})
     with caplog.at_level("WARNING", logger="inftool_web.synth.services"):
         iteration_plan_trajectories(iteration=it)
-    assert any("broken_tool" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
+    if stale_score:  # curation said yes before the schema broke: planning checks again
+        assert any("broken_tool" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
+    else:  # scored when planning: curation drops it, with the reason stored
+        broken.refresh_from_db()
+        assert broken.usability_score == 0.0
+        assert {"invalid_schema", "dangling_ref"} & {r["code"] for r in broken.usability_reasons}
     offered = {t["name"] for traj in it.trajectories.all() for t in traj.offered_tools}
     assert "broken_tool" not in offered and offered
     assert not broken.trajectories.exists()

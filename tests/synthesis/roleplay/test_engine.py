@@ -13,7 +13,15 @@ from synthesis.roleplay import (
     single_turn,
 )
 
-from .fakes import ALL_TOOLS, CREATE_ORDER, GET_ORDER, GET_WEATHER, SEND_EMAIL, smart_backend
+from .fakes import (
+    ALL_TOOLS,
+    CREATE_ORDER,
+    DELETE_ORDER,
+    GET_ORDER,
+    GET_WEATHER,
+    SEND_EMAIL,
+    smart_backend,
+)
 
 
 class CountingBackend:
@@ -136,6 +144,41 @@ def test_plan_specs_follows_the_mix():
     assert [s.seed for s in plan_specs(ALL_TOOLS, 5, seed=1)] == [
         s.seed for s in plan_specs(ALL_TOOLS, 5, seed=1)
     ]
+
+
+def _named(tool, name):
+    return {**tool, "name": name}
+
+
+def test_irrelevance_asks_for_a_tool_of_another_domain():
+    # Two groups (tree categories) share the "orders" domain; one group is "weather".
+    groups = {
+        "orders/create": [CREATE_ORDER, _named(CREATE_ORDER, "create_bulk_order")],
+        "orders/lookup": [GET_ORDER, _named(GET_ORDER, "get_order_items")],
+        "weather/now": [GET_WEATHER, _named(GET_WEATHER, "get_weather_hourly")],
+    }
+    domain_of = {"orders/create": "orders", "orders/lookup": "orders", "weather/now": "weather"}
+    group_of = {t["name"]: g for g, tools in groups.items() for t in tools}
+    cfg = RoleplayConfig(modes={"irrelevance": 1.0})
+    specs = plan_specs(groups, 40, cfg, seed=5, domain_of=domain_of)
+    assert {s.domain for s in specs} == set(groups)
+    for s in specs:
+        assert domain_of[group_of[s.absent_tool["name"]]] != domain_of[s.domain], s
+    # without domains every group is a domain of its own: another group, possibly the same domain
+    specs = plan_specs(groups, 40, cfg, seed=5)
+    assert all(group_of[s.absent_tool["name"]] != s.domain for s in specs)
+    assert any(domain_of[group_of[s.absent_tool["name"]]] == domain_of[s.domain] for s in specs)
+    # a single domain: the absent tool comes from a sibling group rather than not at all
+    one = {g: tools for g, tools in groups.items() if g.startswith("orders")}
+    specs = plan_specs(one, 10, cfg, seed=5, domain_of=domain_of)
+    assert all(group_of[s.absent_tool["name"]] != s.domain for s in specs)
+
+
+def test_multiple_offers_tools_of_one_group():
+    groups = {"a": [CREATE_ORDER, GET_ORDER, DELETE_ORDER], "b": [GET_WEATHER, SEND_EMAIL]}
+    specs = plan_specs(groups, 30, RoleplayConfig(modes={"multiple": 1.0}), seed=2)
+    for s in specs:
+        assert len(s.tools) >= 2 and all(t in groups[s.domain] for t in s.tools)
 
 
 @pytest.mark.parametrize(

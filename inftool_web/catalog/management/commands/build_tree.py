@@ -14,7 +14,14 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from inftool_web.catalog.models import Tool
-from inftool_web.catalog.services import duplicates_store, tool_set_embeddings, tree_store
+from inftool_web.catalog.selectors import curation_summary
+from inftool_web.catalog.services import (
+    duplicates_store,
+    tool_set_embeddings,
+    tools_curate,
+    tree_store,
+)
+from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 
 
 class Command(BaseCommand):
@@ -40,6 +47,9 @@ class Command(BaseCommand):
         from synthesis.mcp_tree.tree import TreeConfig, build_tree
 
         t0 = time.perf_counter()
+        # Tools stored before curation existed get their score now, so the tree's tools are
+        # all ready for role-play to filter by usability.
+        tools_curate(only_missing=True)
         rows = list(
             Tool.objects.order_by("id").values_list(
                 "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
@@ -132,6 +142,7 @@ class Command(BaseCommand):
             ("duplicates removed", result.duplicates),
             ("canonical tools", len(keep)),
             ("decisions stored", links),
+            (f"canonical usable (>= {DEFAULT_THRESHOLD:g})", curation_summary(threshold=DEFAULT_THRESHOLD).canonical_kept),
             ("domains", n_dom),
             ("categories", n_cat),
             ("embedding s", f"{t_embed:.1f}"),

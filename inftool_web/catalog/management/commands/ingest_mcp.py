@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inftool_web.catalog.models import ApiSource
 from inftool_web.catalog.services import source_ingest_mcp, source_record_failure
+from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 
 
 class Command(BaseCommand):
@@ -36,7 +37,9 @@ class Command(BaseCommand):
             source_record_failure(name=name, kind=kind, location=location, error_code=exc.code, error=str(exc))
             raise CommandError(str(exc)) from None
         outcome = source_ingest_mcp(name=name, kind=kind, location=location, tools=tools)
-        self.stdout.write(f"{name}: {outcome.tools} tools ({outcome.added} new)")
+        usable = ApiSource.objects.get(name=name).tools.filter(usability_score__gte=DEFAULT_THRESHOLD).count()
+        self.stdout.write(f"{name}: {outcome.tools} tools ({outcome.added} new), "
+                          f"{usable} usable for role-play (score >= {DEFAULT_THRESHOLD:g})")
         if outcome.warnings:
             self.stdout.write(f"{outcome.warnings} tool(s) left out:")
             for w in ApiSource.objects.get(name=name).warnings:

@@ -20,13 +20,16 @@ from django.db import DatabaseError
 from tqdm import tqdm
 
 from inftool_web.catalog.models import ApiSource
+from inftool_web.catalog.selectors import curation_summary
 from inftool_web.catalog.services import (
     convert_openapi_file,
     source_is_current,
     source_record_failure,
     source_store_conversion,
+    tools_curate,
 )
 from inftool_web.core.text import storable_text
+from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 
 SPEC_SUFFIXES = {".json", ".yaml", ".yml"}
 
@@ -72,7 +75,11 @@ class Command(BaseCommand):
                 outcomes.append(self._store(convert_openapi_file(*job)))
                 bar.update()
         bar.close()
+        # New and changed tools were scored as they were converted; this scores the ones
+        # stored before curation existed, so that role-play can draw from them.
+        tools_curate(only_missing=True)
         self._summary(outcomes, time.perf_counter() - t0)
+        self._curation()
 
     def _jobs(self, paths, limit, only, sample, sample_size) -> list[tuple[str, str]]:
         if paths:
@@ -112,6 +119,11 @@ class Command(BaseCommand):
                                             location=converted.location, error_code="store_failed",
                                             error=storable_text(f"the database refused this spec's tools: {exc}"[:2000]))
         return (outcome.status, outcome.source, outcome.error_code, outcome.operations, outcome.tools, outcome.added)
+
+    def _curation(self) -> None:
+        s = curation_summary(threshold=DEFAULT_THRESHOLD)
+        self.stdout.write(f"\ncuration: {s.kept} of {s.total} stored tools score >= {DEFAULT_THRESHOLD:g} "
+                          "(role-play draws from these; `manage.py curate_tools` tells why the others are dropped)")
 
     def _summary(self, outcomes, seconds: float) -> None:
         status = Counter(o[0] for o in outcomes)

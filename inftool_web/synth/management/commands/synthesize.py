@@ -34,8 +34,11 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--domains", nargs="+", default=None)
         parser.add_argument("--celery", action="store_true", help="Queue on the workers instead of running here")
+        parser.add_argument("--min-usability", type=float, default=None,
+                            help="Draw tasks only from tools scoring at least this (0-1; default 0.6, see curate_tools)")
 
-    def handle(self, *args, count, modes, iteration, max_turns, verifiers, seed, domains, celery, **options):
+    def handle(self, *args, count, modes, iteration, max_turns, verifiers, seed, domains, celery, min_usability,
+               **options):
         from inftool_web.loop.pipeline import iteration_after_synthesis
         from inftool_web.loop.services import iteration_create
         from inftool_web.synth.services import iteration_start_synthesis
@@ -54,6 +57,8 @@ class Command(BaseCommand):
                 config["verifiers"] = verifiers
             if domains:
                 config["domains"] = domains
+            if min_usability is not None:
+                config["min_usability"] = min_usability
             try:
                 it = iteration_create(config=config, name="synthesize")
             except ConfigError as exc:
