@@ -45,3 +45,21 @@ def test_every_value_of_accepted_trajectories_is_checked_and_rejected_ones_are_n
         "book_table.day: '14/06/2025' is not a 'date'",
         "book_table.x: not a parameter of the tool",
     ]
+
+
+def test_accepted_trajectories_below_the_usability_threshold_are_counted():
+    from inftool_web.synth.selectors import iteration_accepted_below_usability
+    from tests.factories import ToolFactory
+
+    it = IterationFactory()
+    good, plumbing, unscored = ToolFactory(usability_score=0.9), ToolFactory(usability_score=0.2), ToolFactory()
+    a = TrajectoryFactory(iteration=it, verdict="accepted", status="done")
+    a.tools.set([good])
+    b = TrajectoryFactory(iteration=it, verdict="accepted", status="done")
+    b.tools.set([good, plumbing])
+    c = TrajectoryFactory(iteration=it, verdict="accepted", status="done")
+    c.tools.set([unscored])
+    d = TrajectoryFactory(iteration=it, verdict="rejected", status="done")
+    d.tools.set([plumbing])
+    assert iteration_accepted_below_usability(iteration_id=it.pk, threshold=0.6) == 2
+    assert iteration_accepted_below_usability(iteration_id=it.pk, threshold=0.1) == 1

@@ -116,7 +116,8 @@ class Command(BaseCommand):
         bar.close()
 
     def _summary(self, it: Iteration) -> None:
-        from inftool_web.synth.selectors import iteration_value_checks
+        from inftool_web.loop.iteration_config import IterationConfig
+        from inftool_web.synth.selectors import iteration_accepted_below_usability, iteration_value_checks
 
         rows = list(
             Trajectory.objects.filter(iteration=it).values("kind").annotate(
@@ -152,3 +153,6 @@ class Command(BaseCommand):
         )
         for failure in checks.failures[:5]:
             self.stdout.write(f"  invalid: {failure}")
+        threshold = IterationConfig.from_dict(it.config).min_usability
+        below = iteration_accepted_below_usability(iteration_id=it.pk, threshold=threshold)
+        self.stdout.write(f"accepted trajectories offering a tool below the usability threshold {threshold:g}: {below}")
