@@ -17,9 +17,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Q
 
-from inftool_web.loop.iteration_config import MODES, ConfigError
+from inftool_web.loop.iteration_config import MODES, ConfigError, IterationConfig
 from inftool_web.loop.models import Iteration
 from inftool_web.synth.models import Trajectory
+from inftool_web.synth.selectors import iteration_accepted_below_usability, iteration_value_checks
 
 
 class Command(BaseCommand):
@@ -116,9 +117,6 @@ class Command(BaseCommand):
         bar.close()
 
     def _summary(self, it: Iteration) -> None:
-        from inftool_web.loop.iteration_config import IterationConfig
-        from inftool_web.synth.selectors import iteration_accepted_below_usability, iteration_value_checks
-
         rows = list(
             Trajectory.objects.filter(iteration=it).values("kind").annotate(
                 produced=Count("id", filter=Q(status__in=["done", "rejected"])),
