@@ -457,9 +457,14 @@ def _plumbing(name: str, description: str, method: str, path: str) -> tuple[str,
             if hit_words:
                 return code, _MESSAGES[code].format(f"path {path!r}: {sorted(hit_words)[0]}")
         content = {w for seg in subject for w in seg[: len(seg) - (len(seg) > 1)]} - _FILLER
+        last_words = set(subject[-1]) - _FILLER
+        about_service = bool(_ABOUT_SERVICE.search(first_sentence))
         for code, weak in _WEAK.items():
             if content and content <= (weak | _STRONG[code]):
                 return code, _MESSAGES[code].format(f"path {path!r}")
+            # "/aliases/v2/version", "Gets service version."
+            if about_service and last_words and last_words <= weak:
+                return code, _MESSAGES[code].format(f"path {path!r}, about the service")
     if (
         reading
         and not has_params
