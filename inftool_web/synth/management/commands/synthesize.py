@@ -111,7 +111,9 @@ class Command(BaseCommand):
         bar.close()
 
     def _summary(self, it: Iteration) -> None:
-        rows = (
+        from inftool_web.synth.selectors import iteration_value_checks
+
+        rows = list(
             Trajectory.objects.filter(iteration=it).values("kind").annotate(
                 produced=Count("id", filter=Q(status__in=["done", "rejected"])),
                 repaired=Count("id", filter=Q(repaired=True)),
@@ -123,11 +125,25 @@ class Command(BaseCommand):
             ).order_by("kind")
         )
         cols = ["produced", "repaired", "rejected", "accepted", "failed", "easy", "hard"]
-        header = f"{'mode':<12}" + "".join(f"{c:>10}" for c in cols)
+        header = f"{'mode':<12}" + "".join(f"{c:>10}" for c in cols) + f"{'accepted%':>11}"
         self.stdout.write("\n" + header + "\n" + "-" * len(header))
         totals = dict.fromkeys(cols, 0)
+
+        def share(r) -> str:
+            n = r["produced"] + r["failed"]
+            return f"{100 * r['accepted'] / n:>10.0f}%" if n else f"{'-':>11}"
+
         for r in rows:
-            self.stdout.write(f"{r['kind']:<12}" + "".join(f"{r[c]:>10}" for c in cols))
+            self.stdout.write(f"{r['kind']:<12}" + "".join(f"{r[c]:>10}" for c in cols) + share(r))
             for c in cols:
                 totals[c] += r[c]
-        self.stdout.write("-" * len(header) + "\n" + f"{'total':<12}" + "".join(f"{totals[c]:>10}" for c in cols))
+        self.stdout.write("-" * len(header) + "\n" + f"{'total':<12}" + "".join(f"{totals[c]:>10}" for c in cols)
+                          + share(totals))
+        checks = iteration_value_checks(iteration_id=it.pk)
+        pct = f" ({100 * checks.share:.1f}%)" if checks.share is not None else ""
+        self.stdout.write(
+            f"argument values in accepted trajectories valid against their schemas (type, enum, bounds, "
+            f"pattern, format): {checks.passed} of {checks.total}{pct}"
+        )
+        for failure in checks.failures[:5]:
+            self.stdout.write(f"  invalid: {failure}")
