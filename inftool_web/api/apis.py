@@ -398,7 +398,7 @@ class ExportApi(BaseApi):
         qs = selectors.trajectory_list(filters=filters)
         response = streaming_response(request, export_lines(qs, fmt), content_type="application/x-ndjson",
                                       filename=f"inftool-{fmt}.jsonl")
-        if filters.iteration is not None:
+        if filters.iteration is not None and filters.iteration >= 0:  # an id, possibly of no iteration
             # The data card goes beside the export: as a link (the body is the JSONL stream).
             card = request.build_absolute_uri(reverse("api:iteration-card", args=[filters.iteration]))
             response["Link"] = f'<{card}?format=md>; rel="describedby"; type="text/markdown"'

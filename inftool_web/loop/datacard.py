@@ -477,9 +477,34 @@ def data_card_after_synthesis(*, iteration_id: int) -> None:
             data_card_at=timezone.now())
 
 
+def _in_order(mapping: Any, order: Sequence[str]) -> Any:
+    if not isinstance(mapping, dict):
+        return mapping
+    rank = {k: i for i, k in enumerate(order)}
+    return dict(sorted(mapping.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
+def card_in_order(card: dict[str, Any]) -> dict[str, Any]:
+    """The card with its mappings back in reading order: PostgreSQL's jsonb stores object
+    keys sorted by length, so a stored card reads ``single, multiple, parallel, ...``."""
+    card = json.loads(json.dumps(card))
+    counts, rates = card.get("counts") or {}, card.get("rates") or {}
+    for part, key in ((rates, "by_mode"), (counts, "by_mode"), (counts, "by_mode_difficulty")):
+        if key in part:
+            part[key] = _in_order(part[key], MODES)
+    if isinstance(counts.get("by_domain"), dict):
+        counts["by_domain"] = dict(sorted(counts["by_domain"].items(), key=lambda kv: (-kv[1], kv[0])))
+    if isinstance(card.get("texts"), dict):
+        card["texts"] = {k: _in_order(v, TEXT_KINDS) for k, v in _in_order(card["texts"], ("all", "kept")).items()}
+    if "backends" in card:
+        card["backends"] = _in_order(card["backends"], (*ROLES, "scenario"))
+    return card
+
+
 def data_card_get(*, iteration: Iteration) -> dict[str, Any]:
-    """The stored card with its audit section as of now ({} before the card is built)."""
-    card = dict(iteration.data_card or {})
+    """The stored card in reading order, with its audit section as of now ({} before the
+    card is built)."""
+    card = card_in_order(iteration.data_card or {})
     if card and "error" not in card:
         card["audit"] = audit_agreement(iteration=iteration)
     return card

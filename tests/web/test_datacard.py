@@ -322,6 +322,10 @@ def test_api_gives_the_card_as_json_and_markdown(world):
     iteration_build_data_card(iteration=it, embeddings=False)
     r = client.get(f"/api/iterations/{it.pk}/card/")
     assert r.status_code == 200 and r.json()["counts"]["kept"] == 4 and r.json()["audit"]["agree"] == 3
+    # in reading order again, though jsonb stores keys by length
+    assert list(r.json()["rates"]["by_mode"]) == ["single", "parallel", "multiple", "irrelevance", "multi_turn"]
+    assert list(r.json()["texts"]["all"])[:3] == ["queries", "goals", "reference_arguments"]
+    assert list(r.json()["backends"]) == ["user", "agent", "server", "verifier", "judge", "scenario"]
     md = client.get(f"/api/iterations/{it.pk}/card/?format=md")
     assert md.status_code == 200 and md["Content-Type"].startswith("text/markdown")
     meta, _ = front_matter(md.content.decode())
@@ -355,6 +359,9 @@ def test_iteration_page_shows_the_data_card(client, world):
     iteration_build_data_card(iteration=world["it"], embeddings=False)
     page = client.get(f"/iterations/{world['it'].pk}/").content.decode()
     assert 'id="data-card"' in page and "57.1%" in page  # acceptance 4 / 7
+    section = page[page.index('id="data-card"'):]
+    rows = [section.index(f"<tr><td>{m}</td>") for m in ("single", "parallel", "multiple", "irrelevance", "multi-turn")]
+    assert rows == sorted(rows)  # modes in reading order
     assert "qwen2.5-32b" in page and "iteration-1-sft" in page
     assert "Cohen's kappa <b>0.167</b>" in page
     assert f'href="/trajectories/{world["t"][7].pk}/" class="disagreement"' in page
@@ -388,3 +395,16 @@ def test_the_card_is_built_when_synthesis_finishes(django_capture_on_commit_call
     it.refresh_from_db()
     assert it.status == "succeeded" and it.data_card_at is not None
     assert it.data_card["rates"]["overall"]["acceptance_rate"] == 0.5 and it.data_card["counts"]["kept"] == 1
+
+
+@pytest.mark.slow
+def test_the_minilm_checks_run_when_embeddings_are_on(world):
+    card = iteration_build_data_card(iteration=world["it"], embeddings=True,
+                                     contamination_reference=[("ref_0", "Book a flight to Lisbon for me.")])
+    nd = card["diversity"]["near_duplicates"]
+    assert (nd["status"], nd["model"], nd["texts"], nd["near_duplicates"], nd["share"]) == (
+        "run", "all-MiniLM-L6-v2", 4, 0, 0.0)
+    con = card["contamination"]
+    assert con["methods"] == ["exact", "near", "embedding"] and con["reference"] == "1 given texts"
+    assert [(f["trajectory"], f["bfcl_id"], f["method"]) for f in con["flags"]] == [
+        (world["t"][4].pk, "ref_0", "embedding")]
