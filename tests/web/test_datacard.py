@@ -408,3 +408,44 @@ def test_the_minilm_checks_run_when_embeddings_are_on(world):
     assert con["methods"] == ["exact", "near", "embedding"] and con["reference"] == "1 given texts"
     assert [(f["trajectory"], f["bfcl_id"], f["method"]) for f in con["flags"]] == [
         (world["t"][4].pk, "ref_0", "embedding")]
+
+
+def test_the_card_reads_what_the_engine_stores(db):
+    """A real role-play run (the scripted fake backend): the card's tallies of the step log
+    match the reading tables, and its value checks match the synthesize summary's."""
+    from django.db.models import Q
+
+    from inftool_web.loop.services import iteration_create
+    from inftool_web.synth.models import Trajectory, VerifierVote
+    from inftool_web.synth.selectors import iteration_value_checks
+    from inftool_web.synth.services import iteration_plan_trajectories, trajectories_run
+    from tests.factories import ApiSourceFactory, ToolFactory
+    from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
+
+    source = ApiSourceFactory(name="shop.example")
+    for t in ALL_TOOLS:
+        ToolFactory(source=source, name=t["name"], description=t["description"], input_schema=t["inputSchema"],
+                    output_schema=t.get("outputSchema"))
+    modes = ["single", "parallel", "multiple", "irrelevance", "multi_turn"]
+    it = iteration_create(config={"count": 10, "profile": "none", "modes": {m: 1 for m in modes}, "max_turns": 3})
+    iteration_plan_trajectories(iteration=it)
+    trajectories_run(trajectory_ids=list(it.trajectories.values_list("pk", flat=True)),
+                     backends={"default": smart_backend()})
+    card = iteration_build_data_card(iteration=it, embeddings=False)
+
+    trajs = Trajectory.objects.filter(iteration=it)
+    assert card["rates"]["overall"]["accepted"] == trajs.filter(verdict="accepted").count() > 0
+    texts = card["texts"]["all"]
+    assert texts["queries"]["total"] == trajs.exclude(kind="multi_turn").filter(steps__kind="scenario").count()
+    assert texts["goals"]["total"] == trajs.filter(kind="multi_turn", steps__kind="scenario").count()
+    assert texts["votes"]["total"] == VerifierVote.objects.filter(trajectory__iteration=it).count() > 0
+    assistant = Message.objects.filter(trajectory__iteration=it, role="assistant")
+    assert texts["agent_calls"]["total"] == assistant.exclude(tool_calls=[]).count() > 0
+    assert texts["answers"]["total"] == assistant.filter(tool_calls=[]).count()
+    assert texts["user_turns"]["total"] == Message.objects.filter(
+        trajectory__iteration=it, trajectory__kind="multi_turn", role="user").count() > 0
+    refs = sum(len(r) for r in trajs.filter(~Q(kind="irrelevance")).values_list("reference_calls", flat=True))
+    assert texts["reference_arguments"]["total"] >= refs > 0
+    summary = iteration_value_checks(iteration_id=it.pk)  # no audits: kept = accepted
+    assert (card["values"]["all"]["values"], card["values"]["all"]["valid"]) == (summary.total, summary.passed)
+    assert card["diversity"]["requests"] == card["counts"]["kept"]
