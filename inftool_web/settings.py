@@ -169,6 +169,9 @@ INFTOOL_ROLE_BACKENDS = {
 INFTOOL_SERVE_MODEL_PATH = env.str("INFTOOL_SERVE_MODEL_PATH", default="")
 INFTOOL_WATCHDOG_SECONDS = env.float("INFTOOL_WATCHDOG_SECONDS", default=120.0)  # 0 = no sweep for stranded work
 INFTOOL_DEMO_ON_EMPTY = env.bool("INFTOOL_DEMO_ON_EMPTY", default=not PRODUCTION)
+# The data card's MiniLM checks (near-duplicate requests, paraphrases of BFCL items); the
+# test settings turn them off so that every finished test iteration does not load MiniLM.
+INFTOOL_DATA_CARD_EMBEDDINGS = env.bool("INFTOOL_DATA_CARD_EMBEDDINGS", default=True)
 
 # ------------------------------------------------------------------ auth, api
 AUTH_PASSWORD_VALIDATORS = [

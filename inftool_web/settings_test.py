@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("INFTOOL_ENV", "test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ.setdefault("INFTOOL_DEMO_ON_EMPTY", "false")
+os.environ.setdefault("INFTOOL_DATA_CARD_EMBEDDINGS", "false")
 
 from .settings import *  # noqa: E402,F403
 from .settings import CELERY_BROKER_TRANSPORT_OPTIONS, CHANNEL_LAYERS  # noqa: E402

@@ -6,16 +6,19 @@ import dataclasses
 
 from django.db.models import F
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from inftool_web.loop.datacard import data_card_get, data_card_markdown
 from inftool_web.loop.iteration_config import ConfigError
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_cancel, iteration_launch
@@ -211,6 +214,44 @@ class IterationCancelApi(BaseApi):
         return Response(IterationOutputSerializer(iteration).data)
 
 
+class MarkdownCardRenderer(BaseRenderer):
+    """A data card as a Hugging Face dataset card (``?format=md`` or ``Accept: text/markdown``)."""
+
+    media_type = "text/markdown"
+    format = "md"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data_card_markdown(data).encode(self.charset)
+
+
+class IterationCardApi(BaseApi):
+    """The iteration's data card: counts, rates, where texts came from, value checks,
+    diversity, contamination, models per role and the audit agreement (as of now)."""
+
+    renderer_classes = [JSONRenderer, MarkdownCardRenderer]
+
+    @extend_schema(
+        operation_id="iterations_card",
+        parameters=[OpenApiParameter("format", str, enum=["json", "md"],
+                                     description="json (default), or md for the Hugging Face dataset card")],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/markdown"): OpenApiTypes.STR},
+        description="404 until the card is built (when the iteration's synthesis finishes, or by "
+                    "`manage.py data_card --iteration N`).",
+    )
+    def get(self, request, pk: int):
+        card = data_card_get(iteration=get_object_or_404(Iteration, pk=pk))
+        if not card:
+            raise NotFound("This iteration has no data card yet: it is built when its synthesis finishes.")
+        return Response(card)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Errors stay JSON, as the schema documents them, whatever format was asked for.
+        if response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
 # ------------------------------------------------------------------ trajectories
 class TrajectoryOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
@@ -355,6 +396,9 @@ class ExportApi(BaseApi):
                              description="Without a verdict filter: accepted (default) exports effective-accepted "
                                          "trajectories only, all exports every one"),
         ],
+        description="JSONL, streamed. Filtered by one iteration, the `Link` header (rel=describedby) points at "
+                    "that iteration's data card (`/api/iterations/{id}/card/?format=md`), the README.md to keep "
+                    "beside the file.",
         responses={(200, "application/x-ndjson"): OpenApiTypes.STR},
     )
     def get(self, request, fmt: str):
@@ -367,5 +411,10 @@ class ExportApi(BaseApi):
         if include == "accepted" and filters.verdict is None:
             filters = dataclasses.replace(filters, verdict="accepted")
         qs = selectors.trajectory_list(filters=filters)
-        return streaming_response(request, export_lines(qs, fmt), content_type="application/x-ndjson",
-                                  filename=f"inftool-{fmt}.jsonl")
+        response = streaming_response(request, export_lines(qs, fmt), content_type="application/x-ndjson",
+                                      filename=f"inftool-{fmt}.jsonl")
+        if filters.iteration is not None and filters.iteration >= 0:  # an id, possibly of no iteration
+            # The data card goes beside the export: as a link (the body is the JSONL stream).
+            card = request.build_absolute_uri(reverse("api:iteration-card", args=[filters.iteration]))
+            response["Link"] = f'<{card}?format=md>; rel="describedby"; type="text/markdown"'
+        return response

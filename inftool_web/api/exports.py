@@ -11,12 +11,15 @@ import json.encoder
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from django.db import connections
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
+from inftool_web.loop.datacard import data_card_get, data_card_markdown, iteration_build_data_card
+from inftool_web.loop.models import Iteration
 from inftool_web.synth.models import Message, Trajectory
 
 FORMATS = ("openai", "sharegpt", "bfcl")
@@ -316,3 +319,39 @@ def _keyset_chunks(qs: QuerySet, columns: tuple[str, ...], chunk_size: int) -> I
         if len(rows) < chunk_size:
             return
         last = rows[-1][0]
+
+
+# ----------------------------------------------------------------------------- folders
+
+DATA_FILE = "data.jsonl"
+CARD_FILE = "README.md"
+
+
+def export_cards(qs: QuerySet[Trajectory]) -> list[dict]:
+    """The data card of every iteration ``qs`` draws from (built now where none is stored),
+    with its audit section as of now."""
+    ids = qs.order_by().values_list("iteration_id", flat=True).distinct()
+    cards = []
+    for it in Iteration.objects.select_related("input_checkpoint").filter(pk__in=ids).order_by("number"):
+        if not it.data_card or it.data_card.get("error"):
+            iteration_build_data_card(iteration=it)
+        cards.append(data_card_get(iteration=it))
+    return cards
+
+
+def export_folder(qs: QuerySet[Trajectory], fmt: str, folder: str | Path, *, filters: dict | None = None) -> int:
+    """Write ``data.jsonl`` (the export) and ``README.md`` (the data card of its iterations,
+    a Hugging Face dataset card whose ``configs`` point at the data file) into ``folder``,
+    so that ``datasets.load_dataset(folder)`` loads it.  Returns the number of rows."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with open(folder / DATA_FILE, "wb") as out:
+        for chunk in export_lines(qs, fmt):
+            out.write(chunk)
+            rows += chunk.count(b"\n")
+    cards = export_cards(qs)
+    readme = data_card_markdown(cards, data_file=DATA_FILE,
+                                export={"format": fmt, "rows": rows, "filters": dict(filters or {})})
+    (folder / CARD_FILE).write_text(readme, encoding="utf-8")
+    return rows

@@ -18,6 +18,7 @@ urlpatterns = [
     path("iterations/", apis.IterationListApi.as_view(), name="iterations"),
     path("iterations/<int:pk>/", apis.IterationDetailApi.as_view(), name="iteration"),
     path("iterations/<int:pk>/cancel/", apis.IterationCancelApi.as_view(), name="iteration-cancel"),
+    path("iterations/<int:pk>/card/", apis.IterationCardApi.as_view(), name="iteration-card"),
     path("trajectories/", apis.TrajectoryListApi.as_view(), name="trajectories"),
     path("trajectories/<int:pk>/", apis.TrajectoryDetailApi.as_view(), name="trajectory"),
     path("evaluations/", apis.EvaluationListApi.as_view(), name="evaluations"),

@@ -54,6 +54,10 @@ class Iteration(models.Model):
     stage_detail = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     progress = models.JSONField(default=dict, blank=True)
+    # What the iteration produced and kept, how it was written and how varied it is
+    # (inftool_web/loop/datacard.py); built when synthesis finishes, {} before.
+    data_card = models.JSONField(default=dict, blank=True)
+    data_card_at = models.DateTimeField(null=True, blank=True)
     input_checkpoint = models.ForeignKey(
         ModelCheckpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

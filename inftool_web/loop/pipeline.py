@@ -89,6 +89,9 @@ def iteration_after_synthesis(*, iteration_id: int) -> bool:
         it = Iteration.objects.select_for_update().get(pk=iteration_id)
         if it.status != Iteration.Status.SYNTHESIZING:
             return False
+        from .datacard import data_card_after_synthesis
+
+        transaction.on_commit(lambda: data_card_after_synthesis(iteration_id=iteration_id), robust=True)
         profile = it.config.get("profile", "cpu")
         if profile == "none":
             it.output_checkpoint = it.input_checkpoint

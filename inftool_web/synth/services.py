@@ -464,12 +464,11 @@ def roleplay_config_for(iteration: Iteration):
     )
 
 
-def backends_for_iteration(iteration: Iteration) -> dict[str, Any]:
-    """The backend of every role: settings defaults, overridden by the iteration's config.
-    The Tool Agent runs the iteration's input checkpoint (the loop's latest model)."""
+def role_backend_specs(iteration: Iteration) -> dict[str, dict[str, Any]]:
+    """The backend spec of every role (``{"backend", **options}``, API key included):
+    settings defaults, overridden by the iteration's config.  The Tool Agent runs the
+    iteration's input checkpoint (the loop's latest model)."""
     from django.conf import settings
-
-    from synthesis.llm.roles import backends_for_roles
 
     def spec_from(d: Mapping[str, Any]) -> dict[str, Any]:
         backend = d.get("backend") or "embedded"
@@ -503,7 +502,14 @@ def backends_for_iteration(iteration: Iteration) -> dict[str, Any]:
     agent = specs.get("agent", {})
     if ckpt and ckpt.kind != "base" and agent.get("backend") == "embedded" and "model_path" not in agent:
         agent["model_path"] = ckpt.path
-    backends = backends_for_roles(specs)
+    return specs
+
+
+def backends_for_iteration(iteration: Iteration) -> dict[str, Any]:
+    """The backend of every role (:func:`role_backend_specs`), built or reused."""
+    from synthesis.llm.roles import backends_for_roles
+
+    backends = backends_for_roles(role_backend_specs(iteration))
     backends["scenario"] = backends["user"]
     backends["default"] = backends["agent"]
     return backends

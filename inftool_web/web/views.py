@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from inftool_web.api.selectors import FilterError, parse_min_score, tool_list
 from inftool_web.catalog.selectors import curation_summary
 from inftool_web.core.roles import has_role, user_role
+from inftool_web.loop.datacard import audit_agreement, data_card_get
 from inftool_web.loop.iteration_config import ConfigError
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_cancel, iteration_launch
@@ -90,6 +91,7 @@ def iteration_detail(request, pk: int):
     ctx.update(
         live=selectors.live_trajectories(iteration=iteration),
         stats=stats,
+        data_card=data_card_get(iteration=iteration),
         charts={
             "score": charts.bar_chart([f"{i / 10:.1f}" for i in range(10)], [("trajectories", stats.score_hist)],
                                       title="Execution-consistency score"),
@@ -185,7 +187,8 @@ def audit(request):
         size = form.cleaned_data.get("size") or 20
         seed = form.cleaned_data.get("seed") or "1"
         ctx.update(iteration=iteration, size=size, seed=seed,
-                   sample=selectors.audit_sample(iteration=iteration, size=size, seed=seed))
+                   sample=selectors.audit_sample(iteration=iteration, size=size, seed=seed),
+                   agreement=audit_agreement(iteration=iteration))
     return render(request, "web/audit.html", ctx)
 
 
