@@ -509,7 +509,15 @@ def pattern_ok(pattern: str) -> bool:
 _NAMED_GROUP_RE = re.compile(r"\(\?<(?![=!])")
 
 
+_JS_LITERAL_RE = re.compile(r"^/(\^.*|.*\$)/[gimsuy]*$", re.S)
+
+
 def _fix_pattern(pattern: str) -> str | None:
+    # A JavaScript regex literal (/^...$/): Python would look for the slashes, and an anchor
+    # after a literal "/" can never match, so no value could satisfy it.
+    m = _JS_LITERAL_RE.match(pattern)
+    if m and pattern_ok(m.group(1)):
+        return m.group(1)
     if pattern_ok(pattern):
         return pattern
     # ECMA named groups are the one common difference with an exact Python spelling.

@@ -21,9 +21,93 @@ from jsonschema import validators
 _MAX_DEPTH = 6
 
 
+# Formats that OpenAPI specs use beyond JSON Schema's own (OpenAPI's int32/int64/double,
+# Google's google-datetime, and spellings seen in the corpus), checked on strings like the
+# standard ones: a value written for such a parameter must read as what the format says.
+_ISO_DT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_CUSTOM_FORMATS: dict[str, re.Pattern[str]] = {
+    **dict.fromkeys(("int32", "int64", "int16", "int8", "uint8", "uint32", "uint64", "unsigned64", "integer", "int",
+                     "long", "Int32", "Uint32", "int-32", "id64", "digits"), re.compile(r"^-?\d+$")),
+    **dict.fromkeys(("double", "float", "decimal", "number", "money"), re.compile(r"^-?\d+(\.\d+)?$")),
+    "integer-positive": re.compile(r"^[1-9]\d*$"),
+    **dict.fromkeys(("datetime", "dateTime", "google-datetime", "iso-datetime", "iso8601-date-time", "rfc3339"), _ISO_DT),
+    **dict.fromkeys(("guid", "uuid4", "UUID"), re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")),
+    "base64url": re.compile(r"^[A-Za-z0-9_-]*={0,2}$"),
+    **dict.fromkeys(("base64", "bytes"), re.compile(r"^[A-Za-z0-9+/]*={0,2}$")),
+    "date-time-rfc1123": re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$"),
+    **dict.fromkeys(("unix-time", "unixtime", "timestamp"), re.compile(r"^\d{9,13}$")),
+    "google-duration": re.compile(r"^-?\d+(\.\d+)?s$"),
+    **dict.fromkeys(("iso-country-code", "country-code-2", "countrycode"), re.compile(r"^[A-Z]{2}$")),
+    "country-code-3": re.compile(r"^[A-Z]{3}$"),
+    **dict.fromkeys(("ISO4217", "iso-currency-code"), re.compile(r"^[A-Z]{3}$")),
+    "http-method": re.compile(r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)$"),
+    "slug": re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$"),
+    **dict.fromkeys(("phone", "phone-number", "e164_phone_number", "+E.164"), re.compile(r"^\+?[0-9 ()-]{7,20}$")),
+    "md5": re.compile(r"^[0-9a-f]{32}$"),
+    "Y-m-d": re.compile(r"^\d{4}-\d{2}-\d{2}$"),
+    "ISODate": re.compile(r"^\d{4}-\d{2}-\d{2}"),
+}
+_FORMAT_CHECKER: Any = None
+# JSON Schema's own formats that jsonschema checks only with optional packages (not
+# installed here): checked by these, as RFC 3339 / RFC 3986 say.
+_RFC3339_DT = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _is_datetime(v: str) -> bool:
+    from datetime import datetime
+
+    if not _RFC3339_DT.match(v):
+        return False
+    try:
+        datetime.fromisoformat(v.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_time(v: str) -> bool:
+    if not _RFC3339_TIME.match(v):
+        return False
+    h, m, sec = int(v[:2]), int(v[3:5]), int(v[6:8])
+    return h < 24 and m < 60 and sec < 61
+
+
+_STANDARD_CHECKS: dict[str, Any] = {
+    "date-time": _is_datetime,
+    "time": _is_time,
+    "uri": lambda v: bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$", v)),
+    "iri": lambda v: bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$", v)),
+    "url": lambda v: bool(re.match(r"^https?://[^\s/$.?#][^\s]*$", v)),
+    "uri-reference": lambda v: not re.search(r"\s", v),
+    "iri-reference": lambda v: not re.search(r"\s", v),
+    "hostname": lambda v: bool(re.match(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$", v)),
+    "duration": lambda v: bool(re.match(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$", v)),
+    "byte": lambda v: bool(re.match(r"^[A-Za-z0-9+/]*={0,2}$", v)) and len(v) % 4 == 0,
+    "json-pointer": lambda v: v == "" or v.startswith("/"),
+}
+
+
+def _format_checker() -> Any:
+    global _FORMAT_CHECKER
+    if _FORMAT_CHECKER is None:
+        checker = copy.deepcopy(jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        for name, rx in _CUSTOM_FORMATS.items():
+            checker.checks(name)(lambda v, rx=rx: not isinstance(v, str) or bool(rx.search(v)))
+        for name, check in _STANDARD_CHECKS.items():
+            if name not in checker.checkers:
+                checker.checks(name)(lambda v, check=check: not isinstance(v, str) or check(v))
+        for alias, canonical in _FORMAT_ALIASES.items():
+            if alias not in checker.checkers and canonical in checker.checkers:
+                checker.checkers[alias] = checker.checkers[canonical]
+        _FORMAT_CHECKER = checker
+    return _FORMAT_CHECKER
+
+
 def _validator(schema: dict[str, Any]) -> Any:
     cls = validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return cls(schema, format_checker=_format_checker())
 
 
 def validation_errors(instance: Any, schema: dict[str, Any] | None, *, limit: int = 5) -> list[str]:
@@ -223,21 +307,94 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
     (("time",), lambda r: f"{r.randint(7, 20):02d}:{r.choice(['00', '15', '30', '45'])}"),
 ]  # fmt: skip
 
+def _b64(r: random.Random) -> str:
+    import base64
+
+    return base64.b64encode(" ".join(r.choice(_WORDS) for _ in range(3)).encode()).decode()
+
+
 _FORMATS = {
     "date": lambda r: f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
     "date-time": lambda r: (
-        f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}T{r.randint(7, 20):02d}:{r.choice(['00', '30'])}:00Z"
+        f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}T{r.randint(7, 20):02d}:{r.choice(['00', '15', '30', '45'])}:00Z"
     ),
     "time": lambda r: f"{r.randint(7, 20):02d}:{r.choice(['00', '30'])}:00Z",
     "email": lambda r: f"{r.choice(_FIRST).lower()}.{r.choice(_LAST).lower()}@example.com",
+    "idn-email": lambda r: f"{r.choice(_FIRST).lower()}.{r.choice(_LAST).lower()}@example.com",
     "uri": lambda r: f"https://example.com/{r.choice(_WORDS)}/{r.randint(1, 999)}",
     "url": lambda r: f"https://example.com/{r.choice(_WORDS)}/{r.randint(1, 999)}",
+    "iri": lambda r: f"https://example.com/{r.choice(_WORDS)}/{r.randint(1, 999)}",
+    "uri-reference": lambda r: f"/{r.choice(_WORDS)}/{r.randint(1, 999)}",
+    "iri-reference": lambda r: f"/{r.choice(_WORDS)}/{r.randint(1, 999)}",
+    "uri-template": lambda r: f"https://example.com/{r.choice(_WORDS)}/{{id}}",
     "uuid": lambda r: "-".join(
         "".join(r.choice("0123456789abcdef") for _ in range(n)) for n in (8, 4, 4, 4, 12)
     ),
     "ipv4": lambda r: f"192.168.{r.randint(0, 255)}.{r.randint(1, 254)}",
+    "ip": lambda r: f"10.0.{r.randint(0, 255)}.{r.randint(1, 254)}",
+    "ipv6": lambda r: "2001:db8::" + format(r.randint(1, 0xFFFF), "x"),
     "hostname": lambda r: f"{r.choice(_WORDS)}.example.com",
+    "idn-hostname": lambda r: f"{r.choice(_WORDS)}.example.com",
+    "byte": _b64,
+    "binary": lambda r: f"{r.choice(_TOPICS).replace(' ', '-')}.pdf",
+    "password": lambda r: r.choice(_WORDS).capitalize() + r.choice("!#%&") + str(r.randint(100, 999)) + r.choice(_WORDS),
+    "int32": lambda r: str(r.randint(1, 500)),
+    "int64": lambda r: str(r.randint(1000, 999999)),
+    "integer": lambda r: str(r.randint(1, 500)),
+    "float": lambda r: f"{r.randint(1, 99)}.{r.randint(0, 99):02d}",
+    "double": lambda r: f"{r.randint(1, 99)}.{r.randint(0, 99):02d}",
+    "number": lambda r: f"{r.randint(1, 99)}.{r.randint(0, 99):02d}",
+    "decimal": lambda r: f"{r.randint(1, 99)}.{r.randint(0, 99):02d}",
+    "duration": lambda r: r.choice(["P1D", "PT30M", "PT2H", "P7D", "P1M"]),
+    "json-pointer": lambda r: f"/{r.choice(_WORDS)}/{r.randint(0, 9)}",
+    "relative-json-pointer": lambda r: f"{r.randint(0, 3)}/{r.choice(_WORDS)}",
+    "regex": lambda r: "^[a-z]+$",
+    "unix-time": lambda r: str(r.randint(1_700_000_000, 1_760_000_000)),
+    "timestamp": lambda r: str(r.randint(1_700_000_000, 1_760_000_000)),
+    "currency": lambda r: r.choice(["USD", "EUR", "JPY", "GBP"]),
+    "country-code": lambda r: r.choice(["FR", "JP", "KE", "CA", "PT", "DE", "BR"]),
+    "language": lambda r: r.choice(["en", "fr", "ja", "es", "de"]),
+    "phone": lambda r: f"+1-555-{r.randint(100, 999)}-{r.randint(1000, 9999)}",
+    "base64url": lambda r: _b64(r).rstrip("=").replace("+", "-").replace("/", "_"),
+    "date-time-rfc1123": lambda r: (
+        f"{r.choice(['Mon', 'Tue', 'Wed', 'Thu', 'Fri'])}, {r.randint(1, 28):02d} "
+        f"{r.choice(['Jan', 'Mar', 'Jun', 'Sep', 'Nov'])} 2025 {r.randint(7, 20):02d}:00:00 GMT"
+    ),
+    "google-duration": lambda r: f"{r.choice([30, 60, 300, 3600])}s",
+    "http-method": lambda r: r.choice(["GET", "POST", "PUT", "DELETE"]),
+    "slug": lambda r: r.choice(_TOPICS).replace(" ", "-"),
+    "integer-positive": lambda r: str(r.randint(1, 500)),
+    "country-code-3": lambda r: r.choice(["FRA", "JPN", "KEN", "CAN", "PRT", "DEU"]),
+    "iso-currency-code": lambda r: r.choice(["USD", "EUR", "JPY", "GBP"]),
+    "md5": lambda r: "".join(r.choice("0123456789abcdef") for _ in range(32)),
+    "google-fieldmask": lambda r: r.choice(["name", "name,description", "title,updateTime"]),
+    "email-address": lambda r: f"{r.choice(_FIRST).lower()}@example.com",
+    "person-name": _faked("name", lambda r: f"{r.choice(_FIRST)} {r.choice(_LAST)}"),
+    "city-name": lambda r: r.choice(_CITIES),
+    "street-address": _faked("street_address", lambda r: f"{r.randint(1, 999)} {r.choice(_WORDS).title()} Street"),
+    "postal-code": _faked("postcode", lambda r: f"{r.randint(10000, 99999)}"),
+    "organization-name": _faked("company", lambda r: f"{r.choice(_LAST)} Ltd"),
+    "color": lambda r: r.choice(["#1f6feb", "#d73a49", "#2da44e", "red", "blue"]),
+    "timezone": lambda r: r.choice(["Europe/Paris", "America/New_York", "Asia/Tokyo"]),
+    "locale": lambda r: r.choice(["en-US", "fr-FR", "ja-JP"]),
+    "bcp-47": lambda r: r.choice(["en-US", "fr-FR", "ja-JP"]),
+    "mime-type": lambda r: r.choice(["application/json", "text/csv", "image/png"]),
 }
+# Other spellings of the formats above.
+_FORMAT_ALIASES = {
+    "datetime": "date-time", "dateTime": "date-time", "google-datetime": "date-time", "iso-datetime": "date-time",
+    "iso8601-date-time": "date-time", "rfc3339": "date-time", "guid": "uuid", "uuid4": "uuid", "UUID": "uuid",
+    "int16": "int32", "int8": "int32", "uint8": "int32", "uint32": "int32", "Uint32": "int32", "Int32": "int32",
+    "int-32": "int32", "int": "int32", "uint64": "int64", "unsigned64": "int64", "long": "int64", "id64": "int64",
+    "digits": "int64", "money": "decimal", "unixtime": "unix-time", "iso-country-code": "country-code",
+    "country-code-2": "country-code", "countrycode": "country-code", "ISO4217": "currency",
+    "phone-number": "phone", "e164_phone_number": "phone", "+E.164": "phone", "bytes": "byte", "base64": "byte",
+    "URL": "url", "link": "url", "uriref": "uri-reference", "host-name": "hostname", "Y-m-d": "date",
+    "ISODate": "date", "Duration": "duration", "emailAddress": "email", "mimetype": "mime-type",
+    "field-mask": "google-fieldmask", "ip": "ipv4",
+}  # fmt: skip
+for _alias, _canonical in _FORMAT_ALIASES.items():
+    _FORMATS.setdefault(_alias, _FORMATS[_canonical])
 
 
 def is_id_key(name: str) -> bool:
@@ -353,9 +510,9 @@ def _synth(
     if kind == "array":
         return _synth_array(node, root, rng, hints, name, depth, opt)
     if kind == "integer":
-        return int(_synth_number(node, rng, integer=True))
+        return int(_synth_number(node, rng, integer=True, name=name))
     if kind == "number":
-        return _synth_number(node, rng, integer=False)
+        return _synth_number(node, rng, integer=False, name=name)
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "null":
@@ -439,9 +596,40 @@ def _synth_array(
     return out
 
 
-def _synth_number(node: dict, rng: random.Random, *, integer: bool) -> float:
+# Name fragments -> the range a person would use, when the schema leaves it open.
+_NUMBER_RULES: list[tuple[tuple[str, ...], tuple[float, float]]] = [
+    (("page",), (1, 5)),
+    (("limit", "per_page", "perpage", "page_size", "pagesize", "max_results", "maxresults", "count", "size", "top"),
+     (5, 50)),
+    (("offset", "skip", "start"), (0, 40)),
+    (("year",), (2018, 2025)),
+    (("month",), (1, 12)),
+    (("day",), (1, 28)),
+    (("hour",), (0, 23)),
+    (("minute", "second"), (0, 59)),
+    (("age",), (18, 80)),
+    (("lat",), (-60, 70)),
+    (("lon", "lng"), (-170, 170)),
+    (("amount", "price", "cost", "total", "balance", "fee", "budget", "salary"), (5, 500)),
+    (("quantity", "qty", "guests", "adults", "people", "seats", "rooms", "nights", "days"), (1, 6)),
+    (("rating", "stars", "score"), (1, 5)),
+    (("percent", "discount"), (5, 50)),
+    (("timestamp", "epoch", "_at", "time", "since", "until"), (1_700_000_000, 1_760_000_000)),
+    (("id",), (100, 99999)),
+]
+
+
+def _synth_number(node: dict, rng: random.Random, *, integer: bool, name: str = "") -> float:
     lo = node.get("minimum")
     hi = node.get("maximum")
+    low_name = name.lower()
+    for fragments, (a, b) in _NUMBER_RULES if name else []:
+        if any(f in low_name for f in fragments) or (fragments == ("id",) and is_id_key(name)):
+            # the usual range, inside whatever bounds the schema sets
+            if (lo is None or b >= lo) and (hi is None or a <= hi):
+                lo = a if lo is None else max(lo, a)
+                hi = b if hi is None else min(hi, b)
+            break
     if isinstance(node.get("exclusiveMinimum"), int | float) and not isinstance(
         node.get("exclusiveMinimum"), bool
     ):
@@ -473,6 +661,8 @@ def _synth_number(node: dict, rng: random.Random, *, integer: bool) -> float:
 
 
 def _synth_string(node: dict, rng: random.Random, name: str) -> str:
+    """A realistic string for a parameter called ``name`` that validates against ``node``
+    (format, pattern and length bounds); :class:`NoValidValue` when none can be made."""
     fmt = node.get("format")
     value: str | None = None
     if fmt in _FORMATS:
@@ -487,32 +677,176 @@ def _synth_string(node: dict, rng: random.Random, name: str) -> str:
                 break
     if value is None:
         value = rng.choice(_TOPICS).capitalize()
+    lo = int(node.get("minLength") or 0)
+    hi = node.get("maxLength") if isinstance(node.get("maxLength"), int) else None
+    if hi is not None and hi < lo:
+        raise NoValidValue(f"maxLength {hi} is below minLength {lo}")
     pattern = node.get("pattern")
     if isinstance(pattern, str):
-        value = _fit_pattern(value, pattern, rng)
-    lo = int(node.get("minLength") or 0)
-    hi = node.get("maxLength")
-    if len(value) < lo:
-        value = value + "x" * (lo - len(value))
-    if isinstance(hi, int) and len(value) > hi:
-        value = value[:hi]
+        return pattern_value(pattern, rng, hint=_fit_length(value, lo, hi, rng), min_length=lo, max_length=hi)
+    value = _fit_length(value, lo, hi, rng)
+    if fmt and not is_valid(value, {"type": "string", "format": fmt}):
+        raise NoValidValue(f"no value of length {lo}..{hi} has format {fmt!r}")
     return value
 
 
-def _fit_pattern(value: str, pattern: str, rng: random.Random) -> str:
+def _fit_length(value: str, lo: int, hi: int | None, rng: random.Random) -> str:
+    if len(value) < lo:
+        value = value + "".join(rng.choice(string.ascii_lowercase) for _ in range(lo - len(value)))
+    if hi is not None and len(value) > hi:
+        cut = value[:hi]
+        value = cut.rsplit(" ", 1)[0] if " " in cut and len(cut.rsplit(" ", 1)[0]) >= max(lo, 1) else cut
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Strings that match a pattern
+
+
+class NoValidValue(ValueError):
+    """No value satisfying the schema could be made (an unsatisfiable ``pattern``, or
+    bounds that contradict each other).  Callers reject what needed the value rather than
+    use one that does not validate."""
+
+
+_READABLE_WORD = string.ascii_lowercase * 3 + string.digits
+_READABLE_ANY = string.ascii_lowercase * 2 + string.digits
+_POOL = string.ascii_letters + string.digits + "-_."
+
+
+def _pattern_tree() -> Any:
+    import re._parser as parser  # the regex parser of the standard library (sre_parse)
+
+    return parser
+
+
+def regex_example(pattern: str, rng: random.Random, *, max_repeat: int = 6) -> str:
+    """A short, readable string matched by ``pattern`` (Python ``re`` syntax), built from the
+    standard library's own parse of it: repeats are kept small, ``\\w``/``.`` take lower-case
+    letters and digits, negated classes take readable characters.  Deterministic for a
+    given ``rng`` state.  Anchors and lookarounds are not checked here: callers verify with
+    ``re.search`` (:func:`pattern_value`).
+
+    >>> regex_example(r"^[A-Z]{2}-\\d{4}$", random.Random(1))
+    'SZ-4177'
+    """
+    parser = _pattern_tree()
+    from re import _constants as c
+
+    groups: dict[int, str] = {}
+
+    def chars_of(items: Any) -> list[str]:
+        out: list[str] = []
+        negate = False
+        for op, av in items:
+            if op is c.NEGATE:
+                negate = True
+            elif op is c.LITERAL:
+                out.append(chr(av))
+            elif op is c.RANGE:
+                lo, hi = av
+                if hi - lo > 200:  # a unicode range: its ASCII part, else its start
+                    ascii_part = [chr(i) for i in range(lo, min(hi, 126) + 1) if chr(i).isalnum()]
+                    out += ascii_part or [chr(i) for i in range(lo, lo + 26)]
+                else:
+                    out += [chr(i) for i in range(lo, hi + 1)]
+            elif op is c.CATEGORY:
+                out += list(_category(av))
+        if negate:
+            banned = set(out)
+            return [ch for ch in _POOL if ch not in banned] or [
+                chr(i) for i in range(33, 127) if chr(i) not in banned
+            ]
+        return out
+
+    def _category(cat: Any) -> str:
+        return {
+            c.CATEGORY_DIGIT: string.digits,
+            c.CATEGORY_NOT_DIGIT: string.ascii_lowercase,
+            c.CATEGORY_SPACE: " ",
+            c.CATEGORY_NOT_SPACE: _READABLE_WORD,
+            c.CATEGORY_WORD: _READABLE_WORD,
+            c.CATEGORY_NOT_WORD: "-",
+        }.get(cat, string.ascii_lowercase)
+
+    def build(items: Any) -> str:
+        out = []
+        for op, av in items:
+            if op is c.LITERAL:
+                out.append(chr(av))
+            elif op is c.NOT_LITERAL:
+                out.append(next(ch for ch in _POOL if ch != chr(av)))
+            elif op is c.ANY:
+                out.append(rng.choice(_READABLE_ANY))
+            elif op is c.IN:
+                choices = chars_of(av)
+                out.append(rng.choice(choices) if choices else "")
+            elif op is c.CATEGORY:
+                out.append(rng.choice(_category(av)))
+            elif op is c.BRANCH:
+                out.append(build(rng.choice(av[1])))
+            elif op is c.SUBPATTERN:
+                gid, _, _, sub = av
+                text = build(sub)
+                if gid:
+                    groups[gid] = text
+                out.append(text)
+            elif op is getattr(c, "ATOMIC_GROUP", None):
+                out.append(build(av))
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+                lo, hi, sub = av
+                top = lo + max_repeat if hi == c.MAXREPEAT else min(hi, lo + max_repeat)
+                times = rng.randint(lo, max(lo, top))
+                out.append("".join(build(sub) for _ in range(times)))
+            elif op is c.GROUPREF:
+                out.append(groups.get(av, ""))
+            elif op is c.ASSERT:
+                out.append(build(av[1]) if av[0] >= 0 else "")
+            elif op is c.GROUPREF_EXISTS:
+                gid, yes, no = av
+                out.append(build(yes) if gid in groups else (build(no) if no else ""))
+            # AT (anchors), ASSERT_NOT: nothing to emit
+        return "".join(out)
+
+    return build(parser.parse(pattern))
+
+
+def pattern_value(
+    pattern: str, rng: random.Random, *, hint: str | None = None, min_length: int = 0, max_length: int | None = None
+) -> str:
+    """A value that ``re.search(pattern, value)`` accepts (JSON Schema's reading of
+    ``pattern``) within the length bounds: ``hint`` (a realistic value for the parameter's
+    name) when it already matches, else a short generated match.  Raises
+    :class:`NoValidValue` when none can be made.
+
+    >>> pattern_value(r"^\\d{5}$", random.Random(0), hint="Lisbon")
+    '60487'
+    >>> pattern_value(r"^[a-z]+$", random.Random(0), hint="lisbon")
+    'lisbon'
+    """
     try:
         rx = re.compile(pattern)
-    except re.error:
-        return value
-    if rx.search(value):
-        return value
-    candidates = (
-        ["".join(rng.choice(string.digits) for _ in range(n)) for n in (1, 2, 3, 4, 5, 6, 8, 10)]
-        + ["".join(rng.choice(string.ascii_uppercase) for _ in range(n)) for n in (2, 3)]
-        + ["".join(rng.choice(string.ascii_lowercase) for _ in range(n)) for n in (3, 6)]
-        + ["2025-01-15", "abc123", "ABC-123", "a1b2c3d4"]
-    )
-    for c in candidates:
-        if rx.search(c):
-            return c
-    return value
+    except re.error as exc:
+        raise NoValidValue(f"pattern {pattern[:80]!r} is not a regular expression Python accepts ({exc})") from None
+
+    def fits(v: str) -> bool:
+        return bool(rx.search(v)) and len(v) >= min_length and (max_length is None or len(v) <= max_length)
+
+    if hint is not None and fits(hint):
+        return hint
+    found: list[str] = []
+    for k in range(24):
+        try:
+            v = regex_example(pattern, rng, max_repeat=2 + k // 4)
+        except (RecursionError, ValueError, KeyError, IndexError, TypeError):
+            break
+        if len(v) < min_length and rx.fullmatch(v) is None:
+            v = v + "".join(rng.choice(string.ascii_lowercase) for _ in range(min_length - len(v)))
+        if fits(v):
+            found.append(v)
+            if len(found) >= 3:
+                break
+    if found:
+        # the shortest of a few readable candidates, but not a degenerate one-character value
+        return min(found, key=lambda v: (len(v) < 3, len(v)))
+    raise NoValidValue(f"no value of length {min_length}..{max_length} matches pattern {pattern[:80]!r}")

@@ -29,7 +29,7 @@ from synthesis.llm.base import ChatRequest
 
 from . import prompts
 from .runtime import Gen, ask_first, parse_json_reply, rng_for
-from .schema_utils import is_id_key, is_valid, synthesize_instance, validation_errors
+from .schema_utils import NoValidValue, is_id_key, is_valid, synthesize_instance, validation_errors
 from .values import polish_result
 
 INVALID_PARAMS = -32602
@@ -247,7 +247,11 @@ class ServerSimulator:
         if not usable:
             rng = rng_for(self.seed, "server", rpc_id, name)
             if schema:
-                value = synthesize_instance(schema, rng=rng, hints=hints)
+                try:
+                    value = synthesize_instance(schema, rng=rng, hints=hints)
+                except NoValidValue as exc:
+                    return rpc_result(rpc_id, f"Error: the server could not build a result: {exc}"[:300],
+                                      structured=False, is_error=True)
             else:
                 value = {"success": True, **{k: v for k, v in arguments.items()}}
         else:

@@ -28,7 +28,7 @@ from .config import RoleplayConfig
 from .personas import SEED_PERSONAS
 from .reflection import Problem, reflect
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
-from .schema_utils import synthesize_instance, validation_errors
+from .schema_utils import NoValidValue, synthesize_instance, validation_errors
 from .scoring import execution_consistency, split_for
 from .server_sim import ServerSimulator
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
@@ -126,12 +126,18 @@ def reference_call(
         return {"name": tool["name"], "arguments": args}, notes
     # The model could not produce valid arguments: fall back to a schema instance, so the
     # task still exists; the verifiers judge whether it makes sense.
+    args: dict[str, Any] = {}
     for k in range(10):
-        args = synthesize_instance(
-            tool.get("inputSchema") or {"type": "object"},
-            rng=rng_for(seed, "fallback", k),
-            optional_ratio=0.3,
-        )
+        try:
+            args = synthesize_instance(
+                tool.get("inputSchema") or {"type": "object"},
+                rng=rng_for(seed, "fallback", k),
+                optional_ratio=0.3,
+            )
+        except NoValidValue as exc:
+            # the rule checks reject the task (its reference call does not validate)
+            notes["fallback"], notes["fallback_invalid"] = "none", str(exc)[:300]
+            return {"name": tool["name"], "arguments": {}}, notes
         args, _ = polish_arguments(
             args, tool.get("inputSchema"), rng_for(seed, "polish", k), tool_names=tool_names
         )

@@ -20,7 +20,7 @@ import random
 import re
 from typing import Any
 
-from .schema_utils import resolve, synthesize_instance, validation_errors
+from .schema_utils import NoValidValue, resolve, synthesize_instance, validation_errors
 
 PLACEHOLDER_WORDS = {
     "string", "object", "array", "integer", "number", "boolean", "null", "none", "value",
@@ -32,6 +32,8 @@ _PLACEHOLDER_RX = re.compile(
 )
 _REPEAT_RX = re.compile(r"(.)\1{4,}")
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
+# A regular expression pasted as a value: a character class, an escape or a quantifier.
+_REGEX_TEXT_RX = re.compile(r"\[(\^)?[^\]]*[a-z0-9]-[a-z0-9][^\]]*\]?|\\[dwsbDWS]|\{\d+(,\d*)?\}|\(\?[:=!<P]", re.I)
 _SEQUENTIAL = ("0123456789", "1234567890", "9876543210")
 # Names whose values are free text (a message body, a note): longer values are fine.
 _TEXT_KEYS = ("body", "message", "text", "description", "comment", "note", "content", "summary", "bio", "reason")
@@ -86,6 +88,14 @@ def implausible(
         return "a run of sequential digits"
     if _REPEAT_RX.search(s.rstrip("0") if s.isdigit() else s):
         return "a run of one repeated character"
+    if _REGEX_TEXT_RX.search(s) and not schema.get("pattern"):
+        return "the text of a pattern, not a value"
+    parts = [p for p in re.split(r"[.\-_:/|]+", s) if p]
+    if len(parts) >= 3 and max(parts.count(p) for p in parts) >= 3 and not s.replace(".", "").isdigit():
+        return "the same fragment repeated"
+    mixed = [p for p in parts if re.search(r"\d", p) and re.search(r"[A-Za-z]", p)]
+    if len(parts) >= 5 and len(mixed) >= 3 and not schema.get("pattern"):
+        return "a string of random fragments"
     if _LONG_DIGITS_RX.search(s) and not schema.get("pattern"):
         return "an implausibly long number"
     textual = any(k in key.lower() for k in _TEXT_KEYS)
@@ -138,11 +148,14 @@ def plausible_value(
     sub = resolve(prop, root)
     sub = sub if isinstance(sub, dict) else {}
     for k in range(6):
-        candidate = synthesize_instance(
-            {"type": "object", "properties": {key: prop or {"type": "string"}}, "required": [key], **defs},
-            rng=random.Random(rng.random() + k),
-            optional_ratio=0.3,
-        ).get(key)
+        try:
+            candidate = synthesize_instance(
+                {"type": "object", "properties": {key: prop or {"type": "string"}}, "required": [key], **defs},
+                rng=random.Random(rng.random() + k),
+                optional_ratio=0.3,
+            ).get(key)
+        except NoValidValue:
+            return None
         if candidate is not None and _deep_problem(candidate, key, sub, tool_names) is None:
             return candidate
     return None
