@@ -28,7 +28,7 @@ PLACEHOLDER_WORDS = {
     "baz", "test", "dummy", "n/a", "na", "your", "insert", "unknown",
 }  # fmt: skip
 _PLACEHOLDER_RX = re.compile(
-    r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z_ ]{1,30}>|\$\{|%s|\byour[_ -]", re.I
+    r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s|\byour[_ -]", re.I
 )
 _REPEAT_RX = re.compile(r"(.)\1{4,}")
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
@@ -102,7 +102,7 @@ def implausible(
     limit = 300 if textual else 80
     if len(s) > limit and not schema.get("maxLength"):
         return f"longer than {limit} characters"
-    if not textual and s.count(" ") > 12:
+    if not textual and s.count(" ") > 8:
         return "a sentence where a short value belongs"
     if re.fullmatch(r"(GET|POST|PUT|PATCH|DELETE)\s+/.*", s):
         return "an HTTP request line"
