@@ -50,7 +50,9 @@ VERBS |= {
     "skip", "label", "look", "identify", "initiate", "finalize", "download",
 }  # fmt: skip
 VERBS |= {"perform", "introspect", "inspect", "play", "pause", "favourite", "favorite", "unfeature", "feature",
-          "suspend", "unsuspend", "bookmark", "mute", "unmute", "approve", "lookup", "locate", "fix"}
+          "suspend", "unsuspend", "bookmark", "mute", "unmute", "approve", "lookup", "locate", "fix", "ask", "tell",
+          "give", "take", "use", "keep", "see", "try", "turn", "bring", "hide", "enroll", "answer", "explain",
+          "fill", "store", "push", "pull", "list", "search", "find", "save", "send", "calculate", "compare"}
 # Verbs that read better as "get" in a request ("return me the forecast" does not).
 _AS_GET = {"return", "retrieve", "fetch", "obtain", "read", "provide", "display", "describe", "query", "lookup"}
 _LEADS = re.compile(
