@@ -85,7 +85,7 @@ def read_side(name: str) -> dict:
     ok_mode: Counter = Counter()
     values = ValueChecks()
     accepted = []
-    for tid, kind, status, verdict, goal, tools, refs in rows:
+    for tid, kind, _status, verdict, goal, tools, refs in rows:
         by_mode[kind] += 1
         if verdict == "accepted":
             ok_mode[kind] += 1
