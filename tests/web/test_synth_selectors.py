@@ -63,3 +63,28 @@ def test_accepted_trajectories_below_the_usability_threshold_are_counted():
     d.tools.set([plumbing])
     assert iteration_accepted_below_usability(iteration_id=it.pk, threshold=0.6) == 2
     assert iteration_accepted_below_usability(iteration_id=it.pk, threshold=0.1) == 1
+
+
+def test_the_synthesize_summary_prints_acceptance_values_threshold_and_the_card():
+    import io
+
+    from inftool_web.loop.datacard import iteration_build_data_card
+    from inftool_web.synth.management.commands.synthesize import Command
+    from tests.factories import ToolFactory
+
+    it = IterationFactory(config={"count": 3, "min_usability": 0.6})
+    tool = ToolFactory(usability_score=0.9, input_schema=TOOL["inputSchema"], name="book_table")
+    for i, verdict in enumerate(["accepted", "accepted", "rejected"]):
+        t = TrajectoryFactory(iteration=it, kind="single", verdict=verdict, status="done", offered_tools=[TOOL],
+                              goal=f"Could you book a table on June {14 + i}, 2025 for {2 + i} guests?",
+                              reference_calls=[{"name": "book_table", "arguments": {"day": f"2025-06-{14 + i}", "guests": 2 + i}}])
+        t.tools.set([tool])
+        MessageFactory(trajectory=t, role="user", content=t.goal)
+    iteration_build_data_card(iteration=it, embeddings=False)
+    cmd = Command(stdout=io.StringIO())
+    cmd._summary(it)
+    out = cmd.stdout.getvalue()
+    assert "single" in out and "67%" in out  # 2 of 3 accepted
+    assert "argument values in accepted trajectories valid against their schemas" in out and ": 4 of 4 (100.0%)" in out
+    assert "below the usability threshold 0.6: 0" in out
+    assert "data card (manage.py data_card" in out and "distinct-2" in out

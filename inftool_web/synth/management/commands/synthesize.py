@@ -154,3 +154,29 @@ class Command(BaseCommand):
         threshold = IterationConfig.from_dict(it.config).min_usability
         below = iteration_accepted_below_usability(iteration_id=it.pk, threshold=threshold)
         self.stdout.write(f"accepted trajectories offering a tool below the usability threshold {threshold:g}: {below}")
+        self._card(it)
+
+    def _card(self, it: Iteration) -> None:
+        """The data card's figures on where texts came from and how diverse requests are."""
+        from inftool_web.loop.datacard import data_card_get
+
+        it.refresh_from_db()
+        card = data_card_get(iteration=it) if it.data_card else None
+        if not card or "texts" not in card:
+            self.stdout.write(f"data card: not built ({(card or {}).get('error', 'no card')}); "
+                              f"manage.py data_card --iteration {it.number}")
+            return
+        self.stdout.write(f"\ndata card (manage.py data_card --iteration {it.number} prints all of it):")
+        self.stdout.write("  texts of kept trajectories written by the model (the rest built by a fallback; votes: abstained):")
+        for kind, t in (card["texts"].get("kept") or {}).items():
+            if t["total"]:
+                self.stdout.write(f"    {kind:<20} {t['model']:>4} of {t['total']:<4} {dict(t['sources'])}")
+        d = card.get("diversity") or {}
+        near = d.get("near_duplicates") or {}
+        near_text = (f"{100 * near['share']:.0f}% near-duplicates (MiniLM cosine >= {near.get('threshold')})"
+                     if near.get("status") == "run" and near.get("share") is not None else f"near-duplicates {near.get('status')}")
+        self.stdout.write(f"  requests of kept trajectories: {d.get('requests')}, distinct-2 {d.get('distinct_2')}, "
+                          f"{d.get('exact_duplicates')} exact duplicates, {near_text}")
+        c = card.get("contamination") or {}
+        self.stdout.write(f"  contamination check against BFCL V3: {c.get('status')}"
+                          + (f", {c.get('flagged')} flagged" if c.get("status") == "run" else ""))
