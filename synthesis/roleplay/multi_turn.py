@@ -116,11 +116,13 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
     # by a plain statement of the plan.
     goal_problems = query_problems(goal, names) if goal else ["empty"]
     coverage, missing = value_coverage(goal, calls)
-    if goal and coverage < 0.5:
+    if goal and coverage < 1.0:
         goal_problems.append("mentions too few of the planned values (missing: " + ", ".join(missing[:4]) + ")")
     plain = plain_goal(calls, spec.tools)
     if goal and overlap(goal, plain) < MIN_REWRITE_OVERLAP:
         goal_problems.append("is not about the planned calls")
+    if goal and not re.search(r"\b(i|i'd|i'm|i've|my|me)\b", goal, re.I):
+        goal_problems.append("is not the user's own goal (first person)")
     made_up = phrasing.new_values(goal, plain) if goal else []
     if made_up:
         goal_problems.append("adds values the plan does not have: " + ", ".join(made_up[:4]))

@@ -39,6 +39,11 @@ _SEQUENTIAL = ("0123456789", "1234567890", "9876543210")
 _TEXT_KEYS = ("body", "message", "text", "description", "comment", "note", "content", "summary", "bio", "reason")
 
 
+def textual_key(key: str) -> bool:
+    """Whether a parameter's values are free text (a message body, a note)."""
+    return any(k in key.lower() for k in _TEXT_KEYS)
+
+
 def _words(s: str) -> list[str]:
     return re.findall(r"[a-z0-9/]+", s.lower())
 
@@ -88,6 +93,10 @@ def implausible(
         return "a run of sequential digits"
     if _REPEAT_RX.search(s.rstrip("0") if s.isdigit() else s):
         return "a run of one repeated character"
+    if not textual_key(key) and not schema.get("pattern") and any(
+        s.count(a) != s.count(b) for a, b in ("{}", "[]", "()")
+    ):
+        return "unbalanced brackets"
     if _REGEX_TEXT_RX.search(s) and not schema.get("pattern"):
         return "the text of a pattern, not a value"
     parts = [p for p in re.split(r"[.\-_:/|]+", s) if p]
