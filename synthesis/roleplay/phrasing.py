@@ -138,6 +138,12 @@ def action_phrase(tool: dict[str, Any]) -> str:
     if first and not re.search(r"https?://|[{}<>`|]", first):
         words = _untitle(first.split())
         verb = _base(words[0])
+        if verb is None and len(words) > 2 and words[1].lower() in _DETERMINERS - {"new"} and words[0].isalpha() \
+                and not words[0].lower().endswith(("ing", "ed", "s")):
+            verb = words[0].lower()  # "Reload the gateway": a verb we do not list, before its object
+        if verb is None and words[0].lower().endswith("ing") and len(words[0]) > 5:
+            stem = words[0].lower()[:-3]
+            verb = _base(stem) or _base(stem + "e") or (_base(stem[:-1]) if stem[-1:] == stem[-2:-1] else None)
         if verb is None and len(words) > 1 and re.fullmatch(r"[A-Za-z]{3,}s", words[0]) and not words[0].endswith("ss") \
                 and words[1].lower() in _DETERMINERS | {"information", "details", "data", "introspection"}:
             # a third-person verb we do not list ("Performs the ...")
@@ -159,6 +165,9 @@ def action_phrase(tool: dict[str, Any]) -> str:
         else:
             phrase = "look up the " + " ".join(words) if words else "help me"
     phrase = _lower_first(_BY_ID.sub("", phrase))
+    # the request is the user's own: "the user's profiles" -> "my profiles"
+    phrase = re.sub(r"\b(the (current|authenticated|logged[- ]in) user'?s|the user's|your)\b", "my", phrase)
+    phrase = re.sub(r"\b(the (current|authenticated|logged[- ]in) user|the user)\b", "me", phrase)
     words = phrase.split()
     if len(words) > 12:
         phrase = " ".join(words[:12])
@@ -375,6 +384,11 @@ def describe_call(action: str, arguments: dict[str, Any], rng: random.Random, *,
                 text = rx.sub((spoken(value) if bare else f"{noun} {spoken(value)}").replace("\\", "\\\\"), text, count=1)
                 continue
         if is_id_key(key) and scalar:
+            # a bare id names the thing the action is about: "unfollow the given account" -> "account id_0ef7"
+            m = None if noun else re.search(r"\b(?:a specific|the specified|the given|a given|the provided|an existing|this)\s+(\w+)", text, re.I)
+            if m:
+                text = text[: m.start()] + f"{m.group(1)} {value}" + text[m.end():]
+                continue
             preps.append(f"for {noun} {value}" if noun else f"with ID {value}")
             continue
         kind, phrase = clause(key, value, rng)
