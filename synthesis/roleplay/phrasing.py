@@ -141,7 +141,8 @@ def action_phrase(tool: dict[str, Any]) -> str:
         if verb is None and len(words) > 2 and words[1].lower() in _DETERMINERS - {"new"} and words[0].isalpha() \
                 and not words[0].lower().endswith(("ing", "ed", "s")):
             verb = words[0].lower()  # "Reload the gateway": a verb we do not list, before its object
-        if verb is None and words[0].lower().endswith("ing") and len(words[0]) > 5:
+        if verb is None and words[0].lower().endswith("ing") and len(words[0]) > 5 and len(words) > 1 \
+                and words[1].lower() in _DETERMINERS:
             stem = words[0].lower()[:-3]
             verb = _base(stem) or _base(stem + "e") or (_base(stem[:-1]) if stem[-1:] == stem[-2:-1] else None)
         if verb is None and len(words) > 1 and re.fullmatch(r"[A-Za-z]{3,}s", words[0]) and not words[0].endswith("ss") \
