@@ -100,6 +100,9 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "var" / "bench-data-quality"))
+    ap.add_argument("--only", choices=["before", "after"], default=None,
+                    help="run one side (the other is read from its database as an earlier run left it)")
+    ap.add_argument("--report", action="store_true", help="run nothing: read both databases and print")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,11 +110,12 @@ def main() -> int:
     if not wt.exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(wt), args.before], cwd=ROOT, check=True)
     sides = {"before": (wt, side_env("before", 11)), "after": (ROOT, side_env("after", 12))}
-    for name, (cwd, env) in sides.items():
+    run = {} if args.report else {n: v for n, v in sides.items() if args.only in (None, n)}
+    for name, (cwd, env) in run.items():
         prepare(name, cwd, env)
     cmd = [PY, "manage.py", "synthesize", "--count", str(args.count), "--seed", str(args.seed)]
     t0 = time.monotonic()
-    procs = {name: sh(cmd, cwd, env, out / f"{name}.log") for name, (cwd, env) in sides.items()}
+    procs = {name: sh(cmd, cwd, env, out / f"{name}.log") for name, (cwd, env) in run.items()}
     took = {}
     while procs:
         for name, p in list(procs.items()):
@@ -132,7 +136,7 @@ def main() -> int:
         print(f"{'accepted ' + m:<14}" + "".join(f"{c:>18}" for c in cells))
     cells = [f"{r['values'].passed}/{r['values'].total}" for r in results.values()]
     print(f"{'values valid':<14}" + "".join(f"{c:>18}" for c in cells))
-    print(f"{'minutes':<14}" + "".join(f"{took[n] / 60:>18.1f}" for n in results))
+    print(f"{'minutes':<14}" + "".join(f"{took[n] / 60:>18.1f}" if n in took else f"{'(earlier run)':>18}" for n in results))
     for name, r in results.items():
         print(f"\n--- {name}: requests of accepted trajectories")
         for kind, goal in r["accepted"]:
