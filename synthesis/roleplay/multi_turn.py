@@ -35,7 +35,13 @@ from .single_turn import (
 )
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
 from .values import is_request, overlap, query_problems
-from .verify import multi_turn_transcript, value_coverage, verify
+from .verify import (
+    answer_problems,
+    multi_turn_transcript,
+    ungrounded_values,
+    value_coverage,
+    verify,
+)
 
 _CREATE_VERBS = {
     "create",
@@ -499,6 +505,17 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
             for n in sorted(made - wanted)
             if verb_of(n) in STATE_CHANGING_VERBS  # made unasked, they teach harm
         ]
+    by_name = {t["name"]: t for t in scenario.tools}
+    context: list[str] = []
+    for m in messages:
+        if m.role == "assistant":
+            for c in m.calls():
+                problems += [f"the agent called {v}, which nobody gave" for v in
+                             ungrounded_values(c, "\n".join(context), by_name.get(c["name"]))]
+            if m.content and not m.tool_calls:
+                problems += answer_problems(m.content, "\n".join(context))
+        elif m.role in ("user", "tool"):
+            context.append(m.content or "")
     tool_msgs = [m for m in messages if m.role == "tool"]
     if not calls:
         problems.append("the agent never called a tool")

@@ -28,12 +28,24 @@ from .config import RoleplayConfig
 from .personas import SEED_PERSONAS
 from .reflection import Problem, reflect
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
-from .schema_utils import NoValidValue, synthesize_instance, validation_errors
+from .schema_utils import (
+    NoValidValue,
+    synthesize_instance,
+    unknown_argument_names,
+    validation_errors,
+)
 from .scoring import execution_consistency, split_for
 from .server_sim import ServerSimulator
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
 from .values import cap_strings, overlap, polish_arguments, query_problems
-from .verify import single_turn_transcript, value_coverage, verify
+from .verify import (
+    _stems,
+    intent_problems,
+    single_turn_transcript,
+    tool_intent,
+    value_coverage,
+    verify,
+)
 
 # Least share of the plain request's content words a model's rewrite must keep.
 MIN_REWRITE_OVERLAP = 0.4
@@ -307,12 +319,25 @@ def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
         ]
     by_name = {t["name"]: t for t in scenario.tools}
     for c in scenario.reference_calls:
-        errs = validation_errors(c["arguments"], (by_name.get(c["name"]) or {}).get("inputSchema"))
-        if c["name"] not in by_name or errs:
+        schema = (by_name.get(c["name"]) or {}).get("inputSchema")
+        errs = validation_errors(c["arguments"], schema)
+        unknown = unknown_argument_names(c["arguments"], schema) if isinstance(c["arguments"], dict) else []
+        if c["name"] not in by_name or errs or unknown:
             problems.append(
-                f"reference call {c['name']} is invalid: {'; '.join(errs) or 'unknown tool'}"
+                f"reference call {c['name']} is invalid: "
+                + ("; ".join(errs + [f"no parameter {u!r}" for u in unknown]) or "unknown tool")
             )
-    if scenario.mode != "irrelevance":
+    if scenario.mode == "irrelevance":
+        if scenario.reference_calls:
+            problems.append("an irrelevance task has no reference call, but this one has "
+                            + ", ".join(c["name"] for c in scenario.reference_calls))
+        asked = _stems(scenario.query)
+        for t in scenario.tools:
+            own = tool_intent(t)
+            if len(own & asked) >= 2 and len(own & asked) * 2 >= len(own):
+                problems.append(f"the offered tool {t['name']} seems to serve the request ({', '.join(sorted(own & asked))})")
+    else:
+        problems += intent_problems(scenario.query, scenario.reference_calls, scenario.tools)
         cov, missing = value_coverage(scenario.query, scenario.reference_calls)
         if cov < cfg.min_value_coverage:
             problems.append(

@@ -33,6 +33,7 @@ from synthesis.llm.base import ChatRequest
 from . import prompts
 from .phrasing import humanize, mentions, new_values
 from .runtime import Gen, ask_first, gather, parse_json_reply
+from .schema_utils import resolve, schema_properties
 from .server_sim import response_text
 from .steps import MessageStep, ScenarioStep, StepLog, VoteStep
 from .values import content_words
@@ -270,3 +271,102 @@ def value_coverage(query: str, calls: list[dict[str, Any]]) -> tuple[float, list
         return 1.0, []
     missing = [str(v) for v in values if not mentions(query, v)]
     return round(1 - len(missing) / len(values), 6), missing
+
+
+# ---------------------------------------------------------------------------------------
+# Rule checks shared by the single- and multi-turn rules
+
+_GENERIC_INTENT = {
+    "get", "list", "show", "find", "fetch", "retrieve", "return", "returns", "look", "lookup", "all", "one", "given",
+    "specific", "specified", "provided", "existing", "new", "information", "info", "details", "detail", "data",
+    "api", "resource", "resources", "object", "objects", "item", "items", "entry", "entries", "record", "records",
+    "by", "for", "with", "from", "the", "and", "request", "search", "query", "create", "update", "delete", "set",
+    "single", "multiple", "user", "users", "current", "this", "that", "use", "using", "can", "id", "ids", "name",
+}  # fmt: skip
+
+
+def _stems(text: str) -> set[str]:
+    words = content_words(humanize(text))
+    return {w[:-1] if len(w) > 4 and w.endswith("s") else w for w in words} - _GENERIC_INTENT
+
+
+def tool_intent(tool: dict[str, Any]) -> set[str]:
+    """The words that say what ``tool`` is about (its name and summary, less verbs and
+    words every tool has): ``getForecast`` "Returns the weather forecast" -> forecast, weather."""
+    first = re.split(r"(?<=[.!?])\s|\n", (tool.get("description") or "").strip(), maxsplit=1)[0]
+    return _stems(tool.get("name", "")) | _stems(first)
+
+
+def intent_problems(query: str, calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[str]:
+    """A reference call to a tool the request does not ask for: its subject words are not in
+    the request, or another offered tool's are and its own are not.
+
+    >>> w = {"name": "get_weather", "description": "Get the current weather for a city."}
+    >>> a = {"name": "get_air_quality", "description": "Get the air quality index for a city."}
+    >>> intent_problems("What's the weather in Paris?", [{"name": "get_air_quality", "arguments": {}}], [w, a])
+    ['the request does not ask for what get_air_quality does (air, city, index); it asks for what get_weather does']
+    >>> intent_problems("What's the weather in Paris?", [{"name": "get_weather", "arguments": {}}], [w, a])
+    []
+    """
+    asked = _stems(query)
+    by_name = {t["name"]: t for t in tools}
+    out = []
+    for name in dict.fromkeys(c["name"] for c in calls):
+        tool = by_name.get(name)
+        if tool is None:
+            continue
+        own = tool_intent(tool)
+        if not own or own & asked:
+            continue
+        fits = [t["name"] for t in tools if t["name"] != name and tool_intent(t) & asked]
+        out.append(f"the request does not ask for what {name} does ({', '.join(sorted(own)[:3])})"
+                   + (f"; it asks for what {fits[0]} does" if fits else ""))
+    return out
+
+
+_STATUS_WORDS = {
+    "confirmed", "cancelled", "canceled", "pending", "shipped", "delivered", "active", "inactive", "failed",
+    "completed", "succeeded", "approved", "rejected", "declined", "refunded", "paid", "unpaid", "open", "closed",
+    "expired", "suspended", "available", "unavailable", "sunny", "rainy", "cloudy", "snowy",
+}  # fmt: skip
+
+
+def answer_problems(answer: str, grounds: str) -> list[str]:
+    """What a text answer states that the tool results (and the conversation, ``grounds``)
+    do not: a number, or a status word.
+
+    >>> answer_problems("It is 30 degrees and sunny in Oslo.", '{"city": "Oslo", "temperature": 12, "condition": "rain"}')
+    ['the answer states 30, which no tool result or message holds', 'the answer says sunny, which no tool result or message says']
+    """
+    low = " ".join(grounds.lower().split())
+    out = []
+    for num in dict.fromkeys(re.findall(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w.])", answer)):
+        forms = {num, num.replace(",", ""), num.rstrip("0").rstrip(".") if "." in num else num}
+        if not any(re.search(rf"(?<![\d.]){re.escape(f)}(?![\d])", low) for f in forms if f):
+            out.append(f"the answer states {num}, which no tool result or message holds")
+    said = set(re.findall(r"[a-z]+", answer.lower())) & _STATUS_WORDS
+    for word in sorted(said):
+        if word not in low and word.rstrip("d") not in low:
+            out.append(f"the answer says {word}, which no tool result or message says")
+    return out
+
+
+def ungrounded_values(call: dict[str, Any], context: str, tool: dict[str, Any] | None) -> list[str]:
+    """Argument values of a multi-turn call that nothing before it gave: not said by the
+    user, not returned by a tool (enum members, booleans and the schema's defaults aside).
+
+    >>> ungrounded_values({"name": "get_weather", "arguments": {"city": "Lisbon"}}, "User: weather in Paris?", None)
+    ['get_weather.city = Lisbon']
+    """
+    props = schema_properties((tool or {}).get("inputSchema"))
+    root = (tool or {}).get("inputSchema") or {}
+    out = []
+    for key, value in (call.get("arguments") or {}).items():
+        sub = resolve(props.get(key) or {}, root) if props else {}
+        sub = sub if isinstance(sub, dict) else {}
+        for v in prompts._scalars(value):
+            if sub.get("enum") and v in sub["enum"] or ("default" in sub and sub["default"] == v):
+                continue
+            if not mentions(context, v):
+                out.append(f"{call['name']}.{key} = {v}")
+    return out
