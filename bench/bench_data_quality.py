@@ -53,6 +53,11 @@ def prepare(name: str, cwd: Path, env: dict[str, str]) -> None:
         subprocess.run([PY, *cmd], cwd=cwd, env=env, check=True, capture_output=True)
 
 
+def _json(v):
+    """A jsonb column as Django's connection hands it to a raw cursor (text)."""
+    return json.loads(v) if isinstance(v, str) else v
+
+
 def read_side(name: str) -> dict:
     """What the side's database holds, read with this checkout's code."""
     import django
@@ -76,22 +81,53 @@ def read_side(name: str) -> dict:
                     "and tool_calls::text <> '[]' and trajectory_id = any(%s)", [[r[0] for r in rows]])
         calls: dict[int, list] = {}
         for tid, tcs in cur.fetchall():
-            for tc in tcs or []:
+            for tc in _json(tcs) or []:
                 fn = tc.get("function", tc)
                 args = fn.get("arguments")
                 args = json.loads(args) if isinstance(args, str) and args.strip() else (args or {})
                 calls.setdefault(tid, []).append({"name": fn.get("name"), "arguments": args})
+        cur.execute("select trajectory_id, data from synth_trajectorystep where trajectory_id = any(%s) order by index",
+                    [[r[0] for r in rows if r[3] == "accepted"]])
+        steps: dict[int, list] = {}
+        for tid, data in cur.fetchall():
+            steps.setdefault(tid, []).append(_json(data))
     by_mode: Counter = Counter()
     ok_mode: Counter = Counter()
+    recheck = recheck_accepted(steps)
     values = ValueChecks()
     accepted = []
     for tid, kind, _status, verdict, goal, tools, refs in rows:
+        tools, refs = _json(tools), _json(refs)
         by_mode[kind] += 1
         if verdict == "accepted":
             ok_mode[kind] += 1
             values.add(argument_value_checks(list(refs or []) + calls.get(tid, []), tools or []))
             accepted.append((kind, goal))
-    return {"by_mode": by_mode, "ok_mode": ok_mode, "values": values, "accepted": accepted, "n": len(rows)}
+    return {"by_mode": by_mode, "ok_mode": ok_mode, "values": values, "accepted": accepted, "n": len(rows),
+            "recheck": recheck}
+
+
+def recheck_accepted(steps: dict[int, list]) -> dict[int, list[str]]:
+    """This checkout's rule checks applied to each accepted trajectory's stored steps: what
+    they would reject today (a side measured before a check was added is judged by it too)."""
+    from synthesis.roleplay import multi_turn, single_turn
+    from synthesis.roleplay.config import RoleplayConfig
+    from synthesis.roleplay.steps import MessageStep, ResumeState, ScenarioStep
+
+    out = {}
+    for tid, rows in steps.items():
+        state = ResumeState.from_steps(rows)
+        scenario = next((s for s in state.steps if isinstance(s, ScenarioStep)), None)
+        if scenario is None:
+            continue
+        if scenario.mode == "multi_turn":
+            msgs = [s for s in state.steps if isinstance(s, MessageStep) and s.role != "system"]
+            problems = multi_turn.rule_problems(msgs, scenario)
+        else:
+            problems = single_turn.rule_problems(scenario, RoleplayConfig())
+        if problems:
+            out[tid] = problems
+    return out
 
 
 def main() -> int:
@@ -136,6 +172,8 @@ def main() -> int:
         print(f"{'accepted ' + m:<14}" + "".join(f"{c:>18}" for c in cells))
     cells = [f"{r['values'].passed}/{r['values'].total}" for r in results.values()]
     print(f"{'values valid':<14}" + "".join(f"{c:>18}" for c in cells))
+    cells = [f"{len(r['recheck'])}" for r in results.values()]
+    print(f"{'rechecked: rejected today':<14}" + "".join(f"{c:>18}" for c in cells))
     print(f"{'minutes':<14}" + "".join(f"{took[n] / 60:>18.1f}" if n in took else f"{'(earlier run)':>18}" for n in results))
     for name, r in results.items():
         print(f"\n--- {name}: requests of accepted trajectories")
@@ -143,6 +181,8 @@ def main() -> int:
             print(f"  [{kind}] {goal[:220]}")
         for f in r["values"].failures[:10]:
             print(f"  invalid value: {f}")
+        for tid, problems in r["recheck"].items():
+            print(f"  accepted {tid}, rejected by today's rule checks: {'; '.join(problems)[:300]}")
     return 0
 
 

@@ -317,6 +317,11 @@ def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
             f"the query {p}"
             for p in query_problems(scenario.query, tuple(t["name"] for t in scenario.tools))
         ]
+    plain = ((scenario.meta or {}).get("query") or {}).get("plain") or ""
+    if plain and scenario.query != plain:
+        made_up = phrasing.new_values(scenario.query, plain)
+        if made_up:
+            problems.append("the query adds values its reference does not have: " + ", ".join(made_up[:4]))
     by_name = {t["name"]: t for t in scenario.tools}
     for c in scenario.reference_calls:
         schema = (by_name.get(c["name"]) or {}).get("inputSchema")

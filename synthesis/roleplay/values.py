@@ -324,6 +324,10 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     letters = sum(ch.isalpha() for ch in q)
     if q and letters / len(q) < 0.5:
         out.append("mostly symbols and digits")
+    if any(q.count(a) != q.count(b) for a, b in ("{}", "[]", "()")) or "}}" in q or "{{" in q:
+        out.append("has unbalanced brackets (template or code debris)")
+    if re.match(r"^\s*(\d+[.)]|[-*•])\s", q):
+        out.append("starts like a list item")
     if _ASSISTANT_VOICE.search(q):
         out.append("speaks as the assistant, not the user")
     if re.match(r"^[A-Z][\w .'-]{0,20}:\s", q) and not re.match(r"^(hi|hello|hey|note|ps|re)\b", q, re.I):

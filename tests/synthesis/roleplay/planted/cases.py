@@ -157,6 +157,9 @@ CASES: list[Case] = [
            [c("book_table", restaurant="Chez Marie", date="2025-06-14", guests=4, code="ABC-123")],
            [c("book_table", restaurant="Chez Marie", date="2025-06-14", guests=4, code="abc123")],
            "Book a table at Chez Marie on June 14, 2025 for 4 guests, code abc123."),
+    single("template debris in the request", "the request carries code/template debris", "single",
+           [GET_WEATHER], WEATHER_Q, [c("get_weather", city="Paris")], None,
+           "What's the weather in Paris }}  # Use format to collect the data in a list."),
     # --- parallel
     single("parallel call not asked for", "a second call for Tokyo the request never mentions", "parallel",
            [GET_WEATHER], "What's the weather in Paris and in Tokyo?",
