@@ -247,6 +247,10 @@ def new_values(text: str, source: str) -> list[str]:
     """
     low = " ".join(source.lower().split())
     out = []
+    # a name the source does not have: a capitalised word inside a sentence ("the usage of API Nexar")
+    for m in re.finditer(r"(?<=[a-z,;] )([A-Z][a-zA-Z]{2,})\b", text):
+        if m.group(1).lower() not in low and m.group(1) not in out:
+            out.append(m.group(1))
     for tok in _VALUE_TOKEN.findall(text):
         tok = tok.strip(".-'’")
         valueish = re.search(r"\d", tok) or re.search(r"\w[._@/]\w", tok) or re.search(r"[a-z][A-Z]", tok)

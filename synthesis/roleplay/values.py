@@ -102,6 +102,13 @@ def implausible(
     parts = [p for p in re.split(r"[.\-_:/|]+", s) if p]
     if len(parts) >= 3 and max(parts.count(p) for p in parts) >= 3 and not s.replace(".", "").isdigit():
         return "the same fragment repeated"
+    if re.match(r"^\d{4}-\d{2}-\d{2}T", s) and not _parses_as_date(s):
+        return "not a valid date or time"
+    if not textual_key(key) and not schema.get("pattern"):
+        if len(parts) >= 8 or sum(1 for p in parts if len(p) == 1) >= 5:
+            return "a string of many fragments"
+        if re.search(r"[*,;|\\^~`$!?]", s) and " " not in s:
+            return "stray punctuation in a value"
     mixed = [p for p in parts if re.search(r"\d", p) and re.search(r"[A-Za-z]", p)]
     if len(parts) >= 5 and len(mixed) >= 3 and not schema.get("pattern"):
         return "a string of random fragments"

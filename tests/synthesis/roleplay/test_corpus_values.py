@@ -82,5 +82,14 @@ def test_bad_values_of_checked_formats_fail():
 
 def test_noise_values_from_the_issue_are_implausible():
     for value in ["ast-10801.f133.fieI0E.i1Ei1.i1Ei1.i1Ei1", "ZE[0-9a-f8-a12-9bA-F17b-0FCA-00E-A-A-A-",
-                  "token-token-token-token-12", "v15.0.21-8888-s3.npm.npm-cache.v8.0.2.0-"]:
+                  "token-token-token-token-12", "v15.0.21-8888-s3.npm.npm-cache.v8.0.2.0-",
+                  # seen in a later run of the embedded model
+                  "123_98_123_11_12_13_2013_21_22_23_24_25_26", "a_b_c_d_e_f_g_h_i_j", "WFJB*BamBAM",
+                  "2023-11-28T08:35:53.58.43.16,,", "Post_Api_V1_Account_ID_unmute_id_unmute_id_1"]:
         assert implausible(value, "value"), value
+
+
+def test_realistic_values_stay_plausible():
+    for value, key in [("Lisbon", "city"), ("ord_4f2a91c0", "order_id"), ("1.2.3", "version"), ("api.example.com", "host"),
+                       ("2025-06-14T09:30:00Z", "since"), ("paper clips", "item"), ("alex.morgan@example.com", "email")]:
+        assert implausible(value, key) is None, value
