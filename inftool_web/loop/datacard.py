@@ -32,6 +32,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from inftool_web.synth.models import Message, Trajectory, TrajectoryStep
+from inftool_web.synth.selectors import calls_of
 from inftool_web.synth.services import role_backend_specs
 from synthesis.llm.embedded import EMBEDDED_MODEL_NAME
 from synthesis.llm.roles import ROLES, resolve_role_specs
@@ -183,30 +184,6 @@ def polishing_counts(scenario_meta: dict[str, Any]) -> Counter:
             out[str(note["fallback"])] += 1
         if note.get("fallback_invalid"):
             out["fallback_invalid"] += 1
-    return out
-
-
-def calls_of(tool_calls: Any) -> list[dict[str, Any]]:
-    """``{"name", "arguments": dict}`` for each stored call (OpenAI or plain form); the
-    arguments of a call whose JSON does not parse are one unknown parameter, so they fail.
-
-    >>> calls_of([{"function": {"name": "f", "arguments": '{"a": 1}'}}, {"name": "g", "arguments": "{"}])
-    [{'name': 'f', 'arguments': {'a': 1}}, {'name': 'g', 'arguments': {'<unparseable arguments>': '{'}}]
-    """
-    out = []
-    for tc in tool_calls or []:
-        if not isinstance(tc, dict):
-            continue
-        fn = tc.get("function", tc) if isinstance(tc.get("function", tc), dict) else {}
-        args = fn.get("arguments", {})
-        if isinstance(args, str):
-            try:
-                args = json.loads(args) if args.strip() else {}
-            except ValueError:
-                args = {"<unparseable arguments>": args}
-        if not isinstance(args, dict):
-            args = {"<not an object>": args}
-        out.append({"name": fn.get("name", ""), "arguments": args})
     return out
 
 

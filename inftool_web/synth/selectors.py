@@ -10,17 +10,27 @@ from synthesis.roleplay.checks import ValueChecks, argument_value_checks
 from .models import Message, Trajectory
 
 
-def _calls_of(tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def calls_of(tool_calls: Any) -> list[dict[str, Any]]:
+    """``{"name", "arguments": dict}`` for each stored call (OpenAI or plain form); the
+    arguments of a call whose JSON does not parse are one unknown parameter, so they fail.
+
+    >>> calls_of([{"function": {"name": "f", "arguments": '{"a": 1}'}}, {"name": "g", "arguments": "{"}])
+    [{'name': 'f', 'arguments': {'a': 1}}, {'name': 'g', 'arguments': {'<unparseable arguments>': '{'}}]
+    """
     out = []
     for tc in tool_calls or []:
-        fn = tc.get("function", tc)
+        if not isinstance(tc, dict):
+            continue
+        fn = tc.get("function", tc) if isinstance(tc.get("function", tc), dict) else {}
         args = fn.get("arguments", {})
         if isinstance(args, str):
             try:
                 args = json.loads(args) if args.strip() else {}
             except ValueError:
                 args = {"<unparseable arguments>": args}
-        out.append({"name": fn.get("name", ""), "arguments": args if isinstance(args, dict) else {"<not an object>": args}})
+        if not isinstance(args, dict):
+            args = {"<not an object>": args}
+        out.append({"name": fn.get("name", ""), "arguments": args})
     return out
 
 
@@ -33,7 +43,7 @@ def iteration_value_checks(*, iteration_id: int) -> ValueChecks:
     for tid, tool_calls in Message.objects.filter(
         trajectory__in=accepted, role="assistant"
     ).exclude(tool_calls=[]).values_list("trajectory_id", "tool_calls"):
-        calls_by_traj.setdefault(tid, []).extend(_calls_of(tool_calls))
+        calls_by_traj.setdefault(tid, []).extend(calls_of(tool_calls))
     for t in accepted.only("id", "offered_tools", "reference_calls"):
         calls = list(t.reference_calls or []) + calls_by_traj.get(t.id, [])
         checks.add(argument_value_checks(calls, t.offered_tools or []))

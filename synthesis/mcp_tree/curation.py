@@ -55,7 +55,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthesis.roleplay.schema_utils import is_id_key, required_names, resolve
+from synthesis.roleplay.schema_utils import is_id_key, pointer_target, required_names, resolve
 
 from .openapi import fallback_description
 from .tool_check import MAX_SCHEMA_CHARS, tool_problem
@@ -576,17 +576,7 @@ def _dangling_refs(root: dict[str, Any]) -> list[str]:
 
 def _points_at_empty(ref: str, root: dict[str, Any]) -> bool:
     """A reference to a schema that really is ``{}`` (anything goes) is not dangling."""
-    if not ref.startswith("#"):
-        return False
-    target: Any = root
-    for part in ref.lstrip("#").strip("/").split("/"):
-        if not part:
-            continue
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(target, dict) or part not in target:
-            return False
-        target = target[part]
-    return target == {}
+    return pointer_target(ref, root) == {}
 
 
 def _schema_problem(
@@ -667,8 +657,6 @@ def _is_credential(name: str) -> bool:
     return bool(_CREDENTIAL.match(name.strip()))
 
 
-# TODO(values): ``synthesis.roleplay.schema_utils.value_source`` lands on branch ``values``
-# with this signature; this private copy goes when the two are merged.
 def _value_source(name: str, schema: Any, _depth: int = 0) -> str | None:
     """Where a realistic value for property ``name`` comes from, or None when nothing says.
 
