@@ -37,7 +37,7 @@ from .schema_utils import (
 from .scoring import execution_consistency, split_for
 from .server_sim import ServerSimulator
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
-from .values import cap_strings, overlap, polish_arguments, query_problems
+from .values import cap_strings, is_request, overlap, polish_arguments, query_problems
 from .verify import (
     _stems,
     intent_problems,
@@ -218,6 +218,8 @@ def write_query(
         except Exception:
             query = ""
         problems = query_problems(query, tool_names)
+        if query and not is_request(query):
+            problems.append("asks for nothing (a user's request asks)")
         if wanted:
             cov, missing = value_coverage(query, wanted)
             if cov < 1.0:
@@ -317,6 +319,9 @@ def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
             f"the query {p}"
             for p in query_problems(scenario.query, tuple(t["name"] for t in scenario.tools))
         ]
+        plain_query = ((scenario.meta or {}).get("query") or {}).get("plain") or ""
+        if scenario.query != plain_query and not is_request(scenario.query):
+            problems.append("the query asks for nothing")
     plain = ((scenario.meta or {}).get("query") or {}).get("plain") or ""
     if plain and scenario.query != plain:
         made_up = phrasing.new_values(scenario.query, plain)

@@ -20,6 +20,7 @@ import random
 import re
 from typing import Any
 
+from .phrasing import VERBS
 from .schema_utils import NoValidValue, resolve, synthesize_instance, validation_errors
 
 PLACEHOLDER_WORDS = {
@@ -281,7 +282,8 @@ _STOP = {
 }  # fmt: skip
 _ASSISTANT_VOICE = re.compile(
     r"\b(i'?m|i am) (here|happy|glad) to help|how (can|may) i (help|assist)|what (is it|can i do for) you|"
-    r"thank you for (asking|reaching)|as an ai\b|i can help you|is there anything else|let me know if you",
+    r"thank you for (asking|reaching)|as an ai\b|i can help you|is there anything else|let me know if you|"
+    r"^you (can|could|may|should|need to)\b|if you have access",
     re.I,
 )
 
@@ -343,7 +345,7 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
 
 
 _REQUEST_RX = re.compile(
-    r"\?|\b(please|pls|can you|could you|would you|will you|i need|i'?d like|i want|i would like|"
+    r"\?|\b(please|pls|can you|could you|would you|will you|i need|i'?d like|i want|i would like|need to|want to|if you could|"
     r"i'?m (looking|trying|hoping)|help me|let'?s|tell me|show me|give me)\b|"
     # an imperative: a sentence that starts with a verb (after an optional greeting)
     r"(^|[.!;:]\s+)((hi|hello|hey)[,!]?\s+)?(find|get|check|look up|send|create|cancel|book|update|delete|"
@@ -362,7 +364,10 @@ def is_request(text: str) -> bool:
     >>> is_request("Enjoyed the new collection, what a lovely summer it was.")
     False
     """
-    return bool(_REQUEST_RX.search(text))
+    if _REQUEST_RX.search(text):
+        return True
+    first = re.match(r"^\s*(?:(?:hi|hello|hey)[,!.]?\s+)?([A-Za-z]+)", text, re.I)
+    return bool(first and first.group(1).lower() in VERBS)
 
 
 def cap_strings(tool: dict[str, Any], *, short: int = 80, text: int = 300) -> dict[str, Any]:

@@ -85,3 +85,13 @@ def test_spoken_forms_and_made_up_values():
     assert not mentions("on June 15, 2025", "2025-06-14")
     assert new_values("Please get player 2 in xml. Use official 4DC 2017-2022.", "Get player 2 in xml.") == ["4DC", "2017-2022"]
     assert new_values("Hey, could you pull up player 2 for me, in xml?", "Get player 2 in xml.") == []
+
+
+def test_every_opener_reads_as_a_request_and_passes_the_query_checks():
+    from synthesis.roleplay.phrasing import opening
+    from synthesis.roleplay.values import is_request
+
+    for style, templates in REGISTERS.items():
+        for i in range(len(templates) * 6):
+            text = opening("reset the policy CALL", style, random.Random(i))
+            assert is_request(text) and query_problems(text) == [], text
