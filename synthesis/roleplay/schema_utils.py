@@ -411,7 +411,7 @@ def is_id_key(name: str) -> bool:
     """Whether a property name looks like an identifier (``id``, ``order_id``, ``userId``)."""
     low = name.lower()
     return (
-        low in ("id", "uuid", "guid")
+        low in ("id", "uuid", "guid", "sid")
         or low.endswith(("_id", "-id", "_uuid", "uuid"))
         or (name.endswith(("Id", "ID")) and len(name) > 2)
         # run together: roundid, userid (not valid, paid, android, squid)
