@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from .phrasing import VERBS
-from .schema_utils import NoValidValue, resolve, synthesize_instance, validation_errors
+from .schema_utils import NoValidValue, is_id_key, resolve, synthesize_instance, validation_errors
 
 PLACEHOLDER_WORDS = {
     "string", "object", "array", "integer", "number", "boolean", "null", "none", "value",
@@ -88,8 +88,11 @@ def implausible(
     if re.fullmatch(r"[a-z]+(_[a-z]+)*_(id|name|key|code|type|value|string|number)s?", s):
         return "a parameter name, not a value"
     low = _norm(s)
-    if low and any(low == _norm(t) or (len(_norm(t)) > 6 and _norm(t) in low) for t in tool_names):
+    if low and any(low == _norm(t) or (len(_norm(t)) > 6 and _norm(t) in low) or (len(low) > 8 and low in _norm(t))
+                   for t in tool_names):
         return "the tool's own name"
+    if is_id_key(key) and re.match(r"^\d{4}-\d{2}-\d{2}", s):
+        return "a date where an id belongs"
     if any(seq in s for seq in _SEQUENTIAL) or any(seq[:6] in re.sub(r"\D", "", s) and len(re.sub(r"\D", "", s)) >= 9 for seq in _SEQUENTIAL):
         return "a run of sequential digits"
     if _REPEAT_RX.search(s.rstrip("0") if s.isdigit() else s):

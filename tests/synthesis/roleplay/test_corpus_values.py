@@ -93,3 +93,9 @@ def test_realistic_values_stay_plausible():
     for value, key in [("Lisbon", "city"), ("ord_4f2a91c0", "order_id"), ("1.2.3", "version"), ("api.example.com", "host"),
                        ("2025-06-14T09:30:00Z", "since"), ("paper clips", "item"), ("alex.morgan@example.com", "email")]:
         assert implausible(value, key) is None, value
+
+
+def test_a_tools_name_inside_out_and_a_date_as_an_id_are_implausible():
+    assert implausible("schoolsForSchoolAdmin", "id", tool_names=("getSchoolsForSchoolAdmin",)) == "the tool's own name"
+    assert implausible("2018-10-28 10:47", "Sid") == "a date where an id belongs"
+    assert implausible("ord_4f2a91c0", "order_id", tool_names=("get_order",)) is None
