@@ -70,6 +70,8 @@ _CUT = re.compile(
 )
 _BY_ID = re.compile(r"\s+(?:by|with|for)\s+(?:its\s+|their\s+|an?\s+|the\s+)?(?:given\s+|specified\s+)?"
                     r"(?:\w+\s+)?(?:id|ids|identifier|uuid|key|name)\b.*$", re.I)
+_DANGLING = {"in", "the", "a", "an", "of", "to", "for", "and", "or", "with", "on", "at", "by", "from", "into", "this",
+             "that", "its", "their", "your", "as", "via", "per"}
 _DETERMINERS = {"the", "a", "an", "all", "one", "some", "every", "each", "this", "that", "these", "those", "my",
                 "your", "its", "their", "our", "any", "multiple", "several", "new"}
 _VAGUE = re.compile(r"\b(?:a specific|the specified|a specified|the given|a given|the provided|an existing|a single|"
@@ -171,7 +173,11 @@ def action_phrase(tool: dict[str, Any]) -> str:
     phrase = re.sub(r"\b(the (current|authenticated|logged[- ]in) user|the user)\b", "me", phrase)
     words = phrase.split()
     if len(words) > 12:
-        phrase = " ".join(words[:12])
+        words = words[:12]
+        # a cut phrase must not end on a word that leads somewhere ("... log this action in the")
+        while len(words) > 2 and words[-1].lower() in _DANGLING:
+            words.pop()
+        phrase = " ".join(words)
     return re.sub(r"\s+", " ", phrase).strip().rstrip(".,;:")
 
 

@@ -95,3 +95,8 @@ def test_every_opener_reads_as_a_request_and_passes_the_query_checks():
         for i in range(len(templates) * 6):
             text = opening("reset the policy CALL", style, random.Random(i))
             assert is_request(text) and query_problems(text) == [], text
+
+
+def test_a_long_summary_is_cut_on_a_word_that_ends_a_phrase():
+    text = action_phrase(tool("x", "Perform an action against an account and log this action in the moderation history."))
+    assert text == "perform an action against an account and log this action"
