@@ -23,7 +23,7 @@ from .agent import agent_step, assistant_message, execute_calls, rpc_ids_used
 from .config import RoleplayConfig
 from .reflection import Problem
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
-from .schema_utils import is_id_key
+from .schema_utils import is_id_key, validation_errors
 from .scoring import Score, call_set_agreement, execution_consistency, multi_turn_ignore_key
 from .server_sim import STATE_CHANGING_VERBS, ServerSimulator, verb_of
 from .single_turn import (
@@ -512,6 +512,8 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
             for c in m.calls():
                 problems += [f"the agent called {v}, which nobody gave" for v in
                              ungrounded_values(c, "\n".join(context), by_name.get(c["name"]))]
+                schema = (by_name.get(c["name"]) or {}).get("inputSchema")
+                problems += [f"the agent's call {c['name']} is invalid: {e}" for e in validation_errors(c["arguments"], schema)]
             if m.content and not m.tool_calls:
                 problems += answer_problems(m.content, "\n".join(context))
         elif m.role in ("user", "tool"):

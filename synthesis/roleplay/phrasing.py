@@ -52,7 +52,7 @@ VERBS |= {
 VERBS |= {"perform", "introspect", "inspect", "play", "pause", "favourite", "favorite", "unfeature", "feature",
           "suspend", "unsuspend", "bookmark", "mute", "unmute", "approve", "lookup", "locate", "fix", "ask", "tell",
           "give", "take", "use", "keep", "see", "try", "turn", "bring", "hide", "enroll", "answer", "explain",
-          "fill", "store", "push", "pull", "list", "search", "find", "save", "send", "calculate", "compare"}
+          "fill", "store", "push", "pull", "list", "search", "find", "save", "send", "calculate", "compare", "email"}
 # Verbs that read better as "get" in a request ("return me the forecast" does not).
 _AS_GET = {"return", "retrieve", "fetch", "obtain", "read", "provide", "display", "describe", "query", "lookup"}
 _LEADS = re.compile(
@@ -235,7 +235,14 @@ def spoken_forms(value: Any) -> set[str]:
 def mentions(text: str, value: Any) -> bool:
     """Whether ``text`` mentions ``value`` in one of its :func:`spoken_forms`."""
     low = " ".join(text.lower().split())
-    return any(f in low for f in spoken_forms(value))
+    for f in spoken_forms(value):
+        if re.fullmatch(r"-?\d+(\.\d+)?", f):
+            # a number is said as a number: 2 is not said by "12" or "2025-06-02"
+            if re.search(rf"(?<![\d.\-]){re.escape(f)}(?![\d]|\.\d)", low):
+                return True
+        elif f in low:
+            return True
+    return False
 
 
 _VALUE_TOKEN = re.compile(r"[^\s\"“”'()\[\]{},;:!?]+")

@@ -34,7 +34,7 @@ from .values import polish_result
 
 INVALID_PARAMS = -32602
 
-_DELETE_VERBS = {"delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe"}
+DELETE_VERBS = {"delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe"}
 _UPDATE_VERBS = {
     "update",
     "modify",
@@ -50,7 +50,7 @@ _UPDATE_VERBS = {
 
 
 # Verbs of calls that change or destroy something (the rest read).
-STATE_CHANGING_VERBS = _DELETE_VERBS | _UPDATE_VERBS | {
+STATE_CHANGING_VERBS = DELETE_VERBS | _UPDATE_VERBS | {
     "create", "submit", "send", "post", "put", "charge", "refund", "capture", "void", "close", "revoke",
 }
 
@@ -283,7 +283,7 @@ class ServerSimulator:
             return
         verb = verb_of(name)
         id_args = _id_args(arguments)
-        if verb in _DELETE_VERBS:
+        if verb in DELETE_VERBS:
             for _, v in id_args:
                 self.store.delete(v)
             return

@@ -233,6 +233,8 @@ def write_query(
             made_up = phrasing.new_values(query, plain)
             if made_up:
                 problems.append("adds values the request does not have: " + ", ".join(made_up[:4]))
+            if mode != "irrelevance":
+                problems += intent_problems(query, calls, tools)
         if not problems:
             notes["source"] = "model"
             notes["rejected"] = rejected

@@ -31,10 +31,10 @@ from typing import Any
 from synthesis.llm.base import ChatRequest
 
 from . import prompts
-from .phrasing import humanize, mentions, new_values
+from .phrasing import action_phrase, humanize, mentions, new_values
 from .runtime import Gen, ask_first, gather, parse_json_reply
 from .schema_utils import resolve, schema_properties
-from .server_sim import response_text
+from .server_sim import DELETE_VERBS, response_text
 from .steps import MessageStep, ScenarioStep, StepLog, VoteStep
 from .values import content_words
 
@@ -290,6 +290,9 @@ def _stems(text: str) -> set[str]:
     return {w[:-1] if len(w) > 4 and w.endswith("s") else w for w in words} - _GENERIC_INTENT
 
 
+_DESTRUCTIVE = set(DELETE_VERBS) | {"cancel", "refund", "void", "revoke", "close", "charge", "deactivate", "disable"}
+
+
 def tool_intent(tool: dict[str, Any]) -> set[str]:
     """The words that say what ``tool`` is about (its name and summary, less verbs and
     words every tool has): ``getForecast`` "Returns the weather forecast" -> forecast, weather."""
@@ -309,11 +312,17 @@ def intent_problems(query: str, calls: list[dict[str, Any]], tools: list[dict[st
     []
     """
     asked = _stems(query)
+    said = set(re.findall(r"[a-z]+", query.lower()))
     by_name = {t["name"]: t for t in tools}
     out = []
     for name in dict.fromkeys(c["name"] for c in calls):
         tool = by_name.get(name)
         if tool is None:
+            continue
+        verb = action_phrase(tool).split(" ", 1)[0]
+        if verb in _DESTRUCTIVE and verb not in said and not any(w.startswith(verb) for w in said):
+            # a call that destroys or takes back must be asked for in so many words
+            out.append(f"the request does not ask to {verb} anything, but {name} does")
             continue
         own = tool_intent(tool)
         if not own or own & asked:
@@ -339,7 +348,8 @@ def answer_problems(answer: str, grounds: str) -> list[str]:
     ['the answer states 30, which no tool result or message holds', 'the answer says sunny, which no tool result or message says']
     """
     low = " ".join(grounds.lower().split())
-    out = []
+    out = [f"the answer states {tok}, which no tool result or message holds"
+           for tok in new_values(answer, grounds) if re.search(r"\d", tok) and re.search(r"[A-Za-z]", tok)]
     for num in dict.fromkeys(re.findall(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w.])", answer)):
         forms = {num, num.replace(",", ""), num.rstrip("0").rstrip(".") if "." in num else num}
         if not any(re.search(rf"(?<![\d.]){re.escape(f)}(?![\d])", low) for f in forms if f):
