@@ -117,8 +117,8 @@ def load(n: int) -> tuple[int, int]:
 
 
 def export_in_process(fmt: str, filters: dict) -> tuple[int, float]:
-    from inftool_web.api.exports import export_lines
-    from inftool_web.api.selectors import TrajectoryFilters, trajectory_list
+    from inftool_web.loop.exports import export_lines
+    from inftool_web.synth.selectors import TrajectoryFilters, trajectory_list
 
     qs = trajectory_list(filters=TrajectoryFilters(**filters))
     t0 = time.perf_counter()

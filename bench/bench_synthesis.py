@@ -46,9 +46,9 @@ def main() -> None:
     args = parser.parse_args()
     _setup_django()
 
+    from inftool_web.loop.iterations import iteration_plan, trajectories_run
     from inftool_web.loop.services import iteration_create
     from inftool_web.synth.models import Trajectory
-    from inftool_web.synth.services import iteration_plan_trajectories, trajectories_run
     from synthesis.llm.base import LLMBackend
     from synthesis.llm.registry import get_backend
 
@@ -73,7 +73,7 @@ def main() -> None:
     rec = Recording()
     it = iteration_create(config={"count": args.count, "profile": "none", "max_turns": args.max_turns,
                                   "modes": {m: 1 for m in ("single", "parallel", "multiple", "irrelevance", "multi_turn")}})
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     ids = list(it.trajectories.values_list("pk", flat=True))
     t0 = time.perf_counter()
     trajectories_run(trajectory_ids=ids, backends={"default": rec})

@@ -646,7 +646,7 @@ class Run:
         return min(1.0, sum(self.task_seconds) / (self.workers * self.concurrency * self.wall_s))
 
 
-TASK_DONE_RX = re.compile(r"Task inftool_web\.synth\.tasks\.synthesize_trajectory\[([0-9a-f-]+)\] \w+ in ([0-9.]+)s")
+TASK_DONE_RX = re.compile(r"Task inftool_web\.loop\.tasks\.synthesize_trajectory\[([0-9a-f-]+)\] \w+ in ([0-9.]+)s")
 
 
 def task_seconds(logs: list[Path], ids: set[str]) -> list[float]:
@@ -682,8 +682,7 @@ def _task_totals(app, names: list[str]) -> dict[str, int]:
 
 
 def _wait_finished(iteration_id: int, total: int, procs: list[Proc], server: Proc, timeout: float) -> None:
-    from inftool_web.synth.models import Trajectory
-    from inftool_web.synth.services import TERMINAL
+    from inftool_web.synth.models import TERMINAL, Trajectory
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -701,7 +700,7 @@ def db_checks(iteration_id: int, expected: int) -> dict[str, Any]:
     """Every trajectory finished once, nothing stored twice, every step log whole."""
     from django.db import connection
 
-    from inftool_web.synth.services import TERMINAL
+    from inftool_web.synth.models import TERMINAL
 
     q = {
         "trajectories": "SELECT count(*) FROM synth_trajectory WHERE iteration_id = %(it)s",
@@ -751,11 +750,11 @@ def run_workers(args, n: int, env: dict, server: Proc, logdir: Path, task_ids: l
     import psutil
 
     from inftool_web.celery_app import app
+    from inftool_web.loop.iterations import iteration_plan
     from inftool_web.loop.models import Iteration
     from inftool_web.loop.services import iteration_create
+    from inftool_web.loop.tasks import synthesize_trajectory
     from inftool_web.synth.models import Trajectory
-    from inftool_web.synth.services import iteration_start_synthesis
-    from inftool_web.synth.tasks import synthesize_trajectory
 
     host = os.uname().nodename
     names = [f"bench-w{n}-{i}-{os.getpid()}@{host}" for i in range(n)]
@@ -779,14 +778,14 @@ def run_workers(args, n: int, env: dict, server: Proc, logdir: Path, task_ids: l
         # Warm-up: one short trajectory per worker (prefetch 1, one slot each), not timed.
         warm = iteration_create(config=_config(args, n, seed=args.seed + 1000 + n, modes={"single": 1}),
                                 name=f"bench-workers warm-up {n}")
-        for pk in iteration_start_synthesis(iteration=warm):
+        for pk in iteration_plan(iteration_id=warm.pk):
             task_ids.append(synthesize_trajectory.delay(pk).id)
         _wait_finished(warm.pk, n, procs, server, args.timeout)
         warm_tasks = _task_totals(app, names)
 
         # The timed run: plan first (untimed), then queue every trajectory at once.
         it = iteration_create(config=_config(args, args.count, seed=args.seed), name=f"bench-workers {n}")
-        todo = iteration_start_synthesis(iteration=it)
+        todo = iteration_plan(iteration_id=it.pk)
         run.iteration_id, run.trajectories = it.pk, len(todo)
         requests_before = _server_requests(args)
         cpu_before = [p.cpu_seconds() for p in procs]

@@ -127,7 +127,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
-    "inftool_web.synth.tasks.*": {"queue": "roleplay"},
+    "inftool_web.loop.tasks.synthesize_trajectory": {"queue": "roleplay"},
     "inftool_web.loop.tasks.train_*": {"queue": "gpu"},
     "inftool_web.loop.tasks.evaluate_*": {"queue": "gpu"},
 }

@@ -18,13 +18,18 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from inftool_web.catalog import selectors as catalog_selectors
+from inftool_web.core.filters import FilterError
+from inftool_web.loop import selectors as loop_selectors
 from inftool_web.loop.datacard import data_card_get, data_card_markdown
+from inftool_web.loop.exports import FORMATS, export_lines
 from inftool_web.loop.iteration_config import ConfigError
+from inftool_web.loop.iterations import iteration_cancel
 from inftool_web.loop.models import Iteration
-from inftool_web.loop.services import iteration_cancel, iteration_launch
+from inftool_web.loop.services import iteration_launch
+from inftool_web.synth import selectors
+from inftool_web.synth.models import Trajectory
 
-from . import selectors
-from .exports import FORMATS, export_lines
 from .pagination import IdCursorPages, LimitOffsetPages
 from .permissions import IsOperator, IsViewer
 from .streaming import streaming_response
@@ -47,7 +52,7 @@ def paginate(*, queryset, serializer_class, request, view) -> Response:
 def parse_trajectory_filters(params) -> selectors.TrajectoryFilters:
     try:
         return selectors.TrajectoryFilters.from_params(params)
-    except selectors.FilterError as exc:
+    except FilterError as exc:
         raise ValidationError(exc.errors) from None
 
 
@@ -106,10 +111,10 @@ class ToolListApi(BaseApi):
     )
     def get(self, request):
         try:
-            min_score = selectors.parse_min_score(request.query_params.get("min_score"))
-        except selectors.FilterError as exc:
+            min_score = catalog_selectors.parse_min_score(request.query_params.get("min_score"))
+        except FilterError as exc:
             raise ValidationError(exc.errors) from None
-        qs = selectors.tool_list(q=request.query_params.get("q", ""),
+        qs = catalog_selectors.tool_list(q=request.query_params.get("q", ""),
                                  domain=request.query_params.get("domain", ""),
                                  category=request.query_params.get("category", ""),
                                  min_score=min_score)
@@ -119,7 +124,7 @@ class ToolListApi(BaseApi):
 class ToolDetailApi(BaseApi):
     @extend_schema(responses=ToolListApi.OutputSerializer)
     def get(self, request, pk: int):
-        tool = get_object_or_404(selectors.tool_list(), pk=pk)
+        tool = get_object_or_404(catalog_selectors.tool_list(), pk=pk)
         return Response(ToolListApi.OutputSerializer(tool).data)
 
 
@@ -184,7 +189,7 @@ class IterationListApi(BaseApi):
 
     @extend_schema(responses=IterationOutputSerializer(many=True))
     def get(self, request):
-        return paginate(queryset=selectors.iteration_list(), serializer_class=IterationOutputSerializer,
+        return paginate(queryset=loop_selectors.iteration_list(), serializer_class=IterationOutputSerializer,
                         request=request, view=self)
 
     @extend_schema(request=InputSerializer, responses={201: IterationOutputSerializer})
@@ -342,7 +347,7 @@ class TrajectoryDetailApi(BaseApi):
     def get(self, request, pk: int):
         try:
             trajectory = selectors.trajectory_get(pk=pk)
-        except selectors.Trajectory.DoesNotExist:
+        except Trajectory.DoesNotExist:
             return Response({"detail": "No such trajectory."}, status=status.HTTP_404_NOT_FOUND)
         return Response(self.OutputSerializer(trajectory).data)
 
@@ -375,7 +380,7 @@ class EvaluationListApi(BaseApi):
         raw = request.query_params.get("iteration")
         if raw and not (raw.isascii() and raw.isdigit()):
             raise ValidationError({"iteration": f"{raw!r} is not an iteration id (an integer)"})
-        qs = selectors.evaluation_list(iteration=int(raw) if raw else None)
+        qs = loop_selectors.evaluation_list(iteration=int(raw) if raw else None)
         return paginate(queryset=qs, serializer_class=self.OutputSerializer, request=request, view=self)
 
 

@@ -1,15 +1,17 @@
-"""Reads for the catalog: the curation summary of the stored tools."""
+"""Reads for the catalog: tools, domains and the curation summary of the stored tools."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.contrib.postgres.search import TrigramSimilarity
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
+from inftool_web.core.filters import FilterError, is_id
 from synthesis.mcp_tree.curation import REASONS
 
-from .models import Tool
+from .models import Tool, TreeNode
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,46 @@ def curation_summary(*, threshold: float) -> CurationSummary:
         reasons = [ReasonCount(code=code, tools=n, meaning=REASONS.get(code, ("", 0, ""))[2])
                    for code, n in cur.fetchall()]
     return CurationSummary(threshold=threshold, dropped_by_reason=reasons, **counts)
+
+
+def parse_min_score(text: str | None) -> float | None:
+    """The ``min_score`` filter: a number from 0 to 1, or None when absent or empty.
+
+    >>> parse_min_score("0.6"), parse_min_score("")
+    (0.6, None)
+    """
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise FilterError({"min_score": f"must be a number from 0 to 1, not {text[:40]!r}"}) from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise FilterError({"min_score": f"must be a number from 0 to 1, not {text[:40]!r}"})
+    return value
+
+
+def tool_list(*, q: str = "", domain: str = "", category: str = "", min_score: float | None = None) -> QuerySet[Tool]:
+    """Tools matching ``q`` by name similarity (trigram GIN index) or by description words,
+    and scoring at least ``min_score`` for usability when given (unscored tools are left out)."""
+    qs = Tool.objects.select_related("source", "domain", "category")
+    if min_score is not None:
+        qs = qs.filter(usability_score__gte=min_score)
+    if domain:
+        qs = qs.filter(domain_id=int(domain)) if is_id(domain) else qs.filter(domain__name=domain)
+    if category:
+        qs = qs.filter(category_id=int(category)) if is_id(category) else qs.filter(category__name=category)
+    q = q.strip()
+    if q:
+        qs = (
+            qs.filter(Q(name__trigram_similar=q) | Q(name__icontains=q) | Q(description__icontains=q))
+            .annotate(similarity=TrigramSimilarity("name", q))
+            .order_by("-similarity", "name", "id")
+        )
+    else:
+        qs = qs.order_by("name", "id")
+    return qs
+
+
+def domain_list() -> QuerySet[TreeNode]:
+    return TreeNode.objects.filter(level=TreeNode.Level.DOMAIN).order_by("name")

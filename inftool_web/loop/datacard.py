@@ -33,13 +33,13 @@ from django.utils import timezone
 
 from inftool_web.synth.models import Message, Trajectory, TrajectoryStep
 from inftool_web.synth.selectors import calls_of
-from inftool_web.synth.services import role_backend_specs
 from synthesis.llm.embedded import EMBEDDED_MODEL_NAME
 from synthesis.llm.roles import ROLES, resolve_role_specs
 from synthesis.roleplay.checks import ValueChecks, argument_value_checks
 from synthesis.roleplay.diversity import NEAR_DUPLICATE_THRESHOLD, distinct_n, near_duplicate_share
 from training.contamination import check_contamination
 
+from .backends import role_backend_specs
 from .models import Iteration
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from synthesis.roleplay.config import RoleplayConfig
+
 MODES = ("single", "parallel", "multiple", "irrelevance", "multi_turn")
 ROLES = ("user", "agent", "server", "verifier", "judge")
 BACKENDS = ("embedded", "openai", "vllm")
@@ -229,3 +231,13 @@ class IterationConfig:
         for m in sorted(raw, key=lambda m: (-(raw[m] - counts[m]), MODES.index(m)))[:rest]:
             counts[m] += 1
         return {m: c for m, c in counts.items() if c}
+
+    def roleplay_config(self) -> RoleplayConfig:
+        """The role-play engine's settings for this iteration's trajectories."""
+        return RoleplayConfig(
+            modes={m: float(w) for m, w in self.modes.items() if w > 0},
+            max_turns=self.max_turns,
+            verifier_count=self.verifiers,
+            negotiation_rounds=self.negotiation_rounds,
+            hard_threshold=self.hard_threshold,
+        )

@@ -15,21 +15,28 @@ queues pending work again only when its queue is empty.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 import threading
 from datetime import timedelta
 
-from django.db import connection, transaction
+import redis
+from django.conf import settings
+from django.db import connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-log = logging.getLogger(__name__)
+from inftool_web.celery_app import app as celery_app
+from inftool_web.synth.models import TERMINAL, Trajectory
 
-ITERATION_LOCK_NAMESPACE = 0x1F7002
-WATCHDOG_LOCK_KEY = 0x1F7003 << 40
+from . import iterations
+from .iteration_config import IterationConfig
+from .iterations import TASK_EVALUATE, TASK_PLAN, TASK_TRAIN, TASK_TRAJECTORY, Run, enqueue
+from .locks import WATCHDOG_LOCK_KEY, is_free, iteration_lock_key, trajectory_lock_key, try_lock
+from .models import Iteration
+
+log = logging.getLogger(__name__)
 # Grace period, in watchdog periods.  Longer than the role-play task's longest retry backoff
 # (300 s) at the default period, so a task waiting to retry is seldom doubled.
 GRACE_PERIODS = 3
@@ -38,55 +45,20 @@ GRACE_PERIODS = 3
 SWEEP_BATCH = 1000
 
 
-def iteration_lock_key(pk: int) -> int:
-    return (ITERATION_LOCK_NAMESPACE << 40) | pk
-
-
-@contextlib.contextmanager
-def iteration_stage_lock(iteration_id: int):
-    """Held while a training or evaluation stage runs; yields False if another worker has it."""
-    key = iteration_lock_key(iteration_id)
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        got = cur.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got and connection.connection is not None:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", [key])
-
-
-def _is_free(key: int) -> bool:
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        got = cur.fetchone()[0]
-        if got:
-            cur.execute("SELECT pg_advisory_unlock(%s)", [key])
-    return got
-
-
 def recover_orphans() -> dict[str, int]:
     """Queue again the trajectories and iteration stages that nobody is running."""
-    from inftool_web.synth.models import Trajectory
-    from inftool_web.synth.services import _lock_key
-    from inftool_web.synth.tasks import synthesize_trajectory
-
-    from .models import Iteration
-    from .tasks import evaluate_iteration, train_iteration
-
     requeued = {"trajectories": 0, "stages": 0}
     orphans = Trajectory.objects.filter(
         status__in=["running", "verifying"], iteration__status="synthesizing"
     ).values_list("pk", flat=True)
     for pk in orphans.iterator():
-        if _is_free(_lock_key(pk)):
-            transaction.on_commit(lambda pk=pk: synthesize_trajectory.delay(pk))
+        if is_free(trajectory_lock_key(pk)):
+            transaction.on_commit(lambda pk=pk: enqueue(TASK_TRAJECTORY, pk))
             requeued["trajectories"] += 1
     for it in Iteration.objects.filter(status__in=["training", "evaluating"]):
-        if _is_free(iteration_lock_key(it.pk)):
-            task = train_iteration if it.status == "training" else evaluate_iteration
-            transaction.on_commit(lambda t=task, pk=it.pk: t.delay(pk))
+        if is_free(iteration_lock_key(it.pk)):
+            task = TASK_TRAIN if it.status == "training" else TASK_EVALUATE
+            transaction.on_commit(lambda t=task, pk=it.pk: enqueue(t, pk))
             requeued["stages"] += 1
     if any(requeued.values()):
         log.warning("re-queued work left by a lost worker: %s", requeued)
@@ -96,10 +68,10 @@ def recover_orphans() -> dict[str, int]:
 # ----------------------------------------------------------------------------- watchdog
 
 
-def _queue_of(task) -> str:
-    route = task.app.amqp.router.route({}, task.name, args=(), kwargs={})
+def _queue_of(task_name: str) -> str:
+    route = celery_app.amqp.router.route({}, task_name, args=(), kwargs={})
     queue = route.get("queue")
-    return getattr(queue, "name", None) or str(queue or task.app.conf.task_default_queue)
+    return getattr(queue, "name", None) or str(queue or celery_app.conf.task_default_queue)
 
 
 def _queue_size(app, queue: str) -> int:
@@ -121,23 +93,14 @@ def watchdog_sweep(*, grace: float, claim=None, batch: int = SWEEP_BATCH) -> dic
     :meth:`Watchdog.claim`); it rate-limits iteration-level work, which has no timestamp to
     touch.  Without it, iteration-level work is re-queued on every sweep.
     """
-    from inftool_web.synth.models import Trajectory
-    from inftool_web.synth.services import TERMINAL, _lock_key
-    from inftool_web.synth.tasks import synthesize_trajectory
-
-    from .iteration_config import IterationConfig
-    from .models import Iteration
-    from .pipeline import iteration_after_synthesis
-    from .tasks import evaluate_iteration, run_iteration, train_iteration
-
     claim = claim or (lambda name: True)
-    app = synthesize_trajectory.app
+    app = celery_app
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace)
     done = {"pending": 0, "orphans": 0, "handed_over": 0, "iterations": 0, "stages": 0}
 
     def requeue_trajectory(pk: int, kind: str) -> None:
-        synthesize_trajectory.delay(pk)
+        enqueue(TASK_TRAJECTORY, pk)
         # Stamped after queueing: if the broker is down, the next sweep tries again at once.
         Trajectory.objects.filter(pk=pk).update(updated_at=timezone.now())
         done[kind] += 1
@@ -147,16 +110,16 @@ def watchdog_sweep(*, grace: float, claim=None, batch: int = SWEEP_BATCH) -> dic
     )
     # A pending trajectory waits in the queue as long as the backlog ahead of it lasts; only
     # when nothing is queued can one that old have been lost.
-    if _queue_size(app, _queue_of(synthesize_trajectory)) == 0:
+    if _queue_size(app, _queue_of(TASK_TRAJECTORY)) == 0:
         stale = synthesizing.filter(status=Trajectory.Status.PENDING).order_by("updated_at")
         for pk in stale.values_list("pk", flat=True)[:batch]:
-            if _is_free(_lock_key(pk)):
+            if is_free(trajectory_lock_key(pk)):
                 requeue_trajectory(pk, "pending")
     orphans = synthesizing.filter(
         status__in=[Trajectory.Status.RUNNING, Trajectory.Status.VERIFYING]
     )
     for pk in orphans.order_by("updated_at").values_list("pk", flat=True)[:batch]:
-        if _is_free(_lock_key(pk)):
+        if is_free(trajectory_lock_key(pk)):
             requeue_trajectory(pk, "orphans")
 
     # Iterations whose last trajectory finished without handing over (its task was lost
@@ -174,28 +137,28 @@ def watchdog_sweep(*, grace: float, claim=None, batch: int = SWEEP_BATCH) -> dic
         except ValueError:
             planned = row["total"] > 0
         if planned and row["open"] == 0:
-            if iteration_after_synthesis(iteration_id=it.pk):
+            if iterations.synthesis_finished(iteration_id=it.pk, run=Run.QUEUE):
                 done["handed_over"] += 1
         elif not planned and (it.started_at or it.created_at) < cutoff and claim(f"plan:{it.pk}"):
-            run_iteration.delay(it.pk)
+            enqueue(TASK_PLAN, it.pk)
             done["iterations"] += 1
     queued = Iteration.objects.filter(status=Iteration.Status.QUEUED, created_at__lt=cutoff)
-    if queued.exists() and _queue_size(app, _queue_of(run_iteration)) == 0:
+    if queued.exists() and _queue_size(app, _queue_of(TASK_PLAN)) == 0:
         for pk in queued.values_list("pk", flat=True)[:batch]:
             if claim(f"plan:{pk}"):
-                run_iteration.delay(pk)
+                enqueue(TASK_PLAN, pk)
                 done["iterations"] += 1
 
     for it in Iteration.objects.filter(
         status__in=[Iteration.Status.TRAINING, Iteration.Status.EVALUATING]
     ):
-        task = train_iteration if it.status == Iteration.Status.TRAINING else evaluate_iteration
+        task = TASK_TRAIN if it.status == Iteration.Status.TRAINING else TASK_EVALUATE
         if (
-            _is_free(iteration_lock_key(it.pk))
+            is_free(iteration_lock_key(it.pk))
             and _queue_size(app, _queue_of(task)) == 0
             and claim(f"{it.status}:{it.pk}")
         ):
-            task.delay(it.pk)
+            enqueue(task, it.pk)
             done["stages"] += 1
 
     if any(done.values()):
@@ -229,15 +192,11 @@ class Watchdog(threading.Thread):
             self.tick()
 
     def tick(self) -> dict[str, int] | None:
-        from django.db import connections
-
         try:
             if not self._lease():
                 return None
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_try_advisory_lock(%s)", [WATCHDOG_LOCK_KEY])
-                if not cur.fetchone()[0]:
-                    return None
+            if not try_lock(WATCHDOG_LOCK_KEY):
+                return None
             return watchdog_sweep(grace=self.grace, claim=self.claim)
         except Exception:  # noqa: BLE001 - the next period tries again
             log.warning("watchdog sweep failed; retrying in %.0f s", self.period, exc_info=True)
@@ -249,9 +208,6 @@ class Watchdog(threading.Thread):
 
     def _client(self):
         if self._redis is None:
-            import redis
-            from django.conf import settings
-
             self._prefix = (settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}).get(
                 "global_keyprefix", ""
             )

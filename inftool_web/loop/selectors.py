@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from django.db.models import QuerySet
+
 from inftool_web.synth.models import Message, Trajectory
+
+from .models import EvaluationRun, Iteration
 
 
 def message_openai(m: Message) -> dict[str, Any]:
@@ -37,3 +41,14 @@ def training_trajectories(*, iteration_id: int, chunk: int = 500) -> Iterator[di
             "audit": {"flag": "reject"}.get(t.audit_decision, t.audit_decision) or None,
             **({"reference_calls": t.reference_calls or []} if t.kind != "multi_turn" else {}),
         }
+
+
+def iteration_list() -> QuerySet[Iteration]:
+    return Iteration.objects.order_by("-number")
+
+
+def evaluation_list(*, iteration: int | None = None) -> QuerySet[EvaluationRun]:
+    qs = EvaluationRun.objects.select_related("checkpoint", "iteration").prefetch_related("results")
+    if iteration is not None:
+        qs = qs.filter(iteration_id=iteration)
+    return qs.order_by("created_at", "id")

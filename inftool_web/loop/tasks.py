@@ -1,24 +1,65 @@
-"""Celery tasks of the loop: thin wrappers that load rows by id and call a service."""
+"""Celery tasks of the loop: thin triggers that call the state machine (``iterations.py``).
+
+Tasks are acknowledged late: a worker killed mid-task leaves the message in Redis, another
+worker receives it again, and the stage resumes from what was stored.
+"""
+
+from __future__ import annotations
+
+import logging
 
 from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from inftool_web.synth.models import Trajectory
+from synthesis.llm.base import BackendUnavailable
+
+from . import iterations
+from .iterations import TASK_EVALUATE, TASK_PLAN, TASK_TRAIN, TASK_TRAJECTORY, Run
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (OperationalError, InterfaceError, BackendUnavailable, ConnectionError, TimeoutError)
 
 
-@shared_task(name="inftool_web.loop.tasks.run_iteration", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=TASK_PLAN, acks_late=True, reject_on_worker_lost=True)
 def run_iteration(iteration_id: int) -> int:
-    from .pipeline import iteration_run
-
-    return iteration_run(iteration_id=iteration_id)
+    return iterations.iteration_synthesize(iteration_id=iteration_id, run=Run.QUEUE)
 
 
-@shared_task(name="inftool_web.loop.tasks.train_iteration", acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    bind=True,
+    name=TASK_TRAJECTORY,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=settings.INFTOOL_TASK_RETRY_BACKOFF,
+    retry_backoff_max=settings.INFTOOL_TASK_RETRY_BACKOFF_MAX,
+    max_retries=settings.INFTOOL_TASK_MAX_RETRIES,
+)
+def synthesize_trajectory(self, trajectory_id: int) -> str:
+    try:
+        iterations.trajectories_run(trajectory_ids=[trajectory_id])
+    except TRANSIENT as exc:
+        if self.request.retries < self.max_retries:
+            raise
+        iterations.trajectory_mark_failed(
+            trajectory_id=trajectory_id,
+            error=f"gave up after {self.request.retries} retries: {type(exc).__name__}: {exc}",
+        )
+    except Exception as exc:  # noqa: BLE001 - record it on the row; the iteration goes on
+        log.exception("trajectory %s failed", trajectory_id)
+        iterations.trajectory_mark_failed(trajectory_id=trajectory_id, error=f"{type(exc).__name__}: {exc}")
+    iterations.trajectory_finished(trajectory_id=trajectory_id, run=Run.QUEUE)
+    return Trajectory.objects.filter(pk=trajectory_id).values_list("status", flat=True).first() or "missing"
+
+
+@shared_task(name=TASK_TRAIN, acks_late=True, reject_on_worker_lost=True)
 def train_iteration(iteration_id: int) -> None:
-    from .pipeline import iteration_train
-
-    iteration_train(iteration_id=iteration_id)
+    iterations.iteration_train(iteration_id=iteration_id, run=Run.QUEUE)
 
 
-@shared_task(name="inftool_web.loop.tasks.evaluate_iteration", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=TASK_EVALUATE, acks_late=True, reject_on_worker_lost=True)
 def evaluate_iteration(iteration_id: int) -> None:
-    from .pipeline import iteration_evaluate
-
-    iteration_evaluate(iteration_id=iteration_id)
+    iterations.iteration_evaluate(iteration_id=iteration_id, run=Run.QUEUE)

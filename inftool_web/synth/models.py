@@ -39,6 +39,10 @@ class Persona(models.Model):
         }
 
 
+# A trajectory in one of these states has finished for good (kept, dropped or failed).
+TERMINAL = ("done", "rejected", "failed")
+
+
 class Trajectory(models.Model):
     """One synthesized conversation of one iteration, with its references and verdict."""
 

@@ -3,11 +3,123 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
+
+from inftool_web.core.filters import FilterError, is_id
 from synthesis.roleplay.checks import ValueChecks, argument_value_checks
 
-from .models import Message, Trajectory
+from .models import Message, Persona, Trajectory
+
+MODES = tuple(Trajectory.Kind.values)
+DIFFICULTIES = tuple(Trajectory.Difficulty.values)
+# "pending" = no verdict yet and not audited
+VERDICTS = ("accepted", "rejected", "pending")
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@dataclass(frozen=True)
+class TrajectoryFilters:
+    iteration: int | None = None
+    mode: str | None = None
+    domain: str | None = None
+    difficulty: str | None = None
+    verdict: str | None = None
+    audited: bool | None = None
+
+    PARAMS = ("iteration", "mode", "domain", "difficulty", "verdict", "audited")
+
+    @classmethod
+    def from_params(cls, params) -> TrajectoryFilters:
+        """Parse query parameters; every bad one is reported at once, with its valid values."""
+        errors: dict[str, str] = {}
+        values: dict = {}
+        raw = {k: params.get(k) for k in cls.PARAMS if params.get(k) not in (None, "")}
+        if "iteration" in raw:
+            try:
+                values["iteration"] = int(raw["iteration"])
+            except ValueError:
+                errors["iteration"] = f"{raw['iteration']!r} is not an iteration id (an integer)"
+        if "mode" in raw:
+            if raw["mode"] in MODES:
+                values["mode"] = raw["mode"]
+            else:
+                errors["mode"] = f"unknown mode {raw['mode']!r}; valid: {', '.join(MODES)}"
+        if "domain" in raw:
+            values["domain"] = raw["domain"]
+        if "difficulty" in raw:
+            if raw["difficulty"] in DIFFICULTIES:
+                values["difficulty"] = raw["difficulty"]
+            else:
+                errors["difficulty"] = (
+                    f"unknown difficulty {raw['difficulty']!r}; valid: {', '.join(DIFFICULTIES)}"
+                )
+        if "verdict" in raw:
+            if raw["verdict"] in VERDICTS:
+                values["verdict"] = raw["verdict"]
+            else:
+                errors["verdict"] = f"unknown verdict {raw['verdict']!r}; valid: {', '.join(VERDICTS)}"
+        if "audited" in raw:
+            key = raw["audited"].lower()
+            if key in BOOLEANS:
+                values["audited"] = BOOLEANS[key]
+            else:
+                errors["audited"] = f"{raw['audited']!r} is not a boolean; valid: true, false"
+        if errors:
+            raise FilterError(errors)
+        return cls(**values)
+
+
+def effective_verdict_q(verdict: str) -> Q:
+    """The SQL form of ``Trajectory.effective_verdict``: an audit beats the verifiers."""
+    if verdict == "accepted":
+        return Q(audit_decision="accept") | Q(audit_decision="", verdict="accepted")
+    if verdict == "rejected":
+        return Q(audit_decision__in=["reject", "flag"]) | Q(audit_decision="", verdict="rejected")
+    return Q(audit_decision="", verdict="")
+
+
+def effective_verdict_value() -> Case:
+    """``Trajectory.effective_verdict`` computed in SQL, for annotating a queryset."""
+    return Case(
+        When(audit_decision="accept", then=Value("accepted")),
+        When(audit_decision__in=["reject", "flag"], then=Value("rejected")),
+        default=F("verdict"),
+        output_field=CharField(),
+    )
+
+
+def trajectory_list(*, filters: TrajectoryFilters | None = None) -> QuerySet[Trajectory]:
+    qs = Trajectory.objects.all()
+    f = filters or TrajectoryFilters()
+    if f.iteration is not None:
+        qs = qs.filter(iteration_id=f.iteration)
+    if f.mode:
+        qs = qs.filter(kind=f.mode)
+    if f.domain:
+        qs = qs.filter(domain_id=int(f.domain)) if is_id(f.domain) else qs.filter(domain__name=f.domain)
+    if f.difficulty:
+        qs = qs.filter(difficulty=f.difficulty)
+    if f.verdict:
+        qs = qs.filter(effective_verdict_q(f.verdict))
+    if f.audited is not None:
+        qs = qs.exclude(audit_decision="") if f.audited else qs.filter(audit_decision="")
+    return qs.order_by("id")
+
+
+def trajectory_get(*, pk: int) -> Trajectory:
+    return (
+        Trajectory.objects.select_related("iteration", "domain", "category", "persona")
+        .prefetch_related("messages")
+        .get(pk=pk)
+    )
+
+
+def persona_list() -> QuerySet[Persona]:
+    return Persona.objects.select_related("domain").order_by("name", "id")
+
 
 
 def calls_of(tool_calls: Any) -> list[dict[str, Any]]:

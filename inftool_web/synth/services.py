@@ -8,7 +8,6 @@ neither repeats a stored step nor leaves a trajectory marked done half-way.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -17,7 +16,8 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -25,22 +25,34 @@ from django.utils import timezone
 
 from inftool_web.catalog.models import Tool, TreeNode
 from inftool_web.catalog.services import tools_curate
-from inftool_web.core.events import DASHBOARD_GROUP, iteration_group, send_on_commit
-from inftool_web.loop.models import Iteration
+from inftool_web.core.events import iteration_group, send_on_commit
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 
-from .models import Message, Persona, Reflection, Trajectory, TrajectoryStep, VerifierVote
+from .models import TERMINAL, Message, Persona, Reflection, Trajectory, TrajectoryStep, VerifierVote
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("done", "rejected", "failed")
 # Small models have short contexts: offering a tool whose schema alone fills the prompt
 # only produces truncated conversations.
 MAX_TOOL_JSON_CHARS = 2500
 
 
-class IterationCancelled(Exception):
-    """The iteration was cancelled; the run stops at the next step."""
+class SynthesisStopped(Exception):
+    """The caller asked the run to stop (its iteration was cancelled); stored steps stay."""
+
+
+@dataclass(frozen=True)
+class TrajectoryPlan:
+    """What to plan for one iteration: how many trajectories of each mode, from which tools."""
+
+    mode_counts: dict[str, int]
+    seed: int = 0
+    domains: list[str] = field(default_factory=list)
+    min_usability: float = DEFAULT_THRESHOLD
+
+    @property
+    def count(self) -> int:
+        return sum(self.mode_counts.values())
 
 
 # ----------------------------------------------------------------------------- personas
@@ -159,15 +171,15 @@ def _below_threshold(candidates, threshold: float, domains: list[str]) -> str:
     )
 
 
-def iteration_plan_trajectories(*, iteration: Iteration) -> int:
-    """Create the iteration's trajectory rows (idempotent: a re-run creates none twice)."""
-    from inftool_web.loop.iteration_config import IterationConfig
+def trajectories_plan(*, iteration_id: int, plan: TrajectoryPlan) -> int:
+    """Create an iteration's trajectory rows (idempotent: a re-run creates none twice).
+    Raises ValueError when there is nothing to plan from."""
     from synthesis.roleplay.config import RoleplayConfig
     from synthesis.roleplay.engine import plan_specs
     from synthesis.roleplay.steps import Persona as PersonaData
 
-    cfg = IterationConfig.from_dict(iteration.config)
-    existing = iteration.trajectories.count()
+    cfg = plan
+    existing = Trajectory.objects.filter(iteration_id=iteration_id).count()
     if existing >= cfg.count:
         return 0
     persona_ensure_seed()
@@ -188,7 +200,7 @@ def iteration_plan_trajectories(*, iteration: Iteration) -> int:
     # The mix is exact (largest remainder over the weights), not sampled, so a small
     # iteration still covers every requested mode; the order is shuffled for a live mix.
     specs = []
-    for i, (mode, n) in enumerate(sorted(cfg.mode_counts().items())):
+    for i, (mode, n) in enumerate(sorted(cfg.mode_counts.items())):
         rp = RoleplayConfig(modes={mode: 1.0})
         specs.extend(plan_specs(grouped, n, rp, personas=persona_data, seed=cfg.seed * 1000 + i, id_prefix=mode,
                                 domain_of=domain_of))
@@ -201,7 +213,7 @@ def iteration_plan_trajectories(*, iteration: Iteration) -> int:
             continue
         ids = [by_name[f"{spec.domain}:{t['name']}"] for t in spec.tools]
         rows.append(Trajectory(
-            iteration=iteration, seq=seq, kind=spec.mode, offered_tools=spec.tools,
+            iteration_id=iteration_id, seq=seq, kind=spec.mode, offered_tools=spec.tools,
             persona=persona_by_name.get(spec.persona.name) if spec.persona else None,
             domain_id=ids[0][1], category_id=ids[0][2],
             engine_state={"seed": spec.seed, "group": spec.domain,
@@ -211,22 +223,13 @@ def iteration_plan_trajectories(*, iteration: Iteration) -> int:
     with transaction.atomic():
         created = Trajectory.objects.bulk_create(rows, ignore_conflicts=True)
         through = Trajectory.tools.through
-        saved = {t.seq: t.pk for t in Trajectory.objects.filter(iteration=iteration, seq__in=[r.seq for r in rows])}
+        saved = {t.seq: t.pk for t in Trajectory.objects.filter(iteration_id=iteration_id, seq__in=[r.seq for r in rows])}
         through.objects.bulk_create(
             [through(trajectory_id=saved[r.seq], tool_id=tid) for r, tids in zip(rows, links, strict=True)
              for tid in dict.fromkeys(tids)],
             ignore_conflicts=True,
         )
     return len(created)
-
-
-def iteration_start_synthesis(*, iteration: Iteration) -> list[int]:
-    """Mark the iteration synthesizing, plan its trajectories (idempotent) and return the
-    ids of those not finished yet.  Raises ValueError when there is nothing to plan from."""
-    Iteration.objects.filter(pk=iteration.pk).update(status=Iteration.Status.SYNTHESIZING)
-    iteration.status = Iteration.Status.SYNTHESIZING
-    iteration_plan_trajectories(iteration=iteration)
-    return list(iteration.trajectories.exclude(status__in=TERMINAL).order_by("seq").values_list("pk", flat=True))
 
 
 # ----------------------------------------------------------------------------- the sink
@@ -240,27 +243,32 @@ def _event_of(traj: Trajectory) -> dict[str, Any]:
 
 
 class DatabaseSink:
-    """Stores each step in its own transaction before the engine goes on (see StepSink)."""
+    """Stores each step in its own transaction before the engine goes on (see StepSink).
 
-    def __init__(self, trajectories: Mapping[str, Trajectory], *, check_cancel_every: float = 2.0):
+    ``should_stop()`` is asked at most every ``check_every`` seconds; when it answers True
+    the run stops with :class:`SynthesisStopped` before the next step is stored.
+    """
+
+    def __init__(self, trajectories: Mapping[str, Trajectory], *,
+                 should_stop: Callable[[], bool] | None = None, check_every: float = 2.0):
         self.trajectories = dict(trajectories)
-        self._cancel_checked: dict[int, float] = {}
-        self._check_every = check_cancel_every
+        self._should_stop = should_stop
+        self._checked = 0.0
+        self._check_every = check_every
 
-    def _check_cancelled(self, traj: Trajectory) -> None:
+    def _check_stop(self, traj: Trajectory) -> None:
         now = time.monotonic()
-        if now - self._cancel_checked.get(traj.iteration_id, 0.0) < self._check_every:
+        if self._should_stop is None or now - self._checked < self._check_every:
             return
-        self._cancel_checked[traj.iteration_id] = now
-        status = Iteration.objects.filter(pk=traj.iteration_id).values_list("status", flat=True).first()
-        if status == Iteration.Status.CANCELLED:
-            raise IterationCancelled(f"iteration {traj.iteration_id} was cancelled")
+        self._checked = now
+        if self._should_stop():
+            raise SynthesisStopped(f"the run of iteration {traj.iteration_id}'s trajectories was stopped")
 
     def _store(self, step, write) -> None:
         from inftool_web.core.text import storable
 
         traj = self.trajectories[step.trajectory_id]
-        self._check_cancelled(traj)
+        self._check_stop(traj)
         # A model may write a NUL or a lone surrogate; PostgreSQL would refuse the whole step.
         step = storable(step)
         data = step.to_dict()
@@ -450,150 +458,40 @@ def _specs_for(trajectories: list[Trajectory]):
     return specs
 
 
-def roleplay_config_for(iteration: Iteration):
-    from inftool_web.loop.iteration_config import IterationConfig
-    from synthesis.roleplay.config import RoleplayConfig
-
-    cfg = IterationConfig.from_dict(iteration.config)
-    return RoleplayConfig(
-        modes={m: float(w) for m, w in cfg.modes.items() if w > 0},
-        max_turns=cfg.max_turns,
-        verifier_count=cfg.verifiers,
-        negotiation_rounds=cfg.negotiation_rounds,
-        hard_threshold=cfg.hard_threshold,
-    )
-
-
-def role_backend_specs(iteration: Iteration) -> dict[str, dict[str, Any]]:
-    """The backend spec of every role (``{"backend", **options}``, API key included):
-    settings defaults, overridden by the iteration's config.  The Tool Agent runs the
-    iteration's input checkpoint (the loop's latest model)."""
-    from django.conf import settings
-
-    def spec_from(d: Mapping[str, Any]) -> dict[str, Any]:
-        backend = d.get("backend") or "embedded"
-        spec: dict[str, Any] = {"backend": backend}
-        if backend == "openai":
-            spec["base_url"] = d.get("base_url")
-            for key in ("timeout", "max_retries", "backoff"):
-                if d.get(key) is not None:
-                    spec[key] = d[key]
-            if d.get("model"):
-                spec["model"] = d["model"]
-            if d.get("api_key_env"):
-                import os
-
-                from inftool_web.loop.iteration_config import API_KEY_ENV_RE
-
-                # Checked when the config was made; checked again for a config edited since:
-                # no other variable (SECRET_KEY, DATABASE_URL) may go out as a bearer token.
-                name = str(d["api_key_env"])
-                spec["api_key"] = os.environ.get(name, "") if API_KEY_ENV_RE.match(name) else ""
-            elif settings.INFTOOL_LLM_API_KEY:
-                spec["api_key"] = settings.INFTOOL_LLM_API_KEY
-        elif backend in ("embedded", "vllm") and d.get("model"):
-            spec["model_path" if backend == "embedded" else "model"] = d["model"]
-        return spec
-
-    specs = {role: spec_from(d) for role, d in settings.INFTOOL_ROLE_BACKENDS.items()}
-    for role, d in (iteration.config.get("backends") or {}).items():
-        specs[role] = spec_from(d)
-    ckpt = iteration.input_checkpoint
-    agent = specs.get("agent", {})
-    if ckpt and ckpt.kind != "base" and agent.get("backend") == "embedded" and "model_path" not in agent:
-        agent["model_path"] = ckpt.path
-    return specs
-
-
-def backends_for_iteration(iteration: Iteration) -> dict[str, Any]:
-    """The backend of every role (:func:`role_backend_specs`), built or reused."""
-    from synthesis.llm.roles import backends_for_roles
-
-    backends = backends_for_roles(role_backend_specs(iteration))
-    backends["scenario"] = backends["user"]
-    backends["default"] = backends["agent"]
-    return backends
-
-
-def trajectories_run(*, trajectory_ids: list[int], backends: Mapping[str, Any] | None = None) -> dict[str, int]:
+def trajectories_synthesize(
+    *, trajectories: list[Trajectory], backends: Mapping[str, Any], config,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, int]:
     """Synthesize (or resume) these trajectories together, storing every step as it comes.
 
-    Finished trajectories are skipped, so a re-delivered task is harmless.  Returns counts
-    by final status.
+    The caller holds their locks (one runner per trajectory).  Finished ones are skipped, so
+    a re-delivered task is harmless.  ``config`` is the role-play config
+    (``synthesis.roleplay.config.RoleplayConfig``).  Raises :class:`SynthesisStopped` when
+    ``should_stop`` says so.  Returns counts by final status.
     """
-    trajs = list(
-        Trajectory.objects.select_related("iteration", "iteration__input_checkpoint", "persona")
-        .filter(pk__in=trajectory_ids).exclude(status__in=TERMINAL).order_by("seq")
-    )
-    if not trajs:
-        return {}
-    by_iteration: dict[int, list[Trajectory]] = defaultdict(list)
-    for t in trajs:
-        by_iteration[t.iteration_id].append(t)
-    counts: dict[str, int] = defaultdict(int)
-    with _trajectory_locks([t.pk for t in trajs]) as held:
-        for group in by_iteration.values():
-            group = [t for t in group if t.pk in held]
-            if group:
-                _run_group(group, backends, counts)
-    return dict(counts)
-
-
-_LOCK_NAMESPACE = 0x1F7001  # advisory-lock keyspace of trajectories
-
-
-def _lock_key(pk: int) -> int:
-    return (_LOCK_NAMESPACE << 40) | pk
-
-
-@contextlib.contextmanager
-def _trajectory_locks(ids: list[int]):
-    """Session advisory locks: one runner per trajectory at a time, across every worker.
-
-    A second delivery of the same task (say, after a visibility timeout) skips the
-    trajectories another worker is still running; a killed worker's connection closes and
-    its locks go with it.
-    """
-    from django.db import connection
-
-    held: set[int] = set()
-    try:
-        with connection.cursor() as cur:
-            for pk in ids:
-                cur.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(pk)])
-                if cur.fetchone()[0]:
-                    held.add(pk)
-        yield held
-    finally:
-        if held and connection.connection is not None:
-            with connection.cursor() as cur:
-                for pk in held:
-                    cur.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(pk)])
-
-
-def _run_group(group, backends, counts) -> None:
     from synthesis.roleplay.engine import run_trajectories
 
-    iteration = group[0].iteration
-    if iteration.status == Iteration.Status.CANCELLED:
-        return
-    sink = DatabaseSink({str(t.pk): t for t in group})
-    be = backends or backends_for_iteration(iteration)
+    group = [t for t in trajectories if t.status not in TERMINAL]
+    if not group:
+        return {}
+    sink = DatabaseSink({str(t.pk): t for t in group}, should_stop=should_stop)
     Trajectory.objects.filter(pk__in=[t.pk for t in group], status="pending").update(status="running")
     try:
-        results = run_trajectories(_specs_for(group), be, sink, roleplay_config_for(iteration))
+        results = run_trajectories(_specs_for(group), backends, sink, config)
     except Exception as exc:
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        if isinstance(cause, IterationCancelled):
-            return
+        if isinstance(cause, SynthesisStopped):
+            raise cause from None
         raise
     for result in results:
         # A finish the engine could not store (stored steps that no longer fit the code):
         # record it, or the trajectory would look running forever.
         if result.finish.index < 0:
             trajectory_mark_failed(trajectory_id=int(result.id), error=result.finish.reason or "failed")
-    for t in Trajectory.objects.filter(pk__in=[t.pk for t in group]):
-        counts[t.status] += 1
+    counts: dict[str, int] = defaultdict(int)
+    for status in Trajectory.objects.filter(pk__in=[t.pk for t in group]).values_list("status", flat=True):
+        counts[status] += 1
+    return dict(counts)
 
 
 def trajectory_mark_failed(*, trajectory_id: int, error: str) -> None:
@@ -609,33 +507,7 @@ def trajectory_mark_failed(*, trajectory_id: int, error: str) -> None:
         send_on_commit(iteration_group(traj.iteration_id), _event_of(traj))
 
 
-def iteration_synthesis_counts(iteration_id: int) -> dict[str, int]:
-    from django.db.models import Count
-
-    rows = Trajectory.objects.filter(iteration_id=iteration_id).values("status").annotate(n=Count("id"))
-    return {r["status"]: r["n"] for r in rows}
-
-
-def iteration_synthesis_finished(iteration_id: int) -> bool:
-    return not Trajectory.objects.filter(iteration_id=iteration_id).exclude(status__in=TERMINAL).exists()
-
-
-def iteration_publish_progress(iteration_id: int) -> dict[str, int]:
-    counts = iteration_synthesis_counts(iteration_id)
-    total = sum(counts.values())
-    finished = sum(counts.get(s, 0) for s in TERMINAL)
-    progress = {"stage": "synthesis", "trajectories": total, "finished": finished, "done": finished, "total": total,
-                **{f"status_{k}": v for k, v in counts.items()}}
-    with transaction.atomic():
-        Iteration.objects.filter(pk=iteration_id).update(progress=progress)
-        event = {"kind": "iteration", "id": iteration_id, "progress": progress}
-        send_on_commit(iteration_group(iteration_id), event)
-        send_on_commit(DASHBOARD_GROUP, event)
-    return progress
-
-
 __all__ = [
-    "DatabaseSink", "IterationCancelled", "iteration_plan_trajectories", "trajectories_run",
-    "trajectory_mark_failed", "persona_ensure_seed", "persona_store_generated", "backends_for_iteration",
-
+    "DatabaseSink", "SynthesisStopped", "TrajectoryPlan", "trajectories_plan", "trajectories_synthesize",
+    "trajectory_mark_failed", "persona_ensure_seed", "persona_store_generated",
 ]

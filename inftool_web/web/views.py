@@ -12,13 +12,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inftool_web.api.selectors import FilterError, parse_min_score, tool_list
-from inftool_web.catalog.selectors import curation_summary
+from inftool_web.catalog.selectors import curation_summary, parse_min_score, tool_list
+from inftool_web.core.filters import FilterError
 from inftool_web.core.roles import has_role, user_role
 from inftool_web.loop.datacard import audit_agreement, data_card_get
 from inftool_web.loop.iteration_config import ConfigError
+from inftool_web.loop.iterations import iteration_cancel
 from inftool_web.loop.models import Iteration
-from inftool_web.loop.services import iteration_cancel, iteration_launch
+from inftool_web.loop.services import iteration_launch
 from inftool_web.synth.models import Trajectory
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 

@@ -20,10 +20,10 @@ from rest_framework.test import APIClient
 
 from inftool_web.catalog.models import ApiSource, Tool
 from inftool_web.core.roles import set_role
+from inftool_web.loop.iterations import iteration_plan, trajectories_run
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_create
 from inftool_web.synth.models import Message
-from inftool_web.synth.services import iteration_plan_trajectories, trajectories_run
 from synthesis.llm.base import LLMBackend
 from tests.conftest import ROOT
 from tests.factories import (
@@ -156,7 +156,7 @@ def test_a_stored_tool_with_a_broken_schema_is_left_out_of_role_play(kind, stale
     it = iteration_create(config={"count": 5, "profile": "none", "max_turns": 2, "verifiers": 1,
                                   "modes": {"single": 1, "parallel": 1, "multiple": 1, "multi_turn": 1}})
     with caplog.at_level("WARNING", logger="inftool_web.synth.services"):
-        iteration_plan_trajectories(iteration=it)
+        iteration_plan(iteration_id=it.pk)
     if stale_score:  # curation said yes before the schema broke: planning checks again
         assert any("broken_tool" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
     else:  # scored when planning: curation drops it, with the reason stored
@@ -176,7 +176,7 @@ def test_planning_from_only_broken_tools_is_a_clear_error():
     ToolFactory(source=source, name="broken_tool", input_schema=BROKEN_SCHEMAS["unknown_type"])
     it = iteration_create(config={"count": 1, "profile": "none"})
     with pytest.raises(ValueError, match="not valid JSON Schema"):
-        iteration_plan_trajectories(iteration=it)
+        iteration_plan(iteration_id=it.pk)
 
 
 # ---------------------------------------------------------------------------- model output
@@ -212,7 +212,7 @@ def test_model_output_postgresql_cannot_store_is_stored_replaced_and_shown_escap
                     output_schema=t.get("outputSchema"))
     it = iteration_create(config={"count": 3, "profile": "none", "modes": {"multi_turn": 1, "single": 1},
                                   "max_turns": 2, "verifiers": 1})
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     ids = list(it.trajectories.values_list("pk", flat=True))
     counts = trajectories_run(trajectory_ids=ids, backends={"default": GarbageText()})
     assert sum(counts.values()) == 3, counts
@@ -442,7 +442,7 @@ def test_config_values_that_are_allowed_on_purpose():
 
 def test_a_config_cannot_make_a_worker_send_a_secret_to_its_base_url(monkeypatch, settings):
     """Even a config edited in the database after its check reads only *_API_KEY variables."""
-    from inftool_web.synth.services import backends_for_iteration
+    from inftool_web.loop.backends import backends_for_iteration
 
     url = "http://127.0.0.1:9/v1"
     settings.INFTOOL_LLM_API_KEY = ""
@@ -462,7 +462,11 @@ def test_a_config_cannot_make_a_worker_send_a_secret_to_its_base_url(monkeypatch
             backend.close()
 
     assert bearer("INFTOOL_AGENT_API_KEY") == "Bearer the-agent-key"
-    assert bearer("SECRET_KEY") is None
+    # The workers read the config through the typed IterationConfig, which refuses it.
+    from inftool_web.loop.iteration_config import ConfigError
+
+    with pytest.raises(ConfigError, match="api_key_env"):
+        bearer("SECRET_KEY")
 
 
 def test_the_launch_form_refuses_forged_backends(client):

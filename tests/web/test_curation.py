@@ -16,8 +16,8 @@ from inftool_web.catalog.models import Tool
 from inftool_web.catalog.selectors import curation_summary
 from inftool_web.catalog.services import tools_curate
 from inftool_web.loop.iteration_config import ConfigError, IterationConfig
+from inftool_web.loop.iterations import iteration_plan
 from inftool_web.loop.services import iteration_create
-from inftool_web.synth.services import iteration_plan_trajectories
 from tests.factories import ApiSourceFactory, ToolFactory, TreeNodeFactory
 from tests.web.test_api import client_for, user_with
 from tests.web.test_pages import login
@@ -123,7 +123,7 @@ def test_config_validates_min_usability():
 
 def _plan(**config):
     it = iteration_create(config={"profile": "none", **config})
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     return it
 
 
@@ -154,12 +154,14 @@ def test_no_tool_above_the_threshold_is_a_clear_error():
     good(source, "forecast").__class__.objects.filter(name="forecast").update(description="")  # 0.5
     it = iteration_create(config={"count": 2, "profile": "none"})
     with pytest.raises(ValueError) as exc:
-        iteration_plan_trajectories(iteration=it)
+        iteration_plan(iteration_id=it.pk)
     message = str(exc.value)
     assert "usability threshold 0.6" in message and "3 tool(s) scored" in message and "the best 0.5" in message
     assert "health_endpoint x2" in message and "min-usability" in message
+    it.refresh_from_db()
+    assert it.status == "failed" and "usability threshold 0.6" in it.error  # the iteration says why
     it = iteration_create(config={"count": 2, "profile": "none", "min_usability": 0.5})
-    assert iteration_plan_trajectories(iteration=it) == 2
+    assert len(iteration_plan(iteration_id=it.pk)) == 2
 
 
 def _tree():

@@ -380,18 +380,18 @@ def test_audit_page_shows_the_agreement(client, world):
 
 
 def test_the_card_is_built_when_synthesis_finishes(django_capture_on_commit_callbacks):
-    from inftool_web.loop.pipeline import iteration_after_synthesis
+    from inftool_web.loop.iterations import Run, synthesis_finished
 
     it = IterationFactory(status="synthesizing", config={"profile": "none"})
     TrajectoryFactory(iteration=it, status="done", verdict="accepted", difficulty="easy")
     TrajectoryFactory(iteration=it, status="running")
     with django_capture_on_commit_callbacks(execute=True):
-        assert iteration_after_synthesis(iteration_id=it.pk) is False
+        assert synthesis_finished(iteration_id=it.pk, run=Run.QUEUE) is False
     assert Iteration.objects.get(pk=it.pk).data_card == {}
 
     it.trajectories.filter(status="running").update(status="failed", error="x")
     with django_capture_on_commit_callbacks(execute=True):
-        assert iteration_after_synthesis(iteration_id=it.pk) is True
+        assert synthesis_finished(iteration_id=it.pk, run=Run.QUEUE) is True
     it.refresh_from_db()
     assert it.status == "succeeded" and it.data_card_at is not None
     assert it.data_card["rates"]["overall"]["acceptance_rate"] == 0.5 and it.data_card["counts"]["kept"] == 1
@@ -415,10 +415,10 @@ def test_the_card_reads_what_the_engine_stores(db):
     match the reading tables, and its value checks match the synthesize summary's."""
     from django.db.models import Q
 
+    from inftool_web.loop.iterations import iteration_plan, trajectories_run
     from inftool_web.loop.services import iteration_create
     from inftool_web.synth.models import Trajectory, VerifierVote
     from inftool_web.synth.selectors import iteration_value_checks
-    from inftool_web.synth.services import iteration_plan_trajectories, trajectories_run
     from tests.factories import ApiSourceFactory, ToolFactory
     from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
 
@@ -428,7 +428,7 @@ def test_the_card_reads_what_the_engine_stores(db):
                     output_schema=t.get("outputSchema"))
     modes = ["single", "parallel", "multiple", "irrelevance", "multi_turn"]
     it = iteration_create(config={"count": 10, "profile": "none", "modes": {m: 1 for m in modes}, "max_turns": 3})
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     trajectories_run(trajectory_ids=list(it.trajectories.values_list("pk", flat=True)),
                      backends={"default": smart_backend()})
     card = iteration_build_data_card(iteration=it, embeddings=False)

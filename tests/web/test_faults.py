@@ -21,10 +21,10 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
+from inftool_web.loop.iterations import iteration_plan, trajectories_run
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_create, iteration_launch
-from inftool_web.synth.models import Message, Trajectory, VerifierVote
-from inftool_web.synth.services import TERMINAL, iteration_plan_trajectories, trajectories_run
+from inftool_web.synth.models import TERMINAL, Message, Trajectory, VerifierVote
 from synthesis.llm.base import BackendUnavailable
 from synthesis.llm.openai_backend import OpenAIBackend
 from tests.conftest import ROOT, WorkerProcess, free_port, worker_env
@@ -194,13 +194,13 @@ def test_the_watchdog_runs_a_stranded_pending_trajectory_and_hands_over_a_finish
 ):
     server = model_server()
     stranded = iteration_create(config=_config(server.base_url, count=2))
-    iteration_plan_trajectories(iteration=stranded)
+    iteration_plan(iteration_id=stranded.pk)
     # Planned, never queued: as if Redis lost the tasks long ago.
     Iteration.objects.filter(pk=stranded.pk).update(status="synthesizing", started_at=timezone.now())
     Trajectory.objects.filter(iteration=stranded).update(updated_at=timezone.now() - timedelta(hours=1))
     # Finished, never handed over: as if the last task died after storing its finish step.
     finished = iteration_create(config=_config(server.base_url, count=1))
-    iteration_plan_trajectories(iteration=finished)
+    iteration_plan(iteration_id=finished.pk)
     Iteration.objects.filter(pk=finished.pk).update(status="synthesizing", started_at=timezone.now())
     Trajectory.objects.filter(iteration=finished).update(status="rejected", error="rejected before the loss")
 
@@ -220,10 +220,10 @@ def test_the_watchdog_runs_a_stranded_pending_trajectory_and_hands_over_a_finish
 
 def test_a_sweep_queues_stranded_work_once_and_leaves_work_that_waits_in_the_queue(tools):
     from inftool_web.loop.recovery import watchdog_sweep
-    from inftool_web.synth.tasks import synthesize_trajectory
+    from inftool_web.loop.tasks import synthesize_trajectory
 
     it = iteration_create(config=_config("http://127.0.0.1:9/v1", count=3))
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     Iteration.objects.filter(pk=it.pk).update(status="synthesizing", started_at=timezone.now())
     old = timezone.now() - timedelta(hours=1)
     Trajectory.objects.filter(iteration=it).update(updated_at=old)
@@ -306,7 +306,7 @@ def test_a_model_server_answering_garbage_fails_the_trajectory_naming_its_url(to
 def test_a_hanging_model_server_is_given_up_on_within_the_bounded_retries(tools, model_server):
     server = model_server("hang")
     it = iteration_create(config=_config(server.base_url))
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     Iteration.objects.filter(pk=it.pk).update(status="synthesizing")
     traj = it.trajectories.get()
     backend = OpenAIBackend(base_url=server.base_url, model=MODEL, timeout=0.5, max_retries=1, backoff=0.1)
@@ -324,11 +324,11 @@ def test_a_hanging_model_server_is_given_up_on_within_the_bounded_retries(tools,
 
 
 def test_a_task_that_gives_up_on_an_unreachable_server_fails_the_trajectory_and_the_iteration_goes_on(tools):
-    from inftool_web.synth.tasks import synthesize_trajectory
+    from inftool_web.loop.tasks import synthesize_trajectory
 
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     it = iteration_create(config=_config(url, count=1))
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     Iteration.objects.filter(pk=it.pk).update(status="synthesizing")
     trajs = list(it.trajectories.order_by("seq"))
     for t in trajs:

@@ -6,10 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from inftool_web.loop.iterations import (
+    Run,
+    iteration_evaluate,
+    iteration_plan,
+    iteration_train,
+    synthesis_finished,
+    trajectories_run,
+)
 from inftool_web.loop.models import EvaluationRun, Iteration, ModelCheckpoint, TrainingRun
-from inftool_web.loop.pipeline import iteration_after_synthesis, iteration_evaluate, iteration_train
 from inftool_web.loop.services import checkpoint_register_base, iteration_create
-from inftool_web.synth.services import iteration_plan_trajectories, trajectories_run
 from tests.factories import ApiSourceFactory, ToolFactory
 from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
 
@@ -30,12 +36,12 @@ def test_an_iteration_trains_evaluates_and_hands_its_checkpoint_to_the_next(sett
     it.status = Iteration.Status.SYNTHESIZING
     it.save()
     assert it.input_checkpoint == base
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     # The model stand-in keeps synthesis fast; training and BFCL below use the real model.
     trajectories_run(trajectory_ids=list(it.trajectories.values_list("pk", flat=True)),
                      backends={"default": smart_backend()})
     assert it.trajectories.filter(verdict="accepted").exists()
-    assert iteration_after_synthesis(iteration_id=it.pk)
+    assert synthesis_finished(iteration_id=it.pk, run=Run.QUEUE)
     it.refresh_from_db()
     assert it.status == "training"
 

@@ -69,7 +69,7 @@ def test_the_synthesize_summary_prints_acceptance_values_threshold_and_the_card(
     import io
 
     from inftool_web.loop.datacard import iteration_build_data_card
-    from inftool_web.synth.management.commands.synthesize import Command
+    from inftool_web.loop.management.commands.synthesize import Command
     from tests.factories import ToolFactory
 
     it = IterationFactory(config={"count": 3, "min_usability": 0.6})

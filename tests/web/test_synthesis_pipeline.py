@@ -7,10 +7,10 @@ import time
 import pytest
 from django.db.models import Count
 
+from inftool_web.loop.iterations import iteration_plan, trajectories_run
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_create, iteration_launch
 from inftool_web.synth.models import Message, Trajectory, TrajectoryStep, VerifierVote
-from inftool_web.synth.services import iteration_plan_trajectories, trajectories_run
 from synthesis.llm.base import BackendUnavailable, LLMBackend
 from tests.factories import ApiSourceFactory, ToolFactory
 from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
@@ -42,8 +42,8 @@ def _fake_backends():
 
 def test_plan_is_idempotent_and_keeps_offered_tools(tools):
     it = _iteration(count=8)
-    assert iteration_plan_trajectories(iteration=it) == 8
-    assert iteration_plan_trajectories(iteration=it) == 0
+    assert len(iteration_plan(iteration_id=it.pk)) == 8
+    assert len(iteration_plan(iteration_id=it.pk)) == 8  # the same 8, none planned twice
     trajs = list(Trajectory.objects.filter(iteration=it))
     assert len(trajs) == 8 and {t.seq for t in trajs} == set(range(8))
     for t in trajs:
@@ -53,7 +53,7 @@ def test_plan_is_idempotent_and_keeps_offered_tools(tools):
 
 def test_every_step_is_stored_and_a_rerun_duplicates_nothing(tools):
     it = _iteration(count=10)
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     ids = list(it.trajectories.values_list("pk", flat=True))
     counts = trajectories_run(trajectory_ids=ids, backends=_fake_backends())
     assert sum(counts.values()) == 10
@@ -95,7 +95,7 @@ class DiesAfter(LLMBackend):
 
 def test_an_interrupted_run_resumes_without_duplicates(tools):
     it = _iteration(count=5, modes={"multi_turn": 1})
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     ids = list(it.trajectories.values_list("pk", flat=True))
     with pytest.raises(Exception, match="went away"):
         trajectories_run(trajectory_ids=ids, backends={"default": DiesAfter(smart_backend(), 6)})
@@ -113,7 +113,7 @@ def test_an_interrupted_run_resumes_without_duplicates(tools):
 
 def test_cancelled_iteration_stops_at_the_next_step(tools):
     it = _iteration(count=3)
-    iteration_plan_trajectories(iteration=it)
+    iteration_plan(iteration_id=it.pk)
     Iteration.objects.filter(pk=it.pk).update(status="cancelled")
     trajectories_run(trajectory_ids=list(it.trajectories.values_list("pk", flat=True)), backends=_fake_backends())
     assert not TrajectoryStep.objects.filter(trajectory__iteration=it).exists()

@@ -21,8 +21,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, checkpoint, limit, seed, categories, **options):
         from inftool_web.loop.models import ModelCheckpoint
-        from inftool_web.loop.pipeline import evaluation_run
         from inftool_web.loop.services import checkpoint_register_base
+        from inftool_web.loop.stages import evaluation_run
         from training.bfcl import CATEGORIES
 
         if categories:

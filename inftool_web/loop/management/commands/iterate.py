@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inftool_web.loop.iteration_config import MODES, PROFILES, ConfigError
+from inftool_web.loop.iteration_config import MODES, PROFILES, ConfigError, IterationConfig
+from inftool_web.loop.iterations import Run, iteration_start
+from inftool_web.loop.models import EvaluationRun, Iteration
+from inftool_web.loop.services import checkpoint_register_base, iteration_create
 
 
 class Command(BaseCommand):
@@ -30,14 +33,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue,
                verifiers=None, **options):
-        from inftool_web.loop.pipeline import (
-            iteration_after_synthesis,
-            iteration_evaluate,
-            iteration_train,
-        )
-        from inftool_web.loop.services import checkpoint_register_base, iteration_create
-        from inftool_web.synth.services import iteration_start_synthesis, trajectories_run
-
         checkpoint_register_base()
         config = {"count": count, "profile": profile, "eval_limit": eval_limit, "seed": seed,
                   "eval_categories": eval_categories or []}
@@ -56,30 +51,24 @@ class Command(BaseCommand):
         if queue:
             self.stdout.write("queued; follow it on the dashboard or at /api/iterations/")
             return
-        try:
-            todo = iteration_start_synthesis(iteration=it)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
-        self.stdout.write(f"synthesizing {len(todo)} trajectories")
-        trajectories_run(trajectory_ids=todo)
-        iteration_after_synthesis(iteration_id=it.pk)
-        self.stdout.write("training")
-        iteration_train(iteration_id=it.pk)
-        self.stdout.write("evaluating")
-        iteration_evaluate(iteration_id=it.pk)
+        # Every stage runs here, one after the other, and hands over to the next here: nothing
+        # of this iteration goes to the Celery workers.
+        self.stdout.write("synthesizing, then training and evaluating, in this process")
+        iteration_start(iteration_id=it.pk, run=Run.HERE)
         it.refresh_from_db()
         self._report(it)
+        if it.status != Iteration.Status.SUCCEEDED:
+            raise CommandError(f"iteration {it.number} {it.status}: {it.error or it.stage_detail}")
 
     def _report(self, it) -> None:
-        from inftool_web.loop.models import EvaluationRun
-
+        cfg = IterationConfig.from_dict(it.config)
         self.stdout.write(f"\niteration {it.number}: {it.status} {it.error}")
         for run in it.training_runs.order_by("stage"):
             loss = run.metrics.get("train_loss")
             self.stdout.write(f"  {run.stage}: {run.status} rows={run.num_samples} loss={loss} {run.error}")
         evs = {e.checkpoint_id: e for e in EvaluationRun.objects.filter(
             checkpoint__in=[c for c in (it.input_checkpoint, it.output_checkpoint) if c], status="succeeded",
-            limit=it.config.get("eval_limit"), seed=it.config.get("seed", 0)).order_by("created_at")}
+            limit=cfg.eval_limit, seed=cfg.seed).order_by("created_at")}
         before = evs.get(it.input_checkpoint_id)
         after = evs.get(it.output_checkpoint_id)
         if not (before and after):

@@ -13,8 +13,14 @@ exported iterations as a Hugging Face dataset card (``README.md`` with YAML meta
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from django.core.management.base import BaseCommand, CommandError
+
+from inftool_web.core.filters import FilterError
+from inftool_web.loop.exports import CARD_FILE, DATA_FILE, export_folder, export_lines
+from inftool_web.loop.models import Iteration
+from inftool_web.synth.selectors import TrajectoryFilters, trajectory_list
 
 
 class Command(BaseCommand):
@@ -30,9 +36,6 @@ class Command(BaseCommand):
         parser.add_argument("--verdict", default="accepted", help="accepted (default), rejected, or all")
 
     def handle(self, *args, format, out, output, verdict, **options):
-        from inftool_web.api.exports import CARD_FILE, DATA_FILE, export_folder, export_lines
-        from inftool_web.api.selectors import FilterError, TrajectoryFilters, trajectory_list
-
         params = {k: options.get(k) for k in TrajectoryFilters.PARAMS if options.get(k) is not None}
         if verdict != "all":
             params["verdict"] = verdict
@@ -41,14 +44,10 @@ class Command(BaseCommand):
         except FilterError as exc:
             raise CommandError(str(exc)) from None
         if filters.iteration is not None:
-            from inftool_web.loop.models import Iteration
-
             # The command speaks iteration numbers, as the UI shows them.
             pk = Iteration.objects.filter(number=filters.iteration).values_list("pk", flat=True).first()
             if pk is None:
                 raise CommandError(f"no iteration number {filters.iteration}")
-            from dataclasses import replace
-
             filters = replace(filters, iteration=pk)
         qs = trajectory_list(filters=filters)
         if output is not None:

@@ -15,11 +15,22 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from django.db.models import Count, Q
 
+from inftool_web.loop.datacard import data_card_get
 from inftool_web.loop.iteration_config import MODES, ConfigError, IterationConfig
+from inftool_web.loop.iterations import (
+    TASK_TRAJECTORY,
+    Run,
+    enqueue,
+    iteration_plan,
+    synthesis_finished,
+    trajectories_run,
+)
 from inftool_web.loop.models import Iteration
-from inftool_web.synth.models import Trajectory
+from inftool_web.loop.services import iteration_create
+from inftool_web.synth.models import TERMINAL, Trajectory
 from inftool_web.synth.selectors import iteration_accepted_below_usability, iteration_value_checks
 
 
@@ -40,10 +51,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, count, modes, iteration, max_turns, verifiers, seed, domains, celery, min_usability,
                **options):
-        from inftool_web.loop.pipeline import iteration_after_synthesis
-        from inftool_web.loop.services import iteration_create
-        from inftool_web.synth.services import iteration_start_synthesis
-
         if iteration is not None:
             it = Iteration.objects.filter(number=iteration).first()
             if it is None:
@@ -65,44 +72,36 @@ class Command(BaseCommand):
             except ConfigError as exc:
                 raise CommandError(str(exc)) from None
         try:
-            todo = iteration_start_synthesis(iteration=it)
+            todo = iteration_plan(iteration_id=it.pk)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"iteration {it.number}: {len(todo)} trajectories to synthesize")
         if celery:
-            from inftool_web.synth.tasks import synthesize_trajectory
-
             for pk in todo:
-                synthesize_trajectory.delay(pk)
+                enqueue(TASK_TRAJECTORY, pk)
             self._watch(it, done=None)
         else:
             error: list[BaseException] = []
             done = threading.Event()
 
             def work():
-                from django.db import connection
-
-                from inftool_web.synth.services import trajectories_run
-
                 try:
                     trajectories_run(trajectory_ids=todo)
                 except BaseException as exc:  # noqa: BLE001 - reported below
                     error.append(exc)
                 finally:
-                    connection.close()
+                    connection.close()  # this thread's own connection
                     done.set()
 
             threading.Thread(target=work, daemon=True).start()
             self._watch(it, done=done)
             if error:
                 raise CommandError(f"synthesis stopped: {error[0]} (stored steps are kept; re-run with --iteration {it.number} to resume)")
-        iteration_after_synthesis(iteration_id=it.pk)
+        synthesis_finished(iteration_id=it.pk, run=Run.QUEUE if celery else Run.HERE)
         self._summary(it)
 
     def _watch(self, it: Iteration, done: threading.Event | None) -> None:
-        from tqdm import tqdm
-
-        from inftool_web.synth.services import TERMINAL
+        from tqdm import tqdm  # only when watching
 
         total = it.trajectories.count()
         bar = tqdm(total=total, desc="trajectories", unit="traj", file=self.stderr._out)
@@ -158,8 +157,6 @@ class Command(BaseCommand):
 
     def _card(self, it: Iteration) -> None:
         """The data card's figures on where texts came from and how diverse requests are."""
-        from inftool_web.loop.datacard import data_card_get
-
         it.refresh_from_db()
         card = data_card_get(iteration=it) if it.data_card else None
         if not card or "texts" not in card:

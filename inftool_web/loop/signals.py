@@ -1,6 +1,12 @@
+"""Worker start-up and shut-down: recover work a dead worker left, run the watchdog."""
+
 import logging
 
 from celery.signals import worker_ready, worker_shutting_down
+from django.conf import settings
+from django.db import close_old_connections
+
+from .recovery import recover_orphans, watchdog_start
 
 log = logging.getLogger(__name__)
 
@@ -9,10 +15,6 @@ _watchdog = None
 
 @worker_ready.connect
 def _recover_on_start(sender=None, **kwargs) -> None:
-    from django.db import close_old_connections
-
-    from inftool_web.loop.recovery import recover_orphans
-
     try:
         recover_orphans()
     except Exception:  # noqa: BLE001 - a worker must start even when recovery cannot run
@@ -23,10 +25,6 @@ def _recover_on_start(sender=None, **kwargs) -> None:
 
 @worker_ready.connect
 def _start_watchdog(sender=None, **kwargs) -> None:
-    from django.conf import settings
-
-    from inftool_web.loop.recovery import watchdog_start
-
     global _watchdog
     if _watchdog is None:
         _watchdog = watchdog_start(period=settings.INFTOOL_WATCHDOG_SECONDS)
