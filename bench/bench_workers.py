@@ -230,7 +230,7 @@ def with_pattern_examples(schema: Any, rng: random.Random) -> Any:
 def _instance(schema: Any, rng: random.Random, **kwargs) -> Any:
     """An instance of ``schema`` that validates when one of a few tries does: with ``hints``
     first, then without, on fresh random draws."""
-    from synthesis.roleplay.schema_utils import is_valid, synthesize_instance
+    from synthesis.schema_utils import is_valid, synthesize_instance
 
     value = None
     for _ in range(4):
@@ -245,7 +245,7 @@ def _mentions(tool: dict[str, Any], text: str) -> dict[str, list[Any]]:
     """Values the user gave for ``tool``'s parameters, in order: ``city Lisbon`` or
     ``city: Lisbon`` (each parameter may be given several times, for parallel calls)."""
     from synthesis.roleplay.phrasing import humanize
-    from synthesis.roleplay.schema_utils import schema_properties
+    from synthesis.schema_utils import schema_properties
 
     found: dict[str, list[Any]] = {}
     for name, node in schema_properties(tool.get("inputSchema")).items():
@@ -261,7 +261,7 @@ def _mentions(tool: dict[str, Any], text: str) -> dict[str, list[Any]]:
 
 def _arguments(tool: dict[str, Any], text: str, nth: int, rng: random.Random) -> dict[str, Any]:
     """Arguments valid against the tool's schema, using the ``nth`` value the user gave for each."""
-    from synthesis.roleplay.schema_utils import is_valid
+    from synthesis.schema_utils import is_valid
 
     schema = tool.get("inputSchema") or {"type": "object"}
     hints = {k: v[min(nth, len(v) - 1)] for k, v in _mentions(tool, text).items()}
@@ -289,8 +289,8 @@ def plan(messages: list[dict[str, Any]], tools: list[dict[str, Any]], max_calls:
     """What a competent agent would do next: call the tools whose parameters the user
     gave, ask for missing required values, or answer (after results, or when no tool fits)."""
     from synthesis.roleplay.phrasing import humanize
-    from synthesis.roleplay.schema_utils import required_names
     from synthesis.roleplay.values import content_words
+    from synthesis.schema_utils import required_names
 
     convo = _conversation(messages)
     if not convo or convo[-1].get("role") != "user":
@@ -416,7 +416,7 @@ def _json_answer(req, schema: dict[str, Any], rng: random.Random) -> Any:
 def reply(req, choice: int = 0):
     """The stand-in's answer to one request (a ``ChatRequest``): a ``ChatResult``."""
     from synthesis.llm.base import ChatResult, ToolCall
-    from synthesis.roleplay.schema_utils import is_valid
+    from synthesis.schema_utils import is_valid
 
     rng = _rng(req, choice)
     if req.json_schema is not None:

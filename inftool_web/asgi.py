@@ -20,7 +20,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from inftool_web.core.limits import BodySizeLimit  # noqa: E402
-from inftool_web.core.routing import websocket_urlpatterns  # noqa: E402
+from inftool_web.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

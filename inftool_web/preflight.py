@@ -10,6 +10,10 @@ import os
 import sys
 from urllib.parse import urlparse
 
+import psycopg
+import redis
+from psycopg import sql
+
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_REDIS = (
     'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no'
@@ -22,8 +26,6 @@ def _fail(message: str) -> None:
 
 
 def check_postgres(database_url: str) -> None:
-    import psycopg
-
     url = urlparse(database_url)
     dbname = (url.path or "/inftool").lstrip("/") or "inftool"
     admin_conninfo = dict(
@@ -46,16 +48,12 @@ def check_postgres(database_url: str) -> None:
     with conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if not exists:
-            from psycopg import sql
-
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
             print(f"[inftool] created database {dbname}")
     print(f"[inftool] PostgreSQL ok ({admin_conninfo['host']}:{admin_conninfo['port']}/{dbname})")
 
 
 def check_redis(redis_url: str) -> None:
-    import redis
-
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=3)
     try:
         client.ping()

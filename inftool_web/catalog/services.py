@@ -13,10 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from inftool_web.core.text import storable
+from synthesis.llm.base import normalize_tool
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD, CurationReport, usability
+from synthesis.mcp_tree.dedup import content_hash
+from synthesis.mcp_tree.openapi import SpecError, convert_spec, spec_digest
+from synthesis.mcp_tree.tool_check import tool_problem
 
 from .models import ApiSource, DuplicateLink, Tool, TreeNode
 
@@ -38,7 +44,6 @@ class IngestOutcome:
 @dataclass
 class ConvertedSpec:
     """What a conversion worker hands back: plain data, cheap to pickle between processes."""
-
     name: str
     location: str
     content_hash: str
@@ -55,9 +60,6 @@ class ConvertedSpec:
 
 def convert_openapi_file(path: str, name: str) -> ConvertedSpec:
     """Read and convert one spec file (runs in worker processes: no database access)."""
-    from synthesis.mcp_tree.dedup import content_hash
-    from synthesis.mcp_tree.openapi import SpecError, convert_spec, spec_digest
-
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -72,7 +74,6 @@ def convert_openapi_file(path: str, name: str) -> ConvertedSpec:
     except Exception as exc:  # noqa: BLE001 - one broken spec must not stop a corpus run
         return ConvertedSpec(name=name, location=path, content_hash=digest, ok=False,
                              error_code="conversion_failed", error=f"{type(exc).__name__}: {exc}")
-    from inftool_web.core.text import storable
 
     tools = []
     for t in result.tools:
@@ -163,10 +164,6 @@ def source_ingest_mcp(*, name: str, kind: str, location: str, tools: list[dict[s
     not valid JSON Schema, refers to itself, or is too big or too deep) is left out and
     recorded as a warning on the source with its reason; the others are stored.
     """
-    from inftool_web.core.text import storable
-    from synthesis.llm.base import normalize_tool
-    from synthesis.mcp_tree.dedup import content_hash
-    from synthesis.mcp_tree.tool_check import tool_problem
 
     rows = []
     rejected: list[dict[str, str]] = []
@@ -254,8 +251,6 @@ def tools_curate(*, threshold: float = DEFAULT_THRESHOLD, only_missing: bool = F
 
 def tool_set_embeddings(*, ids: list[int], vectors) -> None:
     """Store float32 vectors (one row per id, in order)."""
-    import numpy as np
-
     arr = np.asarray(vectors, dtype="<f4")
     with transaction.atomic():
         objs = [Tool(pk=pk, embedding=arr[i].tobytes()) for i, pk in enumerate(ids)]

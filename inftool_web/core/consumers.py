@@ -2,28 +2,30 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .events import DASHBOARD_GROUP, iteration_group
+from .roles import has_role
 
 # Close codes (4000-4999 are the application's): the browser's ws extension does not retry
 # on them as it would on a dropped connection.
 NOT_SIGNED_IN, NO_ROLE, NO_SUCH_ITERATION = 4401, 4403, 4404
 
 
-@database_sync_to_async
-def _may_follow(user, iteration_id: int | None) -> int | None:
-    """None when ``user`` may receive these events, else the close code saying why not."""
-    from inftool_web.core.roles import has_role
-    from inftool_web.loop.models import Iteration
-
-    if not has_role(user, "viewer"):
-        return NO_ROLE
-    if iteration_id is not None and not Iteration.objects.filter(pk=iteration_id).exists():
-        return NO_SUCH_ITERATION
-    return None
-
-
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     """Forwards the events of one iteration (or of the dashboard) to a signed-in user who may
-    read them: the same ``viewer`` role as the pages that open these sockets."""
+    read them: the same ``viewer`` role as the pages that open these sockets.  An app whose
+    rows have event groups subclasses it and says which ids exist (:meth:`exists`)."""
+
+    @staticmethod
+    def exists(iteration_id: int) -> bool:
+        """Whether events of ``iteration_id`` can be followed (called in a thread)."""
+        return True
+
+    async def _refusal(self, user, iteration_id: int | None) -> int | None:
+        """None when ``user`` may receive these events, else the close code saying why not."""
+        if not await database_sync_to_async(has_role)(user, "viewer"):
+            return NO_ROLE
+        if iteration_id is not None and not await database_sync_to_async(self.exists)(iteration_id):
+            return NO_SUCH_ITERATION
+        return None
 
     async def connect(self):
         user = self.scope.get("user")
@@ -32,7 +34,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             return
         raw = self.scope["url_route"]["kwargs"].get("iteration_id")
         iteration_id = int(raw) if raw is not None else None
-        refusal = await _may_follow(user, iteration_id)
+        refusal = await self._refusal(user, iteration_id)
         if refusal is not None:
             await self.close(code=refusal)
             return
@@ -46,6 +48,5 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """The browser only listens: whatever it sends (JSON or not) is ignored."""
-
     async def inftool_event(self, message):
         await self.send_json(message["event"])

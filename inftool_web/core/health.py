@@ -9,6 +9,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from inftool_web.celery_app import app
+
 
 @dataclass
 class Check:
@@ -57,8 +59,6 @@ def check_redis(url: str | None = None) -> Check:
 
 
 def check_workers(timeout: float = 1.0) -> Check:
-    from inftool_web.celery_app import app
-
     def run() -> str:
         replies = app.control.ping(timeout=timeout) or []
         if not replies:

@@ -15,6 +15,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.authtoken.models import Token
+
+from synthesis.llm.base import LLMError
+from synthesis.llm.registry import get_backend
+from synthesis.llm.serving import BadRequest, list_models
+from synthesis.llm.serving import chat_completions as handle
 
 
 def _error(status: int, message: str, code: str) -> JsonResponse:
@@ -23,8 +29,6 @@ def _error(status: int, message: str, code: str) -> JsonResponse:
 
 @sync_to_async
 def _token_user(key: str):
-    from rest_framework.authtoken.models import Token
-
     token = Token.objects.select_related("user").filter(key=key).first()
     return token.user if token and token.user.is_active else None
 
@@ -40,8 +44,6 @@ async def _authenticate(request, *, allow_session: bool):
 
 
 def serving_backend():
-    from synthesis.llm.registry import get_backend
-
     path = settings.INFTOOL_SERVE_MODEL_PATH or None
     return get_backend("embedded", model_path=path)
 
@@ -52,9 +54,6 @@ def served_model_name() -> str:
 
 @csrf_exempt  # bearer tokens only for POST: there is no cookie for a forged form to ride on
 async def chat_completions(request):
-    from synthesis.llm.base import LLMError
-    from synthesis.llm.serving import BadRequest
-    from synthesis.llm.serving import chat_completions as handle
 
     if request.method != "POST":
         return _error(405, "use POST", "method_not_allowed")
@@ -83,8 +82,6 @@ async def chat_completions(request):
 
 
 async def models(request):
-    from synthesis.llm.serving import list_models
-
     if await _authenticate(request, allow_session=True) is None:
         return _error(401, "log in or send an API token as 'Authorization: Bearer <token>'", "invalid_api_key")
     return JsonResponse(list_models([served_model_name()]))

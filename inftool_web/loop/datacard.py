@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import yaml
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -629,8 +630,6 @@ def data_card_markdown(
     ``rows`` and ``filters``; without it the card describes the iteration's kept
     trajectories.
     """
-    import yaml
-
     cards = [card] if isinstance(card, dict) else list(card)
     rows = export.get("rows") if export else sum(((c.get("counts") or {}).get("kept") or 0) for c in cards)
     numbers = [str((c.get("iteration") or {}).get("number", "?")) for c in cards]

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
+
 from synthesis.roleplay.config import RoleplayConfig
+from training.bfcl import CATEGORIES
 
 MODES = ("single", "parallel", "multiple", "irrelevance", "multi_turn")
 ROLES = ("user", "agent", "server", "verifier", "judge")
@@ -103,8 +106,6 @@ def _base_url_problem(url: str) -> str | None:
 
 def _checkpoint_problem(model: str) -> str | None:
     """An embedded model is a checkpoint folder under the var directory, nowhere else."""
-    from django.conf import settings
-
     root = Path(settings.INFTOOL_VAR_DIR).resolve()
     path = Path(model)
     resolved = (path if path.is_absolute() else Path(settings.BASE_DIR) / path).resolve()
@@ -115,7 +116,6 @@ def _checkpoint_problem(model: str) -> str | None:
 
 class ConfigError(ValueError):
     """An iteration config that cannot run; ``errors`` maps field names to messages."""
-
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
@@ -194,8 +194,6 @@ class IterationConfig:
                 or not all(_is_text(c, 100) for c in self.eval_categories)):
             errors["eval_categories"] = "must be a list of BFCL V3 category names"
         elif self.eval_categories:
-            from training.bfcl import CATEGORIES
-
             unknown = sorted(set(self.eval_categories) - set(CATEGORIES))
             if unknown:
                 errors["eval_categories"] = f"unknown categories {', '.join(unknown)}; valid: {', '.join(CATEGORIES)}"

@@ -17,7 +17,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from training.bfcl import CATEGORIES
+from synthesis.llm.registry import get_backend
+from training.bfcl import CATEGORIES, run_bfcl_eval
 from training.config import get_profile
 from training.contamination import check_contamination
 from training.dataset import DatasetConfig, build_grpo_rows, build_sft_rows
@@ -33,12 +34,15 @@ Report = Callable[..., None]
 
 
 def _runner(stage: str):
-    # torch, transformers and TRL load only in the process that trains.
     if stage == "sft":
-        from training.sft import run_sft
+        from training.sft import (
+            run_sft,  # lazy: torch, transformers and TRL load only where training runs
+        )
 
         return run_sft
-    from training.grpo import run_grpo
+    from training.grpo import (
+        run_grpo,  # lazy: torch, transformers and TRL load only where training runs
+    )
 
     return run_grpo
 
@@ -126,9 +130,6 @@ def evaluation_run(*, checkpoint: ModelCheckpoint, iteration: Iteration | None =
                    seed: int = 0, categories: list[str] | None = None,
                    progress: Callable[[dict[str, Any]], None] | None = None) -> EvaluationRun:
     """Evaluate a checkpoint on BFCL V3 with the official checker and store the results."""
-    from synthesis.llm.registry import get_backend
-    from training.bfcl import run_bfcl_eval  # loads the checker and its data on first use
-
     ev = EvaluationRun.objects.create(
         checkpoint=checkpoint, iteration=iteration, limit=limit, seed=seed,
         categories=list(categories or CATEGORIES), status=EvaluationRun.Status.RUNNING, started_at=timezone.now(),

@@ -165,8 +165,6 @@ def iteration_value_checks(*, iteration_id: int) -> ValueChecks:
 def iteration_accepted_below_usability(*, iteration_id: int, threshold: float) -> int:
     """Accepted trajectories of an iteration that offer a tool scored below ``threshold``
     (or never scored): role-play should draw none."""
-    from django.db.models import Q
-
     return (
         Trajectory.objects.filter(iteration_id=iteration_id, verdict=Trajectory.Verdict.ACCEPTED)
         .filter(Q(tools__usability_score__lt=threshold) | Q(tools__usability_score__isnull=True))

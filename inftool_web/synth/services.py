@@ -26,7 +26,15 @@ from django.utils import timezone
 from inftool_web.catalog.models import Tool, TreeNode
 from inftool_web.catalog.services import tools_curate
 from inftool_web.core.events import iteration_group, send_on_commit
+from inftool_web.core.text import storable
+from synthesis.llm.embedded import ensure_embedded_checkpoint
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
+from synthesis.mcp_tree.tool_check import tool_problem
+from synthesis.roleplay.config import RoleplayConfig
+from synthesis.roleplay.engine import plan_specs, run_trajectories
+from synthesis.roleplay.personas import SEED_PERSONAS
+from synthesis.roleplay.steps import Persona as PersonaData
+from synthesis.roleplay.steps import ResumeState, TrajectorySpec
 
 from .models import TERMINAL, Message, Persona, Reflection, Trajectory, TrajectoryStep, VerifierVote
 
@@ -44,7 +52,6 @@ class SynthesisStopped(Exception):
 @dataclass(frozen=True)
 class TrajectoryPlan:
     """What to plan for one iteration: how many trajectories of each mode, from which tools."""
-
     mode_counts: dict[str, int]
     seed: int = 0
     domains: list[str] = field(default_factory=list)
@@ -65,8 +72,6 @@ def persona_content_hash(data: Mapping[str, Any]) -> str:
 
 def persona_ensure_seed() -> int:
     """Store the hand-written seed personas (idempotent); returns how many are stored."""
-    from synthesis.roleplay.personas import SEED_PERSONAS
-
     rows = [
         Persona(name=p.name[:200], role=p.role[:200], background=p.background, style=p.style, goals=list(p.goals),
                 origin=Persona.Origin.SEED, content_hash=persona_content_hash(p.to_dict()))
@@ -110,7 +115,6 @@ def _tool_pool(
             "no tools to synthesize from" + (f" in domains {domains}" if domains else "")
             + ": ingest some first (manage.py ingest_openapi --sample)"
         )
-    from synthesis.mcp_tree.tool_check import tool_problem
 
     rng = random.Random(seed)
     rng.shuffle(keys)
@@ -174,9 +178,6 @@ def _below_threshold(candidates, threshold: float, domains: list[str]) -> str:
 def trajectories_plan(*, iteration_id: int, plan: TrajectoryPlan) -> int:
     """Create an iteration's trajectory rows (idempotent: a re-run creates none twice).
     Raises ValueError when there is nothing to plan from."""
-    from synthesis.roleplay.config import RoleplayConfig
-    from synthesis.roleplay.engine import plan_specs
-    from synthesis.roleplay.steps import Persona as PersonaData
 
     cfg = plan
     existing = Trajectory.objects.filter(iteration_id=iteration_id).count()
@@ -265,8 +266,6 @@ class DatabaseSink:
             raise SynthesisStopped(f"the run of iteration {traj.iteration_id}'s trajectories was stopped")
 
     def _store(self, step, write) -> None:
-        from inftool_web.core.text import storable
-
         traj = self.trajectories[step.trajectory_id]
         self._check_stop(traj)
         # A model may write a NUL or a lone surrogate; PostgreSQL would refuse the whole step.
@@ -404,9 +403,9 @@ def _tokenizer():
 
 @functools.lru_cache(maxsize=1)
 def _load_tokenizer():
-    from transformers import AutoTokenizer
-
-    from synthesis.llm.embedded import ensure_embedded_checkpoint
+    from transformers import (
+        AutoTokenizer,  # lazy: seconds to import; only finished trajectories need it
+    )
 
     return AutoTokenizer.from_pretrained(str(ensure_embedded_checkpoint()), local_files_only=True)
 
@@ -437,15 +436,11 @@ def _conversation_tokens(traj: Trajectory) -> tuple[int, int]:
 
 
 def _resume_state(traj: Trajectory):
-    from synthesis.roleplay.steps import ResumeState
-
     rows = list(traj.steps.order_by("index").values_list("data", flat=True))
     return ResumeState.from_steps(rows) if rows else None
 
 
 def _specs_for(trajectories: list[Trajectory]):
-    from synthesis.roleplay.steps import Persona as PersonaData
-    from synthesis.roleplay.steps import TrajectorySpec
 
     specs = []
     for traj in trajectories:
@@ -469,8 +464,6 @@ def trajectories_synthesize(
     (``synthesis.roleplay.config.RoleplayConfig``).  Raises :class:`SynthesisStopped` when
     ``should_stop`` says so.  Returns counts by final status.
     """
-    from synthesis.roleplay.engine import run_trajectories
-
     group = [t for t in trajectories if t.status not in TERMINAL]
     if not group:
         return {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from inftool_web.core.events import DASHBOARD_GROUP, iteration_group, send_on_commit
+from inftool_web.core.roles import has_role
 from inftool_web.synth.models import AuditDecision, Trajectory
 
 
@@ -15,8 +16,6 @@ class AuditError(ValueError):
 @transaction.atomic
 def audit_record(*, trajectory: Trajectory, reviewer, decision: str, note: str = "") -> AuditDecision:
     """Store a reviewer's decision and make it the trajectory's override of the verifiers."""
-    from inftool_web.core.roles import has_role
-
     if decision not in AuditDecision.Decision.values:
         raise AuditError(f"unknown decision {decision!r}; valid: {', '.join(AuditDecision.Decision.values)}")
     if not has_role(reviewer, "reviewer"):

@@ -55,7 +55,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthesis.roleplay.schema_utils import is_id_key, pointer_target, required_names, resolve
+from synthesis.schema_utils import is_id_key, pointer_target, required_names, resolve
 
 from .openapi import fallback_description
 from .tool_check import MAX_SCHEMA_CHARS, tool_problem
@@ -619,7 +619,7 @@ def _converted_problem(schema: Any, what: str) -> str | None:
 # ----------------------------------------------------------------------------- value sources
 
 # Name words that say what a value is, so that a realistic one can be made (what
-# ``synthesis.roleplay.schema_utils`` fills by name, and a few common measures).
+# ``synthesis.schema_utils`` fills by name, and a few common measures).
 _TELLING = frozenset({
     "email", "url", "uri", "link", "website", "href", "phone", "mobile", "tel", "telephone", "fax",
     "filename", "file", "path", "folder", "directory", "first", "last", "given", "surname", "company",

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema_utils import resolve, schema_properties, validation_errors
+from synthesis.schema_utils import resolve, schema_properties, validation_errors
 
 
 @dataclass

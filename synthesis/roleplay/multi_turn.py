@@ -17,13 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
+from synthesis.schema_utils import is_id_key, validation_errors
 
 from . import phrasing, prompts
 from .agent import agent_step, assistant_message, execute_calls, rpc_ids_used
 from .config import RoleplayConfig
 from .reflection import Problem
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
-from .schema_utils import is_id_key, validation_errors
 from .scoring import Score, call_set_agreement, execution_consistency, multi_turn_ignore_key
 from .server_sim import STATE_CHANGING_VERBS, ServerSimulator, verb_of
 from .single_turn import (

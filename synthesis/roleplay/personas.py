@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from synthesis.llm.base import ChatRequest, LLMBackend
+from synthesis.schema_utils import validation_errors
 
 from . import prompts
 from .runtime import parse_json_reply, seed_for
-from .schema_utils import validation_errors
 from .steps import Persona
 
 Embedder = Callable[[list[str]], Sequence[Sequence[float]]]

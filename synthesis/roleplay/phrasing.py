@@ -19,7 +19,7 @@ import random
 import re
 from typing import Any
 
-from .schema_utils import is_id_key
+from synthesis.schema_utils import is_id_key
 
 VERBS = {
     "get", "list", "create", "update", "delete", "remove", "add", "send", "search", "find",

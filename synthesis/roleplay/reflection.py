@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult
-
-from . import prompts
-from .runtime import Gen, ask_first
-from .schema_utils import (
+from synthesis.schema_utils import (
     is_id_key,
     resolve,
     schema_properties,
     unknown_argument_names,
     validation_errors,
 )
+
+from . import prompts
+from .runtime import Gen, ask_first
 from .values import implausible
 
 # A text reply that pastes tool output or chat-template markup instead of answering.

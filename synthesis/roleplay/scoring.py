@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .schema_utils import is_id_key, schema_properties
+from synthesis.schema_utils import is_id_key, schema_properties
 
 Call = dict[str, Any]
 

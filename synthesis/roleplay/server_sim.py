@@ -26,10 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.llm.base import ChatRequest
+from synthesis.schema_utils import (
+    NoValidValue,
+    is_id_key,
+    is_valid,
+    synthesize_instance,
+    validation_errors,
+)
 
 from . import prompts
 from .runtime import Gen, ask_first, parse_json_reply, rng_for
-from .schema_utils import NoValidValue, is_id_key, is_valid, synthesize_instance, validation_errors
 from .values import polish_result
 
 INVALID_PARAMS = -32602

@@ -21,6 +21,12 @@ import json
 from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
+from synthesis.schema_utils import (
+    NoValidValue,
+    synthesize_instance,
+    unknown_argument_names,
+    validation_errors,
+)
 
 from . import phrasing, prompts
 from .agent import agent_step, assistant_message, execute_calls, final_answer
@@ -28,12 +34,6 @@ from .config import RoleplayConfig
 from .personas import SEED_PERSONAS
 from .reflection import Problem, reflect
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
-from .schema_utils import (
-    NoValidValue,
-    synthesize_instance,
-    unknown_argument_names,
-    validation_errors,
-)
 from .scoring import execution_consistency, split_for
 from .server_sim import ServerSimulator
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec

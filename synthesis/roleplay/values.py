@@ -20,8 +20,15 @@ import random
 import re
 from typing import Any
 
+from synthesis.schema_utils import (
+    NoValidValue,
+    is_id_key,
+    resolve,
+    synthesize_instance,
+    validation_errors,
+)
+
 from .phrasing import VERBS
-from .schema_utils import NoValidValue, is_id_key, resolve, synthesize_instance, validation_errors
 
 PLACEHOLDER_WORDS = {
     "string", "object", "array", "integer", "number", "boolean", "null", "none", "value",

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthesis.llm.base import ChatRequest
+from synthesis.schema_utils import resolve, schema_properties
 
 from . import prompts
 from .phrasing import action_phrase, humanize, mentions, new_values
 from .runtime import Gen, ask_first, gather, parse_json_reply
-from .schema_utils import resolve, schema_properties
 from .server_sim import DELETE_VERBS, response_text
 from .steps import MessageStep, ScenarioStep, StepLog, VoteStep
 from .values import content_words

@@ -13,7 +13,7 @@ import pytest
 
 from synthesis.llm.base import ChatRequest
 from synthesis.roleplay import prompts
-from synthesis.roleplay.schema_utils import validation_errors
+from synthesis.schema_utils import validation_errors
 from tests.synthesis.roleplay.fakes import ALL_TOOLS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

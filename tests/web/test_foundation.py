@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from inftool_web.core.events import DASHBOARD_GROUP, iteration_group, send_now
 from inftool_web.core.models import WorkerHeartbeat
 from inftool_web.core.roles import set_role
-from inftool_web.core.routing import websocket_urlpatterns
+from inftool_web.routing import websocket_urlpatterns
 from inftool_web.synth.models import Trajectory, VerifierVote
 from tests.conftest import ROOT, worker_env
 from tests.factories import IterationFactory, TrajectoryFactory, UserFactory

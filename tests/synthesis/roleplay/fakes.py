@@ -10,7 +10,7 @@ from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
 from synthesis.llm.scripted import ScriptedBackend
-from synthesis.roleplay.schema_utils import synthesize_instance
+from synthesis.schema_utils import synthesize_instance
 
 ORDER_OUT = {
     "type": "object",
@@ -129,7 +129,7 @@ def as_json(v: Any) -> ChatResult:
 def _said(req: ChatRequest) -> dict[str, Any]:
     """``key = value`` details the user gave so far (the fake User Simulator's format)."""
     from synthesis.roleplay.phrasing import humanize
-    from synthesis.roleplay.schema_utils import is_id_key
+    from synthesis.schema_utils import is_id_key
 
     out: dict[str, Any] = {}
     keys = {k for t in req.tools or [] for k in _props(t.get("inputSchema"))}

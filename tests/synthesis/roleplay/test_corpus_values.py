@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from synthesis.roleplay.schema_utils import (
+from synthesis.roleplay.values import implausible
+from synthesis.schema_utils import (
     _FORMATS,
     _format_checker,
     synthesize_instance,
     validation_errors,
 )
-from synthesis.roleplay.values import implausible
 
 DATA = json.loads((Path(__file__).parent / "data" / "corpus_patterns.json").read_text())
 NAMES = ["value", "id", "name", "date", "email", "code", "region"]

@@ -3,8 +3,8 @@
 import pytest
 
 from synthesis.roleplay import MemorySink, RoleplayConfig, TrajectorySpec, run_trajectories
-from synthesis.roleplay.schema_utils import validation_errors
 from synthesis.roleplay.steps import MessageStep, ReflectionStep
+from synthesis.schema_utils import validation_errors
 
 from .fakes import CREATE_ORDER, GET_ORDER, GET_WEATHER, SEND_EMAIL
 

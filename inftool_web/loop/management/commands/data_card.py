@@ -11,6 +11,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inftool_web.loop.datacard import data_card_markdown, iteration_build_data_card
+from inftool_web.loop.models import Iteration
+
 
 class Command(BaseCommand):
     help = "Rebuild, store and print the data card of an iteration."
@@ -22,9 +25,6 @@ class Command(BaseCommand):
                             help="Skip near-duplicates and the paraphrase part of the contamination check")
 
     def handle(self, *args, iteration, format, no_embeddings, **options):
-        from inftool_web.loop.datacard import data_card_markdown, iteration_build_data_card
-        from inftool_web.loop.models import Iteration
-
         it = Iteration.objects.select_related("input_checkpoint").filter(number=iteration).first()
         if it is None:
             raise CommandError(f"no iteration number {iteration}")

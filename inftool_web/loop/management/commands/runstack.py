@@ -8,7 +8,12 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from inftool_web.catalog.models import Tool
+from inftool_web.loop.models import Iteration
+from inftool_web.loop.services import iteration_launch
 
 
 class Command(BaseCommand):
@@ -77,12 +82,6 @@ class Command(BaseCommand):
 
     def _queue_demo_iteration(self) -> None:
         """On an empty database, queue a small synthesis so the dashboard shows live work."""
-        from django.conf import settings
-
-        from inftool_web.catalog.models import Tool
-        from inftool_web.loop.models import Iteration
-        from inftool_web.loop.services import iteration_launch
-
         if not settings.INFTOOL_DEMO_ON_EMPTY or Iteration.objects.exists() or not Tool.objects.exists():
             return
         it = iteration_launch(

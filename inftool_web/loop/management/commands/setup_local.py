@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from inftool_web.core.roles import ensure_role_groups, set_role
+from inftool_web.loop.services import checkpoint_register_base
 
 DEMO_USERNAME = "demo"
 
@@ -32,8 +33,6 @@ class Command(BaseCommand):
             self._demo_user()
 
     def _prepare_model(self) -> None:
-        from inftool_web.loop.services import checkpoint_register_base
-
         ckpt = checkpoint_register_base()
         self.stdout.write(f"[inftool] embedded model ready: {ckpt.path}")
 

@@ -17,6 +17,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.models import Count, Q
+from tqdm import tqdm
 
 from inftool_web.loop.datacard import data_card_get
 from inftool_web.loop.iteration_config import MODES, ConfigError, IterationConfig
@@ -101,8 +102,6 @@ class Command(BaseCommand):
         self._summary(it)
 
     def _watch(self, it: Iteration, done: threading.Event | None) -> None:
-        from tqdm import tqdm  # only when watching
-
         total = it.trajectories.count()
         bar = tqdm(total=total, desc="trajectories", unit="traj", file=self.stderr._out)
         last = 0
