@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.contrib.postgres.search import TrigramSimilarity
@@ -105,3 +106,22 @@ def tool_list(*, q: str = "", domain: str = "", category: str = "", min_score: f
 
 def domain_list() -> QuerySet[TreeNode]:
     return TreeNode.objects.filter(level=TreeNode.Level.DOMAIN).order_by("name")
+
+
+def tool_tree() -> list[tuple[TreeNode, list[TreeNode]]]:
+    """Domains with their categories, each annotated with its number of tools."""
+    domains = list(TreeNode.objects.filter(level="domain").annotate(n=Count("domain_tools")).order_by("name"))
+    cats: dict[int, list[TreeNode]] = defaultdict(list)
+    for c in TreeNode.objects.filter(level="category").annotate(n=Count("tools")).order_by("name"):
+        cats[c.parent_id].append(c)
+    return [(d, cats.get(d.pk, [])) for d in domains]
+
+
+def duplicate_groups(tools: list[Tool]) -> dict[int, list[Tool]]:
+    """For each listed tool, the other members of its duplicate group (canonical first)."""
+    roots = {t.canonical_id or t.pk for t in tools}
+    members: dict[int, list[Tool]] = defaultdict(list)
+    for t in (Tool.objects.filter(Q(pk__in=roots) | Q(canonical_id__in=roots))
+              .select_related("source").order_by("canonical_id", "name")):
+        members[t.canonical_id or t.pk].append(t)
+    return {t.pk: [m for m in members[t.canonical_id or t.pk] if m.pk != t.pk] for t in tools}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
+from django.db.models.functions import MD5, Cast, Concat
 
 from inftool_web.core.filters import FilterError, is_id
 from synthesis.roleplay.checks import ValueChecks, argument_value_checks
@@ -171,3 +173,36 @@ def iteration_accepted_below_usability(*, iteration_id: int, threshold: float) -
         .distinct()
         .count()
     )
+
+
+def trajectory_detail(*, pk: int) -> Trajectory:
+    return (
+        Trajectory.objects.select_related("iteration", "domain", "category", "persona")
+        .prefetch_related("messages", "reflections", "votes", "audits__reviewer")
+        .get(pk=pk)
+    )
+
+
+def votes_by_round(trajectory: Trajectory) -> list[tuple[int, list]]:
+    rounds: dict[int, list] = defaultdict(list)
+    for v in trajectory.votes.all():
+        rounds[v.round].append(v)
+    return sorted(rounds.items())
+
+
+def audit_sample(*, iteration_id: int, size: int, seed: str) -> list[Trajectory]:
+    """A reproducible random sample: the order of md5(id || seed) is fixed for a given seed,
+    and growing the size only appends to the same sample."""
+    return list(
+        Trajectory.objects.filter(iteration_id=iteration_id)
+        .exclude(status__in=["pending", "running"])
+        .annotate(sample_key=MD5(Concat(Cast("id", CharField()), Value(str(seed)))))
+        .select_related("domain")
+        .prefetch_related("messages", "votes", "audits__reviewer")
+        .order_by("sample_key", "id")[:size]
+    )
+
+
+def trajectory_brief() -> QuerySet[Trajectory]:
+    """Trajectories with what a row of a list shows (iteration, domain)."""
+    return Trajectory.objects.select_related("iteration", "domain")

@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from inftool_web.catalog.models import Tool, TreeNode
 from inftool_web.catalog.services import tools_curate
-from inftool_web.core.events import iteration_group, send_on_commit
+from inftool_web.core.events import DASHBOARD_GROUP, iteration_group, send_on_commit
+from inftool_web.core.roles import has_role
 from inftool_web.core.text import storable
 from synthesis.llm.embedded import ensure_embedded_checkpoint
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
@@ -36,7 +37,16 @@ from synthesis.roleplay.personas import SEED_PERSONAS
 from synthesis.roleplay.steps import Persona as PersonaData
 from synthesis.roleplay.steps import ResumeState, TrajectorySpec
 
-from .models import TERMINAL, Message, Persona, Reflection, Trajectory, TrajectoryStep, VerifierVote
+from .models import (
+    TERMINAL,
+    AuditDecision,
+    Message,
+    Persona,
+    Reflection,
+    Trajectory,
+    TrajectoryStep,
+    VerifierVote,
+)
 
 log = logging.getLogger(__name__)
 
@@ -500,7 +510,36 @@ def trajectory_mark_failed(*, trajectory_id: int, error: str) -> None:
         send_on_commit(iteration_group(traj.iteration_id), _event_of(traj))
 
 
+# ----------------------------------------------------------------------------- audits
+
+
+class AuditError(ValueError):
+    pass
+
+
+@transaction.atomic
+def audit_record(*, trajectory: Trajectory, reviewer, decision: str, note: str = "") -> AuditDecision:
+    """Store a reviewer's decision and make it the trajectory's override of the verifiers."""
+    if decision not in AuditDecision.Decision.values:
+        raise AuditError(f"unknown decision {decision!r}; valid: {', '.join(AuditDecision.Decision.values)}")
+    if not has_role(reviewer, "reviewer"):
+        raise AuditError("only reviewers and operators may audit")
+    locked = Trajectory.objects.select_for_update().get(pk=trajectory.pk)
+    audit = AuditDecision.objects.create(trajectory=locked, reviewer=reviewer, decision=decision, note=note[:5000])
+    locked.audit_decision = decision
+    locked.save(update_fields=["audit_decision", "updated_at"])
+    trajectory.audit_decision = decision
+    event = {
+        "kind": "trajectory", "id": locked.pk, "iteration": locked.iteration_id, "seq": locked.seq,
+        "mode": locked.kind, "status": locked.status, "verdict": locked.effective_verdict,
+        "score": locked.score, "difficulty": locked.difficulty,
+    }
+    send_on_commit(iteration_group(locked.iteration_id), event)
+    send_on_commit(DASHBOARD_GROUP, event)
+    return audit
+
+
 __all__ = [
     "DatabaseSink", "SynthesisStopped", "TrajectoryPlan", "trajectories_plan", "trajectories_synthesize",
-    "trajectory_mark_failed", "persona_ensure_seed", "persona_store_generated",
+    "trajectory_mark_failed", "persona_ensure_seed", "persona_store_generated", "AuditError", "audit_record",
 ]

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from inftool_web.loop.selectors import MODE_LABELS, MODES
+
 PALETTE = ("#3b6fd8", "#e0803a", "#3aa37a", "#c94b6d", "#8a63d2", "#8d8d8d", "#c2a32b")
 EASY_HARD = ("#7cc6a4", "#d9694a")
 
@@ -218,3 +220,37 @@ def line_chart(
     out += _legend([n for n, _ in series], PALETTE, left, height - legend_h + 12, width - right)
     out.append("</svg>")
     return mark_safe("".join(out))
+
+
+# ------------------------------------------------------------------ the pages' chart sets
+
+
+def iteration_charts(stats) -> dict[str, SafeString]:
+    """The iteration page's charts, from ``loop.selectors.iteration_stats``."""
+    mode_labels = [MODE_LABELS[m] for m in MODES]
+    return {
+        "score": bar_chart([f"{i / 10:.1f}" for i in range(10)], [("trajectories", stats.score_hist)],
+                           title="Execution-consistency score"),
+        "mode_difficulty": share_bars(stats.by_mode_difficulty, parts_names=["easy", "hard"],
+                                      title="Easy / hard by mode"),
+        "domain_difficulty": share_bars(stats.by_domain_difficulty, parts_names=["easy", "hard"],
+                                        title="Easy / hard by domain"),
+        "tokens": bar_chart(mode_labels, stats.tokens_by_mode, title="Mean tokens per trajectory"),
+        "turns": bar_chart(stats.turn_labels, stats.turns_hist, title="Turns per multi-turn conversation"),
+        "domains": hbar_chart(stats.per_domain_category, title="Trajectories per domain / category", width=760),
+        "acceptance": bar_chart(mode_labels, stats.acceptance_by_mode, title="Acceptance rate",
+                                value_fmt="{:.0%}", y_max=1.0),
+        "repair": bar_chart(mode_labels, stats.repair_by_mode, title="Repair rate", value_fmt="{:.0%}", y_max=1.0),
+    }
+
+
+def evaluation_charts(table) -> tuple[SafeString, SafeString]:
+    """BFCL overall across runs, and accuracy per category (``loop.selectors.evaluation_table``)."""
+    short = [f"#{run.iteration.number}" if run.iteration else run.checkpoint.kind for run in table.runs]
+    overall = line_chart(short, [("BFCL overall", [run.overall for run in table.runs])], title="BFCL overall")
+    per_category = bar_chart(
+        table.categories, [(s, [r.accuracy if r else 0.0 for r in (table.cells[c][i] for c in table.categories)])
+                           for i, s in enumerate(short)],
+        title="BFCL accuracy per category", value_fmt="{:.0%}", y_max=1.0,
+    )
+    return overall, per_category

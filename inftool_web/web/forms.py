@@ -4,7 +4,7 @@ import dataclasses
 
 from django import forms
 
-from inftool_web.catalog.models import TreeNode
+from inftool_web.catalog.selectors import domain_list
 from inftool_web.loop.iteration_config import (
     BACKENDS,
     MODES,
@@ -44,8 +44,7 @@ class LaunchForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["domains"].choices = [(d, d) for d in TreeNode.objects.filter(level="domain")
-                                          .order_by("name").values_list("name", flat=True)]
+        self.fields["domains"].choices = [(d, d) for d in domain_list().values_list("name", flat=True)]
         for m in MODES:
             self.fields[f"mode_{m}"] = forms.FloatField(
                 label=m.replace("_", "-"), initial=_DEFAULTS.modes.get(m, 0), min_value=None)

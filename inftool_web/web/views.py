@@ -12,20 +12,40 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inftool_web.catalog.selectors import curation_summary, parse_min_score, tool_list
+from inftool_web.catalog.selectors import (
+    curation_summary,
+    duplicate_groups,
+    parse_min_score,
+    tool_list,
+    tool_tree,
+)
 from inftool_web.core.filters import FilterError
 from inftool_web.core.roles import has_role, user_role
 from inftool_web.loop.datacard import audit_agreement, data_card_get
 from inftool_web.loop.iteration_config import ConfigError
 from inftool_web.loop.iterations import iteration_cancel
-from inftool_web.loop.models import Iteration
+from inftool_web.loop.selectors import (
+    evaluation_table,
+    iteration_get,
+    iteration_list,
+    iteration_stats,
+    iteration_summaries,
+    live_trajectories,
+    recent_trajectories,
+)
 from inftool_web.loop.services import iteration_launch
 from inftool_web.synth.models import Trajectory
+from inftool_web.synth.selectors import (
+    audit_sample,
+    trajectory_brief,
+    votes_by_round,
+)
+from inftool_web.synth.selectors import trajectory_detail as trajectory_full
+from inftool_web.synth.services import audit_record
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 
-from . import charts, selectors
+from . import charts
 from .forms import AuditForm, AuditSampleForm, LaunchForm
-from .services import audit_record
 
 
 def role_required(role: str):
@@ -54,11 +74,10 @@ def _roles(request) -> dict:
 @role_required("viewer")
 @require_GET
 def dashboard(request):
-    iterations = list(Iteration.objects.select_related("output_checkpoint").order_by("-number")[:20])
-    summaries = selectors.iteration_summaries(iterations)
+    summaries = iteration_summaries(list(iteration_list().select_related("output_checkpoint")[:20]))
     running = next((s for s in summaries if s.iteration.is_active), None)
     ctx = {**_roles(request), "summaries": summaries, "running": running,
-           "recent": selectors.recent_trajectories(limit=15)}
+           "recent": recent_trajectories(limit=15)}
     if request.htmx:
         return render(request, "web/dashboard.html#iterations", ctx)
     return render(request, "web/dashboard.html", ctx)
@@ -67,14 +86,14 @@ def dashboard(request):
 @role_required("viewer")
 @require_GET
 def trajectory_row(request, pk: int):
-    t = get_object_or_404(Trajectory.objects.select_related("iteration", "domain"), pk=pk)
+    t = get_object_or_404(trajectory_brief(), pk=pk)
     return render(request, "web/partials.html#trajectory_row", {"t": t, "show_iteration": request.GET.get("it") == "1"})
 
 
 @role_required("viewer")
 @require_GET
 def trajectory_card(request, pk: int):
-    t = get_object_or_404(Trajectory.objects.select_related("domain").prefetch_related("messages"), pk=pk)
+    t = get_object_or_404(trajectory_brief().prefetch_related("messages"), pk=pk)
     return render(request, "web/partials.html#trajectory_card", {"t": t})
 
 
@@ -82,41 +101,21 @@ def trajectory_card(request, pk: int):
 @role_required("viewer")
 @require_GET
 def iteration_detail(request, pk: int):
-    iteration = get_object_or_404(Iteration.objects.select_related("input_checkpoint", "output_checkpoint"), pk=pk)
-    summary = selectors.iteration_summaries([iteration])[0]
+    iteration = get_object_or_404(iteration_get(), pk=pk)
+    summary = iteration_summaries([iteration])[0]
     ctx = {**_roles(request), "iteration": iteration, "summary": summary}
     if request.htmx:
         return render(request, "web/iteration.html#summary", ctx)
-    stats = selectors.iteration_stats(iteration=iteration)
-    mode_labels = [selectors.MODE_LABELS[m] for m in selectors.MODES]
-    ctx.update(
-        live=selectors.live_trajectories(iteration=iteration),
-        stats=stats,
-        data_card=data_card_get(iteration=iteration),
-        charts={
-            "score": charts.bar_chart([f"{i / 10:.1f}" for i in range(10)], [("trajectories", stats.score_hist)],
-                                      title="Execution-consistency score"),
-            "mode_difficulty": charts.share_bars(stats.by_mode_difficulty, parts_names=["easy", "hard"],
-                                                 title="Easy / hard by mode"),
-            "domain_difficulty": charts.share_bars(stats.by_domain_difficulty, parts_names=["easy", "hard"],
-                                                   title="Easy / hard by domain"),
-            "tokens": charts.bar_chart(mode_labels, stats.tokens_by_mode, title="Mean tokens per trajectory"),
-            "turns": charts.bar_chart(stats.turn_labels, stats.turns_hist, title="Turns per multi-turn conversation"),
-            "domains": charts.hbar_chart(stats.per_domain_category, title="Trajectories per domain / category",
-                                         width=760),
-            "acceptance": charts.bar_chart(mode_labels, stats.acceptance_by_mode, title="Acceptance rate",
-                                           value_fmt="{:.0%}", y_max=1.0),
-            "repair": charts.bar_chart(mode_labels, stats.repair_by_mode, title="Repair rate",
-                                       value_fmt="{:.0%}", y_max=1.0),
-        },
-    )
+    stats = iteration_stats(iteration=iteration)
+    ctx.update(live=live_trajectories(iteration=iteration), stats=stats,
+               data_card=data_card_get(iteration=iteration), charts=charts.iteration_charts(stats))
     return render(request, "web/iteration.html", ctx)
 
 
 @role_required("operator")
 @require_POST
 def iteration_cancel_view(request, pk: int):
-    iteration_cancel(iteration=get_object_or_404(Iteration, pk=pk))
+    iteration_cancel(iteration=get_object_or_404(iteration_list(), pk=pk))
     return redirect("web:iteration", pk=pk)
 
 
@@ -142,11 +141,11 @@ def iteration_new(request):
 @require_GET
 def trajectory_detail(request, pk: int):
     try:
-        t = selectors.trajectory_detail(pk=pk)
+        t = trajectory_full(pk=pk)
     except Trajectory.DoesNotExist:
         raise Http404("No such trajectory") from None
     return render(request, "web/trajectory.html", {
-        **_roles(request), "t": t, "rounds": selectors.votes_by_round(t), "audit_form": AuditForm(),
+        **_roles(request), "t": t, "rounds": votes_by_round(t), "audit_form": AuditForm(),
     })
 
 
@@ -168,10 +167,10 @@ def tools(request):
     page = Paginator(qs, 25).get_page(request.GET.get("page"))
     ctx = {**_roles(request), "q": q, "domain": domain, "category": category, "page": page,
            "min_score": "" if min_score is None else f"{min_score:g}", "score_error": score_error,
-           "threshold": threshold, "groups": selectors.duplicate_groups(list(page.object_list))}
+           "threshold": threshold, "groups": duplicate_groups(list(page.object_list))}
     if request.htmx:
         return render(request, "web/tools.html#results", ctx)
-    ctx["tree"] = selectors.tool_tree()
+    ctx["tree"] = tool_tree()
     ctx["curation"] = curation_summary(threshold=threshold)
     return render(request, "web/tools.html", ctx)
 
@@ -181,14 +180,14 @@ def tools(request):
 @require_GET
 def audit(request):
     form = AuditSampleForm(request.GET or None)
-    iterations = list(Iteration.objects.order_by("-number"))
+    iterations = list(iteration_list())
     ctx = {**_roles(request), "iterations": iterations, "form": form, "sample": [], "iteration": None}
     if form.is_valid() and form.cleaned_data.get("iteration"):
-        iteration = get_object_or_404(Iteration, pk=form.cleaned_data["iteration"])
+        iteration = get_object_or_404(iteration_list(), pk=form.cleaned_data["iteration"])
         size = form.cleaned_data.get("size") or 20
         seed = form.cleaned_data.get("seed") or "1"
         ctx.update(iteration=iteration, size=size, seed=seed,
-                   sample=selectors.audit_sample(iteration=iteration, size=size, seed=seed),
+                   sample=audit_sample(iteration_id=iteration.pk, size=size, seed=seed),
                    agreement=audit_agreement(iteration=iteration))
     return render(request, "web/audit.html", ctx)
 
@@ -196,14 +195,14 @@ def audit(request):
 @role_required("reviewer")
 @require_POST
 def audit_decide(request, pk: int):
-    t = get_object_or_404(Trajectory, pk=pk)
+    t = get_object_or_404(trajectory_brief(), pk=pk)
     form = AuditForm(request.POST)
     if not form.is_valid():
         return HttpResponse(f"bad audit: {form.errors.as_text()}", status=400, content_type="text/plain")
     audit_record(trajectory=t, reviewer=request.user, decision=form.cleaned_data["decision"],
                  note=form.cleaned_data["note"])
     if request.htmx:
-        t = selectors.trajectory_detail(pk=pk)
+        t = trajectory_full(pk=pk)
         template = "web/audit.html#audit_item" if request.POST.get("from") == "audit" else "web/trajectory.html#audit"
         return render(request, template, {**_roles(request), "t": t, "audit_form": AuditForm(),
                                           "position": request.POST.get("position", "")})
@@ -215,16 +214,10 @@ def audit_decide(request, pk: int):
 @role_required("viewer")
 @require_GET
 def evaluations(request):
-    table = selectors.evaluation_table()
+    table = evaluation_table()
     labels = [f"{run.checkpoint.name}" + (f" (#{run.iteration.number})" if run.iteration else "")
               for run in table.runs]
-    short = [f"#{run.iteration.number}" if run.iteration else run.checkpoint.kind for run in table.runs]
-    overall = charts.line_chart(short, [("BFCL overall", [run.overall for run in table.runs])], title="BFCL overall")
-    per_category = charts.bar_chart(
-        table.categories, [(s, [r.accuracy if r else 0.0 for r in (table.cells[c][i] for c in table.categories)])
-                           for i, s in enumerate(short)],
-        title="BFCL accuracy per category", value_fmt="{:.0%}", y_max=1.0,
-    )
+    overall, per_category = charts.evaluation_charts(table)
     rows = [(c, table.cells[c]) for c in table.categories]
     return render(request, "web/evaluations.html", {**_roles(request), "table": table, "rows": rows,
                                                     "labels": labels, "overall_chart": overall,

@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from inftool_web.core.events import DASHBOARD_GROUP, iteration_group, send_now
 from inftool_web.core.roles import set_role
-from inftool_web.loop.models import Iteration
 from inftool_web.loop.iterations import iteration_cancel
+from inftool_web.loop.models import Iteration
 from inftool_web.synth.models import Message, Trajectory
 from tests.factories import IterationFactory, TrajectoryFactory, UserFactory, conversation
 

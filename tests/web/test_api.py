@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from inftool_web.api.apis import TrajectoryOutputSerializer
 from inftool_web.core.roles import set_role
 from inftool_web.loop.models import CategoryResult, Iteration
-from inftool_web.web.services import audit_record
+from inftool_web.synth.services import audit_record
 from tests.factories import (
     EvaluationRunFactory,
     IterationFactory,

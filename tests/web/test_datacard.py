@@ -15,7 +15,7 @@ from inftool_web.core.roles import set_role
 from inftool_web.loop.datacard import data_card_markdown, iteration_build_data_card
 from inftool_web.loop.models import Iteration
 from inftool_web.synth.models import Message, TrajectoryStep
-from inftool_web.web.services import audit_record
+from inftool_web.synth.services import audit_record
 from tests.factories import (
     CheckpointFactory,
     IterationFactory,

@@ -153,7 +153,7 @@ def test_every_page_and_partial_escapes_every_stored_text(client):
     shows (charts and the live partials included): never markup, in text or in attributes."""
     from inftool_web.catalog.models import ApiSource, TreeNode
     from inftool_web.synth.models import Persona
-    from inftool_web.web.services import audit_record
+    from inftool_web.synth.services import audit_record
 
     evil = XSS + ATTR_XSS
     domain = TreeNodeFactory(name=f"Dom {evil}", description=evil)
@@ -221,13 +221,13 @@ def test_audit_sample_is_reproducible(client, world):
     it = world["it"]
     for _i in range(20):
         TrajectoryFactory(iteration=it, status="done", verdict="accepted")
-    from inftool_web.web.selectors import audit_sample
+    from inftool_web.synth.selectors import audit_sample
 
-    a = [t.pk for t in audit_sample(iteration=it, size=8, seed="7")]
-    b = [t.pk for t in audit_sample(iteration=it, size=8, seed="7")]
-    c = [t.pk for t in audit_sample(iteration=it, size=8, seed="8")]
+    a = [t.pk for t in audit_sample(iteration_id=it.pk, size=8, seed="7")]
+    b = [t.pk for t in audit_sample(iteration_id=it.pk, size=8, seed="7")]
+    c = [t.pk for t in audit_sample(iteration_id=it.pk, size=8, seed="8")]
     assert a == b and a != c and len(a) == 8
-    assert [t.pk for t in audit_sample(iteration=it, size=12, seed="7")][:8] == a  # growing only appends
+    assert [t.pk for t in audit_sample(iteration_id=it.pk, size=12, seed="7")][:8] == a  # growing only appends
     body = client.get(f"/audit/?iteration={it.pk}&size=8&seed=7").content.decode()
     positions = [body.index(f'id="audit-{pk}"') for pk in a]
     assert positions == sorted(positions)
