@@ -1,6 +1,8 @@
 """Training rows from accepted trajectories.
 
-A trajectory is a plain dict, as the synthesis pipeline and the database hand it over::
+Trajectories arrive as :class:`synthesis.records.TrajectoryRecord` (from the database), or
+as plain dicts of the same fields (a JSONL file), parsed strictly with the one vocabulary
+of ``synthesis.records``::
 
     {
         "id": "t-17",
@@ -8,14 +10,13 @@ A trajectory is a plain dict, as the synthesis pipeline and the database hand it
         "tools": [...],             # offered tools, MCP or OpenAI definitions
         "mode": "single",           # single | parallel | multiple | irrelevance | multi_turn
         "difficulty": "hard",       # easy | hard (execution-consistency tier)
-        "verdict": "accept",        # the verifiers' verdict
-        "audit": None,              # a human audit decision; overrides the verdict when set
+        "verdict": "accepted",      # the verifiers' verdict: accepted | rejected
+        "audit": None,              # a reviewer's accept | reject | flag; overrides the verdict
         "reference_calls": [...],   # optional, single-turn modes: the task's ground truth
     }
 
-In single-turn modes the verifiers judge the task (the request and its reference calls),
-and the Tool Agent's own answer only sets the score.  So where the agent's first answer
-differs from the reference calls, the row teaches the reference: the conversation is cut
+What a row teaches is :func:`synthesis.records.ground_truth`, the rule the exports use too:
+where the agent's first answer differs from the reference calls, the conversation is cut
 after the request and the reference calls (or, in irrelevance, a plain refusal) become the
 assistant's answer (counted in ``stats.corrected``).
 
@@ -29,16 +30,13 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.llm.base import normalize_tool
+from synthesis.records import Difficulty, Mode, TrajectoryRecord, Verdict, ground_truth
 from training.chat_format import render_messages
-
-MODES = ("single", "parallel", "multiple", "irrelevance", "multi_turn")
-DIFFICULTIES = ("easy", "hard")
-_ACCEPT = {"accept", "accepted", "approve", "approved", "pass", "passed", "valid", "true", "1"}
-_REJECT = {"reject", "rejected", "deny", "denied", "fail", "failed", "invalid", "false", "0"}
 
 
 @dataclass
@@ -88,104 +86,22 @@ class DatasetStats:
     errors: list[str] = field(default_factory=list)
 
 
-def _decision(value: Any) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, dict):  # {"decision": "accept", ...}
-        return _decision(value.get("decision"))
-    text = str(value).strip().lower()
-    if text in _ACCEPT:
-        return True
-    if text in _REJECT:
-        return False
-    raise ValueError(
-        f"unknown decision {value!r}; valid: accept/accepted, reject/rejected (or a bool)"
-    )
+def as_record(t: TrajectoryRecord | dict[str, Any]) -> TrajectoryRecord:
+    """The typed record of ``t`` (a plain dict, e.g. a JSONL line, is parsed strictly)."""
+    return t if isinstance(t, TrajectoryRecord) else TrajectoryRecord.from_dict(t)
 
 
-def is_accepted(trajectory: dict[str, Any]) -> bool:
+def is_accepted(trajectory: TrajectoryRecord | dict[str, Any]) -> bool:
     """The human audit decision when there is one, else the verifiers' verdict.
 
-    >>> is_accepted({"verdict": "reject", "audit": "accept"}), is_accepted({"verdict": "accepted"})
-    (True, True)
+    >>> is_accepted({"messages": [{"role": "user", "content": "hi"}], "verdict": "rejected", "audit": "accept"})
+    True
     """
-    audit = _decision(trajectory.get("audit"))
-    if audit is not None:
-        return audit
-    verdict = _decision(trajectory.get("verdict"))
-    return bool(verdict)
+    return as_record(trajectory).accepted
 
 
-def _check_trajectory(t: dict[str, Any]) -> None:
-    messages = t.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("'messages' must be a non-empty list of chat messages")
-    if not any(m.get("role") == "assistant" for m in messages):
-        raise ValueError("no assistant message to learn from")
-    mode = t.get("mode", "single")
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-    difficulty = t.get("difficulty", "easy")
-    if difficulty not in DIFFICULTIES:
-        raise ValueError(f"unknown difficulty {difficulty!r}; valid: {', '.join(DIFFICULTIES)}")
-
-
-SINGLE_TURN = ("single", "parallel", "multiple", "irrelevance")
-REFUSAL = "None of the tools I have can do that, so I cannot help with this request."
-
-
-def _call_key(call: dict[str, Any]) -> tuple[str, str]:
-    fn = call.get("function", call)
-    args = fn.get("arguments", {})
-    if isinstance(args, str):
-        args = json.loads(args) if args.strip() else {}
-    return fn.get("name", ""), json.dumps(args, sort_keys=True, ensure_ascii=False)
-
-
-def ground_truth_messages(t: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
-    """The conversation to learn from, and whether it was corrected to the reference.
-
-    >>> t = {"mode": "single", "reference_calls": [{"name": "f", "arguments": {"x": 1}}],
-    ...      "messages": [{"role": "user", "content": "f of 1"},
-    ...                   {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": '{"x": 2}'}}]}]}
-    >>> msgs, corrected = ground_truth_messages(t)
-    >>> corrected, msgs[-1]["tool_calls"][0]["function"]
-    (True, {'name': 'f', 'arguments': '{"x": 1}'})
-    """
-    messages = t["messages"]
-    reference = t.get("reference_calls")
-    mode = t.get("mode", "single")
-    if mode not in SINGLE_TURN or reference is None or (not reference and mode != "irrelevance"):
-        return messages, False
-    first = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), None)
-    if first is None:
-        return messages, False
-    given = sorted(_call_key(c) for c in messages[first].get("tool_calls") or [])
-    wanted = sorted(_call_key(c) for c in reference)
-    if given == wanted:
-        return messages, False
-    if reference:
-        answer = {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": f"call_ref_{i}",
-                    "type": "function",
-                    "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments") or {}, ensure_ascii=False)},
-                }
-                for i, c in enumerate(reference)
-            ],
-        }
-    else:
-        answer = {"role": "assistant", "content": REFUSAL}
-    return [*messages[:first], answer], True
-
-
-def _tools(t: dict[str, Any]) -> list[dict[str, Any]]:
-    return [normalize_tool(tool) for tool in t.get("tools") or []]
+def _tools(t: TrajectoryRecord) -> list[dict[str, Any]]:
+    return [normalize_tool(tool) for tool in t.tools]
 
 
 def _repeats(weight: float, rng: random.Random) -> int:
@@ -214,35 +130,35 @@ def _reference_calls(message: dict[str, Any], tools: list[dict[str, Any]]) -> li
 
 
 def _filter(
-    trajectories: list[dict[str, Any]], exclude_ids: set[str], stats: DatasetStats
-) -> list[dict[str, Any]]:
+    trajectories: Iterable[TrajectoryRecord | dict[str, Any]], exclude_ids: set[str], stats: DatasetStats
+) -> list[TrajectoryRecord]:
     kept = []
     for t in trajectories:
         stats.trajectories += 1
-        tid = str(t.get("id", stats.trajectories - 1))
+        tid = str((t.id if isinstance(t, TrajectoryRecord) else t.get("id")) or stats.trajectories - 1)
         try:
-            _check_trajectory(t)
-            accepted = is_accepted(t)
-        except (ValueError, KeyError, TypeError) as exc:
+            record = as_record(t)
+            if not any(m.get("role") == "assistant" for m in record.messages):
+                raise ValueError("no assistant message to learn from")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             stats.invalid += 1
             stats.errors.append(f"{tid}: {exc}")
             continue
-        audit = _decision(t.get("audit"))
-        if audit is not None and audit != bool(_decision(t.get("verdict"))):
+        if record.audit is not None and record.accepted != (record.verdict is Verdict.ACCEPTED):
             stats.audit_overrides += 1
-        if not accepted:
+        if not record.accepted:
             stats.rejected += 1
             continue
         stats.accepted += 1
         if tid in exclude_ids:
             stats.excluded += 1
             continue
-        kept.append(t)
+        kept.append(record)
     return kept
 
 
 def build_sft_rows(
-    trajectories: list[dict[str, Any]],
+    trajectories: Iterable[TrajectoryRecord | dict[str, Any]],
     config: DatasetConfig | None = None,
     *,
     exclude_ids: set[str] | frozenset[str] = frozenset(),
@@ -257,22 +173,21 @@ def build_sft_rows(
     rng = random.Random(config.seed)
     rows: list[dict[str, Any]] = []
     for t in _filter(trajectories, {str(i) for i in exclude_ids}, stats):
-        tid = str(t.get("id", ""))
+        tid = t.id
         try:
-            source, corrected = ground_truth_messages(t)
+            source, corrected = ground_truth(t)
             stats.corrected += corrected
             messages = render_messages(source, _tools(t))
         except (KeyError, TypeError, ValueError) as exc:
             stats.invalid += 1
             stats.errors.append(f"{tid}: cannot render: {exc}")
             continue
-        difficulty = t.get("difficulty", "easy")
-        weight = config.hard_weight if difficulty == "hard" else config.easy_weight
+        weight = config.hard_weight if t.difficulty is Difficulty.HARD else config.easy_weight
         row = {
             "messages": messages,
             "id": tid,
-            "mode": t.get("mode", "single"),
-            "difficulty": difficulty,
+            "mode": str(t.mode),
+            "difficulty": str(t.difficulty),
             "weight": float(weight),
         }
         rows.extend(dict(row) for _ in range(_repeats(weight, rng)))
@@ -282,7 +197,7 @@ def build_sft_rows(
 
 
 def build_grpo_rows(
-    trajectories: list[dict[str, Any]],
+    trajectories: Iterable[TrajectoryRecord | dict[str, Any]],
     config: DatasetConfig | None = None,
     *,
     exclude_ids: set[str] | frozenset[str] = frozenset(),
@@ -297,14 +212,14 @@ def build_grpo_rows(
     stats = DatasetStats()
     rows: list[dict[str, Any]] = []
     for t in _filter(trajectories, {str(i) for i in exclude_ids}, stats):
-        if config.grpo_hard_only and t.get("difficulty", "easy") != "hard":
+        if config.grpo_hard_only and t.difficulty is not Difficulty.HARD:
             continue
-        tid = str(t.get("id", ""))
+        tid = t.id
         tools = _tools(t)
-        mode = t.get("mode", "single")
+        mode = str(t.mode)
         taken = 0
         try:
-            source, corrected = ground_truth_messages(t)
+            source, corrected = ground_truth(t)
         except (KeyError, TypeError, ValueError) as exc:
             stats.invalid += 1
             stats.errors.append(f"{tid}: {exc}")
@@ -314,7 +229,7 @@ def build_grpo_rows(
             if message.get("role") != "assistant" or taken >= config.grpo_steps_per_trajectory:
                 continue
             has_calls = bool(message.get("tool_calls"))
-            if not has_calls and mode != "irrelevance":
+            if not has_calls and t.mode is not Mode.IRRELEVANCE:
                 continue
             try:
                 prompt = render_messages(source[:i], tools)

@@ -36,6 +36,7 @@ from inftool_web.synth.models import Message, Trajectory, TrajectoryStep
 from inftool_web.synth.selectors import calls_of
 from synthesis.llm.embedded import EMBEDDED_MODEL_NAME
 from synthesis.llm.roles import ROLES, resolve_role_specs
+from synthesis.records import Mode, values
 from synthesis.roleplay.checks import ValueChecks, argument_value_checks
 from synthesis.roleplay.diversity import NEAR_DUPLICATE_THRESHOLD, distinct_n, near_duplicate_share
 from training.contamination import check_contamination
@@ -46,7 +47,7 @@ from .models import Iteration
 log = logging.getLogger(__name__)
 
 CARD_VERSION = 1
-MODES = tuple(Trajectory.Kind.values)
+MODES = values(Mode)
 TERMINAL = ("done", "rejected", "failed")
 KEPT = Q(audit_decision="accept") | Q(audit_decision="", verdict="accepted")
 # The texts a trajectory is made of, in the order the card lists them.

@@ -21,6 +21,7 @@ from django.db.models.functions import Cast
 from inftool_web.loop.datacard import data_card_get, data_card_markdown, iteration_build_data_card
 from inftool_web.loop.models import Iteration
 from inftool_web.synth.models import Message, Trajectory
+from synthesis.records import normalize_call, reference_correction
 
 FORMATS = ("openai", "sharegpt", "bfcl")
 CHUNK_SIZE = 1000
@@ -75,13 +76,6 @@ def _plain_tool(tool: dict) -> dict:
     return openai_tool(tool)["function"]
 
 
-def normalize_call(call: dict) -> dict:
-    """``{"name", "arguments": dict}`` from an OpenAI, MCP or plain call."""
-    fn = call.get("function", call) if isinstance(call, dict) else {}
-    args = fn.get("arguments", fn.get("args", {}))
-    return {"name": fn.get("name", ""), "arguments": _as_dict(args) if not isinstance(args, dict) else args}
-
-
 def _openai_messages(t, messages: Iterable) -> list[dict]:
     out: list[dict] = []
     pending_ids: list[str] = []
@@ -115,32 +109,16 @@ def _openai_messages(t, messages: Iterable) -> list[dict]:
     return out
 
 
-REFUSAL = "None of the tools I have can do that, so I cannot help with this request."
-_SINGLE_TURN = frozenset({"single", "parallel", "multiple", "irrelevance"})
-
-
 def ground_truth(t, messages: list) -> list:
-    """The conversation to export: in single-turn modes, where the Tool Agent's first answer
-    differs from the task's reference calls (what the verifiers judged), the conversation
-    ends with the reference calls (irrelevance: a refusal) right after the request; the
-    agent's own answer is what the score measured, not what a model should learn."""
-    if t.kind not in _SINGLE_TURN:
-        return messages
+    """The conversation to export: :func:`synthesis.records.reference_correction`, the rule
+    training uses too, applied to stored message rows."""
     first = next((i for i, m in enumerate(messages) if m.role == "assistant"), None)
     if first is None:
         return messages
-
-    def keys(calls: list) -> list:
-        return sorted(_dumps(normalize_call(c)) for c in calls or [])
-
-    refs = t.reference_calls or []
-    if not refs and t.kind != "irrelevance":
-        return messages  # no reference stored: nothing to compare with
-    if keys(messages[first].tool_calls) == keys(refs):
+    fix = reference_correction(t.kind, t.reference_calls, messages[first].tool_calls)
+    if fix is None:
         return messages
-    m = messages[first]
-    answer = MessageRow(m.index, "assistant", "" if refs else REFUSAL, "",
-                        [normalize_call(c) for c in refs], [])
+    answer = MessageRow(messages[first].index, "assistant", fix.content or "", "", fix.calls, [])
     return [*messages[:first], answer]
 
 

@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from synthesis.records import Mode, Role, values
 from synthesis.roleplay.config import RoleplayConfig
 from training.bfcl import CATEGORIES
 
-MODES = ("single", "parallel", "multiple", "irrelevance", "multi_turn")
-ROLES = ("user", "agent", "server", "verifier", "judge")
+MODES = values(Mode)
+ROLES = values(Role)
 BACKENDS = ("embedded", "openai", "vllm")
 PROFILES = ("cpu", "gpu", "none")
 MAX_COUNT = 100_000

@@ -12,6 +12,7 @@ from django.db.models.functions import Cast, Floor, Least
 
 from inftool_web.synth.models import Message, Trajectory
 from inftool_web.synth.selectors import effective_verdict_value
+from synthesis.records import Audit, Difficulty, Mode, TrajectoryRecord, Verdict, values
 
 from .models import CategoryResult, EvaluationRun, Iteration
 
@@ -27,24 +28,24 @@ def message_openai(m: Message) -> dict[str, Any]:
     return msg
 
 
-def training_trajectories(*, iteration_id: int, chunk: int = 500) -> Iterator[dict[str, Any]]:
-    """Finished trajectories of an iteration as dicts (id, messages, tools, mode, difficulty,
-    verdict, audit); the audit decision travels along and overrides the verdict downstream."""
+def training_trajectories(*, iteration_id: int, chunk: int = 500) -> Iterator[TrajectoryRecord]:
+    """Finished trajectories of an iteration as the typed records ``training/`` takes; the
+    audit decision travels along and overrides the verdict downstream."""
     qs = (
         Trajectory.objects.filter(iteration_id=iteration_id, status__in=["done", "rejected"])
         .order_by("seq").prefetch_related("messages")
     )
     for t in qs.iterator(chunk_size=chunk):
-        yield {
-            "id": str(t.pk),
-            "messages": [message_openai(m) for m in t.messages.all()],
-            "tools": t.offered_tools,
-            "mode": t.kind,
-            "difficulty": t.difficulty or "easy",
-            "verdict": t.verdict or "rejected",
-            "audit": {"flag": "reject"}.get(t.audit_decision, t.audit_decision) or None,
-            **({"reference_calls": t.reference_calls or []} if t.kind != "multi_turn" else {}),
-        }
+        yield TrajectoryRecord(
+            id=str(t.pk),
+            messages=[message_openai(m) for m in t.messages.all()],
+            tools=t.offered_tools,
+            mode=Mode(t.kind),
+            difficulty=Difficulty(t.difficulty or "easy"),
+            verdict=Verdict(t.verdict or "rejected"),
+            audit=Audit(t.audit_decision) if t.audit_decision else None,
+            reference_calls=None if t.kind == Mode.MULTI_TURN else (t.reference_calls or []),
+        )
 
 
 def iteration_list() -> QuerySet[Iteration]:
@@ -58,8 +59,8 @@ def evaluation_list(*, iteration: int | None = None) -> QuerySet[EvaluationRun]:
     return qs.order_by("created_at", "id")
 
 
-MODES = tuple(Trajectory.Kind.values)
-MODE_LABELS = {m: m.replace("_", "-") for m in MODES}
+MODES = values(Mode)
+MODE_LABELS = {m.value: m.label for m in Mode}
 
 
 @dataclass

@@ -2,6 +2,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from synthesis import records
+from synthesis.records import Mode
+
 
 class Persona(models.Model):
     """A simulated user: who they are and how they talk, driving the User Simulator."""
@@ -46,12 +49,12 @@ TERMINAL = ("done", "rejected", "failed")
 class Trajectory(models.Model):
     """One synthesized conversation of one iteration, with its references and verdict."""
 
-    class Kind(models.TextChoices):
-        SINGLE = "single"
-        PARALLEL = "parallel"
-        MULTIPLE = "multiple"
-        IRRELEVANCE = "irrelevance"
-        MULTI_TURN = "multi_turn", "multi-turn"
+    class Kind(models.TextChoices):  # the trajectory's mode (synthesis.records.Mode)
+        SINGLE = Mode.SINGLE
+        PARALLEL = Mode.PARALLEL
+        MULTIPLE = Mode.MULTIPLE
+        IRRELEVANCE = Mode.IRRELEVANCE
+        MULTI_TURN = Mode.MULTI_TURN, Mode.MULTI_TURN.label
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -62,12 +65,12 @@ class Trajectory(models.Model):
         FAILED = "failed"  # an error, not a judgement; see ``error``
 
     class Difficulty(models.TextChoices):
-        EASY = "easy"
-        HARD = "hard"
+        EASY = records.Difficulty.EASY
+        HARD = records.Difficulty.HARD
 
     class Verdict(models.TextChoices):
-        ACCEPTED = "accepted"
-        REJECTED = "rejected"
+        ACCEPTED = records.Verdict.ACCEPTED
+        REJECTED = records.Verdict.REJECTED
 
     iteration = models.ForeignKey("loop.Iteration", on_delete=models.CASCADE, related_name="trajectories")
     # Position within the iteration; with ``iteration`` it makes task re-delivery idempotent.
@@ -153,11 +156,8 @@ class Trajectory(models.Model):
     @property
     def effective_verdict(self) -> str:
         """The verdict that exports and training use: an audit beats the verifiers."""
-        if self.audit_decision == "accept":
-            return "accepted"
-        if self.audit_decision in ("reject", "flag"):
-            return "rejected"
-        return self.verdict
+        verdict = records.effective_verdict(self.verdict, self.audit_decision)
+        return verdict.value if verdict else ""
 
 
 class TrajectoryStep(models.Model):
@@ -288,9 +288,9 @@ class AuditDecision(models.Model):
     """A reviewer's decision on a sampled trajectory; the latest one overrides the verifiers."""
 
     class Decision(models.TextChoices):
-        ACCEPT = "accept"
-        REJECT = "reject"
-        FLAG = "flag"
+        ACCEPT = records.Audit.ACCEPT
+        REJECT = records.Audit.REJECT
+        FLAG = records.Audit.FLAG
 
     trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="audits")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="audits")

@@ -11,11 +11,12 @@ from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 from django.db.models.functions import MD5, Cast, Concat
 
 from inftool_web.core.filters import FilterError, is_id
+from synthesis.records import Mode, values
 from synthesis.roleplay.checks import ValueChecks, argument_value_checks
 
 from .models import Message, Persona, Trajectory
 
-MODES = tuple(Trajectory.Kind.values)
+MODES = values(Mode)
 DIFFICULTIES = tuple(Trajectory.Difficulty.values)
 # "pending" = no verdict yet and not audited
 VERDICTS = ("accepted", "rejected", "pending")

@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from synthesis.records import Role, values
+
 from .base import LLMBackend
 from .registry import backend_options, get_backend
 
-ROLES = ("user", "agent", "server", "verifier", "judge")
+ROLES = values(Role)
 DEFAULT_SPEC: dict[str, Any] = {"backend": "embedded"}
 
 

@@ -20,10 +20,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
-MODES = ("single", "parallel", "multiple", "irrelevance", "multi_turn")
-SINGLE_TURN_MODES = ("single", "parallel", "multiple", "irrelevance")
+from synthesis import records
+from synthesis.records import Mode
 
-Mode = Literal["single", "parallel", "multiple", "irrelevance", "multi_turn"]
+MODES = records.values(Mode)
+SINGLE_TURN_MODES = tuple(m.value for m in records.SINGLE_TURN_MODES)
 
 
 class ResumeMismatch(RuntimeError):

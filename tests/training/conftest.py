@@ -62,7 +62,7 @@ def make_trajectories() -> list[dict]:
                 "tools": [WEATHER_TOOL, TIME_TOOL],
                 "mode": "single",
                 "difficulty": "hard" if i % 2 else "easy",
-                "verdict": "accept",
+                "verdict": "accepted",
                 "audit": None,
                 "messages": [
                     {"role": "user", "content": f"What's the weather in {city}?"},
@@ -82,7 +82,7 @@ def make_trajectories() -> list[dict]:
             "tools": [WEATHER_TOOL],
             "mode": "irrelevance",
             "difficulty": "hard",
-            "verdict": "accept",
+            "verdict": "accepted",
             "messages": [
                 {"role": "user", "content": "Book me a flight to Rome."},
                 {
@@ -98,7 +98,7 @@ def make_trajectories() -> list[dict]:
             "tools": [WEATHER_TOOL, TIME_TOOL],
             "mode": "parallel",
             "difficulty": "hard",
-            "verdict": "reject",
+            "verdict": "rejected",
             "audit": "accept",
             "messages": [
                 {"role": "user", "content": "Weather and time in Oslo?"},
@@ -119,7 +119,7 @@ def make_trajectories() -> list[dict]:
             "tools": [WEATHER_TOOL],
             "mode": "single",
             "difficulty": "easy",
-            "verdict": "accept",
+            "verdict": "accepted",
             "audit": "reject",
             "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
         }

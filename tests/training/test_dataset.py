@@ -13,8 +13,12 @@ def test_audit_overrides_verdict(trajectories):
     by_id = {t["id"]: t for t in trajectories}
     assert is_accepted(by_id["par0"])  # rejected by verifiers, accepted by audit
     assert not is_accepted(by_id["bad0"])  # accepted by verifiers, rejected by audit
-    with pytest.raises(ValueError, match="valid: accept"):
-        is_accepted({"verdict": "maybe"})
+    # One vocabulary (synthesis.records): "pass", "true" or "1" are not verdicts.
+    for bad in ("maybe", "pass", "true", "accept"):
+        with pytest.raises(ValueError, match="valid: accepted, rejected"):
+            is_accepted({"messages": [{"role": "user", "content": "hi"}], "verdict": bad})
+    with pytest.raises(ValueError, match="valid: accept, reject, flag"):
+        is_accepted({"messages": [{"role": "user", "content": "hi"}], "verdict": "accepted", "audit": "approve"})
 
 
 def test_sft_rows_render_tools_and_calls_as_text(trajectories):
@@ -44,7 +48,7 @@ def test_hard_rows_are_weighted(trajectories):
 
 
 def test_excluded_and_invalid_trajectories_are_left_out(trajectories):
-    broken = {"id": "broken", "verdict": "accept", "messages": [{"role": "user", "content": "hi"}]}
+    broken = {"id": "broken", "verdict": "accepted", "messages": [{"role": "user", "content": "hi"}]}
     rows, stats = build_sft_rows(trajectories + [broken], exclude_ids={"w0"})
     assert "w0" not in {r["id"] for r in rows} and stats.excluded == 1
     assert stats.invalid == 1 and "broken" in stats.errors[0]
@@ -73,7 +77,7 @@ def _single(mode, reference, agent_calls, content=None):
     calls = [{"id": f"c{i}", "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
              for i, (n, a) in enumerate(agent_calls)]
     return {
-        "id": f"{mode}-1", "mode": mode, "difficulty": "hard", "verdict": "accept",
+        "id": f"{mode}-1", "mode": mode, "difficulty": "hard", "verdict": "accepted",
         "tools": [{"name": "get_weather", "inputSchema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
         "reference_calls": reference,
         "messages": [

@@ -444,3 +444,33 @@ def test_exports_teach_the_reference_where_the_agent_answered_otherwise(viewer):
         text = json.dumps(lines)
         assert "Oslo" in text and "Paris" not in text.replace("Weather in Paris?", "")
         assert "cannot help with this request" in text and "It is sunny." not in text
+
+
+def test_the_export_and_training_learn_the_same_conversation(viewer):
+    """One ground-truth rule (synthesis.records): the openai export of a trajectory and the
+    record training receives end in the same answer, call for call."""
+    from inftool_web.loop.selectors import training_trajectories
+    from synthesis.records import ground_truth, normalize_call
+    from tests.factories import conversation
+
+    it = IterationFactory()
+    cases = {
+        "wrong": dict(kind="single", reference_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+                      arguments={"city": "Paris"}),
+        "right": dict(kind="single", reference_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}],
+                      arguments={"city": "Paris"}),
+        "refused": dict(kind="irrelevance", reference_calls=[], arguments={"city": "Paris"}),
+    }
+    for spec in cases.values():
+        t = TrajectoryFactory(iteration=it, kind=spec["kind"], status="done", verdict="accepted",
+                              reference_calls=spec["reference_calls"])
+        conversation(t, arguments=spec["arguments"])
+    exported = [line["messages"] for line in export(client_for(viewer), "openai", f"iteration={it.pk}")]
+    trained = [ground_truth(r)[0] for r in training_trajectories(iteration_id=it.pk)]
+
+    def shape(messages):
+        return [(m["role"], m.get("content") or "", [normalize_call(c) for c in m.get("tool_calls") or []])
+                for m in messages if m["role"] != "system"]
+
+    assert [shape(m) for m in exported] == [shape(m) for m in trained]
+    assert [len(m) for m in exported] == [3, 5, 3]  # corrected, kept, refused
