@@ -21,17 +21,6 @@ def is_vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-@cache
-def is_deepspeed_available() -> bool:
-    return importlib.util.find_spec("deepspeed") is not None
-
-
-def is_cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def report(progress: ProgressCallback | None, **event: Any) -> None:
     """Send ``event`` to ``progress``; a failing callback must not kill a long run."""
     if progress is None:

@@ -46,18 +46,6 @@ def _dumps(obj: Any) -> str:
     return "".join(_c_encode(obj, 0))
 
 
-def _as_dict(value: Any) -> dict:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value.strip():
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
-
-
 def openai_tool(tool: dict) -> dict:
     """An MCP tool definition (or an OpenAI one, passed through) as an OpenAI function."""
     if tool.get("type") == "function" and "function" in tool:

@@ -227,7 +227,7 @@ def trajectories_plan(*, iteration_id: int, plan: TrajectoryPlan) -> int:
             iteration_id=iteration_id, seq=seq, kind=spec.mode, offered_tools=spec.tools,
             persona=persona_by_name.get(spec.persona.name) if spec.persona else None,
             domain_id=ids[0][1], category_id=ids[0][2],
-            engine_state={"seed": spec.seed, "group": spec.domain,
+            engine_state={"seed": spec.seed, "tool_group": spec.tool_group,
                           **({"absent_tool": spec.absent_tool} if spec.absent_tool else {})},
         ))
         links.append([pk for pk, _, _ in ids])
@@ -457,7 +457,7 @@ def _specs_for(trajectories: list[Trajectory]):
         specs.append(TrajectorySpec(
             id=str(traj.pk), mode=traj.kind, tools=traj.offered_tools,
             persona=PersonaData.from_dict(traj.persona.as_dict()) if traj.persona else None,
-            seed=int(traj.engine_state.get("seed", traj.seq)), domain=str(traj.engine_state.get("group", "")),
+            seed=int(traj.engine_state.get("seed", traj.seq)), tool_group=str(traj.engine_state.get("tool_group", traj.engine_state.get("group", ""))),
             resume_from=_resume_state(traj), absent_tool=traj.engine_state.get("absent_tool"),
         ))
     return specs

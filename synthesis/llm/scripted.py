@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -63,9 +63,6 @@ class ScriptedBackend(LLMBackend):
     def queue(self, *replies: Reply) -> None:
         with self._lock:
             self._replies.extend(replies)
-
-    def queue_many(self, replies: Iterable[Reply]) -> None:
-        self.queue(*replies)
 
     @property
     def pending(self) -> int:

@@ -297,7 +297,7 @@ def plan_specs(
                 tools=offered,
                 persona=persona,
                 seed=rng.randrange(2**31),
-                domain=group,
+                tool_group=group,
                 absent_tool=absent,
             )
         )

@@ -144,7 +144,7 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
         user_facts=user_facts(calls),
         meta={
             "reference": notes,
-            "domain": spec.domain,
+            "tool_group": spec.tool_group,
             "goal": {"source": source, "rejected": goal_problems},
         },
     )

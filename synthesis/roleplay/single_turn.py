@@ -278,7 +278,7 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
             calls.append(call)
         ref_notes.append(notes)
     absent = None
-    meta: dict[str, Any] = {"reference": ref_notes, "domain": spec.domain}
+    meta: dict[str, Any] = {"reference": ref_notes, "tool_group": spec.tool_group}
     if spec.mode == "irrelevance" and spec.absent_tool is not None:
         call, notes = yield from reference_call(
             persona,

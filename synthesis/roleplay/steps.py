@@ -82,7 +82,9 @@ class TrajectorySpec:
     persona: Persona | None = None
     seed: int = 0
     target_tools: list[str] | None = None
-    domain: str = ""
+    # The group the offered tools were drawn from together: a tree category, or without a
+    # tree an API source (its key as the planner gave it).
+    tool_group: str = ""
     resume_from: ResumeState | None = None
     absent_tool: dict[str, Any] | None = None
 

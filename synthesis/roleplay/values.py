@@ -52,10 +52,6 @@ def textual_key(key: str) -> bool:
     return any(k in key.lower() for k in _TEXT_KEYS)
 
 
-def _words(s: str) -> list[str]:
-    return re.findall(r"[a-z0-9/]+", s.lower())
-
-
 def _norm(s: str) -> str:
     return re.sub(r"[^a-z0-9]", "", s.lower())
 

@@ -138,7 +138,7 @@ def test_plan_specs_follows_the_mix():
     assert all(
         {t["name"] for t in s.tools} <= {"create_order", "get_order"}
         for s in specs
-        if s.domain == "shop"
+        if s.tool_group == "shop"
     )
     assert plan_specs(ALL_TOOLS, 5, seed=1)[0].persona is not None
     assert [s.seed for s in plan_specs(ALL_TOOLS, 5, seed=1)] == [

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from inftool_web.catalog.models import ApiSource
 from inftool_web.catalog.selectors import curation_summary
 from inftool_web.catalog.services import (
+    IngestOutcome,
     convert_openapi_file,
     source_is_current,
     source_record_failure,
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         todo = []
         for path, name in jobs:
             if not force and self._unchanged(path, name):
-                outcomes.append(("unchanged", name, "", 0, 0, 0))
+                outcomes.append(IngestOutcome(source=name, status="unchanged"))
             else:
                 todo.append((path, name))
         bar = tqdm(total=len(todo), desc="specs", unit="spec", disable=not todo, file=self.stderr._out)
@@ -116,19 +117,19 @@ class Command(BaseCommand):
             outcome = source_record_failure(name=converted.name, kind=ApiSource.Kind.OPENAPI,
                                             location=converted.location, error_code="store_failed",
                                             error=storable_text(f"the database refused this spec's tools: {exc}"[:2000]))
-        return (outcome.status, outcome.source, outcome.error_code, outcome.operations, outcome.tools, outcome.added)
+        return outcome
 
     def _curation(self) -> None:
         s = curation_summary(threshold=DEFAULT_THRESHOLD)
         self.stdout.write(f"\ncuration: {s.kept} of {s.total} stored tools score >= {DEFAULT_THRESHOLD:g} "
                           "(role-play draws from these; `manage.py curate_tools` tells why the others are dropped)")
 
-    def _summary(self, outcomes, seconds: float) -> None:
-        status = Counter(o[0] for o in outcomes)
-        reasons = Counter(o[2] for o in outcomes if o[0] == "failed")
-        ops = sum(o[3] for o in outcomes)
-        tools = sum(o[4] for o in outcomes)
-        added = sum(o[5] for o in outcomes)
+    def _summary(self, outcomes: list[IngestOutcome], seconds: float) -> None:
+        status = Counter(o.status for o in outcomes)
+        reasons = Counter(o.error_code for o in outcomes if o.status == "failed")
+        ops = sum(o.operations for o in outcomes)
+        tools = sum(o.tools for o in outcomes)
+        added = sum(o.added for o in outcomes)
         rows = [
             ("specs", len(outcomes)),
             ("  converted", status["ok"]),
@@ -144,5 +145,5 @@ class Command(BaseCommand):
         if reasons:
             self.stdout.write("\nfailed specs by reason:")
             for code, n in reasons.most_common():
-                examples = [o[1] for o in outcomes if o[2] == code][:3]
+                examples = [o.source for o in outcomes if o.error_code == code][:3]
                 self.stdout.write(f"  {code:<22} {n:>6}   e.g. {', '.join(examples)}")
