@@ -7,14 +7,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-e2e bench setup install services browser corpus-full lint clean-var
+.PHONY: run test test-fast test-e2e bench setup install services browser corpus-full lint clean-var
 
 run: setup
 	$(PY) manage.py runstack
 
-# The gate: every test but the whole-pipeline runs on the real model (those take long on
-# 2 CPU cores and run with `make test-e2e`).
+# The gate: every test, the whole-pipeline runs on the real model included (about 10 of
+# its minutes on 2 CPU cores). `make test-fast` leaves those out; `make test-e2e` runs only them.
 test: setup browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup browser
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 test-e2e: setup

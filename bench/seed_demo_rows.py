@@ -292,12 +292,22 @@ def _free_port() -> int:
 
 def screenshots(out_dir: Path, env: dict, iteration_ids: list[int]) -> None:
     from django.db import connection
-    from playwright.sync_api import sync_playwright
 
     with connection.cursor() as cur:
         cur.execute("SELECT id FROM synth_trajectory WHERE iteration_id = %s AND kind = 'multi_turn' "
                     "AND status = 'done' ORDER BY id LIMIT 1", [iteration_ids[-2]])
         traj = cur.fetchone()[0]
+    capture(out_dir, env, user="demo", password="demo-password-123", pages={
+        "dashboard": "/", "iteration": f"/iterations/{iteration_ids[-1]}/", "trajectory": f"/trajectories/{traj}/",
+        "tools": "/tools/?q=forecast", "audit": f"/audit/?iteration={iteration_ids[-2]}&size=8&seed=1",
+        "evaluations": "/evaluations/", "launch": "/iterations/new/",
+    })
+
+
+def capture(out_dir: Path, env: dict, *, user: str, password: str, pages: dict[str, str]) -> None:
+    """Serve the app on loopback (uvicorn), sign in, and save a full-page PNG of each page."""
+    from playwright.sync_api import sync_playwright
+
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "inftool_web.asgi:application", "--host", "127.0.0.1",
                                "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env)
@@ -318,20 +328,15 @@ def screenshots(out_dir: Path, env: dict, iteration_ids: list[int]) -> None:
                 "--no-first-run", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{base}/accounts/login/")
-            page.fill("input[name=username]", "demo")
-            page.fill("input[name=password]", "demo-password-123")
+            page.fill("input[name=username]", user)
+            page.fill("input[name=password]", password)
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/")
-            shots = {
-                "dashboard": "/", "iteration": f"/iterations/{iteration_ids[-1]}/", "trajectory": f"/trajectories/{traj}/",
-                "tools": "/tools/?q=forecast", "audit": f"/audit/?iteration={iteration_ids[-2]}&size=8&seed=1",
-                "evaluations": "/evaluations/", "launch": "/iterations/new/",
-            }
-            for name, path in shots.items():
+            for name, path in pages.items():
                 page.goto(base + path)
                 page.wait_for_load_state("networkidle")
-                if name == "tools":
-                    page.click("details.tool summary")
+                if name == "tools" and page.locator("details.tool summary").count():
+                    page.locator("details.tool summary").first.click()
                 page.screenshot(path=str(out_dir / f"{name}.png"), full_page=True)
                 print("saved", out_dir / f"{name}.png")
             browser.close()
