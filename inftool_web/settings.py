@@ -135,6 +135,13 @@ CELERY_TASK_ROUTES = {
 INFTOOL_TASK_MAX_RETRIES = env.int("INFTOOL_TASK_MAX_RETRIES", default=8)
 INFTOOL_TASK_RETRY_BACKOFF = env.int("INFTOOL_TASK_RETRY_BACKOFF", default=5)
 INFTOOL_TASK_RETRY_BACKOFF_MAX = env.int("INFTOOL_TASK_RETRY_BACKOFF_MAX", default=300)
+# Celery's threads and solo pools ignore the time limits above, so the code keeps its own:
+# a trajectory's run on a worker, and a training or evaluation stage, that passes its
+# deadline is failed with the reason. A run cut short this many times (its worker died:
+# out of memory, a crash) is a poison task: it is failed instead of being tried again.
+INFTOOL_TRAJECTORY_DEADLINE_SECONDS = env.float("INFTOOL_TRAJECTORY_DEADLINE_SECONDS", default=3600.0)
+INFTOOL_STAGE_DEADLINE_SECONDS = env.float("INFTOOL_STAGE_DEADLINE_SECONDS", default=6 * 3600.0)
+INFTOOL_MAX_DELIVERIES = env.int("INFTOOL_MAX_DELIVERIES", default=3)
 CELERY_WORKER_QUEUES = env.list("CELERY_WORKER_QUEUES", default=["default", "roleplay", "gpu"])
 
 CHANNEL_LAYERS = {

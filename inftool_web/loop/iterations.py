@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from inftool_web.celery_app import app as celery_app
@@ -61,6 +61,10 @@ class Run(enum.Enum):
 
 class IllegalTransition(RuntimeError):
     """A status change the state machine does not allow (a bug, not bad input)."""
+
+
+class DeadlinePassed(RuntimeError):
+    """A stage ran past its deadline (Celery's threads and solo pools do not enforce one)."""
 
 
 # The allowed moves; an active iteration may always fail or be cancelled.
@@ -164,13 +168,18 @@ def iteration_record_detail(*, iteration_id: int, detail: str) -> None:
     _broadcast(iteration_id, {"detail": detail[:500]})
 
 
-def _stage_reporter(iteration_id: int) -> Callable[..., None]:
+def _stage_reporter(iteration_id: int, *, stage_name: str, deadline_s: float) -> Callable[..., None]:
     """The ``report`` callback a stage (``stages.py``) tells its news through; progress
-    events are stored at most every PROGRESS_EVERY seconds, the last one always."""
+    events are stored at most every PROGRESS_EVERY seconds, the last one always.  News
+    after ``deadline_s`` raises :class:`DeadlinePassed`, which fails the stage."""
     last = [0.0]
+    deadline = time.monotonic() + deadline_s
 
     def report(*, detail: str | None = None, progress: Mapping[str, Any] | None = None,
                stage: str = "", progress_extra: Mapping[str, Any] | None = None) -> None:
+        if time.monotonic() > deadline:
+            raise DeadlinePassed(f"the {stage_name} stage passed its deadline of {deadline_s:g} s "
+                                 "(INFTOOL_STAGE_DEADLINE_SECONDS)")
         if detail is not None:
             iteration_record_detail(iteration_id=iteration_id, detail=detail)
         if progress_extra:
@@ -258,10 +267,15 @@ def iteration_synthesize(*, iteration_id: int, run: Run) -> int:
     return len(pending)
 
 
-def trajectories_run(*, trajectory_ids: list[int], backends: Mapping[str, Any] | None = None) -> dict[str, int]:
+def trajectories_run(*, trajectory_ids: list[int], backends: Mapping[str, Any] | None = None,
+                     deadline_s: float | None = None) -> dict[str, int]:
     """Run (or resume) these trajectories in this process, each iteration's together so the
     model batches them; trajectories another worker holds are skipped.  Stops quietly when
-    the iteration is cancelled.  Returns counts by final status."""
+    the iteration is cancelled.  A run still going after ``deadline_s`` seconds stops, and
+    its unfinished trajectories fail saying so; a trajectory whose earlier runs were cut
+    short INFTOOL_MAX_DELIVERIES times fails as a poison task.  Returns counts by final
+    status."""
+    deadline = None if deadline_s is None else time.monotonic() + deadline_s
     rows = list(
         Trajectory.objects.select_related("iteration", "iteration__input_checkpoint", "persona")
         .filter(pk__in=trajectory_ids).exclude(status__in=TERMINAL).order_by("seq")
@@ -276,15 +290,28 @@ def trajectories_run(*, trajectory_ids: list[int], backends: Mapping[str, Any] |
             iteration = group[0].iteration if group else None
             if iteration is None or iteration.status == Status.CANCELLED:
                 continue
+            group = _trajectory_runs_begin(group)
+            if not group:
+                continue
             cfg = IterationConfig.from_dict(iteration.config)
+
+            def should_stop(pk=iteration_id) -> bool:
+                return _status(pk) == Status.CANCELLED or (deadline is not None and time.monotonic() > deadline)
+
             try:
                 done = trajectories_synthesize(
                     trajectories=group, backends=backends or backends_for_iteration(iteration),
-                    config=cfg.roleplay_config(),
-                    should_stop=lambda pk=iteration_id: _status(pk) == Status.CANCELLED,
+                    config=cfg.roleplay_config(), should_stop=should_stop,
                 )
             except SynthesisStopped:
+                if deadline is not None and time.monotonic() > deadline:
+                    for t in group:
+                        trajectory_mark_failed(trajectory_id=t.pk, error=(
+                            f"passed its deadline of {deadline_s:g} s (INFTOOL_TRAJECTORY_DEADLINE_SECONDS); "
+                            "the steps stored so far are kept"))
                 continue
+            finally:
+                Trajectory.objects.filter(pk__in=[t.pk for t in group]).update(open_runs=0)
             for status, n in done.items():
                 counts[status] = counts.get(status, 0) + n
     return counts
@@ -334,6 +361,43 @@ def synthesis_finished(*, iteration_id: int, run: Run) -> bool:
     return True
 
 
+# ----------------------------------------------------------------------------- poison runs
+
+
+def _poison_reason(what: str, runs: int) -> str:
+    return (f"{what} was cut short {runs} times (its worker died each time: out of memory, or a crash) "
+            f"and is not tried again (INFTOOL_MAX_DELIVERIES={settings.INFTOOL_MAX_DELIVERIES})")
+
+
+def _trajectory_runs_begin(group: list[Trajectory]) -> list[Trajectory]:
+    """Count a start of each trajectory's run (the caller holds their locks); those whose
+    earlier runs were all cut short are failed with the reason and left out."""
+    poisoned = [t for t in group if t.open_runs >= settings.INFTOOL_MAX_DELIVERIES]
+    for t in poisoned:
+        log.error("trajectory %s: poison task, %s open runs", t.pk, t.open_runs)
+        trajectory_mark_failed(trajectory_id=t.pk, error=_poison_reason("its run", t.open_runs))
+    keep = [t for t in group if t not in poisoned]
+    Trajectory.objects.filter(pk__in=[t.pk for t in keep]).update(open_runs=F("open_runs") + 1)
+    return keep
+
+
+def _stage_runs_begin(iteration_id: int, stage: str) -> bool:
+    """Count a start of a stage (the caller holds the stage lock); False, with the
+    iteration failed, when its earlier runs were all cut short."""
+    with transaction.atomic():
+        it = _locked(iteration_id)
+        if it.stage_open_runs >= settings.INFTOOL_MAX_DELIVERIES:
+            if it.is_active:
+                _transition(it, Status.FAILED, "failed", error=_poison_reason(f"the {stage} stage", it.stage_open_runs))
+            return False
+        Iteration.objects.filter(pk=iteration_id).update(stage_open_runs=F("stage_open_runs") + 1)
+    return True
+
+
+def _stage_runs_end(iteration_id: int) -> None:
+    Iteration.objects.filter(pk=iteration_id).update(stage_open_runs=0)
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -343,18 +407,21 @@ def iteration_train(*, iteration_id: int, run: Run = Run.QUEUE) -> None:
         if not mine:
             return
         it = Iteration.objects.select_related("input_checkpoint").get(pk=iteration_id)
-        if it.status != Status.TRAINING:
+        if it.status != Status.TRAINING or not _stage_runs_begin(iteration_id, "training"):
             return
         try:
             trained = stages.train(
                 iteration=it, out_root=settings.INFTOOL_VAR_DIR / "training" / f"iteration-{it.number}",
-                report=_stage_reporter(iteration_id),
+                report=_stage_reporter(iteration_id, stage_name="training",
+                                       deadline_s=settings.INFTOOL_STAGE_DEADLINE_SECONDS),
                 still_running=lambda: _status(iteration_id) == Status.TRAINING,
             )
         except Exception as exc:  # noqa: BLE001 - the iteration records why it stopped
             log.exception("training iteration %s failed", iteration_id)
             iteration_fail(iteration_id=iteration_id, error=f"training failed: {type(exc).__name__}: {exc}")
             return
+        finally:
+            _stage_runs_end(iteration_id)
         with transaction.atomic():
             it = _locked(iteration_id)
             if it.status != Status.TRAINING:
@@ -380,14 +447,17 @@ def iteration_evaluate(*, iteration_id: int, run: Run = Run.QUEUE) -> None:
         if not mine:
             return
         it = Iteration.objects.select_related("input_checkpoint", "output_checkpoint").get(pk=iteration_id)
-        if it.status != Status.EVALUATING:
+        if it.status != Status.EVALUATING or not _stage_runs_begin(iteration_id, "evaluation"):
             return
         try:
-            stages.evaluate(iteration=it, report=_stage_reporter(iteration_id))
+            stages.evaluate(iteration=it, report=_stage_reporter(
+                iteration_id, stage_name="evaluation", deadline_s=settings.INFTOOL_STAGE_DEADLINE_SECONDS))
         except Exception as exc:  # noqa: BLE001
             log.exception("evaluating iteration %s failed", iteration_id)
             iteration_fail(iteration_id=iteration_id, error=f"evaluation failed: {type(exc).__name__}: {exc}")
             return
+        finally:
+            _stage_runs_end(iteration_id)
         with transaction.atomic():
             it = _locked(iteration_id)
             if it.status == Status.EVALUATING:

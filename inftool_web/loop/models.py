@@ -54,6 +54,9 @@ class Iteration(models.Model):
     stage_detail = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     progress = models.JSONField(default=dict, blank=True)
+    # Runs of the current training or evaluation stage started and never finished (a
+    # worker that died mid-stage leaves this raised); reset when a stage hands over.
+    stage_open_runs = models.PositiveSmallIntegerField(default=0)
     # What the iteration produced and kept, how it was written and how varied it is
     # (inftool_web/loop/datacard.py); built when synthesis finishes, {} before.
     data_card = models.JSONField(default=dict, blank=True)

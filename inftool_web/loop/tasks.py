@@ -40,7 +40,8 @@ def run_iteration(iteration_id: int) -> int:
 )
 def synthesize_trajectory(self, trajectory_id: int) -> str:
     try:
-        iterations.trajectories_run(trajectory_ids=[trajectory_id])
+        iterations.trajectories_run(trajectory_ids=[trajectory_id],
+                                    deadline_s=settings.INFTOOL_TRAJECTORY_DEADLINE_SECONDS)
     except TRANSIENT as exc:
         if self.request.retries < self.max_retries:
             raise

@@ -102,6 +102,8 @@ class Trajectory(models.Model):
     engine_state = models.JSONField(default=dict, blank=True, help_text="What a resumed task needs")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Runs started and never finished: a worker that died mid-run leaves this raised.
+    open_runs = models.PositiveSmallIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

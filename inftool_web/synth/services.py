@@ -222,7 +222,7 @@ def trajectories_plan(*, iteration_id: int, plan: TrajectoryPlan) -> int:
     for seq, spec in enumerate(specs):
         if seq < existing:
             continue
-        ids = [by_name[f"{spec.domain}:{t['name']}"] for t in spec.tools]
+        ids = [by_name[f"{spec.tool_group}:{t['name']}"] for t in spec.tools]
         rows.append(Trajectory(
             iteration_id=iteration_id, seq=seq, kind=spec.mode, offered_tools=spec.tools,
             persona=persona_by_name.get(spec.persona.name) if spec.persona else None,

@@ -152,3 +152,117 @@ def test_an_iteration_with_nothing_to_plan_fails_saying_why(queued, stand_ins):
     iteration_start(iteration_id=it.pk, run=Run.HERE)
     it.refresh_from_db()
     assert it.status == "failed" and "ingest some first" in it.error and stand_ins == []
+
+
+# ----------------------------------------------------------------------------- deadlines, poison
+
+KILLER = """
+import os, signal, sys
+import django
+django.setup()
+from synthesis.llm.base import LLMBackend
+from inftool_web.loop import iterations
+from tests.synthesis.roleplay.fakes import smart_backend
+
+
+class KillsItsWorker(LLMBackend):
+    name = "kills-its-worker"
+
+    def __init__(self):
+        self.inner, self.left = smart_backend(), int(os.environ["BATCHES_BEFORE_KILL"])
+
+    def complete_batch(self, requests):
+        if self.left <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)  # out of memory, or a segfault
+        self.left -= 1
+        return self.inner.complete_batch(requests)
+
+
+iterations.backends_for_iteration = lambda it: {"default": KillsItsWorker()}
+from inftool_web.loop.tasks import synthesize_trajectory
+synthesize_trajectory.apply(args=[int(sys.argv[1])])
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trajectory_that_kills_its_worker_fails_after_three_deliveries(tools, queued, settings):
+    """The real task, run by a process that SIGKILLs itself mid-trajectory, three times: the
+    fourth delivery fails it as a poison task instead of running it again."""
+    import subprocess
+    import sys
+
+    from inftool_web.loop.tasks import synthesize_trajectory
+    from inftool_web.synth.models import Trajectory
+    from tests.conftest import ROOT, worker_env
+
+    it = iteration_create(config=_config(count=1, modes={"multi_turn": 1}, profile="none"))
+    [pk] = iterations.iteration_plan(iteration_id=it.pk)
+    for delivery in (1, 2, 3):
+        proc = subprocess.run([sys.executable, "-c", KILLER, str(pk)], cwd=ROOT, capture_output=True, text=True,
+                              env=worker_env(BATCHES_BEFORE_KILL=str(delivery)), timeout=300)
+        assert proc.returncode == -9, proc.stderr[-3000:]
+        t = Trajectory.objects.get(pk=pk)
+        assert t.open_runs == delivery and t.status not in ("done", "rejected", "failed")
+    steps = t.steps.count()
+    assert steps > 0  # what the killed runs stored stays
+
+    settings.INFTOOL_MAX_DELIVERIES = 3
+    assert synthesize_trajectory.apply(args=[pk]).get() == "failed"
+    t.refresh_from_db()
+    assert "cut short 3 times" in t.error and "INFTOOL_MAX_DELIVERIES=3" in t.error and t.steps.count() == steps
+    it.refresh_from_db()
+    assert it.status == "succeeded"  # the iteration went on without it (profile none: no training)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_ends_normally_clears_its_count(tools, queued):
+    from inftool_web.synth.models import Trajectory
+
+    it = iteration_create(config=_config(count=2, profile="none"))
+    ids = iterations.iteration_plan(iteration_id=it.pk)
+    Trajectory.objects.filter(pk__in=ids).update(open_runs=2)  # two earlier runs were killed
+    trajectories_run(trajectory_ids=ids, backends={"default": smart_backend()})
+    assert list(Trajectory.objects.filter(pk__in=ids).values_list("open_runs", flat=True)) == [0, 0]
+    assert not Trajectory.objects.filter(pk__in=ids, status="failed").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trajectory_past_its_deadline_fails_saying_so(tools, queued):
+    from inftool_web.synth.models import Trajectory
+
+    it = iteration_create(config=_config(count=1, modes={"multi_turn": 1}, profile="none"))
+    ids = iterations.iteration_plan(iteration_id=it.pk)
+    trajectories_run(trajectory_ids=ids, backends={"default": smart_backend()}, deadline_s=0.0)
+    t = Trajectory.objects.get(pk=ids[0])
+    assert t.status == "failed" and "passed its deadline of 0 s" in t.error and "TRAJECTORY_DEADLINE" in t.error
+    assert t.open_runs == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_training_stage_past_its_deadline_fails_the_iteration(tools, queued, monkeypatch, settings):
+    it = iteration_create(config=_config())
+    iterations.iteration_plan(iteration_id=it.pk)
+    trajectories_run(trajectory_ids=list(it.trajectories.values_list("pk", flat=True)),
+                     backends={"default": smart_backend()})
+    assert iterations.synthesis_finished(iteration_id=it.pk, run=Run.QUEUE)
+
+    def slow_train(*, iteration, out_root, report, still_running):
+        report(progress={"event": "log", "step": 1, "loss": 1.0})  # the trainer's first news
+        raise AssertionError("the deadline should have stopped the stage")
+
+    monkeypatch.setattr(stages, "train", slow_train)
+    settings.INFTOOL_STAGE_DEADLINE_SECONDS = 0.0
+    iterations.iteration_train(iteration_id=it.pk, run=Run.QUEUE)
+    it.refresh_from_db()
+    assert it.status == "failed" and "DeadlinePassed: the training stage passed its deadline of 0 s" in it.error
+    assert it.stage_open_runs == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stage_cut_short_three_times_is_not_run_again(tools, queued, stand_ins):
+    it = iteration_create(config=_config())
+    Iteration.objects.filter(pk=it.pk).update(status="evaluating", stage_open_runs=3)
+    iterations.iteration_evaluate(iteration_id=it.pk, run=Run.QUEUE)
+    it.refresh_from_db()
+    assert it.status == "failed" and "the evaluation stage was cut short 3 times" in it.error
+    assert stand_ins == [] and queued == []

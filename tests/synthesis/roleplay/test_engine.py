@@ -161,24 +161,24 @@ def test_irrelevance_asks_for_a_tool_of_another_domain():
     group_of = {t["name"]: g for g, tools in groups.items() for t in tools}
     cfg = RoleplayConfig(modes={"irrelevance": 1.0})
     specs = plan_specs(groups, 40, cfg, seed=5, domain_of=domain_of)
-    assert {s.domain for s in specs} == set(groups)
+    assert {s.tool_group for s in specs} == set(groups)
     for s in specs:
-        assert domain_of[group_of[s.absent_tool["name"]]] != domain_of[s.domain], s
+        assert domain_of[group_of[s.absent_tool["name"]]] != domain_of[s.tool_group], s
     # without domains every group is a domain of its own: another group, possibly the same domain
     specs = plan_specs(groups, 40, cfg, seed=5)
-    assert all(group_of[s.absent_tool["name"]] != s.domain for s in specs)
-    assert any(domain_of[group_of[s.absent_tool["name"]]] == domain_of[s.domain] for s in specs)
+    assert all(group_of[s.absent_tool["name"]] != s.tool_group for s in specs)
+    assert any(domain_of[group_of[s.absent_tool["name"]]] == domain_of[s.tool_group] for s in specs)
     # a single domain: the absent tool comes from a sibling group rather than not at all
     one = {g: tools for g, tools in groups.items() if g.startswith("orders")}
     specs = plan_specs(one, 10, cfg, seed=5, domain_of=domain_of)
-    assert all(group_of[s.absent_tool["name"]] != s.domain for s in specs)
+    assert all(group_of[s.absent_tool["name"]] != s.tool_group for s in specs)
 
 
 def test_multiple_offers_tools_of_one_group():
     groups = {"a": [CREATE_ORDER, GET_ORDER, DELETE_ORDER], "b": [GET_WEATHER, SEND_EMAIL]}
     specs = plan_specs(groups, 30, RoleplayConfig(modes={"multiple": 1.0}), seed=2)
     for s in specs:
-        assert len(s.tools) >= 2 and all(t in groups[s.domain] for t in s.tools)
+        assert len(s.tools) >= 2 and all(t in groups[s.tool_group] for t in s.tools)
 
 
 @pytest.mark.parametrize(
