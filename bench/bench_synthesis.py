@@ -46,8 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     _setup_django()
 
-    from inftool_web.loop.iterations import iteration_plan, trajectories_run
-    from inftool_web.loop.services import iteration_create
+    from inftool_web.loop.iterations import iteration_create, iteration_plan, trajectories_run
     from inftool_web.synth.models import Trajectory
     from synthesis.llm.base import LLMBackend
     from synthesis.llm.registry import get_backend

@@ -750,9 +750,8 @@ def run_workers(args, n: int, env: dict, server: Proc, logdir: Path, task_ids: l
     import psutil
 
     from inftool_web.celery_app import app
-    from inftool_web.loop.iterations import iteration_plan
+    from inftool_web.loop.iterations import iteration_create, iteration_plan
     from inftool_web.loop.models import Iteration
-    from inftool_web.loop.services import iteration_create
     from inftool_web.loop.tasks import synthesize_trajectory
     from inftool_web.synth.models import Trajectory
 

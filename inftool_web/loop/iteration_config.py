@@ -33,6 +33,7 @@ NUMERIC_BACKEND_OPTIONS = {"timeout": (0.1, 3600), "max_retries": (0, 20), "back
 MAX_MODE_WEIGHT = 1e6
 MAX_EVAL_LIMIT = 100_000
 MAX_SEED = 2**32 - 1  # numpy and torch seeds must fit
+MAX_ITERATIONS = 100
 MAX_LIST = 1000
 # An iteration may name the variable holding a role's API key, never any other variable: a
 # config naming SECRET_KEY or DATABASE_URL would send it to the base_url as a bearer token.
@@ -148,6 +149,10 @@ class IterationConfig:
         default_factory=list, metadata={"help": "BFCL V3 categories to evaluate; empty = all."}
     )
     seed: int = field(default=0, metadata={"help": "Seed for sampling tools, personas and modes."})
+    iterations: int = field(
+        default=1, metadata={"help": "Iterations to run in a row (1–100), each with the previous one's trained model "
+                                     "as its Tool Agent and the next seed."}
+    )
     min_usability: float = field(
         default=0.6,
         metadata={"help": "Role-play draws tasks only from tools whose usability score is at least this (0–1); "
@@ -202,6 +207,8 @@ class IterationConfig:
             errors["min_usability"] = "must be a number from 0 to 1 (the lowest tool usability score to draw tasks from)"
         if not _is_int(self.seed, 0, MAX_SEED):
             errors["seed"] = f"must be an integer from 0 to {MAX_SEED}"
+        if not _is_int(self.iterations, 1, MAX_ITERATIONS):
+            errors["iterations"] = f"must be an integer from 1 to {MAX_ITERATIONS}"
         if errors:
             raise ConfigError(errors)
 

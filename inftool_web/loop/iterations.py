@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, F
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from inftool_web.celery_app import app as celery_app
@@ -43,9 +43,9 @@ from inftool_web.synth.services import (
 from . import stages
 from .backends import backends_for_iteration
 from .datacard import data_card_after_synthesis
-from .iteration_config import IterationConfig
+from .iteration_config import MAX_SEED, IterationConfig
 from .locks import iteration_stage_lock, trajectory_locks
-from .models import Iteration
+from .models import Iteration, ModelCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,59 @@ def _then(run: Run, task_name: str, stage: Callable[..., Any], iteration_id: int
     return lambda: stage(iteration_id=iteration_id, run=Run.HERE)
 
 
-# ----------------------------------------------------------------------------- start
+# ----------------------------------------------------------------------------- create, start
+
+
+def _next_iteration_number() -> int:
+    return (Iteration.objects.aggregate(m=Max("number"))["m"] or 0) + 1
+
+
+def iteration_create(*, config: dict, created_by=None, name: str = "", queue: bool = False,
+                     input_checkpoint: ModelCheckpoint | None = None) -> Iteration:
+    """Validate ``config`` (raises ``ConfigError``) and store a new iteration, queued if
+    asked.  Its Tool Agent is ``input_checkpoint``, else the latest succeeded iteration's
+    output, else the newest checkpoint."""
+    cfg = IterationConfig.from_dict(config)
+    for _ in range(5):  # two launches at once may race for the same number
+        try:
+            with transaction.atomic():
+                base = ModelCheckpoint.objects.order_by("-created_at").filter(kind__in=["base", "sft", "grpo"]).first()
+                latest_output = (
+                    Iteration.objects.filter(status="succeeded", output_checkpoint__isnull=False)
+                    .order_by("-number").values_list("output_checkpoint", flat=True).first()
+                )
+                iteration = Iteration.objects.create(
+                    number=_next_iteration_number(),
+                    name=name[:200],
+                    config=cfg.to_dict(),
+                    created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+                    input_checkpoint_id=(input_checkpoint.pk if input_checkpoint else None)
+                    or latest_output or (base.pk if base else None),
+                )
+                if queue:
+                    iteration_start(iteration_id=iteration.pk, run=Run.QUEUE)
+                _broadcast(iteration.pk, {"status": iteration.status})
+                return iteration
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not allocate an iteration number")
+
+
+def _run_next(it: Iteration, run: Run) -> Callable[[], None] | None:
+    """When ``it`` (locked, just succeeded) has iterations left in its chain, create the
+    next one, its Tool Agent this one's output, and say how to start it after commit."""
+    cfg = IterationConfig.from_dict(it.config)
+    if cfg.iterations <= 1:
+        return None
+    config = cfg.to_dict() | {"iterations": cfg.iterations - 1, "seed": (cfg.seed + 1) % (MAX_SEED + 1)}
+    nxt = iteration_create(config=config, created_by=it.created_by, name=it.name,
+                           input_checkpoint=it.output_checkpoint or it.input_checkpoint)
+    log.info("iteration %s hands over to iteration %s (%s left)", it.number, nxt.number, cfg.iterations - 1)
+    if run is Run.QUEUE:
+        transaction.on_commit(_then(Run.QUEUE, TASK_PLAN, iteration_synthesize, nxt.pk))
+        return None
+    return lambda: iteration_start(iteration_id=nxt.pk, run=Run.HERE)
+
 
 
 def iteration_start(*, iteration_id: int, run: Run) -> None:
@@ -342,6 +394,7 @@ def synthesis_finished(*, iteration_id: int, run: Run) -> bool:
     iteration_record_progress(iteration_id=iteration_id, progress=progress)
     if progress["finished"] < progress["total"]:
         return False
+    then: Callable[[], None] | None = None  # what runs here, after commit
     with transaction.atomic():
         it = _locked(iteration_id)
         if it.status != Status.SYNTHESIZING:
@@ -351,13 +404,16 @@ def synthesis_finished(*, iteration_id: int, run: Run) -> bool:
             it.output_checkpoint = it.input_checkpoint
             it.save(update_fields=["output_checkpoint"])
             _transition(it, Status.SUCCEEDED, "synthesis finished (no training)")
-            return True
-        _transition(it, Status.TRAINING, "queued for training" if run is Run.QUEUE else "training")
-        next_stage = _then(run, TASK_TRAIN, iteration_train, iteration_id)
-        if run is Run.QUEUE:
-            transaction.on_commit(next_stage)
-    if run is Run.HERE:
-        next_stage()
+            then = _run_next(it, run)
+        else:
+            _transition(it, Status.TRAINING, "queued for training" if run is Run.QUEUE else "training")
+            next_stage = _then(run, TASK_TRAIN, iteration_train, iteration_id)
+            if run is Run.QUEUE:
+                transaction.on_commit(next_stage)
+            else:
+                then = next_stage
+    if then is not None:
+        then()
     return True
 
 
@@ -458,10 +514,14 @@ def iteration_evaluate(*, iteration_id: int, run: Run = Run.QUEUE) -> None:
             return
         finally:
             _stage_runs_end(iteration_id)
+        next_iteration = None
         with transaction.atomic():
             it = _locked(iteration_id)
             if it.status == Status.EVALUATING:
                 _transition(it, Status.SUCCEEDED, "done")
+                next_iteration = _run_next(it, run)
+    if next_iteration is not None:
+        next_iteration()
 
 
 __all__ = [

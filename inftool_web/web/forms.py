@@ -38,6 +38,7 @@ class LaunchForm(forms.Form):
     eval_limit = forms.IntegerField(required=False, initial=_DEFAULTS.eval_limit,
                                     help_text="BFCL items per category; leave empty for all.")
     seed = forms.IntegerField(initial=_DEFAULTS.seed, help_text=_help("seed"))
+    iterations = forms.IntegerField(required=False, initial=_DEFAULTS.iterations, help_text=_help("iterations"))
 
     MODE_FIELDS = [f"mode_{m}" for m in MODES]
     ROLE_FIELDS = [(r, f"backend_{r}", f"base_url_{r}", f"model_{r}") for r in ROLES]
@@ -58,7 +59,7 @@ class LaunchForm(forms.Form):
         return [self[f] for f in ("name", "count", "verifiers", "negotiation_rounds", "max_turns", "hard_threshold", "seed")]
 
     def train_fields(self):
-        return [self["profile"], self["eval_limit"]]
+        return [self["profile"], self["eval_limit"], self["iterations"]]
 
     def mode_fields(self):
         return [self[f] for f in self.MODE_FIELDS]
@@ -91,6 +92,7 @@ class LaunchForm(forms.Form):
             "profile": data["profile"],
             "eval_limit": data.get("eval_limit"),
             "seed": data["seed"],
+            "iterations": 1 if data.get("iterations") is None else data["iterations"],
         }
         try:
             IterationConfig.from_dict(config)

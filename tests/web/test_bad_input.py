@@ -20,9 +20,8 @@ from rest_framework.test import APIClient
 
 from inftool_web.catalog.models import ApiSource, Tool
 from inftool_web.core.roles import set_role
-from inftool_web.loop.iterations import iteration_plan, trajectories_run
+from inftool_web.loop.iterations import iteration_create, iteration_plan, trajectories_run
 from inftool_web.loop.models import Iteration
-from inftool_web.loop.services import iteration_create
 from inftool_web.synth.models import Message
 from synthesis.llm.base import LLMBackend
 from tests.conftest import ROOT

@@ -16,8 +16,7 @@ from inftool_web.catalog.models import Tool
 from inftool_web.catalog.selectors import curation_summary
 from inftool_web.catalog.services import tools_curate
 from inftool_web.loop.iteration_config import ConfigError, IterationConfig
-from inftool_web.loop.iterations import iteration_plan
-from inftool_web.loop.services import iteration_create
+from inftool_web.loop.iterations import iteration_create, iteration_plan
 from tests.factories import ApiSourceFactory, ToolFactory, TreeNodeFactory
 from tests.web.test_api import client_for, user_with
 from tests.web.test_pages import login

@@ -415,8 +415,7 @@ def test_the_card_reads_what_the_engine_stores(db):
     match the reading tables, and its value checks match the synthesize summary's."""
     from django.db.models import Q
 
-    from inftool_web.loop.iterations import iteration_plan, trajectories_run
-    from inftool_web.loop.services import iteration_create
+    from inftool_web.loop.iterations import iteration_create, iteration_plan, trajectories_run
     from inftool_web.synth.models import Trajectory, VerifierVote
     from inftool_web.synth.selectors import iteration_value_checks
     from tests.factories import ApiSourceFactory, ToolFactory

@@ -21,9 +21,9 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
-from inftool_web.loop.iterations import iteration_plan, trajectories_run
+from inftool_web.loop.iterations import iteration_create, iteration_plan, trajectories_run
 from inftool_web.loop.models import Iteration
-from inftool_web.loop.services import iteration_create, iteration_launch
+from inftool_web.loop.services import iteration_launch
 from inftool_web.synth.models import TERMINAL, Message, Trajectory, VerifierVote
 from synthesis.llm.base import BackendUnavailable
 from synthesis.llm.openai_backend import OpenAIBackend

@@ -8,6 +8,7 @@ import pytest
 
 from inftool_web.loop.iterations import (
     Run,
+    iteration_create,
     iteration_evaluate,
     iteration_plan,
     iteration_train,
@@ -15,7 +16,7 @@ from inftool_web.loop.iterations import (
     trajectories_run,
 )
 from inftool_web.loop.models import EvaluationRun, Iteration, ModelCheckpoint, TrainingRun
-from inftool_web.loop.services import checkpoint_register_base, iteration_create
+from inftool_web.loop.services import checkpoint_register_base
 from tests.factories import ApiSourceFactory, ToolFactory
 from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
 

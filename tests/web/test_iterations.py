@@ -12,11 +12,12 @@ from inftool_web.loop.iterations import (
     IllegalTransition,
     Run,
     iteration_cancel,
+    iteration_create,
     iteration_start,
     trajectories_run,
 )
 from inftool_web.loop.models import Iteration
-from inftool_web.loop.services import iteration_create, iteration_launch
+from inftool_web.loop.services import iteration_launch
 from tests.factories import ApiSourceFactory, ToolFactory
 from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
 
@@ -266,3 +267,56 @@ def test_a_stage_cut_short_three_times_is_not_run_again(tools, queued, stand_ins
     it.refresh_from_db()
     assert it.status == "failed" and "the evaluation stage was cut short 3 times" in it.error
     assert stand_ins == [] and queued == []
+
+
+# ----------------------------------------------------------------------------- chains
+
+
+@pytest.mark.django_db(transaction=True)
+def test_iterate_runs_k_iterations_here_each_on_the_previous_model(tools, queued, stand_ins, monkeypatch):
+    from django.core.management import call_command
+
+    from inftool_web.loop.models import ModelCheckpoint
+
+    trained: list[int] = []
+
+    def train(*, iteration, out_root, report, still_running):
+        trained.append(iteration.number)
+        return ModelCheckpoint.objects.create(name=f"it{iteration.number}-sft", kind="sft", path=str(out_root),
+                                              base=iteration.input_checkpoint, iteration=iteration)
+
+    monkeypatch.setattr(stages, "train", train)
+    call_command("iterate", "--count", "3", "--max-turns", "2", "--verifiers", "1", "--iterations", "3",
+                 "--seed", "5")
+    chain = list(Iteration.objects.order_by("number"))
+    assert [it.status for it in chain] == ["succeeded"] * 3 and trained == [it.number for it in chain]
+    for before, after in zip(chain, chain[1:], strict=False):
+        assert after.input_checkpoint_id == before.output_checkpoint_id != before.input_checkpoint_id
+        assert after.config["seed"] == before.config["seed"] + 1
+        assert after.config["iterations"] == before.config["iterations"] - 1
+    assert queued == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_chain_queues_the_next_iteration_when_one_succeeds(tools, queued, stand_ins):
+    it = iteration_launch(config=_config(iterations=2, profile="none"))
+    assert queued == [(TASK_PLAN, (it.pk,))]
+    iterations.iteration_synthesize(iteration_id=it.pk, run=Run.QUEUE)
+    trajectories_run(trajectory_ids=list(it.trajectories.values_list("pk", flat=True)))
+    queued.clear()
+    assert iterations.synthesis_finished(iteration_id=it.pk, run=Run.QUEUE)
+    nxt = Iteration.objects.exclude(pk=it.pk).get()
+    assert queued == [(TASK_PLAN, (nxt.pk,))] and nxt.status == "queued" and nxt.config["iterations"] == 1
+
+
+@pytest.mark.django_db
+def test_the_launch_form_sends_the_number_of_iterations():
+    from inftool_web.web.forms import LaunchForm
+
+    data = {"count": "4", "verifiers": "1", "negotiation_rounds": "0", "max_turns": "2", "hard_threshold": "0.6",
+            "profile": "cpu", "eval_limit": "2", "seed": "0", "iterations": "3",
+            **{f"mode_{m}": "1" for m in ("single", "parallel", "multiple", "irrelevance", "multi_turn")}}
+    form = LaunchForm(data)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["config"]["iterations"] == 3
+    assert not LaunchForm({**data, "iterations": "0"}).is_valid()

@@ -7,9 +7,9 @@ import time
 import pytest
 from django.db.models import Count
 
-from inftool_web.loop.iterations import iteration_plan, trajectories_run
+from inftool_web.loop.iterations import iteration_create, iteration_plan, trajectories_run
 from inftool_web.loop.models import Iteration
-from inftool_web.loop.services import iteration_create, iteration_launch
+from inftool_web.loop.services import iteration_launch
 from inftool_web.synth.models import Message, Trajectory, TrajectoryStep, VerifierVote
 from synthesis.llm.base import BackendUnavailable, LLMBackend
 from tests.factories import ApiSourceFactory, ToolFactory

@@ -1,10 +1,12 @@
-"""Run one iteration of the loop: synthesize → filter → SFT → GRPO → evaluate → new checkpoint.
+"""Run iterations of the loop: synthesize → filter → SFT → GRPO → evaluate → new checkpoint.
 
     manage.py iterate --count 20 --profile cpu --eval-limit 3
+    manage.py iterate --iterations 3     # three in a row, each on the previous one's model
     manage.py iterate --queue            # hand it to the Celery workers (as the UI does)
 
 Run here, the stages execute in this process one after the other (synthesis batches all
-conversations together); the next iteration's Tool Agent is this one's output checkpoint.
+conversations together), and nothing goes to the Celery workers. Each iteration's Tool
+Agent is the previous one's output checkpoint, and its seed the previous seed plus one.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from inftool_web.loop.iteration_config import MODES, PROFILES, ConfigError, IterationConfig
-from inftool_web.loop.iterations import Run, iteration_start
+from inftool_web.loop.iterations import Run, iteration_create, iteration_start
 from inftool_web.loop.models import EvaluationRun, Iteration
-from inftool_web.loop.services import checkpoint_register_base, iteration_create
+from inftool_web.loop.services import checkpoint_register_base
 
 
 class Command(BaseCommand):
@@ -29,10 +31,12 @@ class Command(BaseCommand):
         parser.add_argument("--max-turns", type=int, default=None)
         parser.add_argument("--verifiers", type=int, default=None, help="Verifiers voting on each trajectory")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--iterations", type=int, default=1,
+                            help="Run this many iterations in a row, each with the previous one's model as Tool Agent")
         parser.add_argument("--queue", action="store_true", help="Queue on the workers and return")
 
     def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue,
-               verifiers=None, **options):
+               verifiers=None, iterations=1, **options):
         checkpoint_register_base()
         config = {"count": count, "profile": profile, "eval_limit": eval_limit, "seed": seed,
                   "eval_categories": eval_categories or []}
@@ -42,6 +46,8 @@ class Command(BaseCommand):
             config["max_turns"] = max_turns
         if verifiers:
             config["verifiers"] = verifiers
+        if iterations != 1:
+            config["iterations"] = iterations
         try:
             it = iteration_create(config=config, name="iterate", queue=queue)
         except ConfigError as exc:
@@ -55,10 +61,12 @@ class Command(BaseCommand):
         # of this iteration goes to the Celery workers.
         self.stdout.write("synthesizing, then training and evaluating, in this process")
         iteration_start(iteration_id=it.pk, run=Run.HERE)
-        it.refresh_from_db()
-        self._report(it)
-        if it.status != Iteration.Status.SUCCEEDED:
-            raise CommandError(f"iteration {it.number} {it.status}: {it.error or it.stage_detail}")
+        chain = list(Iteration.objects.filter(number__gte=it.number, name="iterate").order_by("number")[:iterations])
+        for done in chain:
+            self._report(done)
+        last = chain[-1]
+        if last.status != Iteration.Status.SUCCEEDED or len(chain) < iterations:
+            raise CommandError(f"iteration {last.number} {last.status}: {last.error or last.stage_detail}")
 
     def _report(self, it) -> None:
         cfg = IterationConfig.from_dict(it.config)

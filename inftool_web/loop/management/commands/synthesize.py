@@ -25,12 +25,12 @@ from inftool_web.loop.iterations import (
     TASK_TRAJECTORY,
     Run,
     enqueue,
+    iteration_create,
     iteration_plan,
     synthesis_finished,
     trajectories_run,
 )
 from inftool_web.loop.models import Iteration
-from inftool_web.loop.services import iteration_create
 from inftool_web.synth.models import TERMINAL, Trajectory
 from inftool_web.synth.selectors import iteration_accepted_below_usability, iteration_value_checks
 
