@@ -128,3 +128,12 @@ def conversation(trajectory, *, tool_name: str = "get_weather", arguments: dict 
         Message(trajectory=trajectory, index=4, role="assistant", agent="tool_agent", content=answer),
     ]
     return Message.objects.bulk_create(rows)
+
+
+def shop_tools(source_name: str = "shop.example") -> list:
+    """The role-play fakes' tools (tests/synthesis/roleplay/fakes.py) stored as Tool rows."""
+    from tests.synthesis.roleplay.fakes import ALL_TOOLS
+
+    source = ApiSourceFactory(name=source_name)
+    return [ToolFactory(source=source, name=t["name"], description=t["description"],
+                        input_schema=t["inputSchema"], output_schema=t.get("outputSchema")) for t in ALL_TOOLS]

@@ -247,3 +247,16 @@ class IterationConfig:
             negotiation_rounds=self.negotiation_rounds,
             hard_threshold=self.hard_threshold,
         )
+
+
+def config_from_options(**options: Any) -> dict[str, Any]:
+    """An iteration config from command-line options: those given (not None, not empty)
+    are kept; ``modes`` as a list means equal weights.
+
+    >>> config_from_options(count=5, modes=["single", "parallel"], max_turns=None, domains=[])
+    {'count': 5, 'modes': {'single': 1, 'parallel': 1}}
+    """
+    config = {k: v for k, v in options.items() if v is not None and v != []}
+    if isinstance(config.get("modes"), list):
+        config["modes"] = {m: 1 for m in config["modes"]}
+    return config

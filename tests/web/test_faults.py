@@ -28,8 +28,7 @@ from inftool_web.synth.models import TERMINAL, Message, Trajectory, VerifierVote
 from synthesis.llm.base import BackendUnavailable
 from synthesis.llm.openai_backend import OpenAIBackend
 from tests.conftest import ROOT, WorkerProcess, free_port, worker_env
-from tests.factories import ApiSourceFactory, ToolFactory
-from tests.synthesis.roleplay.fakes import ALL_TOOLS
+from tests.factories import shop_tools
 from tests.web.fixtures.fake_openai_server import MODEL, FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,9 +61,7 @@ def _config(base_url: str, *, count: int = 1, modes=None, **extra) -> dict:
 
 @pytest.fixture
 def tools(transactional_db):
-    source = ApiSourceFactory(name="shop.example")
-    return [ToolFactory(source=source, name=t["name"], description=t["description"],
-                        input_schema=t["inputSchema"], output_schema=t.get("outputSchema")) for t in ALL_TOOLS]
+    return shop_tools()
 
 
 @pytest.fixture

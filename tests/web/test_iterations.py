@@ -18,15 +18,13 @@ from inftool_web.loop.iterations import (
 )
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_launch
-from tests.factories import ApiSourceFactory, ToolFactory
-from tests.synthesis.roleplay.fakes import ALL_TOOLS, smart_backend
+from tests.factories import shop_tools
+from tests.synthesis.roleplay.fakes import smart_backend
 
 
 @pytest.fixture
 def tools(db):
-    source = ApiSourceFactory(name="shop.example")
-    return [ToolFactory(source=source, name=t["name"], description=t["description"],
-                        input_schema=t["inputSchema"], output_schema=t.get("outputSchema")) for t in ALL_TOOLS]
+    return shop_tools()
 
 
 @pytest.fixture

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inftool_web.loop.iteration_config import MODES, PROFILES, ConfigError, IterationConfig
+from inftool_web.loop.iteration_config import (
+    MODES,
+    PROFILES,
+    ConfigError,
+    IterationConfig,
+    config_from_options,
+)
 from inftool_web.loop.iterations import Run, iteration_create, iteration_start
 from inftool_web.loop.models import EvaluationRun, Iteration
 from inftool_web.loop.services import checkpoint_register_base
@@ -38,16 +44,9 @@ class Command(BaseCommand):
     def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue,
                verifiers=None, iterations=1, **options):
         checkpoint_register_base()
-        config = {"count": count, "profile": profile, "eval_limit": eval_limit, "seed": seed,
-                  "eval_categories": eval_categories or []}
-        if modes:
-            config["modes"] = {m: 1 for m in modes}
-        if max_turns:
-            config["max_turns"] = max_turns
-        if verifiers:
-            config["verifiers"] = verifiers
-        if iterations != 1:
-            config["iterations"] = iterations
+        config = config_from_options(count=count, profile=profile, eval_limit=eval_limit, seed=seed,
+                                     eval_categories=eval_categories, modes=modes, max_turns=max_turns,
+                                     verifiers=verifiers, iterations=iterations)
         try:
             it = iteration_create(config=config, name="iterate", queue=queue)
         except ConfigError as exc:

@@ -20,7 +20,12 @@ from django.db.models import Count, Q
 from tqdm import tqdm
 
 from inftool_web.loop.datacard import data_card_get
-from inftool_web.loop.iteration_config import MODES, ConfigError, IterationConfig
+from inftool_web.loop.iteration_config import (
+    MODES,
+    ConfigError,
+    IterationConfig,
+    config_from_options,
+)
 from inftool_web.loop.iterations import (
     TASK_TRAJECTORY,
     Run,
@@ -57,17 +62,8 @@ class Command(BaseCommand):
             if it is None:
                 raise CommandError(f"no iteration number {iteration}")
         else:
-            config = {"count": count, "profile": "none", "seed": seed}
-            if modes:
-                config["modes"] = {m: 1 for m in modes}
-            if max_turns:
-                config["max_turns"] = max_turns
-            if verifiers:
-                config["verifiers"] = verifiers
-            if domains:
-                config["domains"] = domains
-            if min_usability is not None:
-                config["min_usability"] = min_usability
+            config = config_from_options(count=count, profile="none", seed=seed, modes=modes, max_turns=max_turns,
+                                         verifiers=verifiers, domains=domains, min_usability=min_usability)
             try:
                 it = iteration_create(config=config, name="synthesize")
             except ConfigError as exc:
