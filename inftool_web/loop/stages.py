@@ -47,6 +47,14 @@ def _runner(stage: str):
     return run_grpo
 
 
+def _finish_failed(run: TrainingRun | EvaluationRun, exc: BaseException) -> None:
+    """Record why a training or evaluation run stopped (the stage then fails its iteration)."""
+    run.status = "failed"
+    run.error = f"{type(exc).__name__}: {exc}"[:8000]
+    run.finished_at = timezone.now()
+    run.save()
+
+
 def contamination_flags(trajectories: list, report: Report) -> set[str]:
     """Trajectories too close to a BFCL test item: flagged, stored, left out of training."""
     flags = check_contamination(trajectories)
@@ -106,10 +114,7 @@ def train_stage(*, iteration: Iteration, stage: str, profile, trajectories: list
     try:
         result = _runner(stage)(stage_cfg, rows, progress=lambda event: report(progress=event, stage=stage))
     except Exception as exc:
-        run.status = TrainingRun.Status.FAILED
-        run.error = f"{type(exc).__name__}: {exc}"[:8000]
-        run.finished_at = timezone.now()
-        run.save()
+        _finish_failed(run, exc)
         raise
     with transaction.atomic():
         ckpt, _ = ModelCheckpoint.objects.update_or_create(
@@ -141,10 +146,7 @@ def evaluation_run(*, checkpoint: ModelCheckpoint, iteration: Iteration | None =
         backend = get_backend("embedded", model_path=path, constrain_tool_calls=False)
         result = run_bfcl_eval(backend, categories=categories, limit=limit, seed=seed, progress=progress)
     except Exception as exc:
-        ev.status = EvaluationRun.Status.FAILED
-        ev.error = f"{type(exc).__name__}: {exc}"[:8000]
-        ev.finished_at = timezone.now()
-        ev.save()
+        _finish_failed(ev, exc)
         raise
     by_cat: dict[str, list] = {}
     for item in result.items:
