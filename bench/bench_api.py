@@ -82,7 +82,7 @@ def load(n: int) -> tuple[int, int]:
             for i in range(start, min(n, start + batch)):
                 kind = kinds[i % 5]
                 rows.append(Trajectory(
-                    iteration=small if i < 10_000 else big, seq=i, kind=kind, status="done",
+                    iteration=small if i < 10_000 else big, seq=i, mode=kind, status="done",
                     verdict="accepted" if rng.random() < 0.8 else "rejected",
                     difficulty="hard" if rng.random() < 0.35 else "easy", score=round(rng.random(), 3),
                     domain=domains[i % 4], offered_tools=TOOLS, goal="Plan a trip",

@@ -74,8 +74,12 @@ def read_side(name: str) -> dict:
     connections["default"].close()
     connections["default"].settings_dict["NAME"] = f"inftool_dq_{name}"
     with connections["default"].cursor() as cur:
-        cur.execute("select id, kind, status, verdict, goal, offered_tools, reference_calls from synth_trajectory "
-                    "where iteration_id = (select max(id) from loop_iteration) order by seq")
+        # The column is "mode" since synth migration 0006, "kind" in earlier commits.
+        cur.execute("select column_name from information_schema.columns where table_name = 'synth_trajectory' "
+                    "and column_name in ('mode', 'kind')")
+        mode_column = cur.fetchone()[0]
+        cur.execute(f"select id, {mode_column}, status, verdict, goal, offered_tools, reference_calls "
+                    "from synth_trajectory where iteration_id = (select max(id) from loop_iteration) order by seq")
         rows = cur.fetchall()
         cur.execute("select trajectory_id, tool_calls from synth_message where role = 'assistant' "
                     "and tool_calls::text <> '[]' and trajectory_id = any(%s)", [[r[0] for r in rows]])

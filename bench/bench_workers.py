@@ -742,7 +742,7 @@ def db_checks(iteration_id: int, expected: int) -> dict[str, Any]:
 def plan_signature(iteration_id: int) -> list:
     from inftool_web.synth.models import Trajectory
 
-    return [(t.seq, t.kind, [x["name"] for x in t.offered_tools], t.persona_id, t.engine_state.get("seed"))
+    return [(t.seq, t.mode, [x["name"] for x in t.offered_tools], t.persona_id, t.engine_state.get("seed"))
             for t in Trajectory.objects.filter(iteration_id=iteration_id).order_by("seq")]
 
 

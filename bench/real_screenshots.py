@@ -77,7 +77,7 @@ def main() -> None:
     set_role(user, "operator")
     iterations = list(Iteration.objects.order_by("number").values_list("pk", flat=True))
     accepted = Trajectory.objects.filter(verdict="accepted").order_by("id")
-    shown = accepted.filter(kind="multi_turn").first() or accepted.first() or Trajectory.objects.first()
+    shown = accepted.filter(mode="multi_turn").first() or accepted.first() or Trajectory.objects.first()
     sys.path.insert(0, str(Path(__file__).parent))
     from seed_demo_rows import capture
 

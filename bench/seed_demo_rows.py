@@ -218,7 +218,7 @@ def _make_trajectory(rng, it, seq, k, tools, nodes, cats, personas, reviewer,
     verdict = "" if status != "done" else ("accepted" if rng.random() < 0.72 + 0.06 * k else "rejected")
     turns = rng.randint(2, min(9, 4 + 2 * k)) if kind == "multi_turn" else 1
     t = Trajectory.objects.create(
-        iteration=it, seq=seq, kind=kind, persona=rng.choice(personas), domain=tool.domain, category=tool.category,
+        iteration=it, seq=seq, mode=kind, persona=rng.choice(personas), domain=tool.domain, category=tool.category,
         offered_tools=offered, goal=query, reference_calls=[] if kind == "irrelevance" else [{"name": name, "arguments": args}],
         status=status, score=score if status == "done" else None, difficulty=("hard" if score < 0.6 else "easy") if status == "done" else "",
         verdict=verdict, repaired=rng.random() < 0.18, num_turns=turns,
@@ -294,7 +294,7 @@ def screenshots(out_dir: Path, env: dict, iteration_ids: list[int]) -> None:
     from django.db import connection
 
     with connection.cursor() as cur:
-        cur.execute("SELECT id FROM synth_trajectory WHERE iteration_id = %s AND kind = 'multi_turn' "
+        cur.execute("SELECT id FROM synth_trajectory WHERE iteration_id = %s AND mode = 'multi_turn' "
                     "AND status = 'done' ORDER BY id LIMIT 1", [iteration_ids[-2]])
         traj = cur.fetchone()[0]
     capture(out_dir, env, user="demo", password="demo-password-123", pages={

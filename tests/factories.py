@@ -53,7 +53,7 @@ class TrajectoryFactory(factory.django.DjangoModelFactory):
 
     iteration = factory.SubFactory(IterationFactory)
     seq = factory.Sequence(lambda n: n)
-    kind = Trajectory.Kind.SINGLE
+    mode = Trajectory.Mode.SINGLE
 
 
 class TreeNodeFactory(factory.django.DjangoModelFactory):

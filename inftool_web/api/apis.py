@@ -262,7 +262,7 @@ class TrajectoryOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     iteration = serializers.IntegerField(source="iteration_id")
     seq = serializers.IntegerField()
-    mode = serializers.CharField(source="kind")
+    mode = serializers.CharField()
     status = serializers.CharField()
     domain = serializers.IntegerField(source="domain_id", allow_null=True)
     category = serializers.IntegerField(source="category_id", allow_null=True)
@@ -284,7 +284,7 @@ class TrajectoryOutputSerializer(serializers.Serializer):
 # with ``trajectory_list_item``: the same output as TrajectoryOutputSerializer (a test holds
 # them equal) at a fraction of the cost per row.
 TRAJECTORY_LIST_COLUMNS = (
-    "id", "iteration_id", "seq", "kind", "status", "domain_id", "category_id", "score", "difficulty", "verdict",
+    "id", "iteration_id", "seq", "mode", "status", "domain_id", "category_id", "score", "difficulty", "verdict",
     "audit_decision", "effective", "repaired", "num_turns", "tokens", "created_at",
 )
 _DATETIME = serializers.DateTimeField()
@@ -295,7 +295,7 @@ def trajectory_list_item(row: dict) -> dict:
         "id": row["id"],
         "iteration": row["iteration_id"],
         "seq": row["seq"],
-        "mode": row["kind"],
+        "mode": row["mode"],
         "status": row["status"],
         "domain": row["domain_id"],
         "category": row["category_id"],

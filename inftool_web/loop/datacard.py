@@ -212,17 +212,17 @@ def _rates(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def _production(rows: list[dict[str, Any]]) -> tuple[dict, dict]:
     by_mode: dict[str, list] = defaultdict(list)
     for r in rows:
-        by_mode[r["kind"]].append(r)
+        by_mode[r["mode"]].append(r)
     rates = {"overall": _rates(rows), "by_mode": {m: _rates(by_mode[m]) for m in MODES if by_mode.get(m)}}
     kept = [r for r in rows if r["kept"]]
     counts = {
         "kept": len(kept),
-        "by_mode": {m: n for m in MODES if (n := sum(r["kind"] == m for r in kept))},
+        "by_mode": {m: n for m in MODES if (n := sum(r["mode"] == m for r in kept))},
         "by_domain": dict(sorted(Counter(r["domain"] or "(none)" for r in kept).items(), key=lambda kv: (-kv[1], kv[0]))),
         "by_difficulty": {d: sum(r["difficulty"] == d for r in kept) for d in ("easy", "hard")},
         "by_mode_difficulty": {
-            m: {d: sum(r["kind"] == m and r["difficulty"] == d for r in kept) for d in ("easy", "hard")}
-            for m in MODES if any(r["kind"] == m for r in kept)
+            m: {d: sum(r["mode"] == m and r["difficulty"] == d for r in kept) for d in ("easy", "hard")}
+            for m in MODES if any(r["mode"] == m for r in kept)
         },
     }
     return counts, rates
@@ -359,7 +359,7 @@ def audit_agreement(*, iteration: Iteration) -> dict[str, Any]:
     Cohen's kappa, the 2×2 table and the disagreements (ids and links)."""
     rows = list(
         Trajectory.objects.filter(iteration=iteration, verdict__in=["accepted", "rejected"])
-        .exclude(audit_decision="").order_by("id").values("id", "seq", "kind", "verdict", "audit_decision")
+        .exclude(audit_decision="").order_by("id").values("id", "seq", "mode", "verdict", "audit_decision")
     )
     pairs = [(r["verdict"], "accepted" if r["audit_decision"] == "accept" else "rejected") for r in rows]
     table = Counter(f"verifiers_{v}__reviewer_{a}" for v, a in pairs)
@@ -370,7 +370,7 @@ def audit_agreement(*, iteration: Iteration) -> dict[str, Any]:
                 url = reverse("web:trajectory", args=[r["id"]])
             except NoReverseMatch:
                 url = ""
-            disagreements.append({"id": r["id"], "seq": r["seq"], "mode": r["kind"], "verdict": v,
+            disagreements.append({"id": r["id"], "seq": r["seq"], "mode": r["mode"], "verdict": v,
                                   "decision": r["audit_decision"], "url": url})
     agree = sum(v == a for v, a in pairs)
     return {
@@ -401,7 +401,7 @@ def data_card_compute(
     if embeddings is None:
         embeddings = getattr(settings, "INFTOOL_DATA_CARD_EMBEDDINGS", True)
     own = Trajectory.objects.filter(iteration=iteration)
-    rows = list(own.values("id", "kind", "status", "verdict", "audit_decision", "repaired", "difficulty",
+    rows = list(own.values("id", "mode", "status", "verdict", "audit_decision", "repaired", "difficulty",
                            "domain__name"))
     for r in rows:
         # the effective verdict (Trajectory.effective_verdict): an audit beats the verifiers

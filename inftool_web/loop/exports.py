@@ -103,7 +103,7 @@ def ground_truth(t, messages: list) -> list:
     first = next((i for i, m in enumerate(messages) if m.role == "assistant"), None)
     if first is None:
         return messages
-    fix = reference_correction(t.kind, t.reference_calls, messages[first].tool_calls)
+    fix = reference_correction(t.mode, t.reference_calls, messages[first].tool_calls)
     if fix is None:
         return messages
     answer = MessageRow(messages[first].index, "assistant", fix.content or "", "", fix.calls, [])
@@ -149,15 +149,15 @@ def to_bfcl(t, messages: list) -> dict:
             calls_per_turn.append([])
         elif m.role == "assistant" and m.tool_calls and calls_per_turn:
             calls_per_turn[-1].extend(normalize_call(c) for c in m.tool_calls)
-    if t.kind == Trajectory.Kind.MULTI_TURN:
+    if t.mode == Trajectory.Mode.MULTI_TURN:
         ground_truth: list = [[_bfcl_call_string(c) for c in calls] for calls in calls_per_turn]
-    elif t.kind == Trajectory.Kind.IRRELEVANCE:
+    elif t.mode == Trajectory.Mode.IRRELEVANCE:
         ground_truth = []
     else:
         refs = [normalize_call(c) for c in t.reference_calls or []] or (calls_per_turn[0] if calls_per_turn else [])
         ground_truth = [{c["name"]: {k: [v] for k, v in c["arguments"].items()}} for c in refs]
     return {
-        "id": f"inftool_{t.kind}_{t.iteration_id}_{t.seq}",
+        "id": f"inftool_{t.mode}_{t.iteration_id}_{t.seq}",
         "question": turns,
         "ground_truth": ground_truth,
     }
@@ -185,7 +185,7 @@ class TrajectoryRow(NamedTuple):
     pk: int
     iteration_id: int
     seq: int
-    kind: str
+    mode: str
     reference_calls: list
 
 
@@ -233,7 +233,7 @@ def export_lines(qs: QuerySet[Trajectory], fmt: str, *, chunk_size: int = CHUNK_
     fragments: dict[str, str] = {}
     messages_sql = _messages_sql(tool_results=spec.needs_tool_results)
     references = {"refs_json": Cast("reference_calls", TextField())} if spec.needs_references else {}
-    columns = ("id", "iteration_id", "seq", "kind", "tools_json", *references)
+    columns = ("id", "iteration_id", "seq", "mode", "tools_json", *references)
     chunks = _keyset_chunks(qs.annotate(tools_json=Cast("offered_tools", TextField()), **references), columns,
                             chunk_size)
     buf: list[str] = []
@@ -247,8 +247,8 @@ def export_lines(qs: QuerySet[Trajectory], fmt: str, *, chunk_size: int = CHUNK_
                     index, role, content, call_id, _loads(calls) if calls else [],
                     # read only where the tool message does not name its call itself
                     _loads(results) if results and role == "tool" and not call_id else []))
-        for pk, iteration_id, seq, kind, tools_json, *refs in chunk:
-            t = TrajectoryRow(pk, iteration_id, seq, kind, _loads(refs[0]) if refs else [])
+        for pk, iteration_id, seq, mode, tools_json, *refs in chunk:
+            t = TrajectoryRow(pk, iteration_id, seq, mode, _loads(refs[0]) if refs else [])
             fragment = fragments.get(tools_json)
             if fragment is None:
                 if len(fragments) > 4096:

@@ -40,11 +40,11 @@ def training_trajectories(*, iteration_id: int, chunk: int = 500) -> Iterator[Tr
             id=str(t.pk),
             messages=[message_openai(m) for m in t.messages.all()],
             tools=t.offered_tools,
-            mode=Mode(t.kind),
+            mode=Mode(t.mode),
             difficulty=Difficulty(t.difficulty or "easy"),
             verdict=Verdict(t.verdict or "rejected"),
             audit=Audit(t.audit_decision) if t.audit_decision else None,
-            reference_calls=None if t.kind == Mode.MULTI_TURN else (t.reference_calls or []),
+            reference_calls=None if t.mode == Mode.MULTI_TURN else (t.reference_calls or []),
         )
 
 
@@ -107,13 +107,13 @@ def iteration_summaries(iterations: list[Iteration]) -> list[IterationSummary]:
     rows = (
         Trajectory.objects.filter(iteration_id__in=summaries)
         .annotate(eff=effective_verdict_value())
-        .values("iteration_id", "kind", "difficulty", "eff")
+        .values("iteration_id", "mode", "difficulty", "eff")
         .annotate(n=Count("id"))
     )
     for r in rows:
         s = summaries[r["iteration_id"]]
         s.total += r["n"]
-        s.by_mode[r["kind"]] = s.by_mode.get(r["kind"], 0) + r["n"]
+        s.by_mode[r["mode"]] = s.by_mode.get(r["mode"], 0) + r["n"]
         if r["eff"] == "accepted":
             s.accepted += r["n"]
         elif r["eff"] == "rejected":
@@ -175,9 +175,9 @@ def iteration_stats(*, iteration: Iteration, compare_with: int = 3) -> Iteration
 
     mode_diff: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     dom_diff: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in own.exclude(difficulty="").values("kind", "difficulty", "domain__name").annotate(n=Count("id")):
+    for r in own.exclude(difficulty="").values("mode", "difficulty", "domain__name").annotate(n=Count("id")):
         i = 0 if r["difficulty"] == "easy" else 1
-        mode_diff[MODE_LABELS.get(r["kind"], r["kind"])][i] += r["n"]
+        mode_diff[MODE_LABELS.get(r["mode"], r["mode"])][i] += r["n"]
         dom_diff[r["domain__name"] or "(none)"][i] += r["n"]
     by_mode = [(MODE_LABELS[m], mode_diff[MODE_LABELS[m]]) for m in MODES if MODE_LABELS[m] in mode_diff]
     by_domain = sorted(dom_diff.items(), key=lambda kv: -sum(kv[1]))[:12]
@@ -193,7 +193,7 @@ def iteration_stats(*, iteration: Iteration, compare_with: int = 3) -> Iteration
     ids = [it.pk for it in compared]
     per = (
         Trajectory.objects.filter(iteration_id__in=ids)
-        .values("iteration_id", "kind")
+        .values("iteration_id", "mode")
         .annotate(
             n=Count("id"),
             tokens=Avg(F("prompt_tokens") + F("completion_tokens")),
@@ -202,7 +202,7 @@ def iteration_stats(*, iteration: Iteration, compare_with: int = 3) -> Iteration
             repaired=Count("id", filter=Q(repaired=True)),
         )
     )
-    table = {(r["iteration_id"], r["kind"]): r for r in per}
+    table = {(r["iteration_id"], r["mode"]): r for r in per}
 
     def series(metric) -> list[tuple[str, list[float]]]:
         out = []
@@ -216,7 +216,7 @@ def iteration_stats(*, iteration: Iteration, compare_with: int = 3) -> Iteration
 
     turns: dict[tuple[int, int], int] = {}
     max_turn = 1
-    for r in (Trajectory.objects.filter(iteration_id__in=ids, kind="multi_turn", num_turns__gt=0)
+    for r in (Trajectory.objects.filter(iteration_id__in=ids, mode="multi_turn", num_turns__gt=0)
               .values("iteration_id", "num_turns").annotate(n=Count("id"))):
         turns[(r["iteration_id"], r["num_turns"])] = r["n"]
         max_turn = max(max_turn, r["num_turns"])

@@ -27,8 +27,8 @@ class VoteInline(admin.TabularInline):
 
 @admin.register(Trajectory)
 class TrajectoryAdmin(admin.ModelAdmin):
-    list_display = ["id", "iteration", "seq", "kind", "status", "verdict", "score", "difficulty", "audit_decision"]
-    list_filter = ["kind", "status", "verdict", "difficulty", "audit_decision"]
+    list_display = ["id", "iteration", "seq", "mode", "status", "verdict", "score", "difficulty", "audit_decision"]
+    list_filter = ["mode", "status", "verdict", "difficulty", "audit_decision"]
     raw_id_fields = ["iteration", "persona", "domain", "category"]
     inlines = [MessageInline, ReflectionInline, VoteInline]
 

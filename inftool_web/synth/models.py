@@ -3,7 +3,6 @@ from django.db import models
 from django.db.models import Q
 
 from synthesis import records
-from synthesis.records import Mode
 
 
 class Persona(models.Model):
@@ -49,12 +48,12 @@ TERMINAL = ("done", "rejected", "failed")
 class Trajectory(models.Model):
     """One synthesized conversation of one iteration, with its references and verdict."""
 
-    class Kind(models.TextChoices):  # the trajectory's mode (synthesis.records.Mode)
-        SINGLE = Mode.SINGLE
-        PARALLEL = Mode.PARALLEL
-        MULTIPLE = Mode.MULTIPLE
-        IRRELEVANCE = Mode.IRRELEVANCE
-        MULTI_TURN = Mode.MULTI_TURN, Mode.MULTI_TURN.label
+    class Mode(models.TextChoices):  # synthesis.records.Mode
+        SINGLE = records.Mode.SINGLE
+        PARALLEL = records.Mode.PARALLEL
+        MULTIPLE = records.Mode.MULTIPLE
+        IRRELEVANCE = records.Mode.IRRELEVANCE
+        MULTI_TURN = records.Mode.MULTI_TURN, records.Mode.MULTI_TURN.label
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -75,7 +74,7 @@ class Trajectory(models.Model):
     iteration = models.ForeignKey("loop.Iteration", on_delete=models.CASCADE, related_name="trajectories")
     # Position within the iteration; with ``iteration`` it makes task re-delivery idempotent.
     seq = models.PositiveIntegerField()
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    mode = models.CharField(max_length=16, choices=Mode.choices)
     persona = models.ForeignKey(Persona, null=True, blank=True, on_delete=models.SET_NULL)
     domain = models.ForeignKey(
         "catalog.TreeNode", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -112,8 +111,8 @@ class Trajectory(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["iteration", "seq"], name="trajectory_unique_seq"),
             models.CheckConstraint(
-                condition=Q(kind__in=["single", "parallel", "multiple", "irrelevance", "multi_turn"]),
-                name="trajectory_kind_valid",
+                condition=Q(mode__in=["single", "parallel", "multiple", "irrelevance", "multi_turn"]),
+                name="trajectory_mode_valid",
             ),
             models.CheckConstraint(
                 condition=Q(
@@ -143,7 +142,7 @@ class Trajectory(models.Model):
         indexes = [
             # Pages and exports of one iteration walk it in id order (keyset pagination).
             models.Index(fields=["iteration", "id"], name="synth_traj_iteration_id_idx"),
-            models.Index(fields=["iteration", "kind"]),
+            models.Index(fields=["iteration", "mode"]),
             models.Index(fields=["iteration", "status"]),
             models.Index(fields=["iteration", "verdict"]),
             models.Index(fields=["difficulty"]),
@@ -153,7 +152,7 @@ class Trajectory(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.kind} (iteration {self.iteration_id})"
+        return f"#{self.pk} {self.mode} (iteration {self.iteration_id})"
 
     @property
     def effective_verdict(self) -> str:

@@ -100,7 +100,7 @@ def trajectory_list(*, filters: TrajectoryFilters | None = None) -> QuerySet[Tra
     if f.iteration is not None:
         qs = qs.filter(iteration_id=f.iteration)
     if f.mode:
-        qs = qs.filter(kind=f.mode)
+        qs = qs.filter(mode=f.mode)
     if f.domain:
         qs = qs.filter(domain_id=int(f.domain)) if is_id(f.domain) else qs.filter(domain__name=f.domain)
     if f.difficulty:

@@ -224,7 +224,7 @@ def trajectories_plan(*, iteration_id: int, plan: TrajectoryPlan) -> int:
             continue
         ids = [by_name[f"{spec.tool_group}:{t['name']}"] for t in spec.tools]
         rows.append(Trajectory(
-            iteration_id=iteration_id, seq=seq, kind=spec.mode, offered_tools=spec.tools,
+            iteration_id=iteration_id, seq=seq, mode=spec.mode, offered_tools=spec.tools,
             persona=persona_by_name.get(spec.persona.name) if spec.persona else None,
             domain_id=ids[0][1], category_id=ids[0][2],
             engine_state={"seed": spec.seed, "tool_group": spec.tool_group,
@@ -248,7 +248,7 @@ def trajectories_plan(*, iteration_id: int, plan: TrajectoryPlan) -> int:
 
 def _event_of(traj: Trajectory) -> dict[str, Any]:
     return {
-        "kind": "trajectory", "id": traj.pk, "iteration": traj.iteration_id, "seq": traj.seq, "mode": traj.kind,
+        "kind": "trajectory", "id": traj.pk, "iteration": traj.iteration_id, "seq": traj.seq, "mode": traj.mode,
         "status": traj.status, "verdict": traj.verdict, "score": traj.score, "difficulty": traj.difficulty,
     }
 
@@ -455,7 +455,7 @@ def _specs_for(trajectories: list[Trajectory]):
     specs = []
     for traj in trajectories:
         specs.append(TrajectorySpec(
-            id=str(traj.pk), mode=traj.kind, tools=traj.offered_tools,
+            id=str(traj.pk), mode=traj.mode, tools=traj.offered_tools,
             persona=PersonaData.from_dict(traj.persona.as_dict()) if traj.persona else None,
             seed=int(traj.engine_state.get("seed", traj.seq)), tool_group=str(traj.engine_state.get("tool_group", traj.engine_state.get("group", ""))),
             resume_from=_resume_state(traj), absent_tool=traj.engine_state.get("absent_tool"),
@@ -531,7 +531,7 @@ def audit_record(*, trajectory: Trajectory, reviewer, decision: str, note: str =
     trajectory.audit_decision = decision
     event = {
         "kind": "trajectory", "id": locked.pk, "iteration": locked.iteration_id, "seq": locked.seq,
-        "mode": locked.kind, "status": locked.status, "verdict": locked.effective_verdict,
+        "mode": locked.mode, "status": locked.status, "verdict": locked.effective_verdict,
         "score": locked.score, "difficulty": locked.difficulty,
     }
     send_on_commit(iteration_group(locked.iteration_id), event)

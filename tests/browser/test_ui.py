@@ -59,7 +59,7 @@ def test_a_trajectory_and_its_steps_appear_live(page, login, live_server_url):
     page.goto(f"{live_server_url}/iterations/{it.pk}/")
     expect(page.locator("[data-live].ws-open")).to_have_count(1)
 
-    t = TrajectoryFactory(iteration=it, kind="multi_turn", status="running")
+    t = TrajectoryFactory(iteration=it, mode="multi_turn", status="running")
     send(iteration_group(it.pk), trajectory_event(t))
     card = page.locator(f"#live-t-{t.pk}")
     expect(card).to_be_visible()
@@ -92,7 +92,7 @@ def test_dashboard_lists_new_trajectories_live(page, login, live_server_url):
     it = IterationFactory(status="synthesizing", config={"count": 5})
     login(user_with("viewer"))
     expect(page.locator("[data-live].ws-open")).to_have_count(1)
-    t = TrajectoryFactory(iteration=it, kind="parallel", status="done", verdict="accepted", difficulty="easy",
+    t = TrajectoryFactory(iteration=it, mode="parallel", status="done", verdict="accepted", difficulty="easy",
                           score=0.9)
     send(DASHBOARD_GROUP, trajectory_event(t))
     row = page.locator(f"#row-t-{t.pk}")

@@ -46,7 +46,7 @@ def client_for(user) -> APIClient:
 
 
 def done(iteration, *, kind="single", verdict="accepted", difficulty="easy", domain=None, audit="", messages=True):
-    t = TrajectoryFactory(iteration=iteration, kind=kind, status="done", verdict=verdict, difficulty=difficulty,
+    t = TrajectoryFactory(iteration=iteration, mode=kind, status="done", verdict=verdict, difficulty=difficulty,
                           domain=domain, score=0.9 if difficulty == "easy" else 0.3, offered_tools=[WEATHER_TOOL],
                           reference_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}],
                           audit_decision=audit)
@@ -433,10 +433,10 @@ def test_exports_teach_the_reference_where_the_agent_answered_otherwise(viewer):
     from tests.factories import conversation
 
     it = IterationFactory()
-    wrong = TrajectoryFactory(iteration=it, kind="single", status="done", verdict="accepted",
+    wrong = TrajectoryFactory(iteration=it, mode="single", status="done", verdict="accepted",
                               reference_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])
     conversation(wrong, arguments={"city": "Paris"})
-    refused = TrajectoryFactory(iteration=it, kind="irrelevance", status="done", verdict="accepted", reference_calls=[])
+    refused = TrajectoryFactory(iteration=it, mode="irrelevance", status="done", verdict="accepted", reference_calls=[])
     conversation(refused)
     for fmt in ("openai", "sharegpt"):
         lines = export(client_for(viewer), fmt, f"iteration={it.pk}")
@@ -462,7 +462,7 @@ def test_the_export_and_training_learn_the_same_conversation(viewer):
         "refused": dict(kind="irrelevance", reference_calls=[], arguments={"city": "Paris"}),
     }
     for spec in cases.values():
-        t = TrajectoryFactory(iteration=it, kind=spec["kind"], status="done", verdict="accepted",
+        t = TrajectoryFactory(iteration=it, mode=spec["kind"], status="done", verdict="accepted",
                               reference_calls=spec["reference_calls"])
         conversation(t, arguments=spec["arguments"])
     exported = [line["messages"] for line in export(client_for(viewer), "openai", f"iteration={it.pk}")]

@@ -62,7 +62,7 @@ def api_rows(db):
     PersonaFactory(domain=domain)
     it = IterationFactory(status="succeeded")
     for kind, verdict in (("single", "accepted"), ("multi_turn", "rejected"), ("irrelevance", "accepted")):
-        t = TrajectoryFactory(iteration=it, kind=kind, status="done", verdict=verdict, difficulty="easy",
+        t = TrajectoryFactory(iteration=it, mode=kind, status="done", verdict=verdict, difficulty="easy",
                               score=0.8, domain=domain, offered_tools=[tool.as_mcp()],
                               reference_calls=[{"name": "get_forecast", "arguments": {"city": "Paris"}}])
         conversation(t)

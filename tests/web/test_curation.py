@@ -139,7 +139,7 @@ def test_planning_never_draws_a_tool_below_the_threshold():
               if traj.engine_state.get("absent_tool")}
     assert drawn and not drawn & {t.name for t in below}
     assert Tool.objects.filter(name__in=drawn, usability_score__lt=0.6).count() == 0
-    assert set(it.trajectories.values_list("kind", flat=True)) == {
+    assert set(it.trajectories.values_list("mode", flat=True)) == {
         "single", "parallel", "multiple", "irrelevance", "multi_turn"}
     # with the threshold at 0 the same tools are drawn from: the filter is what kept them out
     everything = _plan(count=40, min_usability=0.0, seed=1)

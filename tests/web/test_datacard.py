@@ -83,7 +83,7 @@ def world():
 
     def traj(seq, kind, **kw):
         tools = [QUOTE] if kw.get("domain") is finance else [WEATHER]
-        return TrajectoryFactory(iteration=it, seq=seq, kind=kind, offered_tools=tools, **kw)
+        return TrajectoryFactory(iteration=it, seq=seq, mode=kind, offered_tools=tools, **kw)
 
     t1 = traj(1, "single", status="done", verdict="accepted", difficulty="easy", domain=weather,
               reference_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
@@ -442,8 +442,8 @@ def test_the_card_reads_what_the_engine_stores(db):
     assert texts["agent_calls"]["total"] == assistant.exclude(tool_calls=[]).count() > 0
     assert texts["answers"]["total"] == assistant.filter(tool_calls=[]).count()
     assert texts["user_turns"]["total"] == Message.objects.filter(
-        trajectory__iteration=it, trajectory__kind="multi_turn", role="user").count() > 0
-    refs = sum(len(r) for r in trajs.filter(~Q(kind="irrelevance")).values_list("reference_calls", flat=True))
+        trajectory__iteration=it, trajectory__mode="multi_turn", role="user").count() > 0
+    refs = sum(len(r) for r in trajs.filter(~Q(mode="irrelevance")).values_list("reference_calls", flat=True))
     assert texts["reference_arguments"]["total"] >= refs > 0
     summary = iteration_value_checks(iteration_id=it.pk)  # no audits: kept = accepted
     assert (card["values"]["all"]["values"], card["values"]["all"]["valid"]) == (summary.total, summary.passed)

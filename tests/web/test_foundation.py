@@ -161,7 +161,7 @@ def test_healthz_reports_redis_on_a_closed_port_as_down(client, settings):
 def test_unknown_trajectory_kind_is_rejected_by_the_database():
     iteration = IterationFactory()
     with pytest.raises(IntegrityError, match="trajectory_kind_valid"), transaction.atomic():
-        Trajectory.objects.create(iteration=iteration, seq=0, kind="quadruple")
+        Trajectory.objects.create(iteration=iteration, seq=0, mode="quadruple")
 
 
 @pytest.mark.django_db
@@ -184,7 +184,7 @@ def test_vote_for_a_missing_trajectory_is_rejected_by_the_database():
 def test_trajectory_constraints(fields, constraint):
     iteration = IterationFactory()
     with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
-        Trajectory.objects.create(iteration=iteration, seq=0, kind="single", **fields)
+        Trajectory.objects.create(iteration=iteration, seq=0, mode="single", **fields)
 
 
 @pytest.mark.django_db

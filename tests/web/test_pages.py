@@ -42,7 +42,7 @@ def world():
     trajectories = []
     for i, (kind, diff, verdict) in enumerate([("single", "easy", "accepted"), ("parallel", "hard", "rejected"),
                                                ("multi_turn", "hard", "accepted"), ("multiple", "easy", "accepted")]):
-        t = TrajectoryFactory(iteration=it, kind=kind, status="done", difficulty=diff, verdict=verdict,
+        t = TrajectoryFactory(iteration=it, mode=kind, status="done", difficulty=diff, verdict=verdict,
                               score=0.2 + 0.2 * i, domain=domain, num_turns=3 if kind == "multi_turn" else 1,
                               prompt_tokens=300, completion_tokens=50, repaired=i == 1)
         conversation(t)
@@ -165,7 +165,7 @@ def test_every_page_and_partial_escapes_every_stored_text(client):
     persona = Persona.objects.create(name=f"P {evil}", role=evil, background=evil, style=evil, goals=[evil])
     it = IterationFactory(status="synthesizing", name=f"run {evil}", stage_detail=evil, error=evil,
                           config={"count": 3, "domains": [evil]})
-    t = TrajectoryFactory(iteration=it, kind="multi_turn", status="done", verdict="accepted", difficulty="hard",
+    t = TrajectoryFactory(iteration=it, mode="multi_turn", status="done", verdict="accepted", difficulty="hard",
                           score=0.4, domain=domain, category=category, persona=persona, goal=evil, error=evil,
                           num_turns=2, offered_tools=[{"name": "evil_tool", "description": evil,
                                                        "inputSchema": tool.input_schema}],

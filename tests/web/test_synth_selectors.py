@@ -75,7 +75,7 @@ def test_the_synthesize_summary_prints_acceptance_values_threshold_and_the_card(
     it = IterationFactory(config={"count": 3, "min_usability": 0.6})
     tool = ToolFactory(usability_score=0.9, input_schema=TOOL["inputSchema"], name="book_table")
     for i, verdict in enumerate(["accepted", "accepted", "rejected"]):
-        t = TrajectoryFactory(iteration=it, kind="single", verdict=verdict, status="done", offered_tools=[TOOL],
+        t = TrajectoryFactory(iteration=it, mode="single", verdict=verdict, status="done", offered_tools=[TOOL],
                               goal=f"Could you book a table on June {14 + i}, 2025 for {2 + i} guests?",
                               reference_calls=[{"name": "book_table", "arguments": {"day": f"2025-06-{14 + i}", "guests": 2 + i}}])
         t.tools.set([tool])

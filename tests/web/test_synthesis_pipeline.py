@@ -57,7 +57,7 @@ def test_every_step_is_stored_and_a_rerun_duplicates_nothing(tools):
     ids = list(it.trajectories.values_list("pk", flat=True))
     counts = trajectories_run(trajectory_ids=ids, backends=_fake_backends())
     assert sum(counts.values()) == 10
-    assert set(it.trajectories.values_list("kind", flat=True)) == set(MODES)
+    assert set(it.trajectories.values_list("mode", flat=True)) == set(MODES)
     for t in it.trajectories.all():
         assert t.status in ("done", "rejected", "failed"), (t.pk, t.status, t.error)
         steps = list(t.steps.values_list("index", flat=True))
@@ -73,9 +73,9 @@ def test_every_step_is_stored_and_a_rerun_duplicates_nothing(tools):
     # A re-delivered task on finished trajectories is a no-op.
     assert trajectories_run(trajectory_ids=ids, backends=_fake_backends()) == {}
     assert TrajectoryStep.objects.count() == n_steps and Message.objects.count() == n_msgs
-    refs = it.trajectories.filter(kind="single").values_list("reference_calls", flat=True)
+    refs = it.trajectories.filter(mode="single").values_list("reference_calls", flat=True)
     assert all(len(r) == 1 for r in refs)
-    assert all(r == [] for r in it.trajectories.filter(kind="irrelevance").values_list("reference_calls", flat=True))
+    assert all(r == [] for r in it.trajectories.filter(mode="irrelevance").values_list("reference_calls", flat=True))
 
 
 class DiesAfter(LLMBackend):
@@ -139,7 +139,7 @@ def test_every_mode_end_to_end_on_a_real_worker_with_the_embedded_model(tools, w
     _wait(lambda: Iteration.objects.get(pk=it.pk).status in ("succeeded", "failed"), 3300, "the iteration")
     it.refresh_from_db()
     assert it.status == "succeeded", it.error
-    kinds = set(it.trajectories.values_list("kind", flat=True))
+    kinds = set(it.trajectories.values_list("mode", flat=True))
     assert kinds == set(MODES), kinds
     for t in it.trajectories.all():
         assert t.status in ("done", "rejected", "failed")

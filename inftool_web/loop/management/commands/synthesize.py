@@ -112,7 +112,7 @@ class Command(BaseCommand):
 
     def _summary(self, it: Iteration) -> None:
         rows = list(
-            Trajectory.objects.filter(iteration=it).values("kind").annotate(
+            Trajectory.objects.filter(iteration=it).values("mode").annotate(
                 produced=Count("id", filter=Q(status__in=["done", "rejected"])),
                 repaired=Count("id", filter=Q(repaired=True)),
                 rejected=Count("id", filter=Q(verdict="rejected")),
@@ -120,7 +120,7 @@ class Command(BaseCommand):
                 failed=Count("id", filter=Q(status="failed")),
                 easy=Count("id", filter=Q(difficulty="easy")),
                 hard=Count("id", filter=Q(difficulty="hard")),
-            ).order_by("kind")
+            ).order_by("mode")
         )
         cols = ["produced", "repaired", "rejected", "accepted", "failed", "easy", "hard"]
         header = f"{'mode':<12}" + "".join(f"{c:>10}" for c in cols) + f"{'accepted%':>11}"
@@ -132,7 +132,7 @@ class Command(BaseCommand):
             return f"{100 * r['accepted'] / n:>10.0f}%" if n else f"{'-':>11}"
 
         for r in rows:
-            self.stdout.write(f"{r['kind']:<12}" + "".join(f"{r[c]:>10}" for c in cols) + share(r))
+            self.stdout.write(f"{r['mode']:<12}" + "".join(f"{r[c]:>10}" for c in cols) + share(r))
             for c in cols:
                 totals[c] += r[c]
         self.stdout.write("-" * len(header) + "\n" + f"{'total':<12}" + "".join(f"{totals[c]:>10}" for c in cols)

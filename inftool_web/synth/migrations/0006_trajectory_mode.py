@@ -1,0 +1,23 @@
+"""Trajectory.kind is called mode, as in the API, the exports and synthesis.records."""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("synth", "0005_open_runs"),
+    ]
+
+    operations = [
+        migrations.RemoveConstraint(model_name="trajectory", name="trajectory_kind_valid"),
+        migrations.RenameField(model_name="trajectory", old_name="kind", new_name="mode"),
+        migrations.RenameIndex(model_name="trajectory", new_name="synth_traje_iterati_cf8014_idx",
+                               old_name="synth_traje_iterati_353256_idx"),
+        migrations.AddConstraint(
+            model_name="trajectory",
+            constraint=models.CheckConstraint(
+                condition=models.Q(mode__in=["single", "parallel", "multiple", "irrelevance", "multi_turn"]),
+                name="trajectory_mode_valid",
+            ),
+        ),
+    ]
