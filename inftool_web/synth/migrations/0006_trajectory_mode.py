@@ -11,8 +11,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RemoveConstraint(model_name="trajectory", name="trajectory_kind_valid"),
         migrations.RenameField(model_name="trajectory", old_name="kind", new_name="mode"),
-        migrations.RenameIndex(model_name="trajectory", new_name="synth_traje_iterati_cf8014_idx",
-                               old_name="synth_traje_iterati_353256_idx"),
+        migrations.RemoveIndex(model_name="trajectory", name="synth_traje_iterati_353256_idx"),
+        migrations.AddIndex(
+            model_name="trajectory",
+            index=models.Index(fields=["iteration", "mode"], name="synth_traje_iterati_cf8014_idx"),
+        ),
         migrations.AddConstraint(
             model_name="trajectory",
             constraint=models.CheckConstraint(
