@@ -12,8 +12,8 @@ Terms, each in [0, 1]:
   ``<tool_call>`` block holding a JSON object ``{"name": str, "arguments": object}``
   (the strict mode of ``synthesis.llm.toolcalls``); a completion that does not call tools
   must be non-empty text with no stray tags.  Score: share of well-formed blocks, minus
-  0.5 for an unclosed block (never below 0).  Bare JSON calls, which the other terms
-  accept, score 0 here.
+  0.5 for an unclosed block (never below 0).  Calls written as bare JSON, which the
+  other terms accept, score 0 here.
 - **execution fidelity**: the model's calls against the reference calls, as multisets
   (order ignored; best one-to-one matching, Hungarian).  A pair scores 0 when the names
   differ, else (1 + matching arguments) / (1 + arguments in either call); arguments the
@@ -211,7 +211,10 @@ def execution_fidelity(parsed: ParsedCompletion, reference: list[dict[str, Any]]
 
 
 def format_score(parsed: ParsedCompletion, text: str) -> float:
+    """``parsed`` is the strict parse of ``text``."""
     if parsed.blocks == 0:
+        if parse_completion(text, mode="lenient").blocks:
+            return 0.0  # a call, but not in the trained layout (bare JSON, a fence)
         stray = "</tool_call>" in text or "<tool_response>" in text
         return 1.0 if text.strip() and not stray else 0.0
     score = (parsed.blocks - len(parsed.malformed)) / parsed.blocks
