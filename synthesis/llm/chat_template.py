@@ -35,6 +35,15 @@ logger = logging.getLogger(__name__)
 # when a conversation has none).
 SMOLLM2_DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
+# SmolLM2-135M-Instruct's own template, as the GGUF ships it (plain ChatML: no tools, and
+# string content required); checkpoints converted before version 2 carry it.
+SMOLLM2_CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
 # Bump when the template's rendering changes: checkpoints record it, and the embedded
 # checkpoint is converted again when its recorded version is older.
 TEMPLATE_VERSION = 1

@@ -15,80 +15,22 @@ from django.core.management.base import CommandError
 
 from inftool_web.core.roles import set_role
 from inftool_web.synth import hf_export
-from inftool_web.synth.models import Message
-from tests.factories import IterationFactory, TrajectoryFactory, UserFactory
+from tests.factories import (
+    QUOTE_TOOL,
+    IterationFactory,
+    TrajectoryFactory,
+    UserFactory,
+    tool_use_trajectories,
+    tool_use_trajectory,
+)
 
 pytestmark = pytest.mark.django_db
-
-WEATHER = {
-    "name": "get_weather",
-    "description": "Weather for a city.",
-    "inputSchema": {"type": "object", "required": ["city"], "properties": {
-        "city": {"type": "string"}, "days": {"type": "integer", "default": 1}}},
-}
-QUOTE = {
-    "name": "get_quote",
-    "description": "A stock quote.",
-    "inputSchema": {"type": "object", "required": ["symbol"], "properties": {
-        "symbol": {"type": "string", "pattern": "^[A-Z]{1,5}$"}, "when": {"type": "string", "default": "now"}}},
-}
-CITIES = ["Paris", "Rome", "Oslo", "Lima", "Quito", "Accra", "Hanoi", "Perth", "Cusco", "Tunis", "Riga", "Baku"]
-
-
-def _call(t, i, name, args):
-    return {"id": f"call_{t.pk}_{i}", "type": "function", "function": {"name": name, "arguments": args}}
-
-
-def _single(it, seq, city):
-    t = TrajectoryFactory(iteration=it, seq=seq, kind="single", status="done", verdict="accepted",
-                          difficulty="easy" if seq % 2 else "hard", score=0.5 + seq / 100,
-                          offered_tools=[WEATHER, QUOTE],
-                          reference_calls=[{"name": "get_weather", "arguments": {"city": city}}])
-    call = _call(t, 0, "get_weather", {"city": city})
-    Message.objects.bulk_create([
-        Message(trajectory=t, index=0, role="system", content="You can call tools."),
-        Message(trajectory=t, index=1, role="user", content=f"Weather in {city}?"),
-        Message(trajectory=t, index=2, role="assistant", content="", tool_calls=[call]),
-        Message(trajectory=t, index=3, role="tool", content='{"temp_c": 21}', tool_call_id=call["id"]),
-        Message(trajectory=t, index=4, role="assistant", content=f"It is 21 °C in {city}."),
-    ])
-    return t
-
-
-def _parallel(it, seq):
-    t = TrajectoryFactory(iteration=it, seq=seq, kind="parallel", status="done", verdict="accepted",
-                          difficulty="hard", score=0.4, offered_tools=[QUOTE],
-                          reference_calls=[{"name": "get_quote", "arguments": {"symbol": "AAPL"}},
-                                           {"name": "get_quote", "arguments": {"symbol": "MSFT", "when": "close"}}])
-    a = _call(t, 0, "get_quote", {"symbol": "AAPL"})
-    b = _call(t, 1, "get_quote", {"symbol": "MSFT", "when": "close"})
-    Message.objects.bulk_create([
-        Message(trajectory=t, index=0, role="user", content="Quotes for AAPL and MSFT at close?"),
-        Message(trajectory=t, index=1, role="assistant", content="Two quotes.", tool_calls=[a, b]),
-        Message(trajectory=t, index=2, role="tool", content='{"price": 190}', tool_call_id=a["id"]),
-        Message(trajectory=t, index=3, role="tool", content='{"price": 410}', tool_call_id=b["id"]),
-        Message(trajectory=t, index=4, role="assistant", content="AAPL 190, MSFT 410."),
-    ])
-    return t
-
-
-def _irrelevant(it, seq):
-    t = TrajectoryFactory(iteration=it, seq=seq, kind="irrelevance", status="done", verdict="accepted",
-                          difficulty="easy", score=1.0, offered_tools=[WEATHER])
-    Message.objects.bulk_create([
-        Message(trajectory=t, index=0, role="user", content="Book me a flight to Lisbon."),
-        Message(trajectory=t, index=1, role="assistant", content="None of my tools can book flights."),
-    ])
-    return t
-
 
 @pytest.fixture
 def world():
     it = IterationFactory(status="succeeded")
-    trajectories = [_single(it, i, city) for i, city in enumerate(CITIES)]
-    trajectories += [_parallel(it, 100), _irrelevant(it, 101)]
-    TrajectoryFactory(iteration=it, seq=102, kind="single", status="rejected", verdict="rejected",
-                      offered_tools=[WEATHER])  # not exported: rejected
+    trajectories = tool_use_trajectories(it)
+    TrajectoryFactory(iteration=it, seq=102, kind="single", status="rejected", verdict="rejected")  # not exported
     return {"it": it, "t": trajectories}
 
 
@@ -118,7 +60,7 @@ def test_hf_folder_loads_with_datasets_and_its_card_parses(world, tmp_path):
     row = next(r for r in ds["train"].to_list() + ds["validation"].to_list() if r["mode"] == "parallel")
     tools = json.loads(row["tools"])
     assert tools == [{"type": "function", "function": {"name": "get_quote", "description": "A stock quote.",
-                                                       "parameters": QUOTE["inputSchema"]}}]  # no null padding
+                                                       "parameters": QUOTE_TOOL["inputSchema"]}}]  # no null padding
     assistant = row["messages"][1]
     assert assistant["content"] == "Two quotes." and assistant["tool_call_id"] is None
     assert [json.loads(c["function"]["arguments"]) for c in assistant["tool_calls"]] == [
@@ -170,13 +112,13 @@ def test_the_split_is_seeded_and_stable(world, tmp_path):
 
 def test_tiny_exports_still_have_both_splits_and_one_has_train_only(tmp_path):
     it = IterationFactory(status="succeeded")
-    _single(it, 0, "Paris")
-    _single(it, 1, "Rome")
+    tool_use_trajectory(it, 0, "Paris")
+    tool_use_trajectory(it, 1, "Rome")
     _export({"it": it}, tmp_path / "two")
     assert sorted(p.name for p in (tmp_path / "two/data").iterdir()) == [
         "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet"]
     it2 = IterationFactory(status="succeeded")
-    _single(it2, 0, "Oslo")
+    tool_use_trajectory(it2, 0, "Oslo")
     _export({"it": it2}, tmp_path / "one", "--validation-fraction", "0.9")
     meta = hf_export.read_card_front_matter(tmp_path / "one")
     assert [f["split"] for f in meta["configs"][0]["data_files"]] == ["train"]

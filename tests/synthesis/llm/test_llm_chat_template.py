@@ -11,6 +11,7 @@ import pytest
 from synthesis.llm.chat_template import (
     PROBE_MESSAGES,
     PROBE_TOOLS,
+    SMOLLM2_CHATML_TEMPLATE,
     SMOLLM2_DEFAULT_SYSTEM,
     TEMPLATE_MARK,
     chatml_default_system,
@@ -22,13 +23,7 @@ from synthesis.llm.chat_template import (
 from synthesis.llm.prompting import to_hermes_messages
 from synthesis.llm.toolcalls import parse_completion
 
-# SmolLM2-135M-Instruct's own template (plain ChatML), as the GGUF ships it.
-SMOLLM2_TEMPLATE = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
-    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+SMOLLM2_TEMPLATE = SMOLLM2_CHATML_TEMPLATE
 
 MCP_TOOLS = [
     {
