@@ -127,7 +127,9 @@ def test_the_converted_checkpoint_carries_the_template_and_stops_at_end_of_turn(
     # Each assistant turn ends with the token generation stops on, so training teaches it.
     text = tokenizer.apply_chat_template(PROBE_MESSAGES, tools=PROBE_TOOLS, tokenize=False)
     turns = text.split("<|im_start|>assistant\n")[1:]
-    assert len(turns) == 2 and all(t.split("<|im_start|>")[0].endswith("<|im_end|>\n") for t in turns)
+    assert len(turns) == 2 and all(
+        t.split("<|im_start|>")[0].endswith("<|im_end|>\n") for t in turns
+    )
 
 
 def test_assistant_turns_are_marked_for_assistant_only_loss(tokenizer):
@@ -182,3 +184,26 @@ def test_install_keeps_a_template_that_renders_tools_and_replaces_plain_chatml(t
     )
     other = Tok("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}")
     assert install_tool_template(other) is False  # not ChatML: kept, with a warning
+
+
+@pytest.mark.slow
+def test_plain_generate_with_the_template_stops_at_the_end_of_the_turn():
+    """transformers' own generate, with nothing but the checkpoint's files, stops on
+    ``<|im_end|>`` (the generation config's eos) instead of running to the token limit."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from synthesis.llm.embedded import ensure_embedded_checkpoint
+
+    torch.set_num_threads(2)
+    path = str(ensure_embedded_checkpoint())
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    messages = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+    inputs = tok.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    out = model.generate(**inputs, max_new_tokens=48, do_sample=False)
+    new = out[0, inputs["input_ids"].shape[1] :].tolist()
+    assert len(new) < 48 and new[-1] == tok.convert_tokens_to_ids("<|im_end|>")
+    assert "Paris" in tok.decode(new)
