@@ -99,22 +99,22 @@ class Command(BaseCommand):
         iteration_after_synthesis(iteration_id=it.pk)
         self._summary(it)
 
-    def _watch(self, it: Iteration, done: threading.Event | None) -> None:
-        from tqdm import tqdm
-
+    def _watch(self, it: Iteration, done: threading.Event | None, *, poll_s: float = 1.0) -> None:
+        """Follow the iteration's finished trajectories: a bar on a terminal, a plain line
+        every tenth or 30 s elsewhere (a log file would get a bar redraw every second)."""
+        from inftool_web.core.progress import Progress
         from inftool_web.synth.services import TERMINAL
 
         total = it.trajectories.count()
-        bar = tqdm(total=total, desc="trajectories", unit="traj", file=self.stderr._out)
-        last = 0
+        progress = Progress(total, desc="trajectories", unit="traj", stream=self.stderr._out)
         while True:
+            ended = done is not None and done.is_set()  # read before counting: the count is final
             finished = it.trajectories.filter(status__in=TERMINAL).count()
-            bar.update(finished - last)
-            last = finished
-            if finished >= total or (done is not None and done.is_set()):
+            progress.update_to(finished)
+            if finished >= total or ended:
                 break
-            time.sleep(1.0)
-        bar.close()
+            time.sleep(poll_s)
+        progress.close()
 
     def _summary(self, it: Iteration) -> None:
         rows = list(
