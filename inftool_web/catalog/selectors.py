@@ -1,4 +1,4 @@
-"""Reads for the catalog: the curation summary of the stored tools."""
+"""Reads for the catalog: the curation summary of the stored tools, and the tree's state."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 
 from synthesis.mcp_tree.curation import REASONS
 
-from .models import Tool
+from .models import Tool, TreeNode
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,21 @@ def curation_summary(*, threshold: float) -> CurationSummary:
         reasons = [ReasonCount(code=code, tools=n, meaning=REASONS.get(code, ("", 0, ""))[2])
                    for code, n in cur.fetchall()]
     return CurationSummary(threshold=threshold, dropped_by_reason=reasons, **counts)
+
+
+@dataclass(frozen=True)
+class TreeState:
+    tools: int
+    domains: int
+    unplaced: int  # tools in no domain: stored after the last build
+
+    @property
+    def needs_build(self) -> bool:
+        """Tools are stored and some are in no tree (none built yet, or new since)."""
+        return self.tools > 0 and (self.domains == 0 or self.unplaced > 0)
+
+
+def tree_state() -> TreeState:
+    counts = Tool.objects.aggregate(total=Count("id"), unplaced=Count("id", filter=Q(domain__isnull=True)))
+    return TreeState(tools=counts["total"], domains=TreeNode.objects.filter(level=TreeNode.Level.DOMAIN).count(),
+                     unplaced=counts["unplaced"])
