@@ -19,6 +19,7 @@ corpus; ``--push-to-hub REPO`` then uploads it as a dataset repo.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -77,6 +78,8 @@ class Command(BaseCommand):
             self.stderr.write(f"exported {n} trajectories as {format} to {output}/{DATA_FILE}, "
                               f"with the data card in {output}/{CARD_FILE}")
             return
+        if out != "-":
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
         stream = sys.stdout.buffer if out == "-" else open(out, "wb")
         n = 0
         try:
