@@ -172,3 +172,9 @@ def test_api_serves_the_folder_as_a_zip(world, tmp_path):
     ds = datasets.load_dataset(str(tmp_path / "unzipped"), cache_dir=str(tmp_path / "cache"))
     assert ds["train"].num_rows + ds["validation"].num_rows == 14
     assert hf_export.read_card_front_matter(tmp_path / "unzipped")["inftool"]["export"]["seed"] == 3
+
+
+def test_doctests():
+    import doctest
+
+    assert doctest.testmod(hf_export).failed == 0

@@ -151,3 +151,23 @@ def test_parse_completion_reports_text_around_and_unclosed_blocks():
     assert truncated.dropped_tail and not truncated.malformed and truncated.well_formed
     with pytest.raises(ValueError, match="valid: strict, lenient"):
         parse_completion("x", mode="loose")
+
+
+def test_doctests():
+    import doctest
+
+    import synthesis.llm.toolcalls as module
+
+    assert doctest.testmod(module).failed == 0
+
+
+def test_the_parser_and_template_import_without_django_or_training():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, synthesis.llm.toolcalls, synthesis.llm.chat_template, synthesis.llm.embedded; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('django', 'training', 'inftool_web')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
