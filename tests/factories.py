@@ -137,3 +137,80 @@ def shop_tools(source_name: str = "shop.example") -> list:
     source = ApiSourceFactory(name=source_name)
     return [ToolFactory(source=source, name=t["name"], description=t["description"],
                         input_schema=t["inputSchema"], output_schema=t.get("outputSchema")) for t in ALL_TOOLS]
+
+
+# ------------------------------------------------------------------ tool-use trajectories
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Weather for a city.",
+    "inputSchema": {"type": "object", "required": ["city"], "properties": {
+        "city": {"type": "string"}, "days": {"type": "integer", "default": 1}}},
+}
+QUOTE_TOOL = {
+    "name": "get_quote",
+    "description": "A stock quote.",
+    "inputSchema": {"type": "object", "required": ["symbol"], "properties": {
+        "symbol": {"type": "string", "pattern": "^[A-Z]{1,5}$"}, "when": {"type": "string", "default": "now"}}},
+}
+TOOL_USE_CITIES = ["Paris", "Rome", "Oslo", "Lima", "Quito", "Accra", "Hanoi", "Perth", "Cusco", "Tunis", "Riga", "Baku"]
+
+
+def _call(t, i, name, args):
+    return {"id": f"call_{t.pk}_{i}", "type": "function", "function": {"name": name, "arguments": args}}
+
+
+def tool_use_trajectory(it, seq, city):
+    """An accepted single-call trajectory whose assistant call has no text (content null)."""
+    from inftool_web.synth.models import Message
+
+    t = TrajectoryFactory(iteration=it, seq=seq, mode="single", status="done", verdict="accepted",
+                          difficulty="easy" if seq % 2 else "hard", score=0.5 + seq / 100,
+                          offered_tools=[WEATHER_TOOL, QUOTE_TOOL],
+                          reference_calls=[{"name": "get_weather", "arguments": {"city": city}}])
+    call = _call(t, 0, "get_weather", {"city": city})
+    Message.objects.bulk_create([
+        Message(trajectory=t, index=0, role="system", content="You can call tools."),
+        Message(trajectory=t, index=1, role="user", content=f"Weather in {city}?"),
+        Message(trajectory=t, index=2, role="assistant", content="", tool_calls=[call]),
+        Message(trajectory=t, index=3, role="tool", content='{"temp_c": 21}', tool_call_id=call["id"]),
+        Message(trajectory=t, index=4, role="assistant", content=f"It is 21 °C in {city}."),
+    ])
+    return t
+
+
+def _parallel(it, seq):
+    from inftool_web.synth.models import Message
+
+    t = TrajectoryFactory(iteration=it, seq=seq, mode="parallel", status="done", verdict="accepted",
+                          difficulty="hard", score=0.4, offered_tools=[QUOTE_TOOL],
+                          reference_calls=[{"name": "get_quote", "arguments": {"symbol": "AAPL"}},
+                                           {"name": "get_quote", "arguments": {"symbol": "MSFT", "when": "close"}}])
+    a = _call(t, 0, "get_quote", {"symbol": "AAPL"})
+    b = _call(t, 1, "get_quote", {"symbol": "MSFT", "when": "close"})
+    Message.objects.bulk_create([
+        Message(trajectory=t, index=0, role="user", content="Quotes for AAPL and MSFT at close?"),
+        Message(trajectory=t, index=1, role="assistant", content="Two quotes.", tool_calls=[a, b]),
+        Message(trajectory=t, index=2, role="tool", content='{"price": 190}', tool_call_id=a["id"]),
+        Message(trajectory=t, index=3, role="tool", content='{"price": 410}', tool_call_id=b["id"]),
+        Message(trajectory=t, index=4, role="assistant", content="AAPL 190, MSFT 410."),
+    ])
+    return t
+
+
+def _irrelevant(it, seq):
+    from inftool_web.synth.models import Message
+
+    t = TrajectoryFactory(iteration=it, seq=seq, mode="irrelevance", status="done", verdict="accepted",
+                          difficulty="easy", score=1.0, offered_tools=[WEATHER_TOOL])
+    Message.objects.bulk_create([
+        Message(trajectory=t, index=0, role="user", content="Book me a flight to Lisbon."),
+        Message(trajectory=t, index=1, role="assistant", content="None of my tools can book flights."),
+    ])
+    return t
+
+
+def tool_use_trajectories(it) -> list:
+    """14 accepted trajectories offering tools of different schemas: 12 single calls, one
+    parallel pair with text, one irrelevance refusal."""
+    out = [tool_use_trajectory(it, i, city) for i, city in enumerate(TOOL_USE_CITIES)]
+    return out + [_parallel(it, 100), _irrelevant(it, 101)]

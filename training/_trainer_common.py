@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthesis.llm.chat_template import install_tool_template, set_stop_tokens
 from training.utils import ProgressCallback, report
 
 logger = logging.getLogger(__name__)
@@ -137,10 +138,16 @@ def set_threads(n: int | None) -> None:
 
 
 def save_final(trainer, tokenizer, output_dir: Path, original_template: str | None) -> Path:
+    """Save the trained model and its tokenizer under ``output_dir/final``, with the
+    tool-use chat template (see :mod:`synthesis.llm.chat_template`) and its stop tokens, so
+    that plain HF tooling renders tools and tool calls for the checkpoint and generation
+    stops at the end of the turn."""
     final = output_dir / "final"
-    trainer.save_model(str(final))
     if original_template is not None:
         tokenizer.chat_template = original_template
+    install_tool_template(tokenizer)
+    set_stop_tokens(trainer.model, tokenizer)
+    trainer.save_model(str(final))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(final))
     return final

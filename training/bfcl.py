@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, LLMBackend, LLMError
-from training.chat_format import parse_tool_calls
+from synthesis.llm.toolcalls import parse_completion
 from training.utils import ProgressCallback, repo_root, report
 
 logger = logging.getLogger(__name__)
@@ -244,9 +244,11 @@ Episode = Generator[ChatRequest, ChatResult, Any]
 
 
 def _calls_of(result: ChatResult) -> list[dict[str, Any]]:
+    """The reply's calls: the backend's, else those its text spells, read as synthesis
+    reads them (the lenient parser), so a call synthesis accepts is scored here."""
     calls = list(result.tool_calls)
-    if not calls and result.text and "<tool_call>" in result.text:
-        calls = parse_tool_calls(result.text).calls
+    if not calls and result.text:
+        calls = parse_completion(result.text, mode="lenient").calls
     return [{c.name: c.arguments} for c in calls]
 
 

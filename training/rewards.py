@@ -9,9 +9,11 @@ by writing plausible rationales around wrong calls.
 Terms, each in [0, 1]:
 
 - **format**: a completion that calls tools must write every call as a closed
-  ``<tool_call>`` block holding a JSON object ``{"name": str, "arguments": object}``;
-  a completion that does not call tools must be non-empty text with no stray tags.
-  Score: share of well-formed blocks, minus 0.5 for an unclosed block (never below 0).
+  ``<tool_call>`` block holding a JSON object ``{"name": str, "arguments": object}``
+  (the strict mode of ``synthesis.llm.toolcalls``); a completion that does not call tools
+  must be non-empty text with no stray tags.  Score: share of well-formed blocks, minus
+  0.5 for an unclosed block (never below 0).  Calls written as bare JSON, which the
+  other terms accept, score 0 here.
 - **execution fidelity**: the model's calls against the reference calls, as multisets
   (order ignored; best one-to-one matching, Hungarian).  A pair scores 0 when the names
   differ, else (1 + matching arguments) / (1 + arguments in either call); arguments the
@@ -20,7 +22,9 @@ Terms, each in [0, 1]:
   strings after BFCL-style normalisation (case, spaces and ``,./-_*^`` ignored), lists in
   order, dicts by key.  The sum over matched pairs is divided by the larger of the two
   call counts, so a missing or extra call costs its share.  When the reference has no
-  calls (irrelevance), fidelity is 1 for no call and 0 for any call.
+  calls (irrelevance), fidelity is 1 for no call and 0 for any call.  The calls are read
+  by the lenient parser, as synthesis and BFCL scoring read them, so a call synthesis
+  accepts scores here as it does in BFCL.
 - **reasoning quality** (a cheap heuristic, no model): the text before the first call
   (or the whole reply when there is none) is the rationale.  Checks, averaged:
   *present* (at least 3 words), *concise* (at most ``reasoning_max_words``; longer decays
@@ -44,7 +48,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from training.chat_format import ParsedCompletion, parse_tool_calls
+from synthesis.llm.toolcalls import ParsedCompletion, parse_completion
 from training.config import RewardConfig
 
 _NORMALIZE_RE = re.compile(r"[ ,./\-_*^]")
@@ -207,7 +211,10 @@ def execution_fidelity(parsed: ParsedCompletion, reference: list[dict[str, Any]]
 
 
 def format_score(parsed: ParsedCompletion, text: str) -> float:
+    """``parsed`` is the strict parse of ``text``."""
     if parsed.blocks == 0:
+        if parse_completion(text, mode="lenient").blocks:
+            return 0.0  # a call, but not in the trained layout (bare JSON, a fence)
         stray = "</tool_call>" in text or "<tool_response>" in text
         return 1.0 if text.strip() and not stray else 0.0
     score = (parsed.blocks - len(parsed.malformed)) / parsed.blocks
@@ -283,9 +290,9 @@ def score_completion(
     given, lets the reasoning term check that the rationale is about the request)."""
     config = config or RewardConfig()
     text = completion_text(completion)
-    parsed = parse_tool_calls(text)
+    parsed = parse_completion(text, mode="lenient")
     ref = normalize_reference(reference)
-    fmt = format_score(parsed, text)
+    fmt = format_score(parse_completion(text, mode="strict"), text)
     exe = execution_fidelity(parsed, ref)
     rsn = reasoning_score(
         parsed, config.reasoning_max_words, None if prompt is None else request_text(prompt)
@@ -338,7 +345,7 @@ def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     out = []
     for c in completions:
         text = completion_text(c)
-        out.append(format_score(parse_tool_calls(text), text))
+        out.append(format_score(parse_completion(text, mode="strict"), text))
     return out
 
 
@@ -351,7 +358,9 @@ def execution_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     """
     refs = _references(kwargs, len(completions))
     return [
-        execution_fidelity(parse_tool_calls(completion_text(c)), normalize_reference(r))
+        execution_fidelity(
+            parse_completion(completion_text(c), mode="lenient"), normalize_reference(r)
+        )
         for c, r in zip(completions, refs, strict=True)
     ]
 
@@ -365,7 +374,8 @@ def reasoning_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     prompts = kwargs.get("prompts") or [None] * len(completions)
     return [
         reasoning_score(
-            parse_tool_calls(completion_text(c)), request=None if p is None else request_text(p)
+            parse_completion(completion_text(c), mode="lenient"),
+            request=None if p is None else request_text(p),
         )
         for c, p in zip(completions, prompts, strict=True)
     ]

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from synthesis.llm.chat_template import install_tool_template
 from training._trainer_common import (
     TrainingResult,
     common_trainer_args,
@@ -51,6 +52,9 @@ def run_sft(
     warnings: list[str] = []
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    # A checkpoint converted before templates rendered tools gets ours (same ChatML text for
+    # the plain rows trained on here), so the saved checkpoint renders tools.
+    install_tool_template(tokenizer)
     original_template = tokenizer.chat_template
     assistant_only = config.assistant_only_loss
     if assistant_only:

@@ -22,7 +22,7 @@ from inftool_web.catalog import selectors as catalog_selectors
 from inftool_web.core.filters import FilterError
 from inftool_web.loop import selectors as loop_selectors
 from inftool_web.loop.datacard import data_card_get, data_card_markdown
-from inftool_web.loop.exports import FORMATS, export_lines
+from inftool_web.loop.exports import FORMATS, HF_FORMAT, export_hf_archive, export_lines
 from inftool_web.loop.iteration_config import ConfigError
 from inftool_web.loop.iterations import iteration_cancel
 from inftool_web.loop.models import Iteration
@@ -385,30 +385,52 @@ class EvaluationListApi(BaseApi):
 
 
 # ------------------------------------------------------------------ exports
+EXPORT_FORMATS = (*FORMATS, HF_FORMAT)
+
+
+def _query_number(request, name: str, cast, default, check, rule: str):
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        value = None
+    if value is None or not check(value):
+        raise ValidationError({name: f"{raw!r} is not {rule}"})
+    return value
+
+
 class ExportListApi(BaseApi):
     @extend_schema(operation_id="exports_formats", responses=inline_serializer("ExportFormats", {"formats": serializers.DictField()}))
     def get(self, request):
         base = request.build_absolute_uri("/api/exports/")
-        return Response({"formats": {fmt: f"{base}{fmt}/" for fmt in FORMATS}})
+        return Response({"formats": {fmt: f"{base}{fmt}/" for fmt in EXPORT_FORMATS}})
 
 
 class ExportApi(BaseApi):
     @extend_schema(
         parameters=[
-            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(FORMATS), description="Export format"),
+            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(EXPORT_FORMATS),
+                             description="Export format; hf: a zip of a Hugging Face dataset folder"),
             *FILTER_PARAMETERS,
             OpenApiParameter("include", str, enum=["accepted", "all"],
                              description="Without a verdict filter: accepted (default) exports effective-accepted "
                                          "trajectories only, all exports every one"),
+            OpenApiParameter("seed", int, description="hf: seed of the train/validation split (default 0)"),
+            OpenApiParameter("validation_fraction", float,
+                             description="hf: share of trajectories in validation, in [0, 1) (default 0.1)"),
         ],
         description="JSONL, streamed. Filtered by one iteration, the `Link` header (rel=describedby) points at "
                     "that iteration's data card (`/api/iterations/{id}/card/?format=md`), the README.md to keep "
-                    "beside the file.",
-        responses={(200, "application/x-ndjson"): OpenApiTypes.STR},
+                    "beside the file. `hf`: a zip of a Hugging Face dataset folder (parquet train/validation "
+                    "splits by trajectory and its README.md card), which `datasets.load_dataset` loads once "
+                    "unpacked.",
+        responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "application/zip"): OpenApiTypes.BINARY},
     )
     def get(self, request, fmt: str):
-        if fmt not in FORMATS:
-            raise ValidationError({"format": f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}"})
+        if fmt not in EXPORT_FORMATS:
+            raise ValidationError({"format": f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}"})
         include = request.query_params.get("include") or "accepted"
         if include not in ("accepted", "all"):
             raise ValidationError({"include": f"unknown value {include!r}; valid: accepted, all"})
@@ -416,6 +438,14 @@ class ExportApi(BaseApi):
         if include == "accepted" and filters.verdict is None:
             filters = dataclasses.replace(filters, verdict="accepted")
         qs = selectors.trajectory_list(filters=filters)
+        if fmt == HF_FORMAT:
+            seed = _query_number(request, "seed", int, 0, lambda v: True, "an integer")
+            share = _query_number(request, "validation_fraction", float, 0.1, lambda v: 0 <= v < 1,
+                                  "a number in [0, 1)")
+            described = {k: v for k, v in request.query_params.items() if k in selectors.TrajectoryFilters.PARAMS}
+            return streaming_response(request, export_hf_archive(qs, filters=described, seed=seed,
+                                                                 validation_fraction=share),
+                                      content_type="application/zip", filename="inftool-hf.zip")
         response = streaming_response(request, export_lines(qs, fmt), content_type="application/x-ndjson",
                                       filename=f"inftool-{fmt}.jsonl")
         if filters.iteration is not None and filters.iteration >= 0:  # an id, possibly of no iteration

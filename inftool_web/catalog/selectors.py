@@ -1,4 +1,4 @@
-"""Reads for the catalog: tools, domains and the curation summary of the stored tools."""
+"""Reads for the catalog: tools, domains, the curation summary of the stored tools, and the tree's state."""
 
 from __future__ import annotations
 
@@ -125,3 +125,21 @@ def duplicate_groups(tools: list[Tool]) -> dict[int, list[Tool]]:
               .select_related("source").order_by("canonical_id", "name")):
         members[t.canonical_id or t.pk].append(t)
     return {t.pk: [m for m in members[t.canonical_id or t.pk] if m.pk != t.pk] for t in tools}
+
+
+@dataclass(frozen=True)
+class TreeState:
+    tools: int
+    domains: int
+    unplaced: int  # tools in no domain: stored after the last build
+
+    @property
+    def needs_build(self) -> bool:
+        """Tools are stored and some are in no tree (none built yet, or new since)."""
+        return self.tools > 0 and (self.domains == 0 or self.unplaced > 0)
+
+
+def tree_state() -> TreeState:
+    counts = Tool.objects.aggregate(total=Count("id"), unplaced=Count("id", filter=Q(domain__isnull=True)))
+    return TreeState(tools=counts["total"], domains=TreeNode.objects.filter(level=TreeNode.Level.DOMAIN).count(),
+                     unplaced=counts["unplaced"])

@@ -1,4 +1,5 @@
-"""Dataset exports: trajectories as JSONL in OpenAI, ShareGPT and BFCL form, streamed.
+"""Dataset exports: trajectories as JSONL in OpenAI, ShareGPT and BFCL form, streamed; and
+Hugging Face dataset folders (parquet splits and a card, ``export_hf_folder``).
 
 Trajectories are read a chunk at a time by key (``id > last``) and each chunk's messages
 with one query, so memory stays flat whatever the export size.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import shutil
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -18,9 +21,16 @@ from django.db import connections
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
-from inftool_web.loop.datacard import data_card_get, data_card_markdown, iteration_build_data_card
+from inftool_web.loop import hf_export
+from inftool_web.loop.datacard import (
+    data_card_get,
+    data_card_markdown,
+    iteration_build_data_card,
+    size_category,
+)
 from inftool_web.loop.models import Iteration
 from inftool_web.synth.models import Message, Trajectory
+from inftool_web.synth.selectors import effective_verdict_value
 from synthesis.records import normalize_call, reference_correction
 
 FORMATS = ("openai", "sharegpt", "bfcl")
@@ -321,3 +331,83 @@ def export_folder(qs: QuerySet[Trajectory], fmt: str, folder: str | Path, *, fil
                                 export={"format": fmt, "rows": rows, "filters": dict(filters or {})})
     (folder / CARD_FILE).write_text(readme, encoding="utf-8")
     return rows
+
+
+# ----------------------------------------------------------------------------- Hugging Face folders
+# Parquet shards in train/validation splits and a dataset card (inftool_web.loop.hf_export
+# writes them; this part reads the rows and the cards).
+
+HF_FORMAT = "hf"
+
+
+def export_records(qs: QuerySet[Trajectory], *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple[dict, dict]]:
+    """``(meta, record)`` per trajectory of ``qs``, in key order: ``record`` is the OpenAI
+    export line as a dict (``messages``, ``tools``), ``meta`` the trajectory's id, iteration
+    number, mode, difficulty, effective verdict and score."""
+    spec = FORMATS_SPEC["openai"]
+    messages_sql = _messages_sql(tool_results=True)
+    qs = qs.annotate(tools_json=Cast("offered_tools", TextField()), refs_json=Cast("reference_calls", TextField()),
+                     effective=effective_verdict_value())
+    columns = ("id", "iteration_id", "seq", "mode", "tools_json", "refs_json", "iteration__number", "difficulty",
+               "effective", "score")
+    tools_cache: dict[str, list] = {}
+    for chunk in _keyset_chunks(qs, columns, chunk_size):
+        by_trajectory: dict[int, list[MessageRow]] = defaultdict(list)
+        with connections[qs.db].cursor() as cursor:
+            cursor.execute(messages_sql, [[r[0] for r in chunk]])
+            for trajectory_id, index, role, content, call_id, calls, results in cursor.fetchall():
+                by_trajectory[trajectory_id].append(MessageRow(
+                    index, role, content, call_id, _loads(calls) if calls else [],
+                    _loads(results) if results and role == "tool" and not call_id else []))
+        for pk, iteration_id, seq, mode, tools_json, refs_json, number, difficulty, verdict, score in chunk:
+            tools = tools_cache.get(tools_json)
+            if tools is None:
+                if len(tools_cache) > 4096:
+                    tools_cache.clear()
+                tools = tools_cache[tools_json] = spec.convert_tools(_loads(tools_json) or [])
+            t = TrajectoryRow(pk, iteration_id, seq, mode, _loads(refs_json))
+            record = {**spec.convert(t, by_trajectory.get(pk, [])), "tools": tools}
+            meta = {"id": f"inftool-{number}-{seq}", "trajectory_id": pk, "iteration": number, "mode": mode,
+                    "difficulty": difficulty, "verdict": verdict, "score": score}
+            yield meta, record
+
+
+def export_hf_folder(qs: QuerySet[Trajectory], folder: str | Path, *, filters: dict | None = None, seed: int = 0,
+                     validation_fraction: float = 0.1, license: str = "other",
+                     rows_per_shard: int | None = None):
+    """Write ``qs`` as a Hugging Face dataset folder (see :mod:`inftool_web.loop.hf_export`):
+    parquet shards split by trajectory and a README.md card holding the data cards of the
+    exported iterations, the license and the source corpus.  Returns the split sizes."""
+    cards = export_cards(qs)
+    body = data_card_markdown(cards, license=license) if cards else f"---\nlicense: {license}\n---\n\n# InfTool export\n"
+    settings = {"format": HF_FORMAT, "seed": seed, "validation_fraction": validation_fraction,
+                "filters": dict(filters or {})}
+
+    def card(rows: dict[str, int]) -> str:
+        return hf_export.dataset_card(body, rows=rows, data_cards=cards, license=license, export=settings,
+                                      size_categories=[size_category(sum(rows.values()))])
+
+    rows = (hf_export.hf_row(meta, record) for meta, record in export_records(qs))
+    kwargs = {"rows_per_shard": rows_per_shard} if rows_per_shard else {}
+    return hf_export.write_hf_folder(rows, folder, card=card, seed=seed, validation_fraction=validation_fraction,
+                                     **kwargs)
+
+
+def export_hf_archive(qs: QuerySet[Trajectory], *, filters: dict | None = None, seed: int = 0,
+                      validation_fraction: float = 0.1) -> Iterator[bytes]:
+    """The Hugging Face dataset folder of ``qs`` as zip bytes, for a download: the folder is
+    built in a temporary directory (before the first byte) and removed once sent."""
+    folder = Path(tempfile.mkdtemp(prefix="inftool-hf-"))
+    try:
+        export_hf_folder(qs, folder, filters=filters, seed=seed, validation_fraction=validation_fraction)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield from hf_export.zip_folder(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return chunks()

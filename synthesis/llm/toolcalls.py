@@ -1,17 +1,27 @@
-"""Parse tool calls out of a model's text.
+"""The one tool-call parser: synthesis, the rewards and BFCL scoring all read calls here.
 
-Understood forms, tried in this order:
+Two modes (:func:`parse_completion`):
 
-* Hermes / Qwen blocks: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``; several
-  blocks are parallel calls, text outside them stays as content.  A last block the model
-  did not close (it ran out of tokens) is read to the end of the text.
-* Bare JSON making up the whole reply (optionally in a ```json fence): one call
-  ``{"name": ..., "arguments": ...}``, a list of calls, or ``{"tool_calls": [...]}``;
-  OpenAI's ``{"function": {"name", "arguments": "<json string>"}}`` shape is accepted too.
+* ``strict``: the layout the models are trained to write (Hermes / Qwen blocks):
+  ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``; several blocks are parallel
+  calls, text outside them stays as content.  Each block must hold one JSON object with a
+  string ``name`` and an object ``arguments`` (``parameters`` is an alias; arguments given
+  as a JSON string are decoded).  Anything else in a block is *malformed*.  The format
+  reward grades this.
+* ``lenient`` (synthesis, the execution reward, BFCL): also what other models and servers
+  write: inside a block, a list of calls, ``{"tool_calls": [...]}`` or OpenAI's
+  ``{"function": {"name", "arguments": "<json string>"}}``; without blocks, bare JSON making
+  up the whole reply (optionally in a ```json fence) in any of those shapes.
 
-``parameters`` is an alias of ``arguments``; arguments given as a JSON string are decoded.
-A reply that is plainly a call attempt but does not parse raises
-:class:`~synthesis.llm.base.InvalidModelOutput` carrying the raw text.
+In both modes a last block the model did not close (it ran out of tokens) is read to the
+end of the text and reported as ``unclosed``; with ``truncated=True`` (the model stopped
+at the token limit) such a block that does not parse is dropped (``dropped_tail``) rather
+than counted as malformed, when calls came before it.
+
+:func:`parse_completion` never raises: what did not parse is listed in ``malformed``.
+:func:`parse_reply` (the backends' parser) is its lenient mode, and raises
+:class:`~synthesis.llm.base.InvalidModelOutput`, carrying the raw text, when a reply is
+plainly a call attempt that does not parse.
 """
 
 from __future__ import annotations
@@ -19,13 +29,15 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from .base import ChatResult, InvalidModelOutput, ToolCall
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
+MODES = ("strict", "lenient")
+ParseMode = Literal["strict", "lenient"]
 
 _BLOCK_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
 _FENCE_RE = re.compile(r"\A```(?:json)?\s*(.*?)\s*```\Z", re.DOTALL)
@@ -37,29 +49,29 @@ def new_call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
 
 
-def _call_from_obj(obj: Any, raw: str) -> ToolCall:
+class _Malformed(ValueError):
+    """One call that does not parse (internal: collected into ``malformed``)."""
+
+
+def _call_from_obj(obj: Any, *, openai_shape: bool = True) -> ToolCall:
     if not isinstance(obj, dict):
-        raise InvalidModelOutput("tool call is not a JSON object", raw=raw)
-    if isinstance(obj.get("function"), dict):  # OpenAI shape
-        call_id = obj.get("id") or ""
+        raise _Malformed("a tool call must be a JSON object")
+    call_id = obj.get("id") or ""
+    if openai_shape and isinstance(obj.get("function"), dict):  # OpenAI shape
         obj = obj["function"]
-    else:
-        call_id = obj.get("id") or ""
     name = obj.get("name")
     if not isinstance(name, str) or not name:
-        raise InvalidModelOutput("tool call has no name", raw=raw)
+        raise _Malformed("a tool call must have a string 'name'")
     args = obj.get("arguments", obj.get("parameters", {}))
     if isinstance(args, str):
         try:
             args = json.loads(args) if args.strip() else {}
         except json.JSONDecodeError as e:
-            raise InvalidModelOutput(
-                f"arguments of {name!r} are not valid JSON ({e})", raw=raw
-            ) from e
+            raise _Malformed(f"arguments of {name!r} are a string that is not JSON ({e})") from e
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        raise InvalidModelOutput(f"arguments of {name!r} are not a JSON object", raw=raw)
+        raise _Malformed(f"arguments of {name!r} must be a JSON object")
     return ToolCall(
         name=name,
         arguments=args,
@@ -67,22 +79,139 @@ def _call_from_obj(obj: Any, raw: str) -> ToolCall:
     )
 
 
-def _calls_from_json(obj: Any, raw: str) -> list[ToolCall] | None:
+def _calls_from_json(obj: Any) -> list[ToolCall] | None:
     """The calls that ``obj`` spells, or None when it is not call-shaped."""
     if isinstance(obj, dict) and isinstance(obj.get("tool_calls"), list):
-        return [_call_from_obj(o, raw) for o in obj["tool_calls"]]
+        return [_call_from_obj(o) for o in obj["tool_calls"]]
     if isinstance(obj, dict) and ("name" in obj or isinstance(obj.get("function"), dict)):
         if "name" in obj and not any(k in obj for k in ("arguments", "parameters")):
             return None  # e.g. {"name": "Alice"}: an answer, not a call
-        return [_call_from_obj(obj, raw)]
+        return [_call_from_obj(obj)]
     if isinstance(obj, list) and obj and all(isinstance(o, dict) for o in obj):
         if all(
             ("name" in o and ("arguments" in o or "parameters" in o))
             or isinstance(o.get("function"), dict)
             for o in obj
         ):
-            return [_call_from_obj(o, raw) for o in obj]
+            return [_call_from_obj(o) for o in obj]
     return None
+
+
+def _calls_in_block(obj: Any, mode: ParseMode) -> list[ToolCall]:
+    if mode == "strict":
+        return [_call_from_obj(obj, openai_shape=False)]
+    found = _calls_from_json(obj)
+    if found is not None:
+        return found
+    # A block holding a bare object: read it as a call anyway (it must have a name).
+    if isinstance(obj, list):
+        return [_call_from_obj(o) for o in obj]
+    return [_call_from_obj(obj)]
+
+
+@dataclass
+class ParsedCompletion:
+    """What a model's text says: its calls, the text around them and what was malformed."""
+
+    calls: list[ToolCall] = field(default_factory=list)
+    # The text with the calls taken out.
+    content: str = ""
+    # Text before the first call and after the last closed one.
+    text_before: str = ""
+    text_after: str = ""
+    # Call attempts: <tool_call> blocks, or (lenient) one bare-JSON reply.
+    blocks: int = 0
+    malformed: list[str] = field(default_factory=list)
+    unclosed: bool = False
+    # With ``truncated=True``: the text of a last, unclosed call that was cut off and dropped.
+    dropped_tail: str | None = None
+    # How the calls were written: "blocks", "json" (bare), "fence" (```json), or "" for none.
+    form: str = ""
+
+    @property
+    def well_formed(self) -> bool:
+        return not self.malformed and not self.unclosed
+
+
+def parse_completion(
+    text: str, *, mode: ParseMode = "lenient", truncated: bool = False
+) -> ParsedCompletion:
+    """Parse the tool calls in ``text``; never raises (see the module docstring).
+
+    >>> p = parse_completion('Look it up.\\n<tool_call>\\n{"name": "f", "arguments": {"q": "x"}}\\n</tool_call>')
+    >>> p.calls[0].name, p.calls[0].arguments, p.text_before, p.well_formed
+    ('f', {'q': 'x'}, 'Look it up.', True)
+    >>> parse_completion('<tool_call>{"name": "f"', mode="strict").well_formed
+    False
+    >>> [c.name for c in parse_completion('{"name": "f", "arguments": {}}').calls]
+    ['f']
+    >>> parse_completion('{"name": "f", "arguments": {}}', mode="strict").calls
+    []
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown parse mode {mode!r}; valid: {', '.join(MODES)}")
+    out = ParsedCompletion()
+    first = text.find(TOOL_CALL_OPEN)
+    if first >= 0:
+        out.form = "blocks"
+        out.text_before = text[:first].strip()
+        last_close = text.rfind(TOOL_CALL_CLOSE)
+        if last_close >= 0 and last_close > text.rfind(TOOL_CALL_OPEN):
+            out.text_after = text[last_close + len(TOOL_CALL_CLOSE) :].strip()
+        else:
+            out.unclosed = True
+        kept = text
+        matches = list(_BLOCK_RE.finditer(text))
+        for k, m in enumerate(matches):
+            out.blocks += 1
+            body = m.group(1).strip()
+            last_unclosed = k == len(matches) - 1 and not m.group(0).endswith(TOOL_CALL_CLOSE)
+            try:
+                try:
+                    obj = json.loads(body)
+                except json.JSONDecodeError as e:
+                    raise _Malformed(f"invalid JSON in <tool_call> block ({e})") from e
+                out.calls.extend(_calls_in_block(obj, mode))
+            except _Malformed as e:
+                if truncated and last_unclosed and out.calls:
+                    out.dropped_tail = m.group(0)
+                    out.blocks -= 1
+                    out.unclosed = False
+                    kept = text[: m.start()]
+                    break
+                out.malformed.append(str(e))
+        out.content = _BLOCK_RE.sub("", kept).replace(TOOL_CALL_CLOSE, "").strip()
+        return out
+
+    out.content, out.text_before = text, text.strip()
+    if mode == "strict":
+        return out
+    stripped = text.strip()
+    fenced = _FENCE_RE.match(stripped)
+    candidate = fenced.group(1) if fenced else stripped
+    if candidate[:1] not in ("{", "["):
+        return out
+    try:
+        obj = json.loads(candidate)
+    except json.JSONDecodeError as e:
+        if _CALL_START_RE.match(candidate):
+            out.blocks = 1
+            out.form = "fence" if fenced else "json"
+            out.malformed.append(f"invalid JSON in tool call ({e})")
+        return out
+    try:
+        found = _calls_from_json(obj)
+    except _Malformed as e:
+        out.blocks = 1
+        out.form = "fence" if fenced else "json"
+        out.malformed.append(str(e))
+        return out
+    if found is not None:
+        out.blocks = 1
+        out.form = "fence" if fenced else "json"
+        out.calls = found
+        out.content = out.text_before = ""
+    return out
 
 
 @dataclass
@@ -94,55 +223,17 @@ class ParsedReply:
 
 
 def parse_reply(text: str, *, truncated: bool = False) -> ParsedReply:
-    """Split ``text`` into content and tool calls.
+    """Split ``text`` into content and tool calls (lenient mode).
 
     ``truncated`` says the model was stopped by the token limit: a last ``<tool_call>``
     block it never closed and that does not parse is then dropped (reported in
-    ``dropped_tail``) instead of failing the calls before it.
+    ``dropped_tail``) instead of failing the calls before it.  Raises
+    :class:`InvalidModelOutput` when a call attempt does not parse.
     """
-    if TOOL_CALL_OPEN in text:
-        calls: list[ToolCall] = []
-        dropped = None
-        matches = list(_BLOCK_RE.finditer(text))
-        for k, m in enumerate(matches):
-            body = m.group(1).strip()
-            try:
-                obj = json.loads(body)
-            except json.JSONDecodeError as e:
-                last_unclosed = k == len(matches) - 1 and not m.group(0).endswith(TOOL_CALL_CLOSE)
-                if truncated and last_unclosed and calls:
-                    dropped = m.group(0)
-                    text = text[: m.start()]
-                    break
-                raise InvalidModelOutput(
-                    f"invalid JSON in <tool_call> block ({e})", raw=text
-                ) from e
-            found = _calls_from_json(obj, text)
-            if found is None:
-                # A block holding a bare object: read it as a call anyway (it must have a name).
-                found = (
-                    [_call_from_obj(obj, text)]
-                    if not isinstance(obj, list)
-                    else [_call_from_obj(o, text) for o in obj]
-                )
-            calls.extend(found)
-        content = _BLOCK_RE.sub("", text).replace(TOOL_CALL_CLOSE, "").strip()
-        return ParsedReply(content, calls, dropped)
-
-    stripped = text.strip()
-    fenced = _FENCE_RE.match(stripped)
-    candidate = fenced.group(1) if fenced else stripped
-    if candidate[:1] in ("{", "["):
-        try:
-            obj = json.loads(candidate)
-        except json.JSONDecodeError as e:
-            if _CALL_START_RE.match(candidate):
-                raise InvalidModelOutput(f"invalid JSON in tool call ({e})", raw=text) from e
-            return ParsedReply(text, [])
-        found = _calls_from_json(obj, text)
-        if found is not None:
-            return ParsedReply("", found)
-    return ParsedReply(text, [])
+    parsed = parse_completion(text, mode="lenient", truncated=truncated)
+    if parsed.malformed:
+        raise InvalidModelOutput(parsed.malformed[0], raw=text)
+    return ParsedReply(parsed.content, parsed.calls, parsed.dropped_tail)
 
 
 def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
@@ -172,7 +263,12 @@ def call_name_and_arguments(call: ToolCall | dict[str, Any]) -> tuple[str, dict[
     """Name and decoded arguments of a call given as ToolCall, OpenAI dict or plain dict."""
     if isinstance(call, ToolCall):
         return call.name, call.arguments
-    tc = _call_from_obj(call, json.dumps(call, ensure_ascii=False, default=str))
+    try:
+        tc = _call_from_obj(call)
+    except _Malformed as e:
+        raise InvalidModelOutput(
+            str(e), raw=json.dumps(call, ensure_ascii=False, default=str)
+        ) from e
     return tc.name, tc.arguments
 
 

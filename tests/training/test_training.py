@@ -21,13 +21,31 @@ def _changed(before_dir, after_dir) -> float:
     )
 
 
+def _assert_renders_tools_and_stops(final) -> None:
+    """A saved checkpoint carries the tool-use template and stops at the end of a turn."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from synthesis.llm.chat_template import renders_tools
+
+    tok = AutoTokenizer.from_pretrained(final)
+    assert renders_tools(tok)
+    eos = GenerationConfig.from_pretrained(final).eos_token_id
+    assert tok.convert_tokens_to_ids("<|im_end|>") in (eos if isinstance(eos, list) else [eos])
+
+
 @pytest.mark.slow
 def test_training_template_renders_like_the_models_own(checkpoint_dir):
     from transformers import AutoTokenizer
 
+    from synthesis.llm.chat_template import SMOLLM2_CHATML_TEMPLATE, TEMPLATE_MARK
     from training._trainer_common import CHATML_TRAINING_TEMPLATE, training_chat_template
 
     tok = AutoTokenizer.from_pretrained(checkpoint_dir)
+    # The checkpoint's own (tool-use) template carries generation markers: used as it is.
+    assert TEMPLATE_MARK in tok.chat_template and training_chat_template(tok) == tok.chat_template
+    # A plain ChatML template (SmolLM2's own, as checkpoints converted before had) gets the
+    # marked-up copy that renders the same text.
+    tok.chat_template = SMOLLM2_CHATML_TEMPLATE
     assert training_chat_template(tok) == CHATML_TRAINING_TEMPLATE
     messages = [
         {"role": "user", "content": "hi"},
@@ -69,6 +87,7 @@ def test_sft_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_path
     assert result.checkpoint_dir == str(final)
     assert (final / "model.safetensors").exists() and (final / "tokenizer.json").exists()
     assert _changed(checkpoint_dir, final) > 0
+    _assert_renders_tools_and_stops(final)
     assert result.metrics["train_loss"] > 0
     saved = json.loads((tmp_path / "sft" / "run_config.json").read_text())
     assert saved["max_length"] == 128 and saved["resolved"]["gradient_accumulation_steps"] == 1
@@ -93,6 +112,7 @@ def test_grpo_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_pat
     result = run_grpo(config, rows)
 
     assert _changed(checkpoint_dir, tmp_path / "grpo" / "final") > 0
+    _assert_renders_tools_and_stops(tmp_path / "grpo" / "final")
     assert len(result.reward_terms) == 2 * 4
     assert set(result.reward_terms[0]) >= {
         "step",

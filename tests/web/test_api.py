@@ -330,7 +330,7 @@ def test_the_schema_documents_error_responses_and_export_formats(viewer):
     assert {"404", "401", "403"} <= set(paths["/api/tools/{id}/"]["get"]["responses"])
     assert {"400", "413"} <= set(paths["/api/iterations/"]["post"]["responses"])
     fmt = next(p for p in paths["/api/exports/{fmt}/"]["get"]["parameters"] if p["name"] == "fmt")
-    assert sorted(fmt["schema"]["enum"]) == ["bfcl", "openai", "sharegpt"]
+    assert sorted(fmt["schema"]["enum"]) == ["bfcl", "hf", "openai", "sharegpt"]
     assert all(p.get("allowEmptyValue") for p in paths["/api/trajectories/"]["get"]["parameters"])
 
 
@@ -402,7 +402,7 @@ def test_export_only_effective_accepted_by_default(viewer, rows):
     assert len(export(c, "bfcl", q + "&difficulty=hard")) == 1
     assert c.get("/api/exports/csv/").status_code == 400
     assert c.get("/api/exports/openai/?include=some").status_code == 400
-    assert set(c.get("/api/exports/").json()["formats"]) == {"openai", "sharegpt", "bfcl"}
+    assert set(c.get("/api/exports/").json()["formats"]) == {"openai", "sharegpt", "bfcl", "hf"}
 
 
 def test_audit_overrides_the_verdict_in_the_export(viewer, rows):

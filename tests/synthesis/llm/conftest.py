@@ -73,3 +73,13 @@ def serve() -> Iterator[Callable[[LLMBackend], str]]:
     for s in servers:
         s.shutdown()
         s.server_close()
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer():
+    """The converted embedded checkpoint's tokenizer (converted once if missing)."""
+    from transformers import AutoTokenizer
+
+    from synthesis.llm.embedded import ensure_embedded_checkpoint
+
+    return AutoTokenizer.from_pretrained(str(ensure_embedded_checkpoint()), local_files_only=True)

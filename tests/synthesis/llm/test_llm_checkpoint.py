@@ -20,6 +20,7 @@ def test_half_written_checkpoint_is_converted_again(monkeypatch, tmp_path):
     def fake_convert(path):
         calls.append(path)
         (path / "model.safetensors").write_bytes(b"x")
+        embedded.write_checkpoint_marker(path)
         return path
 
     monkeypatch.setattr(embedded, "convert_gguf_checkpoint", fake_convert)
@@ -31,3 +32,27 @@ def test_half_written_checkpoint_is_converted_again(monkeypatch, tmp_path):
 def test_gguf_is_found_in_the_installed_package():
     path = embedded.gguf_path()
     assert path.name == embedded.GGUF_FILE and path.stat().st_size > 50_000_000
+
+
+def test_a_checkpoint_from_an_older_conversion_is_converted_again(monkeypatch, tmp_path):
+    """The conversion's cache key: a folder written before templates rendered tools (no
+    marker, or an older version in it) is converted again, once."""
+    monkeypatch.setenv("INFTOOL_VAR_DIR", str(tmp_path))
+    dest = embedded.embedded_checkpoint_dir()
+    dest.mkdir(parents=True)
+    (dest / "config.json").write_text("{}")
+    (dest / "model.safetensors").write_bytes(b"x")  # complete weights, but no marker
+    calls = []
+
+    def fake_convert(path):
+        calls.append(path)
+        embedded.write_checkpoint_marker(path)
+        return path
+
+    monkeypatch.setattr(embedded, "convert_gguf_checkpoint", fake_convert)
+    embedded.ensure_embedded_checkpoint()
+    assert calls == [dest]
+    (dest / embedded.CHECKPOINT_MARKER).write_text('{"conversion": 1}')
+    embedded.ensure_embedded_checkpoint()
+    embedded.ensure_embedded_checkpoint()
+    assert calls == [dest, dest]

@@ -4,6 +4,7 @@ from synthesis.llm.base import ChatResult, InvalidModelOutput, ToolCall
 from synthesis.llm.toolcalls import (
     apply_tool_call_parsing,
     format_tool_call,
+    parse_completion,
     parse_reply,
     parse_tool_calls,
 )
@@ -107,3 +108,66 @@ def test_format_round_trips():
     assert (calls[0].name, calls[0].arguments) == (call.name, call.arguments)
     openai_form = call.to_openai()
     assert parse_tool_calls(format_tool_call(openai_form))[1][0].arguments == call.arguments
+
+
+@pytest.mark.parametrize(
+    "text,strict,lenient",
+    [
+        ('<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>', 1, 1),
+        ('<tool_call>{"name": "f", "parameters": "{\\"x\\": 1}"}</tool_call>', 1, 1),
+        ('<tool_call>{"function": {"name": "f", "arguments": "{}"}}</tool_call>', 0, 1),
+        (
+            '<tool_call>[{"name": "f", "arguments": {}}, {"name": "g", "arguments": {}}]</tool_call>',
+            0,
+            2,
+        ),
+        ('{"name": "f", "arguments": {}}', 0, 1),
+        ('```json\n{"name": "f", "arguments": {}}\n```', 0, 1),
+        ("Hello", 0, 0),
+    ],
+)
+def test_strict_reads_only_the_trained_layout_lenient_what_synthesis_accepts(text, strict, lenient):
+    s, le = parse_completion(text, mode="strict"), parse_completion(text, mode="lenient")
+    assert (len(s.calls), len(le.calls)) == (strict, lenient)
+    # strict counts the other shapes in a block as malformed, and never raises
+    assert bool(s.malformed) == (text.startswith("<tool_call>") and strict == 0)
+    assert not le.malformed
+
+
+def test_parse_completion_reports_text_around_and_unclosed_blocks():
+    p = parse_completion('Why.\n<tool_call>{"name": "f", "arguments": {}}</tool_call>\nAfter.')
+    assert (p.text_before, p.text_after, p.content, p.blocks, p.well_formed) == (
+        "Why.",
+        "After.",
+        "Why.\n\nAfter.",
+        1,
+        True,
+    )
+    cut = parse_completion('<tool_call>{"name": "f", "arguments": {}}</tool_call><tool_call>{"na')
+    assert cut.unclosed and cut.blocks == 2 and len(cut.malformed) == 1 and len(cut.calls) == 1
+    truncated = parse_completion(
+        '<tool_call>{"name": "f", "arguments": {}}</tool_call><tool_call>{"na', truncated=True
+    )
+    assert truncated.dropped_tail and not truncated.malformed and truncated.well_formed
+    with pytest.raises(ValueError, match="valid: strict, lenient"):
+        parse_completion("x", mode="loose")
+
+
+def test_doctests():
+    import doctest
+
+    import synthesis.llm.toolcalls as module
+
+    assert doctest.testmod(module).failed == 0
+
+
+def test_the_parser_and_template_import_without_django_or_training():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, synthesis.llm.toolcalls, synthesis.llm.chat_template, synthesis.llm.embedded; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('django', 'training', 'inftool_web')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

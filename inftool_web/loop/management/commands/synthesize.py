@@ -17,8 +17,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.models import Count, Q
-from tqdm import tqdm
 
+from inftool_web.core.progress import Progress
 from inftool_web.loop.datacard import data_card_get
 from inftool_web.loop.iteration_config import (
     MODES,
@@ -97,18 +97,19 @@ class Command(BaseCommand):
         synthesis_finished(iteration_id=it.pk, run=Run.QUEUE if celery else Run.HERE)
         self._summary(it)
 
-    def _watch(self, it: Iteration, done: threading.Event | None) -> None:
+    def _watch(self, it: Iteration, done: threading.Event | None, *, poll_s: float = 1.0) -> None:
+        """Follow the iteration's finished trajectories: a bar on a terminal, a plain line
+        every tenth or 30 s elsewhere (a log file would get a bar redraw every second)."""
         total = it.trajectories.count()
-        bar = tqdm(total=total, desc="trajectories", unit="traj", file=self.stderr._out)
-        last = 0
+        progress = Progress(total, desc="trajectories", unit="traj", stream=self.stderr._out)
         while True:
+            ended = done is not None and done.is_set()  # read before counting: the count is final
             finished = it.trajectories.filter(status__in=TERMINAL).count()
-            bar.update(finished - last)
-            last = finished
-            if finished >= total or (done is not None and done.is_set()):
+            progress.update_to(finished)
+            if finished >= total or ended:
                 break
-            time.sleep(1.0)
-        bar.close()
+            time.sleep(poll_s)
+        progress.close()
 
     def _summary(self, it: Iteration) -> None:
         rows = list(
