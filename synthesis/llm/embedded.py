@@ -314,10 +314,10 @@ class EmbeddedBackend(LLMBackend):
             self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.eos_ids
         )
         self._compiler = xgr.GrammarCompiler(self._tokenizer_info)
-        # Tokens that can end "</tool_call>": only after these is a reply checked for a
-        # repeated call (decoding on every step would slow the scheduler down).
+        # Tokens that can end "</tool_call>" (">", ">\n", ...): only after these is a reply
+        # checked for a repeated call (decoding on every step would slow the scheduler down).
         pieces = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
-        self._closing_ids = frozenset(i for i, t in enumerate(pieces) if t and t.endswith(">"))
+        self._closing_ids = frozenset(i for i, t in enumerate(pieces) if t and ">" in t)
         self._compile_lock = threading.Lock()
         # Grammars being compiled, by key: compiling happens outside _compile_lock (a large
         # schema takes seconds and must not hold up other requests), and a second request
@@ -776,7 +776,7 @@ class EmbeddedBackend(LLMBackend):
         if tok not in self._closing_ids:
             return False
         text = self.tokenizer.decode(s.generated, skip_special_tokens=True)
-        if not text.endswith(TOOL_CALL_CLOSE):
+        if not text.rstrip().endswith(TOOL_CALL_CLOSE):
             return False
         if ends_with_repeated_call(text):
             s.keep = s.calls_closed_at[-1] if s.calls_closed_at else None

@@ -69,6 +69,54 @@ def test_openai_backend_against_our_endpoint_with_the_real_model(asgi_server, to
     assert isinstance(call[0].tool_calls[0].arguments.get("city"), str)
 
 
+@pytest.mark.slow
+def test_streaming_with_the_openai_sdk_and_raw_httpx_on_the_real_model(asgi_server, token):
+    import openai
+
+    client = openai.OpenAI(base_url=asgi_server.url + "/v1", api_key=token, max_retries=0, timeout=300)
+    question = [{"role": "user", "content": "What is the weather in Paris?"}]
+    # tool_choice=required with parallel calls allowed: SmolLM2 repeats its call until
+    # max_tokens unless the repeat ends the reply.
+    stream = client.chat.completions.create(
+        model="smollm2-135m-instruct", messages=question, tools=[WEATHER_TOOL], tool_choice="required",
+        max_tokens=200, stream=True, stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    calls: dict[int, dict] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            for tc in choice.delta.tool_calls or []:
+                call = calls.setdefault(tc.index, {"name": "", "arguments": ""})
+                call["name"] += tc.function.name or ""
+                call["arguments"] += tc.function.arguments or ""
+    assert [c["name"] for c in calls.values()] == ["get_weather"]
+    assert isinstance(json.loads(calls[0]["arguments"])["city"], str)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == [] and 0 < usage.completion_tokens < 200, usage
+
+    # Raw: text/event-stream, content in several events, then [DONE].
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "stream": True}
+    with httpx.stream("POST", asgi_server.url + "/v1/chat/completions", json=body, headers=headers,
+                      timeout=300) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in resp.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]" and all(line.startswith("data: ") for line in lines)
+    contents = [json.loads(line[6:])["choices"][0]["delta"].get("content") for line in lines[:-1]]
+    assert len([c for c in contents if c]) >= 2 and "".join(c or "" for c in contents).strip()
+
+    # A client that goes away mid-stream: the server carries on serving.
+    body = {**body, "max_tokens": 400, "messages": [{"role": "user", "content": "Write a long story."}]}
+    with httpx.stream("POST", asgi_server.url + "/v1/chat/completions", json=body, headers=headers,
+                      timeout=300) as resp:
+        for n, _ in enumerate(resp.iter_lines()):
+            if n >= 4:
+                break
+    again = client.chat.completions.create(model="smollm2-135m-instruct", messages=question, max_tokens=4)
+    assert again.choices[0].finish_reason == "length" and again.usage.completion_tokens == 4
+
+
 def test_openai_backend_names_the_url_when_the_server_is_down():
     backend = get_backend("openai", base_url="http://127.0.0.1:1/v1", api_key="x", max_retries=1, backoff=0.01)
     with pytest.raises(BackendUnavailable, match="127.0.0.1:1"):
