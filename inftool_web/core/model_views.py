@@ -214,11 +214,18 @@ async def _events(backend, parsed, *, model: str, timeout: float) -> AsyncIterat
         parse_calls=bool(request.tools) and request.tool_choice != "none" and request.json_schema is None,
         stop=request.stop,
     )
+
+    def put(item) -> None:
+        try:
+            loop.call_soon_threadsafe(texts.put_nowait, item)
+        except RuntimeError:  # the loop is gone: so is the client
+            pass
+
     generation = None
     try:
         deadline = loop.time() + timeout
-        generation = await _submit(backend, request, lambda i, t: loop.call_soon_threadsafe(texts.put_nowait, (i, t)))
-        generation.done.add_done_callback(lambda _: loop.call_soon_threadsafe(texts.put_nowait, None))
+        generation = await _submit(backend, request, lambda i, t: put((i, t)))
+        generation.done.add_done_callback(lambda _: put(None))
         for chunk in chunks.start():
             yield sse(chunk)
         while (item := await asyncio.wait_for(texts.get(), max(0.0, deadline - loop.time()))) is not None:

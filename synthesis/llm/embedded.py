@@ -55,7 +55,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .base import ChatRequest, ChatResult, Generation, LLMBackend, LLMError, OnText, normalize_tool
 from .prompting import to_hermes_messages
-from .toolcalls import TOOL_CALL_CLOSE, apply_tool_call_parsing, ends_with_repeated_call
+from .toolcalls import (
+    TOOL_CALL_CLOSE,
+    apply_tool_call_parsing,
+    ends_repeating_a_call,
+    ends_with_repeated_call,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -764,6 +769,8 @@ class EmbeddedBackend(LLMBackend):
                 # The grammar may have just been completed by this last token: the model
                 # stopped rather than ran out.
                 complete = s.matcher is not None and s.matcher.is_completed()
+                if not complete and s.parse_calls and s.calls_closed_at:
+                    complete = self._cut_repeat_in_progress(s)
                 s.finish_reason = "stop" if complete else "length"
             elif s.stop:
                 tail = self.tokenizer.decode(s.generated[-16:], skip_special_tokens=True)
@@ -783,6 +790,15 @@ class EmbeddedBackend(LLMBackend):
             return True
         s.calls_closed_at.append(len(s.generated))
         return False
+
+    def _cut_repeat_in_progress(self, s: _Seq) -> bool:
+        """At max_tokens: whether the reply was repeating a call it made; if so it keeps
+        what came before the repeat and counts as stopped (its calls are all there)."""
+        text = self.tokenizer.decode(s.generated, skip_special_tokens=True)
+        if not ends_repeating_a_call(text):
+            return False
+        s.keep = s.calls_closed_at[-1]
+        return True
 
     def _drop_finished(self, seqs: list[_Seq], cache: _SlotCache) -> list[_Seq]:
         """Resolve finished sequences; the last rows move into the freed ones so that the
