@@ -198,9 +198,11 @@ class Hanging(LLMBackend):
         return Generation(concurrent.futures.Future(), list, self.cancelled.set)
 
 
-async def _asgi(body: dict, *, key: str | None, disconnect_after: int | None = None):
+async def _asgi(body: dict, *, key: str | None, disconnect_after: int | None = None,
+                disconnect_when: threading.Event | None = None):
     """POST /v1/chat/completions through the ASGI application; returns (status, headers, body).
-    With ``disconnect_after``, the client goes away after that many body messages."""
+    With ``disconnect_after``, the client goes away after that many body messages; with
+    ``disconnect_when``, once that event is set."""
     from inftool_web.asgi import application
 
     sent: list[dict] = []
@@ -222,6 +224,14 @@ async def _asgi(body: dict, *, key: str | None, disconnect_after: int | None = N
         if disconnect_after is not None and len(bodies) >= disconnect_after:
             gone.set()
 
+    async def go_when(event: threading.Event):
+        while not event.is_set():
+            await asyncio.sleep(0.01)
+        gone.set()
+
+    if disconnect_when is not None:
+        asyncio.ensure_future(go_when(disconnect_when))
+
     headers = [(b"host", b"testserver"), (b"content-type", b"application/json")]
     if key:
         headers.append((b"authorization", f"Bearer {key}".encode()))
@@ -229,6 +239,8 @@ async def _asgi(body: dict, *, key: str | None, disconnect_after: int | None = N
              "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions", "query_string": b"",
              "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
     await asyncio.wait_for(application(scope, receive, send), 30)
+    if not sent:
+        return None, {}, b""
     start = next(m for m in sent if m["type"] == "http.response.start")
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], {k.lower(): v for k, v in start["headers"]}, content
@@ -301,6 +313,13 @@ def test_a_client_that_disconnects_cancels_its_stream(transactional_db, backend)
     hanging = backend(Hanging())
     status, _, content = post(ask(stream=True), key=token_for("viewer"), disconnect_after=2)
     assert status == 200 and b"Once" in content
+    assert hanging.cancelled.wait(5), "the generation was not cancelled when the client went away"
+
+
+def test_a_client_that_disconnects_while_waiting_cancels_its_request(transactional_db, backend):
+    hanging = backend(Hanging())
+    status, _, _ = post(ask(), key=token_for("viewer"), disconnect_when=hanging.started)
+    assert status is None, "no answer goes to a client that left"
     assert hanging.cancelled.wait(5), "the generation was not cancelled when the client went away"
 
 
