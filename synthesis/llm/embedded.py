@@ -27,7 +27,14 @@ Constrained decoding uses xgrammar, one grammar matcher per sequence:
   the call must name an offered tool and carry arguments valid against its schema.
 
 A schema xgrammar cannot compile makes that request run unconstrained; the reply's
-``warnings`` say so, and a warning is logged.
+``warnings`` say so, and a warning is logged.  Grammars compile on the caller's thread,
+outside the cache's lock.
+
+``submit`` queues one request and returns a :class:`~synthesis.llm.base.Generation`: its
+text as it is decoded (``on_text``), its results with a deadline, and ``cancel``, which
+frees its slots at the next step.  A reply read for tool calls ends when it closes a call
+it already made, and one cut by ``max_tokens`` while repeating a call keeps the calls it
+made and counts as stopped: SmolLM2 otherwise repeats its call until ``max_tokens``.
 """
 
 from __future__ import annotations
