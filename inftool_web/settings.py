@@ -174,6 +174,13 @@ INFTOOL_ROLE_BACKENDS = {
 }
 # The OpenAI-compatible endpoint under /v1/ serves this checkpoint ("" = embedded model).
 INFTOOL_SERVE_MODEL_PATH = env.str("INFTOOL_SERVE_MODEL_PATH", default="")
+# What one /v1 request may ask of the shared model.  A request still waiting at the deadline
+# gets 504 and its slots are freed; a larger n, max_tokens or set of JSON Schemas gets 400.
+INFTOOL_SERVE_TIMEOUT_S = env.float("INFTOOL_SERVE_TIMEOUT_S", default=300.0)
+INFTOOL_SERVE_MAX_N = env.int("INFTOOL_SERVE_MAX_N", default=8)
+INFTOOL_SERVE_MAX_TOKENS = env.int("INFTOOL_SERVE_MAX_TOKENS", default=4096)
+INFTOOL_SERVE_MAX_SCHEMA_BYTES = env.int("INFTOOL_SERVE_MAX_SCHEMA_BYTES", default=64 * 1024)
+INFTOOL_SERVE_MAX_TOOLS = env.int("INFTOOL_SERVE_MAX_TOOLS", default=128)
 INFTOOL_WATCHDOG_SECONDS = env.float("INFTOOL_WATCHDOG_SECONDS", default=120.0)  # 0 = no sweep for stranded work
 INFTOOL_DEMO_ON_EMPTY = env.bool("INFTOOL_DEMO_ON_EMPTY", default=not PRODUCTION)
 # The data card's MiniLM checks (near-duplicate requests, paraphrases of BFCL items); the
@@ -256,6 +263,8 @@ INFTOOL_LOGIN_RATE_PER_USERNAME = env.str(
     "INFTOOL_LOGIN_RATE_PER_USERNAME", default="100000/min" if _TEST else "10/min"
 )
 INFTOOL_API_RATE = env.str("INFTOOL_API_RATE", default="100000/min" if _TEST else "600/min")
+# Chat completions per API token on /v1 (each may hold model slots for minutes).
+INFTOOL_SERVE_RATE = env.str("INFTOOL_SERVE_RATE", default="100000/min" if _TEST else "120/min")
 # Proxies in front of the web servers (ingress, load balancer): the client address is this far
 # from the right of X-Forwarded-For.  0 = use the socket's address, trusting no header.
 INFTOOL_NUM_PROXIES = env.int("INFTOOL_NUM_PROXIES", default=0)

@@ -13,8 +13,11 @@ A backend implements one method, :meth:`LLMBackend.complete_batch`, over a list 
 from __future__ import annotations
 
 import abc
+import concurrent.futures
 import dataclasses
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -36,6 +39,10 @@ class InvalidModelOutput(LLMError):
     def __init__(self, message: str, *, raw: str):
         super().__init__(f"{message}: {raw[:200]!r}")
         self.raw = raw
+
+
+class GenerationTimeout(LLMError):
+    """A request ran past its deadline; its sequences were cancelled."""
 
 
 def normalize_tool(tool: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +149,46 @@ class ChatResult:
         return d
 
 
+# Text as it is generated: (choice index, new text).  Called from the backend's own thread.
+OnText = Callable[[int, str], None]
+
+
+class Generation:
+    """One request in flight: wait for its choices, or cancel it.
+
+    ``done`` resolves when every choice has ended (it carries no value: awaiting code can
+    wrap it with ``asyncio.wrap_future``); :meth:`results` then builds the replies.
+    :meth:`cancel` stops the request's sequences at the next step and frees their slots;
+    the cancelled choices end with ``finish_reason="cancelled"``.
+    """
+
+    def __init__(
+        self,
+        done: concurrent.futures.Future,
+        results: Callable[[], list[ChatResult]],
+        cancel: Callable[[], None] | None = None,
+    ):
+        self.done = done
+        self._results = results
+        self._cancel = cancel
+
+    def cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel()
+
+    def results(self, timeout: float | None = None) -> list[ChatResult]:
+        """The request's choices; past ``timeout`` seconds it is cancelled and
+        :class:`GenerationTimeout` is raised."""
+        try:
+            self.done.result(timeout)
+        except concurrent.futures.TimeoutError:
+            self.cancel()
+            raise GenerationTimeout(
+                f"no reply within {timeout:g} s; the request was cancelled"
+            ) from None
+        return self._results()
+
+
 class LLMBackend(abc.ABC):
     """A language model.  Subclasses set capability flags and implement ``complete_batch``."""
 
@@ -157,6 +204,21 @@ class LLMBackend(abc.ABC):
 
     def complete(self, request: ChatRequest) -> ChatResult:
         return self.complete_batch([request])[0][0]
+
+    def submit(self, request: ChatRequest, *, on_text: OnText | None = None) -> Generation:
+        """Start ``request`` and return at once.  This default runs :meth:`complete_batch` on
+        a thread of its own, sends no partial text and cannot cancel; backends that decode
+        token by token (the embedded one) stream ``on_text`` and cancel for real."""
+        done: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(self.complete_batch([request])[0])
+            except BaseException as e:  # handed to the waiter, not lost in the thread
+                done.set_exception(e)
+
+        threading.Thread(target=run, name=f"{self.name}-submit", daemon=True).start()
+        return Generation(done, done.result)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (threads, connections)."""

@@ -27,7 +27,14 @@ Constrained decoding uses xgrammar, one grammar matcher per sequence:
   the call must name an offered tool and carry arguments valid against its schema.
 
 A schema xgrammar cannot compile makes that request run unconstrained; the reply's
-``warnings`` say so, and a warning is logged.
+``warnings`` say so, and a warning is logged.  Grammars compile on the caller's thread,
+outside the cache's lock.
+
+``submit`` queues one request and returns a :class:`~synthesis.llm.base.Generation`: its
+text as it is decoded (``on_text``), its results with a deadline, and ``cancel``, which
+frees its slots at the next step.  A reply read for tool calls ends when it closes a call
+it already made, and one cut by ``max_tokens`` while repeating a call keeps the calls it
+made and counts as stopped: SmolLM2 otherwise repeats its call until ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -46,16 +53,22 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import ChatRequest, ChatResult, LLMBackend, LLMError, normalize_tool
+from .base import ChatRequest, ChatResult, Generation, LLMBackend, LLMError, OnText, normalize_tool
 from .chat_template import install_tool_template, set_stop_tokens
 from .prompting import to_hermes_messages
-from .toolcalls import apply_tool_call_parsing
+from .toolcalls import (
+    TOOL_CALL_CLOSE,
+    apply_tool_call_parsing,
+    ends_repeating_a_call,
+    ends_with_repeated_call,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +262,15 @@ class _Seq:
     future: concurrent.futures.Future
     generated: list[int] = field(default_factory=list)
     finish_reason: str = ""
+    # Set from any thread; the scheduler ends the sequence at its next step.
+    cancelled: bool = False
+    # Called on the scheduler thread with each token kept (streaming).
+    on_token: Callable[[int], None] | None = None
+    # A reply read for tool calls ends when it repeats a call it already made (a small
+    # model otherwise loops on the same call until max_tokens); the repeat is cut off.
+    parse_calls: bool = False
+    calls_closed_at: list[int] = field(default_factory=list)
+    keep: int | None = None  # tokens of the reply; None: all of ``generated``
 
 
 @dataclass
@@ -332,7 +354,15 @@ class EmbeddedBackend(LLMBackend):
             self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.eos_ids
         )
         self._compiler = xgr.GrammarCompiler(self._tokenizer_info)
+        # Tokens that can end "</tool_call>" (">", ">\n", ...): only after these is a reply
+        # checked for a repeated call (decoding on every step would slow the scheduler down).
+        pieces = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        self._closing_ids = frozenset(i for i, t in enumerate(pieces) if t and ">" in t)
         self._compile_lock = threading.Lock()
+        # Grammars being compiled, by key: compiling happens outside _compile_lock (a large
+        # schema takes seconds and must not hold up other requests), and a second request
+        # for the same grammar waits for the first one's result instead of compiling it again.
+        self._compiling: dict[str, concurrent.futures.Future] = {}
         # Compiled grammars by what they constrain: agents send the same tools and schemas
         # over and over, and building a structural tag's grammar text costs more than decoding
         # a token.  xgrammar's own cache still sits behind this one.
@@ -384,6 +414,58 @@ class EmbeddedBackend(LLMBackend):
         for p, row in zip(prepared, futures, strict=True):
             out.append([self._result(p, f) for f in row])
         return out
+
+    def submit(self, request: ChatRequest, *, on_text: OnText | None = None) -> Generation:
+        """Queue ``request`` and return at once (see :class:`~synthesis.llm.base.Generation`).
+
+        ``on_text(choice, new_text)`` receives each choice's text as it is decoded, on the
+        scheduler thread; the caller must hand it off, not work in it.  Cancelling frees the
+        request's slots at the next decode step.
+        """
+        if self._closed.is_set():
+            raise LLMError("the embedded backend was closed")
+        p = self._prepare(request)
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        futures: list[concurrent.futures.Future | None] = []
+        seqs: list[_Seq] = []
+        left = [0]
+        left_lock = threading.Lock()
+
+        def one_done(_: concurrent.futures.Future) -> None:
+            with left_lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last and not done.done():
+                done.set_result(None)
+
+        for i in range(request.n):
+            if p.max_new <= 0:
+                futures.append(None)
+                continue
+            fut: concurrent.futures.Future = concurrent.futures.Future()
+            seq = self._new_seq(p, i, fut)
+            if on_text is not None:
+                seq.on_token = _TextDeltas(self.tokenizer, i, on_text)
+            seqs.append(seq)
+            futures.append(fut)
+        left[0] = len(seqs)
+        if not seqs:
+            done.set_result(None)
+        for seq in seqs:
+            seq.future.add_done_callback(one_done)
+        for seq in seqs:
+            self._queue.put(seq)
+
+        def cancel() -> None:
+            for seq in seqs:
+                seq.cancelled = True
+
+        return Generation(done, lambda: [self._result(p, f) for f in futures], cancel)
+
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """How many tokens of the context ``request``'s prompt takes."""
+        ids = self.tokenizer(self.render_prompt(request), add_special_tokens=False)["input_ids"]
+        return len(ids)
 
     def render_prompt(self, request: ChatRequest) -> str:
         """The exact prompt text the model sees for ``request``."""
@@ -439,11 +521,26 @@ class EmbeddedBackend(LLMBackend):
             if grammar is not None:
                 self._grammars.move_to_end(text)
                 return grammar
+            pending = self._compiling.get(text)
+            owner = pending is None
+            if owner:
+                pending = self._compiling[text] = concurrent.futures.Future()
+        if not owner:
+            return pending.result()
+        try:
             grammar = self._compile(key)
+        except BaseException as e:
+            with self._compile_lock:
+                self._compiling.pop(text, None)
+            pending.set_exception(e)
+            raise
+        with self._compile_lock:
             self._grammars[text] = grammar
             if len(self._grammars) > GRAMMAR_CACHE_SIZE:
                 self._grammars.popitem(last=False)
-            return grammar
+            self._compiling.pop(text, None)
+        pending.set_result(grammar)
+        return grammar
 
     def _compile(self, key: tuple[Any, ...]) -> Any:
         kind = key[0]
@@ -485,6 +582,7 @@ class EmbeddedBackend(LLMBackend):
             matcher=matcher,
             stop=list(r.stop or []),
             future=fut,
+            parse_calls=p.parse_calls,
         )
 
     def _result(self, p: _Prepared, fut: concurrent.futures.Future | None) -> ChatResult:
@@ -496,7 +594,7 @@ class EmbeddedBackend(LLMBackend):
                 warnings=list(p.warnings),
             )
         seq: _Seq = fut.result()
-        text = self.tokenizer.decode(seq.generated, skip_special_tokens=True)
+        text = self.tokenizer.decode(seq.generated[: seq.keep], skip_special_tokens=True)
         finish = seq.finish_reason
         if seq.stop:
             cut = min((i for i in (text.find(s) for s in seq.stop) if i >= 0), default=-1)
@@ -526,6 +624,11 @@ class EmbeddedBackend(LLMBackend):
         while not self._closed.is_set():
             newcomers: list[_Seq] = []
             try:
+                for s in active:
+                    if s.cancelled:
+                        s.finish_reason = "cancelled"
+                if cache is not None:
+                    active = self._drop_finished(active, cache)
                 newcomers = self._admit(len(active), block=not active)
                 if not newcomers and not active:
                     cache = None  # idle: give the cache's memory back
@@ -572,6 +675,11 @@ class EmbeddedBackend(LLMBackend):
                         s = self._queue.get_nowait()
                 except queue.Empty:
                     break
+            if s.cancelled:  # cancelled while it waited: never takes a slot
+                s.finish_reason = "cancelled"
+                if not s.future.done():
+                    s.future.set_result(s)
+                continue
             longest_next = max(longest, len(s.prompt_ids))
             if out and longest_next * (len(out) + 1) > self.options.max_prefill_tokens:
                 self._held = s  # first in the next round, so that arrival order is kept
@@ -688,12 +796,44 @@ class EmbeddedBackend(LLMBackend):
                 s.finish_reason = "stop"
                 continue
             s.generated.append(tok)
-            if len(s.generated) >= s.max_new:
-                s.finish_reason = "length"
+            if s.on_token is not None:
+                s.on_token(tok)
+            if s.parse_calls and self._repeats_a_call(s, tok):
+                s.finish_reason = "stop"
+            elif len(s.generated) >= s.max_new:
+                # The grammar may have just been completed by this last token: the model
+                # stopped rather than ran out.
+                complete = s.matcher is not None and s.matcher.is_completed()
+                if not complete and s.parse_calls and s.calls_closed_at:
+                    complete = self._cut_repeat_in_progress(s)
+                s.finish_reason = "stop" if complete else "length"
             elif s.stop:
                 tail = self.tokenizer.decode(s.generated[-16:], skip_special_tokens=True)
                 if any(stop in tail for stop in s.stop):
                     s.finish_reason = "stop"
+
+    def _repeats_a_call(self, s: _Seq, tok: int) -> bool:
+        """After a token that closes a tool call: whether that call repeats an earlier one of
+        the reply; if so the reply keeps only what came before the repeat."""
+        if tok not in self._closing_ids:
+            return False
+        text = self.tokenizer.decode(s.generated, skip_special_tokens=True)
+        if not text.rstrip().endswith(TOOL_CALL_CLOSE):
+            return False
+        if ends_with_repeated_call(text):
+            s.keep = s.calls_closed_at[-1] if s.calls_closed_at else None
+            return True
+        s.calls_closed_at.append(len(s.generated))
+        return False
+
+    def _cut_repeat_in_progress(self, s: _Seq) -> bool:
+        """At max_tokens: whether the reply was repeating a call it made; if so it keeps
+        what came before the repeat and counts as stopped (its calls are all there)."""
+        text = self.tokenizer.decode(s.generated, skip_special_tokens=True)
+        if not ends_repeating_a_call(text):
+            return False
+        s.keep = s.calls_closed_at[-1]
+        return True
 
     def _drop_finished(self, seqs: list[_Seq], cache: _SlotCache) -> list[_Seq]:
         """Resolve finished sequences; the last rows move into the freed ones so that the
@@ -713,6 +853,31 @@ class EmbeddedBackend(LLMBackend):
                 seqs[i] = seqs[last]
             seqs.pop()
         return seqs
+
+
+class _TextDeltas:
+    """Turns one sequence's tokens into the text each adds, for ``on_text``.
+
+    The whole sequence is decoded each time: a token may be half of a character (the text
+    then ends in U+FFFD and is held back until the rest arrives), and a tokenizer may merge
+    spaces across tokens, so decoding tokens one by one would not add up to the reply.
+    """
+
+    def __init__(self, tokenizer: Any, choice: int, on_text: OnText):
+        self.tokenizer, self.choice, self.on_text = tokenizer, choice, on_text
+        self.ids: list[int] = []
+        self.sent = 0
+
+    def __call__(self, tok: int) -> None:
+        self.ids.append(tok)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd") or len(text) <= self.sent:
+            return
+        new, self.sent = text[self.sent :], len(text)
+        try:
+            self.on_text(self.choice, new)
+        except Exception:  # a broken listener must not stop the scheduler
+            logger.exception("on_text callback failed")
 
 
 class _SlotCache:

@@ -295,3 +295,44 @@ def apply_tool_call_parsing(result: ChatResult) -> ChatResult:
             f"dropped a tool call cut off by max_tokens: {parsed.dropped_tail[:200]!r}"
         )
     return result
+
+
+def ends_with_repeated_call(text: str) -> bool:
+    """Whether the last closed ``<tool_call>`` block of ``text`` repeats an earlier one.
+
+    >>> call = '<tool_call>\\n{"name": "f", "arguments": {"x": 1}}\\n</tool_call>'
+    >>> ends_with_repeated_call(call + "\\n" + call)
+    True
+    >>> ends_with_repeated_call(call + "\\n" + call.replace("1", "2"))
+    False
+    >>> ends_with_repeated_call(call)
+    False
+    """
+    blocks = [b.strip() for b in re.findall(r"<tool_call>(.*?)</tool_call>", text, re.DOTALL)]
+    if len(blocks) < 2 or not text.rstrip().endswith(TOOL_CALL_CLOSE):
+        return False
+    return blocks[-1] in blocks[:-1]
+
+
+def ends_repeating_a_call(text: str) -> bool:
+    """Whether what follows the last closed ``<tool_call>`` block of ``text`` is the start of
+    a block repeating an earlier one (a reply cut off while it repeated itself).
+
+    >>> call = '<tool_call>\\n{"name": "f", "arguments": {"x": 1}}\\n</tool_call>'
+    >>> ends_repeating_a_call(call + '\\n<tool_call>\\n{"name": "f", "argu')
+    True
+    >>> ends_repeating_a_call(call + '\\n<tool_call>\\n{"name": "g"')
+    False
+    >>> ends_repeating_a_call(call + "\\n")
+    False
+    """
+    end = text.rfind(TOOL_CALL_CLOSE)
+    if end < 0:
+        return False
+    tail = text[end + len(TOOL_CALL_CLOSE) :].lstrip()
+    if not tail:
+        return False
+    blocks = re.findall(
+        r"<tool_call>.*?</tool_call>", text[: end + len(TOOL_CALL_CLOSE)], re.DOTALL
+    )
+    return any(block.startswith(tail) for block in blocks)

@@ -83,3 +83,45 @@ def embedded_tokenizer():
     from synthesis.llm.embedded import ensure_embedded_checkpoint
 
     return AutoTokenizer.from_pretrained(str(ensure_embedded_checkpoint()), local_files_only=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_embedded(tmp_path_factory):
+    """The embedded backend over a tiny, randomly initialised Llama with SmolLM2's tokenizer:
+    it writes nonsense, but fast, so the scheduler's logic (cancelling, deadlines, streaming)
+    is tested in well under a second per request.  One slot, so a second request waits."""
+    import shutil
+
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    from synthesis.llm.embedded import EmbeddedBackend, ensure_embedded_checkpoint
+
+    real = ensure_embedded_checkpoint()
+    path = tmp_path_factory.mktemp("tiny-llama")
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "chat_template.jinja",
+    ):
+        if (real / name).is_file():
+            shutil.copy(real / name, path / name)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        eos_token_id=2,
+        bos_token_id=1,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=2, bos_token_id=1)
+    model.save_pretrained(path, safe_serialization=True)
+    backend = EmbeddedBackend(model_path=str(path), dtype="float32", max_batch_size=1)
+    yield backend
+    backend.close()

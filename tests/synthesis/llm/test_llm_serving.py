@@ -122,3 +122,44 @@ def test_backend_resolver_and_models():
     assert seen == [None] and resp["model"] == "tiny"
     models = list_models([b, "other", b])
     assert [m["id"] for m in models["data"]] == ["tiny", "other"] and models["object"] == "list"
+
+
+def test_streaming_bodies_and_limits():
+    from synthesis.llm.serving import ServingLimits, fit_to_context, parse_chat_completions
+
+    parsed = parse_chat_completions(body(stream=True, stream_options={"include_usage": True}))
+    assert parsed.stream and parsed.include_usage and not parsed.max_tokens_given
+    with pytest.raises(BadRequest, match="only allowed with stream"):
+        parse_chat_completions(body(stream_options={"include_usage": True}))
+    limits = ServingLimits(max_n=2, max_tokens=50, max_schema_bytes=100, max_tools=1)
+    for bad, param in [
+        (body(n=3), "n"),
+        (body(max_completion_tokens=51), "max_completion_tokens"),
+        (body(tools=[TOOL, TOOL]), "tools"),
+        (body(response_format={"type": "json_schema", "json_schema": {"schema": {"enum": ["x" * 100]}}}),
+         "response_format"),
+    ]:
+        with pytest.raises(BadRequest) as info:
+            parse_chat_completions(bad, limits=limits)
+        assert info.value.param == param
+    parsed = parse_chat_completions(body(), limits=limits)
+    assert parsed.request.max_tokens == 50  # the default within the cap
+    fit_to_context(parsed, prompt_tokens=90, context=100)
+    assert parsed.request.max_tokens == 10
+
+
+def test_chunk_stream_holds_back_what_may_be_a_call_and_sends_it_as_tool_calls():
+    from synthesis.llm.base import ChatResult, ToolCall
+    from synthesis.llm.serving import ChunkStream
+
+    s = ChunkStream(model="m", n=1, parse_calls=True)
+    assert s.text(0, '{"name": "f", ') == []  # a bare JSON call may be coming
+    result = ChatResult(text="", tool_calls=[ToolCall("f", {"x": 1}, id="call_1")], finish_reason="tool_calls")
+    chunks = s.finish([result])
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert deltas[0]["tool_calls"][0] == {
+        "index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    assert deltas[1]["tool_calls"][0]["function"]["arguments"] == '{"x": 1}'
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls" and "usage" not in chunks[-1]
+    plain = ChunkStream(model="m", n=1)
+    assert [c["choices"][0]["delta"]["content"] for c in plain.text(0, "{not a call")] == ["{not a call"]

@@ -1,0 +1,97 @@
+"""The embedded scheduler's request handling (cancelling, deadlines, streamed text, grammar
+compiling), on a tiny random model: the logic, not the model's replies."""
+
+import threading
+import time
+
+import pytest
+
+from synthesis.llm.base import ChatRequest, GenerationTimeout
+from synthesis.llm.embedded import EmbeddedBackend
+
+
+def hello(max_tokens=8, **kw):
+    return ChatRequest(messages=[{"role": "user", "content": "hello"}], max_tokens=max_tokens, **kw)
+
+
+def test_streamed_text_adds_up_to_the_reply(tiny_embedded):
+    parts: list[tuple[int, str]] = []
+    gen = tiny_embedded.submit(
+        hello(12, n=2, temperature=1.0, seed=3), on_text=lambda i, t: parts.append((i, t))
+    )
+    results = gen.results(timeout=60)
+    for i, r in enumerate(results):
+        assert "".join(t for c, t in parts if c == i) == r.text
+        assert r.completion_tokens <= 12
+
+
+def test_cancel_ends_the_request_and_frees_its_slot(tiny_embedded):
+    started = threading.Event()
+    gen = tiny_embedded.submit(hello(900), on_text=lambda i, t: started.set())
+    assert started.wait(30)
+    gen.cancel()
+    t0 = time.monotonic()
+    [r] = gen.results(timeout=10)
+    assert r.finish_reason == "cancelled" and r.completion_tokens < 900
+    # The only slot is free again: a new request goes through at once.
+    assert tiny_embedded.submit(hello(3)).results(timeout=10)[0].completion_tokens <= 3
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_request_past_its_deadline_is_cancelled(tiny_embedded):
+    gen = tiny_embedded.submit(hello(900))
+    with pytest.raises(GenerationTimeout):
+        gen.results(timeout=0.05)
+    gen.done.result(timeout=10)  # the scheduler let it go
+    assert gen.results()[0].finish_reason == "cancelled"
+
+
+def test_a_request_cancelled_while_queued_never_takes_the_slot(tiny_embedded):
+    started = threading.Event()
+    first = tiny_embedded.submit(hello(900), on_text=lambda i, t: started.set())
+    assert started.wait(30)
+    queued = tiny_embedded.submit(hello(900))
+    queued.cancel()
+    first.cancel()
+    assert queued.results(timeout=10)[0].completion_tokens == 0
+    assert first.results(timeout=10)[0].finish_reason == "cancelled"
+
+
+def test_a_slow_grammar_does_not_hold_up_other_requests():
+    """Compiling happens outside the cache's lock; one compile per key even when asked twice."""
+    backend = EmbeddedBackend.__new__(EmbeddedBackend)
+    backend.__dict__.update(_compile_lock=threading.Lock(), _grammars={}, _compiling={})
+    import collections
+
+    backend._grammars = collections.OrderedDict()
+    release, calls = threading.Event(), []
+
+    def compile_(key):
+        calls.append(key[1])
+        if key[1] == {"big": True}:
+            release.wait(10)
+        return f"grammar {key[1]}"
+
+    backend._compile = compile_
+
+    def schema_request(schema):
+        return ChatRequest(messages=[], json_schema=schema)
+
+    big = [
+        threading.Thread(target=backend._grammar_for, args=(schema_request({"big": True}), []))
+        for _ in range(2)
+    ]
+    for t in big:
+        t.start()
+    time.sleep(0.1)
+    out = []
+    small = threading.Thread(
+        target=lambda: out.append(backend._grammar_for(schema_request({"small": 1}), []))
+    )
+    small.start()
+    small.join(2)
+    assert out == ["grammar {'small': 1}"]
+    release.set()
+    for t in big:
+        t.join(5)
+    assert calls.count({"big": True}) == 1
