@@ -1,6 +1,6 @@
 """The embedded checkpoint's location and completeness rules (no model is loaded)."""
 
-from synthesis.llm import embedded
+from synthesis.llm.embedded import checkpoint as embedded
 
 
 def test_var_dir_from_env(monkeypatch, tmp_path):

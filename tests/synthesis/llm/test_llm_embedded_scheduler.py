@@ -1,13 +1,14 @@
 """The embedded scheduler's request handling (cancelling, deadlines, streamed text, grammar
 compiling), on a tiny random model: the logic, not the model's replies."""
 
+import json
 import threading
 import time
 
 import pytest
 
 from synthesis.llm.base import ChatRequest, GenerationTimeout
-from synthesis.llm.embedded import EmbeddedBackend
+from synthesis.llm.embedded import GrammarCache
 
 
 def hello(max_tokens=8, **kw):
@@ -59,26 +60,23 @@ def test_a_request_cancelled_while_queued_never_takes_the_slot(tiny_embedded):
 
 def test_a_slow_grammar_does_not_hold_up_other_requests():
     """Compiling happens outside the cache's lock; one compile per key even when asked twice."""
-    backend = EmbeddedBackend.__new__(EmbeddedBackend)
-    backend.__dict__.update(_compile_lock=threading.Lock(), _grammars={}, _compiling={})
-    import collections
-
-    backend._grammars = collections.OrderedDict()
     release, calls = threading.Event(), []
 
-    def compile_(key):
-        calls.append(key[1])
-        if key[1] == {"big": True}:
-            release.wait(10)
-        return f"grammar {key[1]}"
+    class Compiler:
+        def compile_json_schema(self, text, any_whitespace):
+            schema = json.loads(text)
+            calls.append(schema)
+            if schema == {"big": True}:
+                release.wait(10)
+            return f"grammar {schema}"
 
-    backend._compile = compile_
+    grammars = GrammarCache(Compiler(), constrain_tool_calls=True)
 
     def schema_request(schema):
         return ChatRequest(messages=[], json_schema=schema)
 
     big = [
-        threading.Thread(target=backend._grammar_for, args=(schema_request({"big": True}), []))
+        threading.Thread(target=grammars.for_request, args=(schema_request({"big": True}), []))
         for _ in range(2)
     ]
     for t in big:
@@ -86,7 +84,7 @@ def test_a_slow_grammar_does_not_hold_up_other_requests():
     time.sleep(0.1)
     out = []
     small = threading.Thread(
-        target=lambda: out.append(backend._grammar_for(schema_request({"small": 1}), []))
+        target=lambda: out.append(grammars.for_request(schema_request({"small": 1}), []))
     )
     small.start()
     small.join(2)

