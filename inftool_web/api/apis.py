@@ -23,7 +23,7 @@ from inftool_web.core.filters import FilterError
 from inftool_web.loop import selectors as loop_selectors
 from inftool_web.loop.datacard import data_card_get, data_card_markdown
 from inftool_web.loop.exports import FORMATS, HF_FORMAT, export_hf_archive, export_lines
-from inftool_web.loop.iteration_config import ConfigError
+from inftool_web.loop.iteration_config import MAX_SEED, ConfigError
 from inftool_web.loop.iterations import iteration_cancel
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_launch
@@ -417,8 +417,9 @@ class ExportApi(BaseApi):
             OpenApiParameter("include", str, enum=["accepted", "all"],
                              description="Without a verdict filter: accepted (default) exports effective-accepted "
                                          "trajectories only, all exports every one"),
-            OpenApiParameter("seed", int, description="hf: seed of the train/validation split (default 0)"),
-            OpenApiParameter("validation_fraction", float,
+            OpenApiParameter("seed", {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
+                             description="hf: seed of the train/validation split (default 0)"),
+            OpenApiParameter("validation_fraction", {"type": "number", "minimum": 0, "maximum": 1, "exclusiveMaximum": True},
                              description="hf: share of trajectories in validation, in [0, 1) (default 0.1)"),
         ],
         description="JSONL, streamed. Filtered by one iteration, the `Link` header (rel=describedby) points at "
@@ -438,10 +439,11 @@ class ExportApi(BaseApi):
         if include == "accepted" and filters.verdict is None:
             filters = dataclasses.replace(filters, verdict="accepted")
         qs = selectors.trajectory_list(filters=filters)
+        # Checked whatever the format: a bad value is refused, never silently ignored.
+        seed = _query_number(request, "seed", int, 0, lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
+        share = _query_number(request, "validation_fraction", float, 0.1, lambda v: 0 <= v < 1,
+                              "a number in [0, 1)")
         if fmt == HF_FORMAT:
-            seed = _query_number(request, "seed", int, 0, lambda v: True, "an integer")
-            share = _query_number(request, "validation_fraction", float, 0.1, lambda v: 0 <= v < 1,
-                                  "a number in [0, 1)")
             described = {k: v for k, v in request.query_params.items() if k in selectors.TrajectoryFilters.PARAMS}
             return streaming_response(request, export_hf_archive(qs, filters=described, seed=seed,
                                                                  validation_fraction=share),
