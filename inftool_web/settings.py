@@ -5,6 +5,7 @@ With ``INFTOOL_ENV=production`` the secrets have no default and a missing one fa
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -165,6 +166,22 @@ INFTOOL_ROLE_BACKENDS = {
     }
     for role in ("user", "agent", "server", "verifier", "judge")
 }
+# Hosts an openai-backend role may send requests to (an iteration's base_url included), and
+# the one host each API key's variable may go to (VARIABLE=host,...): see core/outbound.py.
+# By default, the hosts configured above (and, off production, this machine).
+_configured_hosts = {
+    (urlsplit(url).hostname or "").lower()
+    for url in [INFTOOL_LLM_BASE_URL, *(spec["base_url"] for spec in INFTOOL_ROLE_BACKENDS.values())]
+} - {""}
+INFTOOL_MODEL_HOSTS = env.list(
+    "INFTOOL_MODEL_HOSTS",
+    default=sorted(_configured_hosts | (set() if PRODUCTION else {"127.0.0.1", "localhost", "::1"})),
+)
+INFTOOL_API_KEY_HOSTS = env.dict(
+    "INFTOOL_API_KEY_HOSTS",
+    default={"INFTOOL_LLM_API_KEY": (urlsplit(INFTOOL_LLM_BASE_URL).hostname or "").lower()}
+    if INFTOOL_LLM_BASE_URL else {},
+)
 # The OpenAI-compatible endpoint under /v1/ serves this checkpoint ("" = embedded model).
 INFTOOL_SERVE_MODEL_PATH = env.str("INFTOOL_SERVE_MODEL_PATH", default="")
 INFTOOL_WATCHDOG_SECONDS = env.float("INFTOOL_WATCHDOG_SECONDS", default=120.0)  # 0 = no sweep for stranded work

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from inftool_web.core.outbound import API_KEY_ENV_RE, api_key_problem, model_host_problem
+
 MODES = ("single", "parallel", "multiple", "irrelevance", "multi_turn")
 ROLES = ("user", "agent", "server", "verifier", "judge")
 BACKENDS = ("embedded", "openai", "vllm")
@@ -28,9 +30,6 @@ MAX_MODE_WEIGHT = 1e6
 MAX_EVAL_LIMIT = 100_000
 MAX_SEED = 2**32 - 1  # numpy and torch seeds must fit
 MAX_LIST = 1000
-# An iteration may name the variable holding a role's API key, never any other variable: a
-# config naming SECRET_KEY or DATABASE_URL would send it to the base_url as a bearer token.
-API_KEY_ENV_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,100}_API_KEY$")
 
 
 def _is_int(value: Any, lo: int, hi: int) -> bool:
@@ -68,6 +67,8 @@ def _backend_problem(role: Any, spec: Any) -> str | None:
                 f"(such as INFTOOL_LLM_API_KEY), not {spec['api_key_env'][:40]!r}")
     if spec["backend"] == "openai":
         problem = _base_url_problem(spec.get("base_url", ""))
+        if not problem and "api_key_env" in spec:
+            problem = api_key_problem(spec["base_url"], spec["api_key_env"])
         if problem:
             return f"{role}: {problem}"
     if spec["backend"] == "embedded" and spec.get("model"):
@@ -78,10 +79,9 @@ def _backend_problem(role: Any, spec: Any) -> str | None:
 
 
 def _base_url_problem(url: str) -> str | None:
-    """The openai backend's server: an http(s) URL with a host and no credentials in it.
-
-    Internal hosts are allowed on purpose: model servers (vLLM, this app's own /v1) live on
-    the cluster network, and only operators may launch an iteration.
+    """The openai backend's server: an http(s) URL with no credentials in it, on one of the
+    allowed model hosts (``INFTOOL_MODEL_HOSTS``): the server receives prompts and maybe a
+    key, so an operator's config may not name an arbitrary (say, internal) host.
     """
     if not url.startswith(("http://", "https://")):
         return "the openai backend needs a base_url starting with http(s)://"
@@ -96,7 +96,7 @@ def _base_url_problem(url: str) -> str | None:
         return "base_url must not hold credentials; name the key's variable in api_key_env instead"
     if any(c.isspace() for c in url):
         return "base_url must not contain spaces"
-    return None
+    return model_host_problem(url)
 
 
 def _checkpoint_problem(model: str) -> str | None:
