@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from inftool_web.api.selectors import FilterError, parse_min_score, tool_list
@@ -206,8 +207,17 @@ def audit_decide(request, pk: int):
         template = "web/audit.html#audit_item" if request.POST.get("from") == "audit" else "web/trajectory.html#audit"
         return render(request, template, {**_roles(request), "t": t, "audit_form": AuditForm(),
                                           "position": request.POST.get("position", "")})
-    return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/")
-                    else reverse("web:trajectory", args=[pk]))
+    return redirect(_safe_next(request) or reverse("web:trajectory", args=[pk]))
+
+
+def _safe_next(request) -> str | None:
+    """The form's ``next`` when it stays on this site (``//evil.com``, ``/\\evil.com`` and
+    ``https://evil.com`` do not), else None."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return None
 
 
 # ------------------------------------------------------------------ evaluations
