@@ -656,3 +656,48 @@ def test_api_docs_load_their_script_from_a_url_not_inline():
     script = re.search(r'<script src="([^"]+script=[^"]*)"', page).group(1).replace("&amp;", "&")
     js = client.get(script)
     assert js.status_code == 200 and "SwaggerUIBundle" in js.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_open_websockets_close_on_log_out_and_on_losing_the_role():
+    """A socket outlives the page that opened it: log-out and a role taken away close it,
+    as a new one would be refused; other sessions and other users stay connected."""
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    from inftool_web.core.roles import set_role
+
+    viewer = _as("viewer")
+    web = Client()
+    web.force_login(viewer)
+    this_session = f"{settings.SESSION_COOKIE_NAME}={web.cookies[settings.SESSION_COOKIE_NAME].value}"
+    other_session = _session_cookie(viewer)
+    bystander = _as("viewer")
+    bystander_cookie = _session_cookie(bystander)
+
+    async def open_socket(cookie):
+        comm = _ws("/ws/events/", cookie=cookie)
+        connected, _ = await comm.connect(timeout=10)
+        assert connected
+        return comm
+
+    async def closed_with(comm) -> int:
+        out = await comm.receive_output(timeout=5)
+        assert out["type"] == "websocket.close", out
+        return out["code"]
+
+    async def scenario():
+        mine, other, theirs = [await open_socket(c) for c in (this_session, other_session, bystander_cookie)]
+        await sync_to_async(web.post)("/accounts/logout/")
+        assert await closed_with(mine) == 4401
+        assert await other.receive_nothing(timeout=0.5) and await theirs.receive_nothing(timeout=0.1)
+        # a role change that keeps viewer's rights keeps the socket
+        await sync_to_async(set_role)(viewer, "reviewer")
+        assert await other.receive_nothing(timeout=0.5)
+        await sync_to_async(viewer.groups.clear)()
+        assert await closed_with(other) == 4403
+        assert await theirs.receive_nothing(timeout=0.1)
+        bystander.is_active = False
+        await sync_to_async(bystander.save)()
+        assert await closed_with(theirs) == 4401
+
+    async_to_sync(scenario)()
