@@ -98,7 +98,8 @@ class ToolListApi(BaseApi):
         )
 
     @extend_schema(
-        parameters=[OpenApiParameter("q", str, description="Search name (trigram) and description"),
+        parameters=[OpenApiParameter("q", {"type": "string", "maxLength": selectors.MAX_QUERY_LENGTH},
+                                     description="Search name (trigram) and description"),
                     OpenApiParameter("domain", str), OpenApiParameter("category", str),
                     OpenApiParameter("min_score", {"type": "number", "minimum": 0, "maximum": 1},
                                      description="Only tools whose usability score is at least this (0-1)")],
@@ -107,12 +108,12 @@ class ToolListApi(BaseApi):
     def get(self, request):
         try:
             min_score = selectors.parse_min_score(request.query_params.get("min_score"))
+            qs = selectors.tool_list(q=request.query_params.get("q", ""),
+                                     domain=request.query_params.get("domain", ""),
+                                     category=request.query_params.get("category", ""),
+                                     min_score=min_score)
         except selectors.FilterError as exc:
             raise ValidationError(exc.errors) from None
-        qs = selectors.tool_list(q=request.query_params.get("q", ""),
-                                 domain=request.query_params.get("domain", ""),
-                                 category=request.query_params.get("category", ""),
-                                 min_score=min_score)
         return paginate(queryset=qs, serializer_class=self.OutputSerializer, request=request, view=self)
 
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inftool_web.api.selectors import FilterError, parse_min_score, tool_list
+from inftool_web.api.selectors import MAX_QUERY_LENGTH, FilterError, parse_min_score, tool_list
 from inftool_web.catalog.selectors import curation_summary
 from inftool_web.core.roles import has_role, user_role
 from inftool_web.loop.datacard import audit_agreement, data_card_get
@@ -154,7 +154,7 @@ def trajectory_detail(request, pk: int):
 @role_required("viewer")
 @require_GET
 def tools(request):
-    q = request.GET.get("q", "")[:200]
+    q = request.GET.get("q", "")[:MAX_QUERY_LENGTH]
     domain, category = request.GET.get("domain", ""), request.GET.get("category", "")
     try:
         min_score = parse_min_score(request.GET.get("min_score", "")[:40])
