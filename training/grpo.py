@@ -21,6 +21,8 @@ from training._trainer_common import (
     common_trainer_args,
     final_metrics,
     make_progress_callback,
+    resume_checkpoint,
+    run_key,
     save_final,
     set_threads,
     write_json,
@@ -106,7 +108,6 @@ def run_grpo(
         loss_type=config.loss_type,
         log_completions=config.log_completions,
         report_to="none",
-        save_strategy="no",
         model_init_kwargs={"dtype": torch.bfloat16 if config.bf16 else torch.float32},
         **vllm_kwargs,
     )
@@ -132,7 +133,8 @@ def run_grpo(
         processing_class=tokenizer,
         callbacks=[make_progress_callback(progress, "grpo")],
     )
-    train_output = trainer.train()
+    resume_from = resume_checkpoint(output_dir, run_key(config, rows))
+    train_output = trainer.train(resume_from_checkpoint=resume_from)
     final = save_final(trainer, tokenizer, output_dir, None)
     history = list(trainer.state.log_history)
     metrics = final_metrics(train_output, history)
@@ -140,7 +142,8 @@ def run_grpo(
         for key in ("format", "execution", "reasoning", "gate", "total"):
             metrics[f"reward_{key}_mean"] = sum(t[key] for t in reward_terms) / len(reward_terms)
     write_json(output_dir / "metrics.json", {"metrics": metrics, "log_history": history})
-    with (output_dir / "reward_terms.jsonl").open("w") as fh:
+    # a resumed run adds the terms of the steps it ran to those its killed try wrote
+    with (output_dir / "reward_terms.jsonl").open("a" if resume_from else "w") as fh:
         for t in reward_terms:
             fh.write(json.dumps(t, default=str) + "\n")
     return TrainingResult(
@@ -152,6 +155,7 @@ def run_grpo(
         num_train_rows=len(rows),
         reward_terms=reward_terms,
         warnings=warnings,
+        resumed_from=resume_from,
     )
 
 
