@@ -103,6 +103,29 @@ if DATABASE_POOL_MAX_SIZE > 0:
         "min_size": min(2, DATABASE_POOL_MAX_SIZE), "max_size": DATABASE_POOL_MAX_SIZE,
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
     }
+# A node that dies (power, network) holds its advisory locks (the iteration locks) until
+# PostgreSQL notices its connection is gone; by default that is hours of TCP retransmits.
+# TCP keepalives on both ends make it idle + interval * count seconds (30 + 10 * 3 = one
+# minute): libpq's keepalives for this side, and the server's tcp_keepalives_* and
+# tcp_user_timeout GUCs set for this session, so the server drops a dead client's session.
+DATABASE_KEEPALIVES_IDLE = env.int("DATABASE_KEEPALIVES_IDLE", default=30)
+DATABASE_KEEPALIVES_INTERVAL = env.int("DATABASE_KEEPALIVES_INTERVAL", default=10)
+DATABASE_KEEPALIVES_COUNT = env.int("DATABASE_KEEPALIVES_COUNT", default=3)
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+_db_options.update({
+    "keepalives": 1,
+    "keepalives_idle": DATABASE_KEEPALIVES_IDLE,
+    "keepalives_interval": DATABASE_KEEPALIVES_INTERVAL,
+    "keepalives_count": DATABASE_KEEPALIVES_COUNT,
+})
+_server_timeout_ms = (DATABASE_KEEPALIVES_IDLE + DATABASE_KEEPALIVES_INTERVAL * DATABASE_KEEPALIVES_COUNT) * 1000
+_db_options["options"] = " ".join(filter(None, [
+    _db_options.get("options", ""),
+    f"-c tcp_keepalives_idle={DATABASE_KEEPALIVES_IDLE}",
+    f"-c tcp_keepalives_interval={DATABASE_KEEPALIVES_INTERVAL}",
+    f"-c tcp_keepalives_count={DATABASE_KEEPALIVES_COUNT}",
+    f"-c tcp_user_timeout={_server_timeout_ms}",  # unacknowledged data, where keepalives do not apply
+]))
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_inftool")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

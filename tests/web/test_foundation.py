@@ -250,3 +250,31 @@ def test_plain_packages_never_import_django():
                          timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.startswith("ok")
+
+
+def test_database_connections_use_tcp_keepalives_on_both_ends(settings):
+    """A dead node's advisory locks are released within a minute or two: this side probes
+    the server, and the server probes this session's client."""
+    opts = settings.DATABASES["default"]["OPTIONS"]
+    assert opts["keepalives"] == 1
+    idle, interval, count = opts["keepalives_idle"], opts["keepalives_interval"], opts["keepalives_count"]
+    assert idle + interval * count <= 120
+    for guc in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout"):
+        assert f"-c {guc}=" in opts["options"]
+
+
+@pytest.mark.django_db
+def test_the_server_applies_the_keepalives_to_this_session(settings):
+    opts = settings.DATABASES["default"]["OPTIONS"]
+    with connection.cursor() as cur:
+        cur.execute("SELECT inet_client_addr() IS NOT NULL")  # over TCP, where keepalives apply
+        assert cur.fetchone()[0]
+        cur.execute("SHOW tcp_keepalives_idle")
+        assert cur.fetchone()[0] in (f"{opts['keepalives_idle']}", f"{opts['keepalives_idle']}s")
+        cur.execute("SHOW tcp_keepalives_count")
+        assert cur.fetchone()[0] == str(opts["keepalives_count"])
+        cur.execute("SELECT current_setting('tcp_user_timeout')")
+        assert cur.fetchone()[0] != "0"
+    # and libpq was asked for them on this side
+    dsn = connection.connection.info.dsn
+    assert "keepalives=1" in dsn and f"keepalives_idle={opts['keepalives_idle']}" in dsn, dsn
