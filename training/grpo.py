@@ -52,6 +52,35 @@ def _drop_long_prompts(
     return kept, len(rows) - len(kept)
 
 
+def grpo_trainer_args(
+    config: GRPORunConfig, output_dir: Path, grad_accum: int, use_vllm: bool
+) -> dict[str, Any]:
+    """The keyword arguments of TRL's ``GRPOConfig`` for this run (generation on vLLM when
+    ``use_vllm``: colocated on the training GPUs, or a ``trl vllm-serve`` server)."""
+    import torch
+
+    vllm_kwargs: dict[str, Any] = {}
+    if use_vllm:
+        vllm_kwargs = {
+            "use_vllm": True,
+            "vllm_mode": config.vllm_mode,
+            "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization,
+        }
+    return {
+        **common_trainer_args(config, output_dir, grad_accum),
+        "num_generations": config.num_generations,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "beta": config.beta,
+        "max_completion_length": config.max_completion_length,
+        "loss_type": config.loss_type,
+        "log_completions": config.log_completions,
+        "report_to": "none",
+        "model_init_kwargs": {"dtype": torch.bfloat16 if config.bf16 else torch.float32},
+        **vllm_kwargs,
+    }
+
+
 def run_grpo(
     config: GRPORunConfig,
     rows: list[dict[str, Any]],
@@ -62,7 +91,6 @@ def run_grpo(
     checkpoint under ``config.output_dir/final`` and every sample's reward terms."""
     offline_hub()
     set_threads(config.torch_num_threads)
-    import torch
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
@@ -91,26 +119,7 @@ def run_grpo(
         ]
     )
 
-    vllm_kwargs: dict[str, Any] = {}
-    if use_vllm:
-        vllm_kwargs = {
-            "use_vllm": True,
-            "vllm_mode": config.vllm_mode,
-            "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization,
-        }
-    args = GRPOConfig(
-        **common_trainer_args(config, output_dir, grad_accum),
-        num_generations=config.num_generations,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        beta=config.beta,
-        max_completion_length=config.max_completion_length,
-        loss_type=config.loss_type,
-        log_completions=config.log_completions,
-        report_to="none",
-        model_init_kwargs={"dtype": torch.bfloat16 if config.bf16 else torch.float32},
-        **vllm_kwargs,
-    )
+    args = GRPOConfig(**grpo_trainer_args(config, output_dir, grad_accum, use_vllm))
     save_config(
         config,
         output_dir / "run_config.json",

@@ -622,3 +622,24 @@ def test_search_metacharacters_match_literally():
     assert names("[brackets]") == {"odd_tool"} and names("back\\slashes") == {"odd_tool"}
     assert names("_") == {"get_forecast", "odd_tool"}, "an underscore in a name is a character, not a wildcard"
     assert names("'") == set()
+
+
+def test_a_vllm_role_builds_with_its_checkpoint(monkeypatch, settings):
+    """The vllm backend loads a local checkpoint (model_path): a role set to vllm used to
+    fail on every build, given 'model'."""
+    from inftool_web.synth.services import backends_for_iteration, role_backend_specs
+    from synthesis.llm.vllm_backend import VLLMBackend
+    from tests.factories import CheckpointFactory
+    from tests.synthesis.llm import fake_vllm
+
+    vllm = fake_vllm.install(monkeypatch)
+    it = IterationFactory(config={"count": 1, "backends": {
+        "verifier": {"backend": "vllm", "model": "/models/qwen2.5-32b"},
+        "agent": {"backend": "vllm"}}})
+    it.input_checkpoint = CheckpointFactory(name="iteration-1-sft", kind="sft", path="/ckpt/sft1")
+    specs = role_backend_specs(it)
+    assert specs["verifier"] == {"backend": "vllm", "model_path": "/models/qwen2.5-32b"}
+    assert specs["agent"] == {"backend": "vllm", "model_path": "/ckpt/sft1"}  # the loop's latest model
+    backends = backends_for_iteration(it)
+    assert isinstance(backends["verifier"], VLLMBackend) and isinstance(backends["agent"], VLLMBackend)
+    assert {i.kwargs["model"] for i in vllm.LLM.instances} == {"/models/qwen2.5-32b", "/ckpt/sft1"}
