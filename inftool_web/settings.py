@@ -161,6 +161,9 @@ CELERY_TASK_ROUTES = {
 INFTOOL_TASK_MAX_RETRIES = env.int("INFTOOL_TASK_MAX_RETRIES", default=8)
 INFTOOL_TASK_RETRY_BACKOFF = env.int("INFTOOL_TASK_RETRY_BACKOFF", default=5)
 INFTOOL_TASK_RETRY_BACKOFF_MAX = env.int("INFTOOL_TASK_RETRY_BACKOFF_MAX", default=300)
+# Worker names (the part before "@" of celery -n) the health report and the dashboard expect to
+# answer; one that does not is shown as down.  Empty: any one answering worker will do.
+INFTOOL_EXPECTED_WORKERS = env.list("INFTOOL_EXPECTED_WORKERS", default=[])
 CELERY_WORKER_QUEUES = env.list("CELERY_WORKER_QUEUES", default=["default", "roleplay", "gpu"])
 
 CHANNEL_LAYERS = {

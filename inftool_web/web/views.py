@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from inftool_web.api.selectors import MAX_QUERY_LENGTH, FilterError, parse_min_score, tool_list
 from inftool_web.catalog.selectors import curation_summary
+from inftool_web.core.health import worker_status
 from inftool_web.core.roles import has_role, user_role
 from inftool_web.loop.datacard import audit_agreement, data_card_get
 from inftool_web.loop.iteration_config import ConfigError
@@ -62,6 +63,13 @@ def dashboard(request):
     if request.htmx:
         return render(request, "web/dashboard.html#iterations", ctx)
     return render(request, "web/dashboard.html", ctx)
+
+
+@role_required("viewer")
+@require_GET
+def workers(request):
+    """The dashboard's worker line, fetched after the page (a ping waits for answers)."""
+    return render(request, "web/dashboard.html#workers", {"workers": worker_status()})
 
 
 @role_required("viewer")
