@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.core.validators import RegexValidator
 from django.db.models import F
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -19,7 +21,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from inftool_web.loop.datacard import data_card_get, data_card_markdown
-from inftool_web.loop.iteration_config import ConfigError
+from inftool_web.loop.iteration_config import ConfigError, iteration_config_schema
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_cancel, iteration_launch
 
@@ -170,10 +172,23 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class IterationConfigField(serializers.DictField):
+    """An IterationConfig as a JSON object; documented with its typed fields and bounds
+    (IterationConfig itself checks it when the iteration is launched)."""
+
+
+class IterationConfigFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = IterationConfigField
+
+    def map_serializer_field(self, auto_schema, direction):
+        return iteration_config_schema()
+
+
 class IterationListApi(BaseApi):
     class InputSerializer(serializers.Serializer):
-        name = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
-        config = serializers.DictField(help_text="IterationConfig fields; omitted ones take their defaults")
+        name = StrictCharField(required=False, allow_blank=True, max_length=200, default="",
+                               validators=[RegexValidator(r"^[^\x00]*$", "NUL characters are not allowed.")])
+        config = IterationConfigField(help_text="IterationConfig fields; omitted ones take their defaults")
 
     # The config is a JSON object, which a form cannot carry.
     parser_classes = [p for p in api_settings.DEFAULT_PARSER_CLASSES if p.media_type == "application/json"]

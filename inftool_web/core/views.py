@@ -1,4 +1,5 @@
 from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -24,3 +25,11 @@ def healthz(request):
         if failing:
             body["message"] = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
     return JsonResponse(body, status=200 if not failing else 503)
+
+
+def not_found(request, exception=None):
+    """404: JSON under /api/ and /v1/ (what their clients and schema expect), the HTML
+    page elsewhere."""
+    if request.path.startswith(("/api/", "/v1/")):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

@@ -41,9 +41,15 @@ def _is_number(value: Any, lo: float, hi: float) -> bool:
             and lo <= value <= hi)
 
 
+# Text PostgreSQL can store and a header cannot be split with: no NUL, no C0/C1 control
+# characters, no line or paragraph separators.  TEXT_PATTERN says the same in the API schema.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+
+
 def _is_text(value: Any, max_len: int) -> bool:
-    """Printable text that PostgreSQL can store (no NUL, no control characters)."""
-    return isinstance(value, str) and len(value) <= max_len and value.isprintable()
+    """Text of at most ``max_len`` characters without control characters."""
+    return isinstance(value, str) and len(value) <= max_len and not _CONTROL_RE.search(value)
 
 
 def _backend_problem(role: Any, spec: Any) -> str | None:
@@ -229,3 +235,63 @@ class IterationConfig:
         for m in sorted(raw, key=lambda m: (-(raw[m] - counts[m]), MODES.index(m)))[:rest]:
             counts[m] += 1
         return {m: c for m, c in counts.items() if c}
+
+
+_PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+
+
+def iteration_config_schema() -> dict[str, Any]:
+    """JSON Schema of :class:`IterationConfig` as the API documents it: the same fields,
+    types and bounds as ``__post_init__`` checks, so that what the schema allows is accepted
+    (the allowed model hosts and the checkpoint folder come from settings)."""
+    from django.conf import settings
+
+    from training.bfcl import CATEGORIES
+
+    def text(max_len: int, **extra: Any) -> dict[str, Any]:
+        return {"type": "string", "maxLength": max_len, "pattern": TEXT_PATTERN, **extra}
+
+    hosts = "|".join(re.escape(h) for h in sorted(settings.INFTOOL_MODEL_HOSTS) if ":" not in h)
+    var_dir = re.escape(str(Path(settings.INFTOOL_VAR_DIR).resolve()))
+    numeric = {k: {"type": "number", "minimum": lo, "maximum": hi} for k, (lo, hi) in NUMERIC_BACKEND_OPTIONS.items()}
+    key_env = {"type": "string", "pattern": API_KEY_ENV_RE.pattern}
+    role_spec = {"oneOf": [
+        {"type": "object", "additionalProperties": False, "required": ["backend"], "properties": {
+            "backend": {"enum": ["embedded"]},
+            # a checkpoint folder under the var directory ("/." and ".." could leave it);
+            # empty: the embedded model itself
+            "model": {"type": "string", "maxLength": 500,
+                      "pattern": f"^({var_dir}(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*)?$"}}},
+        {"type": "object", "additionalProperties": False, "required": ["backend", "base_url"], "properties": {
+            "backend": {"enum": ["openai"]},
+            "base_url": {"type": "string", "maxLength": 500,
+                         "pattern": f"^https?://({hosts})(:{_PORT})?(/[A-Za-z0-9._~/-]*)?$"},
+            "model": text(500), **numeric}},
+        {"type": "object", "additionalProperties": False, "required": ["backend"], "properties": {
+            "backend": {"enum": ["vllm"]}, "model": text(500)}},
+    ]}
+    modes = {m: {"type": "number", "minimum": 0, "maximum": MAX_MODE_WEIGHT} for m in MODES}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+            "modes": {"type": "object", "additionalProperties": False, "properties": modes, "minProperties": 1,
+                      # at least one mode weighs more than 0
+                      "anyOf": [{"required": [m], "properties": {m: {"minimum": 0, "exclusiveMinimum": True}}}
+                                for m in MODES]},
+            "domains": {"type": "array", "maxItems": MAX_LIST, "items": text(200)},
+            "backends": {"type": "object", "additionalProperties": False,
+                         "properties": dict.fromkeys(ROLES, role_spec)},
+            "verifiers": {"type": "integer", "minimum": 1, "maximum": 7},
+            "negotiation_rounds": {"type": "integer", "minimum": 0, "maximum": 3},
+            "max_turns": {"type": "integer", "minimum": 1, "maximum": 15},
+            "hard_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+            "profile": {"enum": list(PROFILES)},
+            "eval_limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EVAL_LIMIT},
+            "eval_categories": {"type": "array", "maxItems": MAX_LIST, "items": {"enum": list(CATEGORIES)}},
+            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
+            "min_usability": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+        "description": "IterationConfig fields; omitted ones take their defaults.",
+    }

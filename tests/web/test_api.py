@@ -473,3 +473,21 @@ def test_exports_teach_the_reference_where_the_agent_answered_otherwise(viewer):
         text = json.dumps(lines)
         assert "Oslo" in text and "Paris" not in text.replace("Weather in Paris?", "")
         assert "cannot help with this request" in text and "It is sunny." not in text
+
+
+@pytest.mark.parametrize("path", ["/api/tools/%C2%8C%0A/", "/api/nowhere/", "/v1/nowhere"])
+def test_unknown_api_urls_answer_json_404(viewer, settings, path):
+    settings.DEBUG = False
+    r = client_for(viewer).get(path)
+    assert r.status_code == 404 and r["Content-Type"] == "application/json" and r.json() == {"detail": "Not found."}
+
+
+def test_the_schema_types_the_iteration_config_and_the_token_request(viewer):
+    schema = client_for(viewer).get("/api/schema/?format=json").json()["components"]["schemas"]
+    config = schema["Input"]["properties"]["config"]
+    assert config["additionalProperties"] is False
+    assert config["properties"]["count"] == {"type": "integer", "minimum": 1, "maximum": 100000}
+    assert config["properties"]["profile"] == {"enum": ["cpu", "gpu", "none"]}
+    assert set(config["properties"]["backends"]["properties"]) == {"user", "agent", "server", "verifier", "judge"}
+    token = schema["TokenRequest"]["properties"]
+    assert token["username"]["minLength"] == 1 and token["password"]["minLength"] == 1
