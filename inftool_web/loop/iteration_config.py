@@ -254,7 +254,6 @@ def iteration_config_schema() -> dict[str, Any]:
     hosts = "|".join(re.escape(h) for h in sorted(settings.INFTOOL_MODEL_HOSTS) if ":" not in h)
     var_dir = re.escape(str(Path(settings.INFTOOL_VAR_DIR).resolve()))
     numeric = {k: {"type": "number", "minimum": lo, "maximum": hi} for k, (lo, hi) in NUMERIC_BACKEND_OPTIONS.items()}
-    key_env = {"type": "string", "pattern": API_KEY_ENV_RE.pattern}
     role_spec = {"oneOf": [
         {"type": "object", "additionalProperties": False, "required": ["backend"], "properties": {
             "backend": {"enum": ["embedded"]},

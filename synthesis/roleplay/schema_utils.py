@@ -122,7 +122,7 @@ def _safe_pattern_properties(validator: Any, pattern_properties: dict, instance:
                 yield from validator.descend(v, subschema, path=k, schema_path=pattern)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _safe_validator_class(cls: Any) -> Any:
     """``cls`` with its regex keywords on :mod:`synthesis.safe_regex`: a spec's pattern runs
     against model output, and ``re``'s backtracking could hang the worker."""

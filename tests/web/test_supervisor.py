@@ -45,7 +45,7 @@ def test_a_dead_child_restarts_with_backoff_and_the_rest_stays_up():
             assert not worker.up and sup.children["web"].up
             sup.tick()  # not yet due
             assert not worker.up
-            assert _wait(lambda: (sup.tick(), worker.up)[1], timeout=expected_backoff + 5)
+            assert _wait(lambda w=worker: (sup.tick(), w.up)[1], timeout=expected_backoff + 5)
         assert sup.children["worker"].restarts == 4 and sup.children["worker"].exit_codes == [-9] * 4
         assert sup.children["web"].proc.pid == web_pid and sup.children["web"].restarts == 0
         assert any("worker exited with code -9" in line for line in logs)
