@@ -601,9 +601,12 @@ def test_injection_attempts_in_the_tool_search_are_just_text(q):
     ToolFactory(name="odd_tool", description="Matches 100% of [brackets] and back\\slashes")
     api = api_as("viewer")
     r = api.get("/api/tools/", {"q": q})
-    assert r.status_code == 200, r.content[:300]
-    names = {t["name"] for t in r.json()["results"]}
-    assert "get_forecast" not in names or q.strip("%_*.^$\\") == "", f"{q!r} matched as a pattern: {names}"
+    if len(q) > 200:  # the API's search is capped; the page searches the first 200 characters
+        assert r.status_code == 400 and "at most 200 characters" in r.json()["q"]
+    else:
+        assert r.status_code == 200, r.content[:300]
+        names = {t["name"] for t in r.json()["results"]}
+        assert "get_forecast" not in names or q.strip("%_*.^$\\") == "", f"{q!r} matched as a pattern: {names}"
     page = Client()
     page.force_login(user_with("viewer"))
     assert page.get("/tools/", {"q": q}).status_code == 200
