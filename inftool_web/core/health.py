@@ -59,9 +59,9 @@ def check_redis(url: str | None = None) -> Check:
 def _ping_workers(timeout: float) -> list[str]:
     from inftool_web.celery_app import app
 
-    expected = settings.INFTOOL_EXPECTED_WORKERS
-    # with the expected workers known, stop waiting as soon as they all answered
-    replies = app.control.ping(timeout=timeout, limit=len(expected) or None) or []
+    # every answer within the timeout: stopping at the first few could miss an expected
+    # worker behind workers of other names
+    replies = app.control.ping(timeout=timeout) or []
     return sorted(name for reply in replies for name in reply)
 
 
@@ -88,7 +88,7 @@ _STATUS_CACHE: dict[str, tuple[float, list[dict]]] = {}
 STATUS_TTL = 10.0  # seconds a web process reuses its last ping: pages must not ping per hit
 
 
-def worker_status(timeout: float = 0.5) -> list[dict]:
+def worker_status(timeout: float = 1.0) -> list[dict]:
     """For the dashboard: ``[{"name": "roleplay", "up": True}, ...]`` per expected worker
     (or one line for "any worker" when none is configured); no host names."""
     now = time.monotonic()
