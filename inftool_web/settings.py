@@ -5,6 +5,7 @@ With ``INFTOOL_ENV=production`` the secrets have no default and a missing one fa
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "channels",
+    "csp",
     "inftool_web.core",
     "inftool_web.catalog",
     "inftool_web.synth",
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "inftool_web.core.limits.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,6 +103,29 @@ if DATABASE_POOL_MAX_SIZE > 0:
         "min_size": min(2, DATABASE_POOL_MAX_SIZE), "max_size": DATABASE_POOL_MAX_SIZE,
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
     }
+# A node that dies (power, network) holds its advisory locks (the iteration locks) until
+# PostgreSQL notices its connection is gone; by default that is hours of TCP retransmits.
+# TCP keepalives on both ends make it idle + interval * count seconds (30 + 10 * 3 = one
+# minute): libpq's keepalives for this side, and the server's tcp_keepalives_* and
+# tcp_user_timeout GUCs set for this session, so the server drops a dead client's session.
+DATABASE_KEEPALIVES_IDLE = env.int("DATABASE_KEEPALIVES_IDLE", default=30)
+DATABASE_KEEPALIVES_INTERVAL = env.int("DATABASE_KEEPALIVES_INTERVAL", default=10)
+DATABASE_KEEPALIVES_COUNT = env.int("DATABASE_KEEPALIVES_COUNT", default=3)
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+_db_options.update({
+    "keepalives": 1,
+    "keepalives_idle": DATABASE_KEEPALIVES_IDLE,
+    "keepalives_interval": DATABASE_KEEPALIVES_INTERVAL,
+    "keepalives_count": DATABASE_KEEPALIVES_COUNT,
+})
+_server_timeout_ms = (DATABASE_KEEPALIVES_IDLE + DATABASE_KEEPALIVES_INTERVAL * DATABASE_KEEPALIVES_COUNT) * 1000
+_db_options["options"] = " ".join(filter(None, [
+    _db_options.get("options", ""),
+    f"-c tcp_keepalives_idle={DATABASE_KEEPALIVES_IDLE}",
+    f"-c tcp_keepalives_interval={DATABASE_KEEPALIVES_INTERVAL}",
+    f"-c tcp_keepalives_count={DATABASE_KEEPALIVES_COUNT}",
+    f"-c tcp_user_timeout={_server_timeout_ms}",  # unacknowledged data, where keepalives do not apply
+]))
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_inftool")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -142,6 +168,9 @@ INFTOOL_TASK_RETRY_BACKOFF_MAX = env.int("INFTOOL_TASK_RETRY_BACKOFF_MAX", defau
 INFTOOL_TRAJECTORY_DEADLINE_SECONDS = env.float("INFTOOL_TRAJECTORY_DEADLINE_SECONDS", default=3600.0)
 INFTOOL_STAGE_DEADLINE_SECONDS = env.float("INFTOOL_STAGE_DEADLINE_SECONDS", default=6 * 3600.0)
 INFTOOL_MAX_DELIVERIES = env.int("INFTOOL_MAX_DELIVERIES", default=3)
+# Worker names (the part before "@" of celery -n) the health report and the dashboard expect to
+# answer; one that does not is shown as down.  Empty: any one answering worker will do.
+INFTOOL_EXPECTED_WORKERS = env.list("INFTOOL_EXPECTED_WORKERS", default=[])
 CELERY_WORKER_QUEUES = env.list("CELERY_WORKER_QUEUES", default=["default", "roleplay", "gpu"])
 
 CHANNEL_LAYERS = {
@@ -172,6 +201,22 @@ INFTOOL_ROLE_BACKENDS = {
     }
     for role in ("user", "agent", "server", "verifier", "judge")
 }
+# Hosts an openai-backend role may send requests to (an iteration's base_url included), and
+# the one host each API key's variable may go to (VARIABLE=host,...): see core/outbound.py.
+# By default, the hosts configured above (and, off production, this machine).
+_configured_hosts = {
+    (urlsplit(url).hostname or "").lower()
+    for url in [INFTOOL_LLM_BASE_URL, *(spec["base_url"] for spec in INFTOOL_ROLE_BACKENDS.values())]
+} - {""}
+INFTOOL_MODEL_HOSTS = env.list(
+    "INFTOOL_MODEL_HOSTS",
+    default=sorted(_configured_hosts | (set() if PRODUCTION else {"127.0.0.1", "localhost", "::1"})),
+)
+INFTOOL_API_KEY_HOSTS = env.dict(
+    "INFTOOL_API_KEY_HOSTS",
+    default={"INFTOOL_LLM_API_KEY": (urlsplit(INFTOOL_LLM_BASE_URL).hostname or "").lower()}
+    if INFTOOL_LLM_BASE_URL else {},
+)
 # The OpenAI-compatible endpoint under /v1/ serves this checkpoint ("" = embedded model).
 INFTOOL_SERVE_MODEL_PATH = env.str("INFTOOL_SERVE_MODEL_PATH", default="")
 # What one /v1 request may ask of the shared model.  A request still waiting at the deadline
@@ -230,7 +275,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # ------------------------------------------------------------------ security
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
+# htmx sends the token from the page (hx-headers on <body>), Swagger UI from its rendered
+# script: no script reads the cookie, so scripts may not.
+CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # The largest request body (API, /v1, forms): larger ones get 413 (inftool_web/core/limits.py).
@@ -239,6 +286,25 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): scripts and styles from this site only, no inline
+# script or eval (htmx runs with allowEval off), no framing, forms post here only.  Inline
+# style *attributes* stay allowed: progress bars and charts size themselves with them.
+# Swagger UI (api/docs.py) widens style-src for its own page.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],  # CSP3: 'self' includes ws(s):// to this host
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 if PRODUCTION:
     if DEBUG:
         raise environ.ImproperlyConfigured(

@@ -10,6 +10,9 @@ os.environ.setdefault("INFTOOL_ENV", "test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ.setdefault("INFTOOL_DEMO_ON_EMPTY", "false")
 os.environ.setdefault("INFTOOL_DATA_CARD_EMBEDDINGS", "false")
+# The model hosts the tests' configs name (loopback servers and cluster-like names).
+os.environ.setdefault("INFTOOL_MODEL_HOSTS", "127.0.0.1,localhost,::1,h,x,vllm,gpu-1")
+os.environ.setdefault("INFTOOL_API_KEY_HOSTS", "INFTOOL_LLM_API_KEY=vllm")
 
 from .settings import *  # noqa: E402,F403
 from .settings import CELERY_BROKER_TRANSPORT_OPTIONS, CHANNEL_LAYERS  # noqa: E402

@@ -19,3 +19,6 @@ urlpatterns = [
     path("api/", include("inftool_web.api.urls")),
     path("", include("inftool_web.web.urls")),
 ]
+
+# Unknown URLs under /api/ and /v1/ answer JSON, like the rest of those APIs.
+handler404 = "inftool_web.core.views.not_found"

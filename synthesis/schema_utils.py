@@ -10,6 +10,7 @@ as one problem, an unsatisfiable pattern yields a best-effort string).
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import re
 import string
@@ -17,6 +18,8 @@ from typing import Any
 
 import jsonschema
 from jsonschema import validators
+
+from synthesis.safe_regex import PatternError, compile_pattern, safe_search
 
 _MAX_DEPTH = 6
 
@@ -105,9 +108,30 @@ def _format_checker() -> Any:
     return _FORMAT_CHECKER
 
 
+def _safe_pattern(validator: Any, patrn: str, instance: Any, schema: dict[str, Any]) -> Any:
+    if validator.is_type(instance, "string") and not safe_search(patrn, instance):
+        yield jsonschema.ValidationError(f"{instance[:200]!r} does not match {patrn[:200]!r}")
+
+
+def _safe_pattern_properties(validator: Any, pattern_properties: dict, instance: Any, schema: dict) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        for k, v in instance.items():
+            if safe_search(pattern, k):
+                yield from validator.descend(v, subschema, path=k, schema_path=pattern)
+
+
+@functools.cache
+def _safe_validator_class(cls: Any) -> Any:
+    """``cls`` with its regex keywords on :mod:`synthesis.safe_regex`: a spec's pattern runs
+    against model output, and ``re``'s backtracking could hang the worker."""
+    return validators.extend(cls, {"pattern": _safe_pattern, "patternProperties": _safe_pattern_properties})
+
+
 def _validator(schema: dict[str, Any]) -> Any:
     cls = validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema, format_checker=_format_checker())
+    return _safe_validator_class(cls)(schema, format_checker=_format_checker())
 
 
 def validation_errors(instance: Any, schema: dict[str, Any] | None, *, limit: int = 5) -> list[str]:
@@ -835,12 +859,12 @@ def pattern_value(
     'lisbon'
     """
     try:
-        rx = re.compile(pattern)
-    except re.error as exc:
-        raise NoValidValue(f"pattern {pattern[:80]!r} is not a regular expression Python accepts ({exc})") from None
+        rx = compile_pattern(pattern)  # the hint may be model output: bounded-time matching
+    except PatternError as exc:
+        raise NoValidValue(str(exc)) from None
 
     def fits(v: str) -> bool:
-        return bool(rx.search(v)) and len(v) >= min_length and (max_length is None or len(v) <= max_length)
+        return rx.search(v) and len(v) >= min_length and (max_length is None or len(v) <= max_length)
 
     if hint is not None and fits(hint):
         return hint
@@ -850,7 +874,7 @@ def pattern_value(
             v = regex_example(pattern, rng, max_repeat=2 + k // 4)
         except (RecursionError, ValueError, KeyError, IndexError, TypeError):
             break
-        if len(v) < min_length and rx.fullmatch(v) is None:
+        if len(v) < min_length and not rx.fullmatch(v):
             v = v + "".join(rng.choice(string.ascii_lowercase) for _ in range(min_length - len(v)))
         if fits(v):
             found.append(v)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +92,7 @@ class TrainingResult:
     num_train_rows: int
     reward_terms: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    resumed_from: str | None = None  # the checkpoint a killed run went on from
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -104,7 +108,8 @@ def make_progress_callback(progress: ProgressCallback | None, stage: str):
             self.started = time.monotonic()
 
         def on_train_begin(self, args, state, control, **kwargs):
-            report(progress, stage=stage, event="begin", step=0, max_steps=state.max_steps)
+            # a resumed run begins at its checkpoint's step
+            report(progress, stage=stage, event="begin", step=state.global_step, max_steps=state.max_steps)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             report(
@@ -185,4 +190,43 @@ def common_trainer_args(config: Any, output_dir: Path, grad_accum: int) -> dict[
         "deepspeed": config.deepspeed,
         "logging_steps": config.logging_steps,
         "seed": config.seed,
+        # Full checkpoints (optimizer and RNG too) so that a killed run resumes exactly.
+        "save_strategy": "steps" if config.save_steps else "no",
+        "save_steps": config.save_steps or 500,
+        "save_total_limit": config.save_total_limit,
     }
+
+
+def run_key(config: Any, rows: list[dict[str, Any]]) -> str:
+    """What a checkpoint under ``output_dir`` must have been trained for to be resumed:
+    the same settings and the same rows."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("output_dir", "torch_num_threads")}
+    blob = json.dumps({"config": settings, "rows": rows}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def resume_checkpoint(output_dir: Path, key: str) -> str | None:
+    """The last complete ``checkpoint-N`` under ``output_dir`` of the run ``key`` names, to
+    resume from; None to start afresh.  A checkpoint is complete once ``trainer_state.json``
+    is there (the Trainer writes it last); incomplete ones (a kill during a save) and those
+    of another run are removed by the main process."""
+    main = os.environ.get("RANK", "0") == "0"
+    key_file = output_dir / "resume_key"
+    same_run = key_file.is_file() and key_file.read_text().strip() == key
+    complete = []
+    for path in output_dir.glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if not (path.is_dir() and step.isdigit()):
+            continue
+        if same_run and (path / "trainer_state.json").is_file():
+            complete.append((int(step), path))
+        elif main:
+            logger.info("removing %s: %s", path, "another run's" if not same_run else "incomplete")
+            shutil.rmtree(path, ignore_errors=True)
+    if main and not same_run:
+        key_file.write_text(key)
+    if not complete:
+        return None
+    last = str(max(complete)[1])
+    logger.info("resuming from %s", last)
+    return last

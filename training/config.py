@@ -110,6 +110,17 @@ class _TrainerCommon:
         },
     )
     logging_steps: int = field(default=1, metadata={"help": "Log metrics every this many steps."})
+    save_steps: int = field(
+        default=50,
+        metadata={
+            "help": "Save a checkpoint (weights, optimizer, scheduler, RNG) every this many optimizer "
+            "steps; a stage run again on the same output_dir (a re-delivered task) resumes from the "
+            "last one. 0: never save (a killed run starts over)."
+        },
+    )
+    save_total_limit: int = field(
+        default=2, metadata={"help": "Checkpoints kept under output_dir; older ones are deleted."}
+    )
     seed: int = field(default=42, metadata={"help": "Seed for data order and sampling."})
     torch_num_threads: int | None = field(
         default=None, metadata={"help": "torch.set_num_threads on CPU (None: leave as is)."}
@@ -145,6 +156,10 @@ class _TrainerCommon:
             )
         if self.bf16 and self.use_cpu:
             raise ValueError("bf16 mixed precision is for GPUs; set bf16=False with use_cpu=True")
+        if self.save_steps < 0:
+            raise ValueError(f"save_steps must be >= 0 (0: no checkpoints), got {self.save_steps}")
+        if self.save_total_limit < 1:
+            raise ValueError(f"save_total_limit must be >= 1, got {self.save_total_limit}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.deepspeed is not None and not Path(self.deepspeed).is_file():

@@ -21,6 +21,8 @@ from training._trainer_common import (
     common_trainer_args,
     final_metrics,
     make_progress_callback,
+    resume_checkpoint,
+    run_key,
     save_final,
     set_threads,
     write_json,
@@ -50,6 +52,35 @@ def _drop_long_prompts(
     return kept, len(rows) - len(kept)
 
 
+def grpo_trainer_args(
+    config: GRPORunConfig, output_dir: Path, grad_accum: int, use_vllm: bool
+) -> dict[str, Any]:
+    """The keyword arguments of TRL's ``GRPOConfig`` for this run (generation on vLLM when
+    ``use_vllm``: colocated on the training GPUs, or a ``trl vllm-serve`` server)."""
+    import torch
+
+    vllm_kwargs: dict[str, Any] = {}
+    if use_vllm:
+        vllm_kwargs = {
+            "use_vllm": True,
+            "vllm_mode": config.vllm_mode,
+            "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization,
+        }
+    return {
+        **common_trainer_args(config, output_dir, grad_accum),
+        "num_generations": config.num_generations,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "beta": config.beta,
+        "max_completion_length": config.max_completion_length,
+        "loss_type": config.loss_type,
+        "log_completions": config.log_completions,
+        "report_to": "none",
+        "model_init_kwargs": {"dtype": torch.bfloat16 if config.bf16 else torch.float32},
+        **vllm_kwargs,
+    }
+
+
 def run_grpo(
     config: GRPORunConfig,
     rows: list[dict[str, Any]],
@@ -60,7 +91,6 @@ def run_grpo(
     checkpoint under ``config.output_dir/final`` and every sample's reward terms."""
     offline_hub()
     set_threads(config.torch_num_threads)
-    import torch
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
@@ -89,27 +119,7 @@ def run_grpo(
         ]
     )
 
-    vllm_kwargs: dict[str, Any] = {}
-    if use_vllm:
-        vllm_kwargs = {
-            "use_vllm": True,
-            "vllm_mode": config.vllm_mode,
-            "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization,
-        }
-    args = GRPOConfig(
-        **common_trainer_args(config, output_dir, grad_accum),
-        num_generations=config.num_generations,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        beta=config.beta,
-        max_completion_length=config.max_completion_length,
-        loss_type=config.loss_type,
-        log_completions=config.log_completions,
-        report_to="none",
-        save_strategy="no",
-        model_init_kwargs={"dtype": torch.bfloat16 if config.bf16 else torch.float32},
-        **vllm_kwargs,
-    )
+    args = GRPOConfig(**grpo_trainer_args(config, output_dir, grad_accum, use_vllm))
     save_config(
         config,
         output_dir / "run_config.json",
@@ -132,7 +142,8 @@ def run_grpo(
         processing_class=tokenizer,
         callbacks=[make_progress_callback(progress, "grpo")],
     )
-    train_output = trainer.train()
+    resume_from = resume_checkpoint(output_dir, run_key(config, rows))
+    train_output = trainer.train(resume_from_checkpoint=resume_from)
     final = save_final(trainer, tokenizer, output_dir, None)
     history = list(trainer.state.log_history)
     metrics = final_metrics(train_output, history)
@@ -140,7 +151,8 @@ def run_grpo(
         for key in ("format", "execution", "reasoning", "gate", "total"):
             metrics[f"reward_{key}_mean"] = sum(t[key] for t in reward_terms) / len(reward_terms)
     write_json(output_dir / "metrics.json", {"metrics": metrics, "log_history": history})
-    with (output_dir / "reward_terms.jsonl").open("w") as fh:
+    # a resumed run adds the terms of the steps it ran to those its killed try wrote
+    with (output_dir / "reward_terms.jsonl").open("a" if resume_from else "w") as fh:
         for t in reward_terms:
             fh.write(json.dumps(t, default=str) + "\n")
     return TrainingResult(
@@ -152,6 +164,7 @@ def run_grpo(
         num_train_rows=len(rows),
         reward_terms=reward_terms,
         warnings=warnings,
+        resumed_from=resume_from,
     )
 
 

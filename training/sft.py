@@ -19,6 +19,8 @@ from training._trainer_common import (
     common_trainer_args,
     final_metrics,
     make_progress_callback,
+    resume_checkpoint,
+    run_key,
     save_final,
     set_threads,
     training_chat_template,
@@ -76,7 +78,6 @@ def run_sft(
         assistant_only_loss=assistant_only,
         packing=config.packing,
         report_to="none",
-        save_strategy="no",
         model_init_kwargs={"dtype": torch.bfloat16 if config.bf16 else torch.float32},
         dataset_num_proc=None,
     )
@@ -97,7 +98,8 @@ def run_sft(
         processing_class=tokenizer,
         callbacks=[make_progress_callback(progress, "sft")],
     )
-    train_output = trainer.train()
+    resume_from = resume_checkpoint(output_dir, run_key(config, rows))
+    train_output = trainer.train(resume_from_checkpoint=resume_from)
     final = save_final(trainer, tokenizer, output_dir, original_template)
     history = list(trainer.state.log_history)
     metrics = final_metrics(train_output, history)
@@ -110,6 +112,7 @@ def run_sft(
         config=json.loads((output_dir / "run_config.json").read_text()),
         num_train_rows=len(rows),
         warnings=warnings,
+        resumed_from=resume_from,
     )
 
 

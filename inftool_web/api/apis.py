@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.core.validators import RegexValidator
 from django.db.models import F
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -23,7 +25,7 @@ from inftool_web.core.filters import FilterError
 from inftool_web.loop import selectors as loop_selectors
 from inftool_web.loop.datacard import data_card_get, data_card_markdown
 from inftool_web.loop.exports import FORMATS, HF_FORMAT, export_hf_archive, export_lines
-from inftool_web.loop.iteration_config import MAX_SEED, ConfigError
+from inftool_web.loop.iteration_config import MAX_SEED, ConfigError, iteration_config_schema
 from inftool_web.loop.iterations import iteration_cancel
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_launch
@@ -103,7 +105,8 @@ class ToolListApi(BaseApi):
         )
 
     @extend_schema(
-        parameters=[OpenApiParameter("q", str, description="Search name (trigram) and description"),
+        parameters=[OpenApiParameter("q", {"type": "string", "maxLength": selectors.MAX_QUERY_LENGTH},
+                                     description="Search name (trigram) and description"),
                     OpenApiParameter("domain", str), OpenApiParameter("category", str),
                     OpenApiParameter("min_score", {"type": "number", "minimum": 0, "maximum": 1},
                                      description="Only tools whose usability score is at least this (0-1)")],
@@ -112,12 +115,12 @@ class ToolListApi(BaseApi):
     def get(self, request):
         try:
             min_score = catalog_selectors.parse_min_score(request.query_params.get("min_score"))
+            qs = catalog_selectors.tool_list(q=request.query_params.get("q", ""),
+                                             domain=request.query_params.get("domain", ""),
+                                             category=request.query_params.get("category", ""),
+                                             min_score=min_score)
         except FilterError as exc:
             raise ValidationError(exc.errors) from None
-        qs = catalog_selectors.tool_list(q=request.query_params.get("q", ""),
-                                 domain=request.query_params.get("domain", ""),
-                                 category=request.query_params.get("category", ""),
-                                 min_score=min_score)
         return paginate(queryset=qs, serializer_class=self.OutputSerializer, request=request, view=self)
 
 
@@ -174,10 +177,23 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class IterationConfigField(serializers.DictField):
+    """An IterationConfig as a JSON object; documented with its typed fields and bounds
+    (IterationConfig itself checks it when the iteration is launched)."""
+
+
+class IterationConfigFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = IterationConfigField
+
+    def map_serializer_field(self, auto_schema, direction):
+        return iteration_config_schema()
+
+
 class IterationListApi(BaseApi):
     class InputSerializer(serializers.Serializer):
-        name = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
-        config = serializers.DictField(help_text="IterationConfig fields; omitted ones take their defaults")
+        name = StrictCharField(required=False, allow_blank=True, max_length=200, default="",
+                               validators=[RegexValidator(r"^[^\x00]*$", "NUL characters are not allowed.")])
+        config = IterationConfigField(help_text="IterationConfig fields; omitted ones take their defaults")
 
     # The config is a JSON object, which a form cannot carry.
     parser_classes = [p for p in api_settings.DEFAULT_PARSER_CLASSES if p.media_type == "application/json"]

@@ -35,6 +35,10 @@ class ApiAutoSchema(AutoSchema):
         for p in parameters:
             if p.get("in") == "query":
                 p["allowEmptyValue"] = True  # the API reads an empty parameter as an absent one
+                schema = p.get("schema", {})
+                if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+                    # core/limits.py answers 400 to a NUL in any query parameter
+                    p["schema"] = {**schema, "pattern": "^[^\\x00]*$"}
         errors: dict[str, dict] = {}
         if parameters or "requestBody" in operation:
             errors["400"] = _json("Invalid parameters or body; each message names the valid values.", _FIELD_ERRORS)

@@ -1,6 +1,7 @@
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 
 class ApiSource(models.Model):
@@ -139,6 +140,10 @@ class Tool(models.Model):
             models.Index(fields=["domain", "category"]),
             models.Index(fields=["canonical"]),
             GinIndex(fields=["name"], name="tool_name_trgm", opclasses=["gin_trgm_ops"]),
+            # The search's name__icontains and description__icontains: Django writes them as
+            # UPPER(col) LIKE UPPER('%q%'), which only an index on UPPER(col) serves.
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="tool_name_upper_trgm"),
+            GinIndex(OpClass(Upper("description"), name="gin_trgm_ops"), name="tool_description_upper_trgm"),
         ]
 
     def __str__(self) -> str:

@@ -82,9 +82,16 @@ def parse_min_score(text: str | None) -> float | None:
     return value
 
 
+# A longer search string only costs the database more (trigram similarity of every word).
+MAX_QUERY_LENGTH = 200
+
+
 def tool_list(*, q: str = "", domain: str = "", category: str = "", min_score: float | None = None) -> QuerySet[Tool]:
-    """Tools matching ``q`` by name similarity (trigram GIN index) or by description words,
-    and scoring at least ``min_score`` for usability when given (unscored tools are left out)."""
+    """Tools matching ``q`` by name similarity or by description words (both backed by
+    trigram GIN indexes), and scoring at least ``min_score`` for usability when given
+    (unscored tools are left out).  A ``q`` over MAX_QUERY_LENGTH raises FilterError."""
+    if len(q) > MAX_QUERY_LENGTH:
+        raise FilterError({"q": f"must be at most {MAX_QUERY_LENGTH} characters, not {len(q)}"})
     qs = Tool.objects.select_related("source", "domain", "category")
     if min_score is not None:
         qs = qs.filter(usability_score__gte=min_score)

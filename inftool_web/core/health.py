@@ -58,15 +58,54 @@ def check_redis(url: str | None = None) -> Check:
     return _timed("redis", run)
 
 
+def _ping_workers(timeout: float) -> list[str]:
+    # every answer within the timeout: stopping at the first few could miss an expected
+    # worker behind workers of other names
+    replies = app.control.ping(timeout=timeout) or []
+    return sorted(name for reply in replies for name in reply)
+
+
+def missing_workers(names: list[str]) -> list[str]:
+    """The expected workers (INFTOOL_EXPECTED_WORKERS) none of ``names`` is."""
+    kinds = {name.split("@", 1)[0] for name in names}
+    return [w for w in settings.INFTOOL_EXPECTED_WORKERS if w not in kinds]
+
+
 def check_workers(timeout: float = 1.0) -> Check:
     def run() -> str:
-        replies = app.control.ping(timeout=timeout) or []
-        if not replies:
+        names = _ping_workers(timeout)
+        if not names:
             raise RuntimeError("no Celery worker answered a ping")
-        names = sorted(name for reply in replies for name in reply)
+        missing = missing_workers(names)
+        if missing:
+            raise RuntimeError(f"not answering: {', '.join(missing)} (answering: {', '.join(names)})")
         return f"{len(names)} worker(s): {', '.join(names)}"
 
     return _timed("workers", run)
+
+
+_STATUS_CACHE: dict[str, tuple[float, list[dict]]] = {}
+STATUS_TTL = 10.0  # seconds a web process reuses its last ping: pages must not ping per hit
+
+
+def worker_status(timeout: float = 1.0) -> list[dict]:
+    """For the dashboard: ``[{"name": "roleplay", "up": True}, ...]`` per expected worker
+    (or one line for "any worker" when none is configured); no host names."""
+    now = time.monotonic()
+    cached = _STATUS_CACHE.get("status")
+    if cached and now - cached[0] < STATUS_TTL:
+        return cached[1]
+    try:
+        names = _ping_workers(timeout)
+    except Exception:  # noqa: BLE001 - Redis down: no worker can be reached either
+        names = []
+    if settings.INFTOOL_EXPECTED_WORKERS:
+        missing = set(missing_workers(names))
+        status = [{"name": w, "up": w not in missing} for w in settings.INFTOOL_EXPECTED_WORKERS]
+    else:
+        status = [{"name": f"{len(names)} worker(s)" if names else "workers", "up": bool(names)}]
+    _STATUS_CACHE["status"] = (now, status)
+    return status
 
 
 def _redact(url: str) -> str:

@@ -8,6 +8,9 @@ import logging
 
 from django.contrib import messages
 from django.contrib.auth.views import LoginView
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, MultiPartParser
 
@@ -41,10 +44,22 @@ class RateLimitedLoginView(LoginView):
         return response
 
 
+_NO_NUL = RegexValidator(r"^[^\x00]*$", "NUL characters are not allowed.")
+
+
+class TokenRequestSerializer(AuthTokenSerializer):
+    """DRF's, with what it already refuses (blank, NUL) said in the API schema too."""
+
+    username = serializers.CharField(label="Username", write_only=True, min_length=1, validators=[_NO_NUL])
+    password = serializers.CharField(label="Password", style={"input_type": "password"}, trim_whitespace=False,
+                                     write_only=True, min_length=1, validators=[_NO_NUL])
+
+
 class RateLimitedObtainAuthToken(ObtainAuthToken):
     """DRF's username/password → token endpoint, under the log-in form's limits (DRF's own
     view has no throttle, which would make it the way around them)."""
 
+    serializer_class = TokenRequestSerializer
     throttle_classes = [LoginAttemptThrottle]
     # DRF's view names its own parsers; ours answer 400 to JSON nested too deeply.
     parser_classes = [FormParser, MultiPartParser, JSONParser]

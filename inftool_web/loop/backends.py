@@ -3,7 +3,6 @@ iteration's config; the Tool Agent runs the iteration's input checkpoint."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +10,9 @@ from django.conf import settings
 
 from synthesis.llm.roles import backends_for_roles
 
-from .iteration_config import API_KEY_ENV_RE, IterationConfig
+from inftool_web.core.outbound import api_key_for, model_host_problem
+
+from .iteration_config import IterationConfig
 from .models import Iteration
 
 
@@ -24,20 +25,21 @@ def role_backend_specs(iteration: Iteration) -> dict[str, dict[str, Any]]:
         spec: dict[str, Any] = {"backend": backend}
         if backend == "openai":
             spec["base_url"] = d.get("base_url")
+            # Checked when the config was made; checked again for a config edited since.
+            problem = model_host_problem(spec["base_url"] or "")
+            if problem:
+                raise ValueError(problem)
             for key in ("timeout", "max_retries", "backoff"):
                 if d.get(key) is not None:
                     spec[key] = d[key]
             if d.get("model"):
                 spec["model"] = d["model"]
-            if d.get("api_key_env"):
-                # Checked when the config was made; checked again for a config edited since:
-                # no other variable (SECRET_KEY, DATABASE_URL) may go out as a bearer token.
-                name = str(d["api_key_env"])
-                spec["api_key"] = os.environ.get(name, "") if API_KEY_ENV_RE.match(name) else ""
-            elif settings.INFTOOL_LLM_API_KEY:
-                spec["api_key"] = settings.INFTOOL_LLM_API_KEY
+            # A key goes only to the host it was configured for; "" sends none (and keeps the
+            # backend from falling back to $OPENAI_API_KEY).
+            spec["api_key"] = api_key_for(base_url=spec["base_url"] or "", api_key_env=d.get("api_key_env"))
         elif backend in ("embedded", "vllm") and d.get("model"):
-            spec["model_path" if backend == "embedded" else "model"] = d["model"]
+            # both backends load a local checkpoint folder: VLLMOptions names it model_path too
+            spec["model_path"] = d["model"]
         return spec
 
     specs = {role: spec_from(d) for role, d in settings.INFTOOL_ROLE_BACKENDS.items()}
@@ -45,7 +47,7 @@ def role_backend_specs(iteration: Iteration) -> dict[str, dict[str, Any]]:
         specs[role] = spec_from(d)
     ckpt = iteration.input_checkpoint
     agent = specs.get("agent", {})
-    if ckpt and ckpt.kind != "base" and agent.get("backend") == "embedded" and "model_path" not in agent:
+    if ckpt and ckpt.kind != "base" and agent.get("backend") in ("embedded", "vllm") and "model_path" not in agent:
         agent["model_path"] = ckpt.path
     return specs
 

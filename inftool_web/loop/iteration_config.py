@@ -21,6 +21,8 @@ from synthesis.records import Mode, Role, values
 from synthesis.roleplay.config import RoleplayConfig
 from training.bfcl import CATEGORIES
 
+from inftool_web.core.outbound import API_KEY_ENV_RE, api_key_problem, model_host_problem
+
 MODES = values(Mode)
 ROLES = values(Role)
 BACKENDS = ("embedded", "openai", "vllm")
@@ -35,9 +37,6 @@ MAX_EVAL_LIMIT = 100_000
 MAX_SEED = 2**32 - 1  # numpy and torch seeds must fit
 MAX_ITERATIONS = 100
 MAX_LIST = 1000
-# An iteration may name the variable holding a role's API key, never any other variable: a
-# config naming SECRET_KEY or DATABASE_URL would send it to the base_url as a bearer token.
-API_KEY_ENV_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,100}_API_KEY$")
 
 
 def _is_int(value: Any, lo: int, hi: int) -> bool:
@@ -49,9 +48,15 @@ def _is_number(value: Any, lo: float, hi: float) -> bool:
             and lo <= value <= hi)
 
 
+# Text PostgreSQL can store and a header cannot be split with: no NUL, no C0/C1 control
+# characters, no line or paragraph separators.  TEXT_PATTERN says the same in the API schema.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+
+
 def _is_text(value: Any, max_len: int) -> bool:
-    """Printable text that PostgreSQL can store (no NUL, no control characters)."""
-    return isinstance(value, str) and len(value) <= max_len and value.isprintable()
+    """Text of at most ``max_len`` characters without control characters."""
+    return isinstance(value, str) and len(value) <= max_len and not _CONTROL_RE.search(value)
 
 
 def _backend_problem(role: Any, spec: Any) -> str | None:
@@ -75,6 +80,8 @@ def _backend_problem(role: Any, spec: Any) -> str | None:
                 f"(such as INFTOOL_LLM_API_KEY), not {spec['api_key_env'][:40]!r}")
     if spec["backend"] == "openai":
         problem = _base_url_problem(spec.get("base_url", ""))
+        if not problem and "api_key_env" in spec:
+            problem = api_key_problem(spec["base_url"], spec["api_key_env"])
         if problem:
             return f"{role}: {problem}"
     if spec["backend"] == "embedded" and spec.get("model"):
@@ -85,10 +92,9 @@ def _backend_problem(role: Any, spec: Any) -> str | None:
 
 
 def _base_url_problem(url: str) -> str | None:
-    """The openai backend's server: an http(s) URL with a host and no credentials in it.
-
-    Internal hosts are allowed on purpose: model servers (vLLM, this app's own /v1) live on
-    the cluster network, and only operators may launch an iteration.
+    """The openai backend's server: an http(s) URL with no credentials in it, on one of the
+    allowed model hosts (``INFTOOL_MODEL_HOSTS``): the server receives prompts and maybe a
+    key, so an operator's config may not name an arbitrary (say, internal) host.
     """
     if not url.startswith(("http://", "https://")):
         return "the openai backend needs a base_url starting with http(s)://"
@@ -103,7 +109,7 @@ def _base_url_problem(url: str) -> str | None:
         return "base_url must not hold credentials; name the key's variable in api_key_env instead"
     if any(c.isspace() for c in url):
         return "base_url must not contain spaces"
-    return None
+    return model_host_problem(url)
 
 
 def _checkpoint_problem(model: str) -> str | None:
@@ -260,3 +266,58 @@ def config_from_options(**options: Any) -> dict[str, Any]:
     if isinstance(config.get("modes"), list):
         config["modes"] = {m: 1 for m in config["modes"]}
     return config
+
+_PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+
+
+def iteration_config_schema() -> dict[str, Any]:
+    """JSON Schema of :class:`IterationConfig` as the API documents it: the same fields,
+    types and bounds as ``__post_init__`` checks, so that what the schema allows is accepted
+    (the allowed model hosts and the checkpoint folder come from settings)."""
+    def text(max_len: int, **extra: Any) -> dict[str, Any]:
+        return {"type": "string", "maxLength": max_len, "pattern": TEXT_PATTERN, **extra}
+
+    hosts = "|".join(re.escape(h) for h in sorted(settings.INFTOOL_MODEL_HOSTS) if ":" not in h)
+    var_dir = re.escape(str(Path(settings.INFTOOL_VAR_DIR).resolve()))
+    numeric = {k: {"type": "number", "minimum": lo, "maximum": hi} for k, (lo, hi) in NUMERIC_BACKEND_OPTIONS.items()}
+    role_spec = {"oneOf": [
+        {"type": "object", "additionalProperties": False, "required": ["backend"], "properties": {
+            "backend": {"enum": ["embedded"]},
+            # a checkpoint folder under the var directory ("/." and ".." could leave it);
+            # empty: the embedded model itself
+            "model": {"type": "string", "maxLength": 500,
+                      "pattern": f"^({var_dir}(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*)?$"}}},
+        {"type": "object", "additionalProperties": False, "required": ["backend", "base_url"], "properties": {
+            "backend": {"enum": ["openai"]},
+            "base_url": {"type": "string", "maxLength": 500,
+                         "pattern": f"^https?://({hosts})(:{_PORT})?(/[A-Za-z0-9._~/-]*)?$"},
+            "model": text(500), **numeric}},
+        {"type": "object", "additionalProperties": False, "required": ["backend"], "properties": {
+            "backend": {"enum": ["vllm"]}, "model": text(500)}},
+    ]}
+    modes = {m: {"type": "number", "minimum": 0, "maximum": MAX_MODE_WEIGHT} for m in MODES}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+            "modes": {"type": "object", "additionalProperties": False, "properties": modes, "minProperties": 1,
+                      # at least one mode weighs more than 0
+                      "anyOf": [{"required": [m], "properties": {m: {"minimum": 0, "exclusiveMinimum": True}}}
+                                for m in MODES]},
+            "domains": {"type": "array", "maxItems": MAX_LIST, "items": text(200)},
+            "backends": {"type": "object", "additionalProperties": False,
+                         "properties": dict.fromkeys(ROLES, role_spec)},
+            "verifiers": {"type": "integer", "minimum": 1, "maximum": 7},
+            "negotiation_rounds": {"type": "integer", "minimum": 0, "maximum": 3},
+            "max_turns": {"type": "integer", "minimum": 1, "maximum": 15},
+            "hard_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+            "profile": {"enum": list(PROFILES)},
+            "eval_limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EVAL_LIMIT},
+            "eval_categories": {"type": "array", "maxItems": MAX_LIST, "items": {"enum": list(CATEGORIES)}},
+            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
+            "iterations": {"type": "integer", "minimum": 1, "maximum": MAX_ITERATIONS},
+            "min_usability": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+        "description": "IterationConfig fields; omitted ones take their defaults.",
+    }

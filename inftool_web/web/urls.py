@@ -6,6 +6,7 @@ app_name = "web"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("workers/", views.workers, name="workers"),
     path("iterations/new/", views.iteration_new, name="iteration-new"),
     path("iterations/<int:pk>/", views.iteration_detail, name="iteration"),
     path("iterations/<int:pk>/cancel/", views.iteration_cancel_view, name="iteration-cancel"),

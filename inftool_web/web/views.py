@@ -10,9 +10,11 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from inftool_web.catalog.selectors import (
+    MAX_QUERY_LENGTH,
     curation_summary,
     duplicate_groups,
     parse_min_score,
@@ -20,6 +22,7 @@ from inftool_web.catalog.selectors import (
     tool_tree,
 )
 from inftool_web.core.filters import FilterError
+from inftool_web.core.health import worker_status
 from inftool_web.core.roles import has_role, user_role
 from inftool_web.loop.datacard import audit_agreement, data_card_get
 from inftool_web.loop.iteration_config import ConfigError
@@ -81,6 +84,13 @@ def dashboard(request):
     if request.htmx:
         return render(request, "web/dashboard.html#iterations", ctx)
     return render(request, "web/dashboard.html", ctx)
+
+
+@role_required("viewer")
+@require_GET
+def workers(request):
+    """The dashboard's worker line, fetched after the page (a ping waits for answers)."""
+    return render(request, "web/dashboard.html#workers", {"workers": worker_status()})
 
 
 @role_required("viewer")
@@ -153,7 +163,7 @@ def trajectory_detail(request, pk: int):
 @role_required("viewer")
 @require_GET
 def tools(request):
-    q = request.GET.get("q", "")[:200]
+    q = request.GET.get("q", "")[:MAX_QUERY_LENGTH]
     domain, category = request.GET.get("domain", ""), request.GET.get("category", "")
     try:
         min_score = parse_min_score(request.GET.get("min_score", "")[:40])
@@ -206,8 +216,17 @@ def audit_decide(request, pk: int):
         template = "web/audit.html#audit_item" if request.POST.get("from") == "audit" else "web/trajectory.html#audit"
         return render(request, template, {**_roles(request), "t": t, "audit_form": AuditForm(),
                                           "position": request.POST.get("position", "")})
-    return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/")
-                    else reverse("web:trajectory", args=[pk]))
+    return redirect(_safe_next(request) or reverse("web:trajectory", args=[pk]))
+
+
+def _safe_next(request) -> str | None:
+    """The form's ``next`` when it stays on this site (``//evil.com``, ``/\\evil.com`` and
+    ``https://evil.com`` do not), else None."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return None
 
 
 # ------------------------------------------------------------------ evaluations

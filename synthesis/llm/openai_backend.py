@@ -5,23 +5,37 @@ Typically ``vllm serve`` on a GPU node, or this project's own ``/v1`` endpoint. 
 enforce; tool calls come from the response's ``tool_calls`` or, for servers that leave them
 in the text (no tool parser configured), from the content's ``<tool_call>`` blocks.
 
-Connection errors, timeouts, 429 and 5xx answers are retried with exponential backoff;
-a server that stays unreachable raises :class:`BackendUnavailable` naming its URL.  The
+Connection errors, timeouts, 429 and 5xx answers are retried (tenacity: exponential backoff
+with full jitter, a server's ``Retry-After`` honoured up to ``max_retry_after`` seconds); a
+server that stays unreachable raises :class:`BackendUnavailable` naming its URL.  The
 requests of a batch are sent concurrently, at most ``concurrency`` at a time.
+
+What a server answers besides a completion never goes into an error: errors end up in
+trajectories and iterations that every viewer reads, so they carry the status and its
+standard reason only; the body goes to the log.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from .base import (
     BackendUnavailable,
@@ -38,6 +52,8 @@ from .toolcalls import apply_tool_call_parsing, call_name_and_arguments, new_cal
 logger = logging.getLogger(__name__)
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# $OPENAI_API_KEY is OpenAI's key: it goes to OpenAI's host and nowhere else.
+OPENAI_KEY_HOST = "api.openai.com"
 
 
 class OpenAIOptions(BaseModel):
@@ -47,14 +63,21 @@ class OpenAIOptions(BaseModel):
         "http://127.0.0.1:8000/v1",
         description="Server root including /v1, e.g. http://gpu-1:8000/v1.",
     )
-    api_key: str | None = Field(None, description="Bearer token; default: $OPENAI_API_KEY if set.")
+    api_key: str | None = Field(
+        None,
+        description="Bearer token; default: $OPENAI_API_KEY, for api.openai.com only; '' sends none.",
+    )
     model: str | None = Field(
         None, description="Model name; default: the first one the server lists."
     )
     timeout: float = Field(120.0, gt=0, description="Seconds per HTTP request.")
     max_retries: int = Field(4, ge=0, description="Retries on connection errors, 429 and 5xx.")
     backoff: float = Field(
-        0.5, ge=0, description="First retry delay in seconds; doubles each retry."
+        0.5, ge=0, description="Retry delay scale in seconds: a random wait up to backoff * 2**n."
+    )
+    backoff_max: float = Field(30.0, ge=0, description="Longest wait between two retries.")
+    max_retry_after: float = Field(
+        60.0, ge=0, description="Longest wait a server's Retry-After header can ask for."
     )
     concurrency: int = Field(8, ge=1, description="Requests of a batch in flight at once.")
 
@@ -68,7 +91,9 @@ class OpenAIBackend(LLMBackend):
     def __init__(self, options: OpenAIOptions | None = None, **kwargs: Any):
         self.options = opts = options or OpenAIOptions(**kwargs)
         self.base_url = opts.base_url.rstrip("/")
-        key = opts.api_key or os.environ.get("OPENAI_API_KEY")
+        key = opts.api_key
+        if key is None and httpx.URL(self.base_url).host == OPENAI_KEY_HOST:
+            key = os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(
             base_url=self.base_url,
@@ -151,49 +176,95 @@ class OpenAIBackend(LLMBackend):
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = self.base_url + path
-        delay = self.options.backoff
-        for attempt in range(self.options.max_retries + 1):
-            last = attempt == self.options.max_retries
-            try:
-                resp = self._client.request(method, path, **kwargs)
-            except (httpx.TransportError, httpx.TimeoutException) as e:
-                if last:
-                    raise BackendUnavailable(
-                        f"cannot reach the OpenAI-compatible server at {url} "
-                        f"after {attempt + 1} attempts: {type(e).__name__}: {e}"
-                    ) from e
-                logger.warning("%s %s failed (%s); retrying in %.1f s", method, url, e, delay)
-            else:
-                if resp.status_code < 400:
-                    try:
-                        return resp.json()
-                    except ValueError as e:
-                        raise LLMError(f"{url} answered non-JSON: {resp.text[:200]!r}") from e
-                if resp.status_code not in _RETRY_STATUS:
-                    raise LLMError(f"{url} answered {resp.status_code}: {_error_message(resp)}")
-                if last:
-                    raise BackendUnavailable(
-                        f"{url} answered {resp.status_code} after {attempt + 1} attempts: {_error_message(resp)}"
-                    )
-                retry_after = resp.headers.get("retry-after")
-                if retry_after and retry_after.replace(".", "", 1).isdigit():
-                    delay = max(delay, float(retry_after))
-                logger.warning(
-                    "%s %s answered %s; retrying in %.1f s", method, url, resp.status_code, delay
-                )
-            time.sleep(delay)
-            delay *= 2
+        opts = self.options
+        jitter = wait_random_exponential(multiplier=opts.backoff, max=opts.backoff_max)
+
+        def wait(state: RetryCallState) -> float:
+            delay = jitter(state)
+            exc = state.outcome.exception() if state.outcome else None
+            asked = getattr(exc, "retry_after", None)
+            if asked is not None:
+                delay = max(delay, min(asked, opts.max_retry_after))
+            return delay
+
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait_s = state.next_action.sleep if state.next_action else 0.0
+            logger.warning("%s %s failed (%s); retrying in %.1f s", method, url, exc, wait_s)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_after_attempt(opts.max_retries + 1),
+            wait=wait,
+            before_sleep=log_retry,
+            sleep=time.sleep,
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    return self._request_once(method, path, url, **kwargs)
+        except _Transient as e:
+            raise BackendUnavailable(f"{e.what} after {attempts} attempts") from e.__cause__
         raise AssertionError("unreachable")
 
+    def _request_once(self, method: str, path: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            resp = self._client.request(method, path, **kwargs)
+        except (httpx.TransportError, httpx.TimeoutException) as e:
+            raise _Transient(
+                f"cannot reach the OpenAI-compatible server at {url}: {type(e).__name__}"
+            ) from e
+        if resp.status_code < 400:
+            try:
+                return resp.json()
+            except ValueError as e:
+                _log_body(url, resp)
+                raise LLMError(f"{url} answered {_status(resp)} with a body that is not JSON") from e
+        _log_body(url, resp)
+        if resp.status_code in _RETRY_STATUS:
+            raise _Transient(f"{url} answered {_status(resp)}", _retry_after(resp))
+        raise LLMError(f"{url} answered {_status(resp)}")
 
-def _error_message(resp: httpx.Response) -> str:
+
+class _Transient(Exception):
+    """A failure worth another try; ``retry_after`` is the server's wish in seconds, if any."""
+
+    def __init__(self, what: str, retry_after: float | None = None):
+        super().__init__(what)
+        self.what = what
+        self.retry_after = retry_after
+
+
+def _status(resp: httpx.Response) -> str:
+    """``503 Service Unavailable``: the code and its standard reason, never the server's text."""
     try:
-        err = resp.json().get("error")
+        return f"{resp.status_code} {HTTPStatus(resp.status_code).phrase}"
     except ValueError:
-        return resp.text[:500]
-    if isinstance(err, dict):
-        return str(err.get("message", err))
-    return str(err or resp.text[:500])
+        return str(resp.status_code)
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    value = (resp.headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _log_body(url: str, resp: httpx.Response) -> None:
+    # The operator's log may see what the server said; viewers of the error may not.
+    logger.warning("%s answered %s: %.300r", url, resp.status_code, resp.text)
 
 
 def _openai_message(m: dict[str, Any]) -> dict[str, Any]:
@@ -270,5 +341,6 @@ def parse_chat_completion(data: dict[str, Any], req: ChatRequest | None = None) 
             apply_tool_call_parsing(result)
         out.append(result)
     if not out:
-        raise LLMError(f"the server's response has no choices: {json.dumps(data)[:300]}")
+        logger.warning("a chat completion with no choices: %.300s", json.dumps(data))
+        raise LLMError("the server's response has no choices")
     return out

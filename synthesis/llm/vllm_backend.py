@@ -83,7 +83,12 @@ class VLLMBackend(LLMBackend):
         }
         if opts.max_model_len:
             llm_kwargs["max_model_len"] = opts.max_model_len
-        self.llm = LLM(**llm_kwargs)
+        try:
+            self.llm = LLM(**llm_kwargs)
+        except Exception as exc:  # noqa: BLE001 - CUDA, a missing checkpoint, OOM: say which model
+            raise BackendUnavailable(
+                f"vLLM could not load {opts.model_path!r}: {type(exc).__name__}: {str(exc)[:300]}"
+            ) from exc
         self.tokenizer = self.llm.get_tokenizer()
         self.model_id = opts.model_path.rstrip("/").rsplit("/", 1)[-1]
 

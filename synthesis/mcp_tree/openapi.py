@@ -53,6 +53,7 @@ REASON_CODES = {
     "unreadable": "the file could not be read",
     "invalid_json": "the text is not valid JSON",
     "invalid_yaml": "the text is not valid YAML",
+    "yaml_aliases": "YAML aliases would expand the document too far (a billion-laughs bomb)",
     "not_a_mapping": "the document is not a JSON/YAML object",
     "unsupported_version": "not Swagger 2.0 or OpenAPI 3.x (e.g. Swagger 1.2)",
     "unknown_format": "neither a 'swagger' nor an 'openapi' version field",
@@ -261,6 +262,39 @@ _YamlLoader.yaml_implicit_resolvers = {
 }
 
 
+# YAML aliases let a few lines stand for a huge document ("billion laughs": nine levels of
+# nine aliases are 9**9 nodes); walking it (conversion, JSON dumps) would never finish.
+MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 2_000_000  # nodes once every alias is expanded
+
+
+def _check_yaml_aliases(data: str | bytes) -> None:
+    """Refuse a YAML document with too many aliases, or whose aliases expand it past
+    MAX_YAML_NODES, from its event stream alone (nothing is built or expanded)."""
+    sizes: dict[str, int] = {}  # anchor -> expanded node count
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, expanded size so far] per open collection
+    aliases = 0
+    for event in yaml.parse(data, Loader=_YamlLoader):
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_YAML_ALIASES:
+                raise SpecError("yaml_aliases", f"more than {MAX_YAML_ALIASES} YAML aliases; write the document out")
+            stack[-1][1] += sizes.get(event.anchor, 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor:
+                sizes[event.anchor] = 1
+            stack[-1][1] += 1
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            stack.append([event.anchor, 1])
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            anchor, size = stack.pop()
+            if anchor:
+                sizes[anchor] = size
+            stack[-1][1] += size
+        if stack[-1][1] > MAX_YAML_NODES or (len(stack) > 1 and stack[0][1] > MAX_YAML_NODES):
+            raise SpecError("yaml_aliases", f"YAML aliases expand the document past {MAX_YAML_NODES} nodes")
+
+
 def load_spec(source: str | bytes | Path | Mapping[str, Any]) -> dict[str, Any]:
     """Parse a spec given as a path, JSON or YAML text/bytes, or a mapping."""
     if isinstance(source, Mapping):
@@ -286,6 +320,7 @@ def load_spec(source: str | bytes | Path | Mapping[str, Any]) -> dict[str, Any]:
             raise SpecError("invalid_json", str(exc)) from exc
     else:
         try:
+            _check_yaml_aliases(data)
             doc = yaml.load(data, Loader=_YamlLoader)  # noqa: S506 - a safe loader
         except yaml.YAMLError as exc:
             raise SpecError("invalid_yaml", str(exc).replace("\n", " ")) from exc

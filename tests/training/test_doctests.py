@@ -10,7 +10,8 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["training.chat_format", "training.config", "training.dataset", "training.rewards", "training.contamination"],
+    ["training.chat_format", "training.config", "training.dataset", "training.rewards", "training.contamination",
+     "training.launch"],
 )
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))

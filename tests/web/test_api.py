@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 from rest_framework.test import APIClient
@@ -172,6 +173,34 @@ def test_tools_search_and_detail(viewer):
     assert names == ["convert_currency"]  # description words
     tool = c.get("/api/tools/").json()["results"][0]
     assert c.get(f"/api/tools/{tool['id']}/").json()["input_schema"]["type"] == "object"
+
+
+def test_tools_search_length_is_capped(viewer):
+    ToolFactory(name="get_forecast", description="Weather forecast by city")
+    c = client_for(viewer)
+    assert c.get("/api/tools/?q=" + "f" * 200).status_code == 200
+    r = c.get("/api/tools/?q=" + "forecast " * 5000)
+    assert r.status_code == 400 and "at most 200 characters" in r.json()["q"]
+    assert client_for(viewer).get("/api/schema/?format=json").json()["paths"]["/api/tools/"]["get"][
+        "parameters"][[p["name"] for p in c.get("/api/schema/?format=json").json()["paths"]["/api/tools/"]["get"][
+            "parameters"]].index("q")]["schema"]["maxLength"] == 200
+
+
+def test_tools_description_search_uses_a_trigram_index(viewer):
+    from django.db import connection
+
+    from inftool_web.api.selectors import tool_list
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'tool_description_upper_trgm'")
+        (indexdef,) = cur.fetchone()
+        assert "gin" in indexdef and "gin_trgm_ops" in indexdef
+        # an empty test table: make the planner show which indexes can serve the filter
+        cur.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
+        sql, params = tool_list(q="currency").query.sql_with_params()
+        cur.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cur.fetchall())
+    assert {"tool_description_upper_trgm", "tool_name_upper_trgm", "tool_name_trgm"} <= set(re.findall(r"tool_\w+_trgm", plan)), plan
 
 
 def test_personas_and_evaluations(viewer):
@@ -474,3 +503,21 @@ def test_the_export_and_training_learn_the_same_conversation(viewer):
 
     assert [shape(m) for m in exported] == [shape(m) for m in trained]
     assert [len(m) for m in exported] == [3, 5, 3]  # corrected, kept, refused
+
+
+@pytest.mark.parametrize("path", ["/api/tools/%C2%8C%0A/", "/api/nowhere/", "/v1/nowhere"])
+def test_unknown_api_urls_answer_json_404(viewer, settings, path):
+    settings.DEBUG = False
+    r = client_for(viewer).get(path)
+    assert r.status_code == 404 and r["Content-Type"] == "application/json" and r.json() == {"detail": "Not found."}
+
+
+def test_the_schema_types_the_iteration_config_and_the_token_request(viewer):
+    schema = client_for(viewer).get("/api/schema/?format=json").json()["components"]["schemas"]
+    config = schema["Input"]["properties"]["config"]
+    assert config["additionalProperties"] is False
+    assert config["properties"]["count"] == {"type": "integer", "minimum": 1, "maximum": 100000}
+    assert config["properties"]["profile"] == {"enum": ["cpu", "gpu", "none"]}
+    assert set(config["properties"]["backends"]["properties"]) == {"user", "agent", "server", "verifier", "judge"}
+    token = schema["TokenRequest"]["properties"]
+    assert token["username"]["minLength"] == 1 and token["password"]["minLength"] == 1

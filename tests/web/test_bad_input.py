@@ -395,6 +395,16 @@ FORGED = [
     ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://h/v1", "max_retries": 10**9}}},
      "backends", "max_retries must be a number"),
     ({"count": 3, "backends": {"agent": {"backend": "embedded", "model": "/etc"}}}, "backends", "under"),
+    # only allowed model hosts: an internal host would receive prompts and keys
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://169.254.169.254/v1"}}},
+     "backends", "is not allowed"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://redis.internal:6379/v1"}}},
+     "backends", "INFTOOL_MODEL_HOSTS"),
+    # a key goes to the host it was configured for only
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://gpu-1:8000/v1",
+                                         "api_key_env": "INFTOOL_LLM_API_KEY"}}}, "backends", "vllm only"),
+    ({"count": 3, "backends": {"agent": {"backend": "openai", "base_url": "http://gpu-1:8000/v1",
+                                         "api_key_env": "OPENAI_API_KEY"}}}, "backends", "bound to no host"),
     ({"count": 3, "backends": {"agent": {"backend": "embedded", "model": "var/../../etc"}}}, "backends", "under"),
 ]
 
@@ -445,6 +455,7 @@ def test_a_config_cannot_make_a_worker_send_a_secret_to_its_base_url(monkeypatch
 
     url = "http://127.0.0.1:9/v1"
     settings.INFTOOL_LLM_API_KEY = ""
+    settings.INFTOOL_API_KEY_HOSTS = {"INFTOOL_AGENT_API_KEY": "127.0.0.1", "SECRET_KEY": "127.0.0.1"}
     settings.INFTOOL_ROLE_BACKENDS = {r: {"backend": "openai", "base_url": url, "model": "m"}
                                       for r in ("user", "agent", "server", "verifier", "judge")}
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -466,6 +477,61 @@ def test_a_config_cannot_make_a_worker_send_a_secret_to_its_base_url(monkeypatch
 
     with pytest.raises(ConfigError, match="api_key_env"):
         bearer("SECRET_KEY")
+
+
+def test_keys_go_only_to_the_host_they_were_configured_for(monkeypatch, settings):
+    """A config edited in the database after its check (another host, another key) sends no
+    key to a host the key was not configured for, and no request to a host not allowed."""
+    from inftool_web.synth.services import backends_for_iteration, role_backend_specs
+
+    settings.INFTOOL_LLM_API_KEY = "the-server-key"
+    settings.INFTOOL_API_KEY_HOSTS = {"INFTOOL_LLM_API_KEY": "vllm", "INFTOOL_GPU_API_KEY": "gpu-1"}
+    monkeypatch.setenv("INFTOOL_GPU_API_KEY", "the-gpu-key")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+
+    def key(spec: dict) -> str:
+        it = IterationFactory(config={"count": 1, "backends": {"agent": {"backend": "openai", **spec}}})
+        return role_backend_specs(it)["agent"]["api_key"]
+
+    assert key({"base_url": "http://vllm:8000/v1"}) == "the-server-key"
+    assert key({"base_url": "http://gpu-1:8000/v1"}) == ""  # the default key is vllm's
+    assert key({"base_url": "http://gpu-1:8000/v1", "api_key_env": "INFTOOL_GPU_API_KEY"}) == "the-gpu-key"
+    assert key({"base_url": "http://vllm:8000/v1", "api_key_env": "INFTOOL_GPU_API_KEY"}) == ""
+    assert key({"base_url": "http://127.0.0.1:9/v1", "api_key_env": "OPENAI_API_KEY"}) == ""
+    it = IterationFactory(config={"count": 1, "backends": {"agent": {
+        "backend": "openai", "base_url": "http://h/v1"}}})
+    backend = backends_for_iteration(it)["agent"]
+    try:  # an empty key: no fallback to $OPENAI_API_KEY either
+        assert "Authorization" not in backend._client.headers
+    finally:
+        backend.close()
+    settings.INFTOOL_MODEL_HOSTS = ["vllm"]
+    with pytest.raises(ValueError, match="'h' is not allowed"):
+        role_backend_specs(it)
+
+
+def test_model_host_settings_default_to_the_configured_hosts(monkeypatch):
+    import importlib
+
+    import inftool_web.settings as base
+
+    for name in ("INFTOOL_MODEL_HOSTS", "INFTOOL_API_KEY_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INFTOOL_LLM_BASE_URL", "http://GPU-7:8000/v1")
+    monkeypatch.setenv("INFTOOL_JUDGE_BASE_URL", "https://judge.example/v1")
+    try:
+        s = importlib.reload(base)
+        assert {"gpu-7", "judge.example", "127.0.0.1"} <= set(s.INFTOOL_MODEL_HOSTS)
+        assert s.INFTOOL_API_KEY_HOSTS == {"INFTOOL_LLM_API_KEY": "gpu-7"}
+        monkeypatch.setenv("INFTOOL_ENV", "production")
+        monkeypatch.setenv("DEBUG", "false")
+        monkeypatch.setenv("SECRET_KEY", "k")
+        monkeypatch.setenv("ALLOWED_HOSTS", "a")
+        s = importlib.reload(base)
+        assert set(s.INFTOOL_MODEL_HOSTS) == {"gpu-7", "judge.example"}  # no loopback in production
+    finally:
+        monkeypatch.undo()
+        importlib.reload(base)
 
 
 def test_the_launch_form_refuses_forged_backends(client):
@@ -538,9 +604,12 @@ def test_injection_attempts_in_the_tool_search_are_just_text(q):
     ToolFactory(name="odd_tool", description="Matches 100% of [brackets] and back\\slashes")
     api = api_as("viewer")
     r = api.get("/api/tools/", {"q": q})
-    assert r.status_code == 200, r.content[:300]
-    names = {t["name"] for t in r.json()["results"]}
-    assert "get_forecast" not in names or q.strip("%_*.^$\\") == "", f"{q!r} matched as a pattern: {names}"
+    if len(q) > 200:  # the API's search is capped; the page searches the first 200 characters
+        assert r.status_code == 400 and "at most 200 characters" in r.json()["q"]
+    else:
+        assert r.status_code == 200, r.content[:300]
+        names = {t["name"] for t in r.json()["results"]}
+        assert "get_forecast" not in names or q.strip("%_*.^$\\") == "", f"{q!r} matched as a pattern: {names}"
     page = Client()
     page.force_login(user_with("viewer"))
     assert page.get("/tools/", {"q": q}).status_code == 200
@@ -559,3 +628,24 @@ def test_search_metacharacters_match_literally():
     assert names("[brackets]") == {"odd_tool"} and names("back\\slashes") == {"odd_tool"}
     assert names("_") == {"get_forecast", "odd_tool"}, "an underscore in a name is a character, not a wildcard"
     assert names("'") == set()
+
+
+def test_a_vllm_role_builds_with_its_checkpoint(monkeypatch, settings):
+    """The vllm backend loads a local checkpoint (model_path): a role set to vllm used to
+    fail on every build, given 'model'."""
+    from inftool_web.synth.services import backends_for_iteration, role_backend_specs
+    from synthesis.llm.vllm_backend import VLLMBackend
+    from tests.factories import CheckpointFactory
+    from tests.synthesis.llm import fake_vllm
+
+    vllm = fake_vllm.install(monkeypatch)
+    it = IterationFactory(config={"count": 1, "backends": {
+        "verifier": {"backend": "vllm", "model": "/models/qwen2.5-32b"},
+        "agent": {"backend": "vllm"}}})
+    it.input_checkpoint = CheckpointFactory(name="iteration-1-sft", kind="sft", path="/ckpt/sft1")
+    specs = role_backend_specs(it)
+    assert specs["verifier"] == {"backend": "vllm", "model_path": "/models/qwen2.5-32b"}
+    assert specs["agent"] == {"backend": "vllm", "model_path": "/ckpt/sft1"}  # the loop's latest model
+    backends = backends_for_iteration(it)
+    assert isinstance(backends["verifier"], VLLMBackend) and isinstance(backends["agent"], VLLMBackend)
+    assert {i.kwargs["model"] for i in vllm.LLM.instances} == {"/models/qwen2.5-32b", "/ckpt/sft1"}

@@ -136,18 +136,26 @@ def test_send_now_survives_a_dead_channel_layer(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_healthz_all_up(client, celery_worker_process):
+def test_healthz_all_up(client, celery_worker_process, django_user_model):
     resp = client.get("/healthz")
-    body = resp.json()
-    assert resp.status_code == 200, body
+    assert resp.status_code == 200, resp.content
+    # the public probe: the database and Redis, nothing about versions, hosts or workers
+    assert resp.json() == {"status": "ok", "failing": []}
+    client.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    body = client.get("/healthz").json()
     assert body["status"] == "ok"
     assert set(body["checks"]) == {"database", "redis", "workers"}
     assert "worker" in body["checks"]["workers"]["detail"]
 
 
 @pytest.mark.django_db
-def test_healthz_reports_redis_on_a_closed_port_as_down(client, settings):
+def test_healthz_reports_redis_on_a_closed_port_as_down(client, settings, django_user_model):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    resp = client.get("/healthz")
+    assert resp.status_code == 503
+    assert resp.json() == {"status": "down", "failing": ["redis"]}
+    assert b"127.0.0.1" not in resp.content  # no host names or error texts for the public
+    client.force_login(django_user_model.objects.create_user("ops", is_staff=True))
     resp = client.get("/healthz")
     body = resp.json()
     assert resp.status_code == 503
@@ -155,6 +163,31 @@ def test_healthz_reports_redis_on_a_closed_port_as_down(client, settings):
     assert "127.0.0.1:1" in body["checks"]["redis"]["detail"]
     assert "redis" in body["message"]
     assert body["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_public_healthz_pings_no_worker_and_passes_with_workers_down(client, monkeypatch, django_user_model):
+    """Readiness probes call it on every web pod: workers being down must not take the web
+    out of service, and a hit must not fan out a ping to every worker."""
+    from inftool_web.core import health
+
+    pinged = []
+
+    def no_workers(timeout=1.0):
+        pinged.append(1)
+        return health.Check("workers", False, "no Celery worker answered a ping", 0.0)
+
+    monkeypatch.setattr(health, "check_workers", no_workers)
+    resp = client.get("/healthz")
+    assert resp.status_code == 200 and resp.json() == {"status": "ok", "failing": []}
+    assert pinged == []
+    assert "no-cache" in resp["Cache-Control"]
+    # signed in but not staff: still the public answer
+    client.force_login(django_user_model.objects.create_user("viewer"))
+    assert "checks" not in client.get("/healthz").json() and pinged == []
+    client.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    resp = client.get("/healthz")
+    assert resp.status_code == 503 and resp.json()["failing"] == ["workers"] and pinged == [1]
 
 
 @pytest.mark.django_db
@@ -217,3 +250,31 @@ def test_plain_packages_never_import_django():
                          timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.startswith("ok")
+
+
+def test_database_connections_use_tcp_keepalives_on_both_ends(settings):
+    """A dead node's advisory locks are released within a minute or two: this side probes
+    the server, and the server probes this session's client."""
+    opts = settings.DATABASES["default"]["OPTIONS"]
+    assert opts["keepalives"] == 1
+    idle, interval, count = opts["keepalives_idle"], opts["keepalives_interval"], opts["keepalives_count"]
+    assert idle + interval * count <= 120
+    for guc in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout"):
+        assert f"-c {guc}=" in opts["options"]
+
+
+@pytest.mark.django_db
+def test_the_server_applies_the_keepalives_to_this_session(settings):
+    opts = settings.DATABASES["default"]["OPTIONS"]
+    with connection.cursor() as cur:
+        cur.execute("SELECT inet_client_addr() IS NOT NULL")  # over TCP, where keepalives apply
+        assert cur.fetchone()[0]
+        cur.execute("SHOW tcp_keepalives_idle")
+        assert cur.fetchone()[0] in (f"{opts['keepalives_idle']}", f"{opts['keepalives_idle']}s")
+        cur.execute("SHOW tcp_keepalives_count")
+        assert cur.fetchone()[0] == str(opts["keepalives_count"])
+        cur.execute("SELECT current_setting('tcp_user_timeout')")
+        assert cur.fetchone()[0] != "0"
+    # and libpq was asked for them on this side
+    dsn = connection.connection.info.dsn
+    assert "keepalives=1" in dsn and f"keepalives_idle={opts['keepalives_idle']}" in dsn, dsn

@@ -252,6 +252,22 @@ def test_audit_flow_records_the_decision(client, world):
     assert client.post(f"/trajectories/{t.pk}/audit/", {"decision": "maybe"}).status_code == 400
 
 
+@pytest.mark.parametrize("target", ["//evil.com/", "/\\evil.com", "https://evil.com/x", "\\\\evil.com",
+                                    "javascript:alert(1)", "http://testserver@evil.com/"])
+def test_audit_next_never_leaves_the_site(client, world, target):
+    login(client, "reviewer")
+    t = world["t"][1]
+    r = client.post(f"/trajectories/{t.pk}/audit/", {"decision": "accept", "next": target})
+    assert r.status_code == 302 and r["Location"] == f"/trajectories/{t.pk}/", r["Location"]
+
+
+def test_audit_next_keeps_a_local_path(client, world):
+    login(client, "reviewer")
+    t = world["t"][1]
+    r = client.post(f"/trajectories/{t.pk}/audit/", {"decision": "accept", "next": "/audit/?size=8&seed=7"})
+    assert r.status_code == 302 and r["Location"] == "/audit/?size=8&seed=7"
+
+
 # ------------------------------------------------------------------ launch form
 def launch_data(**over):
     data = {"name": "from the form", "count": "6", "verifiers": "3", "negotiation_rounds": "1", "max_turns": "4",

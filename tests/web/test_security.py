@@ -579,3 +579,125 @@ def test_websockets_admit_only_signed_in_users_who_may_read_what_they_follow():
         await comm.disconnect()
 
     async_to_sync(scenario)()
+
+
+# ---------------------------------------------------------------------------- content security policy
+
+
+def _csp(response) -> dict[str, list[str]]:
+    header = response["Content-Security-Policy"]
+    return {d.split()[0]: d.split()[1:] for d in (p.strip() for p in header.split(";")) if d}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/tools/", "/audit/", "/evaluations/", "/accounts/login/"])
+def test_pages_carry_a_policy_that_runs_no_inline_script(path):
+    ids = _role_world()
+    client = Client()
+    client.force_login(_as("reviewer"))
+    r = client.get(path)
+    assert r.status_code == 200
+    csp = _csp(r)
+    assert csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
+    assert csp["object-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
+    assert csp["form-action"] == ["'self'"] and csp["base-uri"] == ["'none'"]
+    r = client.get(f"/iterations/{ids['it']}/")
+    assert "'unsafe-inline'" not in _csp(r)["script-src"]
+
+
+def test_templates_hold_no_inline_script_or_event_handler():
+    """What the policy would block must not be needed: every script comes from a file."""
+    offenders = []
+    for path in (ROOT / "templates").rglob("*.html"):
+        text = path.read_text()
+        if re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text) or re.search(r"\son[a-z]+\s*=", text, re.I) \
+                or re.search(r"<style\b", text) or "javascript:" in text:
+            offenders.append(path.name)
+    assert offenders == []
+
+
+@pytest.mark.django_db
+def test_cancel_confirmation_comes_from_a_static_file():
+    from tests.factories import IterationFactory
+
+    it = IterationFactory(status="synthesizing")
+    client = Client()
+    client.force_login(_as("operator"))
+    page = client.get(f"/iterations/{it.pk}/").content.decode()
+    assert f'data-confirm="Cancel iteration #{it.number}?"' in page and "onsubmit" not in page
+    assert "inftool/confirm.js" in page
+    assert "dataset.confirm" in (ROOT / "static" / "inftool" / "confirm.js").read_text()
+
+
+@pytest.mark.django_db
+def test_csrf_cookie_is_httponly_and_forms_still_post(login_template):
+    client = Client(enforce_csrf_checks=True)
+    r = client.get(LOGIN_URL)
+    cookie = client.cookies[settings.CSRF_COOKIE_NAME]
+    assert cookie["httponly"] is True
+    # the token in the page (what htmx and forms send) still passes the check
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', r.content.decode()).group(1)
+    user = _as("viewer")
+    r = client.post(LOGIN_URL, {"username": user.username, "password": PASSWORD, "csrfmiddlewaretoken": token})
+    assert r.status_code == 302
+    # htmx sends the page's token in a header set once on <body>
+    page = client.get("/tools/").content.decode()
+    assert re.search(r'<body hx-headers=\'\{"X-CSRFToken": "[^"]+"\}\'>', page)
+
+
+@pytest.mark.django_db
+def test_api_docs_load_their_script_from_a_url_not_inline():
+    client = Client()
+    client.force_login(_as("viewer"))
+    r = client.get("/api/docs/")
+    page = r.content.decode()
+    assert r.status_code == 200 and "<script>" not in page
+    assert _csp(r)["script-src"] == ["'self'"]
+    script = re.search(r'<script src="([^"]+script=[^"]*)"', page).group(1).replace("&amp;", "&")
+    js = client.get(script)
+    assert js.status_code == 200 and "SwaggerUIBundle" in js.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_open_websockets_close_on_log_out_and_on_losing_the_role():
+    """A socket outlives the page that opened it: log-out and a role taken away close it,
+    as a new one would be refused; other sessions and other users stay connected."""
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    from inftool_web.core.roles import set_role
+
+    viewer = _as("viewer")
+    web = Client()
+    web.force_login(viewer)
+    this_session = f"{settings.SESSION_COOKIE_NAME}={web.cookies[settings.SESSION_COOKIE_NAME].value}"
+    other_session = _session_cookie(viewer)
+    bystander = _as("viewer")
+    bystander_cookie = _session_cookie(bystander)
+
+    async def open_socket(cookie):
+        comm = _ws("/ws/events/", cookie=cookie)
+        connected, _ = await comm.connect(timeout=10)
+        assert connected
+        return comm
+
+    async def closed_with(comm) -> int:
+        out = await comm.receive_output(timeout=5)
+        assert out["type"] == "websocket.close", out
+        return out["code"]
+
+    async def scenario():
+        mine, other, theirs = [await open_socket(c) for c in (this_session, other_session, bystander_cookie)]
+        await sync_to_async(web.post)("/accounts/logout/")
+        assert await closed_with(mine) == 4401
+        assert await other.receive_nothing(timeout=0.5) and await theirs.receive_nothing(timeout=0.1)
+        # a role change that keeps viewer's rights keeps the socket
+        await sync_to_async(set_role)(viewer, "reviewer")
+        assert await other.receive_nothing(timeout=0.5)
+        await sync_to_async(viewer.groups.clear)()
+        assert await closed_with(other) == 4403
+        assert await theirs.receive_nothing(timeout=0.1)
+        bystander.is_active = False
+        await sync_to_async(bystander.save)()
+        assert await closed_with(theirs) == 4401
+
+    async_to_sync(scenario)()

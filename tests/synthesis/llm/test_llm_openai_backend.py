@@ -137,10 +137,11 @@ def test_retries_5xx_then_succeeds_and_gives_up_clearly():
         server.server_close()
 
 
-def test_4xx_is_an_error_with_the_servers_message(serve):
+def test_4xx_is_an_error_with_its_status_and_not_the_servers_text(serve):
     b = OpenAIBackend(base_url=serve(ScriptedBackend()), model="m", max_retries=0)
-    with pytest.raises(LLMError, match="tool_choice"):
+    with pytest.raises(LLMError, match="400 Bad Request") as info:
         b.complete(req(tools=TOOLS, tool_choice={"name": "missing"}))
+    assert "tool_choice" not in str(info.value)
 
 
 def test_bad_arguments_json_in_response_is_invalid_model_output():
@@ -178,3 +179,99 @@ def test_request_body_passes_schema_and_tool_choice():
     assert body["tools"][0]["function"]["parameters"] == TOOLS[0]["inputSchema"]
     assert body["response_format"]["json_schema"]["schema"] == schema
     assert body["stop"] == ["x"] and body["seed"] == 1
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """Answers each request with the next (status, headers, body) of ``replies``."""
+
+    replies: list = []
+    seen: list = []
+
+    def log_message(self, *a):
+        pass
+
+    def _answer(self):
+        type(self).seen.append(dict(self.headers))
+        status, headers, body = type(self).replies.pop(0)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer()
+
+    do_GET = _answer
+
+
+@pytest.fixture
+def scripted_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Scripted.replies, _Scripted.seen = [], []
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+OK = (200, {"Content-Type": "application/json"}, json.dumps(
+    {"choices": [{"index": 0, "message": {"content": "fine"}, "finish_reason": "stop"}]}).encode())
+SECRET_PAGE = b"<html>internal admin page: db password hunter2</html>"
+
+
+@pytest.mark.parametrize("status", [200, 404, 503])
+def test_no_error_carries_the_servers_body(scripted_server, status):
+    """A server's answer reaches trajectories' errors, which every viewer reads."""
+    _Scripted.replies = [(status, {"Content-Type": "text/html"}, SECRET_PAGE)] * 2
+    b = OpenAIBackend(base_url=scripted_server, model="m", max_retries=1, backoff=0)
+    with pytest.raises(LLMError) as info:
+        b.complete(req())
+    assert "hunter2" not in str(info.value) and "html" not in str(info.value)
+    assert str(status) in str(info.value)
+
+
+def test_a_reply_with_no_choices_is_not_echoed(scripted_server):
+    _Scripted.replies = [(200, {}, json.dumps({"secret": "hunter2"}).encode())]
+    with pytest.raises(LLMError) as info:
+        OpenAIBackend(base_url=scripted_server, model="m", max_retries=0).complete(req())
+    assert "hunter2" not in str(info.value)
+
+
+def test_retry_after_is_honoured_but_capped(scripted_server, monkeypatch):
+    import synthesis.llm.openai_backend as mod
+
+    slept = []
+    monkeypatch.setattr(mod.time, "sleep", slept.append)
+    _Scripted.replies = [(429, {"Retry-After": "86400"}, b"{}"), (503, {"Retry-After": "2"}, b"{}"), OK]
+    b = OpenAIBackend(base_url=scripted_server, model="m", max_retries=3, backoff=0, max_retry_after=5)
+    assert b.complete(req()).text == "fine"
+    assert slept == [5, 2]
+
+
+def test_backoff_is_exponential_with_jitter(scripted_server, monkeypatch):
+    import synthesis.llm.openai_backend as mod
+
+    slept = []
+    monkeypatch.setattr(mod.time, "sleep", slept.append)
+    _Scripted.replies = [(503, {}, b"{}")] * 5
+    b = OpenAIBackend(base_url=scripted_server, model="m", max_retries=4, backoff=1, backoff_max=100)
+    with pytest.raises(BackendUnavailable, match="503 Service Unavailable after 5 attempts"):
+        b.complete(req())
+    assert len(slept) == 4
+    # full jitter: each wait is drawn from [0, backoff * 2**n]
+    assert all(0 <= s <= 2 ** (n + 1) for n, s in enumerate(slept)), slept
+    assert len(set(slept)) > 1
+
+
+def test_openai_api_key_goes_to_openai_only(scripted_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-openai-key")
+    b = OpenAIBackend(base_url=scripted_server, model="m")
+    assert "Authorization" not in b._client.headers
+    assert OpenAIBackend(base_url="https://api.openai.com/v1", model="m")._client.headers[
+        "Authorization"] == "Bearer sk-the-openai-key"
+    # an explicit empty key sends none even to OpenAI
+    assert "Authorization" not in OpenAIBackend(
+        base_url="https://api.openai.com/v1", model="m", api_key="")._client.headers

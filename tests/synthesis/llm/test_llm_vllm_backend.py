@@ -1,4 +1,5 @@
 import importlib.util
+import json
 
 import pytest
 
@@ -63,3 +64,92 @@ def test_vllm_generates_a_forced_call():
         )
     )
     assert r.tool_calls and r.tool_calls[0].name == "f"
+
+
+# ---------------------------------------------------------------------------- stand-in vllm (CPU)
+
+from synthesis.llm.base import ChatRequest, InvalidModelOutput  # noqa: E402
+from tests.synthesis.llm import fake_vllm  # noqa: E402
+
+F_TOOL = {"name": "f", "description": "F", "inputSchema": {
+    "type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}
+
+
+@pytest.fixture
+def vllm(monkeypatch):
+    return fake_vllm.install(monkeypatch)
+
+
+def test_options_map_onto_llm(vllm):
+    b = VLLMBackend(model_path="/ckpt/iteration-2-grpo/", dtype="bfloat16", gpu_memory_utilization=0.5,
+                    max_model_len=4096, tensor_parallel_size=2)
+    assert vllm.LLM.instances[-1].kwargs == {
+        "model": "/ckpt/iteration-2-grpo/", "dtype": "bfloat16", "gpu_memory_utilization": 0.5,
+        "tensor_parallel_size": 2, "max_model_len": 4096}
+    assert b.model_id == "iteration-2-grpo"
+    VLLMBackend(model_path="/m")
+    assert "max_model_len" not in vllm.LLM.instances[-1].kwargs  # vLLM's own default
+    with pytest.raises(ValueError):
+        VLLMBackend(model="/m")  # the option is model_path (services.py passed model)
+
+
+def test_sampling_params_carry_the_request(vllm):
+    b = VLLMBackend(model_path="/m")
+    llm = vllm.LLM.instances[-1]
+    llm.replies = [["a", "b"]]
+    rows = b.complete_batch([ChatRequest(messages=[{"role": "user", "content": "hi"}], n=2, temperature=0.3,
+                                         top_p=0.9, max_tokens=17, stop=["\n\n"], seed=5)])
+    (prompts, (sp,)) = llm.calls[-1]
+    assert (sp.n, sp.temperature, sp.top_p, sp.max_tokens, sp.stop, sp.seed) == (2, 0.3, 0.9, 17, ["\n\n"], 5)
+    assert not hasattr(sp, "structured_outputs")  # free text: unconstrained
+    assert [r.text for r in rows[0]] == ["a", "b"] and rows[0][0].prompt_tokens == 7
+    assert prompts[0].endswith("<|assistant|>") and '"hi"' in prompts[0]
+
+
+def test_json_schema_and_forced_calls_use_structured_outputs(vllm):
+    b = VLLMBackend(model_path="/m")
+    llm = vllm.LLM.instances[-1]
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    llm.replies = [['{"ok": true}'], ['{"name": "f", "arguments": {"x": 3}}']]
+    msgs = [{"role": "user", "content": "go"}]
+    plain, forced = b.complete_batch([ChatRequest(messages=msgs, json_schema=schema),
+                                      ChatRequest(messages=msgs, tools=[F_TOOL], tool_choice={"name": "f"})])
+    sp_schema, sp_forced = llm.calls[-1][1]
+    assert json.loads(sp_schema.structured_outputs.json) == schema
+    assert json.loads(sp_forced.structured_outputs.json) == tool_call_schema([F_TOOL], {"name": "f"})
+    assert plain[0].text == '{"ok": true}' and not plain[0].tool_calls
+    # the bare call object guided decoding produced becomes a parsed call
+    (call,) = forced[0].tool_calls
+    assert (call.name, call.arguments) == ("f", {"x": 3}) and forced[0].finish_reason == "tool_calls"
+
+
+def test_tool_calls_in_text_are_parsed_and_bad_ones_reported(vllm):
+    b = VLLMBackend(model_path="/m")
+    llm = vllm.LLM.instances[-1]
+    llm.replies = [['Sure.\n<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>'],
+                   ['<tool_call>\n{"name": "f", "arguments": {x: 1\n</tool_call>'],
+                   ['<tool_call>{"name": "f"}</tool_call>']]
+    msgs = [{"role": "user", "content": "go"}]
+    good, bad, no_tools = b.complete_batch([ChatRequest(messages=msgs, tools=[F_TOOL]),
+                                            ChatRequest(messages=msgs, tools=[F_TOOL]),
+                                            ChatRequest(messages=msgs, tools=[F_TOOL], tool_choice="none")])
+    assert [c.name for c in good[0].tool_calls] == ["f"] and good[0].text.strip() == "Sure."
+    assert isinstance(bad[0].error, InvalidModelOutput) and bad[0].finish_reason == "error"
+    assert not no_tools[0].tool_calls and "<tool_call>" in no_tools[0].text  # tool_choice none: text
+    # tools rendered into the prompt only when they may be called
+    prompts = llm.calls[-1][0]
+    assert "# Tools" in prompts[0] and "# Tools" not in prompts[2]
+
+
+def test_a_model_vllm_cannot_load_is_backend_unavailable_naming_it(vllm):
+    vllm.LLM.fail_with = RuntimeError("CUDA out of memory")
+    with pytest.raises(BackendUnavailable, match=r"'/ckpt/big'.*CUDA out of memory"):
+        VLLMBackend(model_path="/ckpt/big")
+
+
+def test_the_registry_builds_it_from_a_role_spec(vllm):
+    from synthesis.llm.roles import backends_for_roles
+
+    backends = backends_for_roles({"agent": {"backend": "vllm", "model_path": "/ckpt/a"}})
+    assert isinstance(backends["agent"], VLLMBackend)
+    assert vllm.LLM.instances[-1].kwargs["model"] == "/ckpt/a"

@@ -363,3 +363,45 @@ def test_credentials_declared_as_plain_parameters_are_left_out_with_a_warning():
     assert "Ocp-Apim-Subscription-Key" not in get.input_schema["properties"]
     skipped = {w.message for w in result.warnings if w.code == "credential_param_skipped"}
     assert any("Ocp-Apim-Subscription-Key" in m for m in skipped) and any("session" in m for m in skipped)
+
+
+# ---------------------------------------------------------------------------- hostile input
+
+
+def _billion_laughs(levels: int = 9, width: int = 9) -> str:
+    lines = ['a: &a ["lol"]']
+    for i in range(1, levels):
+        refs = ", ".join([f"*{chr(96 + i)}"] * width)
+        lines.append(f"{chr(97 + i)}: &{chr(97 + i)} [{refs}]")
+    return "openapi: 3.0.0\ninfo: {title: x, version: '1'}\npaths: {}\n" + "\n".join(lines) + "\n"
+
+
+def test_a_billion_laughs_yaml_is_refused_quickly():
+    import time
+
+    from synthesis.mcp_tree.openapi import SpecError, load_spec
+
+    t0 = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        load_spec(_billion_laughs())
+    assert info.value.reason_code == "yaml_aliases"
+    # fewer aliases, each expanding a lot: refused on size, not only on the count
+    with pytest.raises(SpecError, match="expand the document"):
+        load_spec(_billion_laughs(levels=8, width=9)[:])
+    assert time.perf_counter() - t0 < 5
+
+
+def test_a_yaml_with_a_few_aliases_still_loads():
+    from synthesis.mcp_tree.openapi import load_spec
+
+    doc = load_spec("openapi: 3.0.0\ninfo: {title: x, version: '1'}\npaths: {}\n"
+                    "components:\n  schemas:\n    A: &a {type: string}\n    B: *a\n    C: [*a, *a]\n")
+    assert doc["components"]["schemas"]["B"] == {"type": "string"}
+
+
+def test_too_many_aliases_are_refused():
+    from synthesis.mcp_tree.openapi import MAX_YAML_ALIASES, SpecError, load_spec
+
+    text = "a: &a x\nb: [" + ", ".join(["*a"] * (MAX_YAML_ALIASES + 1)) + "]\n"
+    with pytest.raises(SpecError, match="aliases"):
+        load_spec(text)

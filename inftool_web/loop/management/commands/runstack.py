@@ -1,10 +1,13 @@
-"""Start the ASGI web server and the Celery workers together; Ctrl-C stops them all cleanly."""
+"""Start the ASGI web server and the Celery workers together; Ctrl-C stops them all cleanly.
+
+A process that dies is started again after a backoff (core/supervisor.py) while the rest
+keep running: a crashed worker does not take the web server down with it.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -14,6 +17,7 @@ from django.core.management.base import BaseCommand
 from inftool_web.catalog.models import Tool
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_launch
+from inftool_web.core.supervisor import Supervisor
 
 
 class Command(BaseCommand):
@@ -50,9 +54,11 @@ class Command(BaseCommand):
             ],
         }
         self._queue_demo_iteration()
-        procs: dict[str, subprocess.Popen] = {}
-        for name, cmd in commands.items():
-            procs[name] = subprocess.Popen(cmd, start_new_session=True)
+        # The web server's health report and dashboard name a worker that does not answer.
+        env = dict(os.environ)
+        env.setdefault("INFTOOL_EXPECTED_WORKERS", "roleplay,gpu")
+        supervisor = Supervisor(commands, env=env, log=self.stderr.write)
+        supervisor.start()
         url = f"http://{host}:{port}/"
         self.stdout.write(self.style.SUCCESS(f"InfTool is starting at {url}  (Ctrl-C stops it)"))
 
@@ -64,20 +70,12 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        exit_code = 0
         try:
             while not stopping:
-                for name, proc in procs.items():
-                    if proc.poll() is not None:
-                        self.stderr.write(f"{name} exited with code {proc.returncode}; stopping the rest")
-                        exit_code = proc.returncode or 1
-                        stopping = True
-                        break
+                supervisor.tick()
                 time.sleep(0.5)
         finally:
-            self._shutdown(procs)
-        if exit_code:
-            raise SystemExit(exit_code)
+            supervisor.stop()
         self.stdout.write("stopped")
 
     def _queue_demo_iteration(self) -> None:
@@ -88,16 +86,3 @@ class Command(BaseCommand):
             config={"count": 6, "max_turns": 3, "profile": "none", "eval_limit": 2}, name="demo"
         )
         self.stdout.write(f"queued demo iteration {it.number} (6 trajectories on the embedded model)")
-
-    def _shutdown(self, procs: dict[str, subprocess.Popen]) -> None:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for name, proc in procs.items():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.stderr.write(f"{name} did not stop in time; killing it")
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
