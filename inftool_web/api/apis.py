@@ -105,7 +105,7 @@ class ToolListApi(BaseApi):
         )
 
     @extend_schema(
-        parameters=[OpenApiParameter("q", {"type": "string", "maxLength": selectors.MAX_QUERY_LENGTH},
+        parameters=[OpenApiParameter("q", {"type": "string", "maxLength": catalog_selectors.MAX_QUERY_LENGTH},
                                      description="Search name (trigram) and description"),
                     OpenApiParameter("domain", str), OpenApiParameter("category", str),
                     OpenApiParameter("min_score", {"type": "number", "minimum": 0, "maximum": 1},

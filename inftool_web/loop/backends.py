@@ -8,9 +8,8 @@ from typing import Any
 
 from django.conf import settings
 
-from synthesis.llm.roles import backends_for_roles
-
 from inftool_web.core.outbound import api_key_for, model_host_problem
+from synthesis.llm.roles import backends_for_roles
 
 from .iteration_config import IterationConfig
 from .models import Iteration

@@ -17,11 +17,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from inftool_web.core.outbound import API_KEY_ENV_RE, api_key_problem, model_host_problem
 from synthesis.records import Mode, Role, values
 from synthesis.roleplay.config import RoleplayConfig
 from training.bfcl import CATEGORIES
-
-from inftool_web.core.outbound import API_KEY_ENV_RE, api_key_problem, model_host_problem
 
 MODES = values(Mode)
 ROLES = values(Role)

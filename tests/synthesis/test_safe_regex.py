@@ -4,8 +4,8 @@ import random
 import time
 
 import pytest
-
 from synthesis.roleplay.schema_utils import NoValidValue, pattern_value, validation_errors
+
 from synthesis.safe_regex import PatternError, compile_pattern, is_re2_available
 
 # Classic catastrophic-backtracking patterns; with Python's re each of these takes

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from inftool_web.catalog.models import Tool
+from inftool_web.core.supervisor import Supervisor
 from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import iteration_launch
-from inftool_web.core.supervisor import Supervisor
 
 
 class Command(BaseCommand):
