@@ -482,7 +482,7 @@ def test_a_config_cannot_make_a_worker_send_a_secret_to_its_base_url(monkeypatch
 def test_keys_go_only_to_the_host_they_were_configured_for(monkeypatch, settings):
     """A config edited in the database after its check (another host, another key) sends no
     key to a host the key was not configured for, and no request to a host not allowed."""
-    from inftool_web.synth.services import backends_for_iteration, role_backend_specs
+    from inftool_web.loop.backends import backends_for_iteration, role_backend_specs
 
     settings.INFTOOL_LLM_API_KEY = "the-server-key"
     settings.INFTOOL_API_KEY_HOSTS = {"INFTOOL_LLM_API_KEY": "vllm", "INFTOOL_GPU_API_KEY": "gpu-1"}
@@ -633,7 +633,7 @@ def test_search_metacharacters_match_literally():
 def test_a_vllm_role_builds_with_its_checkpoint(monkeypatch, settings):
     """The vllm backend loads a local checkpoint (model_path): a role set to vllm used to
     fail on every build, given 'model'."""
-    from inftool_web.synth.services import backends_for_iteration, role_backend_specs
+    from inftool_web.loop.backends import backends_for_iteration, role_backend_specs
     from synthesis.llm.vllm_backend import VLLMBackend
     from tests.factories import CheckpointFactory
     from tests.synthesis.llm import fake_vllm
