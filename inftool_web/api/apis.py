@@ -413,7 +413,8 @@ class ExportApi(BaseApi):
                              description="Without a verdict filter: accepted (default) exports effective-accepted "
                                          "trajectories only, all exports every one"),
             OpenApiParameter("seed", int, description="hf: seed of the train/validation split (default 0)"),
-            OpenApiParameter("validation_fraction", float,
+            OpenApiParameter("validation_fraction",
+                             {"type": "number", "minimum": 0, "maximum": 1, "exclusiveMaximum": True},
                              description="hf: share of trajectories in validation, in [0, 1) (default 0.1)"),
         ],
         description="JSONL, streamed. Filtered by one iteration, the `Link` header (rel=describedby) points at "
@@ -432,11 +433,12 @@ class ExportApi(BaseApi):
         filters = parse_trajectory_filters(request.query_params)
         if include == "accepted" and filters.verdict is None:
             filters = dataclasses.replace(filters, verdict="accepted")
+        # Only hf uses these, but a bad value is a bad request whatever the format.
+        seed = _query_number(request, "seed", int, 0, lambda v: True, "an integer")
+        share = _query_number(request, "validation_fraction", float, 0.1, lambda v: 0 <= v < 1,
+                              "a number in [0, 1)")
         qs = selectors.trajectory_list(filters=filters)
         if fmt == HF_FORMAT:
-            seed = _query_number(request, "seed", int, 0, lambda v: True, "an integer")
-            share = _query_number(request, "validation_fraction", float, 0.1, lambda v: 0 <= v < 1,
-                                  "a number in [0, 1)")
             described = {k: v for k, v in request.query_params.items() if k in selectors.TrajectoryFilters.PARAMS}
             return streaming_response(request, export_hf_archive(qs, filters=described, seed=seed,
                                                                  validation_fraction=share),
