@@ -163,6 +163,8 @@ def test_api_serves_the_folder_as_a_zip(world, tmp_path):
     client.force_authenticate(user)
     assert "hf" in client.get("/api/exports/").json()["formats"]
     assert client.get("/api/exports/hf/?validation_fraction=2").status_code == 400
+    assert client.get("/api/exports/bfcl/?validation_fraction=null").status_code == 400
+    assert client.get("/api/exports/openai/?seed=x").status_code == 400
     r = client.get(f"/api/exports/hf/?iteration={world['it'].pk}&seed=3")
     assert r.status_code == 200 and r["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))) as zf:

