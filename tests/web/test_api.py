@@ -188,6 +188,7 @@ def test_tools_search_length_is_capped(viewer):
 
 def test_tools_description_search_uses_a_trigram_index(viewer):
     from django.db import connection
+
     from inftool_web.catalog.selectors import tool_list
 
     with connection.cursor() as cur:
