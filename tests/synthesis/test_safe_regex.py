@@ -4,7 +4,7 @@ import random
 import time
 
 import pytest
-from synthesis.roleplay.schema_utils import NoValidValue, pattern_value, validation_errors
+from synthesis.schema_utils import NoValidValue, pattern_value, validation_errors
 
 from synthesis.safe_regex import PatternError, compile_pattern, is_re2_available
 
