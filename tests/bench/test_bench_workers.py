@@ -1,23 +1,18 @@
-"""The latency stand-in of ``bench/bench_workers.py``: served over HTTP by uvicorn and read by
+"""The latency stand-in (``synthesis/roleplay/standin.py``, used by ``bench/standin.py``): served over HTTP by uvicorn and read by
 the project's ``openai`` backend, its tool calls and JSON answers validate against the schemas
 offered, it waits the configured delay, and it answers concurrent requests concurrently."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from synthesis.llm.base import ChatRequest
-from synthesis.roleplay import prompts
+from synthesis.roleplay import prompts, standin
 from synthesis.schema_utils import validation_errors
 from tests.synthesis.roleplay.fakes import ALL_TOOLS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import bench_workers  # noqa: E402
 
 DELAY = 0.2
 
@@ -52,7 +47,7 @@ def server():
     from tests.conftest import free_port
 
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(bench_workers.latency_app(DELAY), host="127.0.0.1", port=port,
+    srv = uvicorn.Server(uvicorn.Config(standin.latency_app(DELAY), host="127.0.0.1", port=port,
                                         log_level="warning", access_log=False))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -79,7 +74,7 @@ def _user(text: str) -> list[dict]:
 
 
 def test_models_are_listed(backend):
-    assert backend.list_models() == [bench_workers.MODEL_NAME]
+    assert backend.list_models() == [standin.MODEL_NAME]
 
 
 def test_forced_and_required_tool_calls_validate_against_each_tools_schema(backend):
@@ -155,7 +150,7 @@ def test_regex_examples_match_their_pattern(pattern):
     import re
 
     for seed in range(5):
-        value = bench_workers.regex_example(pattern, random.Random(seed))
+        value = standin.regex_example(pattern, random.Random(seed))
         assert value is not None and re.search(pattern, value), (pattern, value)
 
 
@@ -167,6 +162,6 @@ def test_the_same_conversation_gets_the_same_answer_whatever_the_call_ids():
                 {"role": "tool", "tool_call_id": call_id, "content": '{"order_id": "A-12"}'},
                 {"role": "user", "content": "Now place an order."}]
 
-    answers = {bench_workers.reply(ChatRequest(messages=convo(cid), tools=TOOLS, tool_choice={"name": "create_order"}))
+    answers = {standin.reply(ChatRequest(messages=convo(cid), tools=TOOLS, tool_choice={"name": "create_order"}))
                .tool_calls[0].arguments.__repr__() for cid in ("call_1", "call_9f3e", "x")}
     assert len(answers) == 1

@@ -4,9 +4,9 @@ import random
 import time
 
 import pytest
-from synthesis.schema_utils import NoValidValue, pattern_value, validation_errors
 
 from synthesis.safe_regex import PatternError, compile_pattern, is_re2_available
+from synthesis.schema_utils import NoValidValue, pattern_value, validation_errors
 
 # Classic catastrophic-backtracking patterns; with Python's re each of these takes
 # exponential time on a few dozen characters that almost match.
