@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from synthesis.records import TrajectoryRecord
 from training.utils import ProgressCallback, repo_root, report
 
 _PUNCT_RE = re.compile(r"[^\w\s]")
@@ -137,7 +138,7 @@ def _bfcl_embeddings(texts: list[str]):
 
 
 def check_contamination(
-    items: list[dict[str, Any]],
+    items: list[TrajectoryRecord | dict[str, Any]],
     *,
     near_threshold: float = 0.7,
     embedding_threshold: float = 0.9,
@@ -147,9 +148,11 @@ def check_contamination(
 ) -> list[ContaminationFlag]:
     """Return one flag per contaminated item (its closest BFCL match).
 
-    ``items``: dicts with ``id`` and ``messages`` (OpenAI format), e.g. trajectories.
+    ``items``: trajectories (:class:`synthesis.records.TrajectoryRecord`), or dicts with
+    ``id`` and ``messages`` (OpenAI format).
     ``reference``: (id, text) pairs to compare against; default: all of BFCL V3.
     """
+    items = [i.to_dict() if isinstance(i, TrajectoryRecord) else i for i in items]
     if not 0 < near_threshold <= 1 or not 0 < embedding_threshold <= 1:
         raise ValueError("thresholds must be in (0, 1]")
     ref = list(reference) if reference is not None else list(bfcl_texts())

@@ -29,6 +29,15 @@ def test_copied_and_edited_bfcl_items_are_flagged_without_embeddings():
     assert "fresh" not in flags
 
 
+def test_trajectory_records_are_checked_as_dicts_are():
+    """The database hands training typed records (synthesis.records)."""
+    from synthesis.records import TrajectoryRecord
+
+    question = load_entries("simple")[0]["question"][0][-1]["content"]
+    records = [TrajectoryRecord.from_dict(_item("copy", question)), TrajectoryRecord.from_dict(_item("fresh", "Hi."))]
+    assert [f.item_id for f in contamination.check_contamination(records, use_embeddings=False)] == ["copy"]
+
+
 @pytest.mark.slow
 def test_paraphrase_is_flagged_by_embedding_similarity():
     reference = [
