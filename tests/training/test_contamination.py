@@ -34,7 +34,7 @@ def test_trajectory_records_are_checked_as_dicts_are():
     from synthesis.records import TrajectoryRecord
 
     question = load_entries("simple")[0]["question"][0][-1]["content"]
-    records = [TrajectoryRecord.from_dict(_item("copy", question)), TrajectoryRecord.from_dict(_item("fresh", "Hi."))]
+    records = [TrajectoryRecord.from_dict(_item("copy", question)), TrajectoryRecord.from_dict(_item("fresh", "Convert 30 euros to yen using today's rate."))]
     assert [f.item_id for f in contamination.check_contamination(records, use_embeddings=False)] == ["copy"]
 
 
