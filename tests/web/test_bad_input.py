@@ -496,8 +496,11 @@ def test_keys_go_only_to_the_host_they_were_configured_for(monkeypatch, settings
     assert key({"base_url": "http://vllm:8000/v1"}) == "the-server-key"
     assert key({"base_url": "http://gpu-1:8000/v1"}) == ""  # the default key is vllm's
     assert key({"base_url": "http://gpu-1:8000/v1", "api_key_env": "INFTOOL_GPU_API_KEY"}) == "the-gpu-key"
-    assert key({"base_url": "http://vllm:8000/v1", "api_key_env": "INFTOOL_GPU_API_KEY"}) == ""
-    assert key({"base_url": "http://127.0.0.1:9/v1", "api_key_env": "OPENAI_API_KEY"}) == ""
+    # A key named for another host: the typed config the workers read refuses the edit.
+    with pytest.raises(ValueError, match="may be sent to gpu-1 only"):
+        key({"base_url": "http://vllm:8000/v1", "api_key_env": "INFTOOL_GPU_API_KEY"})
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        key({"base_url": "http://127.0.0.1:9/v1", "api_key_env": "OPENAI_API_KEY"})
     it = IterationFactory(config={"count": 1, "backends": {"agent": {
         "backend": "openai", "base_url": "http://h/v1"}}})
     backend = backends_for_iteration(it)["agent"]

@@ -435,8 +435,8 @@ def test_the_card_reads_what_the_engine_stores(db):
     trajs = Trajectory.objects.filter(iteration=it)
     assert card["rates"]["overall"]["accepted"] == trajs.filter(verdict="accepted").count() > 0
     texts = card["texts"]["all"]
-    assert texts["queries"]["total"] == trajs.exclude(kind="multi_turn").filter(steps__kind="scenario").count()
-    assert texts["goals"]["total"] == trajs.filter(kind="multi_turn", steps__kind="scenario").count()
+    assert texts["queries"]["total"] == trajs.exclude(mode="multi_turn").filter(steps__kind="scenario").count()
+    assert texts["goals"]["total"] == trajs.filter(mode="multi_turn", steps__kind="scenario").count()
     assert texts["votes"]["total"] == VerifierVote.objects.filter(trajectory__iteration=it).count() > 0
     assistant = Message.objects.filter(trajectory__iteration=it, role="assistant")
     assert texts["agent_calls"]["total"] == assistant.exclude(tool_calls=[]).count() > 0

@@ -193,7 +193,7 @@ def test_public_healthz_pings_no_worker_and_passes_with_workers_down(client, mon
 @pytest.mark.django_db
 def test_unknown_trajectory_kind_is_rejected_by_the_database():
     iteration = IterationFactory()
-    with pytest.raises(IntegrityError, match="trajectory_kind_valid"), transaction.atomic():
+    with pytest.raises(IntegrityError, match="trajectory_mode_valid"), transaction.atomic():
         Trajectory.objects.create(iteration=iteration, seq=0, mode="quadruple")
 
 
