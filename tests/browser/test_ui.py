@@ -31,7 +31,7 @@ def send(group: str, event: dict) -> None:
 
 
 def trajectory_event(t: Trajectory) -> dict:
-    return {"kind": "trajectory", "id": t.pk, "iteration": t.iteration_id, "seq": t.seq, "mode": t.kind,
+    return {"kind": "trajectory", "id": t.pk, "iteration": t.iteration_id, "seq": t.seq, "mode": t.mode,
             "status": t.status, "verdict": t.verdict, "score": t.score, "difficulty": t.difficulty}
 
 
