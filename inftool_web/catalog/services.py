@@ -145,13 +145,15 @@ def _replace_tools(source: ApiSource, tools: list[dict[str, Any]]) -> int:
         Tool.objects.filter(source=source, name__in=stale).delete()
     changed = [t for t in tools if existing.get(t["name"]) != t["content_hash"]]
     changed = [t if "usability_score" in t else {**t, **tool_usability_fields(t)} for t in changed]
+    # A changed tool's stored embedding is stale: clearing it makes build_tree embed again
+    # exactly the tools whose content hash moved, and nothing else.
     for i in range(0, len(changed), WRITE_BATCH):
         Tool.objects.bulk_create(
-            [Tool(source=source, **t) for t in changed[i : i + WRITE_BATCH]],
+            [Tool(source=source, embedding=None, **t) for t in changed[i : i + WRITE_BATCH]],
             update_conflicts=True,
             unique_fields=["source", "name"],
             update_fields=["description", "input_schema", "output_schema", "method", "path", "content_hash",
-                           "usability_score", "usability_reasons"],
+                           "usability_score", "usability_reasons", "embedding"],
         )
     return sum(1 for t in changed if t["name"] not in existing)
 
