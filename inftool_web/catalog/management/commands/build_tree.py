@@ -42,6 +42,7 @@ class Command(BaseCommand):
             dedup_tools,
             embed_texts,
             load_embedder,
+            slim_tool,
             tool_text,
         )
         from synthesis.mcp_tree.tree import TreeConfig, build_tree
@@ -50,26 +51,33 @@ class Command(BaseCommand):
         # Tools stored before curation existed get their score now, so the tree's tools are
         # all ready for role-play to filter by usability.
         tools_curate(only_missing=True)
-        rows = list(
-            Tool.objects.order_by("id").values_list(
-                "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
-                "embedding",
-            )
-        )
-        if not rows:
+        # Stream the tools and keep a slim stand-in of each (exact key and completeness
+        # computed on the full schemas, then the schemas dropped), so memory stays bounded
+        # by the corpus size times a few hundred bytes rather than by its schemas.
+        n_total = Tool.objects.count()
+        if not n_total:
             raise CommandError("no tools stored: run ingest_openapi or ingest_mcp first")
-        ids = [r[0] for r in rows]
-        tools = [
-            {"name": r[1], "description": r[2], "inputSchema": r[3], "outputSchema": r[4], "source": r[5]}
-            for r in rows
-        ]
-        emb = np.zeros((len(rows), 384), dtype=np.float32)
+        ids: list[int] = []
+        tools: list[dict] = []
+        categories_of: list[list[str]] = []
+        emb = np.zeros((n_total, 384), dtype=np.float32)
         missing = []
-        for i, r in enumerate(rows):
+        qs = Tool.objects.order_by("id").values_list(
+            "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
+            "embedding",
+        )
+        for i, r in enumerate(qs.iterator(chunk_size=2000)):
+            if i >= n_total:  # tools added while this runs wait for the next run
+                break
+            ids.append(r[0])
+            tools.append(slim_tool({"name": r[1], "description": r[2], "inputSchema": r[3], "outputSchema": r[4],
+                                    "source": r[5]}))
+            categories_of.append(list(r[6] or []))
             if r[7]:
                 emb[i] = np.frombuffer(bytes(r[7]), dtype="<f4")
             else:
                 missing.append(i)
+        emb = emb[: len(ids)]
         t_embed = time.perf_counter()
         if missing:
             model = load_embedder()
@@ -110,8 +118,8 @@ class Command(BaseCommand):
         t_tree = time.perf_counter()
         keep = result.canonical
         tree = build_tree(
-            emb[keep], [tool_text(tools[i]) for i in keep], [list(rows[i][6] or []) for i in keep],
-            sources=[rows[i][5] for i in keep],
+            emb[keep], [tool_text(tools[i]) for i in keep], [categories_of[i] for i in keep],
+            sources=[tools[i]["source"] for i in keep],
             config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed),
         )
         payload = []
@@ -135,7 +143,7 @@ class Command(BaseCommand):
         t_tree = time.perf_counter() - t_tree
 
         table = [
-            ("tools", len(rows)),
+            ("tools", len(ids)),
             ("exact duplicates", result.stats.get("exact_duplicates", 0)),
             ("candidate pairs", result.stats.get("candidate_pairs", 0)),
             ("judged pairs", result.stats.get("judged", 0)),
