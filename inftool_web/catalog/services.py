@@ -311,7 +311,7 @@ def tree_store(*, domains: list[dict[str, Any]]) -> tuple[int, int]:
     for d in domains:
         domain = TreeNode.objects.create(
             level=TreeNode.Level.DOMAIN, name=d["name"][:200], description=d.get("description", ""),
-            seed_categories=d.get("seed_categories", []),
+            seed_categories=d.get("seed_categories", []), name_source=d.get("name_source", ""),
         )
         size = 0
         used: set[str] = set()
@@ -325,7 +325,7 @@ def tree_store(*, domains: list[dict[str, Any]]) -> tuple[int, int]:
             cat = TreeNode.objects.create(
                 level=TreeNode.Level.CATEGORY, name=cname, parent=domain,
                 description=c.get("description", ""), seed_categories=c.get("seed_categories", []),
-                size=len(c["tool_ids"]),
+                size=len(c["tool_ids"]), name_source=c.get("name_source", ""),
             )
             ids = list(c["tool_ids"])
             for i in range(0, len(ids), 10000):

@@ -130,6 +130,9 @@ class TreeNode:
     parent: str | None  # the domain key of a category
     members: list[int]  # tool indices (a domain lists all tools of its categories)
     keywords: list[str] = field(default_factory=list)
+    # How the name was chosen: "corpus-category" (APIs.guru x-apisguru-categories vote),
+    # "keywords" (c-TF-IDF keyphrases), "llm" (a configured namer).
+    name_source: str = "keywords"
 
 
 @dataclass(slots=True)
@@ -154,6 +157,7 @@ class ToolTree:
                     "parent": n.parent,
                     "members": n.members,
                     "keywords": n.keywords,
+                    "name_source": n.name_source,
                 }
                 for n in self.nodes
             ]
@@ -323,14 +327,37 @@ class _Keywords:
         return out
 
 
+def _stem(word: str) -> str:
+    w = word.lower().strip(",&:()")
+    for suf in ("ies", "es", "s"):
+        if w.endswith(suf) and len(w) > len(suf) + 2:
+            return w[: -len(suf)] + ("y" if suf == "ies" else "")
+    return w
+
+
 def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-    words = [w for w in keywords if w not in avoid][:3] or keywords[:3] or ["misc"]
-    name = (
-        " & ".join(w.capitalize() for w in words)
-        if len(words) <= 2
-        else f"{words[0].capitalize()}, {words[1].capitalize()} & {words[2].capitalize()}"
-    )
-    base, i = name, 2
+    """A short name a person would write: one keyword ("Payments"), else two ("Users & Billing").
+
+    Skips words of the parent's name and words whose singular is already a name's word, so
+    "User, Users & Account" does not happen; a numeric suffix is the last resort.
+    """
+    used = {_stem(w) for n in taken for w in n.split()} | {_stem(w) for w in avoid}
+    words = [w for w in keywords if w and _stem(w) not in {_stem(a) for a in avoid}] or list(keywords) or ["misc"]
+    seen: set[str] = set()
+    uniq = []
+    for w in words:
+        if _stem(w) not in seen:
+            seen.add(_stem(w))
+            uniq.append(w)
+    for w in uniq:
+        if _stem(w) not in used and w.capitalize() not in taken:
+            return w.capitalize()
+    for a, b in zip(uniq, uniq[1:]):
+        name = f"{a.capitalize()} & {b.capitalize()}"
+        if name not in taken:
+            return name
+    base = uniq[0].capitalize()
+    name, i = base, 2
     while name in taken:
         name = f"{base} ({i})"
         i += 1
@@ -401,14 +428,17 @@ def build_tree(
     domain_of = [""] * n
     for d, (members, words) in enumerate(zip(dom_members, dom_keywords, strict=True)):
         key = f"d{d:02d}"
+        source = "keywords"
         if namer is not None:
             name = namer("domain", words, [texts[i] for i in members[:8]], set(taken))
+            source = "llm"
         else:
             votes = Counter(seeds[i] for i in members if seeds[i])
             name = ""
             if votes:
                 top, count = votes.most_common(1)[0]
                 if count >= 0.3 * len(members):
+                    source = "corpus-category"
                     name = (
                         top
                         if top not in taken
@@ -418,7 +448,7 @@ def build_tree(
                 name = _keyword_name(words, taken)
         name = _dedupe_name(name, taken)
         taken.add(name)
-        nodes.append(TreeNode(key, 1, name, None, sorted(members), words))
+        nodes.append(TreeNode(key, 1, name, None, sorted(members), words, source))
         for i in members:
             domain_of[i] = key
 
@@ -447,12 +477,12 @@ def build_tree(
         for c, (group, words) in enumerate(zip(groups, words_list, strict=True)):
             key = f"{dom.key}.c{c:02d}"
             if namer is not None:
-                name = namer("category", words, [texts[i] for i in group[:8]], set(taken))
+                name, source = namer("category", words, [texts[i] for i in group[:8]], set(taken)), "llm"
             else:
-                name = _keyword_name(words, taken, avoid)
+                name, source = _keyword_name(words, taken, avoid), "keywords"
             name = _dedupe_name(name, taken)
             taken.add(name)
-            cat_nodes.append(TreeNode(key, 2, name, dom.key, sorted(group), words))
+            cat_nodes.append(TreeNode(key, 2, name, dom.key, sorted(group), words, source))
             for i in group:
                 category_of[i] = key
     return ToolTree(nodes + cat_nodes, category_of, domain_of)

@@ -174,6 +174,7 @@ def test_a_changed_spec_re_embeds_only_its_changed_tools(tmp_path):
     assert len(stale) == 1, "only the tool whose content hash moved loses its embedding"
     summary = run("build_tree", no_judge=True, domains=2, categories=3)
     assert "embedding 1 tools" in summary
+    assert not TreeNode.objects.filter(name_source="").exists(), "every name says how it was chosen"
     after = {t.pk: bytes(t.embedding) for t in Tool.objects.all()}
     assert after[stale[0]] != before[stale[0]]
     assert all(after[pk] == vec for pk, vec in before.items() if pk != stale[0])

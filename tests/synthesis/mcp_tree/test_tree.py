@@ -159,3 +159,39 @@ def test_tree_over_real_embeddings():
     for theme in range(4):
         doms = [tree.domain_of[i] for i in range(theme * 6, theme * 6 + 6)]
         assert max(doms.count(d) for d in doms) >= 4
+
+
+def test_keyword_names_are_short_unique_and_skip_plurals_of_a_taken_word():
+    from synthesis.mcp_tree.tree import _keyword_name
+
+    taken: set[str] = set()
+    first = _keyword_name(["user", "users", "account"], taken)
+    assert first == "User"
+    taken.add(first)
+    second = _keyword_name(["users", "account", "billing"], taken)
+    assert second == "Account", "a plural of a taken word is not a new name"
+    taken.add(second)
+    third = _keyword_name(["user", "accounts"], taken)
+    assert third and third not in taken
+    assert "," not in first + second + third
+
+
+def test_tree_names_are_unique_non_empty_and_say_how_they_were_chosen():
+    import numpy as np
+
+    from synthesis.mcp_tree.tree import TreeConfig, build_tree
+
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(6, 16))
+    emb = np.concatenate([c + 0.05 * rng.normal(size=(30, 16)) for c in centers]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    topics = ["payment charge invoice", "weather forecast rain", "message chat send", "user account login",
+              "file upload storage", "map route geocode"]
+    texts = [f"{topics[i // 30]} item{i % 7}" for i in range(len(emb))]
+    cats = [["financial"] if i < 30 else [] for i in range(len(emb))]
+    tree = build_tree(emb, texts, cats, config=TreeConfig(n_domains=3, n_categories=6, seed=0))
+    names = [n.name for n in tree.nodes]
+    assert all(n.strip() for n in names) and len(names) == len(set(names))
+    assert all(len(n) <= 40 for n in names)
+    assert {n.name_source for n in tree.nodes} <= {"keywords", "corpus-category", "llm"}
+    assert all(n.name_source for n in tree.nodes)

@@ -126,9 +126,10 @@ class Command(BaseCommand):
         for d in tree.domains():
             cats = [n for n in tree.categories() if n.parent == d.key]
             payload.append({
-                "name": d.name, "description": ", ".join(d.keywords),
+                "name": d.name, "name_source": d.name_source, "description": ", ".join(d.keywords),
                 "categories": [
-                    {"name": c.name, "description": ", ".join(c.keywords), "tool_ids": [ids[keep[m]] for m in c.members]}
+                    {"name": c.name, "name_source": c.name_source, "description": ", ".join(c.keywords),
+                     "tool_ids": [ids[keep[m]] for m in c.members]}
                     for c in cats
                 ],
             })
