@@ -109,6 +109,10 @@ class TreeConfig:
     max_iter: int = field(default=100, metadata={"help": "k-means iterations"})
     keywords: int = field(default=6, metadata={"help": "keywords kept per node"})
     domain_of_category: dict[str, str] = field(default_factory=lambda: dict(DOMAIN_OF_CATEGORY))
+    max_domain_share: float = field(
+        default=0.15,
+        metadata={"help": "most of the tools one domain may hold (raised to 1/n_domains when fewer domains force it)"},
+    )
 
     def __post_init__(self) -> None:
         if self.n_domains < 1:
@@ -216,6 +220,58 @@ def _absorb_tiny(
             break
         halves = _kmeans(x[idx], 2, "k-means++", cfg.seed, cfg.max_iter, weight[idx])
         labels[idx[halves == 1]] = d
+    return labels
+
+
+def _cap_domains(labels: np.ndarray, features: np.ndarray, k: int, max_share: float) -> np.ndarray:
+    """Move tools out of domains above ``max_share`` of all tools into their nearest domain with room.
+
+    The tools that move are those closest to another domain's center (smallest loss), so an
+    oversized domain sheds its border first. With k domains no cap below 1/k is possible: the
+    cap is then raised to ceil(n/k), which is where the corpus forces it.
+    """
+    n = len(labels)
+    if k <= 1 or n == 0:
+        return labels
+    cap = max(int(np.ceil(max_share * n)), int(np.ceil(n / k)))
+    labels = labels.copy()
+    sizes = np.bincount(labels, minlength=k)
+    if sizes.max() <= cap:
+        return labels
+    centers = np.vstack([
+        features[labels == d].mean(axis=0) if sizes[d] else np.full(features.shape[1], np.inf) for d in range(k)
+    ])
+    centers = np.nan_to_num(centers, posinf=1e6)
+    for d in np.argsort(-sizes):
+        excess = int(sizes[d] - cap)
+        if excess <= 0:
+            continue
+        members = np.flatnonzero(labels == d)
+        # in chunks, so a large corpus never makes an n x k distance matrix at once
+        best_other = np.empty(len(members), dtype=int)
+        loss = np.empty(len(members), dtype=np.float32)
+        for a in range(0, len(members), 8192):
+            part = members[a : a + 8192]
+            dist = ((features[part, None, :] - centers[None, :, :]) ** 2).sum(-1)
+            own = dist[:, d].copy()
+            dist[:, d] = np.inf
+            dist[:, sizes >= cap] = np.inf
+            best_other[a : a + len(part)] = dist.argmin(1)
+            loss[a : a + len(part)] = dist.min(1) - own
+        for j in np.argsort(loss, kind="stable"):
+            if excess <= 0:
+                break
+            target = best_other[j]
+            if sizes[target] >= cap:  # filled meanwhile: next nearest with room
+                room = np.flatnonzero(sizes < cap)
+                room = room[room != d]
+                if not len(room):
+                    break
+                target = room[((centers[room] - features[members[j]]) ** 2).sum(-1).argmin()]
+            labels[members[j]] = target
+            sizes[target] += 1
+            sizes[d] -= 1
+            excess -= 1
     return labels
 
 
@@ -418,6 +474,7 @@ def build_tree(
         else np.zeros(n, int)
     )
     labels = _absorb_tiny(labels, features, weight, n_dom, cfg)
+    labels = _cap_domains(labels, features, n_dom, cfg.max_domain_share)
     dom_members = [np.flatnonzero(labels == d).tolist() for d in range(n_dom)]
     # Largest domain first, so keys read in order of importance and stay stable.
     dom_members = sorted((m for m in dom_members if m), key=lambda m: (-len(m), m[0]))

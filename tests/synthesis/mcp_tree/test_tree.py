@@ -195,3 +195,25 @@ def test_tree_names_are_unique_non_empty_and_say_how_they_were_chosen():
     assert all(len(n) <= 40 for n in names)
     assert {n.name_source for n in tree.nodes} <= {"keywords", "corpus-category", "llm"}
     assert all(n.name_source for n in tree.nodes)
+
+
+def test_no_domain_holds_more_than_its_share():
+    import numpy as np
+
+    from synthesis.mcp_tree.tree import TreeConfig, build_tree
+
+    rng = np.random.default_rng(2)
+    # one topic holds half the corpus: left alone, k-means gives it the largest domain
+    centers = rng.normal(size=(10, 16))
+    sizes = [500] + [55] * 9
+    emb = np.concatenate([c + 0.1 * rng.normal(size=(m, 16)) for c, m in zip(centers, sizes)]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    texts = [f"topic{t} thing{i % 5}" for t, m in enumerate(sizes) for i in range(m)]
+    cfg = TreeConfig(n_domains=10, n_categories=20, seed=0, max_domain_share=0.15)
+    tree = build_tree(emb, texts, config=cfg)
+    n = len(emb)
+    assert max(len(d.members) for d in tree.domains()) <= int(np.ceil(0.15 * n))
+    assert sum(len(d.members) for d in tree.domains()) == n
+    # fewer domains than 1/share force a larger cap: ceil(n/k)
+    tree3 = build_tree(emb, texts, config=TreeConfig(n_domains=3, n_categories=6, seed=0))
+    assert max(len(d.members) for d in tree3.domains()) <= int(np.ceil(n / 3))
