@@ -109,6 +109,9 @@ class TreeConfig:
     max_iter: int = field(default=100, metadata={"help": "k-means iterations"})
     keywords: int = field(default=6, metadata={"help": "keywords kept per node"})
     domain_of_category: dict[str, str] = field(default_factory=lambda: dict(DOMAIN_OF_CATEGORY))
+    min_category_size: int = field(
+        default=1, metadata={"help": "fewest tools a category may hold; smaller ones join their nearest sibling"}
+    )
     max_domain_share: float = field(
         default=0.15,
         metadata={"help": "most of the tools one domain may hold (raised to 1/n_domains when fewer domains force it)"},
@@ -221,6 +224,22 @@ def _absorb_tiny(
         halves = _kmeans(x[idx], 2, "k-means++", cfg.seed, cfg.max_iter, weight[idx])
         labels[idx[halves == 1]] = d
     return labels
+
+
+def _merge_small(groups: list[list[int]], emb: np.ndarray, min_size: int) -> list[list[int]]:
+    """Fold groups under ``min_size`` tools into the nearest sibling (by centroid), smallest first."""
+    groups = [list(g) for g in groups]
+    while len(groups) > 1:
+        small = min(range(len(groups)), key=lambda i: (len(groups[i]), i))
+        if len(groups[small]) >= min_size:
+            break
+        cent = np.vstack([emb[g].mean(axis=0) for g in groups])
+        dist = ((cent - cent[small]) ** 2).sum(-1)
+        dist[small] = np.inf
+        target = int(dist.argmin())
+        groups[target] = sorted(groups[target] + groups[small])
+        del groups[small]
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
 def _cap_domains(labels: np.ndarray, features: np.ndarray, k: int, max_share: float) -> np.ndarray:
@@ -527,6 +546,7 @@ def build_tree(
             sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter, weight[members])
             groups = [[members[j] for j in np.flatnonzero(sub_labels == c)] for c in range(k)]
             groups = sorted((g for g in groups if g), key=lambda g: (-len(g), g[0]))
+            groups = _merge_small(groups, emb, cfg.min_category_size)
         else:
             groups = [list(members)]
         words_list = kw.top(groups, cfg.keywords) if len(groups) > 1 else [dom.keywords]

@@ -217,3 +217,17 @@ def test_no_domain_holds_more_than_its_share():
     # fewer domains than 1/share force a larger cap: ceil(n/k)
     tree3 = build_tree(emb, texts, config=TreeConfig(n_domains=3, n_categories=6, seed=0))
     assert max(len(d.members) for d in tree3.domains()) <= int(np.ceil(n / 3))
+
+
+def test_every_category_holds_at_least_the_minimum():
+    import numpy as np
+
+    from synthesis.mcp_tree.tree import TreeConfig, build_tree
+
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(300, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    texts = [f"word{i % 13} other{i % 7}" for i in range(300)]
+    tree = build_tree(emb, texts, config=TreeConfig(n_domains=4, n_categories=40, seed=0, min_category_size=12))
+    assert min(len(c.members) for c in tree.categories()) >= 12
+    assert sum(len(c.members) for c in tree.categories()) == 300

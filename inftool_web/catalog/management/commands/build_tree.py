@@ -35,8 +35,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-judge", action="store_true", help="Do not ask the LLM judge")
         parser.add_argument("--max-judge-pairs", type=int, default=200)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--min-category-size", type=int, default=10,
+                            help="fewest tools a category may hold (a smaller one joins its nearest sibling)")
+        parser.add_argument("--max-domain-share", type=float, default=0.15,
+                            help="most of the canonical tools one domain may hold")
 
-    def handle(self, *args, domains, categories, lower, upper, no_judge, max_judge_pairs, seed, **options):
+    def handle(self, *args, domains, categories, lower, upper, no_judge, max_judge_pairs, seed,
+               min_category_size, max_domain_share, **options):
         from synthesis.mcp_tree.dedup import (
             DedupConfig,
             dedup_tools,
@@ -120,7 +125,8 @@ class Command(BaseCommand):
         tree = build_tree(
             emb[keep], [tool_text(tools[i]) for i in keep], [categories_of[i] for i in keep],
             sources=[tools[i]["source"] for i in keep],
-            config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed),
+            config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed,
+                              min_category_size=min_category_size, max_domain_share=max_domain_share),
         )
         payload = []
         for d in tree.domains():
