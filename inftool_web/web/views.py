@@ -171,6 +171,12 @@ def tools(request):
     if request.htmx:
         return render(request, "web/tools.html#results", ctx)
     ctx["tree"] = selectors.tool_tree()
+    # The tree's balance (#20): tools per domain and per category, largest first.
+    ctx["balance_domains"] = charts.hbar_chart(
+        sorted(((d.name, d.n) for d, _ in ctx["tree"]), key=lambda r: -r[1]), title="Tools per domain")
+    ctx["balance_categories"] = charts.hbar_chart(
+        sorted(((c.name, c.n) for _, cats in ctx["tree"] for c in cats), key=lambda r: -r[1])[:40],
+        title="Tools per category (largest 40)")
     ctx["curation"] = curation_summary(threshold=threshold)
     return render(request, "web/tools.html", ctx)
 
