@@ -574,6 +574,21 @@ def _dedupe_name(name: str, taken: set[str]) -> str:
     return name
 
 
+def name_is_acceptable(name: str, taken: set[str], *, max_words: int = 4, max_chars: int = 40) -> bool:
+    """A proposed name passes when it is non-empty, short, not taken (case-insensitive), holds
+    no word twice in singular/plural form, and shares no word stem with a name already taken."""
+    words = name.replace("&", " ").replace(",", " ").split()
+    if not words or len(name) > max_chars or len(words) > max_words:
+        return False
+    if name.lower() in {t.lower() for t in taken}:
+        return False
+    stems = [_stem(w) for w in words if w.lower() not in {"and", "of", "the"}]
+    if len(stems) != len(set(stems)):
+        return False
+    used = {_stem(w) for t in taken for w in t.replace("&", " ").replace(",", " ").split()}
+    return not (set(stems) & used)
+
+
 def make_llm_namer(backend: LLMBackend, *, max_tokens: int = 24) -> Namer:
     """A namer that asks an LLM for a 1-4 word name; falls back to keywords on bad output."""
     from synthesis.llm.base import ChatRequest
@@ -605,6 +620,6 @@ def make_llm_namer(backend: LLMBackend, *, max_tokens: int = 24) -> Namer:
             name = str(json.loads(res.text)["name"]).strip()
         except (ValueError, KeyError, TypeError):
             name = ""
-        return name if 0 < len(name) <= 60 else _keyword_name(keywords, taken)
+        return name if name_is_acceptable(name, taken) else _keyword_name(keywords, taken)
 
     return namer

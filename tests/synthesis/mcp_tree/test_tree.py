@@ -231,3 +231,27 @@ def test_every_category_holds_at_least_the_minimum():
     tree = build_tree(emb, texts, config=TreeConfig(n_domains=4, n_categories=40, seed=0, min_category_size=12))
     assert min(len(c.members) for c in tree.categories()) >= 12
     assert sum(len(c.members) for c in tree.categories()) == 300
+
+
+def test_llm_names_are_checked_and_fall_back_to_keywords():
+    from types import SimpleNamespace
+
+    from synthesis.mcp_tree.tree import make_llm_namer, name_is_acceptable
+
+    assert name_is_acceptable("Payments", set())
+    assert not name_is_acceptable("", set())
+    assert not name_is_acceptable("User & Users", set()), "plural of the same word"
+    assert not name_is_acceptable("payments", {"Payments"})
+    assert not name_is_acceptable("Payment Links", {"Payments"}), "a taken word's stem"
+    assert not name_is_acceptable("A Very Long Name With Many Words", set())
+
+    class Fixed:
+        def __init__(self, text):
+            self.text = text
+
+        def complete(self, request):
+            return SimpleNamespace(text=self.text)  # the namer reads only .text
+
+    assert make_llm_namer(Fixed('{"name": "Weather"}'))("domain", ["forecast"], [], set()) == "Weather"
+    fallback = make_llm_namer(Fixed('{"name": "Users & User"}'))("domain", ["billing", "invoice"], [], {"Weather"})
+    assert fallback == "Billing"
