@@ -427,7 +427,7 @@ def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozen
     for w in uniq:
         if _stem(w) not in used and w.capitalize() not in taken:
             return w.capitalize()
-    for a, b in zip(uniq, uniq[1:]):
+    for a, b in zip(uniq, uniq[1:], strict=False):
         name = f"{a.capitalize()} & {b.capitalize()}"
         if name not in taken:
             return name

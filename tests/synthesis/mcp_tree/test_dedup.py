@@ -202,7 +202,7 @@ def test_slim_tools_dedup_like_full_tools():
         _tool("delete_user", "Delete a user.", ["id", "force"], "a", required=["id"]),
     ]
     slim = [slim_tool(t) for t in tools]
-    for t, s in zip(tools, slim):
+    for t, s in zip(tools, slim, strict=True):
         assert exact_key(s) == exact_key(t) and completeness(s) == completeness(t)
     assert len(json.dumps(slim[2])) < len(json.dumps(tools[2])) / 8, "the big schema is not kept"
     assert tool_text(slim[2]) == tool_text(tools[2])

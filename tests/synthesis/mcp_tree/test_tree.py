@@ -206,7 +206,7 @@ def test_no_domain_holds_more_than_its_share():
     # one topic holds half the corpus: left alone, k-means gives it the largest domain
     centers = rng.normal(size=(10, 16))
     sizes = [500] + [55] * 9
-    emb = np.concatenate([c + 0.1 * rng.normal(size=(m, 16)) for c, m in zip(centers, sizes)]).astype(np.float32)
+    emb = np.concatenate([c + 0.1 * rng.normal(size=(m, 16)) for c, m in zip(centers, sizes, strict=True)]).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     texts = [f"topic{t} thing{i % 5}" for t, m in enumerate(sizes) for i in range(m)]
     cfg = TreeConfig(n_domains=10, n_categories=20, seed=0, max_domain_share=0.15)
