@@ -146,13 +146,15 @@ def _replace_tools(source: ApiSource, tools: list[dict[str, Any]]) -> int:
         Tool.objects.filter(source=source, name__in=stale).delete()
     changed = [t for t in tools if existing.get(t["name"]) != t["content_hash"]]
     changed = [t if "usability_score" in t else {**t, **tool_usability_fields(t)} for t in changed]
+    # A changed tool's stored embedding is stale: clearing it makes build_tree embed again
+    # exactly the tools whose content hash moved, and nothing else.
     for i in range(0, len(changed), WRITE_BATCH):
         Tool.objects.bulk_create(
-            [Tool(source=source, **t) for t in changed[i : i + WRITE_BATCH]],
+            [Tool(source=source, embedding=None, **t) for t in changed[i : i + WRITE_BATCH]],
             update_conflicts=True,
             unique_fields=["source", "name"],
             update_fields=["description", "input_schema", "output_schema", "method", "path", "content_hash",
-                           "usability_score", "usability_reasons"],
+                           "usability_score", "usability_reasons", "embedding"],
         )
     return sum(1 for t in changed if t["name"] not in existing)
 
@@ -304,7 +306,7 @@ def tree_store(*, domains: list[dict[str, Any]]) -> tuple[int, int]:
     for d in domains:
         domain = TreeNode.objects.create(
             level=TreeNode.Level.DOMAIN, name=d["name"][:200], description=d.get("description", ""),
-            seed_categories=d.get("seed_categories", []),
+            seed_categories=d.get("seed_categories", []), name_source=d.get("name_source", ""),
         )
         size = 0
         used: set[str] = set()
@@ -318,7 +320,7 @@ def tree_store(*, domains: list[dict[str, Any]]) -> tuple[int, int]:
             cat = TreeNode.objects.create(
                 level=TreeNode.Level.CATEGORY, name=cname, parent=domain,
                 description=c.get("description", ""), seed_categories=c.get("seed_categories", []),
-                size=len(c["tool_ids"]),
+                size=len(c["tool_ids"]), name_source=c.get("name_source", ""),
             )
             ids = list(c["tool_ids"])
             for i in range(0, len(ids), 10000):

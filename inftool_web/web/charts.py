@@ -254,3 +254,13 @@ def evaluation_charts(table) -> tuple[SafeString, SafeString]:
         title="BFCL accuracy per category", value_fmt="{:.0%}", y_max=1.0,
     )
     return overall, per_category
+
+
+def tree_balance_charts(tree) -> dict[str, SafeString]:
+    """The MCP tree's balance (``catalog.selectors.tool_tree``): tools per domain, and the 40
+    largest categories, largest first."""
+    return {
+        "domains": hbar_chart(sorted(((d.name, d.n) for d, _ in tree), key=lambda r: -r[1]), title="Tools per domain"),
+        "categories": hbar_chart(sorted(((c.name, c.n) for _, cats in tree for c in cats), key=lambda r: -r[1])[:40],
+                                 title="Tools per category (largest 40)"),
+    }

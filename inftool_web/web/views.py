@@ -181,6 +181,7 @@ def tools(request):
     if request.htmx:
         return render(request, "web/tools.html#results", ctx)
     ctx["tree"] = tool_tree()
+    ctx["balance"] = charts.tree_balance_charts(ctx["tree"])
     ctx["curation"] = curation_summary(threshold=threshold)
     return render(request, "web/tools.html", ctx)
 

@@ -90,6 +90,8 @@ def normalize_name(name: str) -> str:
 
 
 def exact_key(tool: Any) -> str:
+    if isinstance(tool, dict) and tool.get("_exact_key"):
+        return tool["_exact_key"]  # precomputed by slim_tool
     name, _, schema, _ = _fields(tool)
     digest = hashlib.sha256(_canonical_json(_shape(schema)).encode()).hexdigest()[:32]
     return f"{normalize_name(name)}:{digest}"
@@ -121,11 +123,41 @@ def source_id(tool: Any) -> str:
 
 def completeness(tool: Any) -> tuple[int, int, int, int]:
     """How much a tool tells a model; the canonical of a group maximises it."""
+    if isinstance(tool, dict) and tool.get("_completeness"):
+        return tuple(tool["_completeness"])  # type: ignore[return-value]
     _, desc, schema, out = _fields(tool)
     props = schema.get("properties") if isinstance(schema, dict) else None
     props = props if isinstance(props, dict) else {}
     described = sum(1 for p in props.values() if isinstance(p, dict) and p.get("description"))
     return (min(len(desc), 400) // 20, described, len(props), int(out is not None))
+
+
+def slim_tool(tool: Any, *, max_desc: int = 400, max_props: int = 20) -> dict[str, Any]:
+    """A small stand-in for a tool that dedup, the judge and the tree can work from.
+
+    Keeps the exact-dedup key and the completeness score computed on the full schemas, and
+    only the first parameters' names and short descriptions, so a corpus-wide run does not
+    hold every schema in memory (#20: 125,207 full tools took most of 6.8 GB).
+    """
+    name, desc, schema, out = _fields(tool)
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    props = props if isinstance(props, dict) else {}
+    slim_props: dict[str, Any] = {}
+    for k, v in list(props.items())[:max_props]:
+        v = v if isinstance(v, dict) else {}
+        slim_props[k] = {"description": str(v.get("description") or "")[:80]}
+        if isinstance(v.get("type"), str):
+            slim_props[k]["type"] = v["type"]
+    required = schema.get("required") if isinstance(schema, dict) else None
+    required = [r for r in required if r in slim_props] if isinstance(required, list) else []
+    return {
+        "name": name,
+        "description": desc[:max_desc],
+        "inputSchema": {"type": "object", "properties": slim_props, "required": required},
+        "source": source_id(tool),
+        "_exact_key": exact_key(tool),
+        "_completeness": completeness(tool),
+    }
 
 
 # --------------------------------------------------------------------------- embeddings

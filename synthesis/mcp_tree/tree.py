@@ -109,6 +109,13 @@ class TreeConfig:
     max_iter: int = field(default=100, metadata={"help": "k-means iterations"})
     keywords: int = field(default=6, metadata={"help": "keywords kept per node"})
     domain_of_category: dict[str, str] = field(default_factory=lambda: dict(DOMAIN_OF_CATEGORY))
+    min_category_size: int = field(
+        default=1, metadata={"help": "fewest tools a category may hold; smaller ones join their nearest sibling"}
+    )
+    max_domain_share: float = field(
+        default=0.15,
+        metadata={"help": "most of the tools one domain may hold (raised to 1/n_domains when fewer domains force it)"},
+    )
 
     def __post_init__(self) -> None:
         if self.n_domains < 1:
@@ -130,6 +137,9 @@ class TreeNode:
     parent: str | None  # the domain key of a category
     members: list[int]  # tool indices (a domain lists all tools of its categories)
     keywords: list[str] = field(default_factory=list)
+    # How the name was chosen: "corpus-category" (APIs.guru x-apisguru-categories vote),
+    # "keywords" (c-TF-IDF keyphrases), "llm" (a configured namer).
+    name_source: str = "keywords"
 
 
 @dataclass(slots=True)
@@ -154,6 +164,7 @@ class ToolTree:
                     "parent": n.parent,
                     "members": n.members,
                     "keywords": n.keywords,
+                    "name_source": n.name_source,
                 }
                 for n in self.nodes
             ]
@@ -212,6 +223,74 @@ def _absorb_tiny(
             break
         halves = _kmeans(x[idx], 2, "k-means++", cfg.seed, cfg.max_iter, weight[idx])
         labels[idx[halves == 1]] = d
+    return labels
+
+
+def _merge_small(groups: list[list[int]], emb: np.ndarray, min_size: int) -> list[list[int]]:
+    """Fold groups under ``min_size`` tools into the nearest sibling (by centroid), smallest first."""
+    groups = [list(g) for g in groups]
+    while len(groups) > 1:
+        small = min(range(len(groups)), key=lambda i: (len(groups[i]), i))
+        if len(groups[small]) >= min_size:
+            break
+        cent = np.vstack([emb[g].mean(axis=0) for g in groups])
+        dist = ((cent - cent[small]) ** 2).sum(-1)
+        dist[small] = np.inf
+        target = int(dist.argmin())
+        groups[target] = sorted(groups[target] + groups[small])
+        del groups[small]
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def _cap_domains(labels: np.ndarray, features: np.ndarray, k: int, max_share: float) -> np.ndarray:
+    """Move tools out of domains above ``max_share`` of all tools into their nearest domain with room.
+
+    The tools that move are those closest to another domain's center (smallest loss), so an
+    oversized domain sheds its border first. With k domains no cap below 1/k is possible: the
+    cap is then raised to ceil(n/k), which is where the corpus forces it.
+    """
+    n = len(labels)
+    if k <= 1 or n == 0:
+        return labels
+    cap = max(int(np.ceil(max_share * n)), int(np.ceil(n / k)))
+    labels = labels.copy()
+    sizes = np.bincount(labels, minlength=k)
+    if sizes.max() <= cap:
+        return labels
+    centers = np.vstack([
+        features[labels == d].mean(axis=0) if sizes[d] else np.full(features.shape[1], np.inf) for d in range(k)
+    ])
+    centers = np.nan_to_num(centers, posinf=1e6)
+    for d in np.argsort(-sizes):
+        excess = int(sizes[d] - cap)
+        if excess <= 0:
+            continue
+        members = np.flatnonzero(labels == d)
+        # in chunks, so a large corpus never makes an n x k distance matrix at once
+        best_other = np.empty(len(members), dtype=int)
+        loss = np.empty(len(members), dtype=np.float32)
+        for a in range(0, len(members), 8192):
+            part = members[a : a + 8192]
+            dist = ((features[part, None, :] - centers[None, :, :]) ** 2).sum(-1)
+            own = dist[:, d].copy()
+            dist[:, d] = np.inf
+            dist[:, sizes >= cap] = np.inf
+            best_other[a : a + len(part)] = dist.argmin(1)
+            loss[a : a + len(part)] = dist.min(1) - own
+        for j in np.argsort(loss, kind="stable"):
+            if excess <= 0:
+                break
+            target = best_other[j]
+            if sizes[target] >= cap:  # filled meanwhile: next nearest with room
+                room = np.flatnonzero(sizes < cap)
+                room = room[room != d]
+                if not len(room):
+                    break
+                target = room[((centers[room] - features[members[j]]) ** 2).sum(-1).argmin()]
+            labels[members[j]] = target
+            sizes[target] += 1
+            sizes[d] -= 1
+            excess -= 1
     return labels
 
 
@@ -323,14 +402,37 @@ class _Keywords:
         return out
 
 
+def _stem(word: str) -> str:
+    w = word.lower().strip(",&:()")
+    for suf in ("ies", "es", "s"):
+        if w.endswith(suf) and len(w) > len(suf) + 2:
+            return w[: -len(suf)] + ("y" if suf == "ies" else "")
+    return w
+
+
 def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-    words = [w for w in keywords if w not in avoid][:3] or keywords[:3] or ["misc"]
-    name = (
-        " & ".join(w.capitalize() for w in words)
-        if len(words) <= 2
-        else f"{words[0].capitalize()}, {words[1].capitalize()} & {words[2].capitalize()}"
-    )
-    base, i = name, 2
+    """A short name a person would write: one keyword ("Payments"), else two ("Users & Billing").
+
+    Skips words of the parent's name and words whose singular is already a name's word, so
+    "User, Users & Account" does not happen; a numeric suffix is the last resort.
+    """
+    used = {_stem(w) for n in taken for w in n.split()} | {_stem(w) for w in avoid}
+    words = [w for w in keywords if w and _stem(w) not in {_stem(a) for a in avoid}] or list(keywords) or ["misc"]
+    seen: set[str] = set()
+    uniq = []
+    for w in words:
+        if _stem(w) not in seen:
+            seen.add(_stem(w))
+            uniq.append(w)
+    for w in uniq:
+        if _stem(w) not in used and w.capitalize() not in taken:
+            return w.capitalize()
+    for a, b in zip(uniq, uniq[1:], strict=False):
+        name = f"{a.capitalize()} & {b.capitalize()}"
+        if name not in taken:
+            return name
+    base = uniq[0].capitalize()
+    name, i = base, 2
     while name in taken:
         name = f"{base} ({i})"
         i += 1
@@ -391,6 +493,7 @@ def build_tree(
         else np.zeros(n, int)
     )
     labels = _absorb_tiny(labels, features, weight, n_dom, cfg)
+    labels = _cap_domains(labels, features, n_dom, cfg.max_domain_share)
     dom_members = [np.flatnonzero(labels == d).tolist() for d in range(n_dom)]
     # Largest domain first, so keys read in order of importance and stay stable.
     dom_members = sorted((m for m in dom_members if m), key=lambda m: (-len(m), m[0]))
@@ -401,14 +504,17 @@ def build_tree(
     domain_of = [""] * n
     for d, (members, words) in enumerate(zip(dom_members, dom_keywords, strict=True)):
         key = f"d{d:02d}"
+        source = "keywords"
         if namer is not None:
             name = namer("domain", words, [texts[i] for i in members[:8]], set(taken))
+            source = "llm"
         else:
             votes = Counter(seeds[i] for i in members if seeds[i])
             name = ""
             if votes:
                 top, count = votes.most_common(1)[0]
                 if count >= 0.3 * len(members):
+                    source = "corpus-category"
                     name = (
                         top
                         if top not in taken
@@ -418,7 +524,7 @@ def build_tree(
                 name = _keyword_name(words, taken)
         name = _dedupe_name(name, taken)
         taken.add(name)
-        nodes.append(TreeNode(key, 1, name, None, sorted(members), words))
+        nodes.append(TreeNode(key, 1, name, None, sorted(members), words, source))
         for i in members:
             domain_of[i] = key
 
@@ -440,6 +546,7 @@ def build_tree(
             sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter, weight[members])
             groups = [[members[j] for j in np.flatnonzero(sub_labels == c)] for c in range(k)]
             groups = sorted((g for g in groups if g), key=lambda g: (-len(g), g[0]))
+            groups = _merge_small(groups, emb, cfg.min_category_size)
         else:
             groups = [list(members)]
         words_list = kw.top(groups, cfg.keywords) if len(groups) > 1 else [dom.keywords]
@@ -447,12 +554,12 @@ def build_tree(
         for c, (group, words) in enumerate(zip(groups, words_list, strict=True)):
             key = f"{dom.key}.c{c:02d}"
             if namer is not None:
-                name = namer("category", words, [texts[i] for i in group[:8]], set(taken))
+                name, source = namer("category", words, [texts[i] for i in group[:8]], set(taken)), "llm"
             else:
-                name = _keyword_name(words, taken, avoid)
+                name, source = _keyword_name(words, taken, avoid), "keywords"
             name = _dedupe_name(name, taken)
             taken.add(name)
-            cat_nodes.append(TreeNode(key, 2, name, dom.key, sorted(group), words))
+            cat_nodes.append(TreeNode(key, 2, name, dom.key, sorted(group), words, source))
             for i in group:
                 category_of[i] = key
     return ToolTree(nodes + cat_nodes, category_of, domain_of)
@@ -465,6 +572,21 @@ def _dedupe_name(name: str, taken: set[str]) -> str:
         name = f"{base} ({i})"
         i += 1
     return name
+
+
+def name_is_acceptable(name: str, taken: set[str], *, max_words: int = 4, max_chars: int = 40) -> bool:
+    """A proposed name passes when it is non-empty, short, not taken (case-insensitive), holds
+    no word twice in singular/plural form, and shares no word stem with a name already taken."""
+    words = name.replace("&", " ").replace(",", " ").split()
+    if not words or len(name) > max_chars or len(words) > max_words:
+        return False
+    if name.lower() in {t.lower() for t in taken}:
+        return False
+    stems = [_stem(w) for w in words if w.lower() not in {"and", "of", "the"}]
+    if len(stems) != len(set(stems)):
+        return False
+    used = {_stem(w) for t in taken for w in t.replace("&", " ").replace(",", " ").split()}
+    return not (set(stems) & used)
 
 
 def make_llm_namer(backend: LLMBackend, *, max_tokens: int = 24) -> Namer:
@@ -498,6 +620,6 @@ def make_llm_namer(backend: LLMBackend, *, max_tokens: int = 24) -> Namer:
             name = str(json.loads(res.text)["name"]).strip()
         except (ValueError, KeyError, TypeError):
             name = ""
-        return name if 0 < len(name) <= 60 else _keyword_name(keywords, taken)
+        return name if name_is_acceptable(name, taken) else _keyword_name(keywords, taken)
 
     return namer

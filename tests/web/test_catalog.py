@@ -157,3 +157,24 @@ def test_a_new_converter_version_converts_unchanged_specs_again(tmp_path, monkey
     after = io.StringIO()
     call_command("ingest_openapi", str(tmp_path), stdout=after)
     assert re.search(r"unchanged \(skipped\)\s+0", after.getvalue())
+
+
+@pytest.mark.django_db
+def test_a_changed_spec_re_embeds_only_its_changed_tools(tmp_path):
+    shutil.copy(SPECS / "library_oas30.yaml", tmp_path / "library.yaml")
+    shutil.copy(SPECS / "shop_swagger2.yaml", tmp_path / "shop.yaml")
+    run("ingest_openapi", str(tmp_path), workers=1)
+    run("build_tree", no_judge=True, domains=2, categories=3)
+    before = {t.pk: bytes(t.embedding) for t in Tool.objects.all()}
+    assert before and all(before.values())
+    lib = tmp_path / "library.yaml"
+    lib.write_text(lib.read_text().replace("summary: Get a book", "summary: Fetch one book by its id"))
+    run("ingest_openapi", str(tmp_path), workers=1)
+    stale = list(Tool.objects.filter(embedding=None).values_list("pk", flat=True))
+    assert len(stale) == 1, "only the tool whose content hash moved loses its embedding"
+    summary = run("build_tree", no_judge=True, domains=2, categories=3)
+    assert "embedding 1 tools" in summary
+    assert not TreeNode.objects.filter(name_source="").exists(), "every name says how it was chosen"
+    after = {t.pk: bytes(t.embedding) for t in Tool.objects.all()}
+    assert after[stale[0]] != before[stale[0]]
+    assert all(after[pk] == vec for pk, vec in before.items() if pk != stale[0])

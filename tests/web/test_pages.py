@@ -205,6 +205,7 @@ def test_tools_browse_search_and_paginate(client):
         ToolFactory(name=f"misc_tool_{i}", description="Something else")
     body = client.get("/tools/").content.decode()
     assert "Weather" in body and "Forecasts" in body and "Page 1 of 2" in body
+    assert 'aria-label="Tools per domain"' in body and 'aria-label="Tools per category (largest 40)"' in body
     assert "Page 2 of 2" in client.get("/tools/?page=2").content.decode()
     found = client.get("/tools/?q=forcast").content.decode()  # a typo still finds it (trigram)
     assert "get_forecast" in found and "misc_tool_1" not in found

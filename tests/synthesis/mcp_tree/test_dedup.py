@@ -188,3 +188,27 @@ def test_semantic_duplicates_with_the_real_model():
     assert methods[(1, 0)] == "semantic"
     assert result.canonical_of[4] == 4 and result.canonical_of[5] == 5
     assert len(result.canonical) < len(tools)
+
+
+def test_slim_tools_dedup_like_full_tools():
+    from synthesis.mcp_tree.dedup import completeness, slim_tool, tool_text
+
+    big = {p: {"type": "integer", "description": "x" * 500, "enum": list(range(50))} for p in map(str, range(40))}
+    tools = [
+        _tool("get_user", "Get a user.", ["id"], "a"),
+        _tool("getUser", "Fetch one user by id, with more words.", ["id"], "b"),
+        {"name": "list_items", "description": "List items. " * 100, "source": "c",
+         "inputSchema": {"type": "object", "properties": big, "required": ["1", "39"]}},
+        _tool("delete_user", "Delete a user.", ["id", "force"], "a", required=["id"]),
+    ]
+    slim = [slim_tool(t) for t in tools]
+    for t, s in zip(tools, slim, strict=True):
+        assert exact_key(s) == exact_key(t) and completeness(s) == completeness(t)
+    assert len(json.dumps(slim[2])) < len(json.dumps(tools[2])) / 8, "the big schema is not kept"
+    assert tool_text(slim[2]) == tool_text(tools[2])
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(tools), 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    full = dedup_tools(tools, embeddings=emb)
+    lean = dedup_tools(slim, embeddings=emb)
+    assert full.canonical_of == lean.canonical_of and full.canonical == lean.canonical

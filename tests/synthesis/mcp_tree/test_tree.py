@@ -159,3 +159,99 @@ def test_tree_over_real_embeddings():
     for theme in range(4):
         doms = [tree.domain_of[i] for i in range(theme * 6, theme * 6 + 6)]
         assert max(doms.count(d) for d in doms) >= 4
+
+
+def test_keyword_names_are_short_unique_and_skip_plurals_of_a_taken_word():
+    from synthesis.mcp_tree.tree import _keyword_name
+
+    taken: set[str] = set()
+    first = _keyword_name(["user", "users", "account"], taken)
+    assert first == "User"
+    taken.add(first)
+    second = _keyword_name(["users", "account", "billing"], taken)
+    assert second == "Account", "a plural of a taken word is not a new name"
+    taken.add(second)
+    third = _keyword_name(["user", "accounts"], taken)
+    assert third and third not in taken
+    assert "," not in first + second + third
+
+
+def test_tree_names_are_unique_non_empty_and_say_how_they_were_chosen():
+    import numpy as np
+
+    from synthesis.mcp_tree.tree import TreeConfig, build_tree
+
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(6, 16))
+    emb = np.concatenate([c + 0.05 * rng.normal(size=(30, 16)) for c in centers]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    topics = ["payment charge invoice", "weather forecast rain", "message chat send", "user account login",
+              "file upload storage", "map route geocode"]
+    texts = [f"{topics[i // 30]} item{i % 7}" for i in range(len(emb))]
+    cats = [["financial"] if i < 30 else [] for i in range(len(emb))]
+    tree = build_tree(emb, texts, cats, config=TreeConfig(n_domains=3, n_categories=6, seed=0))
+    names = [n.name for n in tree.nodes]
+    assert all(n.strip() for n in names) and len(names) == len(set(names))
+    assert all(len(n) <= 40 for n in names)
+    assert {n.name_source for n in tree.nodes} <= {"keywords", "corpus-category", "llm"}
+    assert all(n.name_source for n in tree.nodes)
+
+
+def test_no_domain_holds_more_than_its_share():
+    import numpy as np
+
+    from synthesis.mcp_tree.tree import TreeConfig, build_tree
+
+    rng = np.random.default_rng(2)
+    # one topic holds half the corpus: left alone, k-means gives it the largest domain
+    centers = rng.normal(size=(10, 16))
+    sizes = [500] + [55] * 9
+    emb = np.concatenate([c + 0.1 * rng.normal(size=(m, 16)) for c, m in zip(centers, sizes, strict=True)]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    texts = [f"topic{t} thing{i % 5}" for t, m in enumerate(sizes) for i in range(m)]
+    cfg = TreeConfig(n_domains=10, n_categories=20, seed=0, max_domain_share=0.15)
+    tree = build_tree(emb, texts, config=cfg)
+    n = len(emb)
+    assert max(len(d.members) for d in tree.domains()) <= int(np.ceil(0.15 * n))
+    assert sum(len(d.members) for d in tree.domains()) == n
+    # fewer domains than 1/share force a larger cap: ceil(n/k)
+    tree3 = build_tree(emb, texts, config=TreeConfig(n_domains=3, n_categories=6, seed=0))
+    assert max(len(d.members) for d in tree3.domains()) <= int(np.ceil(n / 3))
+
+
+def test_every_category_holds_at_least_the_minimum():
+    import numpy as np
+
+    from synthesis.mcp_tree.tree import TreeConfig, build_tree
+
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(300, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    texts = [f"word{i % 13} other{i % 7}" for i in range(300)]
+    tree = build_tree(emb, texts, config=TreeConfig(n_domains=4, n_categories=40, seed=0, min_category_size=12))
+    assert min(len(c.members) for c in tree.categories()) >= 12
+    assert sum(len(c.members) for c in tree.categories()) == 300
+
+
+def test_llm_names_are_checked_and_fall_back_to_keywords():
+    from types import SimpleNamespace
+
+    from synthesis.mcp_tree.tree import make_llm_namer, name_is_acceptable
+
+    assert name_is_acceptable("Payments", set())
+    assert not name_is_acceptable("", set())
+    assert not name_is_acceptable("User & Users", set()), "plural of the same word"
+    assert not name_is_acceptable("payments", {"Payments"})
+    assert not name_is_acceptable("Payment Links", {"Payments"}), "a taken word's stem"
+    assert not name_is_acceptable("A Very Long Name With Many Words", set())
+
+    class Fixed:
+        def __init__(self, text):
+            self.text = text
+
+        def complete(self, request):
+            return SimpleNamespace(text=self.text)  # the namer reads only .text
+
+    assert make_llm_namer(Fixed('{"name": "Weather"}'))("domain", ["forecast"], [], set()) == "Weather"
+    fallback = make_llm_namer(Fixed('{"name": "Users & User"}'))("domain", ["billing", "invoice"], [], {"Weather"})
+    assert fallback == "Billing"

@@ -31,6 +31,7 @@ from synthesis.mcp_tree.dedup import (
     embed_texts,
     load_embedder,
     make_llm_judge,
+    slim_tool,
     tool_text,
 )
 from synthesis.mcp_tree.tree import TreeConfig, build_tree
@@ -47,32 +48,44 @@ class Command(BaseCommand):
         parser.add_argument("--no-judge", action="store_true", help="Do not ask the LLM judge")
         parser.add_argument("--max-judge-pairs", type=int, default=200)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--min-category-size", type=int, default=10,
+                            help="fewest tools a category may hold (a smaller one joins its nearest sibling)")
+        parser.add_argument("--max-domain-share", type=float, default=0.15,
+                            help="most of the canonical tools one domain may hold")
 
-    def handle(self, *args, domains, categories, lower, upper, no_judge, max_judge_pairs, seed, **options):
+    def handle(self, *args, domains, categories, lower, upper, no_judge, max_judge_pairs, seed,
+               min_category_size, max_domain_share, **options):
         t0 = time.perf_counter()
         # Tools stored before curation existed get their score now, so the tree's tools are
         # all ready for role-play to filter by usability.
         tools_curate(only_missing=True)
-        rows = list(
-            Tool.objects.order_by("id").values_list(
-                "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
-                "embedding",
-            )
-        )
-        if not rows:
+        # Stream the tools and keep a slim stand-in of each (exact key and completeness
+        # computed on the full schemas, then the schemas dropped), so memory stays bounded
+        # by the corpus size times a few hundred bytes rather than by its schemas.
+        n_total = Tool.objects.count()
+        if not n_total:
             raise CommandError("no tools stored: run ingest_openapi or ingest_mcp first")
-        ids = [r[0] for r in rows]
-        tools = [
-            {"name": r[1], "description": r[2], "inputSchema": r[3], "outputSchema": r[4], "source": r[5]}
-            for r in rows
-        ]
-        emb = np.zeros((len(rows), 384), dtype=np.float32)
+        ids: list[int] = []
+        tools: list[dict] = []
+        categories_of: list[list[str]] = []
+        emb = np.zeros((n_total, 384), dtype=np.float32)
         missing = []
-        for i, r in enumerate(rows):
+        qs = Tool.objects.order_by("id").values_list(
+            "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
+            "embedding",
+        )
+        for i, r in enumerate(qs.iterator(chunk_size=2000)):
+            if i >= n_total:  # tools added while this runs wait for the next run
+                break
+            ids.append(r[0])
+            tools.append(slim_tool({"name": r[1], "description": r[2], "inputSchema": r[3], "outputSchema": r[4],
+                                    "source": r[5]}))
+            categories_of.append(list(r[6] or []))
             if r[7]:
                 emb[i] = np.frombuffer(bytes(r[7]), dtype="<f4")
             else:
                 missing.append(i)
+        emb = emb[: len(ids)]
         t_embed = time.perf_counter()
         if missing:
             model = load_embedder()
@@ -108,17 +121,19 @@ class Command(BaseCommand):
         t_tree = time.perf_counter()
         keep = result.canonical
         tree = build_tree(
-            emb[keep], [tool_text(tools[i]) for i in keep], [list(rows[i][6] or []) for i in keep],
-            sources=[rows[i][5] for i in keep],
-            config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed),
+            emb[keep], [tool_text(tools[i]) for i in keep], [categories_of[i] for i in keep],
+            sources=[tools[i]["source"] for i in keep],
+            config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed,
+                              min_category_size=min_category_size, max_domain_share=max_domain_share),
         )
         payload = []
         for d in tree.domains():
             cats = [n for n in tree.categories() if n.parent == d.key]
             payload.append({
-                "name": d.name, "description": ", ".join(d.keywords),
+                "name": d.name, "name_source": d.name_source, "description": ", ".join(d.keywords),
                 "categories": [
-                    {"name": c.name, "description": ", ".join(c.keywords), "tool_ids": [ids[keep[m]] for m in c.members]}
+                    {"name": c.name, "name_source": c.name_source, "description": ", ".join(c.keywords),
+                     "tool_ids": [ids[keep[m]] for m in c.members]}
                     for c in cats
                 ],
             })
@@ -132,7 +147,7 @@ class Command(BaseCommand):
         t_tree = time.perf_counter() - t_tree
 
         table = [
-            ("tools", len(rows)),
+            ("tools", len(ids)),
             ("exact duplicates", result.stats.get("exact_duplicates", 0)),
             ("candidate pairs", result.stats.get("candidate_pairs", 0)),
             ("judged pairs", result.stats.get("judged", 0)),
