@@ -225,6 +225,19 @@ def _messages_sql(*, tool_results: bool) -> str:
     )
 
 
+def _messages_of(db: str, messages_sql: str, ids: list[int]) -> dict[int, list[MessageRow]]:
+    """The stored messages of these trajectories, in order, by trajectory id."""
+    by_trajectory: dict[int, list[MessageRow]] = defaultdict(list)
+    with connections[db].cursor() as cursor:
+        cursor.execute(messages_sql, [ids])
+        for trajectory_id, index, role, content, call_id, calls, results in cursor.fetchall():
+            by_trajectory[trajectory_id].append(MessageRow(
+                index, role, content, call_id, _loads(calls) if calls else [],
+                # read only where the tool message does not name its call itself
+                _loads(results) if results and role == "tool" and not call_id else []))
+    return by_trajectory
+
+
 def export_lines(qs: QuerySet[Trajectory], fmt: str, *, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """JSONL bytes, a few hundred KB at a time, for every trajectory of ``qs``.
 
@@ -249,14 +262,7 @@ def export_lines(qs: QuerySet[Trajectory], fmt: str, *, chunk_size: int = CHUNK_
     buf: list[str] = []
     size = 0
     for chunk in chunks:
-        by_trajectory: dict[int, list[MessageRow]] = defaultdict(list)
-        with connections[qs.db].cursor() as cursor:
-            cursor.execute(messages_sql, [[r[0] for r in chunk]])
-            for trajectory_id, index, role, content, call_id, calls, results in cursor.fetchall():
-                by_trajectory[trajectory_id].append(MessageRow(
-                    index, role, content, call_id, _loads(calls) if calls else [],
-                    # read only where the tool message does not name its call itself
-                    _loads(results) if results and role == "tool" and not call_id else []))
+        by_trajectory = _messages_of(qs.db, messages_sql, [r[0] for r in chunk])
         for pk, iteration_id, seq, mode, tools_json, *refs in chunk:
             t = TrajectoryRow(pk, iteration_id, seq, mode, _loads(refs[0]) if refs else [])
             fragment = fragments.get(tools_json)
@@ -352,13 +358,7 @@ def export_records(qs: QuerySet[Trajectory], *, chunk_size: int = CHUNK_SIZE) ->
                "effective", "score")
     tools_cache: dict[str, list] = {}
     for chunk in _keyset_chunks(qs, columns, chunk_size):
-        by_trajectory: dict[int, list[MessageRow]] = defaultdict(list)
-        with connections[qs.db].cursor() as cursor:
-            cursor.execute(messages_sql, [[r[0] for r in chunk]])
-            for trajectory_id, index, role, content, call_id, calls, results in cursor.fetchall():
-                by_trajectory[trajectory_id].append(MessageRow(
-                    index, role, content, call_id, _loads(calls) if calls else [],
-                    _loads(results) if results and role == "tool" and not call_id else []))
+        by_trajectory = _messages_of(qs.db, messages_sql, [r[0] for r in chunk])
         for pk, iteration_id, seq, mode, tools_json, refs_json, number, difficulty, verdict, score in chunk:
             tools = tools_cache.get(tools_json)
             if tools is None:
