@@ -20,22 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.roleplay.steps import MessageStep, ScenarioStep
+from tests.synthesis.roleplay import fakes
+
+
+def without_output(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool of the fakes without its outputSchema (this set plants results freely)."""
+    return {k: v for k, v in tool.items() if k != "outputSchema"}
+
 
 PERSONA = {"name": "Dana", "role": "shop owner", "background": "Runs a small shop.", "style": "brief, polite"}
 
-GET_WEATHER = {
-    "name": "get_weather",
-    "description": "Current weather for a city.",
-    "inputSchema": {
-        "type": "object",
-        "properties": {
-            "city": {"type": "string"},
-            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"},
-        },
-        "required": ["city"],
-        "additionalProperties": False,
-    },
-}
+GET_WEATHER = without_output(fakes.GET_WEATHER)
 
 GET_FORECAST = {
     "name": "get_forecast",
@@ -67,16 +62,7 @@ CREATE_ORDER = {
     },
 }
 
-GET_ORDER = {
-    "name": "get_order",
-    "description": "Look up an order by its id.",
-    "inputSchema": {
-        "type": "object",
-        "properties": {"order_id": {"type": "string"}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-}
+GET_ORDER = without_output(fakes.GET_ORDER)
 
 CANCEL_ORDER = {
     "name": "cancel_order",
