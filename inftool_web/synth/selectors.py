@@ -45,25 +45,15 @@ class TrajectoryFilters:
                 values["iteration"] = int(raw["iteration"])
             except ValueError:
                 errors["iteration"] = f"{raw['iteration']!r} is not an iteration id (an integer)"
-        if "mode" in raw:
-            if raw["mode"] in MODES:
-                values["mode"] = raw["mode"]
+        for name, valid in (("mode", MODES), ("difficulty", DIFFICULTIES), ("verdict", VERDICTS)):
+            if name not in raw:
+                continue
+            if raw[name] in valid:
+                values[name] = raw[name]
             else:
-                errors["mode"] = f"unknown mode {raw['mode']!r}; valid: {', '.join(MODES)}"
+                errors[name] = f"unknown {name} {raw[name]!r}; valid: {', '.join(valid)}"
         if "domain" in raw:
             values["domain"] = raw["domain"]
-        if "difficulty" in raw:
-            if raw["difficulty"] in DIFFICULTIES:
-                values["difficulty"] = raw["difficulty"]
-            else:
-                errors["difficulty"] = (
-                    f"unknown difficulty {raw['difficulty']!r}; valid: {', '.join(DIFFICULTIES)}"
-                )
-        if "verdict" in raw:
-            if raw["verdict"] in VERDICTS:
-                values["verdict"] = raw["verdict"]
-            else:
-                errors["verdict"] = f"unknown verdict {raw['verdict']!r}; valid: {', '.join(VERDICTS)}"
         if "audited" in raw:
             key = raw["audited"].lower()
             if key in BOOLEANS:
