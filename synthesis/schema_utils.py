@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 from jsonschema import validators
 
+from synthesis import refs
 from synthesis.safe_regex import PatternError, compile_pattern, safe_search
 
 _MAX_DEPTH = 6
@@ -192,22 +193,9 @@ def unknown_argument_names(arguments: dict[str, Any], schema: dict[str, Any] | N
     return [k for k in arguments if k not in props]
 
 
-_MISSING = object()
-
-
 def pointer_target(ref: str, root: dict[str, Any]) -> Any:
-    """What a local ``$ref`` (``#/$defs/x``) points at in ``root``, or ``_MISSING``."""
-    if not ref.startswith("#"):
-        return _MISSING
-    target: Any = root
-    for part in ref.lstrip("#").strip("/").split("/"):
-        if not part:
-            continue
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(target, dict) or part not in target:
-            return _MISSING
-        target = target[part]
-    return target
+    """What a local ``$ref`` (``#/$defs/x``) points at in ``root``, or ``refs.MISSING``."""
+    return refs.target(ref, root)
 
 
 def resolve(node: Any, root: dict[str, Any]) -> Any:
@@ -215,7 +203,7 @@ def resolve(node: Any, root: dict[str, Any]) -> Any:
     seen = 0
     while isinstance(node, dict) and isinstance(node.get("$ref"), str) and seen < 20:
         target = pointer_target(node["$ref"], root)
-        if target is _MISSING:
+        if target is refs.MISSING:
             return {}
         rest = {k: v for k, v in node.items() if k != "$ref"}
         node = {**target, **rest} if rest and isinstance(target, dict) else target

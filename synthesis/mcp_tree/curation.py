@@ -55,7 +55,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthesis.schema_utils import is_id_key, pointer_target, required_names, resolve
+from synthesis import refs
+from synthesis.schema_utils import is_id_key, required_names, resolve
 
 from .openapi import fallback_description
 from .tool_check import MAX_SCHEMA_CHARS, tool_problem
@@ -562,21 +563,12 @@ def _dangling_refs(root: dict[str, Any]) -> list[str]:
         node = stack.pop()
         if isinstance(node, dict):
             ref = node.get("$ref")
-            if (
-                isinstance(ref, str)
-                and resolve({"$ref": ref}, root) == {}
-                and not _points_at_empty(ref, root)
-            ):
+            if isinstance(ref, str) and refs.target(ref, root) is refs.MISSING:
                 out.append(ref)
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
     return sorted(set(out))
-
-
-def _points_at_empty(ref: str, root: dict[str, Any]) -> bool:
-    """A reference to a schema that really is ``{}`` (anything goes) is not dangling."""
-    return pointer_target(ref, root) == {}
 
 
 def _schema_problem(
@@ -589,7 +581,7 @@ def _schema_problem(
                 return "dangling_ref", f"{what}: $ref {dangling[0][:120]!r} resolves to nothing"
     if converted:
         # The OpenAPI converter emits valid JSON Schema 2020-12 whose patterns compile (see
-        # openapi.py); checking that against the meta-schema again costs ~30 ms a tool, an
+        # openapi); checking that against the meta-schema again costs ~30 ms a tool, an
         # hour on the whole corpus.  What it does not promise is checked here.
         problem = _converted_problem(schema, "inputSchema") or (
             _converted_problem(output, "outputSchema") if output is not None else None

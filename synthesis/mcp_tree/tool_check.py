@@ -1,6 +1,6 @@
 """Is an MCP tool definition usable for role-play?  One reason when it is not.
 
-Tools converted from OpenAPI specs are built valid (see ``openapi.py``); tools listed by a
+Tools converted from OpenAPI specs are built valid (see ``openapi``); tools listed by a
 live MCP server arrive as the server wrote them.  A definition whose ``inputSchema`` is not
 valid JSON Schema, refers to nothing or to itself, or is too big or too deep to offer to a
 model would fail every trajectory it is drawn into, so it is refused where it enters, with

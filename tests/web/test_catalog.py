@@ -145,7 +145,7 @@ def test_build_tree_stores_duplicates_and_a_two_level_tree(tmp_path):
 def test_a_new_converter_version_converts_unchanged_specs_again(tmp_path, monkeypatch):
     from django.core.management import call_command
 
-    import synthesis.mcp_tree.openapi as openapi
+    import synthesis.mcp_tree.openapi.model as openapi
 
     spec = Path(__file__).resolve().parents[1] / "synthesis" / "mcp_tree" / "specs" / "library_oas30.yaml"
     (tmp_path / "lib.yaml").write_bytes(spec.read_bytes())

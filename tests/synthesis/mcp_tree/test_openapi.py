@@ -350,10 +350,19 @@ def test_load_spec_accepts_text_bytes_and_dicts():
 
 def test_docstring_examples():
     import doctest
+    import importlib
+    import pkgutil
 
-    import synthesis.mcp_tree.openapi as module
+    import synthesis.mcp_tree.openapi as package
+    import synthesis.refs
 
-    assert doctest.testmod(module).failed == 0
+    modules = [package, synthesis.refs] + [
+        importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)
+    ]
+    assert len(modules) >= 8
+    results = [doctest.testmod(m) for m in modules]
+    assert sum(r.failed for r in results) == 0
+    assert sum(r.attempted for r in results) > 0
 
 
 def test_credentials_declared_as_plain_parameters_are_left_out_with_a_warning():
