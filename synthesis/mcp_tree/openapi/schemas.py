@@ -267,10 +267,22 @@ class SchemaConverter:
         acc.size += 1
         if nest > self.opts.max_nesting:
             return {"description": "Deeply nested value (structure omitted)."}
+
+        def sub(child: Any) -> Any:
+            return self.convert(child, mode, budget, stack, acc, nest + 1)
+
         out: dict[str, Any] = {}
+        fmt_from_type = self._types(node, out)
+        self._annotations(node, out, fmt_from_type)
+        self._bounds(node, out)
+        self._object(node, out, mode, sub)
+        self._subschemas(node, out, sub)
+        return self._finish(node, out)
+
+    def _types(self, node: dict[str, Any], out: dict[str, Any]) -> str | None:
+        """``type`` (aliases such as "int64" or "datetime" mapped); the format an alias implies."""
         get = node.get
         fmt_from_type: str | None = None
-
         t = get("type")
         if t is not None:
             types: list[str] = []
@@ -291,6 +303,11 @@ class SchemaConverter:
             elif types:
                 out["type"] = types
 
+        return fmt_from_type
+
+    def _annotations(self, node: dict[str, Any], out: dict[str, Any], fmt_from_type: str | None) -> None:
+        """Title, description, format, enum, const, default and examples."""
+        get = node.get
         title = get("title")
         if isinstance(title, str) and title:
             out["title"] = title[:120]
@@ -331,6 +348,10 @@ class SchemaConverter:
             if isinstance(v, (str, int, float, bool)) and len(str(v)) <= 200:
                 out["examples"] = [v]
 
+
+    def _bounds(self, node: dict[str, Any], out: dict[str, Any]) -> None:
+        """Numeric and length bounds, flags and the pattern (dropped when Python cannot compile it)."""
+        get = node.get
         for k in _NUMBER_KEYS:
             if k in node:
                 n = _as_number(node[k])
@@ -370,8 +391,9 @@ class SchemaConverter:
             else:
                 out["pattern"] = fixed
 
-        nb = budget
-        nxt = nest + 1
+    def _object(self, node: dict[str, Any], out: dict[str, Any], mode: str, sub: Callable[[Any], Any]) -> None:
+        """Properties (read-only ones left out of inputs, write-only of outputs) and ``required``."""
+        get = node.get
         props = get("properties")
         dropped: set[str] = set()
         if isinstance(props, dict):
@@ -382,7 +404,7 @@ class SchemaConverter:
                     # ``properties: {additionalProperties: false}``: a misplaced keyword,
                     # not a field that accepts nothing.
                     continue
-                c = self.convert(pschema, mode, nb, stack, acc, nxt)
+                c = sub(pschema)
                 if isinstance(c, dict) and c.get(skip_flag) is True:
                     dropped.add(str(pname))
                     continue
@@ -391,7 +413,7 @@ class SchemaConverter:
         pprops = get("patternProperties")
         if isinstance(pprops, dict):
             conv = {
-                k: self.convert(v, mode, nb, stack, acc, nxt)
+                k: sub(v)
                 for k, v in pprops.items()
                 if isinstance(k, str) and pattern_ok(k)
             }
@@ -409,13 +431,17 @@ class SchemaConverter:
         if isinstance(ap, bool):
             out["additionalProperties"] = ap
         elif isinstance(ap, dict):
-            out["additionalProperties"] = self.convert(ap, mode, nb, stack, acc, nxt)
+            out["additionalProperties"] = sub(ap)
 
+
+    def _subschemas(self, node: dict[str, Any], out: dict[str, Any], sub: Callable[[Any], Any]) -> None:
+        """Items, prefix items, ``not``/``contains``/``propertyNames`` and the combinators."""
+        get = node.get
         items = get("items")
         if isinstance(items, dict):
-            out["items"] = self.convert(items, mode, nb, stack, acc, nxt)
+            out["items"] = sub(items)
         elif isinstance(items, list):
-            conv_items = [self.convert(i, mode, nb, stack, acc, nxt) for i in items]
+            conv_items = [sub(i) for i in items]
             if len(conv_items) == 1:
                 out["items"] = conv_items[0]
             elif conv_items:
@@ -424,17 +450,21 @@ class SchemaConverter:
             out["items"] = items
         prefix = get("prefixItems")
         if isinstance(prefix, list) and "prefixItems" not in out:
-            out["prefixItems"] = [self.convert(i, mode, nb, stack, acc, nxt) for i in prefix]
+            out["prefixItems"] = [sub(i) for i in prefix]
         for k in _SINGLE_SCHEMA_KEYS:
             v = get(k)
             if isinstance(v, (dict, bool)):
-                out[k] = self.convert(v, mode, nb, stack, acc, nxt)
+                out[k] = sub(v)
 
         for k in COMBINATORS:
             v = get(k)
             if isinstance(v, list) and v:
-                out[k] = [self.convert(i, mode, nb, stack, acc, nxt) for i in v]
+                out[k] = [sub(i) for i in v]
 
+
+    def _finish(self, node: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+        """``nullable`` as a null type, then ``allOf`` merged and alternatives simplified."""
+        get = node.get
         nullable = get("nullable") is True or get("x-nullable") is True
         if nullable:
             if "type" in out:
