@@ -43,6 +43,7 @@ from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, LLMBackend, LLMError
 from synthesis.llm.toolcalls import parse_completion
+from training import bfcl_subsets
 from training.utils import ProgressCallback, repo_root, report
 
 logger = logging.getLogger(__name__)
@@ -560,6 +561,26 @@ def aggregate_scores(categories: dict[str, BFCLCategoryScore]) -> dict[str, Any]
     }
 
 
+def subset_scores(subset: str, categories: dict[str, BFCLCategoryScore]) -> dict[str, Any]:
+    """A committed subset's own summary: BFCL's full-size aggregation counts every category
+    the subset leaves out as 0, so a subset is summed up over what it holds. ``non_live_ast``
+    is the unweighted mean of simple, multiple, parallel and parallel_multiple (python only);
+    ``mean`` the unweighted mean of every category the subset holds."""
+    held = [c for c in bfcl_subsets.get_subset(subset).counts if c in categories]
+    ast = [c for c in NON_LIVE[:4] if c in categories]
+
+    def mean(names: list[str]) -> float | None:
+        return sum(categories[c].accuracy for c in names) / len(names) if names else None
+
+    return {
+        "name": subset,
+        "complete": set(held) == set(bfcl_subsets.get_subset(subset).counts),
+        "non_live_ast": mean(ast),
+        "irrelevance": categories["irrelevance"].accuracy if "irrelevance" in categories else None,
+        "mean": mean(held),
+    }
+
+
 # ---------------------------------------------------------------- the evaluation
 
 
@@ -573,11 +594,21 @@ def select_entries(category: str, limit: int | None, seed: int) -> list[dict[str
     return [e for i, e in enumerate(entries) if i in keep]
 
 
+def entries_by_id(category: str, ids: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
+    """The entries of ``category`` named by ``ids``, in that order; an unknown id is an error."""
+    by_id = {e["id"]: e for e in load_entries(category)}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise RuntimeError(f"BFCL data has no {category} items {missing[:3]} (bfcl-eval {BFCL_VERSION})")
+    return [by_id[i] for i in ids]
+
+
 def run_bfcl_eval(
     backend: LLMBackend,
     *,
     categories: list[str] | tuple[str, ...] | None = None,
     limit: int | dict[str, int] | None = None,
+    subset: str | None = None,
     seed: int = 0,
     batch_size: int = 8,
     max_tokens: int = 256,
@@ -588,11 +619,18 @@ def run_bfcl_eval(
 
     ``limit``: evaluate a fixed seeded sample of that many entries per category (an int,
     or ``{category: n}``; categories not in the dict run in full).
+    ``subset``: evaluate the items of a committed subset (``"mini-v1"``, BFCL mini, see
+    :mod:`training.bfcl_subsets`); ``categories`` may narrow it, ``limit`` keeps the first
+    that many of each category's committed ids, and ``seed`` does not apply.
     ``max_steps_per_turn``: multi-turn step cap (default BFCL's MAXIMUM_STEP_LIMIT, 20).
     ``progress`` gets ``{"stage": "bfcl", "event": "item", "category", "done", "total", "valid"}``.
     """
     b = _bfcl()
-    cats = list(categories) if categories else list(CATEGORIES)
+    fixed_ids = bfcl_subsets.subset_ids(subset) if subset is not None else None
+    if fixed_ids is not None:
+        cats = [c for c in fixed_ids if not categories or c in categories]
+    else:
+        cats = list(categories) if categories else list(CATEGORIES)
     for c in cats:
         _check_category(c)
     if batch_size < 1:
@@ -603,9 +641,11 @@ def run_bfcl_eval(
     scores: dict[str, BFCLCategoryScore] = {}
     items: list[BFCLItemResult] = []
     for category in cats:
-        entries = select_entries(
-            category, limit.get(category) if isinstance(limit, dict) else limit, seed
-        )
+        n = limit.get(category) if isinstance(limit, dict) else limit
+        if fixed_ids is not None:
+            entries = entries_by_id(category, fixed_ids[category][:n])
+        else:
+            entries = select_entries(category, n, seed)
         answers = load_answers(category)
         missing = [
             e["id"]
@@ -672,15 +712,17 @@ def run_bfcl_eval(
         "backend": getattr(backend, "name", type(backend).__name__),
         "categories": cats,
         "limit": limit,
+        "subset": subset,
         "seed": seed,
         "max_tokens": max_tokens,
         "max_steps_per_turn": steps_cap,
         "mode": "FC",
         "backend_options": _backend_options(backend),
     }
-    return BFCLResult(
-        categories=scores, overall=aggregate_scores(scores), items=items, settings=settings
-    )
+    overall = aggregate_scores(scores)
+    if subset is not None:
+        overall["subset"] = subset_scores(subset, scores)
+    return BFCLResult(categories=scores, overall=overall, items=items, settings=settings)
 
 
 def _backend_options(backend: LLMBackend) -> dict[str, Any]:
@@ -701,6 +743,16 @@ def main(argv: list[str] | None = None) -> None:
         "--model-path", default=None, help="checkpoint folder for the embedded backend"
     )
     parser.add_argument("--categories", nargs="*", default=None)
+    parser.add_argument(
+        "--subset",
+        default=None,
+        choices=sorted(bfcl_subsets.SUBSETS),
+        help="a committed subset (BFCL mini: mini-v1) instead of --limit sampling",
+    )
+    parser.add_argument("--write-subset", metavar="NAME", choices=sorted(bfcl_subsets.SUBSETS),
+                        help="draw a subset with its seed, write its id file and stop")
+    parser.add_argument("--check-subset", metavar="NAME", choices=sorted(bfcl_subsets.SUBSETS),
+                        help="draw a subset again and compare it with its id file, then stop")
     parser.add_argument("--limit", type=int, default=None, help="seeded sample size per category")
     parser.add_argument(
         "--limit-multi-turn", type=int, default=None, help="sample size for multi-turn categories"
@@ -719,6 +771,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=None, help="write the full result as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+
+    def ids_of(category: str) -> list[str]:
+        return [e["id"] for e in load_entries(category)]
+
+    if args.write_subset:
+        print(bfcl_subsets.write(args.write_subset, ids_of))
+        return
+    if args.check_subset:
+        same = bfcl_subsets.draw(args.check_subset, ids_of) == bfcl_subsets.subset_ids(args.check_subset)
+        print(f"{args.check_subset}: {'matches' if same else 'DIFFERS FROM'} its seeded draw")
+        sys.exit(0 if same else 1)
     from synthesis.llm.registry import get_backend
 
     opts: dict[str, Any] = {"model_path": args.model_path} if args.model_path else {}
@@ -736,11 +799,16 @@ def main(argv: list[str] | None = None) -> None:
     # One category at a time, writing the merged result after each, so that a long run
     # that is stopped keeps what it measured.
     merged: BFCLResult | None = None
-    for category in args.categories or CATEGORIES:
+    if args.subset:
+        wanted = [c for c in bfcl_subsets.subset_ids(args.subset) if not args.categories or c in args.categories]
+    else:
+        wanted = args.categories or list(CATEGORIES)
+    for category in wanted:
         part = run_bfcl_eval(
             backend,
             categories=[category],
             limit=limit,
+            subset=args.subset,
             seed=args.seed,
             batch_size=args.batch_size,
             max_tokens=args.max_tokens,
@@ -754,6 +822,8 @@ def main(argv: list[str] | None = None) -> None:
             merged.items.extend(part.items)
             merged.settings["categories"] = list(merged.categories)
         merged.overall = aggregate_scores(merged.categories)
+        if args.subset:
+            merged.overall["subset"] = subset_scores(args.subset, merged.categories)
         if args.output:
             Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             Path(args.output).write_text(json.dumps(merged.to_dict(), indent=2, default=str))

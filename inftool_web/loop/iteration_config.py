@@ -21,6 +21,7 @@ from inftool_web.core.outbound import API_KEY_ENV_RE, api_key_problem, model_hos
 from synthesis.records import Mode, Role, values
 from synthesis.roleplay.config import RoleplayConfig
 from training.bfcl import CATEGORIES
+from training.bfcl_subsets import DEFAULT_SUBSET, SUBSETS
 
 MODES = values(Mode)
 ROLES = values(Role)
@@ -149,9 +150,18 @@ class IterationConfig:
         default=0.6, metadata={"help": "Trajectories scoring below this consistency are hard (0–1)."}
     )
     profile: str = field(default="cpu", metadata={"help": "Training profile: cpu, gpu, or none (no training)."})
-    eval_limit: int | None = field(default=5, metadata={"help": "BFCL items per category; null = all."})
+    eval_subset: str = field(
+        default=DEFAULT_SUBSET,
+        metadata={"help": f"Committed BFCL V3 subset to evaluate ({', '.join(SUBSETS)}: BFCL mini, 240 items); "
+                          "empty = the whole of BFCL V3 (hours on a CPU)."},
+    )
+    eval_limit: int | None = field(
+        default=None,
+        metadata={"help": "BFCL items per category: the first that many of the subset's, or a seeded sample of "
+                          "the whole; null = all."},
+    )
     eval_categories: list[str] = field(
-        default_factory=list, metadata={"help": "BFCL V3 categories to evaluate; empty = all."}
+        default_factory=list, metadata={"help": "BFCL V3 categories to evaluate; empty = all (of the subset)."}
     )
     seed: int = field(default=0, metadata={"help": "Seed for sampling tools, personas and modes."})
     iterations: int = field(
@@ -199,6 +209,8 @@ class IterationConfig:
             errors["hard_threshold"] = "must be a number from 0 to 1"
         if not isinstance(self.profile, str) or self.profile not in PROFILES:
             errors["profile"] = f"must be one of {', '.join(PROFILES)}"
+        if not isinstance(self.eval_subset, str) or (self.eval_subset and self.eval_subset not in SUBSETS):
+            errors["eval_subset"] = f"must be one of {', '.join(SUBSETS)}, or empty (the whole of BFCL V3)"
         if self.eval_limit is not None and not _is_int(self.eval_limit, 1, MAX_EVAL_LIMIT):
             errors["eval_limit"] = f"must be an integer from 1 to {MAX_EVAL_LIMIT}, or null (all items)"
         if (not isinstance(self.eval_categories, list) or len(self.eval_categories) > MAX_LIST
@@ -312,6 +324,7 @@ def iteration_config_schema() -> dict[str, Any]:
             "max_turns": {"type": "integer", "minimum": 1, "maximum": 15},
             "hard_threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "profile": {"enum": list(PROFILES)},
+            "eval_subset": {"enum": ["", *SUBSETS]},
             "eval_limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EVAL_LIMIT},
             "eval_categories": {"type": "array", "maxItems": MAX_LIST, "items": {"enum": list(CATEGORIES)}},
             "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},

@@ -59,6 +59,11 @@ class Iteration(models.Model):
     stage_open_runs = models.PositiveSmallIntegerField(default=0)
     # What the iteration produced and kept, how it was written and how varied it is
     # (inftool_web/loop/datacard.py); built when synthesis finishes, {} before.
+    comparison = models.JSONField(
+        default=dict, blank=True,
+        help_text="BFCL before/after of this iteration's input and output checkpoints, paired over the same "
+                  "items, with bootstrap confidence intervals (training.bfcl_compare)",
+    )
     data_card = models.JSONField(default=dict, blank=True)
     data_card_at = models.DateTimeField(null=True, blank=True)
     input_checkpoint = models.ForeignKey(
@@ -162,6 +167,10 @@ class EvaluationRun(models.Model):
     )
     benchmark = models.CharField(max_length=32, default="bfcl_v3")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    subset = models.CharField(
+        max_length=32, blank=True, default="",
+        help_text="The committed BFCL subset measured (mini-v1: BFCL mini); empty = the whole of BFCL V3",
+    )
     limit = models.PositiveIntegerField(null=True, blank=True, help_text="Items per category; empty = all")
     seed = models.IntegerField(default=0)
     categories = models.JSONField(default=list, blank=True)

@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from synthesis.llm.registry import get_backend
 from training.bfcl import CATEGORIES, run_bfcl_eval
+from training.bfcl_compare import compare, outcomes
+from training.bfcl_subsets import subset_ids
 from training.config import get_profile
 from training.contamination import check_contamination
 from training.dataset import DatasetConfig, build_grpo_rows, build_sft_rows
@@ -131,20 +133,34 @@ def train_stage(*, iteration: Iteration, stage: str, profile, trajectories: list
     return ckpt
 
 
+# Requests handed to the backend at once: the embedded scheduler keeps its batch full from
+# them, and a single-turn item is one request.
+EVAL_BATCH = 64
+
+
+def evaluated_categories(subset: str, categories: list[str] | None) -> list[str]:
+    """What an evaluation covers: the subset's categories (or all of BFCL V3), narrowed."""
+    every = list(subset_ids(subset)) if subset else list(CATEGORIES)
+    return [c for c in every if not categories or c in categories]
+
+
 def evaluation_run(*, checkpoint: ModelCheckpoint, iteration: Iteration | None = None, limit: int | None,
-                   seed: int = 0, categories: list[str] | None = None,
+                   seed: int = 0, categories: list[str] | None = None, subset: str = "",
                    progress: Callable[[dict[str, Any]], None] | None = None) -> EvaluationRun:
-    """Evaluate a checkpoint on BFCL V3 with the official checker and store the results."""
+    """Evaluate a checkpoint on BFCL V3 (or a committed subset of it, such as BFCL mini) with
+    the official checker and store the results."""
     ev = EvaluationRun.objects.create(
-        checkpoint=checkpoint, iteration=iteration, limit=limit, seed=seed,
-        categories=list(categories or CATEGORIES), status=EvaluationRun.Status.RUNNING, started_at=timezone.now(),
+        checkpoint=checkpoint, iteration=iteration, limit=limit, seed=seed, subset=subset,
+        categories=evaluated_categories(subset, categories), status=EvaluationRun.Status.RUNNING,
+        started_at=timezone.now(),
     )
     try:
         path = None if checkpoint.kind == "base" else checkpoint.path
         # The tool-call grammar costs more per token than it gives a model being measured:
         # BFCL scores what the model writes, so it decodes unconstrained.
         backend = get_backend("embedded", model_path=path, constrain_tool_calls=False)
-        result = run_bfcl_eval(backend, categories=categories, limit=limit, seed=seed, progress=progress)
+        result = run_bfcl_eval(backend, categories=categories, limit=limit, seed=seed, subset=subset or None,
+                               batch_size=EVAL_BATCH, progress=progress)
     except Exception as exc:
         _finish_failed(ev, exc)
         raise
@@ -160,7 +176,10 @@ def evaluation_run(*, checkpoint: ModelCheckpoint, iteration: Iteration | None =
                            accuracy=s.accuracy, items=by_cat.get(name, []))
             for name, s in result.categories.items()
         ])
-        overall = (result.overall.get("overall") or {}).get("accuracy")
+        # A subset's own mean: BFCL's overall counts every category it leaves out as 0.
+        overall = (result.overall.get("subset") or {}).get("mean") if subset else None
+        if overall is None:
+            overall = (result.overall.get("overall") or {}).get("accuracy")
         ev.overall = None if overall is None else max(0.0, min(1.0, float(overall)))
         ev.summary = dict(result.overall) | {"settings": result.settings}
         ev.status = EvaluationRun.Status.SUCCEEDED
@@ -174,11 +193,34 @@ def evaluate(*, iteration: Iteration, report: Report) -> None:
     subset) and on its output checkpoint."""
     cfg = IterationConfig.from_dict(iteration.config)
     categories = cfg.eval_categories or None
+    covered = evaluated_categories(cfg.eval_subset, categories)
+    runs: dict[int, EvaluationRun] = {}
     for ckpt in dict.fromkeys(c for c in (iteration.input_checkpoint, iteration.output_checkpoint) if c is not None):
-        done = EvaluationRun.objects.filter(checkpoint=ckpt, limit=cfg.eval_limit, seed=cfg.seed,
-                                            status="succeeded").exists()
-        if not done:
-            report(detail=f"BFCL V3 on {ckpt.name}")
-            evaluation_run(checkpoint=ckpt, iteration=iteration, limit=cfg.eval_limit, seed=cfg.seed,
-                           categories=categories,
-                           progress=lambda event, name=ckpt.name: report(progress=event, stage=f"bfcl:{name}"))
+        same = EvaluationRun.objects.filter(checkpoint=ckpt, subset=cfg.eval_subset, limit=cfg.eval_limit,
+                                            categories=covered, status="succeeded")
+        if not cfg.eval_subset:
+            same = same.filter(seed=cfg.seed)  # a committed subset's items do not depend on the seed
+        done = same.order_by("-finished_at").first()
+        if done is not None:
+            runs[ckpt.pk] = done
+        else:
+            report(detail=f"BFCL {cfg.eval_subset or 'V3'} on {ckpt.name}")
+            runs[ckpt.pk] = evaluation_run(
+                checkpoint=ckpt, iteration=iteration, limit=cfg.eval_limit, seed=cfg.seed,
+                categories=categories, subset=cfg.eval_subset,
+                progress=lambda event, name=ckpt.name: report(progress=event, stage=f"bfcl:{name}"))
+    before = runs.get(iteration.input_checkpoint_id) if iteration.input_checkpoint_id else None
+    after = runs.get(iteration.output_checkpoint_id) if iteration.output_checkpoint_id else None
+    if before is not None and after is not None and before.pk != after.pk:
+        iteration.comparison = evaluation_comparison(before, after, seed=cfg.seed)
+        Iteration.objects.filter(pk=iteration.pk).update(comparison=iteration.comparison)
+
+
+def evaluation_comparison(before: EvaluationRun, after: EvaluationRun, *, seed: int = 0) -> dict[str, Any]:
+    """Paired before/after of two evaluations over the items both measured (bootstrap CI)."""
+    def items(ev: EvaluationRun) -> list[dict[str, Any]]:
+        return [{"category": r.category, **i} for r in ev.results.all() for i in (r.items or [])]
+
+    out = compare(outcomes(items(before)), outcomes(items(after)), seed=seed)
+    return out | {"before_run": before.pk, "after_run": after.pk, "subset": after.subset,
+                  "before_checkpoint": before.checkpoint.name, "after_checkpoint": after.checkpoint.name}

@@ -10,6 +10,7 @@ from inftool_web.loop.iteration_config import (
     MODES,
     PROFILES,
     ROLES,
+    SUBSETS,
     ConfigError,
     IterationConfig,
 )
@@ -35,6 +36,9 @@ class LaunchForm(forms.Form):
     max_turns = forms.IntegerField(initial=_DEFAULTS.max_turns, help_text=_help("max_turns"))
     hard_threshold = forms.FloatField(initial=_DEFAULTS.hard_threshold, help_text=_help("hard_threshold"))
     profile = forms.ChoiceField(choices=[(p, p) for p in PROFILES], initial=_DEFAULTS.profile, help_text=_help("profile"))
+    eval_subset = forms.ChoiceField(
+        required=False, initial=_DEFAULTS.eval_subset, help_text=_help("eval_subset"), label="BFCL subset",
+        choices=[(name, f"{name} (BFCL mini)") for name in SUBSETS] + [("", "the whole of BFCL V3")])
     eval_limit = forms.IntegerField(required=False, initial=_DEFAULTS.eval_limit,
                                     help_text="BFCL items per category; leave empty for all.")
     seed = forms.IntegerField(initial=_DEFAULTS.seed, help_text=_help("seed"))
@@ -59,7 +63,7 @@ class LaunchForm(forms.Form):
         return [self[f] for f in ("name", "count", "verifiers", "negotiation_rounds", "max_turns", "hard_threshold", "seed")]
 
     def train_fields(self):
-        return [self["profile"], self["eval_limit"], self["iterations"]]
+        return [self["profile"], self["eval_subset"], self["eval_limit"], self["iterations"]]
 
     def mode_fields(self):
         return [self[f] for f in self.MODE_FIELDS]
@@ -90,6 +94,7 @@ class LaunchForm(forms.Form):
             "max_turns": data["max_turns"],
             "hard_threshold": data["hard_threshold"],
             "profile": data["profile"],
+            "eval_subset": data.get("eval_subset") or "",
             "eval_limit": data.get("eval_limit"),
             "seed": data["seed"],
             "iterations": 1 if data.get("iterations") is None else data["iterations"],

@@ -353,6 +353,8 @@ FORGED = [
     ({"count": 3, "hard_threshold": -0.5}, "hard_threshold", "from 0 to 1"),
     ({"count": 3, "eval_limit": 10**40}, "eval_limit", "from 1 to 100000"),
     ({"count": 3, "eval_limit": 0}, "eval_limit", "from 1 to 100000"),
+    ({"count": 3, "eval_subset": "mini-v9"}, "eval_subset", "must be one of mini-v1"),
+    ({"count": 3, "eval_subset": 1}, "eval_subset", "must be one of mini-v1"),
     ({"count": 3, "seed": -7}, "seed", "from 0 to 4294967295"),
     ({"count": 3, "seed": 10**40}, "seed", "from 0 to 4294967295"),
     ({"count": 3, "modes": {"single": -1}}, "modes", "from 0 to"),

@@ -67,6 +67,10 @@ def test_an_iteration_trains_evaluates_and_hands_its_checkpoint_to_the_next(sett
     for ev in evs:
         assert set(ev.results.values_list("category", flat=True)) == {"simple", "irrelevance"}
         assert all(r.total == 1 for r in ev.results.all())
+        assert ev.subset == "mini-v1" and ev.results.get(category="simple").items[0]["id"] == "simple_1"
+    # Before and after, paired over the same items (BFCL mini's first item of each category).
+    assert {c: r["n"] for c, r in it.comparison["categories"].items()} == {"simple": 1, "irrelevance": 1}
+    assert it.comparison["before_checkpoint"] == base.name
 
     # The loop is closed: the next iteration's Tool Agent is this one's output.
     nxt = iteration_create(config={"count": 1, "profile": "none"})

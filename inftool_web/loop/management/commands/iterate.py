@@ -1,6 +1,7 @@
 """Run iterations of the loop: synthesize → filter → SFT → GRPO → evaluate → new checkpoint.
 
-    manage.py iterate --count 20 --profile cpu --eval-limit 3
+    manage.py iterate --count 20 --profile cpu        # evaluated on BFCL mini (mini-v1)
+    manage.py iterate --eval-subset "" --eval-limit 3  # a seeded sample of the whole of BFCL V3
     manage.py iterate --iterations 3     # three in a row, each on the previous one's model
     manage.py iterate --queue            # hand it to the Celery workers (as the UI does)
 
@@ -14,15 +15,18 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from inftool_web.loop.iteration_config import (
+    DEFAULT_SUBSET,
     MODES,
     PROFILES,
+    SUBSETS,
     ConfigError,
     IterationConfig,
     config_from_options,
 )
 from inftool_web.loop.iterations import Run, iteration_create, iteration_start
-from inftool_web.loop.models import EvaluationRun, Iteration
+from inftool_web.loop.models import Iteration
 from inftool_web.loop.services import checkpoint_register_base
+from training.bfcl_compare import table as comparison_table
 
 
 class Command(BaseCommand):
@@ -31,7 +35,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--count", type=int, default=20)
         parser.add_argument("--profile", choices=PROFILES, default="cpu")
-        parser.add_argument("--eval-limit", type=int, default=5)
+        parser.add_argument("--eval-subset", choices=["", *SUBSETS], default=DEFAULT_SUBSET,
+                            help="committed BFCL subset to evaluate (BFCL mini); empty = the whole of BFCL V3")
+        parser.add_argument("--eval-limit", type=int, default=None,
+                            help="BFCL items per category (the subset's first ones, or a seeded sample)")
         parser.add_argument("--eval-categories", nargs="+", default=None)
         parser.add_argument("--modes", nargs="+", choices=MODES, default=None)
         parser.add_argument("--max-turns", type=int, default=None)
@@ -42,9 +49,10 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true", help="Queue on the workers and return")
 
     def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue,
-               verifiers=None, iterations=1, **options):
+               verifiers=None, iterations=1, eval_subset=DEFAULT_SUBSET, **options):
         checkpoint_register_base()
         config = config_from_options(count=count, profile=profile, eval_limit=eval_limit, seed=seed,
+                                     eval_subset=eval_subset,
                                      eval_categories=eval_categories, modes=modes, max_turns=max_turns,
                                      verifiers=verifiers, iterations=iterations)
         try:
@@ -73,18 +81,7 @@ class Command(BaseCommand):
         for run in it.training_runs.order_by("stage"):
             loss = run.metrics.get("train_loss")
             self.stdout.write(f"  {run.stage}: {run.status} rows={run.num_samples} loss={loss} {run.error}")
-        evs = {e.checkpoint_id: e for e in EvaluationRun.objects.filter(
-            checkpoint__in=[c for c in (it.input_checkpoint, it.output_checkpoint) if c], status="succeeded",
-            limit=cfg.eval_limit, seed=cfg.seed).order_by("created_at")}
-        before = evs.get(it.input_checkpoint_id)
-        after = evs.get(it.output_checkpoint_id)
-        if not (before and after):
-            return
-        b = {r.category: r for r in before.results.all()}
-        a = {r.category: r for r in after.results.all()}
-        self.stdout.write(f"\n{'BFCL V3 category':<28}{'before':>10}{'after':>10}")
-        for cat in sorted(b):
-            if cat in a:
-                self.stdout.write(f"{cat:<28}{b[cat].accuracy:>10.1%}{a[cat].accuracy:>10.1%}")
-        if before.overall is not None and after.overall is not None:
-            self.stdout.write(f"{'overall':<28}{before.overall:>10.1%}{after.overall:>10.1%}")
+        if it.comparison:
+            self.stdout.write(f"\nBFCL {cfg.eval_subset or 'V3'}: {it.comparison['before_checkpoint']} → "
+                              f"{it.comparison['after_checkpoint']}, paired over the same items")
+            self.stdout.write(comparison_table(it.comparison))
