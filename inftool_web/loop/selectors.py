@@ -251,6 +251,15 @@ def evaluation_table() -> EvaluationTable:
     return EvaluationTable(runs=runs, categories=categories, cells=cells)
 
 
+def iteration_comparisons() -> list[Iteration]:
+    """Iterations whose input and output checkpoints were measured on the same BFCL items,
+    oldest first, each with its paired before/after (``Iteration.comparison``)."""
+    return list(
+        Iteration.objects.select_related("input_checkpoint", "output_checkpoint")
+        .exclude(comparison={}).order_by("number")
+    )
+
+
 def iteration_get() -> QuerySet[Iteration]:
     """Iterations with the checkpoints their pages show."""
     return Iteration.objects.select_related("input_checkpoint", "output_checkpoint")

@@ -256,6 +256,24 @@ def evaluation_charts(table) -> tuple[SafeString, SafeString]:
     return overall, per_category
 
 
+def comparison_chart(iterations) -> SafeString:
+    """Non-live AST accuracy before and after each iteration, and irrelevance after, over the
+    same BFCL items (``loop.selectors.iteration_comparisons``)."""
+    labels = [f"#{it.number}" for it in iterations]
+
+    def group(it, name: str, side: str) -> float | None:
+        return (it.comparison.get("groups", {}).get(name) or {}).get(side)
+
+    def category(it, name: str, side: str) -> float | None:
+        return (it.comparison.get("categories", {}).get(name) or {}).get(side)
+
+    return line_chart(labels, [
+        ("non-live AST, input model", [group(it, "non_live_ast", "before") for it in iterations]),
+        ("non-live AST, trained model", [group(it, "non_live_ast", "after") for it in iterations]),
+        ("irrelevance, trained model", [category(it, "irrelevance", "after") for it in iterations]),
+    ], title="BFCL before and after each iteration")
+
+
 def tree_balance_charts(tree) -> dict[str, SafeString]:
     """The MCP tree's balance (``catalog.selectors.tool_tree``): tools per domain, and the 40
     largest categories, largest first."""

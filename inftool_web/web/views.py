@@ -29,6 +29,7 @@ from inftool_web.loop.iteration_config import ConfigError
 from inftool_web.loop.iterations import iteration_cancel
 from inftool_web.loop.selectors import (
     evaluation_table,
+    iteration_comparisons,
     iteration_get,
     iteration_list,
     iteration_stats,
@@ -239,6 +240,8 @@ def evaluations(request):
               for run in table.runs]
     overall, per_category = charts.evaluation_charts(table)
     rows = [(c, table.cells[c]) for c in table.categories]
+    compared = iteration_comparisons()
     return render(request, "web/evaluations.html", {**_roles(request), "table": table, "rows": rows,
                                                     "labels": labels, "overall_chart": overall,
-                                                    "category_chart": per_category})
+                                                    "category_chart": per_category, "compared": compared,
+                                                    "comparison_chart": charts.comparison_chart(compared)})

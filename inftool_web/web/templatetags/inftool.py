@@ -45,3 +45,19 @@ def call_args(call) -> str:
 @register.filter
 def mode_label(kind) -> str:
     return str(kind).replace("_", "-")
+
+
+@register.filter
+def pts(value, digits: int = 1) -> str:
+    """A difference of accuracies in signed percentage points (0.125 -> "+12.5 pts")."""
+    if value is None or value == "":
+        return "—"
+    return f"{float(value) * 100:+.{int(digits)}f} pts"
+
+
+@register.filter
+def comparison_row(comparison, name: str):
+    """A group (``non_live_ast``, ``all``) or category row of an iteration's comparison."""
+    if not isinstance(comparison, dict):
+        return None
+    return (comparison.get("groups") or {}).get(name) or (comparison.get("categories") or {}).get(name)
