@@ -154,6 +154,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "inftool_web.loop.tasks.synthesize_trajectory": {"queue": "roleplay"},
+    "inftool_web.loop.tasks.synthesize_trajectories": {"queue": "roleplay"},
     "inftool_web.loop.tasks.train_*": {"queue": "gpu"},
     "inftool_web.loop.tasks.evaluate_*": {"queue": "gpu"},
 }
@@ -168,6 +169,9 @@ INFTOOL_TASK_RETRY_BACKOFF_MAX = env.int("INFTOOL_TASK_RETRY_BACKOFF_MAX", defau
 INFTOOL_TRAJECTORY_DEADLINE_SECONDS = env.float("INFTOOL_TRAJECTORY_DEADLINE_SECONDS", default=3600.0)
 INFTOOL_STAGE_DEADLINE_SECONDS = env.float("INFTOOL_STAGE_DEADLINE_SECONDS", default=6 * 3600.0)
 INFTOOL_MAX_DELIVERIES = env.int("INFTOOL_MAX_DELIVERIES", default=3)
+# Trajectories a role-play task runs together (the model decodes them in one batch); a worker
+# with -c N threads keeps N x this many in flight.
+INFTOOL_SYNTH_CHUNK = env.int("INFTOOL_SYNTH_CHUNK", default=16)
 # Worker names (the part before "@" of celery -n) the health report and the dashboard expect to
 # answer; one that does not is shown as down.  Empty: any one answering worker will do.
 INFTOOL_EXPECTED_WORKERS = env.list("INFTOOL_EXPECTED_WORKERS", default=[])

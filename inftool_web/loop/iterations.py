@@ -82,7 +82,8 @@ PROGRESS_EVERY = 2.0
 # The Celery tasks (``tasks.py``) that run each stage on the workers, queued by name so that
 # this module never imports them (they import it).
 TASK_PLAN = "inftool_web.loop.tasks.run_iteration"
-TASK_TRAJECTORY = "inftool_web.loop.tasks.synthesize_trajectory"
+TASK_TRAJECTORY = "inftool_web.loop.tasks.synthesize_trajectory"  # one; still served for queued messages
+TASK_TRAJECTORIES = "inftool_web.loop.tasks.synthesize_trajectories"  # a chunk, batched together
 TASK_TRAIN = "inftool_web.loop.tasks.train_iteration"
 TASK_EVALUATE = "inftool_web.loop.tasks.evaluate_iteration"
 
@@ -299,8 +300,9 @@ def iteration_plan(*, iteration_id: int) -> list[int]:
 
 
 def iteration_synthesize(*, iteration_id: int, run: Run) -> int:
-    """The synthesis stage: plan, then run every unfinished trajectory here or queue one
-    task per trajectory.  Returns how many were run or queued."""
+    """The synthesis stage: plan, then run every unfinished trajectory here or queue them in
+    chunks of ``INFTOOL_SYNTH_CHUNK`` (one task each, batched on its worker).  Returns how many
+    were run or queued."""
     try:
         pending = iteration_plan(iteration_id=iteration_id)
     except ValueError:
@@ -308,9 +310,11 @@ def iteration_synthesize(*, iteration_id: int, run: Run) -> int:
     if _status(iteration_id) != Status.SYNTHESIZING:
         return 0
     if run is Run.QUEUE:
+        size = max(1, settings.INFTOOL_SYNTH_CHUNK)
         with transaction.atomic():
-            for pk in pending:
-                transaction.on_commit(lambda pk=pk: enqueue(TASK_TRAJECTORY, pk))
+            for i in range(0, len(pending), size):
+                chunk = pending[i:i + size]
+                transaction.on_commit(lambda chunk=chunk: enqueue(TASK_TRAJECTORIES, chunk))
         if not pending:
             synthesis_finished(iteration_id=iteration_id, run=run)
         return len(pending)
@@ -376,6 +380,18 @@ def trajectory_finished(*, trajectory_id: int, run: Run = Run.QUEUE) -> bool:
     if iteration_id is None:
         return False
     return synthesis_finished(iteration_id=iteration_id, run=run)
+
+
+def trajectories_finished(*, trajectory_ids: list[int], run: Run = Run.QUEUE) -> dict[str, int]:
+    """A chunk's run ended: :func:`trajectory_finished` once per iteration it touched.
+    Returns the chunk's trajectories counted by status."""
+    rows = list(Trajectory.objects.filter(pk__in=trajectory_ids).values_list("iteration_id", "status"))
+    for iteration_id in dict.fromkeys(i for i, _ in rows):
+        synthesis_finished(iteration_id=iteration_id, run=run)
+    counts: dict[str, int] = {}
+    for _, status in rows:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def synthesis_progress(iteration_id: int) -> dict[str, Any]:

@@ -16,7 +16,14 @@ from inftool_web.synth.models import Trajectory
 from synthesis.llm.base import BackendUnavailable
 
 from . import iterations
-from .iterations import TASK_EVALUATE, TASK_PLAN, TASK_TRAIN, TASK_TRAJECTORY, Run
+from .iterations import (
+    TASK_EVALUATE,
+    TASK_PLAN,
+    TASK_TRAIN,
+    TASK_TRAJECTORIES,
+    TASK_TRAJECTORY,
+    Run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +33,37 @@ TRANSIENT = (OperationalError, InterfaceError, BackendUnavailable, ConnectionErr
 @shared_task(name=TASK_PLAN, acks_late=True, reject_on_worker_lost=True)
 def run_iteration(iteration_id: int) -> int:
     return iterations.iteration_synthesize(iteration_id=iteration_id, run=Run.QUEUE)
+
+
+_RETRYING = dict(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=settings.INFTOOL_TASK_RETRY_BACKOFF,
+    retry_backoff_max=settings.INFTOOL_TASK_RETRY_BACKOFF_MAX,
+    max_retries=settings.INFTOOL_TASK_MAX_RETRIES,
+)
+
+
+@shared_task(bind=True, name=TASK_TRAJECTORIES, **_RETRYING)
+def synthesize_trajectories(self, trajectory_ids: list[int]) -> dict[str, int]:
+    """A chunk of trajectories run together in this worker, so that the model decodes them in
+    one batch (``INFTOOL_SYNTH_CHUNK`` a task; a worker with ``-c N`` threads keeps N chunks in
+    flight). Each trajectory stays idempotent: finished ones are skipped, stored steps resume."""
+    try:
+        iterations.trajectories_run(trajectory_ids=trajectory_ids,
+                                    deadline_s=settings.INFTOOL_TRAJECTORY_DEADLINE_SECONDS)
+    except TRANSIENT as exc:
+        if self.request.retries < self.max_retries:
+            raise
+        for pk in trajectory_ids:
+            iterations.trajectory_mark_failed(
+                trajectory_id=pk, error=f"gave up after {self.request.retries} retries: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - record it on the rows; the iteration goes on
+        log.exception("trajectories %s failed", trajectory_ids)
+        for pk in trajectory_ids:
+            iterations.trajectory_mark_failed(trajectory_id=pk, error=f"{type(exc).__name__}: {exc}")
+    return iterations.trajectories_finished(trajectory_ids=trajectory_ids, run=Run.QUEUE)
 
 
 @shared_task(

@@ -350,7 +350,8 @@ def test_a_redis_restart_mid_synthesis_loses_no_trajectory_and_duplicates_nothin
     from inftool_web.loop.tasks import run_iteration
 
     server = model_server(delay=0.15)
-    worker = private_workers(private_redis.env(), concurrency=THREADS)
+    # A task a trajectory, so that some wait in Redis while another runs.
+    worker = private_workers(private_redis.env() | {"INFTOOL_SYNTH_CHUNK": "1"}, concurrency=THREADS)
     it = iteration_create(config=_config(server.base_url, count=3, modes={"multi_turn": 1}, max_turns=2))
     with run_iteration.app.connection_for_write(private_redis.url) as conn:
         run_iteration.apply_async((it.pk,), connection=conn)

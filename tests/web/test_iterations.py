@@ -101,10 +101,10 @@ def test_a_queued_iteration_goes_to_the_broker_and_runs_nothing_here(tools, queu
 def test_queued_stages_hand_over_through_the_broker_one_task_at_a_time(tools, queued, stand_ins):
     it = iteration_create(config=_config())
     assert iterations.iteration_synthesize(iteration_id=it.pk, run=Run.QUEUE) == 4
-    names = [name for name, _ in queued]
-    assert names == [iterations.TASK_TRAJECTORY] * 4
+    ids = list(it.trajectories.order_by("seq").values_list("pk", flat=True))
+    # One task per chunk of INFTOOL_SYNTH_CHUNK trajectories, which its worker batches.
+    assert queued == [(iterations.TASK_TRAJECTORIES, (ids,))]
     queued.clear()
-    ids = list(it.trajectories.values_list("pk", flat=True))
     trajectories_run(trajectory_ids=ids[:3])
     for pk in ids[:3]:
         assert iterations.trajectory_finished(trajectory_id=pk) is False
@@ -119,6 +119,66 @@ def test_queued_stages_hand_over_through_the_broker_one_task_at_a_time(tools, qu
     iterations.iteration_evaluate(iteration_id=it.pk, run=Run.QUEUE)
     it.refresh_from_db()
     assert it.status == "succeeded" and stand_ins == ["train:training", "evaluate:evaluating"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_trajectories_go_out_in_chunks_and_a_chunk_runs_them_together_once(tools, queued, stand_ins, settings,
+                                                                             monkeypatch):
+    from inftool_web.loop.tasks import synthesize_trajectories
+    from inftool_web.synth import services
+
+    settings.INFTOOL_SYNTH_CHUNK = 3
+    it = iteration_create(config=_config(count=7))
+    assert iterations.iteration_synthesize(iteration_id=it.pk, run=Run.QUEUE) == 7
+    ids = list(it.trajectories.order_by("seq").values_list("pk", flat=True))
+    assert queued == [(iterations.TASK_TRAJECTORIES, (ids[0:3],)), (iterations.TASK_TRAJECTORIES, (ids[3:6],)),
+                      (iterations.TASK_TRAJECTORIES, (ids[6:7],))]
+    queued.clear()
+
+    batches: list[int] = []
+    real = services.run_trajectories
+
+    def recording(specs, *args, **kwargs):
+        batches.append(len(specs))
+        return real(specs, *args, **kwargs)
+
+    monkeypatch.setattr(services, "run_trajectories", recording)
+    first = synthesize_trajectories.apply(args=[ids[0:3]]).get()
+    assert sum(first.values()) == 3 and set(first) <= {"done", "rejected", "failed"}
+    assert batches == [3]  # the chunk's trajectories decoded together, in one run
+    # A chunk delivered again (its worker died after finishing) runs nothing twice.
+    synthesize_trajectories.apply(args=[ids[0:3]]).get()
+    assert batches == [3]
+    synthesize_trajectories.apply(args=[ids[3:6]]).get()
+    assert queued == []  # not all finished: no hand-over yet
+    synthesize_trajectories.apply(args=[ids[6:7]]).get()
+    assert queued == [(iterations.TASK_TRAIN, (it.pk,))]
+    it.refresh_from_db()
+    assert it.status == "training" and it.progress["finished"] == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_that_breaks_fails_its_unfinished_trajectories_and_keeps_the_finished_ones(
+        tools, queued, stand_ins, monkeypatch):
+    from inftool_web.loop.tasks import synthesize_trajectories
+
+    it = iteration_create(config=_config(count=3))
+    iterations.iteration_synthesize(iteration_id=it.pk, run=Run.QUEUE)
+    ids = list(it.trajectories.order_by("seq").values_list("pk", flat=True))
+    queued.clear()
+    trajectories_run(trajectory_ids=ids[:1])
+    finished = it.trajectories.get(pk=ids[0]).status
+
+    def broken(**kwargs):
+        raise RuntimeError("the model said something impossible")
+
+    monkeypatch.setattr(iterations, "trajectories_synthesize", broken)
+    counts = synthesize_trajectories.apply(args=[ids]).get()
+    assert counts == {finished: 1, "failed": 2} or counts == {"failed": 3} and finished == "failed"
+    assert it.trajectories.get(pk=ids[0]).status == finished
+    for t in it.trajectories.filter(pk__in=ids[1:]):
+        assert t.status == "failed" and "the model said something impossible" in t.error
+    assert queued == [(iterations.TASK_TRAIN, (it.pk,))]
 
 
 @pytest.mark.django_db(transaction=True)
