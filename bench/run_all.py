@@ -11,6 +11,7 @@ BENCHES = [
     ("LLM backends", ["bench_llm.py"]),
     ("MCP tree", ["bench_mcp_tree.py"]),
     ("synthesis pipeline", ["bench_synthesis.py"]),
+    ("BFCL mini on the embedded model (the loop's evaluation of one checkpoint)", ["bench_bfcl_mini.py"]),
     ("REST API and exports", ["bench_api.py"]),
     ("load: API clients and websocket subscribers", ["bench_load.py"]),
     ("load: 1, 2 and 4 Celery worker processes, fixed-latency model server", ["bench_workers.py", "--count", "12"]),

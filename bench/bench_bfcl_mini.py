@@ -1,0 +1,76 @@
+"""BFCL mini on the embedded model: how long the loop's evaluation of one checkpoint takes.
+
+    python bench/bench_bfcl_mini.py                      # all 240 items of mini-v1 (target: <= 10 min on 2 cores)
+    python bench/bench_bfcl_mini.py --limit 5 --compare-batch 8   # batch sizes side by side on 30 items
+
+It evaluates the way an iteration does (``loop.stages.evaluation_run``: the embedded
+backend, unconstrained decoding, ``EVAL_BATCH`` requests handed over at once) and prints
+the wall time, the items per minute and the subset's scores. With ``--compare-batch N`` it
+first runs the same items with N requests at a time, so the two figures come from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from the repo root
+
+from synthesis.llm.registry import get_backend  # noqa: E402
+from training.bfcl import run_bfcl_eval  # noqa: E402
+from training.bfcl_subsets import DEFAULT_SUBSET, SUBSETS  # noqa: E402
+
+EVAL_BATCH = 64  # as inftool_web.loop.stages.EVAL_BATCH (this script does not import Django)
+
+
+def timed(backend, *, subset: str, limit: int | None, batch: int) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    result = run_bfcl_eval(backend, subset=subset, limit=limit, batch_size=batch)
+    return time.perf_counter() - t0, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subset", default=DEFAULT_SUBSET, choices=sorted(SUBSETS))
+    parser.add_argument("--limit", type=int, default=None, help="the first N items of each category")
+    parser.add_argument("--model-path", default=None, help="a checkpoint folder (default: the base model)")
+    parser.add_argument("--compare-batch", type=int, default=None, help="also run with this many requests at once")
+    parser.add_argument("--output", default=None, help="write the figures as JSON here")
+    args = parser.parse_args()
+
+    options = {"constrain_tool_calls": False}
+    if args.model_path:
+        options["model_path"] = args.model_path
+    backend = get_backend("embedded", **options)
+    rows = []
+    for batch in ([args.compare_batch] if args.compare_batch else []) + [EVAL_BATCH]:
+        seconds, result = timed(backend, subset=args.subset, limit=args.limit, batch=batch)
+        items = len(result.items)
+        rows.append({"batch": batch, "items": items, "seconds": seconds, "items_per_min": 60 * items / seconds,
+                     "subset": result.overall.get("subset"),
+                     "categories": {c: s.accuracy for c, s in result.categories.items()}})
+        print(f"batch {batch:>3}: {items} items in {seconds:.0f} s ({60 * items / seconds:.1f} items/min)",
+              flush=True)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    last = rows[-1]
+    print(f"\nBFCL {args.subset}{f' (first {args.limit} per category)' if args.limit else ''}, "
+          f"{args.model_path or 'base model'}, {machine}, load {os.getloadavg()[0]:.1f}")
+    print(f"  wall time {last['seconds'] / 60:.1f} min for {last['items']} items (target: 240 items in <= 10 min)")
+    if len(rows) == 2:
+        print(f"  batch {EVAL_BATCH} vs {args.compare_batch}: {rows[0]['seconds'] / last['seconds']:.2f}x faster")
+    for c, acc in last["categories"].items():
+        print(f"  {c:<20} {acc:6.1%}")
+    sub = last["subset"] or {}
+    print(f"  non-live AST {sub.get('non_live_ast') or 0:.1%}, irrelevance {sub.get('irrelevance') or 0:.1%}")
+    if args.output:
+        Path(args.output).write_text(json.dumps({"machine": machine, "runs": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
