@@ -233,7 +233,19 @@ def spoken_forms(value: Any) -> set[str]:
 
 
 def mentions(text: str, value: Any) -> bool:
-    """Whether ``text`` mentions ``value`` in one of its :func:`spoken_forms`."""
+    """Whether ``text`` mentions ``value`` in one of its :func:`spoken_forms`, as a whole:
+    a value inside a longer token is not said by it (the id ``264edf40`` is not what
+    "subscription subs_264edf40" gives, nor ``VKK`` what "VKKJ9" does).
+
+    >>> mentions("for subscription subs_264edf40, please", "264edf40")
+    False
+    >>> mentions("for subscription subs_264edf40, please", "subs_264edf40")
+    True
+    >>> mentions("the weather in Paris's old town", "Paris"), mentions("ship on June 14, 2025", "2025-06-14")
+    (True, True)
+    >>> mentions("please order 2 desk lamps", "desk lamp"), mentions("use key VKKJ9", "VKK")
+    (True, False)
+    """
     low = " ".join(text.lower().split())
     for f in spoken_forms(value):
         if re.fullmatch(r"-?\d+(\.\d+)?", f):
@@ -241,7 +253,13 @@ def mentions(text: str, value: Any) -> bool:
             if re.search(rf"(?<![\d.\-]){re.escape(f)}(?![\d]|\.\d)", low):
                 return True
         elif f in low:
-            return True
+            # as a whole: no letter, digit or underscore runs on at either end of it
+            head = r"(?<![a-z0-9_])" if f[0].isalnum() or f[0] == "_" else ""
+            # ("desk lamp" is said by "2 desk lamps": a plural ending may follow a word)
+            tail = (r"(?:e?s)?(?![a-z0-9_])" if f[-1].isalpha() else r"(?![a-z0-9_])") if (
+                f[-1].isalnum() or f[-1] == "_") else ""
+            if re.search(head + re.escape(f) + tail, low):
+                return True
     return False
 
 

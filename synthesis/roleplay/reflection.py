@@ -31,6 +31,7 @@ from synthesis.schema_utils import (
 )
 
 from . import prompts
+from .phrasing import mentions
 from .runtime import Gen, ask_first
 from .values import implausible
 
@@ -142,6 +143,8 @@ def value_problems(
     ['invented_id']
     >>> value_problems(r, tools, "Where is my order ord_123?")
     []
+    >>> [p.code for p in value_problems(r, tools, "Where is my order xord_1234?")]  # not said as itself
+    ['invented_id']
     """
     problems: list[Problem] = []
     said = " ".join((context or "").lower().split())
@@ -168,7 +171,7 @@ def value_problems(
                     )
                 )
             elif context is not None and is_id_key(key) and isinstance(value, str | int) and not isinstance(value, bool):
-                if " ".join(str(value).lower().split()) not in said:
+                if not mentions(context, value):
                     problems.append(
                         Problem(
                             "invented_id",

@@ -65,11 +65,18 @@ def implausible(
     ('a template placeholder', None)
     >>> implausible("string", "name"), implausible("12345678910111111", "amount")
     ('a type name or placeholder word', 'a run of sequential digits')
+    >>> implausible("2021-2022-02-22", "merchantAccount"), implausible("2021-02-01", "api-version")
+    ('a date where no date belongs', None)
+    >>> implausible(10563, "day"), implausible(14, "day"), implausible(30, "days")
+    ('outside 1-31, the range of a day', None, None)
     """
     schema = schema or {}
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
+        span = _CLOCK_KEYS.get(key.lower().replace("_", ""))
+        if span and not (span[0] <= value <= span[1]) and "maximum" not in schema:
+            return f"outside {span[0]}-{span[1]}, the range of a {key}"
         text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
         # round figures (100000, 1700000000) are what people type: trailing zeros do not count
         if any(s in text for s in _SEQUENTIAL) or _REPEAT_RX.search(text.replace(".", "").rstrip("0")):
@@ -96,6 +103,9 @@ def implausible(
         return "the tool's own name"
     if is_id_key(key) and re.match(r"^\d{4}-\d{2}-\d{2}", s):
         return "a date where an id belongs"
+    if (_DATE_IN_TEXT_RX.search(s) and not _is_date_key(key, schema) and not textual_key(key)
+            and not _DATED_KEY_RX.search(key) and not schema.get("pattern") and not schema.get("format")):
+        return "a date where no date belongs"
     if any(seq in s for seq in _SEQUENTIAL) or any(seq[:6] in re.sub(r"\D", "", s) and len(re.sub(r"\D", "", s)) >= 9 for seq in _SEQUENTIAL):
         return "a run of sequential digits"
     if _REPEAT_RX.search(s.rstrip("0") if s.isdigit() else s):
@@ -132,6 +142,17 @@ def implausible(
     if _is_date_key(key, schema) and re.search(r"\d", s) and not _parses_as_date(s):
         return "not a valid date or time"
     return None
+
+
+# Parameters that count a unit of a clock or calendar, and the values they take.
+_CLOCK_KEYS = {"day": (1, 31), "dayofmonth": (1, 31), "month": (1, 12), "hour": (0, 23), "minute": (0, 59),
+               "second": (0, 59), "weekday": (0, 7), "dayofweek": (0, 7)}
+_DATE_IN_TEXT_RX = re.compile(r"(?<!\d)(19|20)\d{2}-\d{2}-\d{2}(?!\d)")
+# Parameters whose values may carry a date without being dates: versions (``2021-02-01``),
+# names, periods and searches.
+_DATED_KEY_RX = re.compile(r"version|release|revision|period|season|range|window|interval|filter|query|search|"
+                           r"term|tag|name|title|label|path|file|url|time|day|month|year|week|from|to$|start|end|"
+                           r"expir|birth|valid", re.I)
 
 
 def _is_date_key(key: str, schema: dict[str, Any]) -> bool:
