@@ -45,20 +45,18 @@ _RETRYING = dict(
 )
 
 
-@shared_task(bind=True, name=TASK_TRAJECTORIES, **_RETRYING)
-def synthesize_trajectories(self, trajectory_ids: list[int]) -> dict[str, int]:
-    """A chunk of trajectories run together in this worker, so that the model decodes them in
-    one batch (``INFTOOL_SYNTH_CHUNK`` a task; a worker with ``-c N`` threads keeps N chunks in
-    flight). Each trajectory stays idempotent: finished ones are skipped, stored steps resume."""
+def _run_chunk(task, trajectory_ids: list[int]) -> dict[str, int]:
+    """Run trajectories together; what breaks fails the unfinished ones, keeping what was
+    stored; transient errors are retried by the task until its retries run out."""
     try:
         iterations.trajectories_run(trajectory_ids=trajectory_ids,
                                     deadline_s=settings.INFTOOL_TRAJECTORY_DEADLINE_SECONDS)
     except TRANSIENT as exc:
-        if self.request.retries < self.max_retries:
+        if task.request.retries < task.max_retries:
             raise
         for pk in trajectory_ids:
             iterations.trajectory_mark_failed(
-                trajectory_id=pk, error=f"gave up after {self.request.retries} retries: {type(exc).__name__}: {exc}")
+                trajectory_id=pk, error=f"gave up after {task.request.retries} retries: {type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - record it on the rows; the iteration goes on
         log.exception("trajectories %s failed", trajectory_ids)
         for pk in trajectory_ids:
@@ -66,31 +64,18 @@ def synthesize_trajectories(self, trajectory_ids: list[int]) -> dict[str, int]:
     return iterations.trajectories_finished(trajectory_ids=trajectory_ids, run=Run.QUEUE)
 
 
-@shared_task(
-    bind=True,
-    name=TASK_TRAJECTORY,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=settings.INFTOOL_TASK_RETRY_BACKOFF,
-    retry_backoff_max=settings.INFTOOL_TASK_RETRY_BACKOFF_MAX,
-    max_retries=settings.INFTOOL_TASK_MAX_RETRIES,
-)
+@shared_task(bind=True, name=TASK_TRAJECTORIES, **_RETRYING)
+def synthesize_trajectories(self, trajectory_ids: list[int]) -> dict[str, int]:
+    """A chunk of trajectories run together in this worker, so that the model decodes them in
+    one batch (``INFTOOL_SYNTH_CHUNK`` a task; a worker with ``-c N`` threads keeps N chunks in
+    flight). Each trajectory stays idempotent: finished ones are skipped, stored steps resume."""
+    return _run_chunk(self, trajectory_ids)
+
+
+@shared_task(bind=True, name=TASK_TRAJECTORY, **_RETRYING)
 def synthesize_trajectory(self, trajectory_id: int) -> str:
-    try:
-        iterations.trajectories_run(trajectory_ids=[trajectory_id],
-                                    deadline_s=settings.INFTOOL_TRAJECTORY_DEADLINE_SECONDS)
-    except TRANSIENT as exc:
-        if self.request.retries < self.max_retries:
-            raise
-        iterations.trajectory_mark_failed(
-            trajectory_id=trajectory_id,
-            error=f"gave up after {self.request.retries} retries: {type(exc).__name__}: {exc}",
-        )
-    except Exception as exc:  # noqa: BLE001 - record it on the row; the iteration goes on
-        log.exception("trajectory %s failed", trajectory_id)
-        iterations.trajectory_mark_failed(trajectory_id=trajectory_id, error=f"{type(exc).__name__}: {exc}")
-    iterations.trajectory_finished(trajectory_id=trajectory_id, run=Run.QUEUE)
+    """One trajectory (what recovery re-queues, and messages queued by earlier versions)."""
+    _run_chunk(self, [trajectory_id])
     return Trajectory.objects.filter(pk=trajectory_id).values_list("status", flat=True).first() or "missing"
 
 

@@ -18,11 +18,14 @@ def pretty_json(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
 
 
+def _share(value, fmt: str) -> str:
+    """A share (0..1) as hundredths in ``fmt``; "—" for none."""
+    return "—" if value is None or value == "" else fmt.format(float(value) * 100)
+
+
 @register.filter
 def pct(value, digits: int = 0) -> str:
-    if value is None or value == "":
-        return "—"
-    return f"{float(value) * 100:.{int(digits)}f}%"
+    return _share(value, f"{{:.{int(digits)}f}}%")
 
 
 @register.filter
@@ -50,9 +53,7 @@ def mode_label(kind) -> str:
 @register.filter
 def pts(value, digits: int = 1) -> str:
     """A difference of accuracies in signed percentage points (0.125 -> "+12.5 pts")."""
-    if value is None or value == "":
-        return "—"
-    return f"{float(value) * 100:+.{int(digits)}f} pts"
+    return _share(value, f"{{:+.{int(digits)}f}} pts")
 
 
 @register.filter
