@@ -199,9 +199,25 @@ class SFTRunConfig(_TrainerCommon):
         },
     )
     packing: bool = field(default=False, metadata={"help": "Pack rows into max_length sequences."})
+    lora_r: int = field(
+        default=0,
+        metadata={"help": "LoRA rank (peft); 0 trains every parameter. The adapter is merged into the saved "
+                          "checkpoint, so it loads like any other."},
+    )
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling (alpha / r multiplies the update)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA path."})
+    lora_target_modules: str = field(
+        default="all-linear", metadata={"help": "Modules that get adapters: 'all-linear' or a comma-separated list."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.lora_r, int) or isinstance(self.lora_r, bool) or self.lora_r < 0:
+            raise ValueError(f"lora_r must be an integer >= 0 (0: no LoRA), got {self.lora_r!r}")
+        if self.lora_r and self.lora_alpha <= 0:
+            raise ValueError(f"lora_alpha must be > 0, got {self.lora_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if self.max_length < 16:
             raise ValueError(f"max_length must be >= 16 tokens, got {self.max_length}")
 

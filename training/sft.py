@@ -97,9 +97,14 @@ def run_sft(
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=[make_progress_callback(progress, "sft")],
+        peft_config=lora_config(config),
     )
     resume_from = resume_checkpoint(output_dir, run_key(config, rows))
     train_output = trainer.train(resume_from_checkpoint=resume_from)
+    if config.lora_r:
+        # The adapter folded into the weights: the checkpoint loads like a full one (the
+        # embedded backend, GRPO and BFCL read plain transformers checkpoints).
+        trainer.model = trainer.model.merge_and_unload()
     final = save_final(trainer, tokenizer, output_dir, original_template)
     history = list(trainer.state.log_history)
     metrics = final_metrics(train_output, history)
@@ -113,6 +118,22 @@ def run_sft(
         num_train_rows=len(rows),
         warnings=warnings,
         resumed_from=resume_from,
+    )
+
+
+def lora_config(config: SFTRunConfig) -> Any:
+    """The peft ``LoraConfig`` for ``config.lora_r`` > 0, else None (full fine-tuning)."""
+    if not config.lora_r:
+        return None
+    from peft import LoraConfig  # loaded only when LoRA is asked for
+
+    targets = config.lora_target_modules
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
+        task_type="CAUSAL_LM",
     )
 
 

@@ -95,6 +95,45 @@ def test_sft_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_path
 
 
 @pytest.mark.slow
+def test_lora_sft_saves_a_merged_checkpoint_that_loads_like_a_full_one(checkpoint_dir, trajectories, tmp_path):
+    from safetensors.torch import load_file
+
+    from training.sft import run_sft
+
+    rows, _ = build_sft_rows(trajectories, DatasetConfig(hard_weight=1))
+    config = dataclasses.replace(
+        get_profile("cpu").sft, model_name_or_path=str(checkpoint_dir), output_dir=str(tmp_path / "sft"),
+        max_steps=2, max_length=128, per_device_train_batch_size=2, assistant_only_loss=False,
+        learning_rate=1e-3, lora_r=4, lora_target_modules="q_proj,v_proj",
+    )
+    result = run_sft(config, rows)
+
+    final = tmp_path / "sft" / "final"
+    assert not (final / "adapter_config.json").exists()  # merged, not an adapter
+    before, after = load_file(str(checkpoint_dir / "model.safetensors")), load_file(str(final / "model.safetensors"))
+    assert set(after) == set(before)  # the base model's own tensor names, no lora_A/lora_B
+    moved = {k for k in before if (after[k].float() - before[k].float()).abs().max().item() > 0}
+    # Only the adapted projections changed; embeddings, MLPs and norms are the base model's.
+    assert moved and all(k.endswith(("q_proj.weight", "v_proj.weight")) for k in moved), sorted(moved)[:5]
+    _assert_renders_tools_and_stops(final)
+    assert json.loads((tmp_path / "sft" / "run_config.json").read_text())["lora_r"] == 4
+    assert result.metrics["train_loss"] > 0
+
+
+def test_lora_settings_are_checked():
+    base = get_profile("cpu").sft
+    with pytest.raises(ValueError, match="lora_r"):
+        dataclasses.replace(base, lora_r=-1)
+    with pytest.raises(ValueError, match="lora_dropout"):
+        dataclasses.replace(base, lora_r=8, lora_dropout=1.5)
+    from training.sft import lora_config
+
+    assert lora_config(base) is None
+    cfg = lora_config(dataclasses.replace(base, lora_r=8, lora_target_modules="q_proj, v_proj"))
+    assert cfg.r == 8 and set(cfg.target_modules) == {"q_proj", "v_proj"}
+
+
+@pytest.mark.slow
 def test_grpo_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_path):
     from training.grpo import run_grpo
 

@@ -42,7 +42,7 @@ def var_dir() -> Path:
     env = os.environ.get("INFTOOL_VAR_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "var"
+    return Path(__file__).resolve().parents[3] / "var"  # synthesis/llm/embedded/ -> the repo
 
 
 def embedded_checkpoint_dir() -> Path:

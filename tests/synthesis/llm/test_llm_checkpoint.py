@@ -9,7 +9,12 @@ def test_var_dir_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("INFTOOL_VAR_DIR", str(tmp_path))
     assert embedded.embedded_checkpoint_dir() == tmp_path / "models" / "smollm2-135m-instruct"
     monkeypatch.delenv("INFTOOL_VAR_DIR")
-    assert embedded.var_dir().name == "var"
+    # <repo>/var, the folder the README and the Django settings name (not synthesis/var)
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    assert (repo / "manage.py").exists()
+    assert embedded.var_dir() == repo / "var"
 
 
 def test_half_written_checkpoint_is_converted_again(monkeypatch, tmp_path):
