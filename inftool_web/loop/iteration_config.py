@@ -22,6 +22,7 @@ from synthesis.records import Mode, Role, values
 from synthesis.roleplay.config import RoleplayConfig
 from training.bfcl import CATEGORIES
 from training.bfcl_subsets import DEFAULT_SUBSET, SUBSETS
+from training.config import get_profile
 
 MODES = values(Mode)
 ROLES = values(Role)
@@ -122,6 +123,40 @@ def _checkpoint_problem(model: str) -> str | None:
     return None
 
 
+# Trainer settings an iteration may not change: where it reads and writes, and the device.
+_FIXED_TRAINER_FIELDS = {"model_name_or_path", "output_dir", "use_cpu", "deepspeed"}
+
+
+def stage_settings(profile: str, stage: str, overrides: dict[str, dict[str, Any]] | None) -> Any:
+    """The profile's trainer settings for ``stage`` with the iteration's overrides applied
+    (the dataclass checks them: a bad value raises ``ValueError``)."""
+    base = getattr(get_profile(profile), stage)
+    changes = dict((overrides or {}).get(stage) or {})
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def training_problem(training: Any, profile: str) -> str | None:
+    """Why ``training`` overrides cannot apply to ``profile``, or None."""
+    if not isinstance(training, dict) or set(training) - {"sft", "grpo"}:
+        return 'must map "sft" and/or "grpo" to trainer settings'
+    if training and profile == "none":
+        return 'the profile "none" trains nothing'
+    for stage, changes in training.items():
+        if not isinstance(changes, dict) or len(changes) > 40:
+            return f"{stage}: must be an object of trainer settings"
+        known = {f.name for f in dataclasses.fields(getattr(get_profile(profile), stage))} - _FIXED_TRAINER_FIELDS
+        unknown = sorted(map(str, set(changes) - known))
+        if unknown:
+            return f"{stage}: unknown or fixed settings {', '.join(unknown)[:200]}; valid: {', '.join(sorted(known))}"
+        if not all(v is None or isinstance(v, (bool, int, float, str)) for v in changes.values()):
+            return f"{stage}: values must be numbers, booleans, strings or null"
+        try:
+            stage_settings(profile, stage, training)
+        except (TypeError, ValueError) as exc:
+            return f"{stage}: {str(exc)[:300]}"
+    return None
+
+
 class ConfigError(ValueError):
     """An iteration config that cannot run; ``errors`` maps field names to messages."""
     def __init__(self, errors: dict[str, str]):
@@ -150,6 +185,11 @@ class IterationConfig:
         default=0.6, metadata={"help": "Trajectories scoring below this consistency are hard (0–1)."}
     )
     profile: str = field(default="cpu", metadata={"help": "Training profile: cpu, gpu, or none (no training)."})
+    training: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={"help": 'Overrides of the profile\'s trainer settings per stage, e.g. {"sft": {"max_steps": 40, '
+                          '"learning_rate": 1e-4, "lora_r": 16}, "grpo": {"max_steps": 8}} (training/config.py).'},
+    )
     eval_subset: str = field(
         default=DEFAULT_SUBSET,
         metadata={"help": f"Committed BFCL V3 subset to evaluate ({', '.join(SUBSETS)}: BFCL mini, 240 items); "
@@ -209,6 +249,8 @@ class IterationConfig:
             errors["hard_threshold"] = "must be a number from 0 to 1"
         if not isinstance(self.profile, str) or self.profile not in PROFILES:
             errors["profile"] = f"must be one of {', '.join(PROFILES)}"
+        elif (problem := training_problem(self.training, self.profile)) is not None:
+            errors["training"] = problem
         if not isinstance(self.eval_subset, str) or (self.eval_subset and self.eval_subset not in SUBSETS):
             errors["eval_subset"] = f"must be one of {', '.join(SUBSETS)}, or empty (the whole of BFCL V3)"
         if self.eval_limit is not None and not _is_int(self.eval_limit, 1, MAX_EVAL_LIMIT):
@@ -324,6 +366,10 @@ def iteration_config_schema() -> dict[str, Any]:
             "max_turns": {"type": "integer", "minimum": 1, "maximum": 15},
             "hard_threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "profile": {"enum": list(PROFILES)},
+            "training": {"type": "object", "additionalProperties": False, "properties": {
+                stage: {"type": "object", "maxProperties": 40,
+                        "additionalProperties": {"type": ["number", "boolean", "string", "null"]}}
+                for stage in ("sft", "grpo")}},
             "eval_subset": {"enum": ["", *SUBSETS]},
             "eval_limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EVAL_LIMIT},
             "eval_categories": {"type": "array", "maxItems": MAX_LIST, "items": {"enum": list(CATEGORIES)}},

@@ -25,7 +25,7 @@ from training.config import get_profile
 from training.contamination import check_contamination
 from training.dataset import DatasetConfig, build_grpo_rows, build_sft_rows
 
-from .iteration_config import IterationConfig
+from .iteration_config import IterationConfig, stage_settings
 from .models import CategoryResult, EvaluationRun, Iteration, ModelCheckpoint, TrainingRun
 from .selectors import training_trajectories
 
@@ -69,7 +69,8 @@ def train(*, iteration: Iteration, out_root: Path, report: Report,
     """SFT on every accepted trajectory, then GRPO on the hard ones.  Returns the last
     checkpoint trained (None when neither stage had rows)."""
     cfg = IterationConfig.from_dict(iteration.config)
-    profile = get_profile(cfg.profile)
+    profile = dataclasses.replace(get_profile(cfg.profile), sft=stage_settings(cfg.profile, "sft", cfg.training),
+                                  grpo=stage_settings(cfg.profile, "grpo", cfg.training))
     trajectories = list(training_trajectories(iteration_id=iteration.pk))
     excluded = contamination_flags(trajectories, report)
     base = iteration.input_checkpoint

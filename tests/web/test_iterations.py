@@ -345,14 +345,26 @@ def test_iterate_runs_k_iterations_here_each_on_the_previous_model(tools, queued
 
     monkeypatch.setattr(stages, "train", train)
     call_command("iterate", "--count", "3", "--max-turns", "2", "--verifiers", "1", "--iterations", "3",
-                 "--seed", "5")
+                 "--seed", "5", "--train-set", "sft.max_steps=40", "--train-set", "sft.lora_r=8")
     chain = list(Iteration.objects.order_by("number"))
+    assert all(it.config["training"] == {"sft": {"max_steps": 40, "lora_r": 8}} for it in chain)
     assert [it.status for it in chain] == ["succeeded"] * 3 and trained == [it.number for it in chain]
     for before, after in zip(chain, chain[1:], strict=False):
         assert after.input_checkpoint_id == before.output_checkpoint_id != before.input_checkpoint_id
         assert after.config["seed"] == before.config["seed"] + 1
         assert after.config["iterations"] == before.config["iterations"] - 1
     assert queued == []
+
+
+@pytest.mark.django_db
+def test_iterate_refuses_a_training_override_it_cannot_apply(tools):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="STAGE.KEY=VALUE"):
+        call_command("iterate", "--count", "3", "--train-set", "max_steps=4")
+    with pytest.raises(CommandError, match="unknown or fixed settings output_dir"):
+        call_command("iterate", "--count", "3", "--train-set", "sft.output_dir=/tmp")
+    assert not Iteration.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,6 +12,8 @@ Agent is the previous one's output checkpoint, and its seed the previous seed pl
 
 from __future__ import annotations
 
+import json
+
 from django.core.management.base import BaseCommand, CommandError
 
 from inftool_web.loop.iteration_config import (
@@ -46,13 +48,27 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--iterations", type=int, default=1,
                             help="Run this many iterations in a row, each with the previous one's model as Tool Agent")
+        parser.add_argument("--train-set", action="append", default=[], metavar="STAGE.KEY=VALUE",
+                            help="Override a trainer setting of the profile, e.g. sft.max_steps=40 or "
+                                 "sft.lora_r=16 (JSON values; repeatable)")
         parser.add_argument("--queue", action="store_true", help="Queue on the workers and return")
 
     def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue,
-               verifiers=None, iterations=1, eval_subset=DEFAULT_SUBSET, **options):
+               verifiers=None, iterations=1, eval_subset=DEFAULT_SUBSET, train_set=(), **options):
         checkpoint_register_base()
+        training: dict[str, dict] = {}
+        for pair in train_set:
+            target, sep, raw = pair.partition("=")
+            stage, dot, key = target.partition(".")
+            if not (sep and dot and key):
+                raise CommandError(f"--train-set {pair!r}: write STAGE.KEY=VALUE, e.g. sft.max_steps=40")
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            training.setdefault(stage, {})[key] = value
         config = config_from_options(count=count, profile=profile, eval_limit=eval_limit, seed=seed,
-                                     eval_subset=eval_subset,
+                                     eval_subset=eval_subset, training=training or None,
                                      eval_categories=eval_categories, modes=modes, max_turns=max_turns,
                                      verifiers=verifiers, iterations=iterations)
         try:
