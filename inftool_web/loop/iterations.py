@@ -299,6 +299,16 @@ def iteration_plan(*, iteration_id: int) -> list[int]:
     return pending
 
 
+def trajectories_enqueue(trajectory_ids: list[int]) -> int:
+    """Queue trajectories in chunks of ``INFTOOL_SYNTH_CHUNK``, one task a chunk (its worker
+    decodes them together). Returns how many tasks were sent."""
+    size = max(1, settings.INFTOOL_SYNTH_CHUNK)
+    chunks = [trajectory_ids[i:i + size] for i in range(0, len(trajectory_ids), size)]
+    for chunk in chunks:
+        enqueue(TASK_TRAJECTORIES, chunk)
+    return len(chunks)
+
+
 def iteration_synthesize(*, iteration_id: int, run: Run) -> int:
     """The synthesis stage: plan, then run every unfinished trajectory here or queue them in
     chunks of ``INFTOOL_SYNTH_CHUNK`` (one task each, batched on its worker).  Returns how many
@@ -310,11 +320,8 @@ def iteration_synthesize(*, iteration_id: int, run: Run) -> int:
     if _status(iteration_id) != Status.SYNTHESIZING:
         return 0
     if run is Run.QUEUE:
-        size = max(1, settings.INFTOOL_SYNTH_CHUNK)
         with transaction.atomic():
-            for i in range(0, len(pending), size):
-                chunk = pending[i:i + size]
-                transaction.on_commit(lambda chunk=chunk: enqueue(TASK_TRAJECTORIES, chunk))
+            transaction.on_commit(lambda: trajectories_enqueue(pending))
         if not pending:
             synthesis_finished(iteration_id=iteration_id, run=run)
         return len(pending)

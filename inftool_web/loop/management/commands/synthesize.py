@@ -27,12 +27,11 @@ from inftool_web.loop.iteration_config import (
     config_from_options,
 )
 from inftool_web.loop.iterations import (
-    TASK_TRAJECTORY,
     Run,
-    enqueue,
     iteration_create,
     iteration_plan,
     synthesis_finished,
+    trajectories_enqueue,
     trajectories_run,
 )
 from inftool_web.loop.models import Iteration
@@ -74,8 +73,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self.stdout.write(f"iteration {it.number}: {len(todo)} trajectories to synthesize")
         if celery:
-            for pk in todo:
-                enqueue(TASK_TRAJECTORY, pk)
+            trajectories_enqueue(todo)
             self._watch(it, done=None)
         else:
             error: list[BaseException] = []
