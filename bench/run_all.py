@@ -12,6 +12,7 @@ BENCHES = [
     ("MCP tree", ["bench_mcp_tree.py"]),
     ("synthesis pipeline", ["bench_synthesis.py"]),
     ("BFCL mini on the embedded model (the loop's evaluation of one checkpoint)", ["bench_bfcl_mini.py"]),
+    ("the loop: one iteration measured paired, then each Tool Agent's acceptance (about 75 min)", ["bench_loop.py"]),
     ("REST API and exports", ["bench_api.py"]),
     ("load: API clients and websocket subscribers", ["bench_load.py"]),
     ("load: 1, 2 and 4 Celery worker processes, fixed-latency model server", ["bench_workers.py", "--count", "12"]),
