@@ -116,6 +116,10 @@ class TreeConfig:
         default=0.15,
         metadata={"help": "most of the tools one domain may hold (raised to 1/n_domains when fewer domains force it)"},
     )
+    minibatch_above: int = field(
+        default=20_000,
+        metadata={"help": "cluster more rows than this with mini-batch k-means (bounded work per step)"},
+    )
 
     def __post_init__(self) -> None:
         if self.n_domains < 1:
@@ -185,6 +189,9 @@ def seed_domain(categories: Sequence[str], mapping: dict[str, str]) -> str | Non
     return None
 
 
+MINIBATCH_SIZE = 4096
+
+
 def _kmeans(
     x: np.ndarray,
     k: int,
@@ -192,10 +199,17 @@ def _kmeans(
     seed: int,
     max_iter: int,
     weight: np.ndarray | None = None,
+    minibatch_above: int = 20_000,
 ) -> np.ndarray:
-    from sklearn.cluster import KMeans
+    """k-means labels; above ``minibatch_above`` rows, scikit-learn's MiniBatchKMeans, whose
+    steps each read ``MINIBATCH_SIZE`` rows instead of all of them."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    km = KMeans(n_clusters=k, init=init, n_init=1, random_state=seed, max_iter=max_iter)
+    if len(x) > minibatch_above:
+        km = MiniBatchKMeans(n_clusters=k, init=init, n_init=1, random_state=seed, max_iter=max_iter,
+                             batch_size=MINIBATCH_SIZE)
+    else:
+        km = KMeans(n_clusters=k, init=init, n_init=1, random_state=seed, max_iter=max_iter)
     return km.fit_predict(x, sample_weight=weight)
 
 
@@ -221,7 +235,7 @@ def _absorb_tiny(
         idx = np.flatnonzero(labels == heavy)
         if len(idx) < 2 * min_size:
             break
-        halves = _kmeans(x[idx], 2, "k-means++", cfg.seed, cfg.max_iter, weight[idx])
+        halves = _kmeans(x[idx], 2, "k-means++", cfg.seed, cfg.max_iter, weight[idx], cfg.minibatch_above)
         labels[idx[halves == 1]] = d
     return labels
 
@@ -488,7 +502,7 @@ def build_tree(
     if len(centers) < n_dom:
         centers = _more_centers(features, centers, n_dom, cfg.seed, weight)
     labels = (
-        _kmeans(features, n_dom, np.vstack(centers), cfg.seed, cfg.max_iter, weight)
+        _kmeans(features, n_dom, np.vstack(centers), cfg.seed, cfg.max_iter, weight, cfg.minibatch_above)
         if n_dom > 1
         else np.zeros(n, int)
     )
@@ -543,7 +557,7 @@ def build_tree(
             init, _ = kmeans_plusplus(
                 sub, n_clusters=k, random_state=cfg.seed, sample_weight=weight[members]
             )
-            sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter, weight[members])
+            sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter, weight[members], cfg.minibatch_above)
             groups = [[members[j] for j in np.flatnonzero(sub_labels == c)] for c in range(k)]
             groups = sorted((g for g in groups if g), key=lambda g: (-len(g), g[0]))
             groups = _merge_small(groups, emb, cfg.min_category_size)

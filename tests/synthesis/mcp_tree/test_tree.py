@@ -255,3 +255,29 @@ def test_llm_names_are_checked_and_fall_back_to_keywords():
     assert make_llm_namer(Fixed('{"name": "Weather"}'))("domain", ["forecast"], [], set()) == "Weather"
     fallback = make_llm_namer(Fixed('{"name": "Users & User"}'))("domain", ["billing", "invoice"], [], {"Weather"})
     assert fallback == "Billing"
+
+
+def test_many_rows_cluster_in_mini_batches_and_find_the_same_groups(monkeypatch):
+    import sklearn.cluster
+
+    from synthesis.mcp_tree import tree as tree_module
+
+    rng = np.random.default_rng(0)
+    centers = np.eye(3, 8, dtype=np.float32) * 5
+    x = np.vstack([c + rng.normal(scale=0.3, size=(1500, 8)).astype(np.float32) for c in centers])
+    truth = np.repeat(np.arange(3), 1500)
+    used = []
+    real = sklearn.cluster.MiniBatchKMeans
+
+    class Spy(real):
+        def fit_predict(self, *args, **kwargs):
+            used.append(self.batch_size)
+            return super().fit_predict(*args, **kwargs)
+
+    monkeypatch.setattr(sklearn.cluster, "MiniBatchKMeans", Spy)
+    labels = tree_module._kmeans(x, 3, "k-means++", 0, 100, minibatch_above=1000)
+    assert used == [tree_module.MINIBATCH_SIZE]
+    # every true group lands in one cluster, and no two groups share one
+    assert {len(set(labels[truth == g])) for g in range(3)} == {1} and len(set(labels)) == 3
+    small = tree_module._kmeans(x[:900], 2, "k-means++", 0, 100, minibatch_above=1000)
+    assert used == [tree_module.MINIBATCH_SIZE] and len(set(small)) == 2  # full k-means below the bound
