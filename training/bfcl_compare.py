@@ -21,7 +21,7 @@ import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from training.bfcl import NON_LIVE
+from training.bfcl import CATEGORIES, NON_LIVE
 
 # The groups the loop is judged on: non-live AST (the unweighted mean of four categories, as
 # BFCL's "non_live_ast" over python), and every category held (unweighted).
@@ -129,8 +129,11 @@ def table(comparison: Mapping[str, Any]) -> str:
             f"{(r['diff']) * 100:+.1f} pts | [{r['ci_low'] * 100:+.1f}, {r['ci_high'] * 100:+.1f}] |"
         )
 
-    for name, r in comparison["categories"].items():
-        lines.append(line(name, r))
-    for name, r in comparison["groups"].items():
-        lines.append(line(f"**{name}** (mean)", r))
+    # BFCL's own order (a JSONB column hands the keys back sorted by length)
+    rank = {c: i for i, c in enumerate(CATEGORIES)}
+    for name in sorted(comparison["categories"], key=lambda c: rank.get(c, len(rank))):
+        lines.append(line(name, comparison["categories"][name]))
+    for name in ("non_live_ast", "all"):
+        if name in comparison["groups"]:
+            lines.append(line(f"**{name}** (mean)", comparison["groups"][name]))
     return "\n".join(lines)
