@@ -4,7 +4,7 @@
     python bench/bench_bfcl_mini.py --limit 5 --compare-batch 8   # batch sizes side by side on 30 items
 
 It evaluates the way an iteration does (``loop.stages.evaluation_run``: the embedded
-backend, unconstrained decoding, ``EVAL_BATCH`` requests handed over at once) and prints
+backend, unconstrained decoding, ``training.bfcl.EVAL_BATCH`` requests handed over at once) and prints
 the wall time, the items per minute and the subset's scores. With ``--compare-batch N`` it
 first runs the same items with N requests at a time, so the two figures come from one run.
 """
@@ -22,10 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from the repo root
 
 from synthesis.llm.registry import get_backend  # noqa: E402
-from training.bfcl import run_bfcl_eval  # noqa: E402
+from training.bfcl import EVAL_BATCH, run_bfcl_eval  # noqa: E402
 from training.bfcl_subsets import DEFAULT_SUBSET, SUBSETS  # noqa: E402
-
-EVAL_BATCH = 64  # as inftool_web.loop.stages.EVAL_BATCH (this script does not import Django)
 
 
 def timed(backend, *, subset: str, limit: int | None, batch: int) -> tuple[float, object]:

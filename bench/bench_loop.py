@@ -82,20 +82,14 @@ def main() -> int:
     import django
 
     django.setup()
+    from inftool_web.loop.iteration_config import parse_train_set
     from inftool_web.loop.iterations import Run, iteration_create, iteration_start
     from inftool_web.loop.models import Iteration
     from inftool_web.loop.services import checkpoint_register_base
     from training.bfcl_compare import table as comparison_table
 
     base = checkpoint_register_base()
-    training: dict[str, dict] = {}
-    for pair in args.train_set:
-        target, _, raw = pair.partition("=")
-        stage, _, key = target.partition(".")
-        try:
-            training.setdefault(stage, {})[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            training.setdefault(stage, {})[key] = raw
+    training = parse_train_set(args.train_set)
 
     common = {"max_turns": args.max_turns, "verifiers": args.verifiers}
     stamps: dict[str, float] = {"set-up": time.perf_counter() - t0}

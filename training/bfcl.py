@@ -74,6 +74,9 @@ MULTI_TURN = (
 )
 CATEGORIES = NON_LIVE + LIVE + MULTI_TURN
 RELEVANCE_CATEGORIES = ("irrelevance", "live_irrelevance", "live_relevance")
+# Requests an iteration's evaluation hands the backend at once: the embedded scheduler keeps
+# its batch full from them, and a single-turn item is one request.
+EVAL_BATCH = 64
 
 
 # ---------------------------------------------------------------- the package

@@ -8,6 +8,7 @@ with a message that says how to fix it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -319,6 +320,27 @@ def config_from_options(**options: Any) -> dict[str, Any]:
     if isinstance(config.get("modes"), list):
         config["modes"] = {m: 1 for m in config["modes"]}
     return config
+
+def parse_train_set(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """``["sft.max_steps=40", "sft.lora_r=16"]`` -> ``{"sft": {"max_steps": 40, "lora_r": 16}}``
+    (JSON values, else the text); a pair not written STAGE.KEY=VALUE raises ``ValueError``.
+
+    >>> parse_train_set(["sft.max_steps=40", "grpo.beta=0.04", "sft.lora_target_modules=q_proj"])
+    {'sft': {'max_steps': 40, 'lora_target_modules': 'q_proj'}, 'grpo': {'beta': 0.04}}
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        target, sep, raw = pair.partition("=")
+        stage, dot, key = target.partition(".")
+        if not (sep and dot and key):
+            raise ValueError(f"{pair!r}: write STAGE.KEY=VALUE, e.g. sft.max_steps=40")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(stage, {})[key] = value
+    return out
+
 
 _PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 

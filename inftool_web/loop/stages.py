@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from synthesis.llm.registry import get_backend
-from training.bfcl import CATEGORIES, run_bfcl_eval
+from training.bfcl import CATEGORIES, EVAL_BATCH, run_bfcl_eval
 from training.bfcl_compare import compare, outcomes
 from training.bfcl_subsets import subset_ids
 from training.config import get_profile
@@ -134,11 +134,6 @@ def train_stage(*, iteration: Iteration, stage: str, profile, trajectories: list
     return ckpt
 
 
-# Requests handed to the backend at once: the embedded scheduler keeps its batch full from
-# them, and a single-turn item is one request.
-EVAL_BATCH = 64
-
-
 def evaluated_categories(subset: str, categories: list[str] | None) -> list[str]:
     """What an evaluation covers: the subset's categories (or all of BFCL V3), narrowed."""
     every = list(subset_ids(subset)) if subset else list(CATEGORIES)
@@ -210,8 +205,7 @@ def evaluate(*, iteration: Iteration, report: Report) -> None:
                 checkpoint=ckpt, iteration=iteration, limit=cfg.eval_limit, seed=cfg.seed,
                 categories=categories, subset=cfg.eval_subset,
                 progress=lambda event, name=ckpt.name: report(progress=event, stage=f"bfcl:{name}"))
-    before = runs.get(iteration.input_checkpoint_id) if iteration.input_checkpoint_id else None
-    after = runs.get(iteration.output_checkpoint_id) if iteration.output_checkpoint_id else None
+    before, after = runs.get(iteration.input_checkpoint_id), runs.get(iteration.output_checkpoint_id)
     if before is not None and after is not None and before.pk != after.pk:
         iteration.comparison = evaluation_comparison(before, after, seed=cfg.seed)
         Iteration.objects.filter(pk=iteration.pk).update(comparison=iteration.comparison)

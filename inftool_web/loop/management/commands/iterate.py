@@ -12,8 +12,6 @@ Agent is the previous one's output checkpoint, and its seed the previous seed pl
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from inftool_web.loop.iteration_config import (
@@ -24,6 +22,7 @@ from inftool_web.loop.iteration_config import (
     ConfigError,
     IterationConfig,
     config_from_options,
+    parse_train_set,
 )
 from inftool_web.loop.iterations import Run, iteration_create, iteration_start
 from inftool_web.loop.models import Iteration
@@ -56,17 +55,10 @@ class Command(BaseCommand):
     def handle(self, *args, count, profile, eval_limit, eval_categories, modes, max_turns, seed, queue,
                verifiers=None, iterations=1, eval_subset=DEFAULT_SUBSET, train_set=(), **options):
         checkpoint_register_base()
-        training: dict[str, dict] = {}
-        for pair in train_set:
-            target, sep, raw = pair.partition("=")
-            stage, dot, key = target.partition(".")
-            if not (sep and dot and key):
-                raise CommandError(f"--train-set {pair!r}: write STAGE.KEY=VALUE, e.g. sft.max_steps=40")
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                value = raw
-            training.setdefault(stage, {})[key] = value
+        try:
+            training = parse_train_set(train_set)
+        except ValueError as exc:
+            raise CommandError(f"--train-set {exc}") from None
         config = config_from_options(count=count, profile=profile, eval_limit=eval_limit, seed=seed,
                                      eval_subset=eval_subset, training=training or None,
                                      eval_categories=eval_categories, modes=modes, max_turns=max_turns,
