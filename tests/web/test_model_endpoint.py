@@ -76,10 +76,11 @@ def test_streaming_with_the_openai_sdk_and_raw_httpx_on_the_real_model(asgi_serv
     client = openai.OpenAI(base_url=asgi_server.url + "/v1", api_key=token, max_retries=0, timeout=300)
     question = [{"role": "user", "content": "What is the weather in Paris?"}]
     # tool_choice=required with parallel calls allowed: SmolLM2 repeats its call until
-    # max_tokens unless the repeat ends the reply.
+    # max_tokens unless the repeat ends the reply. Greedy: at the API's default temperature
+    # of 1 the model may as well sample a second call with other arguments.
     stream = client.chat.completions.create(
         model="smollm2-135m-instruct", messages=question, tools=[WEATHER_TOOL], tool_choice="required",
-        max_tokens=200, stream=True, stream_options={"include_usage": True},
+        max_tokens=200, temperature=0, stream=True, stream_options={"include_usage": True},
     )
     chunks = list(stream)
     calls: dict[int, dict] = {}
@@ -97,7 +98,8 @@ def test_streaming_with_the_openai_sdk_and_raw_httpx_on_the_real_model(asgi_serv
 
     # Raw: text/event-stream, content in several events, then [DONE].
     headers = {"Authorization": f"Bearer {token}"}
-    body = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "stream": True}
+    body = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0,
+            "stream": True}
     with httpx.stream("POST", asgi_server.url + "/v1/chat/completions", json=body, headers=headers,
                       timeout=300) as resp:
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
@@ -113,7 +115,8 @@ def test_streaming_with_the_openai_sdk_and_raw_httpx_on_the_real_model(asgi_serv
         for n, _ in enumerate(resp.iter_lines()):
             if n >= 4:
                 break
-    again = client.chat.completions.create(model="smollm2-135m-instruct", messages=question, max_tokens=4)
+    again = client.chat.completions.create(model="smollm2-135m-instruct", messages=question, max_tokens=4,
+                                           temperature=0)
     assert again.choices[0].finish_reason == "length" and again.usage.completion_tokens == 4
 
 
