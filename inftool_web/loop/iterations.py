@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Max
 from django.utils import timezone
 
@@ -480,6 +480,13 @@ def _stage_runs_end(iteration_id: int) -> None:
 # ----------------------------------------------------------------------------- training
 
 
+def training_dir(it: Iteration):
+    """Where an iteration's checkpoints go: under the database's name as well as the
+    iteration's number, so that two databases sharing one var/ (the test suite's, a
+    bench's and the operator's) never write over each other's iteration-1."""
+    return settings.INFTOOL_VAR_DIR / "training" / connection.settings_dict["NAME"] / f"iteration-{it.number}"
+
+
 def iteration_train(*, iteration_id: int, run: Run = Run.QUEUE) -> None:
     """SFT, then GRPO; then evaluation, handed over the way this stage was run."""
     with iteration_stage_lock(iteration_id) as mine:
@@ -490,7 +497,7 @@ def iteration_train(*, iteration_id: int, run: Run = Run.QUEUE) -> None:
             return
         try:
             trained = stages.train(
-                iteration=it, out_root=settings.INFTOOL_VAR_DIR / "training" / f"iteration-{it.number}",
+                iteration=it, out_root=training_dir(it),
                 report=_stage_reporter(iteration_id, stage_name="training",
                                        deadline_s=settings.INFTOOL_STAGE_DEADLINE_SECONDS),
                 still_running=lambda: _status(iteration_id) == Status.TRAINING,

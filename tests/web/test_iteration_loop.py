@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from inftool_web.loop.iterations import (
     Run,
@@ -13,6 +14,7 @@ from inftool_web.loop.iterations import (
     iteration_plan,
     iteration_train,
     synthesis_finished,
+    training_dir,
     trajectories_run,
 )
 from inftool_web.loop.models import EvaluationRun, Iteration, ModelCheckpoint, TrainingRun
@@ -53,6 +55,7 @@ def test_an_iteration_trains_evaluates_and_hands_its_checkpoint_to_the_next(sett
     assert sft.status == "succeeded" and sft.num_samples > 0
     assert sft.config["trainer"]["model_name_or_path"] == base.path
     assert Path(sft.output_checkpoint.path, "config.json").exists()
+    assert Path(sft.output_checkpoint.path).is_relative_to(training_dir(it))
     grpo = TrainingRun.objects.get(iteration=it, stage="grpo")
     assert grpo.status in ("succeeded", "skipped"), grpo.error
     if grpo.status == "succeeded":
@@ -76,3 +79,20 @@ def test_an_iteration_trains_evaluates_and_hands_its_checkpoint_to_the_next(sett
     nxt = iteration_create(config={"count": 1, "profile": "none"})
     assert nxt.input_checkpoint == it.output_checkpoint
     assert ModelCheckpoint.objects.filter(iteration=it).exists()
+
+
+@pytest.mark.django_db
+def test_two_databases_sharing_var_never_train_into_the_same_folder(settings, tmp_path):
+    """The suite, a bench and the operator each have an iteration 1; their checkpoints
+    must not overwrite each other's."""
+    settings.INFTOOL_VAR_DIR = tmp_path
+    checkpoint_register_base()
+    it = iteration_create(config={"count": 1, "profile": "none"})
+    here = training_dir(it)
+    assert here.parent.name == connection.settings_dict["NAME"] and here.name == f"iteration-{it.number}"
+    name = connection.settings_dict["NAME"]
+    try:
+        connection.settings_dict["NAME"] = "inftool_other"
+        assert training_dir(it) != here
+    finally:
+        connection.settings_dict["NAME"] = name
