@@ -6,11 +6,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Settings default to production (DEBUG off, SECRET_KEY and ALLOWED_HOSTS required): what
+# make runs here is a development machine's.  DEBUG comes on only for `make run`.
+export INFTOOL_ENV ?= local
 
 .PHONY: run test test-fast test-e2e bench setup install lock lock-gpu services browser corpus-full lint clean-var
 
 run: setup
-	$(PY) manage.py runstack
+	DEBUG=$${DEBUG:-true} $(PY) manage.py runstack
 
 # The gate: every test, the whole-pipeline runs on the real model included (about 10 of
 # its minutes on 2 CPU cores). `make test-fast` leaves those out; `make test-e2e` runs only them.

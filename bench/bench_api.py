@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("INFTOOL_ENV", "local")  # a bench runs on a development machine
 sys.path.insert(0, str(ROOT))
 DB = os.environ.get("INFTOOL_BENCH_DB", "inftool_bench")  # --database overrides
 

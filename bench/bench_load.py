@@ -33,6 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+os.environ.setdefault("INFTOOL_ENV", "local")  # a bench runs on a development machine
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 

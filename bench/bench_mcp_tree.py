@@ -35,6 +35,7 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("INFTOOL_ENV", "local")  # a bench runs on a development machine
 sys.path.insert(0, str(ROOT))
 
 import bench_api  # noqa: E402  (admin, cpu_model)

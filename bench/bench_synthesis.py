@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("INFTOOL_ENV", "local")  # a bench runs on a development machine
 sys.path.insert(0, str(ROOT))
 BENCH_DB = "inftool_bench_synth"
 

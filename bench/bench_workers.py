@@ -65,6 +65,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+os.environ.setdefault("INFTOOL_ENV", "local")  # a bench runs on a development machine
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 

@@ -1,7 +1,9 @@
 """Settings for InfTool.  Every environment variable is read here and nowhere else.
 
-One machine works with no variables set (PostgreSQL and Redis on 127.0.0.1, DEBUG on).
-With ``INFTOOL_ENV=production`` the secrets have no default and a missing one fails loudly.
+``INFTOOL_ENV`` defaults to ``production``: the secrets have no default, a missing one fails
+loudly, and DEBUG is off.  ``INFTOOL_ENV=local`` (the Makefile sets it for its targets) works on
+one machine with nothing else set (PostgreSQL and Redis on 127.0.0.1); DEBUG stays off there
+too unless ``DEBUG=true`` (``make run`` sets it).
 """
 
 from pathlib import Path
@@ -12,7 +14,10 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-ENVIRONMENT = env.str("INFTOOL_ENV", default="local")
+# Production unless said otherwise: a bare `manage.py` or worker never runs with DEBUG on or
+# with a key anyone can read in this repository.  A development machine says
+# INFTOOL_ENV=local (the Makefile does for its targets); DEBUG is on only where DEBUG=true.
+ENVIRONMENT = env.str("INFTOOL_ENV", default="production")
 if ENVIRONMENT not in {"local", "test", "production"}:
     raise environ.ImproperlyConfigured(
         f"INFTOOL_ENV={ENVIRONMENT!r}; use one of local, test, production"
@@ -20,9 +25,15 @@ if ENVIRONMENT not in {"local", "test", "production"}:
 PRODUCTION = ENVIRONMENT == "production"
 
 # ------------------------------------------------------------------ core
-DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+DEBUG = env.bool("DEBUG", default=False)
 if PRODUCTION:
-    SECRET_KEY = env.str("SECRET_KEY")  # no default: production must set it
+    for _name in ("SECRET_KEY", "ALLOWED_HOSTS"):
+        if not env.str(_name, default=""):
+            raise environ.ImproperlyConfigured(
+                f"{_name} is not set, and INFTOOL_ENV is production (its default): set {_name}, or"
+                " INFTOOL_ENV=local on a development machine (make sets it for its targets)"
+            )
+    SECRET_KEY = env.str("SECRET_KEY")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 else:
     SECRET_KEY = env.str("SECRET_KEY", default="inftool-local-development-key-not-for-production")

@@ -6,7 +6,8 @@ same machine neither steals the tests' tasks nor receives their events.
 
 import os
 
-os.environ.setdefault("INFTOOL_ENV", "test")
+# Forced, not defaulted: `make test` exports INFTOOL_ENV=local for everything it runs.
+os.environ["INFTOOL_ENV"] = "test"
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ.setdefault("INFTOOL_DEMO_ON_EMPTY", "false")
 os.environ.setdefault("INFTOOL_DATA_CARD_EMBEDDINGS", "false")

@@ -73,6 +73,46 @@ def test_production_with_debug_on_fails_naming_it():
     assert "DEBUG" in run.stderr.strip().splitlines()[-1]
 
 
+def bare_env(**extra: str) -> dict[str, str]:
+    """What a bare `manage.py` sees on a machine that set nothing: no INFTOOL_ENV, DEBUG,
+    SECRET_KEY or ALLOWED_HOSTS (the test database and broker stay, so that it can start)."""
+    env = worker_env(DJANGO_SETTINGS_MODULE="inftool_web.settings")
+    for name in ("INFTOOL_ENV", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+SHOW = "from django.conf import settings as s; print(s.ENVIRONMENT, s.DEBUG, s.SECRET_KEY[:14])"
+
+
+def test_a_bare_manage_py_is_production_and_fails_naming_what_to_set():
+    run = manage("check", env=bare_env())
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert "SECRET_KEY is not set" in last and "INFTOOL_ENV=local" in last, last
+    run = manage("check", env=bare_env(SECRET_KEY=secrets.token_urlsafe(64)))
+    assert run.returncode != 0 and "ALLOWED_HOSTS is not set" in run.stderr.strip().splitlines()[-1]
+
+
+def test_debug_is_on_only_where_asked_for():
+    key = secrets.token_urlsafe(64)
+    run = manage("shell", "-v", "0", "-c", SHOW, env=bare_env(SECRET_KEY=key, ALLOWED_HOSTS="example.com"))
+    assert run.stdout.split() == ["production", "False", key[:14]], run.stderr[-2000:]
+    run = manage("shell", "-v", "0", "-c", SHOW, env=bare_env(INFTOOL_ENV="local"))
+    assert run.stdout.split()[:2] == ["local", "False"], run.stderr[-2000:]
+    run = manage("shell", "-v", "0", "-c", SHOW, env=bare_env(INFTOOL_ENV="local", DEBUG="true"))
+    assert run.stdout.split()[:2] == ["local", "True"], run.stderr[-2000:]
+
+
+def test_make_says_local_for_its_targets_and_turns_debug_on_for_run_only():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^export INFTOOL_ENV \?= local$", makefile, re.M)
+    assert makefile.count("DEBUG=") == 1
+    run = makefile[makefile.index("\nrun:"):]
+    assert re.match(r"\nrun: setup\n\tDEBUG=\$\$\{DEBUG:-true\} \$\(PY\) manage.py runstack\n", run)
+
+
 # ---------------------------------------------------------------------------- fixtures
 
 
