@@ -423,7 +423,8 @@ def is_id_key(name: str) -> bool:
     """Whether a property name looks like an identifier (``id``, ``order_id``, ``userId``)."""
     low = name.lower()
     return (
-        low in ("id", "uuid", "guid", "sid")
+        # the short ones APIs use: pid (page, process), uid, gid, cid, tid, ...
+        low in ("id", "uuid", "guid", "sid", "pid", "uid", "gid", "cid", "tid", "oid", "rid", "fid", "eid", "vid")
         or low.endswith(("_id", "-id", "_uuid", "uuid"))
         or (name.endswith(("Id", "ID")) and len(name) > 2)
         # run together: roundid, userid (not valid, paid, android, squid)
@@ -682,20 +683,148 @@ def _synth_number(node: dict, rng: random.Random, *, integer: bool, name: str = 
     return round(rng.uniform(lo, hi), 2)
 
 
+# What a ``*name`` parameter names, read off the key's prefix (``project_name``) or, for a
+# bare ``name``, the schema's description.  People get a person's name; things get a name
+# a person would give that kind of thing, never "Amy Hernandez" for an emoji or a repository.
+_PERSON_WORDS = (
+    "person", "people", "user", "customer", "contact", "author", "owner", "recipient", "assignee",
+    "member", "employee", "display", "full", "nick", "patient", "guest", "passenger", "traveler",
+    "traveller", "student", "candidate", "driver", "sender", "speaker", "agent", "manager", "his", "her",
+)  # fmt: skip
+_EMOJI_WORDS = ("emoji", "reaction", "emoticon")
+_SLUG_WORDS = (
+    "repo", "repository", "bucket", "channel", "branch", "slug", "app", "package", "service", "host",
+    "cluster", "database", "table", "index", "queue", "topic", "function", "container", "image",
+    "namespace", "environment", "secret", "key", "tag", "label", "field", "column", "variable", "bot",
+    "resource", "stack", "pipeline", "workflow", "job", "webhook", "zone", "region", "instance", "volume",
+)  # fmt: skip
+_TITLE_WORDS = (
+    "project", "team", "board", "list", "folder", "playlist", "album", "campaign", "group", "workspace",
+    "event", "product", "course", "page", "document", "doc", "report", "dashboard", "task", "template",
+    "form", "survey", "plan", "store", "shop", "site", "collection", "meeting", "calendar", "sheet",
+    "spreadsheet", "note", "card", "issue", "ticket", "milestone", "room", "space", "segment", "audience",
+)  # fmt: skip
+_EMOJI = ["thumbsup", "tada", "eyes", "rocket", "white_check_mark", "heart", "raised_hands", "fire"]
+
+
+def _entity_of(key: str, node: dict) -> str | None:
+    """The kind of thing a ``*name`` parameter names, or ``None`` when nothing says.
+
+    >>> _entity_of("projectName", {}), _entity_of("display_name", {}), _entity_of("name", {})
+    ('project', 'person', None)
+    >>> _entity_of("name", {"description": "Reaction (emoji) name."})
+    'emoji'
+    >>> _entity_of("name", {"description": "The name of the repository."})
+    'repository'
+    """
+    low = key.lower()
+    prefix = re.sub(r"[^a-z]", "", low[: low.rfind("name")])
+    words = [prefix] if prefix else re.findall(r"[a-z]+", str(node.get("description") or node.get("title") or "").lower())
+    for w in words:
+        if w in _PERSON_WORDS or w.rstrip("s") in _PERSON_WORDS:
+            return "person"
+        if w.rstrip("s") in _EMOJI_WORDS or w in _EMOJI_WORDS:
+            return "emoji"
+        if w in _SLUG_WORDS + _TITLE_WORDS or w.rstrip("s") in _SLUG_WORDS + _TITLE_WORDS:
+            return w
+    return None
+
+
+def _entity_name(key: str, node: dict, rng: random.Random) -> str | None:
+    """A value for a ``*name`` parameter that names a thing; ``None`` for a person's name
+    (or when nothing says what it names).
+
+    >>> r = random.Random(0)
+    >>> _entity_name("name", {"description": "Reaction (emoji) name."}, r) in _EMOJI
+    True
+    >>> _entity_name("repo_name", {}, r).islower(), _entity_name("project_name", {}, r)[0].isupper()
+    (True, True)
+    >>> _entity_name("customer_name", {}, r) is None
+    True
+    """
+    entity = _entity_of(key, node)
+    if entity in (None, "person"):
+        return None
+    if entity == "emoji":
+        return rng.choice(_EMOJI)
+    topic = rng.choice(_TOPICS)
+    if entity in _SLUG_WORDS or entity.rstrip("s") in _SLUG_WORDS:
+        return topic.replace(" ", "-")
+    return topic.capitalize()
+
+
+def _described_as_id(node: dict) -> bool:
+    """Whether the schema's description says the value is an identifier.
+
+    >>> _described_as_id({"description": "The page ID."}), _described_as_id({"description": "Unique identifier of the file"})
+    (True, True)
+    >>> _described_as_id({"description": "Name of the page, not its ID"})
+    False
+    """
+    desc = str(node.get("description") or "")
+    return bool(re.match(r"\s*(?:the\s+|a\s+|an\s+)?(?:unique\s+)?(?:[a-z]+\s+)?(?:id|identifier|uuid)\b", desc, re.I))
+
+
+_LISTING_RX = re.compile(
+    r"\b(one of|one or more of|values|(?:valid|possible|allowed|accepted|supported) values?|must be|can be|either"
+    r"|options)\b", re.I)
+_BULLET_RX = re.compile(r"^[ \t]*[*\-\u2022][ \t]")
+_LISTED_RX = re.compile(r"^[ \t]*[*\-\u2022][ \t]*`?([A-Za-z0-9_.:/+-]{1,40})`?[ \t]*(?:[:\-\u2013\u2014(].*)?$")
+
+
+def described_values(node: dict) -> list[str]:
+    """The values a string's description lists as the ones it takes, where the schema has no
+    ``enum`` (APIs.guru specs often write the enum as a bulleted list in prose): a bulleted
+    block right after a line that says so, every bullet a single value.
+
+    >>> described_values({"description": "Set to one of the following values:\\n* ONECLICK\\n* RECURRING\\n* PAYOUT"})
+    ['ONECLICK', 'RECURRING', 'PAYOUT']
+    >>> described_values({"description": "**Values**:\\n\\n- `Month`\\n\\n- `Year` (default)"})
+    ['Month', 'Year']
+    >>> described_values({"description": "Notes:\\n* Use this wisely\\n* Or not"})
+    []
+    >>> described_values({"description": "One of the following:\\n- Draft\\n- Pending Activation"})  # not all single values
+    []
+    >>> described_values({"description": "The ID is formed per type:\\n- hangout: not set\\n- meet: the code"})
+    []
+    """
+    if node.get("enum"):
+        return []
+    lines = str(node.get("description") or "").splitlines()
+    for i, line in enumerate(lines):
+        if not _LISTING_RX.search(line) or _BULLET_RX.match(line):
+            continue
+        block: list[str] = []
+        for nxt in lines[i + 1 :]:
+            if _BULLET_RX.match(nxt):
+                block.append(nxt)
+            elif nxt.strip():
+                break
+        values = [m.group(1) for b in block if (m := _LISTED_RX.match(b))]
+        if block and len(values) == len(block) and 2 <= len(values) <= 40:
+            return list(dict.fromkeys(values))
+    return []
+
+
 def _synth_string(node: dict, rng: random.Random, name: str) -> str:
     """A realistic string for a parameter called ``name`` that validates against ``node``
     (format, pattern and length bounds); :class:`NoValidValue` when none can be made."""
     fmt = node.get("format")
     value: str | None = None
-    if fmt in _FORMATS:
+    listed = described_values(node)
+    if listed and not fmt:
+        value = rng.choice(listed)
+    elif fmt in _FORMATS:
         value = _FORMATS[fmt](rng)
-    elif name and is_id_key(name):
+    elif name and (is_id_key(name) or _described_as_id(node)):
         value = make_id(name[:-3] if name.lower().endswith("_id") else name, rng)
     elif name:
         low = name.lower()
         for fragments, maker in _NAME_RULES:
             if any(f in low for f in fragments):
-                value = maker(rng)
+                if "name" in fragments and "name" in low:
+                    value = _entity_name(name, node, rng)
+                value = value if value is not None else maker(rng)
                 break
     if value is None:
         value = rng.choice(_TOPICS).capitalize()

@@ -22,6 +22,7 @@ from typing import Any
 
 from synthesis.schema_utils import (
     NoValidValue,
+    described_values,
     is_id_key,
     resolve,
     synthesize_instance,
@@ -69,6 +70,9 @@ def implausible(
     ('a date where no date belongs', None)
     >>> implausible(10563, "day"), implausible(14, "day"), implausible(30, "days")
     ('outside 1-31, the range of a day', None, None)
+    >>> listing = {"description": "One of the following values:\\n* ONECLICK\\n* RECURRING"}
+    >>> implausible("no_autofill", "contract", listing), implausible("ONECLICK,RECURRING", "contract", listing)
+    ('not one of the values its description lists', None)
     """
     schema = schema or {}
     if isinstance(value, bool) or value is None:
@@ -89,6 +93,12 @@ def implausible(
         return None
     if not s:
         return "an empty string"
+    listed = described_values(schema)
+    if listed and not schema.get("format"):
+        allowed = {v.lower() for v in listed}
+        if not all(part.strip().lower() in allowed for part in s.split(",")):
+            return "not one of the values its description lists"
+        return None
     if not re.search(r"[^\W_]", s):
         return "punctuation, not a value"
     if _PLACEHOLDER_RX.search(s):

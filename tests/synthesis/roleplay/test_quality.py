@@ -55,6 +55,31 @@ def test_placeholders_and_junk_values_are_implausible():
         assert implausible(value, key) is None, value
 
 
+ADYEN_DISABLE = {  # APIs.guru's adyen.com RecurringService, /disable: the enum is written in prose
+    "type": "object",
+    "required": ["contract", "merchantAccount"],
+    "properties": {
+        "contract": {"type": "string", "description": (
+            "Specify the contract if you only want to disable a specific use.\n\nThis field can be set to one of "
+            "the following values, or to their combination (comma-separated):\n* ONECLICK\n* RECURRING\n* PAYOUT")},
+        "merchantAccount": {"type": "string", "description": "Your merchant account."},
+    },
+}
+
+
+def test_a_value_outside_the_values_a_description_lists_is_replaced_by_one_of_them():
+    """Read off an accepted trajectory: `contract = no_autofill` where the spec lists ONECLICK,
+    RECURRING and PAYOUT."""
+    contract = ADYEN_DISABLE["properties"]["contract"]
+    assert implausible("no_autofill", "contract", contract) == "not one of the values its description lists"
+    assert implausible("RECURRING", "contract", contract) is None
+    assert implausible("ONECLICK, PAYOUT", "contract", contract) is None
+    out, notes = polish_arguments({"contract": "no_autofill", "merchantAccount": "Rossi Ltd"}, ADYEN_DISABLE,
+                                  random.Random(0))
+    assert out["contract"] in ("ONECLICK", "RECURRING", "PAYOUT") and out["merchantAccount"] == "Rossi Ltd"
+    assert [(n["argument"], n["action"]) for n in notes] == [("contract", "replaced")]
+
+
 def test_polish_replaces_required_drops_optional_and_keeps_the_call_valid():
     schema = SEND_EMAIL["inputSchema"]
     args = {"to": "lena.berg@example.com", "subject": "{subject}", "body": "string"}

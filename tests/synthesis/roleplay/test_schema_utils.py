@@ -1,4 +1,5 @@
 import random
+import re
 
 import pytest
 
@@ -134,5 +135,37 @@ def test_unknown_names_and_messages():
 
 
 def test_id_keys():
-    assert all(is_id_key(k) for k in ("id", "order_id", "userId", "uuid"))
-    assert not any(is_id_key(k) for k in ("idea", "paid", "valid", "key"))
+    assert all(is_id_key(k) for k in ("id", "order_id", "userId", "uuid", "pid", "uid"))
+    assert not any(is_id_key(k) for k in ("idea", "paid", "valid", "key", "lid", "android"))
+
+
+def _value(key: str, **node) -> str:
+    schema = {"type": "object", "properties": {key: {"type": "string", **node}}, "required": [key]}
+    return synthesize_instance(schema, rng=random.Random(0))[key]
+
+
+PERSON = re.compile(r"[A-Z][a-z]+ [A-Z][a-z]+")  # Faker's or the fallback list's
+
+
+def test_a_name_names_what_its_key_or_description_says():
+    """Read off an accepted trajectory: an emoji reaction named "Amy Hernandez", a delete
+    call with pid = "Hiring plan"."""
+    emoji = _value("name", description="Reaction (emoji) name.")
+    assert re.fullmatch(r"[a-z_]+", emoji), emoji
+    repo = _value("repo_name")
+    assert re.fullmatch(r"[a-z]+(-[a-z]+)*", repo), repo
+    project = _value("projectName")
+    assert " " in project or project.istitle()
+    for key in ("name", "repo_name", "projectName", "channelName"):
+        for seed in range(5):
+            schema = {"type": "object", "required": [key],
+                      "properties": {key: {"type": "string", "description": "The name of the repository."}}}
+            value = synthesize_instance(schema, rng=random.Random(seed))[key]
+            assert not PERSON.fullmatch(value), (key, value)
+    # People keep a person's name.
+    for key, node in (("customer_name", {}), ("display_name", {}), ("name", {"description": "The user's full name"}),
+                      ("name", {})):
+        assert PERSON.fullmatch(_value(key, **node)), key
+    # An id-like key, or a description that says identifier, gets an identifier.
+    assert re.fullmatch(r"[a-z]+_[0-9a-f]{8}", _value("pid"))
+    assert re.fullmatch(r"[a-z]+_[0-9a-f]{8}", _value("page", description="The page ID."))
