@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from jsonschema import Draft4Validator
 
 from inftool_web.core.outbound import API_KEY_ENV_RE, api_key_problem, model_host_problem
 from synthesis.records import Mode, Role, values
@@ -124,15 +125,75 @@ def _checkpoint_problem(model: str) -> str | None:
     return None
 
 
-# Trainer settings an iteration may not change: where it reads and writes, and the device.
-_FIXED_TRAINER_FIELDS = {"model_name_or_path", "output_dir", "use_cpu", "deepspeed"}
+# Trainer settings an iteration may not change: where it reads and writes, the device and
+# what depends on it (mixed precision, vLLM, the cluster-wide global batch), and the reward.
+_FIXED_TRAINER_FIELDS = {"model_name_or_path", "output_dir", "use_cpu", "deepspeed", "bf16", "use_vllm",
+                         "vllm_mode", "vllm_gpu_memory_utilization", "global_batch_size", "reward"}
+# OpenAPI 3.0's dialect (JSON Schema draft 4): boolean exclusive bounds, no const.
+_POSITIVE = {"type": "number", "minimum": 0, "exclusiveMinimum": True}
+_BELOW_ONE = {"type": "number", "minimum": 0, "maximum": 1, "exclusiveMaximum": True}
+_OPTIONAL_INT = {"type": ["integer", "null"]}
+# What an iteration may set per stage, with the types and bounds the REST API documents and
+# training_problem enforces (on top of the trainer dataclasses' own checks), so that what the
+# schema allows runs.  Batches are powers of two, which divide every profile's global batch.
+_COMMON_TRAINER = {
+    "learning_rate": {**_POSITIVE, "maximum": 1},
+    "num_train_epochs": {**_POSITIVE, "maximum": 100},
+    "max_steps": {"type": "integer", "minimum": -1, "maximum": 1_000_000, "not": {"enum": [0]}},
+    "per_device_train_batch_size": {"enum": [1, 2, 4, 8, 16, 32, 64]},
+    "gradient_accumulation_steps": {**_OPTIONAL_INT, "minimum": 1, "maximum": 1024},
+    "lr_scheduler_type": {"enum": ["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
+                                   "polynomial", "inverse_sqrt"]},
+    "warmup_ratio": _BELOW_ONE,
+    "weight_decay": {"type": "number", "minimum": 0, "maximum": 1},
+    "gradient_checkpointing": {"type": "boolean"},
+    "logging_steps": {"type": "integer", "minimum": 1, "maximum": 100_000},
+    "save_steps": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+    "save_total_limit": {"type": "integer", "minimum": 1, "maximum": 100},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+    "torch_num_threads": {**_OPTIONAL_INT, "minimum": 1, "maximum": 256},
+}
+TRAINER_SETTINGS_SCHEMA: dict[str, dict[str, Any]] = {
+    "sft": {
+        **_COMMON_TRAINER,
+        "max_length": {"type": "integer", "minimum": 16, "maximum": 131_072},
+        "assistant_only_loss": {"type": "boolean"},
+        "packing": {"type": "boolean"},
+        "lora_r": {"type": "integer", "minimum": 0, "maximum": 1024},
+        "lora_alpha": {**_POSITIVE, "maximum": 4096},
+        "lora_dropout": _BELOW_ONE,
+        "lora_target_modules": {"type": "string", "minLength": 1, "maxLength": 200,
+                                "pattern": "^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$"},
+    },
+    "grpo": {
+        **_COMMON_TRAINER,
+        "num_generations": {"type": "integer", "minimum": 2, "maximum": 64},
+        "temperature": {**_POSITIVE, "maximum": 2},
+        "top_p": {**_POSITIVE, "maximum": 1},
+        "beta": {**_POSITIVE, "maximum": 10},
+        "max_completion_length": {"type": "integer", "minimum": 1, "maximum": 131_072},
+        "max_prompt_length": {**_OPTIONAL_INT, "minimum": 1, "maximum": 131_072},
+        "loss_type": {"enum": ["grpo", "dapo", "dr_grpo", "bnpo"]},
+        "log_completions": {"type": "boolean"},
+    },
+}
+
+
+def training_overrides_schema() -> dict[str, Any]:
+    """JSON Schema of ``IterationConfig.training``: per stage, the settings above only."""
+    return {"type": "object", "additionalProperties": False, "properties": {
+        stage: {"type": "object", "additionalProperties": False, "properties": props}
+        for stage, props in TRAINER_SETTINGS_SCHEMA.items()}}
 
 
 def stage_settings(profile: str, stage: str, overrides: dict[str, dict[str, Any]] | None) -> Any:
     """The profile's trainer settings for ``stage`` with the iteration's overrides applied
-    (the dataclass checks them: a bad value raises ``ValueError``)."""
+    (the dataclass checks them: a bad value raises ``ValueError``).  Accumulation steps set
+    here replace a profile's global batch (the two are one choice, made one way or the other)."""
     base = getattr(get_profile(profile), stage)
     changes = dict((overrides or {}).get(stage) or {})
+    if changes.get("gradient_accumulation_steps") is not None:
+        changes["global_batch_size"] = None
     return dataclasses.replace(base, **changes) if changes else base
 
 
@@ -145,7 +206,7 @@ def training_problem(training: Any, profile: str) -> str | None:
     for stage, changes in training.items():
         if not isinstance(changes, dict) or len(changes) > 40:
             return f"{stage}: must be an object of trainer settings"
-        known = {f.name for f in dataclasses.fields(getattr(get_profile(profile), stage))} - _FIXED_TRAINER_FIELDS
+        known = set(TRAINER_SETTINGS_SCHEMA[stage])
         unknown = sorted(map(str, set(changes) - known))
         if unknown:
             return f"{stage}: unknown or fixed settings {', '.join(unknown)[:200]}; valid: {', '.join(sorted(known))}"
@@ -155,6 +216,9 @@ def training_problem(training: Any, profile: str) -> str | None:
             stage_settings(profile, stage, training)
         except (TypeError, ValueError) as exc:
             return f"{stage}: {str(exc)[:300]}"
+        for key, value in changes.items():
+            for err in Draft4Validator(TRAINER_SETTINGS_SCHEMA[stage][key]).iter_errors(value):
+                return f"{stage}.{key}: {err.message[:200]}"
     return None
 
 
@@ -388,10 +452,7 @@ def iteration_config_schema() -> dict[str, Any]:
             "max_turns": {"type": "integer", "minimum": 1, "maximum": 15},
             "hard_threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "profile": {"enum": list(PROFILES)},
-            "training": {"type": "object", "additionalProperties": False, "properties": {
-                stage: {"type": "object", "maxProperties": 40,
-                        "additionalProperties": {"type": ["number", "boolean", "string", "null"]}}
-                for stage in ("sft", "grpo")}},
+            "training": training_overrides_schema(),
             "eval_subset": {"enum": ["", *SUBSETS]},
             "eval_limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EVAL_LIMIT},
             "eval_categories": {"type": "array", "maxItems": MAX_LIST, "items": {"enum": list(CATEGORIES)}},
@@ -399,5 +460,8 @@ def iteration_config_schema() -> dict[str, Any]:
             "iterations": {"type": "integer", "minimum": 1, "maximum": MAX_ITERATIONS},
             "min_usability": {"type": "number", "minimum": 0, "maximum": 1},
         },
+        # the profile "none" trains nothing, so it takes no trainer settings
+        "anyOf": [{"properties": {"profile": {"not": {"enum": ["none"]}}}},
+                  {"properties": {"training": {"maxProperties": 0}}}],
         "description": "IterationConfig fields; omitted ones take their defaults.",
     }

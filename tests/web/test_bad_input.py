@@ -361,6 +361,11 @@ FORGED = [
     ({"count": 3, "training": {"dpo": {}}}, "training", 'must map "sft" and/or "grpo"'),
     ({"count": 3, "profile": "none", "training": {"sft": {"max_steps": 5}}}, "training", "trains nothing"),
     ({"count": 3, "training": {"grpo": {"beta": [1]}}}, "training", "values must be numbers"),
+    ({"count": 3, "training": {"sft": {"bf16": True}}}, "training", "unknown or fixed settings bf16"),
+    ({"count": 3, "training": {"grpo": {"use_vllm": True}}}, "training", "unknown or fixed settings use_vllm"),
+    ({"count": 3, "training": {"sft": {"learning_rate": 5}}}, "training", "sft.learning_rate: 5 is greater than"),
+    ({"count": 3, "training": {"sft": {"lr_scheduler_type": "warp"}}}, "training", "sft.lr_scheduler_type"),
+    ({"count": 3, "training": {"grpo": {"per_device_train_batch_size": 3}}}, "training", "per_device_train_batch_size"),
     ({"count": 3, "eval_subset": 1}, "eval_subset", "must be one of mini-v1"),
     ({"count": 3, "seed": -7}, "seed", "from 0 to 4294967295"),
     ({"count": 3, "seed": 10**40}, "seed", "from 0 to 4294967295"),
@@ -426,6 +431,72 @@ def test_a_forged_iteration_config_is_a_400_naming_the_field(config, field, mess
     assert field in errors, errors
     assert message in errors[field], errors
     assert Iteration.objects.count() == 0
+
+
+def _inside(prop: dict) -> list:
+    """Values a trainer setting's schema allows: its bounds (or just inside an exclusive
+    one), the middle, every enum value, null where allowed."""
+    if "enum" in prop:
+        return list(prop["enum"])
+    types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+    out = [None] if "null" in types else []
+    if "boolean" in types:
+        return [*out, True, False]
+    if "string" in types:
+        return [*out, "all-linear", "q_proj,v_proj"]
+    step = 1 if "integer" in types else 1e-6
+    lo = prop["minimum"] + (step if prop.get("exclusiveMinimum") else 0)
+    hi = prop["maximum"] - (step if prop.get("exclusiveMaximum") else 0)
+    mid = (lo + hi) // 2 if "integer" in types else (lo + hi) / 2
+    return [*out, *(v for v in (lo, mid, hi) if v not in prop.get("not", {}).get("enum", []))]
+
+
+def _outside(prop: dict) -> list:
+    if "enum" in prop:
+        return ["not-a-choice"]
+    types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+    if "boolean" in types or "string" in types:
+        return [12345]
+    step = 1 if "integer" in types else 1e-6
+    return [prop["minimum"] - step if not prop.get("exclusiveMinimum") else prop["minimum"],
+            prop["maximum"] + step if not prop.get("exclusiveMaximum") else prop["maximum"], "1"]
+
+
+def test_the_documented_trainer_settings_are_exactly_what_an_iteration_accepts():
+    """The REST API's schema for ``training`` and the validation agree: every value the schema
+    allows is accepted on both profiles that train (alone and all together), every value
+    just outside it is refused, and so is every trainer field the schema leaves out."""
+    from dataclasses import fields
+
+    from jsonschema import Draft4Validator
+
+    from inftool_web.loop.iteration_config import (
+        TRAINER_SETTINGS_SCHEMA,
+        training_overrides_schema,
+        training_problem,
+    )
+    from training.config import get_profile
+
+    validator = Draft4Validator(training_overrides_schema())
+    for stage, props in TRAINER_SETTINGS_SCHEMA.items():
+        for profile in ("cpu", "gpu"):
+            for key, prop in props.items():
+                for value in _inside(prop):
+                    overrides = {stage: {key: value}}
+                    assert validator.is_valid(overrides), overrides
+                    assert training_problem(overrides, profile) is None, (profile, overrides)
+                for value in _outside(prop):
+                    overrides = {stage: {key: value}}
+                    assert not validator.is_valid(overrides), overrides
+                    assert training_problem(overrides, profile), (profile, overrides)
+            for pick in (0, -1):
+                every = {stage: {k: _inside(p)[pick] for k, p in props.items()}}
+                assert training_problem(every, profile) is None, (profile, every)
+        left_out = {f.name for f in fields(getattr(get_profile("cpu"), stage))} - set(props)
+        assert {"output_dir", "bf16", "use_cpu"} <= left_out
+        for key in left_out:
+            assert not validator.is_valid({stage: {key: 1}})
+            assert "unknown or fixed settings" in training_problem({stage: {key: 1}}, "cpu")
 
 
 @pytest.mark.parametrize("config", ["count=3", [{"count": 3}], None, 3])
