@@ -117,17 +117,52 @@ def _untitle(words: list[str]) -> list[str]:
     return [w if (len(w) > 1 and w[1:].lower() != w[1:]) else w.lower() for w in words]
 
 
+# Verbs that take something away: a request for a tool named so must say so, whatever the
+# description's first sentence (a summary may name the thing, not the action).
+_REMOVING = {"delete", "remove", "destroy", "purge", "revoke", "cancel", "unsubscribe", "unfavourite",
+             "unfavorite", "unfollow", "unpin", "unlike", "unblock", "unmute", "detach", "clear", "disable", "erase"}
+
+
 def action_phrase(tool: dict[str, Any]) -> str:
+    """What calling ``tool`` does, as an imperative verb phrase (:func:`_summary_phrase`);
+    for a tool whose name removes something, a phrase that removes too: from a later
+    sentence of the description that says so, else from the name.
+
+    >>> action_phrase({"name": "deletePersonalisedRadioByActivityTypeById",
+    ...                "description": "Favourite Episode or Clip. Remove User favourite"})
+    'remove user favourite'
+    >>> action_phrase({"name": "delete_api_v1_lists_id", "description": "Show list"})
+    'delete lists'
+    >>> action_phrase({"name": "delete_list", "description": "Delete a list."})
+    'delete a list'
+    """
+    phrase = _summary_phrase(tool)
+    named = humanize(tool.get("name", "")).split()
+    if not (named and named[0] in _REMOVING) or phrase.split()[:1] and phrase.split()[0] in _REMOVING:
+        return phrase
+    desc = (tool.get("description") or "").strip()
+    for sentence in re.split(r"(?<=[.!?])\s|\n", desc)[1:]:
+        alt = _summary_phrase({"name": "", "description": sentence}) if sentence.strip() else ""
+        if alt.split()[:1] and alt.split()[0] in _REMOVING:
+            return alt
+    # from the name, without its path's noise ("delete api v1 lists id" -> "delete lists")
+    words = [w for w in named if w not in ("api", "apis") and not re.fullmatch(r"v\d+", w)]
+    while len(words) > 2 and words[-1] in ("id", "ids", "by"):
+        words.pop()
+    return _summary_phrase({"name": "_".join(words), "description": ""})
+
+
+def _summary_phrase(tool: dict[str, Any]) -> str:
     """What calling ``tool`` does, as an imperative verb phrase, from the first sentence of its
     description (the operation's summary) or else its name.
 
-    >>> action_phrase({"name": "f", "description": "Performs introspection of the provided Bearer JWT token."})
+    >>> _summary_phrase({"name": "f", "description": "Performs introspection of the provided Bearer JWT token."})
     'perform introspection of the provided Bearer JWT token'
-    >>> action_phrase({"name": "f", "description": "Deleted domains, latest if date not specified."})
+    >>> _summary_phrase({"name": "f", "description": "Deleted domains, latest if date not specified."})
     'get the deleted domains'
-    >>> action_phrase({"name": "getApiVersion", "description": "API version"})
+    >>> _summary_phrase({"name": "getApiVersion", "description": "API version"})
     'get the API version'
-    >>> action_phrase({"name": "f", "description": "Find payment by ID. Return information about the payment."})
+    >>> _summary_phrase({"name": "f", "description": "Find payment by ID. Return information about the payment."})
     'find payment'
     """
     desc = (tool.get("description") or "").strip()
@@ -555,6 +590,8 @@ def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
 
     >>> answer_text([("get_order", {"result": {"structuredContent": {"order_id": "ord_1", "status": "shipped"}}})])
     'Here is what I found: the order ID is ord_1 and the status is shipped.'
+    >>> answer_text([("f", {"result": {"structuredContent": {"method": "f", "$schema": "x", "status": "ok"}}})])
+    'Here is what I found: the status is ok.'
     """
     parts = []
     failed = []
@@ -593,6 +630,8 @@ def _the(key: str) -> str:
 
 def _summary(data: Any, limit: int = 4) -> str:
     if isinstance(data, dict):
+        # meta keys ("$schema", "@context") and an echo of the call say nothing to a person
+        data = {k: v for k, v in data.items() if not str(k).startswith(("$", "@")) and k not in ("method", "jsonrpc")}
         scal = [(k, v) for k, v in data.items() if not isinstance(v, dict | list) and v not in (None, "")]
         lists = [(k, v) for k, v in data.items() if isinstance(v, list)]
         bits = [f"{_the(k)} is {spoken(v)}" for k, v in scal[:limit]]

@@ -186,3 +186,18 @@ def test_placeholder_values_in_a_model_result_are_replaced_and_the_result_stays_
     assert value["session_id"] == "sess_81c2"
     assert value["token"] != "YOUR_API_KEY_HERE" and value["token"]
     assert value["owner"]["name"] not in ("{", "") and validation_errors(value, tool["outputSchema"]) == []
+
+
+def test_a_result_without_output_schema_drops_the_echoed_envelope():
+    """Read off an accepted trajectory: a tool with no output schema answered
+    {"method": "<the tool>", "$schema": "Product launch", ...}, and the closing answer read it
+    out ("the method is deletePersonalised..., the $schema is Product launch")."""
+    tool = {"name": "remove_favourite", "description": "Remove a favourite.",
+            "inputSchema": {"type": "object", "properties": {"pid": {"type": "string"}}, "required": ["pid"]}}
+    s = ServerSimulator([tool], use_model=True, seed=1)
+    echo = as_json({"method": "remove_favourite", "$schema": "Product launch", "removed": True})
+    got = response_value(exec_call(s, 1, "remove_favourite", {"pid": "pid_1"}, [echo]))
+    assert got == {"removed": True}
+    only_envelope = as_json({"method": "remove_favourite", "$schema": "x"})
+    got = response_value(exec_call(s, 2, "remove_favourite", {"pid": "pid_2"}, [only_envelope]))
+    assert got == {"success": True, "pid": "pid_2"}
