@@ -131,6 +131,9 @@ def unusable_rationale(text: str, transcript: str = "") -> str | None:
     'it names nothing from the trajectory'
     >>> unusable_rationale("Oslo is not supported by the tools. Oslo is not supported by the tools.")
     'it repeats itself'
+    >>> unusable_rationale("The request is not supported by the provided tools. Please list the episodes, "
+    ...                    "and the request is not supported by the provided tools.")
+    'it repeats itself'
     """
     words = re.findall(r"[a-z0-9']+", text.lower())
     if not words:
@@ -138,6 +141,10 @@ def unusable_rationale(text: str, transcript: str = "") -> str | None:
     # the same 4-word phrase three times or more
     grams = [" ".join(words[i : i + 4]) for i in range(len(words) - 3)]
     if grams and max(grams.count(g) for g in set(grams)) >= 3:
+        return "it repeats itself"
+    # or a 7-word phrase twice ("... is not supported by the provided tools" ... again)
+    long_grams = [" ".join(words[i : i + 7]) for i in range(len(words) - 6)]
+    if len(long_grams) != len(set(long_grams)):
         return "it repeats itself"
     sentences = [" ".join(re.findall(r"[a-z0-9']+", x.lower())) for x in re.split(r"(?<=[.!?])\s+", text)]
     sentences = [x for x in sentences if len(x.split()) >= 4]
@@ -297,7 +304,9 @@ def tool_intent(tool: dict[str, Any]) -> set[str]:
     """The words that say what ``tool`` is about (its name and summary, less verbs and
     words every tool has): ``getForecast`` "Returns the weather forecast" -> forecast, weather."""
     first = re.split(r"(?<=[.!?])\s|\n", (tool.get("description") or "").strip(), maxsplit=1)[0]
-    return _stems(tool.get("name", "")) | _stems(first)
+    # an operation id made of the method and path (post_api_v1_lists): the method is no subject
+    name = re.sub(r"^(get|post|put|patch|delete|head|options)_(?=api_|v\d+_)", "", tool.get("name", ""), flags=re.I)
+    return _stems(name) | _stems(first)
 
 
 def intent_problems(query: str, calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[str]:
@@ -309,6 +318,9 @@ def intent_problems(query: str, calls: list[dict[str, Any]], tools: list[dict[st
     >>> intent_problems("What's the weather in Paris?", [{"name": "get_air_quality", "arguments": {}}], [w, a])
     ['the request does not ask for what get_air_quality does (air, city, index); it asks for what get_weather does']
     >>> intent_problems("What's the weather in Paris?", [{"name": "get_weather", "arguments": {}}], [w, a])
+    []
+    >>> intent_problems("Create a new list, please.", [{"name": "post_api_v1_lists", "arguments": {}}],
+    ...                 [{"name": "post_api_v1_lists", "description": "Create list"}])
     []
     """
     asked = _stems(query)
