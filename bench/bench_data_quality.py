@@ -1,6 +1,6 @@
 """The synthesized data of two commits side by side: this checkout and an earlier one.
 
-    python bench/bench_data_quality.py --before 2f15d78 [--count 30] [--seed 0] [--keep]
+    python bench/bench_data_quality.py --before 2f15d78 [--count 30] [--seed 0] [--max-turns N]
 
 Each side gets a git worktree (the earlier commit) or this checkout, its own database
 (``inftool_dq_before`` / ``inftool_dq_after``) and Redis db, the 40-spec sample corpus and
@@ -41,6 +41,9 @@ def side_env(name: str, redis_db: int) -> dict[str, str]:
         INFTOOL_DEMO_ON_EMPTY="false",
         INFTOOL_VAR_DIR=str(ROOT / "var"),
         PYTHONUNBUFFERED="1",
+        # Both sides run at once: one core each.  Two torch processes with a thread per core
+        # each oversubscribe a 2-core box (seen: 3 steps per trajectory in 33 minutes).
+        OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2))),
     )
     return env
 
@@ -140,6 +143,7 @@ def main() -> int:
     ap.add_argument("--before", required=True, help="the earlier commit (e.g. 2f15d78)")
     ap.add_argument("--count", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-turns", type=int, default=None, help="synthesize --max-turns (multi-turn length)")
     ap.add_argument("--out", default=str(ROOT / "var" / "bench-data-quality"))
     ap.add_argument("--only", choices=["before", "after"], default=None,
                     help="run one side (the other is read from its database as an earlier run left it)")
@@ -155,6 +159,8 @@ def main() -> int:
     for name, (cwd, env) in run.items():
         prepare(name, cwd, env)
     cmd = [PY, "manage.py", "synthesize", "--count", str(args.count), "--seed", str(args.seed)]
+    if args.max_turns:
+        cmd += ["--max-turns", str(args.max_turns)]
     t0 = time.monotonic()
     procs = {name: sh(cmd, cwd, env, out / f"{name}.log") for name, (cwd, env) in run.items()}
     took = {}
