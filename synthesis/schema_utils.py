@@ -720,12 +720,13 @@ def _entity_of(key: str, node: dict) -> str | None:
     low = key.lower()
     prefix = re.sub(r"[^a-z]", "", low[: low.rfind("name")])
     words = [prefix] if prefix else re.findall(r"[a-z]+", str(node.get("description") or node.get("title") or "").lower())
-    for w in words:
-        if w in _PERSON_WORDS or w.rstrip("s") in _PERSON_WORDS:
+    for word in words:
+        w = word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+        if w in _PERSON_WORDS:
             return "person"
-        if w.rstrip("s") in _EMOJI_WORDS or w in _EMOJI_WORDS:
+        if w in _EMOJI_WORDS:
             return "emoji"
-        if w in _SLUG_WORDS + _TITLE_WORDS or w.rstrip("s") in _SLUG_WORDS + _TITLE_WORDS:
+        if w in _SLUG_WORDS or w in _TITLE_WORDS:
             return w
     return None
 
@@ -748,7 +749,7 @@ def _entity_name(key: str, node: dict, rng: random.Random) -> str | None:
     if entity == "emoji":
         return rng.choice(_EMOJI)
     topic = rng.choice(_TOPICS)
-    if entity in _SLUG_WORDS or entity.rstrip("s") in _SLUG_WORDS:
+    if entity in _SLUG_WORDS:
         return topic.replace(" ", "-")
     return topic.capitalize()
 
