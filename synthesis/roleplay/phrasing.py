@@ -622,6 +622,18 @@ def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
     return " ".join(out) or "Done."
 
 
+def without_envelope(data: dict[str, Any], tool_name: str | None = None) -> dict[str, Any]:
+    """``data`` less what a small model echoes of the request instead of a result: meta keys
+    (``$schema``, ``@context``), ``method``/``jsonrpc``/``params``, and the tool's own name.
+
+    >>> without_envelope({"method": "f", "$schema": "x", "tool": "f", "status": "ok"}, "f")
+    {'status': 'ok'}
+    """
+    return {k: v for k, v in data.items()
+            if not str(k).startswith(("$", "@")) and k not in ("method", "jsonrpc", "params")
+            and (tool_name is None or v != tool_name)}
+
+
 def _the(key: str) -> str:
     words = humanize(key).split()
     words = ["ID" if w.lower() == "id" else w for w in words]
@@ -630,8 +642,7 @@ def _the(key: str) -> str:
 
 def _summary(data: Any, limit: int = 4) -> str:
     if isinstance(data, dict):
-        # meta keys ("$schema", "@context") and an echo of the call say nothing to a person
-        data = {k: v for k, v in data.items() if not str(k).startswith(("$", "@")) and k not in ("method", "jsonrpc")}
+        data = without_envelope(data)
         scal = [(k, v) for k, v in data.items() if not isinstance(v, dict | list) and v not in (None, "")]
         lists = [(k, v) for k, v in data.items() if isinstance(v, list)]
         bits = [f"{_the(k)} is {spoken(v)}" for k, v in scal[:limit]]

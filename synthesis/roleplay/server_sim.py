@@ -35,6 +35,7 @@ from synthesis.schema_utils import (
 )
 
 from . import prompts
+from .phrasing import without_envelope
 from .runtime import Gen, ask_first, parse_json_reply, rng_for
 from .values import polish_result
 
@@ -250,9 +251,7 @@ class ServerSimulator:
         if not schema and isinstance(value, dict):
             # with no output schema to follow, a small model echoes the request's envelope
             # ({"method": name, "$schema": ...}): what is left, if anything, is the result
-            value = {k: v for k, v in value.items()
-                     if not str(k).startswith(("$", "@")) and k not in ("method", "jsonrpc", "params")
-                     and v != name}
+            value = without_envelope(value, name)
         usable = value is not None and (
             is_valid(value, schema) if schema else isinstance(value, dict) and bool(value)
         )
