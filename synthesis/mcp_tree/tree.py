@@ -71,6 +71,61 @@ DOMAIN_OF_CATEGORY: dict[str, str] = {
     "iot": "IoT & Devices",
 }
 
+# How a person writes an APIs.guru category as a name (the rest: capitalised).
+CATEGORY_LABEL: dict[str, str] = {
+    "customer_relation": "Customer Relations",
+    "developer_tools": "Developer Tools",
+    "ecommerce": "E-commerce",
+    "financial": "Finance",
+    "iot": "IoT",
+    "machine_learning": "Machine Learning",
+    "open_data": "Open Data",
+    "payment": "Payments",
+    "project_management": "Project Management",
+    "time_management": "Time Management",
+    "text": "Text Processing",
+    "tools": "Utilities",
+}
+
+
+def category_label(category: str) -> str:
+    return CATEGORY_LABEL.get(category) or category.replace("_", " ").strip().title()
+
+
+# Path segments that name no resource.
+_PATH_NOISE = frozenset(
+    """api apis rest v1 v2 v3 v4 v5 beta alpha json xml public private internal service services
+    admin me self batch bulk search query find list get all info""".split()
+)
+_VERSION_RE = re.compile(r"^(v\d+([._]\d+)*|\d+([._-]\d+)*|[a-z]?\d{4}-\d{2}-\d{2})$", re.I)
+_CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[_\-.\s]+")
+
+
+def resource_phrases(path: str) -> list[str]:
+    """The resources an operation's path names, as lower-case phrases a person would write:
+    ``/v1/{parent}/backupPlans/{id}:restore`` gives ``["backup plans"]``."""
+    out: list[str] = []
+    segs = (path or "").split("?")[0].split("/")
+    for k, seg in enumerate(segs):
+        seg = seg.split(":")[0]
+        if not seg or "{" in seg or "=" in seg or seg.startswith(("#", "$", "@")) or _VERSION_RE.match(seg):
+            continue
+        words = [w.lower() for w in _CAMEL_RE.split(seg) if w]
+        # The last segment after an id is mostly an action on it (/accounts/{id}/unblock),
+        # unless it is plural (/users/{id}/playlists).
+        after_id = k > 0 and "{" in segs[k - 1]
+        if after_id and k == len(segs) - 1 and words and not words[-1].endswith("s"):
+            continue
+        if not words or not all(w.isalpha() and len(w) > 1 for w in words) or len(words) > 3:
+            continue
+        phrase = " ".join(words)
+        if phrase in _PATH_NOISE or len(phrase) < 3 or all(w in _STOP for w in words):
+            continue
+        if phrase not in out:
+            out.append(phrase)
+    return out
+
+
 # Words every API uses; they name nothing.
 _STOP = frozenset(
     """a an and are as at be by can for from get gets has have if in into is it its list lists
@@ -357,14 +412,18 @@ def _share(total: int, sizes: list[float], floor: int = 1) -> list[int]:
 class _Keywords:
     """c-TF-IDF over tool texts: words frequent in a cluster and rare in the others."""
 
-    def __init__(self, texts: Sequence[str], sources: Sequence[str] | None = None):
-        # Parameter lists name fields, not what the tools are about.
-        texts = [t.split(" Parameters: ", 1)[0] for t in texts]
+    def __init__(self, texts: Sequence[str] | Sequence[Sequence[str]], sources: Sequence[str] | None = None):
+        """``texts``: one text per tool, or one list of ready terms (phrases) per tool."""
+        ready = bool(texts) and not isinstance(texts[0], str)
+        if not ready:
+            # Parameter lists name fields, not what the tools are about.
+            texts = [t.split(" Parameters: ", 1)[0] for t in texts]  # type: ignore[union-attr]
         self.sources = np.asarray(sources) if sources is not None else None
         from sklearn.feature_extraction.text import CountVectorizer
 
         self.vec = CountVectorizer(
-            tokenizer=self._tokens,
+            tokenizer=list if ready else self._tokens,
+            preprocessor=(lambda terms: terms) if ready else None,
             lowercase=False,
             token_pattern=None,
             min_df=2 if len(texts) > 50 else 1,
@@ -424,6 +483,10 @@ def _stem(word: str) -> str:
     return w
 
 
+def _title(phrase: str) -> str:
+    return " ".join(w if w.isupper() else w.capitalize() for w in phrase.split())
+
+
 def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozenset()) -> str:  # type: ignore[assignment]
     """A short name a person would write: one keyword ("Payments"), else two ("Users & Billing").
 
@@ -431,7 +494,8 @@ def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozen
     "User, Users & Account" does not happen; a numeric suffix is the last resort.
     """
     used = {_stem(w) for n in taken for w in n.split()} | {_stem(w) for w in avoid}
-    words = [w for w in keywords if w and _stem(w) not in {_stem(a) for a in avoid}] or list(keywords) or ["misc"]
+    avoid_stems = {_stem(a) for a in avoid}
+    words = [w for w in keywords if w and not ({_stem(x) for x in w.split()} & avoid_stems)] or list(keywords) or ["misc"]
     seen: set[str] = set()
     uniq = []
     for w in words:
@@ -439,13 +503,13 @@ def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozen
             seen.add(_stem(w))
             uniq.append(w)
     for w in uniq:
-        if _stem(w) not in used and w.capitalize() not in taken:
-            return w.capitalize()
+        if not ({_stem(x) for x in w.split()} & used) and _title(w) not in taken:
+            return _title(w)
     for a, b in zip(uniq, uniq[1:], strict=False):
-        name = f"{a.capitalize()} & {b.capitalize()}"
-        if name not in taken:
+        name = f"{_title(a)} & {_title(b)}"
+        if name not in taken and len(name) <= 40:
             return name
-    base = uniq[0].capitalize()
+    base = _title(uniq[0])
     name, i = base, 2
     while name in taken:
         name = f"{base} ({i})"
@@ -459,20 +523,27 @@ def build_tree(
     categories: Sequence[Sequence[str]] | None = None,
     *,
     sources: Sequence[str] | None = None,
+    resources: Sequence[Sequence[str]] | None = None,
     config: TreeConfig | None = None,
     namer: Namer | None = None,
 ) -> ToolTree:
-    """Cluster tools into domains and categories; deterministic for a given seed."""
+    """Cluster tools into domains and categories; deterministic for a given seed.
+
+    ``resources``: per tool, the resource phrases its path names (:func:`resource_phrases`);
+    categories are named after the most distinctive of them ("Backup Plans", "Playlists"),
+    else after keywords of the texts.
+    """
     cfg = config or TreeConfig()
     emb = np.ascontiguousarray(embeddings, dtype=np.float32)
     n = emb.shape[0]
-    if n != len(texts) or any(x is not None and len(x) != n for x in (categories, sources)):
-        raise ValueError("embeddings, texts, categories and sources must have one entry per tool")
+    if n != len(texts) or any(x is not None and len(x) != n for x in (categories, sources, resources)):
+        raise ValueError("embeddings, texts, categories, sources and resources must have one entry per tool")
     if n == 0:
         return ToolTree([], [], [])
     cats = categories if categories is not None else [()] * n
     seeds = [seed_domain(c, cfg.domain_of_category) for c in cats]
     kw = _Keywords(texts, sources)
+    rkw = _Keywords([list(r) for r in resources], sources) if resources is not None and any(resources) else None
 
     # ---- domains
     n_dom = min(cfg.n_domains, n)
@@ -516,6 +587,15 @@ def build_tree(
     nodes: list[TreeNode] = []
     taken: set[str] = set()
     domain_of = [""] * n
+    # A seed domain that leads several domains names none of them: each is named after
+    # its own most common APIs.guru category instead ("Education", not "Social &
+    # Education: District").
+    leads: Counter[str] = Counter()
+    for members in dom_members:
+        votes = Counter(seeds[i] for i in members if seeds[i])
+        if votes and votes.most_common(1)[0][1] >= 0.3 * len(members):
+            leads[votes.most_common(1)[0][0]] += 1
+    dom_resources = rkw.top(dom_members, cfg.keywords) if rkw is not None else [[] for _ in dom_members]
     for d, (members, words) in enumerate(zip(dom_members, dom_keywords, strict=True)):
         key = f"d{d:02d}"
         source = "keywords"
@@ -529,13 +609,15 @@ def build_tree(
                 top, count = votes.most_common(1)[0]
                 if count >= 0.3 * len(members):
                     source = "corpus-category"
-                    name = (
-                        top
-                        if top not in taken
-                        else f"{top}: {_keyword_name(words, taken, set(top.lower().split()))}"
-                    )
+                    if leads[top] == 1 and top not in taken:
+                        name = top
+                    else:
+                        name = _raw_category_name(
+                            [c for i in members for c in cats[i] if cfg.domain_of_category.get(c) == top],
+                            len(members), taken)
             if not name:
-                name = _keyword_name(words, taken)
+                source = "keywords"
+                name = _keyword_name(dom_resources[d] + words, taken)
         name = _dedupe_name(name, taken)
         taken.add(name)
         nodes.append(TreeNode(key, 1, name, None, sorted(members), words, source))
@@ -564,9 +646,11 @@ def build_tree(
         else:
             groups = [list(members)]
         words_list = kw.top(groups, cfg.keywords) if len(groups) > 1 else [dom.keywords]
+        res_list = rkw.top(groups, cfg.keywords) if rkw is not None else [[] for _ in groups]
         avoid = {w.lower().strip(",&:()") for w in dom.name.split()}
         for c, (group, words) in enumerate(zip(groups, words_list, strict=True)):
             key = f"{dom.key}.c{c:02d}"
+            words = list(dict.fromkeys(res_list[c] + words))
             if namer is not None:
                 name, source = namer("category", words, [texts[i] for i in group[:8]], set(taken)), "llm"
             else:
@@ -577,6 +661,16 @@ def build_tree(
             for i in group:
                 category_of[i] = key
     return ToolTree(nodes + cat_nodes, category_of, domain_of)
+
+
+def _raw_category_name(raw: list[str], size: int, taken: set[str]) -> str:
+    """The label of the most common APIs.guru category (at least 30% of ``size`` tools)
+    whose label is not taken; "" when none qualifies."""
+    for category, count in Counter(raw).most_common():
+        label = category_label(category)
+        if count >= 0.3 * size and label not in taken:
+            return label
+    return ""
 
 
 def _dedupe_name(name: str, taken: set[str]) -> str:

@@ -281,3 +281,36 @@ def test_many_rows_cluster_in_mini_batches_and_find_the_same_groups(monkeypatch)
     assert {len(set(labels[truth == g])) for g in range(3)} == {1} and len(set(labels)) == 3
     small = tree_module._kmeans(x[:900], 2, "k-means++", 0, 100, minibatch_above=1000)
     assert used == [tree_module.MINIBATCH_SIZE] and len(set(small)) == 2  # full k-means below the bound
+
+
+def test_resource_phrases_are_the_nouns_a_path_names():
+    from synthesis.mcp_tree.tree import resource_phrases
+
+    assert resource_phrases("/v1/{parent}/backupPlans/{id}:restore") == ["backup plans"]
+    assert resource_phrases("/users/{userId}/playlists") == ["users", "playlists"]
+    assert resource_phrases("/api/v2/accounts/{id}/unblock") == ["accounts"], "an action on an id is no resource"
+    assert resource_phrases("/2015-01-01/tags/{ARN}") == ["tags"]
+    assert resource_phrases("/#X-Amz-Target=Foo.Bar") == [] and resource_phrases("") == []
+
+
+def test_categories_are_named_after_their_resources_and_shared_seeds_after_their_own_category():
+    import numpy as np
+
+    from synthesis.mcp_tree.tree import TreeConfig, build_tree
+
+    rng = np.random.default_rng(4)
+    centers = rng.normal(size=(4, 16))
+    emb = np.concatenate([c + 0.05 * rng.normal(size=(40, 16)) for c in centers]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    # Two clusters are social APIs, two education APIs: both map to "Social & Education".
+    raw = ["social", "social", "education", "education"]
+    res = [["followers"], ["posts"], ["students"], ["courses"]]
+    texts = [f"get the thing number{i % 9} by its id" for i in range(160)]
+    tree = build_tree(
+        emb, texts, [[raw[i // 40]] for i in range(160)], sources=[f"api{i // 4}" for i in range(160)],
+        resources=[res[i // 40] for i in range(160)],
+        config=TreeConfig(n_domains=2, n_categories=4, seed=0),
+    )
+    assert sorted(d.name for d in tree.domains()) == ["Education", "Social"]
+    assert {d.name_source for d in tree.domains()} == {"corpus-category"}
+    assert sorted(c.name for c in tree.categories()) == ["Courses", "Followers", "Posts", "Students"]
