@@ -102,6 +102,9 @@ class Tool(models.Model):
     content_hash = models.CharField(max_length=64, db_index=True)
     # float32 little-endian vector (all-MiniLM-L6-v2: 384 dimensions)
     embedding = models.BinaryField(null=True, blank=True, editable=False)
+    # synthesis.mcp_tree.dedup.RECIPES key the vector was made with ("" before #20): a
+    # vector of another recipe is re-embedded, never mixed with the current one's.
+    embedding_recipe = models.CharField(max_length=32, blank=True, default="")
     domain = models.ForeignKey(
         TreeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="domain_tools"
     )
@@ -194,3 +197,20 @@ class DuplicateLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} ~ {self.canonical} ({self.method}, {self.similarity:.3f})"
+
+
+class TreeBuild(models.Model):
+    """One finished ``build_tree`` run: a fingerprint of what it was built from (every
+    tool's id and content hash, the embedding recipe and the run's settings) and what it
+    found.  A run whose fingerprint equals the last build's has nothing to do."""
+
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    settings = models.JSONField(default=dict)
+    stats = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"tree build {self.pk} ({self.fingerprint[:12]})"

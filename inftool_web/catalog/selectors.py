@@ -12,7 +12,7 @@ from django.db.models import Count, Q, QuerySet
 from inftool_web.core.filters import FilterError, is_id
 from synthesis.mcp_tree.curation import REASONS
 
-from .models import Tool, TreeNode
+from .models import DuplicateLink, Tool, TreeBuild, TreeNode
 
 
 @dataclass(frozen=True)
@@ -150,3 +150,20 @@ def tree_state() -> TreeState:
     counts = Tool.objects.aggregate(total=Count("id"), unplaced=Count("id", filter=Q(domain__isnull=True)))
     return TreeState(tools=counts["total"], domains=TreeNode.objects.filter(level=TreeNode.Level.DOMAIN).count(),
                      unplaced=counts["unplaced"])
+
+
+def tree_is_current(*, fingerprint: str) -> TreeBuild | None:
+    """The last build, when it was made from exactly this fingerprint and its tree is still stored."""
+    last = TreeBuild.objects.first()
+    if last is None or last.fingerprint != fingerprint or not TreeNode.objects.exists():
+        return None
+    return last
+
+
+def judge_verdicts_kept(*, changed: set[int]) -> dict[tuple[int, int], tuple[bool, str]]:
+    """The stored judge verdicts between tools neither of which changed since: a rebuild
+    reuses them instead of asking the judge again.  Keys are (tool id, canonical id)."""
+    rows = DuplicateLink.objects.filter(method=DuplicateLink.Method.JUDGE).values_list(
+        "tool_id", "canonical_id", "is_duplicate", "rationale")
+    return {(a, b): (dup, why) for a, b, dup, why in rows.iterator(chunk_size=5000)
+            if a not in changed and b not in changed}

@@ -8,6 +8,7 @@ only its failure (reason code and message) is recorded and the run goes on.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from synthesis.mcp_tree.dedup import content_hash
 from synthesis.mcp_tree.openapi import SpecError, convert_spec, spec_digest
 from synthesis.mcp_tree.tool_check import tool_problem
 
-from .models import ApiSource, DuplicateLink, Tool, TreeNode
+from .models import ApiSource, DuplicateLink, Tool, TreeBuild, TreeNode
 
 WRITE_BATCH = 2000
 
@@ -154,7 +155,7 @@ def _replace_tools(source: ApiSource, tools: list[dict[str, Any]]) -> int:
             update_conflicts=True,
             unique_fields=["source", "name"],
             update_fields=["description", "input_schema", "output_schema", "method", "path", "content_hash",
-                           "usability_score", "usability_reasons", "embedding"],
+                           "usability_score", "usability_reasons", "embedding", "embedding_recipe"],
         )
     return sum(1 for t in changed if t["name"] not in existing)
 
@@ -251,13 +252,37 @@ def tools_curate(*, threshold: float = DEFAULT_THRESHOLD, only_missing: bool = F
 # ----------------------------------------------------------------------------- dedup, tree
 
 
-def tool_set_embeddings(*, ids: list[int], vectors) -> None:
-    """Store float32 vectors (one row per id, in order)."""
+def tool_set_embeddings(*, ids: list[int], vectors, recipe: str) -> None:
+    """Store float32 vectors (one row per id, in order) and the recipe that made them."""
     arr = np.asarray(vectors, dtype="<f4")
     with transaction.atomic():
-        objs = [Tool(pk=pk, embedding=arr[i].tobytes()) for i, pk in enumerate(ids)]
+        objs = [Tool(pk=pk, embedding=arr[i].tobytes(), embedding_recipe=recipe) for i, pk in enumerate(ids)]
         for i in range(0, len(objs), WRITE_BATCH):
-            Tool.objects.bulk_update(objs[i : i + WRITE_BATCH], ["embedding"])
+            Tool.objects.bulk_update(objs[i : i + WRITE_BATCH], ["embedding", "embedding_recipe"])
+
+
+def tree_fingerprint_start(*, recipe: str, settings: Mapping[str, Any]) -> Any:
+    """A SHA-256 over the recipe and settings, to which ``"\\n{id}:{content_hash}"`` of
+    each tool in id order is added (what :func:`tree_fingerprint` does over every tool)."""
+    h = hashlib.sha256()
+    h.update(recipe.encode())
+    h.update(json.dumps(dict(settings), sort_keys=True, default=str).encode())
+    return h
+
+
+def tree_fingerprint(*, recipe: str, settings: Mapping[str, Any]) -> str:
+    """SHA-256 of every stored tool's id and content hash, the embedding recipe and the
+    build's settings: equal fingerprints mean a rebuild would find what the last one did."""
+    h = tree_fingerprint_start(recipe=recipe, settings=settings)
+    qs = Tool.objects.order_by("id").values_list("id", "content_hash")
+    for pk, digest in qs.iterator(chunk_size=10000):
+        h.update(f"\n{pk}:{digest}".encode())
+    return h.hexdigest()
+
+
+def tree_build_record(*, fingerprint: str, settings: Mapping[str, Any], stats: Mapping[str, Any]) -> TreeBuild:
+    return TreeBuild.objects.create(fingerprint=fingerprint, settings=dict(settings), stats=dict(stats))
+
 
 
 @transaction.atomic

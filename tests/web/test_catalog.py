@@ -15,8 +15,9 @@ import jsonschema
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import Q
 
-from inftool_web.catalog.models import ApiSource, DuplicateLink, Tool, TreeNode
+from inftool_web.catalog.models import ApiSource, DuplicateLink, Tool, TreeBuild, TreeNode
 from tests.conftest import ROOT, free_port
 
 SPECS = ROOT / "tests" / "synthesis" / "mcp_tree" / "specs"
@@ -139,6 +140,100 @@ def test_build_tree_stores_duplicates_and_a_two_level_tree(tmp_path):
     run("build_tree", no_judge=True, domains=3, categories=5)
     assert TreeNode.objects.filter(level="domain").count() == domains.count()
     assert DuplicateLink.objects.filter(method="exact", is_duplicate=True).count() == n_pet
+
+
+def _two_specs(tmp_path):
+    shutil.copy(SPECS / "library_oas30.yaml", tmp_path / "library.yaml")
+    shutil.copy(SPECS / "shop_swagger2.yaml", tmp_path / "shop.yaml")
+    run("ingest_openapi", str(tmp_path), workers=1)
+
+
+@pytest.mark.django_db
+def test_a_rebuild_over_the_same_tools_and_settings_stops_at_once(tmp_path):
+    _two_specs(tmp_path)
+    run("build_tree", no_judge=True, domains=2, categories=3)
+    assert TreeBuild.objects.count() == 1
+    nodes = set(TreeNode.objects.values_list("pk", flat=True))
+    again = run("build_tree", no_judge=True, domains=2, categories=3)
+    assert "nothing changed since tree build" in again
+    assert TreeBuild.objects.count() == 1 and set(TreeNode.objects.values_list("pk", flat=True)) == nodes
+    # Another setting, --force, or a changed tool each rebuild.
+    assert "nothing changed" not in run("build_tree", no_judge=True, domains=2, categories=4)
+    assert "nothing changed" not in run("build_tree", no_judge=True, domains=2, categories=4, force=True)
+    assert TreeBuild.objects.count() == 3
+    lib = tmp_path / "library.yaml"
+    lib.write_text(lib.read_text().replace("summary: Get a book", "summary: Fetch one book by its id"))
+    run("ingest_openapi", str(tmp_path), workers=1)
+    out = run("build_tree", no_judge=True, domains=2, categories=4)
+    assert "nothing changed" not in out and re.search(r"embedded now\s+1\b", out)
+    assert TreeBuild.objects.count() == 4
+    # A deleted tree is rebuilt even though the tools did not change.
+    TreeNode.objects.all().delete()
+    assert "nothing changed" not in run("build_tree", no_judge=True, domains=2, categories=4)
+
+
+@pytest.mark.django_db
+def test_a_run_killed_while_embedding_resumes_after_its_stored_chunks(tmp_path, monkeypatch):
+    import inftool_web.catalog.management.commands.build_tree as command
+    from synthesis.mcp_tree.dedup import EMBED_RECIPE
+
+    _two_specs(tmp_path)
+    n = Tool.objects.count()
+    assert n > 4
+    real = command.embed_tools
+    chunks = []
+
+    def killed_after_two_chunks(tools, **kwargs):
+        if len(chunks) == 2:
+            raise SystemExit("killed")
+        chunks.append(len(tools))
+        return real(tools, **kwargs)
+
+    monkeypatch.setattr(command, "embed_tools", killed_after_two_chunks)
+    with pytest.raises(SystemExit):
+        run("build_tree", no_judge=True, domains=2, categories=3, embed_chunk=2)
+    assert chunks == [2, 2]
+    assert Tool.objects.filter(embedding_recipe=EMBED_RECIPE).exclude(embedding=None).count() == 4
+    monkeypatch.setattr(command, "embed_tools", real)
+    out = run("build_tree", no_judge=True, domains=2, categories=3, embed_chunk=2)
+    assert f"embedding {n - 4} tools" in out
+    assert Tool.objects.filter(embedding_recipe=EMBED_RECIPE).count() == n
+
+
+@pytest.mark.django_db
+def test_vectors_of_another_recipe_are_embedded_again(tmp_path):
+    _two_specs(tmp_path)
+    run("build_tree", no_judge=True, domains=2, categories=3)
+    n = Tool.objects.count()
+    Tool.objects.filter(pk__in=list(Tool.objects.values_list("pk", flat=True)[:4])).update(embedding_recipe="full-128")
+    out = run("build_tree", no_judge=True, domains=2, categories=3, force=True)
+    assert "embedding 4 tools" in out and Tool.objects.filter(embedding_recipe="lead-64").count() == n
+
+
+@pytest.mark.django_db
+def test_a_rebuild_reuses_the_judges_verdicts_on_unchanged_tools(tmp_path, settings):
+    settings.INFTOOL_ROLE_BACKENDS = {**settings.INFTOOL_ROLE_BACKENDS, "judge": {
+        "backend": "scripted", "default": '{"duplicate": false, "reason": "different operations"}'}}
+    _two_specs(tmp_path)
+    # A low band sends many pairs to the judge.
+    args = dict(domains=2, categories=3, lower=0.2, upper=0.999, max_judge_pairs=1000)
+    first = run("build_tree", **args)
+    judged = DuplicateLink.objects.filter(method="judge")
+    n_judged = judged.count()
+    assert n_judged > 3 and re.search(r"judge verdicts reused\s+0\b", first)
+    again = run("build_tree", force=True, **args)
+    assert re.search(rf"judge verdicts reused\s+{n_judged}\b", again)
+    assert judged.count() == n_judged
+    # Pairs with a changed tool go to the judge again; the rest are reused.
+    lib = tmp_path / "library.yaml"
+    lib.write_text(lib.read_text().replace("summary: Get a book", "summary: Fetch one book by its id"))
+    run("ingest_openapi", str(tmp_path), workers=1)
+    changed = Tool.objects.get(embedding=None)
+    with_changed = judged.filter(Q(tool=changed) | Q(canonical=changed)).count()
+    assert with_changed
+    third = run("build_tree", **args)
+    reused = int(re.search(r"judge verdicts reused\s+(\d+)", third).group(1))
+    assert reused == n_judged - with_changed
 
 
 @pytest.mark.django_db

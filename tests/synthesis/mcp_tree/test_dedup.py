@@ -212,3 +212,76 @@ def test_slim_tools_dedup_like_full_tools():
     full = dedup_tools(tools, embeddings=emb)
     lean = dedup_tools(slim, embeddings=emb)
     assert full.canonical_of == lean.canonical_of and full.canonical == lean.canonical
+
+
+def test_the_embedded_text_is_the_name_and_the_lead_of_the_description():
+    from synthesis.mcp_tree.dedup import RECIPES, embed_text, lead
+
+    tool = _tool(
+        "gamesManagement_achievements_resetAllForAllPlayers",
+        "Resets all draft achievements for all players. This method is only available to user "
+        "accounts for your developer console. See [the guide](https://example.com/x) for *more*.",
+        ["playerId", "pageToken"],
+        "games",
+    )
+    text = embed_text(tool)
+    assert text.startswith("games management achievements reset all for all players: Resets all draft")
+    assert "developer console." in text, "the summary and the first sentence after it"
+    assert "See the guide" not in text and "https://" not in text and "playerId" not in text
+    assert lead("A. B. C.") == "A. B." and lead("e.g. one thing. Two.") == "e.g. one thing. Two."
+    assert lead("*Create* an `API` [object](http://x)") == "Create an API object"
+    assert len(lead("word " * 200, max_chars=50)) <= 50
+    assert RECIPES["lead-64"].text is embed_text and RECIPES["lead-64"].max_seq_length == 64
+
+
+def test_identical_texts_are_encoded_once_and_get_the_same_row():
+    from synthesis.mcp_tree.dedup import embed_texts
+
+    class Counting:
+        max_seq_length = 128
+
+        def __init__(self):
+            self.seen = []
+            self.caps = []
+
+        def get_sentence_embedding_dimension(self):
+            return 3
+
+        def encode(self, texts, **_):
+            self.seen.append(list(texts))
+            self.caps.append(self.max_seq_length)
+            return np.array([[len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
+
+    m = Counting()
+    out = embed_texts(["aa", "b", "aa", "ccc", "b"], model=m, max_seq_length=64)
+    assert m.seen == [["aa", "b", "ccc"]] and m.caps == [64]
+    assert m.max_seq_length == 128, "the model's own cap is restored"
+    assert out[:, 0].tolist() == [2, 1, 2, 3, 1]
+
+
+def test_a_remembering_judge_asks_only_about_pairs_it_has_no_verdict_for():
+    from synthesis.mcp_tree.dedup import RememberingJudge
+
+    asked = []
+
+    class Judge:
+        def batch(self, pairs):
+            asked.extend((a.get("_key"), b.get("_key")) for a, b in pairs)
+            return [(True, "asked") for _ in pairs]
+
+    built = []
+
+    def make():
+        built.append(1)
+        return Judge()
+
+    t = {k: {"name": f"t{k}", "_key": k} for k in range(5)}
+    judge = RememberingJudge(make, known={(1, 0): (False, "stored"), (2, 3): (True, "stored too")})
+    # Stored either way round; nothing to ask, so the judge's model is never built.
+    assert judge.batch([(t[0], t[1]), (t[3], t[2])]) == [(False, "stored"), (True, "stored too")]
+    assert built == [] and judge.reused == 2 and judge.asked == 0
+    assert judge.batch([(t[0], t[1]), (t[0], t[4]), (t[2], t[4])]) == [
+        (False, "stored"), (True, "asked"), (True, "asked")]
+    assert asked == [(0, 4), (2, 4)] and built == [1] and judge.asked == 2 and judge.reused == 3
+    # Tools without a key are always asked.
+    assert judge({"name": "x"}, t[1]) == (True, "asked") and judge.asked == 3

@@ -3,6 +3,12 @@
     manage.py build_tree                        # exact + semantic dedup, LLM judge on borderline pairs
     manage.py build_tree --no-judge             # borderline pairs stay apart
     manage.py build_tree --domains 15 --categories 40
+    manage.py build_tree --force                # rebuild even when nothing changed
+
+Incremental: vectors are stored per chunk as they are made (a killed run resumes after the
+last stored chunk), only tools without a vector of the current recipe are embedded, a
+rebuild reuses the judge's verdicts on pairs of unchanged tools, and a run over the same
+tools with the same settings as the last build stops at once.
 """
 
 from __future__ import annotations
@@ -16,25 +22,30 @@ from django.db.models import OuterRef, Subquery
 from tqdm import tqdm
 
 from inftool_web.catalog.models import Tool
-from inftool_web.catalog.selectors import curation_summary
+from inftool_web.catalog.selectors import curation_summary, judge_verdicts_kept, tree_is_current
 from inftool_web.catalog.services import (
     duplicates_store,
     tool_set_embeddings,
     tools_curate,
+    tree_build_record,
+    tree_fingerprint,
+    tree_fingerprint_start,
     tree_store,
 )
 from synthesis.llm.roles import backends_for_roles
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 from synthesis.mcp_tree.dedup import (
+    EMBED_RECIPE,
     DedupConfig,
+    RememberingJudge,
     dedup_tools,
-    embed_texts,
+    embed_tools,
     load_embedder,
     make_llm_judge,
     slim_tool,
     tool_text,
 )
-from synthesis.mcp_tree.tree import TreeConfig, build_tree
+from synthesis.mcp_tree.tree import TreeConfig, build_tree, resource_phrases
 
 
 class Command(BaseCommand):
@@ -52,13 +63,35 @@ class Command(BaseCommand):
                             help="fewest tools a category may hold (a smaller one joins its nearest sibling)")
         parser.add_argument("--max-domain-share", type=float, default=0.15,
                             help="most of the canonical tools one domain may hold")
+        parser.add_argument("--embed-chunk", type=int, default=2048,
+                            help="tools embedded and stored together (a killed run resumes after the last stored chunk)")
+        parser.add_argument("--force", action="store_true",
+                            help="rebuild even when no tool and no setting changed since the last build")
 
     def handle(self, *args, domains, categories, lower, upper, no_judge, max_judge_pairs, seed,
-               min_category_size, max_domain_share, **options):
+               min_category_size, max_domain_share, embed_chunk=2048, force=False, **options):
         t0 = time.perf_counter()
         # Tools stored before curation existed get their score now, so the tree's tools are
         # all ready for role-play to filter by usability.
         tools_curate(only_missing=True)
+        judge_spec = None
+        if not no_judge:
+            judge_spec = {k: v for k, v in dict(settings.INFTOOL_ROLE_BACKENDS["judge"]).items() if v}
+        build_settings = {
+            "domains": domains, "categories": categories, "lower": lower, "upper": upper,
+            "judge": {k: v for k, v in (judge_spec or {}).items() if "key" not in k.lower()} if judge_spec else None,
+            "max_judge_pairs": max_judge_pairs, "seed": seed, "min_category_size": min_category_size,
+            "max_domain_share": max_domain_share,
+        }
+        fingerprint = tree_fingerprint(recipe=EMBED_RECIPE, settings=build_settings)
+        last = None if force else tree_is_current(fingerprint=fingerprint)
+        if last is not None:
+            self.stdout.write(
+                f"nothing changed since tree build {last.pk} ({last.created_at:%Y-%m-%d %H:%M}): "
+                f"same tools, same settings; the tree is kept (--force rebuilds it). "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
+            return
         # Stream the tools and keep a slim stand-in of each (exact key and completeness
         # computed on the full schemas, then the schemas dropped), so memory stays bounded
         # by the corpus size times a few hundred bytes rather than by its schemas.
@@ -68,41 +101,51 @@ class Command(BaseCommand):
         ids: list[int] = []
         tools: list[dict] = []
         categories_of: list[list[str]] = []
+        resources_of: list[list[str]] = []
         emb = np.zeros((n_total, 384), dtype=np.float32)
         missing = []
         qs = Tool.objects.order_by("id").values_list(
             "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
-            "embedding",
+            "embedding", "embedding_recipe", "content_hash", "path",
         )
+        built_from = tree_fingerprint_start(recipe=EMBED_RECIPE, settings=build_settings)
         for i, r in enumerate(qs.iterator(chunk_size=2000)):
             if i >= n_total:  # tools added while this runs wait for the next run
                 break
             ids.append(r[0])
+            built_from.update(f"\n{r[0]}:{r[9]}".encode())
             tools.append(slim_tool({"name": r[1], "description": r[2], "inputSchema": r[3], "outputSchema": r[4],
-                                    "source": r[5]}))
+                                    "source": r[5]}, key=r[0]))
             categories_of.append(list(r[6] or []))
-            if r[7]:
+            resources_of.append(resource_phrases(r[10]))
+            if r[7] and r[8] == EMBED_RECIPE:
                 emb[i] = np.frombuffer(bytes(r[7]), dtype="<f4")
             else:
                 missing.append(i)
         emb = emb[: len(ids)]
+        t_read = time.perf_counter() - t0
         t_embed = time.perf_counter()
         if missing:
             model = load_embedder()
-            self.stdout.write(f"embedding {len(missing)} tools")
-            chunk = 2048
+            self.stdout.write(f"embedding {len(missing)} tools ({EMBED_RECIPE})")
+            # Each chunk is stored as soon as it is made: a killed run resumes after it.
+            chunk = max(1, embed_chunk)
             for start in tqdm(range(0, len(missing), chunk), desc="embed", unit="chunk", file=self.stderr._out):
                 part = missing[start : start + chunk]
-                vecs = embed_texts([tool_text(tools[i]) for i in part], model=model)
+                vecs = embed_tools([tools[i] for i in part], model=model)
                 emb[part] = vecs
-                tool_set_embeddings(ids=[ids[i] for i in part], vectors=vecs)
+                tool_set_embeddings(ids=[ids[i] for i in part], vectors=vecs, recipe=EMBED_RECIPE)
         t_embed = time.perf_counter() - t_embed
 
         judge = None
-        if not no_judge:
-            spec = dict(settings.INFTOOL_ROLE_BACKENDS["judge"])
-            spec = {k: v for k, v in spec.items() if v}
-            judge = make_llm_judge(backends_for_roles({"judge": spec})["judge"])
+        if judge_spec is not None:
+            # Verdicts on pairs of tools that kept their vector are still good; the judge's
+            # model is loaded only if some pair has none.
+            changed = {ids[i] for i in missing}
+            judge = RememberingJudge(
+                lambda: make_llm_judge(backends_for_roles({"judge": judge_spec})["judge"]),
+                known=judge_verdicts_kept(changed=changed),
+            )
         t_dedup = time.perf_counter()
         cfg = DedupConfig(lower=lower, upper=upper, max_judge_pairs=max_judge_pairs)
         result = dedup_tools(tools, embeddings=emb, config=cfg, judge=judge)
@@ -122,7 +165,7 @@ class Command(BaseCommand):
         keep = result.canonical
         tree = build_tree(
             emb[keep], [tool_text(tools[i]) for i in keep], [categories_of[i] for i in keep],
-            sources=[tools[i]["source"] for i in keep],
+            sources=[tools[i]["source"] for i in keep], resources=[resources_of[i] for i in keep],
             config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed,
                               min_category_size=min_category_size, max_domain_share=max_domain_share),
         )
@@ -148,19 +191,23 @@ class Command(BaseCommand):
 
         table = [
             ("tools", len(ids)),
+            ("embedded now", len(missing)),
             ("exact duplicates", result.stats.get("exact_duplicates", 0)),
             ("candidate pairs", result.stats.get("candidate_pairs", 0)),
             ("judged pairs", result.stats.get("judged", 0)),
+            ("judge verdicts reused", judge.reused if judge else 0),
             ("duplicates removed", result.duplicates),
             ("canonical tools", len(keep)),
             ("decisions stored", links),
             (f"canonical usable (>= {DEFAULT_THRESHOLD:g})", curation_summary(threshold=DEFAULT_THRESHOLD).canonical_kept),
             ("domains", n_dom),
             ("categories", n_cat),
+            ("reading s", f"{t_read:.1f}"),
             ("embedding s", f"{t_embed:.1f}"),
             ("dedup s", f"{t_dedup:.1f}"),
             ("tree s", f"{t_tree:.1f}"),
             ("total s", f"{time.perf_counter() - t0:.1f}"),
         ]
+        tree_build_record(fingerprint=built_from.hexdigest(), settings=build_settings, stats=dict(table))
         width = max(len(k) for k, _ in table)
         self.stdout.write("\n" + "\n".join(f"{k:<{width}}  {v:>10}" for k, v in table))
