@@ -601,7 +601,7 @@ def build_tree(
         source = "keywords"
         if namer is not None:
             name = namer("domain", words, [texts[i] for i in members[:8]], set(taken))
-            source = "llm"
+            source = getattr(namer, "last_source", "llm")
         else:
             votes = Counter(seeds[i] for i in members if seeds[i])
             name = ""
@@ -652,7 +652,8 @@ def build_tree(
             key = f"{dom.key}.c{c:02d}"
             words = list(dict.fromkeys(res_list[c] + words))
             if namer is not None:
-                name, source = namer("category", words, [texts[i] for i in group[:8]], set(taken)), "llm"
+                name = namer("category", words, [texts[i] for i in group[:8]], set(taken))
+                source = getattr(namer, "last_source", "llm")
             else:
                 name, source = _keyword_name(words, taken, avoid), "keywords"
             name = _dedupe_name(name, taken)
@@ -728,6 +729,10 @@ def make_llm_namer(backend: LLMBackend, *, max_tokens: int = 24) -> Namer:
             name = str(json.loads(res.text)["name"]).strip()
         except (ValueError, KeyError, TypeError):
             name = ""
-        return name if name_is_acceptable(name, taken) else _keyword_name(keywords, taken)
+        if name_is_acceptable(name, taken):
+            namer.last_source = "llm"  # type: ignore[attr-defined]
+            return name
+        namer.last_source = "keywords"  # type: ignore[attr-defined]
+        return _keyword_name(keywords, taken)
 
     return namer

@@ -237,6 +237,22 @@ def test_a_rebuild_reuses_the_judges_verdicts_on_unchanged_tools(tmp_path, setti
 
 
 @pytest.mark.django_db
+def test_a_configured_model_names_the_nodes_and_its_unusable_names_fall_back(tmp_path, settings):
+    settings.INFTOOL_ROLE_BACKENDS = {**settings.INFTOOL_ROLE_BACKENDS, "judge": {
+        "backend": "scripted", "default": '{"name": "Book Lending"}'}}
+    _two_specs(tmp_path)
+    run("build_tree", no_judge=True, domains=2, categories=3)  # auto: the scripted stand-in is no stronger model
+    assert not TreeNode.objects.filter(name_source="llm").exists()
+    run("build_tree", no_judge=True, domains=2, categories=3, namer="llm")
+    named = TreeNode.objects.filter(name_source="llm")
+    # The first node takes the model's name; the others would repeat it, so they fall back.
+    assert list(named.values_list("name", flat=True)) == ["Book Lending"]
+    assert TreeNode.objects.exclude(name_source="llm").count() == TreeNode.objects.count() - 1
+    names = list(TreeNode.objects.values_list("name", flat=True))
+    assert all(n.strip() for n in names) and len(set(names)) == len(names)
+
+
+@pytest.mark.django_db
 def test_a_new_converter_version_converts_unchanged_specs_again(tmp_path, monkeypatch):
     from django.core.management import call_command
 

@@ -45,7 +45,7 @@ from synthesis.mcp_tree.dedup import (
     slim_tool,
     tool_text,
 )
-from synthesis.mcp_tree.tree import TreeConfig, build_tree, resource_phrases
+from synthesis.mcp_tree.tree import TreeConfig, build_tree, make_llm_namer, resource_phrases
 
 
 class Command(BaseCommand):
@@ -65,11 +65,14 @@ class Command(BaseCommand):
                             help="most of the canonical tools one domain may hold")
         parser.add_argument("--embed-chunk", type=int, default=2048,
                             help="tools embedded and stored together (a killed run resumes after the last stored chunk)")
+        parser.add_argument("--namer", choices=["auto", "keywords", "llm"], default="auto",
+                            help="who names the nodes: auto = the judge role's model when one other than the "
+                                 "embedded model is configured, else the corpus's categories and keyphrases")
         parser.add_argument("--force", action="store_true",
                             help="rebuild even when no tool and no setting changed since the last build")
 
     def handle(self, *args, domains, categories, lower, upper, no_judge, max_judge_pairs, seed,
-               min_category_size, max_domain_share, embed_chunk=2048, force=False, **options):
+               min_category_size, max_domain_share, embed_chunk=2048, namer="auto", force=False, **options):
         t0 = time.perf_counter()
         # Tools stored before curation existed get their score now, so the tree's tools are
         # all ready for role-play to filter by usability.
@@ -77,7 +80,11 @@ class Command(BaseCommand):
         judge_spec = None
         if not no_judge:
             judge_spec = {k: v for k, v in dict(settings.INFTOOL_ROLE_BACKENDS["judge"]).items() if v}
+        namer_spec = {k: v for k, v in dict(settings.INFTOOL_ROLE_BACKENDS["judge"]).items() if v}
+        if namer == "auto":
+            namer = "llm" if namer_spec.get("backend") not in (None, "embedded", "scripted") else "keywords"
         build_settings = {
+            "namer": {k: v for k, v in namer_spec.items() if "key" not in k.lower()} if namer == "llm" else "keywords",
             "domains": domains, "categories": categories, "lower": lower, "upper": upper,
             "judge": {k: v for k, v in (judge_spec or {}).items() if "key" not in k.lower()} if judge_spec else None,
             "max_judge_pairs": max_judge_pairs, "seed": seed, "min_category_size": min_category_size,
@@ -166,6 +173,7 @@ class Command(BaseCommand):
         tree = build_tree(
             emb[keep], [tool_text(tools[i]) for i in keep], [categories_of[i] for i in keep],
             sources=[tools[i]["source"] for i in keep], resources=[resources_of[i] for i in keep],
+            namer=make_llm_namer(backends_for_roles({"judge": namer_spec})["judge"]) if namer == "llm" else None,
             config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed,
                               min_category_size=min_category_size, max_domain_share=max_domain_share),
         )
