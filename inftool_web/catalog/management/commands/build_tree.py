@@ -110,7 +110,9 @@ class Command(BaseCommand):
         categories_of: list[list[str]] = []
         resources_of: list[list[str]] = []
         emb = np.zeros((n_total, 384), dtype=np.float32)
-        missing = []
+        missing: list[int] = []
+        twins: list[int] = []  # exact duplicates without a vector of their own
+        rep_of: dict[str, int] = {}
         qs = Tool.objects.order_by("id").values_list(
             "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
             "embedding", "embedding_recipe", "content_hash", "path",
@@ -125,10 +127,15 @@ class Command(BaseCommand):
                                     "source": r[5]}, key=r[0]))
             categories_of.append(list(r[6] or []))
             resources_of.append(resource_phrases(r[10]))
+            # Dedup and the tree read only the vector of each exact group's first tool (its
+            # twins share name and schema), so only that one is embedded and stored.
+            rep = rep_of.setdefault(tools[-1]["_exact_key"], i)
             if r[7] and r[8] == EMBED_RECIPE:
                 emb[i] = np.frombuffer(bytes(r[7]), dtype="<f4")
-            else:
+            elif rep == i:
                 missing.append(i)
+            else:
+                twins.append(i)
         emb = emb[: len(ids)]
         t_read = time.perf_counter() - t0
         t_embed = time.perf_counter()
@@ -142,6 +149,8 @@ class Command(BaseCommand):
                 vecs = embed_tools([tools[i] for i in part], model=model)
                 emb[part] = vecs
                 tool_set_embeddings(ids=[ids[i] for i in part], vectors=vecs, recipe=EMBED_RECIPE)
+        for i in twins:
+            emb[i] = emb[rep_of[tools[i]["_exact_key"]]]
         t_embed = time.perf_counter() - t_embed
 
         judge = None
