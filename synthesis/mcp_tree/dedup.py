@@ -107,8 +107,11 @@ def tool_text(tool: Any, max_chars: int = 300) -> str:
     """What gets embedded: the name in words, the description and the parameter names."""
     name, desc, schema, _ = _fields(tool)
     words = " ".join(w for w in _SPLIT_RE.split(name) if w).lower()
-    props = schema.get("properties") if isinstance(schema, dict) else None
-    params = ", ".join(list(props)[:20]) if isinstance(props, dict) else ""
+    if isinstance(tool, dict) and "_param_names" in tool:  # a slim stand-in
+        params = tool["_param_names"]
+    else:
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        params = ", ".join(list(props)[:20]) if isinstance(props, dict) else ""
     text = f"{words}: {desc[:max_chars]}"
     return f"{text} Parameters: {params}" if params else text
 
@@ -183,28 +186,24 @@ def slim_tool(tool: Any, *, max_desc: int = 400, max_props: int = 20, key: Any =
     """A small stand-in for a tool that dedup, the judge and the tree can work from.
 
     Keeps the exact-dedup key and the completeness score computed on the full schemas, and
-    only the first parameters' names and short descriptions, so a corpus-wide run does not
-    hold every schema in memory (#20: 125,207 full tools took most of 6.8 GB).
+    of the parameters only two short strings (their names, and the judge's view of their
+    types and which are required), so a corpus-wide run does not hold every schema, nor a
+    dict per parameter, in memory (#20: 125,207 full tools took most of 6.8 GB; slim tools
+    with a dict per parameter still took about 4 KB each).
     """
-    name, desc, schema, out = _fields(tool)
+    name, desc, schema, _ = _fields(tool)
     props = schema.get("properties") if isinstance(schema, dict) else None
     props = props if isinstance(props, dict) else {}
-    slim_props: dict[str, Any] = {}
-    for k, v in list(props.items())[:max_props]:
-        v = v if isinstance(v, dict) else {}
-        slim_props[k] = {"description": str(v.get("description") or "")[:80]}
-        if isinstance(v.get("type"), str):
-            slim_props[k]["type"] = v["type"]
-    required = schema.get("required") if isinstance(schema, dict) else None
-    required = [r for r in required if r in slim_props] if isinstance(required, list) else []
     return {
         "name": name,
         "description": desc[:max_desc],
-        "inputSchema": {"type": "object", "properties": slim_props, "required": required},
+        "inputSchema": None,
         "source": source_id(tool),
         "_exact_key": exact_key(tool),
         "_completeness": completeness(tool),
         "_key": key,
+        "_param_names": ", ".join(list(props)[:max_props]),
+        "_params": _describe_params(schema),
     }
 
 
@@ -235,6 +234,15 @@ def load_embedder() -> Any:
         # The model was trained on 128-token inputs; longer ones cost time and add little.
         _MODEL.max_seq_length = 128
     return _MODEL
+
+
+def unload_embedder() -> None:
+    """Drop the process's embedder (the judge's model needs the memory more, #20)."""
+    global _MODEL
+    _MODEL = None
+    import gc
+
+    gc.collect()
 
 
 def embed_texts(
@@ -502,15 +510,20 @@ _JUDGE_SYSTEM = (
 )
 
 
-def _describe_tool(tool: Any) -> str:
-    name, desc, schema, _ = _fields(tool)
+def _describe_params(schema: Any) -> str:
     props = schema.get("properties") if isinstance(schema, dict) else {}
     required = set(schema.get("required", ())) if isinstance(schema, dict) else set()
     params = []
-    for pname, p in list((props or {}).items())[:15]:
+    for pname, p in list((props if isinstance(props, dict) else {}).items())[:15]:
         ptype = p.get("type", "any") if isinstance(p, dict) else "any"
         params.append(f"{pname}: {ptype}{' (required)' if pname in required else ''}")
-    return f"name: {name}\ndescription: {desc[:400]}\nparameters: {'; '.join(params) or 'none'}"
+    return "; ".join(params) or "none"
+
+
+def _describe_tool(tool: Any) -> str:
+    name, desc, schema, _ = _fields(tool)
+    params = tool["_params"] if isinstance(tool, dict) and "_params" in tool else _describe_params(schema)
+    return f"name: {name}\ndescription: {desc[:400]}\nparameters: {params}"
 
 
 class LLMJudge:

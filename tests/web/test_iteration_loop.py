@@ -34,8 +34,14 @@ def test_an_iteration_trains_evaluates_and_hands_its_checkpoint_to_the_next(sett
         ToolFactory(source=source, name=t["name"], description=t["description"],
                     input_schema=t["inputSchema"], output_schema=t.get("outputSchema"))
     base = checkpoint_register_base()
+    # The cpu profile cut to the fewest steps that still change the weights: the path is
+    # under test here, the recipe in bench/bench_loop.py.
+    training = {"sft": {"max_steps": 2},
+                "grpo": {"max_steps": 1, "per_device_train_batch_size": 2, "num_generations": 2,
+                         "max_completion_length": 32}}
     it = iteration_create(config={"count": 6, "profile": "cpu", "eval_limit": 1, "max_turns": 2, "verifiers": 1,
-                                  "hard_threshold": 0.99, "eval_categories": ["simple", "irrelevance"]})
+                                  "hard_threshold": 0.99, "eval_categories": ["simple", "irrelevance"],
+                                  "training": training})
     it.status = Iteration.Status.SYNTHESIZING
     it.save()
     assert it.input_checkpoint == base

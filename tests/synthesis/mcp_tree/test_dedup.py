@@ -206,6 +206,11 @@ def test_slim_tools_dedup_like_full_tools():
         assert exact_key(s) == exact_key(t) and completeness(s) == completeness(t)
     assert len(json.dumps(slim[2])) < len(json.dumps(tools[2])) / 8, "the big schema is not kept"
     assert tool_text(slim[2]) == tool_text(tools[2])
+    from synthesis.mcp_tree.dedup import _describe_tool
+
+    # What the judge reads of a tool is the same, and no dict per parameter is held.
+    assert [_describe_tool(x) for x in slim] == [_describe_tool(t) for t in tools]
+    assert all(not any(isinstance(v, dict) for v in x.values()) for x in slim)
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(len(tools), 8)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)

@@ -10,7 +10,8 @@ from .fakes import CREATE_ORDER, GET_ORDER, GET_WEATHER, SEND_EMAIL
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(3600)]
 
-# Small enough for two CPU cores: one verifier, one sample, two user turns.
+# Small enough for two CPU cores: one verifier, one sample, two user turns, short replies
+# (a reply cut at its budget is repaired or rejected, both of which these tests accept).
 CFG = RoleplayConfig(
     verifier_count=1,
     negotiation_rounds=0,
@@ -18,6 +19,11 @@ CFG = RoleplayConfig(
     max_turns=2,
     max_agent_hops=2,
     max_repair_attempts=1,
+    agent_max_tokens=128,
+    user_max_tokens=64,
+    server_max_tokens=128,
+    scenario_max_tokens=128,
+    verifier_max_tokens=96,
 )
 
 TOOLS = {

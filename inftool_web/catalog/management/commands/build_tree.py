@@ -44,6 +44,7 @@ from synthesis.mcp_tree.dedup import (
     make_llm_judge,
     slim_tool,
     tool_text,
+    unload_embedder,
 )
 from synthesis.mcp_tree.tree import TreeConfig, build_tree, make_llm_namer, resource_phrases
 
@@ -149,6 +150,8 @@ class Command(BaseCommand):
                 vecs = embed_tools([tools[i] for i in part], model=model)
                 emb[part] = vecs
                 tool_set_embeddings(ids=[ids[i] for i in part], vectors=vecs, recipe=EMBED_RECIPE)
+            del model
+            unload_embedder()
         for i in twins:
             emb[i] = emb[rep_of[tools[i]["_exact_key"]]]
         t_embed = time.perf_counter() - t_embed
