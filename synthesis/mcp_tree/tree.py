@@ -95,7 +95,16 @@ def category_label(category: str) -> str:
 # Path segments that name no resource.
 _PATH_NOISE = frozenset(
     """api apis rest v1 v2 v3 v4 v5 beta alpha json xml public private internal service services
-    admin me self batch bulk search query find list get all info""".split()
+    admin me self batch bulk search query find list get all info providers""".split()
+    + ["resource groups"]  # Azure Resource Manager's scaffolding, in front of every Azure path
+)
+# Actions that paths spell as segments (/servers/{id}/start): they name no resource.
+_PATH_VERBS = frozenset(
+    """start stop restart reboot run execute sync send play pause resume reset enable disable
+    register unregister verify validate upload download import export cancel approve reject
+    login logout signin signout signup authorize authenticate refresh revoke activate deactivate
+    publish unpublish archive unarchive restore test check lock unlock move copy merge
+    subscribe unsubscribe invite accept decline confirm assign unassign attach detach""".split()
 )
 _VERSION_RE = re.compile(r"^(v\d+([._]\d+)*|\d+([._-]\d+)*|[a-z]?\d{4}-\d{2}-\d{2})$", re.I)
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[_\-.\s]+")
@@ -110,6 +119,8 @@ def resource_phrases(path: str) -> list[str]:
         seg = seg.split(":")[0]
         if not seg or "{" in seg or "=" in seg or seg.startswith(("#", "$", "@")) or _VERSION_RE.match(seg):
             continue
+        if "." in seg:  # a namespace (Microsoft.Compute) or a file (swagger.json), not a resource
+            continue
         words = [w.lower() for w in _CAMEL_RE.split(seg) if w]
         # The last segment after an id is mostly an action on it (/accounts/{id}/unblock),
         # unless it is plural (/users/{id}/playlists).
@@ -119,7 +130,7 @@ def resource_phrases(path: str) -> list[str]:
         if not words or not all(w.isalpha() and len(w) > 1 for w in words) or len(words) > 3:
             continue
         phrase = " ".join(words)
-        if phrase in _PATH_NOISE or len(phrase) < 3 or all(w in _STOP for w in words):
+        if phrase in _PATH_NOISE or len(phrase) < 3 or all(w in _STOP for w in words) or words[0] in _PATH_VERBS:
             continue
         if phrase not in out:
             out.append(phrase)
@@ -626,7 +637,10 @@ def build_tree(
 
     # ---- categories
     n_cat = max(cfg.n_categories, len(nodes))
-    sizes = [float(weight[node.members].sum()) for node in nodes]
+    # Categories are shared out by the geometric mean of a domain's tools and of its weight
+    # (APIs count by 1/sqrt(size)): by weight alone, a domain of a few huge APIs got one
+    # category of 14,863 tools; by tools alone, those APIs would fill most categories.
+    sizes = [float(np.sqrt(len(node.members) * weight[node.members].sum())) for node in nodes]
     alloc = [min(a, len(node.members)) for a, node in zip(_share(n_cat, sizes), nodes, strict=True)]
     category_of = [""] * n
     cat_nodes: list[TreeNode] = []

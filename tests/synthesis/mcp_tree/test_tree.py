@@ -291,6 +291,9 @@ def test_resource_phrases_are_the_nouns_a_path_names():
     assert resource_phrases("/api/v2/accounts/{id}/unblock") == ["accounts"], "an action on an id is no resource"
     assert resource_phrases("/2015-01-01/tags/{ARN}") == ["tags"]
     assert resource_phrases("/#X-Amz-Target=Foo.Bar") == [] and resource_phrases("") == []
+    assert resource_phrases("/servers/start") == ["servers"], "an action is no resource"
+    azure = "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Compute/virtualMachines/{vm}"
+    assert resource_phrases(azure) == ["subscriptions", "virtual machines"]
 
 
 def test_categories_are_named_after_their_resources_and_shared_seeds_after_their_own_category():
