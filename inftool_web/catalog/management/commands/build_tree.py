@@ -78,16 +78,18 @@ class Command(BaseCommand):
         # Tools stored before curation existed get their score now, so the tree's tools are
         # all ready for role-play to filter by usability.
         tools_curate(only_missing=True)
-        judge_spec = None
-        if not no_judge:
-            judge_spec = {k: v for k, v in dict(settings.INFTOOL_ROLE_BACKENDS["judge"]).items() if v}
-        namer_spec = {k: v for k, v in dict(settings.INFTOOL_ROLE_BACKENDS["judge"]).items() if v}
+        # The judge role's model judges borderline pairs and, where it is not the embedded
+        # one, names the nodes; the settings fingerprint leaves its keys out.
+        role_spec = {k: v for k, v in dict(settings.INFTOOL_ROLE_BACKENDS["judge"]).items() if v}
+        role_public = {k: v for k, v in role_spec.items() if "key" not in k.lower()}
+        judge_spec = None if no_judge else role_spec
+        namer_spec = role_spec
         if namer == "auto":
-            namer = "llm" if namer_spec.get("backend") not in (None, "embedded", "scripted") else "keywords"
+            namer = "llm" if role_spec.get("backend") not in (None, "embedded", "scripted") else "keywords"
         build_settings = {
-            "namer": {k: v for k, v in namer_spec.items() if "key" not in k.lower()} if namer == "llm" else "keywords",
+            "namer": role_public if namer == "llm" else "keywords",
             "domains": domains, "categories": categories, "lower": lower, "upper": upper,
-            "judge": {k: v for k, v in (judge_spec or {}).items() if "key" not in k.lower()} if judge_spec else None,
+            "judge": None if no_judge else role_public,
             "max_judge_pairs": max_judge_pairs, "seed": seed, "min_category_size": min_category_size,
             "max_domain_share": max_domain_share,
         }
