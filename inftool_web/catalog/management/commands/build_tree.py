@@ -35,10 +35,12 @@ from inftool_web.catalog.services import (
 from synthesis.llm.roles import backends_for_roles
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 from synthesis.mcp_tree.dedup import (
+    EMBED_DTYPES,
     EMBED_RECIPE,
     DedupConfig,
     RememberingJudge,
     dedup_tools,
+    embed_dtype,
     embed_tools,
     load_embedder,
     make_llm_judge,
@@ -66,6 +68,9 @@ class Command(BaseCommand):
                             help="most of the canonical tools one domain may hold")
         parser.add_argument("--embed-chunk", type=int, default=2048,
                             help="tools embedded and stored together (a killed run resumes after the last stored chunk)")
+        parser.add_argument("--embed-dtype", dest="dtype", choices=list(EMBED_DTYPES), default=None,
+                            help="what the embedder computes in (default $INFTOOL_EMBED_DTYPE, else auto: "
+                                 "bf16 where the CPU has bf16 instructions)")
         parser.add_argument("--namer", choices=["auto", "keywords", "llm"], default="auto",
                             help="who names the nodes: auto = the judge role's model when one other than the "
                                  "embedded model is configured, else the corpus's categories and keyphrases")
@@ -73,7 +78,8 @@ class Command(BaseCommand):
                             help="rebuild even when no tool and no setting changed since the last build")
 
     def handle(self, *args, domains, categories, lower, upper, no_judge, max_judge_pairs, seed,
-               min_category_size, max_domain_share, embed_chunk=2048, namer="auto", force=False, **options):
+               min_category_size, max_domain_share, embed_chunk=2048, namer="auto", force=False,
+               dtype=None, **options):
         t0 = time.perf_counter()
         # Tools stored before curation existed get their score now, so the tree's tools are
         # all ready for role-play to filter by usability.
@@ -144,12 +150,13 @@ class Command(BaseCommand):
         t_embed = time.perf_counter()
         if missing:
             model = load_embedder()
-            self.stdout.write(f"embedding {len(missing)} tools ({EMBED_RECIPE})")
+            dtype = embed_dtype(dtype)
+            self.stdout.write(f"embedding {len(missing)} tools ({EMBED_RECIPE}, {dtype})")
             # Each chunk is stored as soon as it is made: a killed run resumes after it.
             chunk = max(1, embed_chunk)
             for start in tqdm(range(0, len(missing), chunk), desc="embed", unit="chunk", file=self.stderr._out):
                 part = missing[start : start + chunk]
-                vecs = embed_tools([tools[i] for i in part], model=model)
+                vecs = embed_tools([tools[i] for i in part], model=model, dtype=dtype)
                 emb[part] = vecs
                 tool_set_embeddings(ids=[ids[i] for i in part], vectors=vecs, recipe=EMBED_RECIPE)
             del model
