@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from inftool_web.core.text import storable
@@ -255,10 +255,19 @@ def tools_curate(*, threshold: float = DEFAULT_THRESHOLD, only_missing: bool = F
 def tool_set_embeddings(*, ids: list[int], vectors, recipe: str) -> None:
     """Store float32 vectors (one row per id, in order) and the recipe that made them."""
     arr = np.asarray(vectors, dtype="<f4")
-    with transaction.atomic():
-        objs = [Tool(pk=pk, embedding=arr[i].tobytes(), embedding_recipe=recipe) for i, pk in enumerate(ids)]
-        for i in range(0, len(objs), WRITE_BATCH):
-            Tool.objects.bulk_update(objs[i : i + WRITE_BATCH], ["embedding", "embedding_recipe"])
+    if len(ids) != len(arr):
+        raise ValueError(f"{len(ids)} ids for {len(arr)} vectors")
+    table = Tool._meta.db_table
+    # One UPDATE ... FROM unnest(...) per batch: 2,048 rows in 0.5 s, where
+    # bulk_update's CASE over every id took 1.1 s (#20: a minute of a corpus build).
+    with transaction.atomic(), connection.cursor() as cur:
+        for i in range(0, len(ids), WRITE_BATCH):
+            part = range(i, min(i + WRITE_BATCH, len(ids)))
+            cur.execute(
+                f"UPDATE {table} AS t SET embedding = v.e, embedding_recipe = %s "
+                "FROM unnest(%s::bigint[], %s::bytea[]) AS v(id, e) WHERE t.id = v.id",
+                [recipe, [ids[k] for k in part], [arr[k].tobytes() for k in part]],
+            )
 
 
 def tree_fingerprint_start(*, recipe: str, settings: Mapping[str, Any]) -> Any:

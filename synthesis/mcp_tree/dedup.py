@@ -243,9 +243,20 @@ def unload_embedder() -> None:
     """Drop the process's embedder (the judge's model needs the memory more, #20)."""
     global _MODEL
     _MODEL = None
+    release_memory()
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's ``malloc_trim``),
+    so that a long run's resident set falls after a model is dropped instead of staying at
+    its peak.  A no-op where there is no glibc."""
+    import contextlib
+    import ctypes
     import gc
 
     gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def embed_dtype(name: str | None = None) -> str:
@@ -535,17 +546,27 @@ def _run_judge(
 
 # --------------------------------------------------------------------------- LLM judge
 
+# The reason comes first: a constrained decoder writes properties in this order, so the
+# verdict follows what the model said rather than preceding it.  With the verdict first the
+# embedded 135M model answered "duplicate": true on 144 of 154 corpus pairs, most of them
+# with the reason "The two tools are not duplicates."
 JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"duplicate": {"type": "boolean"}, "reason": {"type": "string"}},
-    "required": ["duplicate", "reason"],
+    "properties": {"reason": {"type": "string", "maxLength": 200}, "duplicate": {"type": "boolean"}},
+    "required": ["reason", "duplicate"],
     "additionalProperties": False,
 }
 _JUDGE_SYSTEM = (
     "You compare two API tools. They are duplicates when a caller could use either one for "
     "the same request with the same kind of arguments and get the same kind of result, even "
     "if names and wording differ. Different resources, actions or required inputs mean they "
-    'are not duplicates. Reply with JSON: {"duplicate": true|false, "reason": "<one sentence>"}.'
+    'are not duplicates. Reply with JSON: {"reason": "<one sentence>", "duplicate": true|false}.'
+)
+# A reason that says the pair is not a duplicate (or differs) while the verdict says it is.
+_SAYS_DISTINCT = re.compile(
+    r"(?:\bnot|\bno|n't|\bnever)\s+(?:a\s+|the\s+same\s+|exact\s+)?duplicat|\bare\s+(?:different|distinct)\b"
+    r"|\bdiffer(?:s|ent)?\s+(?:in|from)\b",
+    re.IGNORECASE,
 )
 
 
@@ -595,10 +616,14 @@ class LLMJudge:
             dup = data["duplicate"]
             if not isinstance(dup, bool):
                 raise TypeError("duplicate is not a boolean")
-            return dup, str(data.get("reason", ""))[:500]
+            reason = str(data.get("reason", ""))[:500]
         except (ValueError, KeyError, TypeError) as exc:
             # An unreadable verdict must not merge two tools.
             return False, f"judge reply unusable ({exc}): {text[:200]}"
+        if dup and _SAYS_DISTINCT.search(reason):
+            # Nor may one that contradicts itself.
+            return False, f"judge reply contradicts itself (duplicate, but: {reason[:200]})"
+        return dup, reason
 
     def __call__(self, a: Any, b: Any) -> tuple[bool, str]:
         return self.batch([(a, b)])[0]

@@ -213,6 +213,40 @@ def test_vectors_of_another_recipe_are_embedded_again(tmp_path):
 
 
 @pytest.mark.django_db
+def test_only_the_judge_is_built_with_a_small_batch_and_dropped_before_the_tree(tmp_path, settings, monkeypatch):
+    from inftool_web.catalog.management.commands import build_tree as cmd
+    from synthesis.llm import registry
+    from synthesis.llm.base import ChatResult
+
+    built, events = [], []
+
+    class Judge:
+        def complete_batch(self, requests):
+            events.append("judged")
+            return [[ChatResult(text='{"reason": "different operations", "duplicate": false}')] for _ in requests]
+
+        def close(self):
+            events.append("closed")
+
+    def get_backend(name, **options):
+        built.append((name, options))
+        backend = Judge()
+        registry._cache[("test-judge", str(len(built)))] = backend  # cached like a real one
+        return backend
+
+    tree = cmd.build_tree
+    monkeypatch.setattr(cmd, "get_backend", get_backend)
+    monkeypatch.setattr(cmd, "build_tree", lambda *a, **k: (events.append("tree"), tree(*a, **k))[1])
+    settings.INFTOOL_ROLE_BACKENDS = {**settings.INFTOOL_ROLE_BACKENDS, "judge": {"backend": "embedded"}}
+    _two_specs(tmp_path)
+    run("build_tree", domains=2, categories=3, lower=0.2, upper=0.999)
+    # One backend, the judge's, not one per role; with the embedded model's smaller batch.
+    assert built == [("embedded", cmd.EMBEDDED_JUDGE_OPTIONS)]
+    assert events[0] == "judged" and events[-2:] == ["closed", "tree"]
+    assert not any(k[0] == "test-judge" for k in registry._cache)
+
+
+@pytest.mark.django_db
 def test_a_rebuild_reuses_the_judges_verdicts_on_unchanged_tools(tmp_path, settings):
     settings.INFTOOL_ROLE_BACKENDS = {**settings.INFTOOL_ROLE_BACKENDS, "judge": {
         "backend": "scripted", "default": '{"duplicate": false, "reason": "different operations"}'}}

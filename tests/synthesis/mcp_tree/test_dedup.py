@@ -147,6 +147,23 @@ def test_llm_judge_uses_the_schema_and_survives_bad_output():
     )
 
 
+def test_the_judge_reasons_before_its_verdict_and_a_verdict_against_its_reason_merges_nothing():
+    assert list(JUDGE_SCHEMA["properties"]) == ["reason", "duplicate"]
+    assert JUDGE_SCHEMA["required"] == ["reason", "duplicate"]
+    # Replies the embedded model gave on corpus pairs with the verdict first.
+    said = ["The two tools are not duplicates.", "Exceptions are not duplicates",
+            "The event is not a duplicate of the other two tools.", "They aren't duplicates.",
+            "These tools are different: one takes a calendar id."]
+    replies = [json.dumps({"reason": r, "duplicate": True}) for r in said]
+    replies += [json.dumps({"reason": "Both list the issues of a repository.", "duplicate": True}),
+                json.dumps({"reason": "One lists issues, the other pull requests.", "duplicate": False})]
+    judge = make_llm_judge(_Scripted(replies))
+    a = _tool("get_weather", "Current weather.", ["city"], "a")
+    verdicts = judge.batch([(a, a)] * len(replies))
+    assert [v for v, _ in verdicts] == [False] * len(said) + [True, False]
+    assert all("contradicts itself" in why for _, why in verdicts[: len(said)])
+
+
 @pytest.mark.slow
 def test_semantic_duplicates_with_the_real_model():
     tools = [

@@ -13,6 +13,7 @@ tools with the same settings as the last build stops at once.
 
 from __future__ import annotations
 
+import resource
 import time
 
 import numpy as np
@@ -32,7 +33,7 @@ from inftool_web.catalog.services import (
     tree_fingerprint_start,
     tree_store,
 )
-from synthesis.llm.roles import backends_for_roles
+from synthesis.llm.registry import clear_backend_cache, get_backend
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 from synthesis.mcp_tree.dedup import (
     EMBED_DTYPES,
@@ -44,11 +45,31 @@ from synthesis.mcp_tree.dedup import (
     embed_tools,
     load_embedder,
     make_llm_judge,
+    release_memory,
     slim_tool,
     tool_text,
     unload_embedder,
 )
 from synthesis.mcp_tree.tree import TreeConfig, build_tree, make_llm_namer, resource_phrases
+
+# The embedded judge decodes fewer pairs at once than the backend's default: a batch of 8
+# judges at nearly the speed of 16 and holds half the keys, values and prefill activations.
+EMBEDDED_JUDGE_OPTIONS = {"max_batch_size": 8, "max_prefill_tokens": 4096}
+
+
+def _judge_backend(spec: dict):
+    """The judge role's backend alone (the other roles' backends are not built: each would
+    load the embedded model), with the embedded model's batch cut to
+    :data:`EMBEDDED_JUDGE_OPTIONS` unless the spec sets it."""
+    name = spec.get("backend", "embedded")
+    options = {k: v for k, v in spec.items() if k != "backend"}
+    if name == "embedded":
+        options = {**EMBEDDED_JUDGE_OPTIONS, **options}
+    return get_backend(name, **options)
+
+
+def _peak_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: KiB
 
 
 class Command(BaseCommand):
@@ -147,6 +168,7 @@ class Command(BaseCommand):
                 twins.append(i)
         emb = emb[: len(ids)]
         t_read = time.perf_counter() - t0
+        peak = {"reading": _peak_mb()}
         t_embed = time.perf_counter()
         if missing:
             model = load_embedder()
@@ -164,16 +186,15 @@ class Command(BaseCommand):
         for i in twins:
             emb[i] = emb[rep_of[tools[i]["_exact_key"]]]
         t_embed = time.perf_counter() - t_embed
+        peak["embedding"] = _peak_mb()
 
         judge = None
         if judge_spec is not None:
             # Verdicts on pairs of tools that kept their vector are still good; the judge's
             # model is loaded only if some pair has none.
             changed = {ids[i] for i in missing}
-            judge = RememberingJudge(
-                lambda: make_llm_judge(backends_for_roles({"judge": judge_spec})["judge"]),
-                known=judge_verdicts_kept(changed=changed),
-            )
+            judge = RememberingJudge(lambda: make_llm_judge(_judge_backend(judge_spec)),
+                                     known=judge_verdicts_kept(changed=changed))
         t_dedup = time.perf_counter()
         cfg = DedupConfig(lower=lower, upper=upper, max_judge_pairs=max_judge_pairs)
         result = dedup_tools(tools, embeddings=emb, config=cfg, judge=judge)
@@ -186,15 +207,22 @@ class Command(BaseCommand):
             for d in result.decisions
         ]
         canonical_of = {ids[i]: (None if c == i else ids[c]) for i, c in enumerate(result.canonical_of)}
+        dedup_stats, n_removed, keep = result.stats, result.duplicates, result.canonical
         links = duplicates_store(decisions=decisions, canonical_of=canonical_of)
+        judge_stats = (judge.asked, judge.reused) if judge else (0, 0)
+        # The judge's model is not needed for the tree: dropped, so that the tree's own peak
+        # does not come on top of it (#20: 3.4 GB with it, 1.7 GB without).
+        del judge, result, decisions
+        clear_backend_cache()
+        release_memory()
         t_dedup = time.perf_counter() - t_dedup
+        peak["dedup"] = _peak_mb()
 
         t_tree = time.perf_counter()
-        keep = result.canonical
         tree = build_tree(
             emb[keep], [tool_text(tools[i]) for i in keep], [categories_of[i] for i in keep],
             sources=[tools[i]["source"] for i in keep], resources=[resources_of[i] for i in keep],
-            namer=make_llm_namer(backends_for_roles({"judge": namer_spec})["judge"]) if namer == "llm" else None,
+            namer=make_llm_namer(_judge_backend(namer_spec)) if namer == "llm" else None,
             config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed,
                               min_category_size=min_category_size, max_domain_share=max_domain_share),
         )
@@ -217,15 +245,16 @@ class Command(BaseCommand):
             category=Subquery(Tool.objects.filter(pk=OuterRef("canonical")).values("category")[:1]),
         )
         t_tree = time.perf_counter() - t_tree
+        peak["tree"] = _peak_mb()
 
         table = [
             ("tools", len(ids)),
             ("embedded now", len(missing)),
-            ("exact duplicates", result.stats.get("exact_duplicates", 0)),
-            ("candidate pairs", result.stats.get("candidate_pairs", 0)),
-            ("judged pairs", result.stats.get("judged", 0)),
-            ("judge verdicts reused", judge.reused if judge else 0),
-            ("duplicates removed", result.duplicates),
+            ("exact duplicates", dedup_stats.get("exact_duplicates", 0)),
+            ("candidate pairs", dedup_stats.get("candidate_pairs", 0)),
+            ("judged pairs", dedup_stats.get("judged", 0)),
+            ("judge verdicts reused", judge_stats[1]),
+            ("duplicates removed", n_removed),
             ("canonical tools", len(keep)),
             ("decisions stored", links),
             (f"canonical usable (>= {DEFAULT_THRESHOLD:g})", curation_summary(threshold=DEFAULT_THRESHOLD).canonical_kept),
@@ -236,6 +265,8 @@ class Command(BaseCommand):
             ("dedup s", f"{t_dedup:.1f}"),
             ("tree s", f"{t_tree:.1f}"),
             ("total s", f"{time.perf_counter() - t0:.1f}"),
+            # The process's peak resident set so far, at the end of each phase.
+            *((f"peak RSS after {k} MB", v) for k, v in peak.items()),
         ]
         tree_build_record(fingerprint=built_from.hexdigest(), settings=build_settings, stats=dict(table))
         width = max(len(k) for k, _ in table)
