@@ -565,7 +565,7 @@ _JUDGE_SYSTEM = (
 # A reason that says the pair is not a duplicate (or differs) while the verdict says it is.
 _SAYS_DISTINCT = re.compile(
     r"(?:\bnot|\bno|n't|\bnever)\s+(?:a\s+|the\s+same\s+|exact\s+)?duplicat|\bare\s+(?:different|distinct)\b"
-    r"|\bdiffer(?:s|ent)?\s+(?:in|from)\b",
+    r"|\bdiffer(?:s|ent)?\s+(?:in|from)\b|^\W*no\b",
     re.IGNORECASE,
 )
 

@@ -153,7 +153,7 @@ def test_the_judge_reasons_before_its_verdict_and_a_verdict_against_its_reason_m
     # Replies the embedded model gave on corpus pairs with the verdict first.
     said = ["The two tools are not duplicates.", "Exceptions are not duplicates",
             "The event is not a duplicate of the other two tools.", "They aren't duplicates.",
-            "These tools are different: one takes a calendar id."]
+            "These tools are different: one takes a calendar id.", "no", "No, they are the same request."]
     replies = [json.dumps({"reason": r, "duplicate": True}) for r in said]
     replies += [json.dumps({"reason": "Both list the issues of a repository.", "duplicate": True}),
                 json.dumps({"reason": "One lists issues, the other pull requests.", "duplicate": False})]

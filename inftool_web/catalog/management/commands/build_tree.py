@@ -219,9 +219,17 @@ class Command(BaseCommand):
         peak["dedup"] = _peak_mb()
 
         t_tree = time.perf_counter()
+        # The tree reads only the canonical tools: the rest (and every full-corpus list) is
+        # dropped first, so the clustering's own copies do not come on top of them.
+        kept_emb = emb[keep]
+        texts = [tool_text(tools[i]) for i in keep]
+        kept_sources = [tools[i]["source"] for i in keep]
+        kept_categories = [categories_of[i] for i in keep]
+        kept_resources = [resources_of[i] for i in keep]
+        del emb, tools, categories_of, resources_of, rep_of, twins
+        release_memory()
         tree = build_tree(
-            emb[keep], [tool_text(tools[i]) for i in keep], [categories_of[i] for i in keep],
-            sources=[tools[i]["source"] for i in keep], resources=[resources_of[i] for i in keep],
+            kept_emb, texts, kept_categories, sources=kept_sources, resources=kept_resources,
             namer=make_llm_namer(_judge_backend(namer_spec)) if namer == "llm" else None,
             config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed,
                               min_category_size=min_category_size, max_domain_share=max_domain_share),
