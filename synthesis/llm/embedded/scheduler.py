@@ -105,12 +105,12 @@ class EmbeddedBackend(LLMBackend):
         opts = self.options
         if opts.num_threads:
             torch.set_num_threads(opts.num_threads)
-        path = Path(opts.model_path) if opts.model_path else ensure_embedded_checkpoint()
+        self.dtype = resolve_dtype(opts.dtype)
+        path = Path(opts.model_path) if opts.model_path else ensure_embedded_checkpoint(self.dtype)
         if not (path / "config.json").is_file():
             raise LLMError(f"{path} is not a transformers checkpoint folder (no config.json)")
         self.model_path = path
         self.model_id = EMBEDDED_MODEL_NAME if not opts.model_path else path.name
-        self.dtype = resolve_dtype(opts.dtype)
         t0 = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(

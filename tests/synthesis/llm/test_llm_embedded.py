@@ -264,10 +264,13 @@ def user(text):
 
 def test_checkpoint_cached_and_dtype_picked(embedded):
     assert (embedded_checkpoint_dir() / "config.json").is_file()
-    assert embedded.model_path == embedded_checkpoint_dir()
     import torch
 
     assert embedded.dtype == (torch.bfloat16 if cpu_supports_bf16() else torch.float32)
+    # A bf16 backend loads the bf16 copy written beside the float32 checkpoint.
+    bf16 = embedded.dtype == torch.bfloat16
+    assert embedded.model_path == embedded_checkpoint_dir().with_name(
+        embedded_checkpoint_dir().name + ("-bf16" if bf16 else ""))
     assert resolve_dtype("float32") == torch.float32
 
 
@@ -502,3 +505,41 @@ def test_unknown_model_path_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="not a transformers checkpoint"):
         EmbeddedBackend(model_path=str(tmp_path))
     assert not issubclass(BackendUnavailable, KeyError)
+
+
+@pytest.mark.slow
+def test_a_bf16_backend_loads_a_bf16_copy_of_the_checkpoint_written_once(tmp_path, monkeypatch):
+    import os
+
+    import torch
+    from safetensors import safe_open
+
+    from synthesis.llm.embedded import (
+        CHECKPOINT_MARKER,
+        EmbeddedBackend,
+        ensure_embedded_checkpoint,
+    )
+
+    full = ensure_embedded_checkpoint()
+    monkeypatch.setenv("INFTOOL_VAR_DIR", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    os.symlink(full, tmp_path / "models" / full.name)  # the float32 checkpoint, not converted again
+    assert ensure_embedded_checkpoint() == tmp_path / "models" / full.name
+    half = ensure_embedded_checkpoint(torch.bfloat16)
+    assert half == tmp_path / "models" / f"{full.name}-bf16"
+    written = (half / CHECKPOINT_MARKER).stat().st_mtime_ns
+    assert ensure_embedded_checkpoint(torch.bfloat16) == half
+    assert (half / CHECKPOINT_MARKER).stat().st_mtime_ns == written, "written once"
+    with safe_open(half / "model.safetensors", "pt") as h, safe_open(full / "model.safetensors", "pt") as f:
+        keys = sorted(h.keys())
+        assert keys == sorted(f.keys())
+        for k in keys[:8]:
+            assert h.get_tensor(k).dtype == torch.bfloat16
+            assert torch.equal(h.get_tensor(k), f.get_tensor(k).to(torch.bfloat16))
+    backend = EmbeddedBackend(dtype="bfloat16", max_batch_size=2)
+    try:
+        assert backend.model_path == half and backend.model.dtype == torch.bfloat16
+        out = backend.complete(ChatRequest(messages=[{"role": "user", "content": "Say hi."}], max_tokens=4))
+        assert out.text
+    finally:
+        backend.close()
