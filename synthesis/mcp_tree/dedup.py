@@ -246,15 +246,18 @@ def unload_embedder() -> None:
     release_memory()
 
 
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc's ``malloc_trim``),
-    so that a long run's resident set falls after a model is dropped instead of staying at
-    its peak.  A no-op where there is no glibc."""
+def release_memory(collect: bool = True) -> None:
+    """Collect garbage (unless ``collect`` is false) and hand freed heap pages back to the
+    OS (glibc's ``malloc_trim``), so that a long run's resident set falls after a model is
+    dropped, and does not creep up batch by batch while one runs (the judge's batches of
+    varying widths fragment the heap: 175 corpus pairs took it from 1.65 to 2.13 GB, with a
+    trim after each batch it stayed at 1.65).  A no-op where there is no glibc."""
     import contextlib
     import ctypes
     import gc
 
-    gc.collect()
+    if collect:
+        gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
@@ -541,6 +544,7 @@ def _run_judge(
             if dup:
                 uf.union(a, b)
             raw.append((b, a, "judge", sim, bool(dup), str(why)))
+        release_memory(collect=False)
     return judged
 
 

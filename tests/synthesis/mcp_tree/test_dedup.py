@@ -322,3 +322,26 @@ def test_a_remembering_judge_asks_only_about_pairs_it_has_no_verdict_for():
     assert asked == [(0, 4), (2, 4)] and built == [1] and judge.asked == 2 and judge.reused == 3
     # Tools without a key are always asked.
     assert judge({"name": "x"}, t[1]) == (True, "asked") and judge.asked == 3
+
+
+def test_the_heap_is_trimmed_after_every_judge_batch(monkeypatch):
+    from synthesis.mcp_tree import dedup
+
+    trims = []
+    monkeypatch.setattr(dedup, "release_memory", lambda collect=True: trims.append(collect))
+    tools = [_tool(f"op_{i}", f"Operation {i}.", ["x"], f"src{i}") for i in range(6)]
+    emb = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (6, 1))
+    emb[:, 1] = np.linspace(0, 0.3, 6)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    batches = []
+
+    def judge(a, b):
+        return False, "different"
+
+    class Batched:
+        def batch(self, pairs):
+            batches.append(len(pairs))
+            return [judge(a, b) for a, b in pairs]
+
+    dedup_tools(tools, embeddings=emb, config=DedupConfig(lower=0.5, upper=0.9999, judge_batch=2), judge=Batched())
+    assert len(batches) >= 2 and trims == [False] * len(batches)

@@ -181,6 +181,7 @@ class Command(BaseCommand):
                 vecs = embed_tools([tools[i] for i in part], model=model, dtype=dtype)
                 emb[part] = vecs
                 tool_set_embeddings(ids=[ids[i] for i in part], vectors=vecs, recipe=EMBED_RECIPE)
+                release_memory(collect=False)
             del model
             unload_embedder()
         for i in twins:
