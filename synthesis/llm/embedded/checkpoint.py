@@ -108,22 +108,30 @@ def convert_gguf_checkpoint(dest: Path) -> Path:
     # Hermes layout the parser reads, so plain HF tooling (TRL, vLLM) works on the folder.
     install_tool_template(tok)
     set_stop_tokens(model, tok)
+    if _save_checkpoint(model, tok, dest, source=src.name):
+        logger.info("converted %s to %s in %.1f s", src.name, dest, time.perf_counter() - t0)
+    return dest
+
+
+def _save_checkpoint(model: Any, tok: Any, dest: Path, **marker: Any) -> bool:
+    """Write ``model`` and ``tok`` with the conversion's marker into a temporary folder
+    beside ``dest`` and rename it into place, so a loader never finds a half checkpoint.
+    False (nothing written) when another process completed ``dest`` first."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        write_checkpoint_marker(tmp, source=src.name)
+        write_checkpoint_marker(tmp, **marker)
         if _checkpoint_complete(dest):  # another process won the race
             shutil.rmtree(tmp, ignore_errors=True)
-            return dest
+            return False
         if dest.exists():
             shutil.rmtree(dest)
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info("converted %s to %s in %.1f s", src.name, dest, time.perf_counter() - t0)
-    return dest
+    return True
 
 
 def ensure_embedded_checkpoint(dtype: Any = None) -> Path:
@@ -162,20 +170,8 @@ def _write_bf16_copy(src: Path, dest: Path) -> Path:
 
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16, local_files_only=True)
     tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        with contextlib.suppress(OSError):
-            shutil.copy(src / "generation_config.json", tmp / "generation_config.json")
-        write_checkpoint_marker(tmp, source=src.name, dtype="bfloat16")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    logger.info("wrote the bf16 copy of %s to %s", src.name, dest)
+    if _save_checkpoint(model, tok, dest, source=src.name, dtype="bfloat16"):
+        logger.info("wrote the bf16 copy of %s to %s", src.name, dest)
     return dest
 
 
