@@ -98,6 +98,20 @@ def get_backend(name: str, **options: Any) -> LLMBackend:
     return backend
 
 
+def forget_backend(backend: LLMBackend, close: bool = True) -> bool:
+    """Drop ``backend`` from the cache (closing it unless ``close`` is false), so that its
+    model is freed once nothing else holds it; the other cached backends stay.  True if it
+    was cached."""
+    with _cache_lock:
+        keys = [k for k, b in _cache.items() if b is backend]
+        for k in keys:
+            del _cache[k]
+            _key_locks.pop(k, None)
+    if keys and close:
+        backend.close()
+    return bool(keys)
+
+
 def clear_backend_cache(close: bool = True) -> None:
     """Forget every cached backend (closing them unless ``close`` is false)."""
     with _cache_lock:

@@ -234,6 +234,12 @@ def test_only_the_judge_is_built_with_a_small_batch_and_dropped_before_the_tree(
         registry._cache[("test-judge", str(len(built)))] = backend  # cached like a real one
         return backend
 
+    class Other(Judge):
+        def close(self):
+            events.append("other closed")
+
+    other = Other()
+    monkeypatch.setitem(registry._cache, ("test-other", ""), other)  # a backend of the calling process
     tree = cmd.build_tree
     monkeypatch.setattr(cmd, "get_backend", get_backend)
     monkeypatch.setattr(cmd, "build_tree", lambda *a, **k: (events.append("tree"), tree(*a, **k))[1])
@@ -244,6 +250,7 @@ def test_only_the_judge_is_built_with_a_small_batch_and_dropped_before_the_tree(
     assert built == [("embedded", cmd.EMBEDDED_JUDGE_OPTIONS)]
     assert events[0] == "judged" and events[-2:] == ["closed", "tree"]
     assert not any(k[0] == "test-judge" for k in registry._cache)
+    assert registry._cache[("test-other", "")] is other and "other closed" not in events
 
 
 @pytest.mark.django_db

@@ -66,6 +66,21 @@ def test_same_name_and_options_give_one_instance_across_threads():
         registry.clear_backend_cache(close=False)
 
 
+def test_forgetting_one_backend_closes_it_and_keeps_the_others(monkeypatch):
+    closed = []
+    monkeypatch.setattr(_Counting, "close", lambda self: closed.append(self.options.size), raising=False)
+    register_backend("counting", _Counting)
+    try:
+        a, b = get_backend("counting", size=4), get_backend("counting", size=5)
+        assert registry.forget_backend(a) is True and closed == [4]
+        assert registry.forget_backend(a) is False and closed == [4], "already forgotten: not closed twice"
+        assert get_backend("counting", size=5) is b
+        assert get_backend("counting", size=4) is not a  # built afresh on the next ask
+    finally:
+        registry._BACKENDS.pop("counting")
+        registry.clear_backend_cache(close=False)
+
+
 def test_scripted_backends_are_not_shared():
     assert get_backend("scripted") is not get_backend("scripted")
 
