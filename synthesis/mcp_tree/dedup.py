@@ -281,11 +281,9 @@ def embed_dtype(name: str | None = None) -> str:
     name = name or os.environ.get("INFTOOL_EMBED_DTYPE") or "auto"
     if name not in EMBED_DTYPES:
         raise ValueError(f"embedding dtype must be one of {', '.join(EMBED_DTYPES)}, not {name!r}")
-    if name == "auto":
-        from synthesis.llm.embedded.checkpoint import cpu_supports_bf16
+    from synthesis.llm.embedded.checkpoint import resolve_dtype
 
-        return "bfloat16" if cpu_supports_bf16() else "float32"
-    return name
+    return str(resolve_dtype(name)).removeprefix("torch.")
 
 
 def embed_texts(
@@ -657,6 +655,11 @@ class RememberingJudge:
         if ka is None or kb is None:
             return None
         return self.known.get((ka, kb)) or self.known.get((kb, ka))
+
+    @property
+    def backend(self) -> Any:
+        """The backend of the judge it built, or None (nothing asked, or no backend)."""
+        return getattr(self._judge, "backend", None)
 
     def __call__(self, a: Any, b: Any) -> tuple[bool, str]:
         return self.batch([(a, b)])[0]

@@ -5,6 +5,7 @@ template), and the CPU's dtype."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import logging
@@ -175,8 +176,10 @@ def _write_bf16_copy(src: Path, dest: Path) -> Path:
     return dest
 
 
+@functools.cache
 def cpu_supports_bf16() -> bool:
-    """True where the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX)."""
+    """True where the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX).  Read
+    once per process: every embedding call and backend load asks."""
     flags: set[str] = set()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
