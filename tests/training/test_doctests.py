@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.parametrize(
     "module",
     ["training.chat_format", "training.config", "training.dataset", "training.rewards", "training.contamination",
-     "training.launch", "training.bfcl_subsets", "training.bfcl_compare"],
+     "training.launch", "training.bfcl_subsets", "training.bfcl_compare", "training.sweep"],
 )
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))

@@ -1,0 +1,128 @@
+"""The SFT sweep: split by trajectory, validation scored with the reward's terms, the best
+point chosen on our own data only."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from tests.training.conftest import make_trajectories
+from training.config import SFTRunConfig
+from training.sweep import (
+    SweepPoint,
+    markdown_table,
+    run_sweep,
+    score_replies,
+    split_records,
+    validation_items,
+    with_overrides,
+)
+
+
+def _records(n_single: int = 8, n_irr: int = 4) -> list[dict]:
+    base = make_trajectories()
+    single, irr = base[0], base[4]
+    out = []
+    for i in range(n_single):
+        city = f"City{i}"
+        t = json.loads(json.dumps(single))
+        t["id"] = f"s{i}"
+        t["messages"][0]["content"] = f"What's the weather in {city}?"
+        t["messages"][1]["tool_calls"][0]["function"]["arguments"] = json.dumps({"city": city})
+        out.append(t)
+    for i in range(n_irr):
+        t = json.loads(json.dumps(irr))
+        t["id"] = f"i{i}"
+        out.append(t)
+    rejected = json.loads(json.dumps(single))
+    rejected.update(id="r0", verdict="rejected", audit=None)
+    return out + [rejected]
+
+
+def test_split_keeps_trajectories_whole_stratified_and_seeded():
+    recs = _records()
+    train, val = split_records(recs, val_fraction=0.25, seed=3)
+    train_ids, val_ids = {r.id for r in train}, {r.id for r in val}
+    assert not train_ids & val_ids
+    assert "r0" not in train_ids | val_ids  # rejected trajectories train nothing
+    assert len(train_ids | val_ids) == 12
+    assert {str(r.mode) for r in val} == {"single", "irrelevance"}
+    assert [r.id for r in split_records(recs, val_fraction=0.25, seed=3)[1]] == [r.id for r in val]
+    assert [r.id for r in split_records(recs, val_fraction=0.25, seed=4)[1]] != [r.id for r in val]
+    with pytest.raises(ValueError):
+        split_records(recs, val_fraction=1.0)
+
+
+def test_validation_items_carry_prompt_and_reference():
+    _, val = split_records(_records(), val_fraction=0.25, seed=0)
+    items = validation_items(val)
+    single = [i for i in items if i["mode"] == "single"]
+    assert single and all(i["prompt"][-1]["role"] == "user" for i in items)
+    ref = json.loads(single[0]["reference_calls"])
+    assert ref[0]["name"] == "get_weather" and ref[0]["arguments"]["city"].startswith("City")
+    assert any(json.loads(i["reference_calls"]) == [] for i in items if i["mode"] == "irrelevance")
+
+
+def _reply_for(item: dict, right: bool) -> str:
+    ref = json.loads(item["reference_calls"])
+    if not ref:
+        return "None of these tools can do that." if right else '<tool_call>\n{"name": "get_weather", "arguments": {"city": "x"}}\n</tool_call>'
+    call = ref[0] if right else {"name": ref[0]["name"], "arguments": {"city": "Nowhere"}}
+    return "<tool_call>\n" + json.dumps({"name": call["name"], "arguments": call["arguments"]}) + "\n</tool_call>"
+
+
+def test_scores_use_the_reward_terms():
+    _, val = split_records(_records(), val_fraction=0.25, seed=0)
+    items = validation_items(val)
+    right = score_replies(items, [_reply_for(i, True) for i in items])
+    wrong = score_replies(items, [_reply_for(i, False) for i in items])
+    assert right["exact"] == 1.0 and right["format"] == 1.0
+    assert wrong["exact"] == 0.0 and 0 < wrong["execution"] < 1  # right names, wrong values
+    assert set(right["by_mode"]) == {"single", "irrelevance"}
+    with pytest.raises(ValueError):
+        score_replies(items, [])
+
+
+def test_run_sweep_trains_each_point_and_picks_the_best_on_validation(tmp_path):
+    trained: list[SFTRunConfig] = []
+
+    def train(config, rows):
+        trained.append(config)
+        assert rows and all("messages" in r for r in rows)
+        assert not {r["id"] for r in rows} & val_ids  # validation never trains
+        return SimpleNamespace(checkpoint_dir=config.output_dir, metrics={"train_loss": 0.5, "global_step": 3})
+
+    def generate(model_path, prompts):
+        ok = model_path is not None and model_path.endswith("p-good")
+        by_prompt = {json.dumps(i["prompt"]): i for i in items}
+        return [_reply_for(by_prompt[json.dumps(p)], ok) for p in prompts]
+
+    recs = _records()
+    _, val = split_records(recs, val_fraction=0.25, seed=1)
+    val_ids = {r.id for r in val}
+    items = validation_items(val)
+    base = SFTRunConfig(output_dir=str(tmp_path / "unused"), learning_rate=1e-5)
+    points = [SweepPoint("p-bad", {"learning_rate": 1e-3}), SweepPoint("p-good", {"num_train_epochs": 2})]
+    summary = run_sweep(recs, base, points, out_dir=tmp_path, seed=1, val_fraction=0.25,
+                        generate=generate, train=train)
+    assert [r["name"] for r in summary["results"]] == ["base", "p-bad", "p-good"]
+    assert summary["best"] == "p-good"
+    assert [c.learning_rate for c in trained] == [1e-3, 1e-5]
+    assert trained[1].num_train_epochs == 2 and trained[1].seed == 1
+    assert summary["validation_trajectories"] == len(val_ids)
+    assert summary["results"][2]["exact"] == 1.0 and summary["results"][1]["exact"] < 1.0
+    table = markdown_table(summary)
+    assert "| **p-good** | 100.0% |" in table and table.count("\n") == 4
+
+
+def test_sweep_refuses_unknown_settings_and_bad_points(tmp_path):
+    with pytest.raises(ValueError, match="unknown SFT setting"):
+        with_overrides(SFTRunConfig(), {"lr": 1e-4})
+    with pytest.raises(ValueError, match="unique"):
+        run_sweep(_records(), SFTRunConfig(), [SweepPoint("a"), SweepPoint("a")], out_dir=tmp_path,
+                  generate=lambda *a: [], train=lambda *a: None)
+    with pytest.raises(ValueError, match="too few"):
+        run_sweep(_records(1, 0), SFTRunConfig(), [SweepPoint("a")], out_dir=tmp_path,
+                  generate=lambda *a: [], train=lambda *a: None)
