@@ -373,7 +373,9 @@ def _cpu_profile() -> Profile:
             lr_scheduler_type="constant",
             use_cpu=True,
             bf16=False,
-            max_length=512,
+            # Synthesized rows carry their tool list in the system prompt: "multiple" rows
+            # run 600-1000 tokens, multi-turn ones past 1000.  A row cut at 512 loses the reply.
+            max_length=2048,
             torch_num_threads=2,
         ),
         grpo=GRPORunConfig(
@@ -391,7 +393,7 @@ def _cpu_profile() -> Profile:
             temperature=0.7,
             beta=0.04,
             max_completion_length=64,
-            max_prompt_length=1024,
+            max_prompt_length=2048,
             use_vllm=False,
             torch_num_threads=2,
         ),

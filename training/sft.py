@@ -71,6 +71,15 @@ def run_sft(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
+    rows, too_long = rows_that_fit(tokenizer, rows, config.max_length)
+    if too_long:
+        warnings.append(
+            f"{too_long} row(s) longer than max_length={config.max_length} tokens left out: truncated, "
+            "they would lose the assistant turns the loss is computed on"
+        )
+        logger.warning(warnings[-1])
+    if not rows:
+        raise ValueError(f"no SFT row fits in max_length={config.max_length} tokens")
     dataset = to_hf_dataset([{"messages": r["messages"]} for r in rows])
     args = SFTConfig(
         **common_trainer_args(config, output_dir, grad_accum),
@@ -119,6 +128,18 @@ def run_sft(
         warnings=warnings,
         resumed_from=resume_from,
     )
+
+
+def rows_that_fit(tokenizer, rows: list[dict[str, Any]], max_length: int) -> tuple[list[dict[str, Any]], int]:
+    """The rows whose rendered conversation fits in ``max_length`` tokens, and how many did
+    not.  The trainer cuts a longer row at the end, where the assistant's reply is, so the
+    row would teach the prompt's tool list and not the call."""
+    kept = []
+    for row in rows:
+        text = tokenizer.apply_chat_template(row["messages"], tokenize=False)
+        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= max_length:
+            kept.append(row)
+    return kept, len(rows) - len(kept)
 
 
 def lora_config(config: SFTRunConfig) -> Any:

@@ -26,7 +26,7 @@ model, out, rows_file, die_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.a
 rows = json.loads(open(rows_file).read())
 config = dataclasses.replace(
     get_profile("cpu").sft, model_name_or_path=model, output_dir=out, max_steps=6, save_steps=2,
-    max_length=64, per_device_train_batch_size=1, assistant_only_loss=False, learning_rate=1e-3,
+    max_length=1024, per_device_train_batch_size=1, assistant_only_loss=False, learning_rate=1e-3,
     warmup_ratio=0.0, torch_num_threads=1,
 )
 events = []
@@ -51,7 +51,7 @@ def tiny_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny-model")
     tok = AutoTokenizer.from_pretrained(embedded_checkpoint_dir())
     config = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
                          tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     LlamaForCausalLM(config).save_pretrained(path)
     tok.save_pretrained(path)

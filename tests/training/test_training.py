@@ -75,9 +75,8 @@ def test_sft_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_path
         model_name_or_path=str(checkpoint_dir),
         output_dir=str(tmp_path / "sft"),
         max_steps=2,
-        max_length=128,
+        max_length=1024,
         per_device_train_batch_size=2,
-        # 128 tokens hold the tool definitions but not the replies; train on whole rows.
         assistant_only_loss=False,
     )
     events = []
@@ -90,7 +89,7 @@ def test_sft_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_path
     _assert_renders_tools_and_stops(final)
     assert result.metrics["train_loss"] > 0
     saved = json.loads((tmp_path / "sft" / "run_config.json").read_text())
-    assert saved["max_length"] == 128 and saved["resolved"]["gradient_accumulation_steps"] == 1
+    assert saved["max_length"] == 1024 and saved["resolved"]["gradient_accumulation_steps"] == 1
     assert [e["event"] for e in events if e.get("event") in ("begin", "end")] == ["begin", "end"]
 
 
@@ -103,7 +102,7 @@ def test_lora_sft_saves_a_merged_checkpoint_that_loads_like_a_full_one(checkpoin
     rows, _ = build_sft_rows(trajectories, DatasetConfig(hard_weight=1))
     config = dataclasses.replace(
         get_profile("cpu").sft, model_name_or_path=str(checkpoint_dir), output_dir=str(tmp_path / "sft"),
-        max_steps=2, max_length=128, per_device_train_batch_size=2, assistant_only_loss=False,
+        max_steps=2, max_length=1024, per_device_train_batch_size=2, assistant_only_loss=False,
         learning_rate=1e-3, lora_r=4, lora_target_modules="q_proj,v_proj",
     )
     result = run_sft(config, rows)
@@ -165,3 +164,24 @@ def test_grpo_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_pat
     lines = (tmp_path / "grpo" / "reward_terms.jsonl").read_text().splitlines()
     assert len(lines) == len(result.reward_terms)
     assert "reward_total_mean" in result.metrics
+
+
+def test_rows_longer_than_max_length_are_left_out_not_cut(checkpoint_dir, trajectories, tmp_path):
+    """A row cut at max_length loses its reply (the end), so it is left out and said so."""
+    from transformers import AutoTokenizer
+
+    from training.sft import rows_that_fit, run_sft
+
+    tok = AutoTokenizer.from_pretrained(checkpoint_dir)
+    rows, _ = build_sft_rows(trajectories, DatasetConfig(hard_weight=1))
+    lengths = [len(tok(tok.apply_chat_template(r["messages"], tokenize=False), add_special_tokens=False)["input_ids"])
+               for r in rows]
+    cut = max(lengths) - 1
+    kept, dropped = rows_that_fit(tok, rows, cut)
+    assert dropped == sum(n > cut for n in lengths) > 0
+    assert len(kept) == sum(n <= cut for n in lengths) > 0
+    assert rows_that_fit(tok, rows, max(lengths)) == (rows, 0)
+    config = dataclasses.replace(get_profile("cpu").sft, model_name_or_path=str(checkpoint_dir),
+                                 output_dir=str(tmp_path / "sft"), max_length=min(lengths) - 1)
+    with pytest.raises(ValueError, match="no SFT row fits"):
+        run_sft(config, rows)
