@@ -1,9 +1,11 @@
 """Run many role-play conversations together, batching their model requests.
 
-Each conversation is a generator (see :mod:`synthesis.roleplay.runtime`).  Every round the
-engine collects the pending requests of all active conversations, groups them by the
-backend that plays each role, calls ``complete_batch`` once per backend, and hands the
-answers back.  Steps reach the sink as the conversations produce them.
+Each conversation is a generator (see :mod:`synthesis.roleplay.runtime`).  Its requests
+go to the backend that plays each role: to one that decodes token by token (the embedded
+model's scheduler) as soon as the conversation asks, so that a conversation never waits for
+another's reply and the model's batch stays full; to any other backend grouped, one
+``complete_batch`` for the requests waiting at that moment.  Steps reach the sink as the
+conversations produce them.
 
 Roles: ``scenario`` (queries, goals, reference arguments), ``user``, ``agent``, ``server``,
 ``verifier`` (or ``verifier:<i>`` for a distinct backend per verifier).  A role without a
@@ -17,6 +19,7 @@ raises, stops the run (:class:`SinkError`): what was stored lets the next run re
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import random
 from collections import deque
@@ -24,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthesis.llm.base import BackendUnavailable, ChatRequest, ChatResult, LLMBackend
+from synthesis.llm.base import BackendUnavailable, ChatRequest, ChatResult, Generation, LLMBackend
 
 from .config import RoleplayConfig
 from .multi_turn import multi_turn_conversation
@@ -119,6 +122,11 @@ class _Active:
     gen: Gen[FinishStep]
     ask: Ask = field(default_factory=list)
     result: TrajectoryResult | None = None
+    answers: list[list[ChatResult] | None] = field(default_factory=list)
+    dispatched: bool = False
+
+    def waiting(self) -> bool:
+        return any(a is None for a in self.answers)
 
 
 def _complete(backend: LLMBackend, requests: list[ChatRequest]) -> Answers:
@@ -139,6 +147,25 @@ def _complete(backend: LLMBackend, requests: list[ChatRequest]) -> Answers:
     return [list(a) or [error_result("the backend returned no choice")] for a in answers]
 
 
+def _streams(backend: LLMBackend) -> bool:
+    """Whether ``backend`` decodes requests one by one as they arrive (its own ``submit``,
+    like the embedded scheduler), so that a conversation's next request can join the batch
+    in flight instead of waiting for every other conversation's reply."""
+    own = getattr(type(backend), "submit", None)
+    return own is not None and own is not LLMBackend.submit
+
+
+def _collect(generation: Generation, backend: LLMBackend) -> list[ChatResult]:
+    try:
+        choices = generation.results()
+    except BackendUnavailable:
+        raise
+    except Exception as e:
+        logger.warning("backend %s failed on a request: %s", type(backend).__name__, e)
+        return [error_result(f"backend error: {e}")]
+    return list(choices) or [error_result("the backend returned no choice")]
+
+
 def run_trajectories(
     specs: Iterable[TrajectorySpec],
     backends_by_role: Mapping[str, LLMBackend | Sequence[LLMBackend]],
@@ -146,6 +173,12 @@ def run_trajectories(
     config: RoleplayConfig | None = None,
 ) -> list[TrajectoryResult]:
     """Synthesize every spec's trajectory; returns the results in spec order.
+
+    Up to ``config.max_concurrent`` conversations are in flight.  A request for a backend
+    that decodes token by token (the embedded one) is handed over as soon as its
+    conversation asks, and the conversation moves on as soon as its own replies are in, so
+    the backend's batch stays full; requests for other backends are sent together, one
+    ``complete_batch`` per backend, from the conversations waiting at that moment.
 
     A spec with ``resume_from`` continues from its stored steps (a finished one is
     returned as stored, nothing is emitted).
@@ -159,44 +192,66 @@ def run_trajectories(
         raise ValueError("trajectory ids must be unique within a run")
     results: dict[str, TrajectoryResult] = {}
     active: list[_Active] = []
+    in_flight: dict[concurrent.futures.Future, tuple[_Active, int, Generation, LLMBackend]] = {}
 
-    while queue or active:
-        while queue and len(active) < config.max_concurrent:
-            spec = queue.popleft()
-            if spec.resume_from is not None and spec.resume_from.finish is not None:
-                results[spec.id] = TrajectoryResult(
-                    spec.id, spec.mode, list(spec.resume_from.steps), spec.resume_from.finish
-                )
-                continue
-            log = StepLog(spec.id, guarded, spec.resume_from)  # type: ignore[arg-type]
-            act = _Active(spec, log, conversation_for(spec, config, log))
-            _advance(act, None)
-            if act.result is None:
+    def settle(act: _Active, answers: Answers | None) -> None:
+        """Advance ``act`` with its answers; keep it with its next requests, or record it."""
+        _advance(act, answers)
+        if act.result is None:
+            act.answers = [None] * len(act.ask)
+            act.dispatched = False
+        else:
+            results[act.spec.id] = act.result
+            active.remove(act)
+
+    try:
+        while queue or active:
+            while queue and len(active) < config.max_concurrent:
+                spec = queue.popleft()
+                if spec.resume_from is not None and spec.resume_from.finish is not None:
+                    results[spec.id] = TrajectoryResult(
+                        spec.id, spec.mode, list(spec.resume_from.steps), spec.resume_from.finish
+                    )
+                    continue
+                log = StepLog(spec.id, guarded, spec.resume_from)  # type: ignore[arg-type]
+                act = _Active(spec, log, conversation_for(spec, config, log))
                 active.append(act)
-            else:
-                results[spec.id] = act.result
-        if not active:
-            continue
+                settle(act, None)
+            if not active:
+                continue
 
-        groups: dict[int, tuple[LLMBackend, list[tuple[_Active, int]]]] = {}
-        for act in active:
-            for pos, call in enumerate(act.ask):
-                be = backends.for_role(call.role)
-                groups.setdefault(id(be), (be, []))[1].append((act, pos))
-        answers: dict[int, list[list[ChatResult]]] = {id(a): [[] for _ in a.ask] for a in active}
-        for be, items in groups.values():
-            got = _complete(be, [a.ask[pos].request for a, pos in items])
-            for (a, pos), choices in zip(items, got, strict=True):
-                answers[id(a)][pos] = choices
+            # Hand over every request not yet sent: token-by-token backends one by one,
+            # the others grouped per backend.
+            groups: dict[int, tuple[LLMBackend, list[tuple[_Active, int]]]] = {}
+            for act in active:
+                if act.dispatched:
+                    continue
+                act.dispatched = True
+                for pos, call in enumerate(act.ask):
+                    be = backends.for_role(call.role)
+                    if _streams(be):
+                        generation = be.submit(call.request)
+                        in_flight[generation.done] = (act, pos, generation, be)
+                    else:
+                        groups.setdefault(id(be), (be, []))[1].append((act, pos))
+            for be, items in groups.values():
+                got = _complete(be, [a.ask[pos].request for a, pos in items])
+                for (a, pos), choices in zip(items, got, strict=True):
+                    a.answers[pos] = choices
 
-        still: list[_Active] = []
-        for act in active:
-            _advance(act, answers[id(act)])
-            if act.result is None:
-                still.append(act)
-            else:
-                results[act.spec.id] = act.result
-        active = still
+            if in_flight and all(act.waiting() for act in active):
+                done, _ = concurrent.futures.wait(
+                    list(in_flight), return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for fut in done:
+                    act, pos, generation, be = in_flight.pop(fut)
+                    act.answers[pos] = _collect(generation, be)
+
+            for act in [a for a in active if not a.waiting()]:
+                settle(act, [a for a in act.answers if a is not None])
+    finally:
+        for _, _, generation, _ in in_flight.values():  # a stopped run frees the model's slots
+            generation.cancel()
 
     return [results[i] for i in order]
 
