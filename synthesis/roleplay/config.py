@@ -163,7 +163,7 @@ class RoleplayConfig:
         },
     )
     max_concurrent: int = field(
-        default=64, metadata={"help": "Conversations advanced together (batch width per round)."}
+        default=64, metadata={"help": "Conversations in flight at once (their requests keep the model's batch full)."}
     )
 
     def __post_init__(self) -> None:

@@ -2,8 +2,9 @@
 
 A conversation is a generator that yields an :data:`Ask` (a list of :class:`LLMCall`, the
 requests it needs answered now) and receives, for each call, the list of choices the
-backend returned.  The engine collects the asks of many conversations and sends each
-backend one batch per round, so a conversation never blocks on a model by itself.
+backend returned.  The engine hands the asks of many conversations to their backends
+(one by one to a backend that batches as requests arrive, grouped to any other), so a
+conversation never blocks on a model by itself.
 
 ``gather`` runs several sub-generators side by side inside one conversation (k verifiers,
 k self-consistency samples, parallel tool executions), merging their asks per round.
