@@ -455,6 +455,37 @@ def test_more_requests_than_slots_decode_as_they_would_alone(embedded):
         small.close()
 
 
+def test_prompts_of_very_different_lengths_prefill_apart_and_decode_as_alone(embedded):
+    """Short and long prompts admitted together are prefilled in groups of similar length
+    (no pass pads a short prompt to the long one's length), and every row still decodes
+    what its request gets alone."""
+    from synthesis.llm.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(model_path=str(embedded.model_path), dtype="float32", max_batch_size=8)
+    try:
+        long_text = "Here is some background. " * 40
+        requests = [
+            ChatRequest(messages=user(q), max_tokens=6)
+            for q in ["Say hi.", long_text + "Summarize it.", "Name a tree.", long_text + "Name a color.",
+                      "What is 1 + 1?"]
+        ]
+        passes: list[list[int]] = []
+        prefill = backend._prefill
+
+        def recording(seqs, cache, first_row):
+            passes.append([len(s.prompt_ids) for s in seqs])
+            return prefill(seqs, cache, first_row)
+
+        backend._prefill = recording
+        together = [r[0] for r in backend.complete_batch(requests)]
+        assert sorted(n for p in passes for n in p) == sorted(len(backend._prepare(r).prompt_ids) for r in requests)
+        assert all(max(p) < 2 * min(p) for p in passes), passes  # no short prompt padded to a long one
+        alone = [backend.complete(r) for r in requests]
+        assert [r.text for r in together] == [r.text for r in alone]
+    finally:
+        backend.close()
+
+
 def test_threads_share_the_scheduler_and_seeds_repeat(embedded):
     req = ChatRequest(
         messages=user("Invent a name for a cat."),
