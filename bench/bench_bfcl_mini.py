@@ -2,11 +2,14 @@
 
     python bench/bench_bfcl_mini.py                      # all 240 items of mini-v1 (target: <= 10 min on 2 cores)
     python bench/bench_bfcl_mini.py --limit 5 --compare-batch 8   # batch sizes side by side on 30 items
+    python bench/bench_bfcl_mini.py --limit 20 --pair-with var/training/sweep/X/final   # base vs a checkpoint, paired
 
 It evaluates the way an iteration does (``loop.stages.evaluation_run``: the embedded
 backend, unconstrained decoding, ``training.bfcl.EVAL_BATCH`` requests handed over at once) and prints
 the wall time, the items per minute and the subset's scores. With ``--compare-batch N`` it
 first runs the same items with N requests at a time, so the two figures come from one run.
+With ``--pair-with PATH`` it then evaluates that checkpoint on the same items and prints the
+paired before/after table with bootstrap 95% CIs, as an iteration stores it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="the first N items of each category")
     parser.add_argument("--model-path", default=None, help="a checkpoint folder (default: the base model)")
     parser.add_argument("--compare-batch", type=int, default=None, help="also run with this many requests at once")
+    parser.add_argument("--pair-with", default=None, metavar="PATH",
+                        help="then evaluate this checkpoint on the same items and compare, paired")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
 
@@ -48,6 +53,7 @@ def main() -> int:
     rows = []
     for batch in ([args.compare_batch] if args.compare_batch else []) + [EVAL_BATCH]:
         seconds, result = timed(backend, subset=args.subset, limit=args.limit, batch=batch)
+        last_result = result
         items = len(result.items)
         rows.append({"batch": batch, "items": items, "seconds": seconds, "items_per_min": 60 * items / seconds,
                      "subset": result.overall.get("subset"),
@@ -65,8 +71,20 @@ def main() -> int:
         print(f"  {c:<20} {acc:6.1%}")
     sub = last["subset"] or {}
     print(f"  non-live AST {sub.get('non_live_ast') or 0:.1%}, irrelevance {sub.get('irrelevance') or 0:.1%}")
+    report = {"machine": machine, "runs": rows}
+    if args.pair_with:
+        from training.bfcl_compare import compare, outcomes, table
+
+        other = get_backend("embedded", constrain_tool_calls=False, model_path=args.pair_with)
+        seconds, paired = timed(other, subset=args.subset, limit=args.limit, batch=EVAL_BATCH)
+        comparison = compare(outcomes(last_result.items), outcomes(paired.items))
+        print(f"\n{args.model_path or 'base model'} -> {args.pair_with} ({seconds / 60:.1f} min), paired:\n")
+        print(table(comparison))
+        report |= {"pair_with": args.pair_with, "comparison": comparison,
+                   "items": {"before": [vars(i) for i in last_result.items],
+                             "after": [vars(i) for i in paired.items]}}
     if args.output:
-        Path(args.output).write_text(json.dumps({"machine": machine, "runs": rows}, indent=2))
+        Path(args.output).write_text(json.dumps(report, indent=2, default=str))
     return 0
 
 

@@ -8,7 +8,7 @@ On a fresh database (``--database``, dropped and re-created) with the 40-spec sa
 and its MCP tree, in this process (no Celery):
 
 1. iteration 1: synthesize ``--count`` trajectories with the base model as Tool Agent, SFT
-   then GRPO (the ``cpu`` profile with ``--train-set`` overrides), BFCL mini on the base
+   then GRPO (the ``cpu-loop`` profile with ``--train-set`` overrides), BFCL mini on the base
    and the trained checkpoint, paired item by item with bootstrap 95% CIs;
 2. two synthesis runs of ``--second-count`` trajectories on the same seed, one with the
    base model as Tool Agent and one with iteration 1's model, every other role the same:
@@ -66,6 +66,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-turns", type=int, default=3)
     parser.add_argument("--verifiers", type=int, default=1)
+    parser.add_argument("--profile", default="cpu-loop", help="training profile (training/config.py)")
     parser.add_argument("--eval-limit", type=int, default=None, help="BFCL mini items per category (default all)")
     parser.add_argument("--train-set", action="append", default=[], metavar="STAGE.KEY=VALUE",
                         help="trainer overrides, as manage.py iterate --train-set")
@@ -97,7 +98,7 @@ def main() -> int:
 
     # 1. One iteration: synthesize, train, BFCL mini on both checkpoints.
     t = time.perf_counter()
-    config = {"count": args.count, "profile": "cpu", "seed": args.seed, "eval_subset": "mini-v1",
+    config = {"count": args.count, "profile": args.profile, "seed": args.seed, "eval_subset": "mini-v1",
               "eval_limit": args.eval_limit, **common, **({"training": training} if training else {})}
     first = iteration_create(config=config, name="bench-loop", input_checkpoint=base)
     iteration_start(iteration_id=first.pk, run=Run.HERE)

@@ -400,7 +400,23 @@ def _cpu_profile() -> Profile:
     )
 
 
-_PROFILES = {"gpu": _gpu_profile, "cpu": _cpu_profile}
+def _cpu_loop_profile() -> Profile:
+    """The loop's recipe for the embedded 135M model on 2 cores: SFT by epochs at the
+    learning rate a sweep chose on a validation split of our own synthesized data
+    (``bench/bench_train_sweep.py``, training/RESULTS-sweep.md; never on BFCL), then a few
+    GRPO steps on the hard samples."""
+    base = _cpu_profile()
+    return Profile(
+        name="cpu-loop",
+        description="The CPU loop's recipe for the embedded model: SFT epochs at the swept learning rate, "
+                    "then GRPO on hard samples (training/RESULTS-sweep.md).",
+        sft=dataclasses.replace(base.sft, output_dir="var/training/sft-cpu-loop", max_steps=-1,
+                                num_train_epochs=2, learning_rate=1e-4, per_device_train_batch_size=4),
+        grpo=dataclasses.replace(base.grpo, output_dir="var/training/grpo-cpu-loop", max_steps=8),
+    )
+
+
+_PROFILES = {"gpu": _gpu_profile, "cpu": _cpu_profile, "cpu-loop": _cpu_loop_profile}
 PROFILE_NAMES = tuple(_PROFILES)
 
 
@@ -412,7 +428,7 @@ def get_profile(name: str) -> Profile:
     >>> get_profile("tpu")
     Traceback (most recent call last):
     ...
-    ValueError: unknown profile 'tpu'; valid profiles: gpu, cpu
+    ValueError: unknown profile 'tpu'; valid profiles: gpu, cpu, cpu-loop
     """
     try:
         factory = _PROFILES[name]

@@ -24,12 +24,12 @@ from synthesis.records import Mode, Role, values
 from synthesis.roleplay.config import RoleplayConfig
 from training.bfcl import CATEGORIES
 from training.bfcl_subsets import DEFAULT_SUBSET, SUBSETS
-from training.config import get_profile
+from training.config import PROFILE_NAMES, get_profile
 
 MODES = values(Mode)
 ROLES = values(Role)
 BACKENDS = ("embedded", "openai", "vllm")
-PROFILES = ("cpu", "gpu", "none")
+PROFILES = (*sorted(PROFILE_NAMES), "none")
 MAX_COUNT = 100_000
 # Options of the openai backend an iteration may set per role, with their allowed ranges.
 NUMERIC_BACKEND_OPTIONS = {"timeout": (0.1, 3600), "max_retries": (0, 20), "backoff": (0, 60)}

@@ -517,7 +517,7 @@ def test_the_schema_types_the_iteration_config_and_the_token_request(viewer):
     config = schema["Input"]["properties"]["config"]
     assert config["additionalProperties"] is False
     assert config["properties"]["count"] == {"type": "integer", "minimum": 1, "maximum": 100000}
-    assert config["properties"]["profile"] == {"enum": ["cpu", "gpu", "none"]}
+    assert config["properties"]["profile"] == {"enum": ["cpu", "cpu-loop", "gpu", "none"]}
     assert set(config["properties"]["backends"]["properties"]) == {"user", "agent", "server", "verifier", "judge"}
     token = schema["TokenRequest"]["properties"]
     assert token["username"]["minLength"] == 1 and token["password"]["minLength"] == 1
