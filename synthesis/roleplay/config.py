@@ -55,6 +55,14 @@ class RoleplayConfig:
             "help": "How often a step failing self-reflection is sent back to the model before it is rejected."
         },
     )
+    query_attempts: int = field(
+        default=1,
+        metadata={
+            "help": "Model attempts at putting a planned request in the user's words; when none passes its "
+            "checks the plain request is used.  More attempts pay only with a model that learns from the "
+            "feedback: with the embedded 135M model no second or third attempt passed in 84 tries."
+        },
+    )
     agent_protocol: str = field(
         default="planned",
         metadata={
@@ -185,6 +193,7 @@ class RoleplayConfig:
             "max_agent_hops",
             "multi_turn_min_calls",
             "max_concurrent",
+            "query_attempts",
             "agent_max_tokens",
             "user_max_tokens",
             "server_max_tokens",

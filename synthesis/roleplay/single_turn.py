@@ -203,7 +203,7 @@ def write_query(
     notes: dict[str, Any] = {"attempts": 0, "plain": plain}
     rejected: list[dict[str, Any]] = []
     messages = base
-    for attempt in range(1 + cfg.max_repair_attempts):
+    for attempt in range(cfg.query_attempts):
         req = ChatRequest(
             messages=messages,
             json_schema=schema,

@@ -1,8 +1,11 @@
 """What keeps synthesized data readable whatever the model: implausible values replaced,
 junk queries replaced by a plain request, raw-echo answers replaced by a summary."""
 
+import dataclasses
 import json
 import random
+
+import pytest
 
 from synthesis.llm.base import ChatResult
 from synthesis.llm.scripted import ScriptedBackend
@@ -154,6 +157,32 @@ def test_a_junk_writing_model_still_gives_a_readable_valid_single_turn_example()
     assert sc.meta["query"]["source"] == "plain" and sc.meta["query"]["rejected"]
     assert ref["arguments"]["city"] in sc.query and query_problems(sc.query, ("get_weather",)) == []
     assert res.status == "accepted"
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_query_attempts_bound_the_rewrites_before_the_plain_request(attempts):
+    """One model attempt by default (no retry of the embedded model ever passed); a
+    stronger model may be given more, each told what was wrong with the last."""
+    spec = TrajectorySpec(id="s", mode="single", tools=[GET_WEATHER], seed=3)
+    asked = []
+
+    def junk(req):
+        if set((req.json_schema or {}).get("properties") or {}) == {"query"}:
+            asked.append(req)
+        return junk_everything(req)
+
+    sink = MemorySink()
+    cfg = dataclasses.replace(CFG, query_attempts=attempts)
+    run_trajectories([spec], {"default": smart_backend(), "scenario": ScriptedBackend(default=junk)}, sink, cfg)
+    sc = scenario_of(sink.steps["s"])
+    assert len(asked) == attempts == sc.meta["query"]["attempts"] == len(sc.meta["query"]["rejected"])
+    assert sc.meta["query"]["source"] == "plain"
+    assert attempts == 1 or "Not usable" in asked[-1].messages[-1]["content"]
+
+
+def test_query_attempts_must_be_at_least_one():
+    with pytest.raises(ValueError, match="query_attempts"):
+        RoleplayConfig(query_attempts=0)
 
 
 def test_a_good_rewrite_is_kept():
