@@ -230,7 +230,14 @@ def run_trajectories(
                 for pos, call in enumerate(act.ask):
                     be = backends.for_role(call.role)
                     if _streams(be):
-                        generation = be.submit(call.request)
+                        try:
+                            generation = be.submit(call.request)
+                        except BackendUnavailable:
+                            raise
+                        except Exception as e:  # a request the backend refuses fails alone
+                            logger.warning("backend %s refused a request: %s", type(be).__name__, e)
+                            act.answers[pos] = [error_result(f"backend error: {e}")]
+                            continue
                         in_flight[generation.done] = (act, pos, generation, be)
                     else:
                         groups.setdefault(id(be), (be, []))[1].append((act, pos))

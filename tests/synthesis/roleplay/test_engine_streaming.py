@@ -142,6 +142,21 @@ def test_a_failed_request_fails_only_its_conversation_and_unavailable_stops_the_
     assert be.cancelled >= 1  # the requests still in flight were cancelled, not left decoding
 
 
+def test_a_request_refused_at_submit_fails_only_its_conversation():
+    class Refusing(StreamingBackend):
+        def submit(self, request, *, on_text=None):
+            if self.refuse_next:
+                self.refuse_next = False
+                raise ValueError("tool_choice names no offered tool")
+            return super().submit(request, on_text=on_text)
+
+    be = Refusing(smart_backend())
+    be.refuse_next = True
+    results = run_trajectories(_specs(3), {"default": be}, MemorySink(),
+                               RoleplayConfig(consistency_samples=0, verifier_count=1))
+    assert len(results) == 3 and all(r.finish is not None for r in results)
+
+
 def test_max_concurrent_bounds_the_requests_in_flight():
     in_flight, peak = [0], [0]
     lock = threading.Lock()
