@@ -442,16 +442,20 @@ class EmbeddedBackend(LLMBackend):
 
     def _prefill(self, seqs: list[_Seq], cache: SlotCache, first_row: int) -> None:
         """Prefill newcomers together (left-padded) and move their keys/values into slot rows
-        ``first_row...``; the rows already decoding are not touched."""
+        ``first_row...``; the rows already decoding are not touched.  Newcomers with the same
+        prompt (the choices of one request with ``n`` > 1) are computed once and copied."""
         import torch
         from transformers import DynamicCache
 
-        width = max(len(s.prompt_ids) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, width - len(s.prompt_ids) :] = torch.tensor(s.prompt_ids)
-            mask[i, width - len(s.prompt_ids) :] = 1
+        unique: dict[tuple[int, ...], int] = {}
+        row_of = [unique.setdefault(tuple(s.prompt_ids), len(unique)) for s in seqs]
+        prompts = list(unique)
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         scratch = DynamicCache(config=self.model.config)
         t0 = time.perf_counter()
@@ -463,17 +467,18 @@ class EmbeddedBackend(LLMBackend):
             use_cache=True,
             logits_to_keep=1,
         )
-        cache.put_rows(
-            first_row,
-            [(layer.keys, layer.values) for layer in scratch.layers],
-            [len(s.prompt_ids) for s in seqs],
-            width,
-        )
+        logits = out.logits[:, -1, :]
+        layers = [(layer.keys, layer.values) for layer in scratch.layers]
+        if len(prompts) < len(seqs):
+            index = torch.tensor(row_of)
+            layers = [(k.index_select(0, index), v.index_select(0, index)) for k, v in layers]
+            logits = logits.index_select(0, index)
+        cache.put_rows(first_row, layers, [len(s.prompt_ids) for s in seqs], width)
         with self._stats_lock:
             self.stats["prefills"] += 1
             self.stats["prefill_tokens"] += int(mask.sum())
             self.stats["forward_seconds"] += time.perf_counter() - t0
-        self._sample(seqs, out.logits[:, -1, :])
+        self._sample(seqs, logits)
 
     def _decode_step(self, seqs: list[_Seq], cache: SlotCache) -> None:
         """One token for every active sequence: one batched pass over the slot cache."""

@@ -486,6 +486,27 @@ def test_prompts_of_very_different_lengths_prefill_apart_and_decode_as_alone(emb
         backend.close()
 
 
+def test_the_choices_of_one_request_share_one_prefill(embedded):
+    """n sampled choices of one prompt are prefilled once (the agent's self-consistency
+    samples were prefilled three times) and sample as n separate requests with the
+    choices' seeds would."""
+    from synthesis.llm.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(model_path=str(embedded.model_path), dtype="float32", max_batch_size=4)
+    try:
+        req = ChatRequest(messages=user("Name three animals."), max_tokens=8, n=3, temperature=0.9, seed=11)
+        prompt_len = len(backend._prepare(req).prompt_ids)
+        before = backend.stats["prefill_tokens"]
+        (choices,) = backend.complete_batch([req])
+        assert backend.stats["prefill_tokens"] - before == prompt_len
+        apart = [backend.complete(ChatRequest(messages=req.messages, max_tokens=8, temperature=0.9, seed=11 + i))
+                 for i in range(3)]
+        assert [c.text for c in choices] == [a.text for a in apart]
+        assert len({c.text for c in choices}) > 1  # the choices sample, they are not copies
+    finally:
+        backend.close()
+
+
 def test_threads_share_the_scheduler_and_seeds_repeat(embedded):
     req = ChatRequest(
         messages=user("Invent a name for a cat."),
