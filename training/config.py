@@ -401,15 +401,16 @@ def _cpu_profile() -> Profile:
 
 
 def _cpu_loop_profile() -> Profile:
-    """The loop's recipe for the embedded 135M model on 2 cores: SFT by epochs at the
-    learning rate a sweep chose on a validation split of our own synthesized data
-    (``bench/bench_train_sweep.py``, training/RESULTS-sweep.md; never on BFCL), then a few
-    GRPO steps on the hard samples."""
+    """The loop's recipe for the embedded 135M model on 2 cores: SFT by epochs over every
+    accepted row (the ``cpu`` profile stops after 4 steps), then a few GRPO steps on the
+    hard samples.  Its SFT settings are to be chosen by ``bench/bench_train_sweep.py`` on a
+    validation split of our own synthesized data, never on BFCL; until a sweep at volume
+    has run, they are a starting point, not a choice."""
     base = _cpu_profile()
     return Profile(
         name="cpu-loop",
-        description="The CPU loop's recipe for the embedded model: SFT epochs at the swept learning rate, "
-                    "then GRPO on hard samples (training/RESULTS-sweep.md).",
+        description="The CPU loop's recipe for the embedded model: SFT by epochs over every accepted row, "
+                    "then GRPO on hard samples (settings to be chosen by bench/bench_train_sweep.py).",
         sft=dataclasses.replace(base.sft, output_dir="var/training/sft-cpu-loop", max_steps=-1,
                                 num_train_epochs=2, learning_rate=1e-4, per_device_train_batch_size=4),
         grpo=dataclasses.replace(base.grpo, output_dir="var/training/grpo-cpu-loop", max_steps=8),
