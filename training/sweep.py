@@ -20,13 +20,13 @@ import dataclasses
 import json
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthesis.records import Mode, TrajectoryRecord
+from synthesis.records import TrajectoryRecord
 from training.config import SFTRunConfig
 from training.dataset import DatasetConfig, as_record, build_grpo_rows, build_sft_rows
 from training.rewards import score_completion
@@ -219,7 +219,7 @@ def run_sweep(
         "validation_trajectories": len(val_recs),
         "train_rows": len(rows),
         "validation_items": len(items),
-        "validation_modes": dict(sorted(_count(str(i["mode"]) for i in items).items())),
+        "validation_modes": dict(sorted(Counter(str(i["mode"]) for i in items).items())),
         "dataset_stats": {k: v for k, v in dataclasses.asdict(stats).items() if k != "errors"},
         "results": [r.to_dict() for r in results],
         "best": best.name,
@@ -262,13 +262,6 @@ def with_overrides(base: SFTRunConfig, overrides: Mapping[str, Any], **fixed: An
     return dataclasses.replace(base, **changes, **fixed)
 
 
-def _count(values: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for v in values:
-        out[v] += 1
-    return dict(out)
-
-
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_") or "point"
 
@@ -292,6 +285,6 @@ def parse_point(text: str) -> SweepPoint:
 
 
 __all__ = [
-    "Mode", "PointResult", "SweepPoint", "embedded_generate", "markdown_table", "parse_point", "run_sweep",
+    "PointResult", "SweepPoint", "embedded_generate", "markdown_table", "parse_point", "run_sweep",
     "score_replies", "split_records", "validation_items", "with_overrides",
 ]
