@@ -128,18 +128,25 @@ def test_a_failed_request_fails_only_its_conversation_and_unavailable_stops_the_
                                RoleplayConfig(consistency_samples=0, verifier_count=1))
     assert len(results) == 3  # a request error becomes an error result; every conversation ends
 
-    calls = {"n": 0}
+    first: list = []
 
     def unavailable(request):
-        calls["n"] += 1
-        return BackendUnavailable("model server down") if calls["n"] == 3 else None
+        return BackendUnavailable("model server down") if request is first[0] else None
 
-    be = StreamingBackend(smart_backend(), delay=lambda r: 0.2, fail=unavailable)
+    # The first request fails fast; the other three are still decoding when it does.
+    be = StreamingBackend(smart_backend(), delay=lambda r: 0.05 if r is first[0] else 2.0, fail=unavailable)
+    submit = be.submit
+
+    def remember_first(request, *, on_text=None):
+        if not first:
+            first.append(request)
+        return submit(request, on_text=on_text)
+
+    be.submit = remember_first
     with pytest.raises(BackendUnavailable):
         run_trajectories(_specs(4), {"default": be}, MemorySink(),
                          RoleplayConfig(consistency_samples=0, verifier_count=1))
-    time.sleep(0.3)
-    assert be.cancelled >= 1  # the requests still in flight were cancelled, not left decoding
+    assert be.cancelled == 3  # the requests still in flight were cancelled, not left decoding
 
 
 def test_a_request_refused_at_submit_fails_only_its_conversation():
