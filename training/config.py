@@ -417,6 +417,26 @@ def _cpu_loop_profile() -> Profile:
     )
 
 
+def with_overrides(base: Any, overrides: dict[str, Any] | None = None, **fixed: Any) -> Any:
+    """``base`` (trainer settings) with ``overrides`` and ``fixed`` applied, checked by the
+    dataclass; a name it does not have raises ``ValueError``.  Accumulation steps set here
+    replace a global batch (the two are one choice, made one way or the other).
+
+    >>> with_overrides(SFTRunConfig(global_batch_size=8), {"gradient_accumulation_steps": 2}).global_batch_size
+    >>> with_overrides(SFTRunConfig(), {"lr": 1})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown setting(s) lr for SFTRunConfig
+    """
+    changes = {**(overrides or {}), **fixed}
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(base)})
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for {type(base).__name__}")
+    if changes.get("gradient_accumulation_steps") is not None:
+        changes["global_batch_size"] = None
+    return dataclasses.replace(base, **changes) if changes else base
+
+
 _PROFILES = {"gpu": _gpu_profile, "cpu": _cpu_profile, "cpu-loop": _cpu_loop_profile}
 PROFILE_NAMES = tuple(_PROFILES)
 

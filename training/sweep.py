@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from synthesis.records import TrajectoryRecord
-from training.config import SFTRunConfig
+from training.config import SFTRunConfig, with_overrides
 from training.dataset import DatasetConfig, as_record, build_grpo_rows, build_sft_rows
 from training.rewards import score_completion
 
@@ -200,7 +200,7 @@ def run_sweep(
     record(PointResult("base", {}, scored["exact"], scored["execution"], scored["format"], scored["by_mode"],
                        0.0, time.perf_counter() - t, None, None, base_path))
     for point in points:
-        config = with_overrides(base, point.overrides, output_dir=str(out_dir / _slug(point.name)), seed=seed)
+        config = with_overrides(base, dict(point.overrides), output_dir=str(out_dir / _slug(point.name)), seed=seed)
         t = time.perf_counter()
         result = train(config, rows)
         train_s = time.perf_counter() - t
@@ -209,7 +209,8 @@ def run_sweep(
         metrics = getattr(result, "metrics", {}) or {}
         record(PointResult(point.name, dict(point.overrides), scored["exact"], scored["execution"],
                            scored["format"], scored["by_mode"], train_s, time.perf_counter() - t,
-                           metrics.get("train_loss"), metrics.get("global_step"), result.checkpoint_dir))
+                           metrics.get("train_loss"), _steps(getattr(result, "log_history", None) or []),
+                           result.checkpoint_dir))
     trained = results[1:]
     best = max(trained, key=lambda r: (r.exact, r.execution, -r.train_seconds))
     return {
@@ -242,24 +243,9 @@ def markdown_table(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def with_overrides(base: SFTRunConfig, overrides: Mapping[str, Any], **fixed: Any) -> SFTRunConfig:
-    """``base`` with a point's settings (checked by the dataclass; an unknown name raises
-    ``ValueError``).  Accumulation steps set here replace a global batch.
-
-    >>> with_overrides(SFTRunConfig(global_batch_size=8), {"gradient_accumulation_steps": 2}).global_batch_size
-    >>> with_overrides(SFTRunConfig(), {"lr": 1})
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown SFT setting(s) lr; see training.config.SFTRunConfig
-    """
-    known = {f.name for f in dataclasses.fields(SFTRunConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown SFT setting(s) {', '.join(unknown)}; see training.config.SFTRunConfig")
-    changes = dict(overrides)
-    if changes.get("gradient_accumulation_steps") is not None:
-        changes["global_batch_size"] = None
-    return dataclasses.replace(base, **changes, **fixed)
+def _steps(log_history: list[dict[str, Any]]) -> int | None:
+    """The optimizer steps a run took: the last step its trainer logged."""
+    return max((int(h["step"]) for h in log_history if "step" in h), default=None)
 
 
 def _slug(name: str) -> str:
@@ -286,5 +272,5 @@ def parse_point(text: str) -> SweepPoint:
 
 __all__ = [
     "PointResult", "SweepPoint", "embedded_generate", "markdown_table", "parse_point", "run_sweep",
-    "score_replies", "split_records", "validation_items", "with_overrides",
+    "score_replies", "split_records", "validation_items",
 ]

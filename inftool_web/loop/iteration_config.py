@@ -24,7 +24,7 @@ from synthesis.records import Mode, Role, values
 from synthesis.roleplay.config import RoleplayConfig
 from training.bfcl import CATEGORIES
 from training.bfcl_subsets import DEFAULT_SUBSET, SUBSETS
-from training.config import PROFILE_NAMES, get_profile
+from training.config import PROFILE_NAMES, get_profile, with_overrides
 
 MODES = values(Mode)
 ROLES = values(Role)
@@ -190,11 +190,7 @@ def stage_settings(profile: str, stage: str, overrides: dict[str, dict[str, Any]
     """The profile's trainer settings for ``stage`` with the iteration's overrides applied
     (the dataclass checks them: a bad value raises ``ValueError``).  Accumulation steps set
     here replace a profile's global batch (the two are one choice, made one way or the other)."""
-    base = getattr(get_profile(profile), stage)
-    changes = dict((overrides or {}).get(stage) or {})
-    if changes.get("gradient_accumulation_steps") is not None:
-        changes["global_batch_size"] = None
-    return dataclasses.replace(base, **changes) if changes else base
+    return with_overrides(getattr(get_profile(profile), stage), (overrides or {}).get(stage))
 
 
 def training_problem(training: Any, profile: str) -> str | None:

@@ -36,6 +36,7 @@ Public API
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -252,14 +253,25 @@ def release_memory(collect: bool = True) -> None:
     dropped, and does not creep up batch by batch while one runs (the judge's batches of
     varying widths fragment the heap: 175 corpus pairs took it from 1.65 to 2.13 GB, with a
     trim after each batch it stayed at 1.65).  A no-op where there is no glibc."""
-    import contextlib
-    import ctypes
     import gc
 
     if collect:
         gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, looked up once (it is called after every embedded chunk and
+    judge batch), or None where there is no glibc."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def embed_dtype(name: str | None = None) -> str:

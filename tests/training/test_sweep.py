@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.training.conftest import make_trajectories
-from training.config import SFTRunConfig
+from training.config import SFTRunConfig, with_overrides
 from training.sweep import (
     SweepPoint,
     markdown_table,
@@ -17,7 +17,6 @@ from training.sweep import (
     score_replies,
     split_records,
     validation_items,
-    with_overrides,
 )
 
 
@@ -92,7 +91,8 @@ def test_run_sweep_trains_each_point_and_picks_the_best_on_validation(tmp_path):
         trained.append(config)
         assert rows and all("messages" in r for r in rows)
         assert not {r["id"] for r in rows} & val_ids  # validation never trains
-        return SimpleNamespace(checkpoint_dir=config.output_dir, metrics={"train_loss": 0.5, "global_step": 3})
+        return SimpleNamespace(checkpoint_dir=config.output_dir, metrics={"train_loss": 0.5},
+                               log_history=[{"step": 1, "loss": 0.9}, {"step": 3, "loss": 0.5}, {"train_loss": 0.5}])
 
     def generate(model_path, prompts):
         ok = model_path is not None and model_path.endswith("p-good")
@@ -113,12 +113,13 @@ def test_run_sweep_trains_each_point_and_picks_the_best_on_validation(tmp_path):
     assert trained[1].num_train_epochs == 2 and trained[1].seed == 1
     assert summary["validation_trajectories"] == len(val_ids)
     assert summary["results"][2]["exact"] == 1.0 and summary["results"][1]["exact"] < 1.0
+    assert summary["results"][2]["steps"] == 3 and summary["results"][0]["steps"] is None
     table = markdown_table(summary)
     assert "| **p-good** | 100.0% |" in table and table.count("\n") == 4
 
 
 def test_sweep_refuses_unknown_settings_and_bad_points(tmp_path):
-    with pytest.raises(ValueError, match="unknown SFT setting"):
+    with pytest.raises(ValueError, match="unknown setting"):
         with_overrides(SFTRunConfig(), {"lr": 1e-4})
     with pytest.raises(ValueError, match="unique"):
         run_sweep(_records(), SFTRunConfig(), [SweepPoint("a"), SweepPoint("a")], out_dir=tmp_path,
