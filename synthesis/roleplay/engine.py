@@ -140,11 +140,20 @@ def _complete(backend: LLMBackend, requests: list[ChatRequest]) -> Answers:
         raise
     except Exception as e:
         if len(requests) == 1:
-            logger.warning("backend %s failed on a request: %s", type(backend).__name__, e)
-            return [[error_result(f"backend error: {e}")]]
+            return [_failed(backend, e)]
         # One bad request must not sink the batch: retry them one by one.
         return [a for r in requests for a in _complete(backend, [r])]
-    return [list(a) or [error_result("the backend returned no choice")] for a in answers]
+    return [_choices(a) for a in answers]
+
+
+def _failed(backend: LLMBackend, e: Exception) -> list[ChatResult]:
+    """The answer of a request the backend failed on: one error result, and a warning."""
+    logger.warning("backend %s failed on a request: %s", type(backend).__name__, e)
+    return [error_result(f"backend error: {e}")]
+
+
+def _choices(answer: Sequence[ChatResult]) -> list[ChatResult]:
+    return list(answer) or [error_result("the backend returned no choice")]
 
 
 def _streams(backend: LLMBackend) -> bool:
@@ -161,9 +170,8 @@ def _collect(generation: Generation, backend: LLMBackend) -> list[ChatResult]:
     except BackendUnavailable:
         raise
     except Exception as e:
-        logger.warning("backend %s failed on a request: %s", type(backend).__name__, e)
-        return [error_result(f"backend error: {e}")]
-    return list(choices) or [error_result("the backend returned no choice")]
+        return _failed(backend, e)
+    return _choices(choices)
 
 
 def run_trajectories(
@@ -235,8 +243,7 @@ def run_trajectories(
                         except BackendUnavailable:
                             raise
                         except Exception as e:  # a request the backend refuses fails alone
-                            logger.warning("backend %s refused a request: %s", type(be).__name__, e)
-                            act.answers[pos] = [error_result(f"backend error: {e}")]
+                            act.answers[pos] = _failed(be, e)
                             continue
                         in_flight[generation.done] = (act, pos, generation, be)
                     else:
