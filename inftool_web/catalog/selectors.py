@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.contrib.postgres.search import TrigramSimilarity
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
@@ -158,6 +159,30 @@ def tree_is_current(*, fingerprint: str) -> TreeBuild | None:
     if last is None or last.fingerprint != fingerprint or not TreeNode.objects.exists():
         return None
     return last
+
+
+def tool_vectors(*, ids: list[int], recipe: str) -> np.ndarray:
+    """The stored float32 vectors of ``ids``, one row each, in order (an id may repeat),
+    read in batches straight into the array.  A tool without a vector of ``recipe`` is an
+    error: the caller stored them."""
+    rows_of: dict[int, list[int]] = {}
+    for k, pk in enumerate(ids):
+        rows_of.setdefault(pk, []).append(k)
+    wanted = list(rows_of)
+    out: np.ndarray | None = None
+    seen = 0
+    for start in range(0, len(wanted), 5000):
+        batch = Tool.objects.filter(pk__in=wanted[start : start + 5000], embedding_recipe=recipe,
+                                    embedding__isnull=False).values_list("id", "embedding")
+        for pk, vec in batch.iterator(chunk_size=1000):
+            v = np.frombuffer(bytes(vec), dtype="<f4")
+            if out is None:
+                out = np.empty((len(ids), v.size), dtype=np.float32)
+            out[rows_of[pk]] = v
+            seen += 1
+    if seen < len(wanted):
+        raise ValueError(f"{len(wanted) - seen} of {len(wanted)} tools have no stored {recipe} vector")
+    return out if out is not None else np.empty((0, 0), dtype=np.float32)
 
 
 def judge_verdicts_kept(*, changed: set[int]) -> dict[tuple[int, int], tuple[bool, str]]:

@@ -28,6 +28,9 @@ Public API
     students-of-teacher/teachers-of-student above 0.97.
     Groups are unions of duplicate pairs; each keeps one canonical tool (the most complete
     description and schema; ties to the lower index).
+``plan_dedup(...) -> DedupPlan`` then ``finish_dedup(plan, tools, judge) -> DedupResult``
+    The same in two steps, so that a caller can free the vectors (``plan.drop_embeddings()``
+    and its own) before the judge's model loads: ``build_tree`` does, on the corpus.
 ``make_llm_judge(backend) -> LLMJudge``
     A judge that asks an :class:`~synthesis.llm.base.LLMBackend` for
     ``{"duplicate": bool, "reason": str}``; it also has ``.batch(pairs)`` so the dedup can
@@ -463,7 +466,47 @@ def dedup_tools(
     """Group duplicate tools and pick one canonical tool per group.
 
     ``embeddings`` (unit-norm, one row per tool) skip the embedding step when given.
+    The same as :func:`plan_dedup` then :func:`finish_dedup`; a caller that must free its
+    vectors before the judge's model loads calls those two itself.
     """
+    return finish_dedup(
+        plan_dedup(tools, embeddings=embeddings, config=config, judged=judge is not None, model=model),
+        tools, judge,
+    )
+
+
+@dataclass(slots=True)
+class DedupPlan:
+    """What dedup found before asking the judge: exact groups, the semantic merges and the
+    borderline pairs left for the judge (best first).  ``rep_emb`` (one row per exact
+    group's first tool) is only needed for :attr:`DedupResult.embeddings`: drop it
+    (:meth:`drop_embeddings`) to judge without vectors in memory."""
+
+    uf: _UnionFind
+    raw: list[tuple[int, int, str, float, bool, str]]
+    keys: list[str]
+    first_of: dict[str, int]
+    reps: list[int]
+    to_judge: list[tuple[int, int, float]]
+    stats: dict[str, int]
+    judge_batch: int
+    rep_emb: np.ndarray | None = None
+
+    def drop_embeddings(self) -> None:
+        self.rep_emb = None
+
+
+def plan_dedup(
+    tools: Sequence[Any],
+    *,
+    embeddings: np.ndarray | None = None,
+    config: DedupConfig | None = None,
+    judged: bool = False,
+    model: Any = None,
+) -> DedupPlan:
+    """Exact groups, candidate pairs, the merges above ``upper``; with ``judged`` the
+    borderline pairs are kept for :func:`finish_dedup`'s judge (capped by
+    ``max_judge_pairs``), without it they stay apart."""
     cfg = config or DedupConfig()
     n = len(tools)
     uf = _UnionFind(n)
@@ -477,11 +520,12 @@ def dedup_tools(
             uf.union(j, i)
             raw.append((i, j, "exact", 1.0, True, "same normalised name and input schema"))
     reps = sorted(first_of.values())
-    sources = [source_id(t) for t in tools]
     stats = {"tools": n, "exact_duplicates": n - len(reps), "candidate_pairs": 0, "judged": 0}
 
     rep_emb: np.ndarray | None = None
+    to_judge: list[tuple[int, int, float]] = []
     if cfg.semantic and len(reps) > 1:
+        sources = [source_id(t) for t in tools]
         if embeddings is not None:
             if embeddings.shape[0] != n:
                 raise ValueError(f"embeddings has {embeddings.shape[0]} rows for {n} tools")
@@ -490,7 +534,6 @@ def dedup_tools(
             rep_emb = embed_tools([tools[i] for i in reps], model=model)
         pairs = neighbor_pairs(rep_emb, cfg.lower, max_neighbors=cfg.max_neighbors)
         stats["candidate_pairs"] = len(pairs)
-        to_judge: list[tuple[int, int, float]] = []
         for a, b, sim in pairs:
             ia, ib = reps[a], reps[b]
             same_source = bool(sources[ia]) and sources[ia] == sources[ib]
@@ -498,15 +541,23 @@ def dedup_tools(
                 if uf.find(ia) != uf.find(ib):
                     uf.union(ia, ib)
                     raw.append((ib, ia, "semantic", sim, True, f"cosine {sim:.3f} >= {cfg.upper}"))
-            elif judge is not None:
+            elif judged:
                 to_judge.append((ia, ib, sim))
             else:
                 why = "same source" if same_source else f"cosine {sim:.3f} < {cfg.upper}"
                 raw.append((ib, ia, "semantic", sim, False, f"{why}, no judge"))
-        if judge is not None:
-            if cfg.max_judge_pairs is not None:
-                to_judge = to_judge[: cfg.max_judge_pairs]
-            stats["judged"] = _run_judge(tools, to_judge, judge, uf, raw, cfg.judge_batch)
+        if judged and cfg.max_judge_pairs is not None:
+            to_judge = to_judge[: cfg.max_judge_pairs]
+    return DedupPlan(uf, raw, keys, first_of, reps, to_judge, stats, cfg.judge_batch, rep_emb)
+
+
+def finish_dedup(plan: DedupPlan, tools: Sequence[Any], judge: Judge | None) -> DedupResult:
+    """Ask ``judge`` about the plan's borderline pairs, then pick one canonical tool per
+    group.  The result's ``embeddings`` are None when the plan's were dropped."""
+    uf, raw, n = plan.uf, plan.raw, len(tools)
+    stats = dict(plan.stats)
+    if judge is not None and plan.to_judge:
+        stats["judged"] = _run_judge(tools, plan.to_judge, judge, uf, raw, plan.judge_batch)
 
     groups: dict[int, list[int]] = {}
     for i in range(n):
@@ -522,11 +573,11 @@ def dedup_tools(
     ]
     stats["duplicates"] = n - len(canonical)
     kept_emb = None
-    if rep_emb is not None:
-        row = {rep: k for k, rep in enumerate(reps)}
+    if plan.rep_emb is not None:
+        row = {rep: k for k, rep in enumerate(plan.reps)}
         # A canonical tool can be a non-representative exact twin; its twin's row serves.
-        rep_of_exact = {i: first_of[keys[i]] for i in canonical}
-        kept_emb = rep_emb[[row[rep_of_exact[i]] for i in canonical]]
+        rep_of_exact = {i: plan.first_of[plan.keys[i]] for i in canonical}
+        kept_emb = plan.rep_emb[[row[rep_of_exact[i]] for i in canonical]]
     return DedupResult(canonical_of, canonical, decisions, kept_emb, stats)
 
 
@@ -675,6 +726,10 @@ class RememberingJudge:
 
     def __call__(self, a: Any, b: Any) -> tuple[bool, str]:
         return self.batch([(a, b)])[0]
+
+    def will_ask(self, pairs: Sequence[tuple[Any, Any]]) -> bool:
+        """Whether some of ``pairs`` has no known verdict (so the judge's model loads)."""
+        return any(self._lookup(a, b) is None for a, b in pairs)
 
     def batch(self, pairs: Sequence[tuple[Any, Any]]) -> list[tuple[bool, str]]:
         out: list[tuple[bool, str] | None] = [self._lookup(a, b) for a, b in pairs]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import jsonschema
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -144,6 +145,11 @@ def test_build_tree_stores_duplicates_and_a_two_level_tree(tmp_path):
     assert DuplicateLink.objects.filter(method="exact", is_duplicate=True).count() == n_pet
 
 
+def _tree_of_tools() -> dict[str, tuple[str, str]]:
+    rows = Tool.objects.filter(canonical=None).values_list("source__name", "name", "domain__name", "category__name")
+    return {f"{src}/{name}": (dom, cat) for src, name, dom, cat in rows}
+
+
 def _two_specs(tmp_path):
     shutil.copy(SPECS / "library_oas30.yaml", tmp_path / "library.yaml")
     shutil.copy(SPECS / "shop_swagger2.yaml", tmp_path / "shop.yaml")
@@ -254,6 +260,22 @@ def test_only_the_judge_is_built_with_a_small_batch_and_dropped_before_the_tree(
 
 
 @pytest.mark.django_db
+def test_stored_vectors_are_read_back_in_the_order_asked(tmp_path):
+    from inftool_web.catalog.selectors import tool_vectors
+    from inftool_web.catalog.services import tool_set_embeddings
+
+    _two_specs(tmp_path)
+    a, b, c = Tool.objects.order_by("id").values_list("id", flat=True)[:3]
+    vecs = np.arange(3 * 4, dtype=np.float32).reshape(3, 4)
+    tool_set_embeddings(ids=[a, b, c], vectors=vecs, recipe="r1")
+    got = tool_vectors(ids=[c, a, c, b], recipe="r1")
+    assert got.dtype == np.float32 and np.array_equal(got, vecs[[2, 0, 2, 1]])
+    tool_set_embeddings(ids=[a], vectors=vecs[:1], recipe="r2")
+    with pytest.raises(ValueError, match="1 of 2 tools have no stored r2 vector"):
+        tool_vectors(ids=[a, b], recipe="r2")
+
+
+@pytest.mark.django_db
 def test_a_rebuild_reuses_the_judges_verdicts_on_unchanged_tools(tmp_path, settings):
     settings.INFTOOL_ROLE_BACKENDS = {**settings.INFTOOL_ROLE_BACKENDS, "judge": {
         "backend": "scripted", "default": '{"duplicate": false, "reason": "different operations"}'}}
@@ -264,9 +286,15 @@ def test_a_rebuild_reuses_the_judges_verdicts_on_unchanged_tools(tmp_path, setti
     judged = DuplicateLink.objects.filter(method="judge")
     n_judged = judged.count()
     assert n_judged > 3 and re.search(r"judge verdicts reused\s+0\b", first)
+    # The judge's model loaded, so the vectors were let go while it ran and read back.
+    assert "vectors released while the judge ran" in first
+    tree_first = _tree_of_tools()
     again = run("build_tree", force=True, **args)
     assert re.search(rf"judge verdicts reused\s+{n_judged}\b", again)
     assert judged.count() == n_judged
+    # Nothing asked, nothing released: and the same tree from the vectors held as read back.
+    assert "vectors released" not in again
+    assert _tree_of_tools() == tree_first
     # Pairs with a changed tool go to the judge again; the rest are reused.
     lib = tmp_path / "library.yaml"
     lib.write_text(lib.read_text().replace("summary: Get a book", "summary: Fetch one book by its id"))

@@ -12,9 +12,11 @@ from synthesis.mcp_tree.dedup import (
     embed_texts,
     embed_tools,
     exact_key,
+    finish_dedup,
     make_llm_judge,
     neighbor_pairs,
     normalize_name,
+    plan_dedup,
 )
 
 
@@ -113,6 +115,14 @@ def test_semantic_thresholds_same_source_and_judge_with_synthetic_embeddings():
     assert ("block_account", "unblock_account") in seen
     assert judged.embeddings.shape == (len(judged.canonical), 6)
     assert all(d.rationale for d in judged.decisions)
+    # In two steps with the vectors dropped before the judge: the same groups, no vectors.
+    n_seen = len(seen)
+    plan = plan_dedup(tools, embeddings=e, judged=True)
+    plan.drop_embeddings()
+    two_step = finish_dedup(plan, tools, judge)
+    assert seen[n_seen:] == seen[:n_seen]
+    assert two_step.canonical_of == judged.canonical_of and two_step.embeddings is None
+    assert two_step.decisions == judged.decisions
 
 
 class _Scripted(LLMBackend):

@@ -23,7 +23,12 @@ from django.db.models import OuterRef, Subquery
 from tqdm import tqdm
 
 from inftool_web.catalog.models import Tool
-from inftool_web.catalog.selectors import curation_summary, judge_verdicts_kept, tree_is_current
+from inftool_web.catalog.selectors import (
+    curation_summary,
+    judge_verdicts_kept,
+    tool_vectors,
+    tree_is_current,
+)
 from inftool_web.catalog.services import (
     duplicates_store,
     tool_set_embeddings,
@@ -40,11 +45,12 @@ from synthesis.mcp_tree.dedup import (
     EMBED_RECIPE,
     DedupConfig,
     RememberingJudge,
-    dedup_tools,
     embed_dtype,
     embed_tools,
+    finish_dedup,
     load_embedder,
     make_llm_judge,
+    plan_dedup,
     release_memory,
     slim_tool,
     tool_text,
@@ -198,7 +204,17 @@ class Command(BaseCommand):
                                      known=judge_verdicts_kept(changed=changed))
         t_dedup = time.perf_counter()
         cfg = DedupConfig(lower=lower, upper=upper, max_judge_pairs=max_judge_pairs)
-        result = dedup_tools(tools, embeddings=emb, config=cfg, judge=judge)
+        plan = plan_dedup(tools, embeddings=emb, config=cfg, judged=judge is not None)
+        released = judge is not None and judge.will_ask([(tools[a], tools[b]) for a, b, _ in plan.to_judge])
+        if released:
+            # The judge's model is about to load: no vectors beside it (#20: on the corpus the
+            # judge phase was the run's peak, with 350 MB of vectors held for the tree). They
+            # are stored; the tree reads its canonical tools' back.
+            plan.drop_embeddings()
+            del emb
+            release_memory()
+        result = finish_dedup(plan, tools, judge)
+        del plan
         decisions = [
             {
                 "tool_id": ids[d.tool], "canonical_id": ids[d.other], "method": d.method, "similarity": d.similarity,
@@ -224,12 +240,21 @@ class Command(BaseCommand):
         t_tree = time.perf_counter()
         # The tree reads only the canonical tools: the rest (and every full-corpus list) is
         # dropped first, so the clustering's own copies do not come on top of them.
-        kept_emb = emb[keep]
+        if released:
+            # A twin without a vector of its own has its exact group's first tool's.
+            no_vector = set(twins)
+            kept_emb = tool_vectors(ids=[ids[rep_of[tools[i]["_exact_key"]] if i in no_vector else i] for i in keep],
+                                    recipe=EMBED_RECIPE)
+            del no_vector
+            self.stdout.write(f"vectors released while the judge ran; {len(keep)} read back for the tree")
+        else:
+            kept_emb = emb[keep]
+            del emb
         texts = [tool_text(tools[i]) for i in keep]
         kept_sources = [tools[i]["source"] for i in keep]
         kept_categories = [categories_of[i] for i in keep]
         kept_resources = [resources_of[i] for i in keep]
-        del emb, tools, categories_of, resources_of, rep_of, twins
+        del tools, categories_of, resources_of, rep_of, twins
         release_memory()
         tree = build_tree(
             kept_emb, texts, kept_categories, sources=kept_sources, resources=kept_resources,
