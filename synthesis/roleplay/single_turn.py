@@ -107,8 +107,7 @@ def reference_call(
             Problem("duplicate_call", f"this repeats planned call {i + 1}; use different values", 0)
             for i, c in enumerate(previous)
             if result.tool_calls
-            and c
-            == {"name": result.tool_calls[0].name, "arguments": result.tool_calls[0].arguments}
+            and same_values(c, {"name": result.tool_calls[0].name, "arguments": result.tool_calls[0].arguments})
         ]
 
     first = yield from ask_first("scenario", req)
@@ -153,7 +152,7 @@ def reference_call(
         args, _ = polish_arguments(
             args, tool.get("inputSchema"), rng_for(seed, "polish", k), tool_names=tool_names
         )
-        if {"name": tool["name"], "arguments": args} not in previous:
+        if not any(same_values(c, {"name": tool["name"], "arguments": args}) for c in previous):
             break
     notes["fallback"] = "schema_instance"
     if validation_errors(args, tool.get("inputSchema")):
@@ -312,6 +311,21 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
     )
 
 
+def same_values(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two calls are one tool with the same values, however nested or padded
+    with empty objects: asking for them twice asks for one thing.
+
+    >>> same_values({"name": "mark", "arguments": {}}, {"name": "mark", "arguments": {"body": {}}})
+    True
+    >>> same_values({"name": "get", "arguments": {"page": 1}}, {"name": "get", "arguments": {"page": 2}})
+    False
+    """
+    def values(call: dict[str, Any]) -> list[str]:
+        return sorted(json.dumps(v, sort_keys=True) for v in prompts._scalars(call.get("arguments") or {}))
+
+    return a.get("name") == b.get("name") and values(a) == values(b)
+
+
 def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
     problems = []
     if len(scenario.query) < 8:
@@ -357,6 +371,11 @@ def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
             )
         if scenario.mode == "parallel" and len(scenario.reference_calls) < 2:
             problems.append("a parallel task needs at least two reference calls")
+        calls = scenario.reference_calls
+        for j, c in enumerate(calls):
+            if any(same_values(c, calls[i]) for i in range(j)):
+                problems.append(f"reference call {j + 1} repeats an earlier one with no value of its own")
+                break
     return problems
 
 

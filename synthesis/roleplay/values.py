@@ -45,6 +45,9 @@ _LONG_DIGITS_RX = re.compile(r"\d{13,}")
 _REGEX_TEXT_RX = re.compile(r"\[(\^)?[^\]]*[a-z0-9]-[a-z0-9][^\]]*\]?|\\[dwsbDWS]|\{\d+(,\d*)?\}|\(\?[:=!<P]", re.I)
 _SEQUENTIAL = ("0123456789", "1234567890", "9876543210")
 # Names whose values are free text (a message body, a note): longer values are fine.
+# Parameters whose values are long codes by nature (tokens, hashes, cursors, encoded data).
+_LONG_CODE_KEY_RX = re.compile(r"token|key|secret|signature|hash|digest|checksum|sha|cursor|etag|jwt|cert|"
+                               r"nonce|base64|blob|data|payload|content|code", re.I)
 _TEXT_KEYS = ("body", "message", "text", "description", "comment", "note", "content", "summary", "bio", "reason")
 
 
@@ -70,6 +73,14 @@ def implausible(
     ('a date where no date belongs', None)
     >>> implausible(10563, "day"), implausible(14, "day"), implausible(30, "days")
     ('outside 1-31, the range of a day', None, None)
+    >>> implausible(" drops to ", "previous_container"), implausible(" Hi there ", "message") is None
+    ('spaces around the value (a fragment cut from a sentence)', True)
+    >>> implausible("ZB878894A16CDAEB0E4E8E54F6FDE4EAD3E2EFD64E3782E71E3C2E1C1E2E4F0F8F5C0FED5", "ServiceSid")
+    'an implausibly long code'
+    >>> implausible("ZS28F68D7CB8743B6D82C9169F2BDBBF59", "ServiceSid") is None
+    True
+    >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
+    True
     >>> listing = {"description": "One of the following values:\\n* ONECLICK\\n* RECURRING"}
     >>> implausible("no_autofill", "contract", listing), implausible("ONECLICK,RECURRING", "contract", listing)
     ('not one of the values its description lists', None)
@@ -93,6 +104,8 @@ def implausible(
         return None
     if not s:
         return "an empty string"
+    if s != value and not textual_key(key):
+        return "spaces around the value (a fragment cut from a sentence)"
     listed = described_values(schema)
     if listed and not schema.get("format"):
         allowed = {v.lower() for v in listed}
@@ -141,6 +154,9 @@ def implausible(
         return "a string of random fragments"
     if _LONG_DIGITS_RX.search(s) and not schema.get("pattern"):
         return "an implausibly long number"
+    if (len(s) > 40 and re.fullmatch(r"[A-Za-z0-9_-]+", s) and re.search(r"\d", s) and re.search(r"[A-Za-z]", s)
+            and not schema.get("pattern") and not schema.get("maxLength") and not _LONG_CODE_KEY_RX.search(key)):
+        return "an implausibly long code"
     textual = any(k in key.lower() for k in _TEXT_KEYS)
     limit = 300 if textual else 80
     if len(s) > limit and not schema.get("maxLength"):

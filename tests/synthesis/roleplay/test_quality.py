@@ -94,6 +94,29 @@ def test_polish_replaces_required_drops_optional_and_keeps_the_call_valid():
     assert {(n["argument"], n["action"]) for n in notes} == {("subject", "replaced"), ("body", "dropped")}
 
 
+SUGGEST_CONTAINER = {  # read off accepted trajectories of the tenth session's 64-run
+    "type": "object",
+    "required": ["previous_pid", "ServiceSid"],
+    "properties": {"previous_pid": {"type": "string"}, "previous_container": {"type": "string"},
+                   "ServiceSid": {"type": "string"}, "body": {"type": "string"}},
+}
+
+
+def test_a_fragment_cut_from_the_request_and_an_endless_code_are_not_values():
+    """`previous_container = " drops to "` (from "with previous container drops to") and a
+    72-character ServiceSid the model ran on with: the optional one is dropped, the required
+    one replaced; a message body may keep its spaces, a 34-character sid stays."""
+    endless = "ZB878894A16CDAEB0E4E8E54F6FDE4EAD3E2EFD64E3782E71E3C2E1C1E2E4F0F8F5C0FED5"
+    args = {"previous_pid": "101", "previous_container": " drops to ", "ServiceSid": endless, "body": " Hi "}
+    out, notes = polish_arguments(args, SUGGEST_CONTAINER, random.Random(0))
+    assert "previous_container" not in out and out["body"] == " Hi " and out["previous_pid"] == "101"
+    assert out["ServiceSid"] != endless and implausible(out["ServiceSid"], "ServiceSid") is None
+    assert {(n["argument"], n["action"]) for n in notes} == {("previous_container", "dropped"),
+                                                              ("ServiceSid", "replaced")}
+    assert polish_arguments({"previous_pid": "101", "ServiceSid": "ZS28F68D7CB8743B6D82C9169F2BDBBF59"},
+                            SUGGEST_CONTAINER, random.Random(0))[1] == []
+
+
 def test_cap_strings_bounds_free_strings_only():
     capped = cap_strings(SEND_EMAIL)["inputSchema"]["properties"]
     assert capped["subject"]["maxLength"] == 80 and capped["body"]["maxLength"] == 300
