@@ -1,6 +1,6 @@
 """The synthesized data of two commits side by side: this checkout and an earlier one.
 
-    python bench/bench_data_quality.py --before 2f15d78 [--count 30] [--seed 0] [--max-turns N]
+    python bench/bench_data_quality.py --before 2f15d78 [--count 30] [--seed 0] [--max-turns N] [--modes parallel]
 
 Each side gets a git worktree (the earlier commit) or this checkout, its own database
 (``inftool_dq_before`` / ``inftool_dq_after``) and Redis db, the 40-spec sample corpus and
@@ -144,6 +144,7 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-turns", type=int, default=None, help="synthesize --max-turns (multi-turn length)")
+    ap.add_argument("--modes", nargs="+", default=None, help="synthesize --modes (default: every mode)")
     ap.add_argument("--out", default=str(ROOT / "var" / "bench-data-quality"))
     ap.add_argument("--only", choices=["before", "after"], default=None,
                     help="run one side (the other is read from its database as an earlier run left it)")
@@ -161,6 +162,8 @@ def main() -> int:
     cmd = [PY, "manage.py", "synthesize", "--count", str(args.count), "--seed", str(args.seed)]
     if args.max_turns:
         cmd += ["--max-turns", str(args.max_turns)]
+    if args.modes:
+        cmd += ["--modes", *args.modes]
     t0 = time.monotonic()
     procs = {name: sh(cmd, cwd, env, out / f"{name}.log") for name, (cwd, env) in run.items()}
     took = {}
