@@ -12,6 +12,9 @@ Steps (each database is a copy, ``CREATE DATABASE ... TEMPLATE``, of an ingested
           half the tools have a stored vector (``--kill-at``, 0 = not killed), then run again
           to the end, then again with nothing changed
   kill    the same kill and resume on a copy of its own, when ``after`` is not killed
+  judge   the judge phase alone, side by side: ``build_tree --force`` of ``--before`` and of
+          this checkout on copies of the ``after`` database (all vectors stored) whose judge
+          verdicts were deleted, one after the other
   sample  a seeded sample of ``--sample-size`` specs ingested into ``inftool_tc_sample``, and
           build_tree of this checkout and of a git worktree of ``--before`` on copies of it:
           their duplicate counts, judged pairs and trees side by side
@@ -48,7 +51,9 @@ def psql(sql: str, db: str = "postgres") -> str:
 
 def env_for(db: str) -> dict[str, str]:
     env = dict(os.environ)
+    # INFTOOL_VAR_DIR: a worktree of an earlier commit reads this checkout's converted model.
     env.update(DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db}", INFTOOL_DEMO_ON_EMPTY="false",
+               INFTOOL_VAR_DIR=str(ROOT / "var"),
                PYTHONUNBUFFERED="1", REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12"))
     return env
 
@@ -129,6 +134,31 @@ def step_kill() -> dict:
     return _killed_then_resumed("inftool_tc_kill", "kill", 0.5)
 
 
+def _worktree(rev: str) -> Path:
+    wt = OUT / "before-worktree"
+    if not wt.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(wt), rev], cwd=ROOT, check=True,
+                       capture_output=True)
+    return wt
+
+
+def step_judge(rev: str) -> dict:
+    """The judge phase alone, side by side: on copies of the ``after`` database (every vector
+    stored, so nothing is embedded) with the judge's verdicts deleted, ``build_tree --force``
+    of ``rev`` and of this checkout, one after the other."""
+    if int(psql("select count(*) from catalog_tool where embedding is not null", "inftool_tc_after") or 0) == 0:
+        raise SystemExit("run the 'after' step first: the judge step starts from its stored vectors")
+    out: dict = {"rev": rev}
+    for side, cwd in (("before", _worktree(rev)), ("after", ROOT)):
+        db = f"inftool_tc_judge_{side}"
+        psql(f"drop database if exists {db}")
+        psql(f"create database {db} template inftool_tc_after")
+        psql("delete from catalog_duplicatelink where method = 'judge'", db)
+        out[side] = measured([PY, "manage.py", "build_tree", "--force"], cwd=cwd, db=db,
+                             log=OUT / f"judge-{side}.log")
+    return out
+
+
 def step_sample(rev: str, size: int) -> dict:
     base = "inftool_tc_sample"
     psql(f"drop database if exists {base}")
@@ -136,10 +166,7 @@ def step_sample(rev: str, size: int) -> dict:
     subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env_for(base), check=True)
     subprocess.run([PY, "manage.py", "ingest_openapi", "--sample", "--sample-size", str(size), "--workers", "2"],
                    cwd=ROOT, env=env_for(base), check=True, capture_output=True)
-    wt = OUT / "before-worktree"
-    if not wt.exists():
-        subprocess.run(["git", "worktree", "add", "--detach", str(wt), rev], cwd=ROOT, check=True,
-                       capture_output=True)
+    wt = _worktree(rev)
     out: dict = {"rev": rev, "specs": size, "tools": int(psql("select count(*) from catalog_tool", base))}
     for side, cwd in (("before", wt), ("after", ROOT)):
         db = "inftool_tc_before" if side == "before" else "inftool_tc_sample_after"
@@ -199,6 +226,16 @@ def report(results: dict) -> None:
     print("\n".join(f"| {k} | {v} |" for k, v in whole.items()))
     if psql("select 1 from pg_database where datname = 'inftool_tc_after'") == "1":
         _print_tree("whole corpus", "inftool_tc_after")
+    if "judge" in results:
+        print(f"\n## the judge phase, side by side (forced rebuilds, verdicts deleted; before = {results['judge']['rev']})")
+        sides = [k for k in ("before", "after") if k in results["judge"]]
+        tables = {k: _summary_table(OUT / f"judge-{k}.log") for k in sides}
+        print("\n| | " + " | ".join(sides) + " |\n|---|" + "---|" * len(sides))
+        print("| wall s | " + " | ".join(str(results["judge"][k]["wall_s"]) for k in sides) + " |")
+        print("| peak RSS, process tree MB | " + " | ".join(str(results["judge"][k]["peak_rss_mb"]) for k in sides) + " |")
+        for k in ("judged pairs", "duplicates removed", "canonical tools", "dedup s", "tree s",
+                  "peak RSS after dedup MB", "peak RSS after tree MB"):
+            print(f"| {k} | " + " | ".join(tables[x].get(k, "") for x in sides) + " |")
     print("\n## seeded sample, side by side")
     dbs = {"before": "inftool_tc_before", "after": "inftool_tc_sample_after"}
     have = {k: v for k, v in dbs.items() if (OUT / f"sample-{k}.log").exists()
@@ -241,7 +278,7 @@ def _print_tree(title: str, db: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--before", help="the earlier commit whose build_tree runs beside this one on the sample")
-    ap.add_argument("--only", nargs="+", choices=["ingest", "after", "kill", "sample"], default=None)
+    ap.add_argument("--only", nargs="+", choices=["ingest", "after", "kill", "judge", "sample"], default=None)
     ap.add_argument("--kill-at", type=float, default=0.5,
                     help="share of the tools with a stored vector at which the first whole-corpus run is killed")
     ap.add_argument("--sample-size", type=int, default=300, help="specs in the side-by-side sample")
@@ -259,6 +296,10 @@ def main() -> int:
                 results["after"] = step_after(args.kill_at)
             elif step == "kill":
                 results["kill"] = step_kill()
+            elif step == "judge":
+                if not args.before:
+                    ap.error("the judge step needs --before REV")
+                results["judge"] = step_judge(args.before)
             elif step == "sample":
                 if not args.before:
                     ap.error("the sample step needs --before REV")
