@@ -409,10 +409,11 @@ def _cpu_loop_profile() -> Profile:
     base = _cpu_profile()
     return Profile(
         name="cpu-loop",
-        description="The CPU loop's recipe for the embedded model: SFT by epochs over every accepted row, "
-                    "then GRPO on hard samples (settings to be chosen by bench/bench_train_sweep.py).",
+        description="The CPU loop's recipe for the embedded model: SFT by epochs over every accepted row "
+                    "(learning rate, epochs and batch chosen by bench/bench_train_sweep.py on a validation "
+                    "split of our own data: training/RESULTS-sweep.md), then GRPO on hard samples.",
         sft=dataclasses.replace(base.sft, output_dir="var/training/sft-cpu-loop", max_steps=-1,
-                                num_train_epochs=2, learning_rate=1e-4, per_device_train_batch_size=4),
+                                num_train_epochs=2, learning_rate=1e-4, per_device_train_batch_size=2),
         grpo=dataclasses.replace(base.grpo, output_dir="var/training/grpo-cpu-loop", max_steps=8),
     )
 
