@@ -44,10 +44,10 @@ _LONG_DIGITS_RX = re.compile(r"\d{13,}")
 # A regular expression pasted as a value: a character class, an escape or a quantifier.
 _REGEX_TEXT_RX = re.compile(r"\[(\^)?[^\]]*[a-z0-9]-[a-z0-9][^\]]*\]?|\\[dwsbDWS]|\{\d+(,\d*)?\}|\(\?[:=!<P]", re.I)
 _SEQUENTIAL = ("0123456789", "1234567890", "9876543210")
-# Names whose values are free text (a message body, a note): longer values are fine.
 # Parameters whose values are long codes by nature (tokens, hashes, cursors, encoded data).
 _LONG_CODE_KEY_RX = re.compile(r"token|key|secret|signature|hash|digest|checksum|sha|cursor|etag|jwt|cert|"
                                r"nonce|base64|blob|data|payload|content|code", re.I)
+# Names whose values are free text (a message body, a note): longer values are fine.
 _TEXT_KEYS = ("body", "message", "text", "description", "comment", "note", "content", "summary", "bio", "reason")
 
 

@@ -147,7 +147,7 @@ class Command(BaseCommand):
         resources_of: list[list[str]] = []
         emb = np.zeros((n_total, 384), dtype=np.float32)
         missing: list[int] = []
-        twins: list[int] = []  # exact duplicates without a vector of their own
+        twins: set[int] = set()  # exact duplicates without a vector of their own
         rep_of: dict[str, int] = {}
         qs = Tool.objects.order_by("id").values_list(
             "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
@@ -171,7 +171,7 @@ class Command(BaseCommand):
             elif rep == i:
                 missing.append(i)
             else:
-                twins.append(i)
+                twins.add(i)
         emb = emb[: len(ids)]
         t_read = time.perf_counter() - t0
         peak = {"reading": _peak_mb()}
@@ -242,10 +242,8 @@ class Command(BaseCommand):
         # dropped first, so the clustering's own copies do not come on top of them.
         if released:
             # A twin without a vector of its own has its exact group's first tool's.
-            no_vector = set(twins)
-            kept_emb = tool_vectors(ids=[ids[rep_of[tools[i]["_exact_key"]] if i in no_vector else i] for i in keep],
+            kept_emb = tool_vectors(ids=[ids[rep_of[tools[i]["_exact_key"]] if i in twins else i] for i in keep],
                                     recipe=EMBED_RECIPE)
-            del no_vector
             self.stdout.write(f"vectors released while the judge ran; {len(keep)} read back for the tree")
         else:
             kept_emb = emb[keep]
