@@ -7,8 +7,10 @@ loop's recipe without BFCL.
 Reads the iteration's finished trajectories from ``--database``, splits the accepted ones
 by trajectory into training and validation (``--val-fraction``, seeded, by mode), trains
 each point from the embedded base model on the training part (the ``cpu`` profile's SFT
-settings with the point's changes and ``max_steps=-1``, so epochs count), and scores the
-base model and every trained checkpoint on the validation part's assistant steps.  Prints a
+settings with the point's changes and ``max_steps=-1``, so epochs count; ``data.KEY=VALUE``
+changes how the rows are made, e.g. ``data.swap_negatives=1``), and scores the base model
+and every trained checkpoint on the validation part's assistant steps, plus swap negatives
+made within the validation part (``--validation-negatives``).  Prints a
 Markdown table (training/RESULTS-sweep.md quotes it) and writes JSON (``--output``).
 """
 
@@ -43,6 +45,9 @@ def main() -> int:
     parser.add_argument("--point", action="append", default=[], metavar="KEY=VALUE,...",
                         help="SFT settings of one point (repeatable); default: a 4-point grid")
     parser.add_argument("--val-fraction", type=float, default=0.25)
+    parser.add_argument("--validation-negatives", type=float, default=1.0,
+                        help="swap negatives per validation request with calls (irrelevance items made within "
+                             "the validation split; 0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=ROOT / "var" / "bench-train-sweep.json")
     args = parser.parse_args()
@@ -73,7 +78,7 @@ def main() -> int:
               f"train {r.train_seconds:.0f} s, eval {r.eval_seconds:.0f} s", flush=True)
 
     summary = run_sweep(records, base, points, out_dir=out_dir, seed=args.seed, val_fraction=args.val_fraction,
-                        on_result=show)
+                        on_result=show, validation_negatives=args.validation_negatives)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.dataset import DatasetConfig
 from training.utils import is_vllm_available
 
 
@@ -324,6 +325,8 @@ class Profile:
     sft: SFTRunConfig
     grpo: GRPORunConfig
     description: str = ""
+    # What the rows are made of (weights, swap negatives); the loop sets its seed.
+    data: DatasetConfig = field(default_factory=DatasetConfig)
 
 
 def _gpu_profile() -> Profile:

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.llm.base import normalize_tool
-from synthesis.records import Difficulty, Mode, TrajectoryRecord, Verdict, ground_truth
+from synthesis.records import REFUSAL, Difficulty, Mode, TrajectoryRecord, Verdict, ground_truth
 from training.chat_format import render_messages
 
 
@@ -58,10 +59,19 @@ class DatasetConfig:
     grpo_hard_only: bool = field(
         default=True, metadata={"help": "GRPO rows come from hard samples only."}
     )
+    swap_negatives: float = field(
+        default=0.0,
+        metadata={
+            "help": "Irrelevance rows made from the accepted data, per accepted single-turn trajectory with "
+            "calls (fractions are sampled with the seed): its request offered the tools of another accepted "
+            "trajectory that shares no tool and no topic word with it, answered with the refusal. "
+            "0 adds none."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed for fractional repeats and shuffling."})
 
     def __post_init__(self) -> None:
-        for name in ("hard_weight", "easy_weight"):
+        for name in ("hard_weight", "easy_weight", "swap_negatives"):
             if getattr(self, name) < 0:
                 raise ValueError(
                     f"{name} must be >= 0 (0 drops those rows), got {getattr(self, name)}"
@@ -83,6 +93,7 @@ class DatasetStats:
     sft_rows: int = 0
     grpo_rows: int = 0
     corrected: int = 0
+    swap_negatives: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -172,6 +183,7 @@ def build_sft_rows(
     stats = DatasetStats()
     rng = random.Random(config.seed)
     rows: list[dict[str, Any]] = []
+    kept: list[tuple[TrajectoryRecord, list[dict[str, Any]]]] = []
     for t in _filter(trajectories, {str(i) for i in exclude_ids}, stats):
         tid = t.id
         try:
@@ -191,9 +203,101 @@ def build_sft_rows(
             "weight": float(weight),
         }
         rows.extend(dict(row) for _ in range(_repeats(weight, rng)))
+        kept.append((t, source))
+    if config.swap_negatives > 0:
+        negatives = swap_negatives(kept, config.swap_negatives, rng)
+        stats.swap_negatives = len(negatives)
+        rows.extend(negatives)
     rng.shuffle(rows)
     stats.sft_rows = len(rows)
     return rows, stats
+
+
+# Words that say what an operation does, not what it is about: two requests or tool sets
+# that share only these may still be on unrelated topics.
+_GENERIC_WORDS = frozenset("""
+    about account accounts action active add after again also all allow another any api apis available
+    back based before body call can change check count create current data date default delete
+    description detail details does each edit enable enabled entry every false fetch field fields filter
+    find first following format from full have help here id ids include info information item items
+    json just last latest like limit list make many more name names need new next none number object
+    offset one only option optional order other page param parameter parameters please post query
+    read record records remove replace request required reset response result results retrieve return
+    returns search see send set show single some sort specific start status string such sure that the
+    their them then there these this those type types update upload used user using value values want
+    what when where which will with without would xml yes your
+""".split())
+
+
+def topic_words(text: str) -> set[str]:
+    """The words of ``text`` that name a topic: camelCase and snake_case split, lower case,
+    four letters or more, a plural's final "s" dropped, generic operation words left out.
+
+    >>> sorted(topic_words("Get the weather forecast for Paris, getForecastByCity(city_name)"))
+    ['city', 'forecast', 'pari', 'weather']
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
+    words = set()
+    for w in re.findall(r"[A-Za-z]+", spaced):
+        w = w.lower()
+        if len(w) < 4 or w in _GENERIC_WORDS:
+            continue
+        w = w[:-1] if w.endswith("s") and not w.endswith("ss") else w
+        if w not in _GENERIC_WORDS and len(w) >= 4:
+            words.add(w)
+    return words
+
+
+def _tool_words(tools: Sequence[dict[str, Any]]) -> set[str]:
+    words: set[str] = set()
+    for tool in tools:
+        props = (tool.get("inputSchema") or {}).get("properties") or {}
+        words |= topic_words(" ".join([tool.get("name", ""), tool.get("description") or "", *map(str, props)]))
+    return words
+
+
+def swap_negatives(
+    kept: Sequence[tuple[TrajectoryRecord, list[dict[str, Any]]]], per_trajectory: float, rng: random.Random
+) -> list[dict[str, Any]]:
+    """Irrelevance SFT rows from accepted data: a request of a single-turn trajectory with
+    calls, offered the tools of another accepted trajectory that shares no tool name and no
+    topic word (:func:`topic_words`) with the request or its own tools, answered with the
+    refusal.  ``per_trajectory`` rows per request on average (fractions sampled), each with
+    a different donor; a request no donor qualifies for gets none.
+
+    The donors' tool sets are real ones from the store and the requests real accepted
+    requests, so the model sees the same kinds of text it is trained on elsewhere; only the
+    pairing is new, and the topic check keeps a request from meeting tools that could serve
+    it.
+    """
+    requests = []
+    donors = []
+    for t, source in kept:
+        tools = _tools(t)
+        if not tools:
+            continue
+        names = {tool["name"] for tool in tools}
+        words = _tool_words(tools)
+        donors.append((t.id, tools, names, words))
+        first = next((m for m in source if m.get("role") == "user"), None)
+        has_calls = any(m.get("role") == "assistant" and m.get("tool_calls") for m in source)
+        if (t.mode in (Mode.SINGLE, Mode.PARALLEL, Mode.MULTIPLE) and has_calls and first
+                and isinstance(first.get("content"), str) and first["content"].strip()):
+            requests.append((t.id, first, names, words | topic_words(first["content"])))
+    rows: list[dict[str, Any]] = []
+    for tid, request, names, words in requests:
+        n = _repeats(per_trajectory, rng)
+        if not n:
+            continue
+        eligible = [d for d in donors if d[0] != tid and not (d[2] & names) and not (d[3] & words)]
+        for donor_id, tools, _, _ in rng.sample(eligible, min(n, len(eligible))):
+            messages = render_messages(
+                [{"role": "user", "content": request["content"]}, {"role": "assistant", "content": REFUSAL}],
+                tools,
+            )
+            rows.append({"messages": messages, "id": f"{tid}~{donor_id}", "mode": str(Mode.IRRELEVANCE),
+                         "difficulty": str(Difficulty.EASY), "weight": 1.0})
+    return rows
 
 
 def build_grpo_rows(

@@ -96,14 +96,34 @@ def split_records(
 
 
 def validation_items(
-    records: Sequence[TrajectoryRecord], *, steps_per_trajectory: int = 2
+    records: Sequence[TrajectoryRecord], *, steps_per_trajectory: int = 2, swap_negatives: float = 0.0,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """The assistant steps of the validation trajectories as prompts with reference calls
-    (the GRPO rows' shape: the same rendering the model is trained and queried with)."""
+    (the GRPO rows' shape: the same rendering the model is trained and queried with), and
+    ``swap_negatives`` irrelevance prompts per request with calls, made within the
+    validation split as :func:`training.dataset.swap_negatives` makes them (mode
+    ``irrelevance``, reference: no call; their ids hold a ``~``)."""
     rows, _ = build_grpo_rows(
         records, DatasetConfig(grpo_hard_only=False, grpo_steps_per_trajectory=steps_per_trajectory)
     )
+    if swap_negatives > 0:
+        sft, _ = build_sft_rows(records, DatasetConfig(hard_weight=0, easy_weight=0, swap_negatives=swap_negatives,
+                                                       seed=seed))
+        rows += [{"prompt": r["messages"][:-1], "reference_calls": "[]", "mode": r["mode"], "id": r["id"]}
+                 for r in sorted(sft, key=lambda r: r["id"])]
     return rows
+
+
+def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A point's settings split into the trainer's and the data's (``data.KEY``).
+
+    >>> split_overrides({"learning_rate": 1e-4, "data.swap_negatives": 1})
+    ({'learning_rate': 0.0001}, {'swap_negatives': 1})
+    """
+    trainer = {k: v for k, v in overrides.items() if not k.startswith("data.")}
+    data = {k.removeprefix("data."): v for k, v in overrides.items() if k.startswith("data.")}
+    return trainer, data
 
 
 Generate = Callable[[str | None, list[list[dict[str, str]]]], list[str]]
@@ -168,9 +188,16 @@ def run_sweep(
     generate: Generate | None = None,
     train: Callable[[SFTRunConfig, list[dict[str, Any]]], Any] | None = None,
     on_result: Callable[[PointResult], None] | None = None,
+    data: DatasetConfig | None = None,
+    validation_negatives: float = 0.0,
 ) -> dict[str, Any]:
     """Train every point on the training split and score it (and the base model, first) on
-    the validation split.  Returns the split sizes, every result and the best point."""
+    the validation split.  Returns the split sizes, every result and the best point.
+
+    ``data``: how the training rows are made (a point's ``data.KEY`` settings change it for
+    that point); ``validation_negatives``: swap negatives per validation request
+    (:func:`validation_items`), so that a mix's effect on refusing shows on held-out data.
+    """
     if not points:
         raise ValueError("a sweep needs at least one point")
     names = [p.name for p in points]
@@ -184,10 +211,12 @@ def run_sweep(
         raise ValueError(
             f"too few accepted trajectories to split: {len(train_recs)} train, {len(val_recs)} validation"
         )
-    rows, stats = build_sft_rows(train_recs, DatasetConfig(seed=seed))
-    items = validation_items(val_recs)
+    data_base = dataclasses.replace(data or DatasetConfig(), seed=seed)
+    rows, stats = build_sft_rows(train_recs, data_base)
+    items = validation_items(val_recs, swap_negatives=validation_negatives, seed=seed)
     prompts = [list(i["prompt"]) for i in items]
     results: list[PointResult] = []
+    row_counts: dict[str, int] = {}
 
     def record(result: PointResult) -> None:
         results.append(result)
@@ -200,9 +229,14 @@ def run_sweep(
     record(PointResult("base", {}, scored["exact"], scored["execution"], scored["format"], scored["by_mode"],
                        0.0, time.perf_counter() - t, None, None, base_path))
     for point in points:
-        config = with_overrides(base, dict(point.overrides), output_dir=str(out_dir / _slug(point.name)), seed=seed)
+        trainer, data_changes = split_overrides(point.overrides)
+        config = with_overrides(base, trainer, output_dir=str(out_dir / _slug(point.name)), seed=seed)
+        point_rows = rows
+        if data_changes:
+            point_rows, point_stats = build_sft_rows(train_recs, with_overrides(data_base, data_changes))
+            row_counts[point.name] = point_stats.sft_rows
         t = time.perf_counter()
-        result = train(config, rows)
+        result = train(config, point_rows)
         train_s = time.perf_counter() - t
         t = time.perf_counter()
         scored = score_replies(items, generate(result.checkpoint_dir, prompts))
@@ -219,6 +253,8 @@ def run_sweep(
         "train_trajectories": len(train_recs),
         "validation_trajectories": len(val_recs),
         "train_rows": len(rows),
+        "train_rows_by_point": row_counts,
+        "data": dataclasses.asdict(data_base),
         "validation_items": len(items),
         "validation_modes": dict(sorted(Counter(str(i["mode"]) for i in items).items())),
         "dataset_stats": {k: v for k, v in dataclasses.asdict(stats).items() if k != "errors"},
@@ -272,5 +308,5 @@ def parse_point(text: str) -> SweepPoint:
 
 __all__ = [
     "PointResult", "SweepPoint", "embedded_generate", "markdown_table", "parse_point", "run_sweep",
-    "score_replies", "split_records", "validation_items",
+    "score_replies", "split_overrides", "split_records", "validation_items",
 ]

@@ -176,6 +176,14 @@ TRAINER_SETTINGS_SCHEMA: dict[str, dict[str, Any]] = {
         "loss_type": {"enum": ["grpo", "dapo", "dr_grpo", "bnpo"]},
         "log_completions": {"type": "boolean"},
     },
+    # not a stage: how the rows both stages train on are made (training.dataset.DatasetConfig)
+    "data": {
+        "hard_weight": {"type": "number", "minimum": 0, "maximum": 100},
+        "easy_weight": {"type": "number", "minimum": 0, "maximum": 100},
+        "swap_negatives": {"type": "number", "minimum": 0, "maximum": 16},
+        "grpo_steps_per_trajectory": {"type": "integer", "minimum": 1, "maximum": 64},
+        "grpo_hard_only": {"type": "boolean"},
+    },
 }
 
 
@@ -195,8 +203,8 @@ def stage_settings(profile: str, stage: str, overrides: dict[str, dict[str, Any]
 
 def training_problem(training: Any, profile: str) -> str | None:
     """Why ``training`` overrides cannot apply to ``profile``, or None."""
-    if not isinstance(training, dict) or set(training) - {"sft", "grpo"}:
-        return 'must map "sft" and/or "grpo" to trainer settings'
+    if not isinstance(training, dict) or set(training) - set(TRAINER_SETTINGS_SCHEMA):
+        return 'must map "sft" and/or "grpo" to trainer settings (and "data" to how the rows are made)'
     if training and profile == "none":
         return 'the profile "none" trains nothing'
     for stage, changes in training.items():
@@ -249,7 +257,9 @@ class IterationConfig:
     training: dict[str, dict[str, Any]] = field(
         default_factory=dict,
         metadata={"help": 'Overrides of the profile\'s trainer settings per stage, e.g. {"sft": {"max_steps": 40, '
-                          '"learning_rate": 1e-4, "lora_r": 16}, "grpo": {"max_steps": 8}} (training/config.py).'},
+                          '"learning_rate": 1e-4, "lora_r": 16}, "grpo": {"max_steps": 8}} (training/config.py); '
+                          '"data" sets how the rows are made, e.g. {"data": {"swap_negatives": 1}} '
+                          '(training/dataset.py).'},
     )
     eval_subset: str = field(
         default=DEFAULT_SUBSET,

@@ -23,7 +23,7 @@ from training.bfcl_compare import compare, outcomes
 from training.bfcl_subsets import subset_ids
 from training.config import get_profile
 from training.contamination import check_contamination
-from training.dataset import DatasetConfig, build_grpo_rows, build_sft_rows
+from training.dataset import build_grpo_rows, build_sft_rows
 
 from .iteration_config import IterationConfig, stage_settings
 from .models import CategoryResult, EvaluationRun, Iteration, ModelCheckpoint, TrainingRun
@@ -70,7 +70,8 @@ def train(*, iteration: Iteration, out_root: Path, report: Report,
     checkpoint trained (None when neither stage had rows)."""
     cfg = IterationConfig.from_dict(iteration.config)
     profile = dataclasses.replace(get_profile(cfg.profile), sft=stage_settings(cfg.profile, "sft", cfg.training),
-                                  grpo=stage_settings(cfg.profile, "grpo", cfg.training))
+                                  grpo=stage_settings(cfg.profile, "grpo", cfg.training),
+                                  data=stage_settings(cfg.profile, "data", cfg.training))
     trajectories = list(training_trajectories(iteration_id=iteration.pk))
     excluded = contamination_flags(trajectories, report)
     base = iteration.input_checkpoint
@@ -94,7 +95,7 @@ def train_stage(*, iteration: Iteration, stage: str, profile, trajectories: list
     run, _ = TrainingRun.objects.get_or_create(iteration=iteration, stage=stage, defaults={"profile": profile.name})
     if run.status == TrainingRun.Status.SUCCEEDED and run.output_checkpoint_id:
         return run.output_checkpoint  # a re-delivered task: this stage is already done
-    ds_cfg = DatasetConfig(seed=seed)
+    ds_cfg = dataclasses.replace(profile.data, seed=seed)
     builder = build_sft_rows if stage == "sft" else build_grpo_rows
     rows, stats = builder(trajectories, ds_cfg, exclude_ids=excluded)
     stage_cfg = dataclasses.replace(getattr(profile, stage), model_name_or_path=model_path,

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from synthesis.records import REFUSAL
 from training.dataset import DatasetConfig, build_grpo_rows, build_sft_rows, is_accepted
 
 
@@ -109,3 +110,55 @@ def test_an_irrelevance_answer_that_calls_a_tool_teaches_the_refusal():
     assert stats.corrected == 1
     last = rows[0]["messages"][-1]
     assert last["role"] == "assistant" and "cannot help" in last["content"]
+
+
+def _with_tools(tid, request, tools, call):
+    return {
+        "id": tid, "mode": "single", "difficulty": "easy", "verdict": "accepted",
+        "tools": [{"name": n, "description": d, "inputSchema": {"type": "object", "properties": {p: {"type": "string"}}}}
+                  for n, d, p in tools],
+        "reference_calls": [{"name": call[0], "arguments": call[1]}],
+        "messages": [
+            {"role": "user", "content": request},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c0", "type": "function", "function": {"name": call[0], "arguments": json.dumps(call[1])}}]},
+            {"role": "tool", "tool_call_id": "c0", "content": "{}"},
+            {"role": "assistant", "content": "Done."},
+        ],
+    }
+
+
+def test_swap_negatives_pair_a_request_with_unrelated_tools_and_teach_the_refusal():
+    weather = _with_tools("w", "What is the weather forecast in Oslo?",
+                          [("getForecast", "Weather forecast for a city", "city")], ("getForecast", {"city": "Oslo"}))
+    rain = _with_tools("r", "Will it rain in Bergen tomorrow?",
+                       [("getPrecipitation", "Rain and snow forecast", "city")], ("getPrecipitation", {"city": "Bergen"}))
+    invoice = _with_tools("i", "Send invoice INV-7 to the customer.",
+                          [("sendInvoice", "Email an invoice to its customer", "invoice_number")],
+                          ("sendInvoice", {"invoice_number": "INV-7"}))
+    rows, stats = build_sft_rows([weather, rain, invoice], DatasetConfig(swap_negatives=1))
+    negatives = [r for r in rows if "~" in r["id"]]
+    assert stats.swap_negatives == len(negatives) == 3
+    pairs = {r["id"] for r in negatives}
+    # the two weather requests share a topic ("forecast", "city") with each other's tools: never paired
+    assert not pairs & {"w~r", "r~w"}
+    assert pairs <= {"w~i", "r~i", "i~w", "i~r"} and {"w~i", "r~i"} <= pairs
+    for r in negatives:
+        assert r["mode"] == "irrelevance"
+        system, user, answer = r["messages"]
+        donor = r["id"].split("~")[1]
+        donor_tool = {"w": "getForecast", "r": "getPrecipitation", "i": "sendInvoice"}[donor]
+        assert donor_tool in system["content"]
+        assert answer == {"role": "assistant", "content": REFUSAL}
+    # none by default: the mix is a choice
+    plain, plain_stats = build_sft_rows([weather, rain, invoice], DatasetConfig())
+    assert plain_stats.swap_negatives == 0 and not any("~" in r["id"] for r in plain)
+
+
+def test_swap_negatives_skip_requests_without_calls_and_reject_a_negative_rate():
+    irrelevant = _single("irrelevance", [], [])
+    rows, stats = build_sft_rows([irrelevant, _with_tools("i", "Send invoice INV-7.", [("sendInvoice", "Email", "x")],
+                                                          ("sendInvoice", {"x": "1"}))], DatasetConfig(swap_negatives=3))
+    assert stats.swap_negatives == 1 and [r["id"] for r in rows if "~" in r["id"]] == ["i~irrelevance-1"]
+    with pytest.raises(ValueError, match="swap_negatives"):
+        DatasetConfig(swap_negatives=-1)

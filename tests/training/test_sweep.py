@@ -127,3 +127,64 @@ def test_sweep_refuses_unknown_settings_and_bad_points(tmp_path):
     with pytest.raises(ValueError, match="too few"):
         run_sweep(_records(1, 0), SFTRunConfig(), [SweepPoint("a")], out_dir=tmp_path,
                   generate=lambda *a: [], train=lambda *a: None)
+
+
+def _topic_records() -> list[dict]:
+    topics = [("getForecast", "Weather forecast for a city", "city", "Forecast for {x}?"),
+              ("sendInvoice", "Email an invoice to its customer", "invoice_number", "Send invoice {x} please."),
+              ("playTrack", "Play a music track on the speaker", "track", "Play the song {x}."),
+              ("bookFlight", "Book an airline flight ticket", "flight", "Book flight {x} for me.")]
+    out = []
+    for i in range(12):
+        name, desc, param, request = topics[i % 4]
+        value = f"X{i}"
+        out.append({
+            "id": f"t{i}", "mode": "single", "difficulty": "easy", "verdict": "accepted",
+            "tools": [{"name": name, "description": desc,
+                       "inputSchema": {"type": "object", "properties": {param: {"type": "string"}}}}],
+            "reference_calls": [{"name": name, "arguments": {param: value}}],
+            "messages": [
+                {"role": "user", "content": request.format(x=value)},
+                {"role": "assistant", "content": None, "tool_calls": [{"id": "c0", "type": "function",
+                 "function": {"name": name, "arguments": json.dumps({param: value})}}]},
+                {"role": "tool", "tool_call_id": "c0", "content": "{}"},
+                {"role": "assistant", "content": "Done."},
+            ],
+        })
+    return out
+
+
+def test_a_point_can_change_the_data_mix_and_validation_holds_its_own_negatives(tmp_path):
+    seen: dict[str, list[dict]] = {}
+
+    def train(config, rows):
+        seen[config.output_dir.rsplit("/", 1)[-1]] = rows
+        return SimpleNamespace(checkpoint_dir=config.output_dir, metrics={}, log_history=[])
+
+    replies: dict[str, list] = {}
+
+    def generate(model_path, prompts):
+        replies[str(model_path)] = prompts
+        return ["I cannot help with that."] * len(prompts)
+
+    recs = _topic_records()
+    points = [SweepPoint("plain", {}), SweepPoint("mixed", {"data.swap_negatives": 1})]
+    summary = run_sweep(recs, SFTRunConfig(output_dir=str(tmp_path / "unused")), points, out_dir=tmp_path,
+                        seed=0, val_fraction=0.25, generate=generate, train=train, validation_negatives=1)
+    plain, mixed = seen["plain"], seen["mixed"]
+    assert not any("~" in r["id"] for r in plain)
+    negatives = [r for r in mixed if "~" in r["id"]]
+    assert negatives and len(mixed) == len(plain) + len(negatives)
+    assert summary["train_rows_by_point"] == {"mixed": len(mixed)} and summary["train_rows"] == len(plain)
+    _, val = split_records(recs, val_fraction=0.25, seed=0)
+    val_ids = {r.id for r in val}
+    # training negatives pair training requests with training tools only
+    assert all(not set(r["id"].split("~")) & val_ids for r in negatives)
+    items = validation_items(val, swap_negatives=1, seed=0)
+    held_out = [i for i in items if "~" in i["id"]]
+    assert held_out and all(i["mode"] == "irrelevance" and i["reference_calls"] == "[]" for i in held_out)
+    assert all(set(i["id"].split("~")) <= val_ids for i in held_out)
+    assert summary["validation_items"] == len(items) and summary["validation_modes"]["irrelevance"] == len(held_out)
+    # a refusal is right on the negatives only
+    assert summary["results"][0]["by_mode"]["irrelevance"]["exact"] == 1.0
+    assert summary["results"][0]["by_mode"]["single"]["exact"] == 0.0

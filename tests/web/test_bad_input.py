@@ -364,6 +364,8 @@ FORGED = [
     ({"count": 3, "training": {"sft": {"bf16": True}}}, "training", "unknown or fixed settings bf16"),
     ({"count": 3, "training": {"grpo": {"use_vllm": True}}}, "training", "unknown or fixed settings use_vllm"),
     ({"count": 3, "training": {"sft": {"learning_rate": 5}}}, "training", "sft.learning_rate: 5 is greater than"),
+    ({"count": 3, "training": {"data": {"swap_negatives": -1}}}, "training", "swap_negatives must be >= 0"),
+    ({"count": 3, "training": {"data": {"seed": 3}}}, "training", "unknown or fixed settings seed"),
     ({"count": 3, "training": {"sft": {"lr_scheduler_type": "warp"}}}, "training", "sft.lr_scheduler_type"),
     ({"count": 3, "training": {"grpo": {"per_device_train_batch_size": 3}}}, "training", "per_device_train_batch_size"),
     ({"count": 3, "eval_subset": 1}, "eval_subset", "must be one of mini-v1"),
@@ -493,7 +495,8 @@ def test_the_documented_trainer_settings_are_exactly_what_an_iteration_accepts()
                 every = {stage: {k: _inside(p)[pick] for k, p in props.items()}}
                 assert training_problem(every, profile) is None, (profile, every)
         left_out = {f.name for f in fields(getattr(get_profile("cpu"), stage))} - set(props)
-        assert {"output_dir", "bf16", "use_cpu"} <= left_out
+        # the trainers' paths and device are fixed; the rows' seed is the iteration's
+        assert {"output_dir", "bf16", "use_cpu"} <= left_out if stage != "data" else left_out == {"seed"}
         for key in left_out:
             assert not validator.is_valid({stage: {key: 1}})
             assert "unknown or fixed settings" in training_problem({stage: {key: 1}}, "cpu")

@@ -108,15 +108,18 @@ def test_an_iterations_training_overrides_reach_its_trainers(monkeypatch, tmp_pa
 
     def train_stage(*, stage, profile, **kwargs):
         seen[stage] = getattr(profile, stage)
+        seen["data"] = profile.data
         return None
 
     monkeypatch.setattr(stages, "train_stage", train_stage)
     monkeypatch.setattr(stages, "contamination_flags", lambda trajectories, report: set())
     it = IterationFactory(config=IterationConfig.from_dict({
-        "training": {"sft": {"max_steps": 40, "learning_rate": 1e-4, "lora_r": 16}, "grpo": {"max_steps": 3}},
+        "training": {"sft": {"max_steps": 40, "learning_rate": 1e-4, "lora_r": 16}, "grpo": {"max_steps": 3},
+                     "data": {"swap_negatives": 0.5}},
     }).to_dict())
     stages.train(iteration=it, out_root=tmp_path, report=lambda **kw: None,
                  still_running=lambda: True)
     assert (seen["sft"].max_steps, seen["sft"].learning_rate, seen["sft"].lora_r) == (40, 1e-4, 16)
     assert seen["sft"].use_cpu is True  # the rest is the profile's
     assert seen["grpo"].max_steps == 3
+    assert seen["data"].swap_negatives == 0.5 and seen["data"].hard_weight == 2.0  # the rest is the profile's
