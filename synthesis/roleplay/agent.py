@@ -235,9 +235,13 @@ def final_answer(
     ``meta["source"] = "plain"``: the calls before it are the valuable part of the example
     and stay."""
     values = _result_values(results)
+    all_succeeded = bool(results) and not any(m.is_error() for m in results)
 
     def grounded(result: ChatResult) -> list[Problem]:
         text = " ".join(result.text.lower().split())
+        if all_succeeded and claims_failure(text):
+            return [Problem("contradicts_results",
+                            "every call succeeded, but the answer says it could not be done; report the results")]
         if values and not any(v in text for v in values):
             return [Problem("ungrounded_answer", "the answer mentions nothing from the tool results; use them")]
         if re.search(r"\bthe user\b", text):
@@ -254,6 +258,28 @@ def final_answer(
         return stored
     text = phrasing.answer_text([(m.name or "", m.mcp or {}) for m in results])
     return log.emit(MessageStep(role="assistant", content=text, meta={"source": "plain"}))
+
+
+_FAILURE_CLAIM = re.compile(
+    r"\b(?:not available|unavailable|no (?:such |suitable |matching )?tools?\b|"
+    r"(?:do not|don't|does not|doesn't) have (?:a|any|the|access)|"
+    r"(?:cannot|can't|can not|could not|couldn't|unable to|am not able to|was not able to) "
+    r"(?:help|do|perform|complete|access|find|fulfil|process|handle|carry)|"
+    r"(?:failed|an error occurred|went wrong)|i'?m sorry|apolog)"
+)
+
+
+def claims_failure(text: str) -> bool:
+    """Whether an answer says the request could not be done (a tool missing, a failure).
+
+    >>> claims_failure("The tool is not available.")
+    True
+    >>> claims_failure("I'm unable to perform that action with the tools I have.")
+    True
+    >>> claims_failure("Here is what I found: the status is active and no errors were reported.")
+    False
+    """
+    return bool(_FAILURE_CLAIM.search(" ".join(text.lower().split())))
 
 
 def _result_values(results: list[MessageStep], limit: int = 40) -> list[str]:

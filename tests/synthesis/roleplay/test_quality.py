@@ -334,6 +334,28 @@ def test_a_closing_answer_must_use_the_tool_results():
     assert "ungrounded_answer" in problems
 
 
+def test_a_closing_answer_may_not_say_a_successful_call_could_not_be_done():
+    # seen in a stored run: Account_users({}) -> {} -> "The tool is not available."
+    users = {"name": "Account_users", "description": "List the users of the account.",
+             "inputSchema": {"type": "object", "properties": {}},
+             "outputSchema": {"type": "object", "properties": {}}}
+
+    def denying(req):
+        if req.tool_choice == "none":
+            return ChatResult(text="The tool is not available.")
+        return smart_reply(req)
+
+    spec = TrajectorySpec(id="n", mode="single", tools=[users], seed=3)
+    _, steps = run(spec, agent=ScriptedBackend(default=denying))
+    messages = [s for s in steps if isinstance(s, MessageStep)]
+    tool_results = [m for m in messages if m.role == "tool"]
+    assert tool_results and not any(m.is_error() for m in tool_results)
+    final = messages[-1]
+    assert final.meta.get("source") == "plain" and "not available" not in final.content
+    problems = [p["code"] for r in steps if r.kind == "reflection" for ps in r.problems for p in ps]
+    assert "contradicts_results" in problems
+
+
 # ---------------------------------------------------------------- the agent's argument values
 
 
