@@ -28,7 +28,7 @@ from training._trainer_common import (
     write_json,
 )
 from training.config import GRPORunConfig, get_profile, save_config
-from training.dataset import DatasetConfig, build_grpo_rows, to_hf_dataset
+from training.dataset import build_grpo_rows, to_hf_dataset
 from training.rewards import make_composite_reward
 from training.utils import ProgressCallback, offline_hub, report, resolve_model_path, world_size
 
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_arg_parser("python -m training.grpo").parse_args(argv)
     config = _common_overrides(get_profile(args.profile).grpo, args)
     rows, stats = build_grpo_rows(
-        read_trajectories(args.data), DatasetConfig(), exclude_ids=_read_ids(args.exclude_ids)
+        read_trajectories(args.data), get_profile(args.profile).data, exclude_ids=_read_ids(args.exclude_ids)
     )
     logger.info("dataset: %s", stats)
     result = run_grpo(config, rows, progress=lambda e: logger.info("%s", e))

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -27,7 +28,7 @@ from training._trainer_common import (
     write_json,
 )
 from training.config import SFTRunConfig, get_profile, save_config
-from training.dataset import DatasetConfig, build_sft_rows, to_hf_dataset
+from training.dataset import build_sft_rows, to_hf_dataset
 from training.utils import ProgressCallback, offline_hub, report, resolve_model_path, world_size
 
 logger = logging.getLogger(__name__)
@@ -198,6 +199,11 @@ def build_arg_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--hard-weight", type=float, default=None)
     parser.add_argument(
+        "--swap-negatives", type=float, default=None,
+        help="irrelevance rows per accepted request with calls: the request with another "
+        "trajectory's unrelated tools, answered with the refusal (default: the profile's)",
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
     )
     return parser
@@ -227,11 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     args = build_arg_parser("python -m training.sft").parse_args(argv)
     config = _common_overrides(get_profile(args.profile).sft, args)
-    data_config = (
-        DatasetConfig(hard_weight=args.hard_weight)
-        if args.hard_weight is not None
-        else DatasetConfig()
-    )
+    changes = {k: v for k, v in (("hard_weight", args.hard_weight), ("swap_negatives", args.swap_negatives))
+               if v is not None}
+    data_config = dataclasses.replace(get_profile(args.profile).data, **changes)
     rows, stats = build_sft_rows(
         read_trajectories(args.data), data_config, exclude_ids=_read_ids(args.exclude_ids)
     )
