@@ -9,7 +9,8 @@ backend, unconstrained decoding, ``training.bfcl.EVAL_BATCH`` requests handed ov
 the wall time, the items per minute and the subset's scores. With ``--compare-batch N`` it
 first runs the same items with N requests at a time, so the two figures come from one run.
 With ``--pair-with PATH`` it then evaluates that checkpoint on the same items and prints the
-paired before/after table with bootstrap 95% CIs, as an iteration stores it.
+paired before/after table with bootstrap 95% CIs, as an iteration stores it; ``--pair-with``
+given more than once pairs each checkpoint with the same ``--model-path`` run.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="the first N items of each category")
     parser.add_argument("--model-path", default=None, help="a checkpoint folder (default: the base model)")
     parser.add_argument("--compare-batch", type=int, default=None, help="also run with this many requests at once")
-    parser.add_argument("--pair-with", default=None, metavar="PATH",
-                        help="then evaluate this checkpoint on the same items and compare, paired")
+    parser.add_argument("--pair-with", action="append", default=[], metavar="PATH",
+                        help="also evaluate this checkpoint on the same items and print the paired table "
+                             "(repeatable: each is paired with the one --model-path run)")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
 
@@ -75,14 +77,20 @@ def main() -> int:
     if args.pair_with:
         from training.bfcl_compare import compare, outcomes, table
 
-        other = get_backend("embedded", constrain_tool_calls=False, model_path=args.pair_with)
-        seconds, paired = timed(other, subset=args.subset, limit=args.limit, batch=EVAL_BATCH)
-        comparison = compare(outcomes(last_result.items), outcomes(paired.items))
-        print(f"\n{args.model_path or 'base model'} -> {args.pair_with} ({seconds / 60:.1f} min), paired:\n")
-        print(table(comparison))
-        report |= {"pair_with": args.pair_with, "comparison": comparison,
-                   "items": {"before": [vars(i) for i in last_result.items],
-                             "after": [vars(i) for i in paired.items]}}
+        report["items"] = {"before": [vars(i) for i in last_result.items]}
+        report["pairs"] = []
+        for path in args.pair_with:
+            other = get_backend("embedded", constrain_tool_calls=False, model_path=path)
+            seconds, paired = timed(other, subset=args.subset, limit=args.limit, batch=EVAL_BATCH)
+            comparison = compare(outcomes(last_result.items), outcomes(paired.items))
+            print(f"\n{args.model_path or 'base model'} -> {path} ({seconds / 60:.1f} min), paired:\n", flush=True)
+            print(table(comparison), flush=True)
+            report["pairs"].append({"pair_with": path, "seconds": seconds, "comparison": comparison,
+                                    "items": [vars(i) for i in paired.items]})
+        # the first pair under the keys one pair always had
+        first = report["pairs"][0]
+        report |= {"pair_with": first["pair_with"], "comparison": first["comparison"]}
+        report["items"]["after"] = first["items"]
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2, default=str))
     return 0
