@@ -87,6 +87,8 @@ def main() -> int:
             print(table(comparison), flush=True)
             report["pairs"].append({"pair_with": path, "seconds": seconds, "comparison": comparison,
                                     "items": [vars(i) for i in paired.items]})
+            if args.output:  # after each pair: a long run stopped early keeps what it measured
+                Path(args.output).write_text(json.dumps(report, indent=2, default=str))
         # the first pair under the keys one pair always had
         first = report["pairs"][0]
         report |= {"pair_with": first["pair_with"], "comparison": first["comparison"]}
