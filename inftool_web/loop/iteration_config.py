@@ -181,6 +181,7 @@ TRAINER_SETTINGS_SCHEMA: dict[str, dict[str, Any]] = {
         "hard_weight": {"type": "number", "minimum": 0, "maximum": 100},
         "easy_weight": {"type": "number", "minimum": 0, "maximum": 100},
         "swap_negatives": {"type": "number", "minimum": 0, "maximum": 16},
+        "irrelevance_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1, "exclusiveMaximum": True},
         "grpo_steps_per_trajectory": {"type": "integer", "minimum": 1, "maximum": 64},
         "grpo_hard_only": {"type": "boolean"},
     },

@@ -162,3 +162,28 @@ def test_swap_negatives_skip_requests_without_calls_and_reject_a_negative_rate()
     assert stats.swap_negatives == 1 and [r["id"] for r in rows if "~" in r["id"]] == ["i~irrelevance-1"]
     with pytest.raises(ValueError, match="swap_negatives"):
         DatasetConfig(swap_negatives=-1)
+
+
+def test_the_refusal_share_is_capped_repeats_first():
+    from tests.training.conftest import make_trajectories
+
+    refusing = []
+    for i in range(6):
+        t = _single("irrelevance", [], [])
+        t["id"] = f"irr-{i}"
+        refusing.append(t)
+    calling = [_with_tools(f"w{i}", f"Forecast for city {i}?", [("getForecast", "Weather forecast", "city")],
+                           ("getForecast", {"city": f"C{i}"})) for i in range(4)]
+    rows, stats = build_sft_rows(refusing + calling, DatasetConfig(hard_weight=2))
+    assert sum(r["mode"] == "irrelevance" for r in rows) == 12 and stats.refusals_capped == 0
+    rows, stats = build_sft_rows(refusing + calling, DatasetConfig(hard_weight=2, irrelevance_share=0.5))
+    refusals = [r for r in rows if r["mode"] == "irrelevance"]
+    # 4 calling rows allow 4 refusals at a half share: repeats go first, so four trajectories stay
+    assert len(refusals) == 4 and len({r["id"] for r in refusals}) == 4 and stats.refusals_capped == 8
+    assert sum(r["mode"] == "single" for r in rows) == 4  # the rest is untouched
+    assert stats.sft_rows == 8
+    # swap negatives count as refusals too
+    rows, _ = build_sft_rows(calling + [make_trajectories()[0]], DatasetConfig(swap_negatives=1, irrelevance_share=0.2))
+    assert sum(r["mode"] == "irrelevance" for r in rows) <= 0.2 * len(rows)
+    with pytest.raises(ValueError, match="irrelevance_share"):
+        DatasetConfig(irrelevance_share=1.0)
