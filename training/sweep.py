@@ -10,7 +10,10 @@ validation part's assistant steps, greedy, and is scored with the reward's own t
 - ``execution``: the mean execution fidelity (partial credit for right names and values);
 - ``format``: the mean format score (``<tool_call>`` blocks well formed).
 
-The point with the best ``exact`` (then ``execution``) wins.  BFCL only measures the
+The point with the best ``balanced`` score wins: the mean over modes of each mode's
+``exact`` (then ``exact`` over all steps, then ``execution``).  Over all steps alone, a
+model that refuses everything scored 60% on a split of 9 irrelevance steps in 15, above
+the base model and close to the best point.  BFCL only measures the
 trained models afterwards; no BFCL item, function or answer enters the choice.
 """
 
@@ -246,7 +249,7 @@ def run_sweep(
                            metrics.get("train_loss"), _steps(getattr(result, "log_history", None) or []),
                            result.checkpoint_dir))
     trained = results[1:]
-    best = max(trained, key=lambda r: (r.exact, r.execution, -r.train_seconds))
+    best = max(trained, key=lambda r: (balanced(r.by_mode), r.exact, r.execution, -r.train_seconds))
     return {
         "seed": seed,
         "val_fraction": val_fraction,
@@ -263,18 +266,28 @@ def run_sweep(
     }
 
 
+def balanced(by_mode: Mapping[str, Mapping[str, float]]) -> float:
+    """The mean over modes of each mode's ``exact``: every mode counts the same, however
+    many validation steps it has.
+
+    >>> balanced({"irrelevance": {"n": 9, "exact": 1.0}, "single": {"n": 2, "exact": 0.0}})
+    0.5
+    """
+    return sum(m["exact"] for m in by_mode.values()) / len(by_mode) if by_mode else 0.0
+
+
 def markdown_table(summary: Mapping[str, Any]) -> str:
     """The sweep's results as a Markdown table (best point in bold)."""
     modes = list(summary.get("validation_modes") or {})
-    head = "| settings | exact | execution | format | " + " | ".join(f"{m} exact" for m in modes)
+    head = "| settings | balanced | exact | execution | format | " + " | ".join(f"{m} exact" for m in modes)
     head += " | train loss | steps | train s |"
-    lines = [head, "|" + "---|" * (4 + len(modes)) + "---:|---:|---:|"]
+    lines = [head, "|" + "---|" * (5 + len(modes)) + "---:|---:|---:|"]
     for r in summary["results"]:
         name = f"**{r['name']}**" if r["name"] == summary.get("best") else r["name"]
         per_mode = " | ".join(
             f"{r['by_mode'].get(m, {}).get('exact', 0):.0%}" for m in modes)
         loss = "" if r["train_loss"] is None else f"{r['train_loss']:.3f}"
-        lines.append(f"| {name} | {r['exact']:.1%} | {r['execution']:.3f} | {r['format']:.3f} | {per_mode} | "
+        lines.append(f"| {name} | {balanced(r['by_mode']):.1%} | {r['exact']:.1%} | {r['execution']:.3f} | {r['format']:.3f} | {per_mode} | "
                      f"{loss} | {r['steps'] or ''} | {r['train_seconds']:.0f} |")
     return "\n".join(lines)
 
@@ -307,6 +320,6 @@ def parse_point(text: str) -> SweepPoint:
 
 
 __all__ = [
-    "PointResult", "SweepPoint", "embedded_generate", "markdown_table", "parse_point", "run_sweep",
+    "PointResult", "SweepPoint", "balanced", "embedded_generate", "markdown_table", "parse_point", "run_sweep",
     "score_replies", "split_overrides", "split_records", "validation_items",
 ]

@@ -188,3 +188,36 @@ def test_a_point_can_change_the_data_mix_and_validation_holds_its_own_negatives(
     # a refusal is right on the negatives only
     assert summary["results"][0]["by_mode"]["irrelevance"]["exact"] == 1.0
     assert summary["results"][0]["by_mode"]["single"]["exact"] == 0.0
+
+
+def test_the_choice_weighs_every_mode_the_same_so_refusing_everything_does_not_win(tmp_path):
+    recs = _records(n_single=4, n_irr=12)
+    _, val = split_records(recs, val_fraction=0.25, seed=0)
+    items = validation_items(val)
+    modes = [i["mode"] for i in items]
+    assert modes.count("irrelevance") > modes.count("single") >= 1
+
+    def generate(model_path, prompts):
+        if model_path is None or model_path.endswith("refuser"):
+            return ["None of these tools can do that."] * len(prompts)
+        out, refused = [], False
+        for item in items:  # the caller: every call right, but calls on all irrelevance steps but one
+            if item["mode"] == "irrelevance" and not refused:
+                out.append(_reply_for(item, True))
+                refused = True
+            elif item["mode"] == "irrelevance":
+                out.append(_reply_for(item, False))
+            else:
+                out.append(_reply_for(item, True))
+        return out
+
+    def train(config, rows):
+        return SimpleNamespace(checkpoint_dir=config.output_dir, metrics={}, log_history=[])
+
+    summary = run_sweep(recs, SFTRunConfig(output_dir=str(tmp_path / "unused")),
+                        [SweepPoint("refuser"), SweepPoint("caller")], out_dir=tmp_path, seed=0,
+                        val_fraction=0.25, generate=generate, train=train)
+    by_name = {r["name"]: r for r in summary["results"]}
+    assert by_name["refuser"]["exact"] > by_name["caller"]["exact"]  # over all steps, refusing looks better
+    assert summary["best"] == "caller"
+    assert "| **caller** | " in markdown_table(summary)
