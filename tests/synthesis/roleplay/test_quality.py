@@ -310,6 +310,13 @@ def test_a_query_in_the_assistants_voice_is_refused():
         "Can you get the domain doma_1? I'm here to help! What is it you need?")
 
 
+def _closing_with(text):
+    """An agent that calls as the smart fake does, then closes with ``text``."""
+    def reply(req):
+        return ChatResult(text=text) if req.tool_choice == "none" else smart_reply(req)
+    return reply
+
+
 def test_a_closing_answer_must_use_the_tool_results():
     def quoting(req):
         if req.tool_choice == "none":
@@ -318,10 +325,7 @@ def test_a_closing_answer_must_use_the_tool_results():
             return ChatResult(text=f"It is mild in {city} right now.")
         return smart_reply(req)
 
-    def rambling(req):
-        if req.tool_choice == "none":
-            return ChatResult(text="I'm glad to hear that you're enjoying the tool. Just ask!")
-        return smart_reply(req)
+    rambling = _closing_with("I'm glad to hear that you're enjoying the tool. Just ask!")
 
     spec = TrajectorySpec(id="q", mode="single", tools=[GET_WEATHER], seed=3)
     _, steps = run(spec, agent=ScriptedBackend(default=quoting))
@@ -340,13 +344,8 @@ def test_a_closing_answer_may_not_say_a_successful_call_could_not_be_done():
              "inputSchema": {"type": "object", "properties": {}},
              "outputSchema": {"type": "object", "properties": {}}}
 
-    def denying(req):
-        if req.tool_choice == "none":
-            return ChatResult(text="The tool is not available.")
-        return smart_reply(req)
-
     spec = TrajectorySpec(id="n", mode="single", tools=[users], seed=3)
-    _, steps = run(spec, agent=ScriptedBackend(default=denying))
+    _, steps = run(spec, agent=ScriptedBackend(default=_closing_with("The tool is not available.")))
     messages = [s for s in steps if isinstance(s, MessageStep)]
     tool_results = [m for m in messages if m.role == "tool"]
     assert tool_results and not any(m.is_error() for m in tool_results)
