@@ -248,7 +248,10 @@ def cap_refusals(
     firsts: dict[str, dict[str, Any]] = {}
     repeats = []
     for r in refusals:
-        (repeats.append(r) if r["id"] in firsts else firsts.setdefault(r["id"], r))
+        if r["id"] in firsts:
+            repeats.append(r)
+        else:
+            firsts[r["id"]] = r
     kept = list(firsts.values())
     rng.shuffle(kept)
     rng.shuffle(repeats)
