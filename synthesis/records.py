@@ -10,6 +10,7 @@ A :class:`TrajectoryRecord` is what the database (or a JSONL file) hands to ``tr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,6 +125,44 @@ def _call_key(call: Any) -> str:
 
 
 REFUSAL = "None of the tools I have can do that, so I cannot help with this request."
+
+# Other ways to say it.  Every one names a refusal as training's reward reads it ("cannot",
+# "can't", "unable", "no tool", "none of the tools"); ``{tools}`` is the offered tools' names.
+REFUSAL_WORDINGS = (
+    REFUSAL,
+    "I cannot help with that: the tools I have ({tools}) do not cover it.",
+    "Sorry, none of the tools I have can do this. I only have {tools}.",
+    "I'm unable to do that here: no tool I have fits this request.",
+    "I can't help with this one. My tools ({tools}) are for something else.",
+    "That is outside what I can do: {tools} cannot handle this request.",
+)
+
+
+def _name_list(names: Sequence[str]) -> str:
+    names = [n for n in dict.fromkeys(names) if n]
+    if not names:
+        return "the tools offered"
+    if len(names) > 3:
+        return f"{', '.join(names[:2])} and {len(names) - 2} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def refusal(request: str, tool_names: Sequence[str], wordings: int = len(REFUSAL_WORDINGS)) -> str:
+    """The refusal to ``request`` when none of ``tool_names`` serves it, in one of the first
+    ``wordings`` of :data:`REFUSAL_WORDINGS`, chosen by the request's text (the same request
+    is always refused the same way).  ``wordings=1`` is :data:`REFUSAL` alone.
+
+    >>> refusal("book a flight", ["getAccount"], 1) == REFUSAL
+    True
+    >>> len({refusal(f"request {i}", ["getAccount", "listPlaces"]) for i in range(40)})
+    6
+    >>> refusal("book a flight", ["getAccount", "listPlaces", "addPlace", "getUser"], 2)
+    'I cannot help with that: the tools I have (getAccount, listPlaces and 2 more) do not cover it.'
+    """
+    if not 1 <= wordings <= len(REFUSAL_WORDINGS):
+        raise ValueError(f"wordings must be in 1..{len(REFUSAL_WORDINGS)}, got {wordings}")
+    k = int.from_bytes(hashlib.sha256(request.encode()).digest()[:4], "big") % wordings
+    return REFUSAL_WORDINGS[k].format(tools=_name_list(tool_names))
 
 
 @dataclass(frozen=True)

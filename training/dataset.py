@@ -36,7 +36,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.llm.base import normalize_tool
-from synthesis.records import REFUSAL, Difficulty, Mode, TrajectoryRecord, Verdict, ground_truth
+from synthesis.records import (
+    REFUSAL,
+    REFUSAL_WORDINGS,
+    Difficulty,
+    Mode,
+    TrajectoryRecord,
+    Verdict,
+    ground_truth,
+    refusal,
+)
 from training.chat_format import render_messages
 
 
@@ -75,6 +84,13 @@ class DatasetConfig:
             "included); above it, refusal rows are dropped, repeats first, with the seed. None: no cap."
         },
     )
+    refusal_wordings: int = field(
+        default=1,
+        metadata={
+            "help": "How many wordings refusals are written in (1 to 6, synthesis.records.REFUSAL_WORDINGS), "
+            "chosen per request; the others name the offered tools. 1: every refusal is the same sentence."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed for fractional repeats and shuffling."})
 
     def __post_init__(self) -> None:
@@ -85,6 +101,8 @@ class DatasetConfig:
                 )
         if self.irrelevance_share is not None and not 0 <= self.irrelevance_share < 1:
             raise ValueError(f"irrelevance_share must be in [0, 1) or None, got {self.irrelevance_share}")
+        if not 1 <= self.refusal_wordings <= len(REFUSAL_WORDINGS):
+            raise ValueError(f"refusal_wordings must be in 1..{len(REFUSAL_WORDINGS)}, got {self.refusal_wordings}")
         if self.grpo_steps_per_trajectory < 1:
             raise ValueError(
                 f"grpo_steps_per_trajectory must be >= 1, got {self.grpo_steps_per_trajectory}"
@@ -199,6 +217,7 @@ def build_sft_rows(
         try:
             source, corrected = ground_truth(t)
             stats.corrected += corrected
+            source = reworded_refusals(source, _tools(t), config.refusal_wordings)
             messages = render_messages(source, _tools(t))
         except (KeyError, TypeError, ValueError) as exc:
             stats.invalid += 1
@@ -215,7 +234,7 @@ def build_sft_rows(
         rows.extend(dict(row) for _ in range(_repeats(weight, rng)))
         kept.append((t, source))
     if config.swap_negatives > 0:
-        negatives = swap_negatives(kept, config.swap_negatives, rng)
+        negatives = swap_negatives(kept, config.swap_negatives, rng, wordings=config.refusal_wordings)
         stats.swap_negatives = len(negatives)
         rows.extend(negatives)
     if config.irrelevance_share is not None:
@@ -223,6 +242,30 @@ def build_sft_rows(
     rng.shuffle(rows)
     stats.sft_rows = len(rows)
     return rows, stats
+
+
+def reworded_refusals(
+    messages: list[dict[str, Any]], tools: Sequence[dict[str, Any]], wordings: int
+) -> list[dict[str, Any]]:
+    """``messages`` with every refusal (an assistant message that is :data:`REFUSAL` and
+    calls nothing) in one of ``wordings`` wordings (:func:`synthesis.records.refusal`),
+    chosen by the user request before it.  ``wordings=1`` returns ``messages`` unchanged.
+
+    >>> msgs = [{"role": "user", "content": "book a flight"}, {"role": "assistant", "content": REFUSAL}]
+    >>> reworded_refusals(msgs, [{"name": "getAccount"}], 2)[1]["content"]
+    'I cannot help with that: the tools I have (getAccount) do not cover it.'
+    """
+    if wordings == 1:
+        return messages
+    names = [t.get("name", "") for t in tools]
+    out, request = [], ""
+    for m in messages:
+        if m.get("role") == "user" and isinstance(m.get("content"), str):
+            request = m["content"]
+        elif m.get("role") == "assistant" and m.get("content") == REFUSAL and not m.get("tool_calls"):
+            m = {**m, "content": refusal(request, names, wordings)}
+        out.append(m)
+    return out
 
 
 def cap_refusals(
@@ -303,7 +346,8 @@ def _tool_words(tools: Sequence[dict[str, Any]]) -> set[str]:
 
 
 def swap_negatives(
-    kept: Sequence[tuple[TrajectoryRecord, list[dict[str, Any]]]], per_trajectory: float, rng: random.Random
+    kept: Sequence[tuple[TrajectoryRecord, list[dict[str, Any]]]], per_trajectory: float, rng: random.Random,
+    *, wordings: int = 1,
 ) -> list[dict[str, Any]]:
     """Irrelevance SFT rows from accepted data: a request of a single-turn trajectory with
     calls, offered the tools of another accepted trajectory that shares no tool name and no
@@ -338,7 +382,8 @@ def swap_negatives(
         eligible = [d for d in donors if d[0] != tid and not (d[2] & names) and not (d[3] & words)]
         for donor_id, tools, _, _ in rng.sample(eligible, min(n, len(eligible))):
             messages = render_messages(
-                [{"role": "user", "content": request["content"]}, {"role": "assistant", "content": REFUSAL}],
+                [{"role": "user", "content": request["content"]},
+                 {"role": "assistant", "content": refusal(request["content"], [t["name"] for t in tools], wordings)}],
                 tools,
             )
             rows.append({"messages": messages, "id": f"{tid}~{donor_id}", "mode": str(Mode.IRRELEVANCE),

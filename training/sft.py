@@ -204,6 +204,10 @@ def build_arg_parser(prog: str) -> argparse.ArgumentParser:
         "trajectory's unrelated tools, answered with the refusal (default: the profile's)",
     )
     parser.add_argument(
+        "--refusal-wordings", type=int, default=None,
+        help="refusals in this many wordings (1-6), chosen per request (default: the profile's)",
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
     )
     return parser
@@ -233,8 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     args = build_arg_parser("python -m training.sft").parse_args(argv)
     config = _common_overrides(get_profile(args.profile).sft, args)
-    changes = {k: v for k, v in (("hard_weight", args.hard_weight), ("swap_negatives", args.swap_negatives))
-               if v is not None}
+    changes = {k: v for k, v in (("hard_weight", args.hard_weight), ("swap_negatives", args.swap_negatives),
+                                 ("refusal_wordings", args.refusal_wordings)) if v is not None}
     data_config = dataclasses.replace(get_profile(args.profile).data, **changes)
     rows, stats = build_sft_rows(
         read_trajectories(args.data), data_config, exclude_ids=_read_ids(args.exclude_ids)

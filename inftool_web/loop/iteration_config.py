@@ -182,6 +182,7 @@ TRAINER_SETTINGS_SCHEMA: dict[str, dict[str, Any]] = {
         "easy_weight": {"type": "number", "minimum": 0, "maximum": 100},
         "swap_negatives": {"type": "number", "minimum": 0, "maximum": 16},
         "irrelevance_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1, "exclusiveMaximum": True},
+        "refusal_wordings": {"type": "integer", "minimum": 1, "maximum": 6},
         "grpo_steps_per_trajectory": {"type": "integer", "minimum": 1, "maximum": 64},
         "grpo_hard_only": {"type": "boolean"},
     },

@@ -187,3 +187,39 @@ def test_the_refusal_share_is_capped_repeats_first():
     assert sum(r["mode"] == "irrelevance" for r in rows) <= 0.2 * len(rows)
     with pytest.raises(ValueError, match="irrelevance_share"):
         DatasetConfig(irrelevance_share=1.0)
+
+
+def test_refusals_can_be_written_in_several_wordings_that_name_the_offered_tools():
+    from synthesis.records import REFUSAL_WORDINGS
+    from training.rewards import _REFUSAL_RE
+
+    refusing = []
+    for i in range(12):
+        t = _single("irrelevance", [], [("get_weather", {"city": "Oslo"})])  # the agent called: corrected
+        t["id"] = f"irr-{i}"
+        t["messages"][0]["content"] = f"Book table {i} at the bistro."
+        refusing.append(t)
+    invoice = _with_tools("i", "Send invoice INV-7 to the customer.",
+                          [("sendInvoice", "Email an invoice to its customer", "invoice_number")],
+                          ("sendInvoice", {"invoice_number": "INV-7"}))
+    weather = _with_tools("w", "What is the weather forecast in Oslo?",
+                          [("getForecast", "Weather forecast for a city", "city")], ("getForecast", {"city": "Oslo"}))
+
+    def answers(config):
+        rows, _ = build_sft_rows([*refusing, invoice, weather], config)
+        return {r["id"]: r["messages"][-1]["content"] for r in rows if r["mode"] == "irrelevance"}
+
+    same = answers(DatasetConfig(hard_weight=1, swap_negatives=1))
+    assert set(same.values()) == {REFUSAL}  # the default: one sentence
+    varied = answers(DatasetConfig(hard_weight=1, swap_negatives=1, refusal_wordings=6))
+    assert varied.keys() == same.keys() and len(set(varied.values())) >= 3
+    for rid, text in varied.items():
+        # each still reads as a refusal to the reward, and names the tools it was offered where it names any
+        assert _REFUSAL_RE.search(text), text
+        offered = "getForecast" if rid.endswith("~w") else "sendInvoice" if rid.endswith("~i") else "get_weather"
+        named = [n for n in ("getForecast", "sendInvoice", "get_weather") if n in text]
+        assert named in ([], [offered]), (rid, text)
+    # a request is always refused the same way
+    assert answers(DatasetConfig(hard_weight=1, swap_negatives=1, refusal_wordings=6)) == varied
+    with pytest.raises(ValueError, match="refusal_wordings"):
+        DatasetConfig(refusal_wordings=len(REFUSAL_WORDINGS) + 1)
