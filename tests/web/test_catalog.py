@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
 import re
 import shutil
 import subprocess
@@ -188,21 +189,22 @@ def test_a_run_killed_while_embedding_resumes_after_its_stored_chunks(tmp_path, 
     _two_specs(tmp_path)
     n = Tool.objects.count()
     assert n > 4
-    real = command.embed_tools
-    chunks = []
+    real = command.tool_set_embeddings
+    stored = []
 
-    def killed_after_two_chunks(tools, **kwargs):
-        if len(chunks) == 2:
-            raise SystemExit("killed")
-        chunks.append(len(tools))
-        return real(tools, **kwargs)
+    def killed_after_two_chunks(*, ids, **kwargs):
+        if len(stored) == 2:
+            raise SystemExit("killed")  # while the embedding process encodes the next chunk
+        stored.append(len(ids))
+        return real(ids=ids, **kwargs)
 
-    monkeypatch.setattr(command, "embed_tools", killed_after_two_chunks)
+    monkeypatch.setattr(command, "tool_set_embeddings", killed_after_two_chunks)
     with pytest.raises(SystemExit):
         run("build_tree", no_judge=True, domains=2, categories=3, embed_chunk=2)
-    assert chunks == [2, 2]
+    assert stored == [2, 2]
     assert Tool.objects.filter(embedding_recipe=EMBED_RECIPE).exclude(embedding=None).count() == 4
-    monkeypatch.setattr(command, "embed_tools", real)
+    assert not [p for p in multiprocessing.active_children() if p.name == "inftool-embed"]  # ended with the run
+    monkeypatch.setattr(command, "tool_set_embeddings", real)
     out = run("build_tree", no_judge=True, domains=2, categories=3, embed_chunk=2)
     assert f"embedding {n - 4} tools" in out
     assert Tool.objects.filter(embedding_recipe=EMBED_RECIPE).count() == n

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -230,6 +231,25 @@ def test_bf16_embeddings_are_unit_rows_close_to_float32_ones():
     assert np.abs(full @ full.T - half @ half.T).max() < 0.01
     with pytest.raises(ValueError, match="embedding dtype"):
         embed_texts(texts, dtype="half")
+
+
+def test_the_embedding_process_returns_what_this_process_would_and_says_when_it_dies():
+    from synthesis.mcp_tree.dedup import EmbedProcess
+
+    texts = ["List issues in a repository.", "Current weather for a city.", "Send an email message."]
+    here = embed_texts(texts, max_seq_length=64, dtype="float32")
+    with EmbedProcess(max_seq_length=64, dtype="float32") as embedder:
+        embedder.submit(texts[:2])
+        embedder.submit(texts[2:])  # queued behind the first: results come back in order
+        assert np.allclose(embedder.result(), here[:2], atol=1e-5)
+        assert np.allclose(embedder.result(), here[2:], atol=1e-5)
+        child = embedder._proc
+        assert child.pid != os.getpid() and child.is_alive()
+        embedder.submit(texts)
+        child.kill()  # a dead embedder: the chunk in flight is reported, nothing hangs
+        with pytest.raises(RuntimeError, match="the embedding process ended .* 1 chunks unfinished"):
+            embedder.result()
+    assert not child.is_alive()
 
 
 def test_slim_tools_dedup_like_full_tools():

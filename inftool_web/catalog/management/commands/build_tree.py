@@ -19,7 +19,6 @@ import time
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import OuterRef, Subquery
 from tqdm import tqdm
 
 from inftool_web.catalog.models import Tool
@@ -43,18 +42,17 @@ from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD
 from synthesis.mcp_tree.dedup import (
     EMBED_DTYPES,
     EMBED_RECIPE,
+    RECIPES,
     DedupConfig,
+    EmbedProcess,
     RememberingJudge,
     embed_dtype,
-    embed_tools,
     finish_dedup,
-    load_embedder,
     make_llm_judge,
     plan_dedup,
     release_memory,
     slim_tool,
     tool_text,
-    unload_embedder,
 )
 from synthesis.mcp_tree.tree import TreeConfig, build_tree, make_llm_namer, resource_phrases
 
@@ -177,19 +175,31 @@ class Command(BaseCommand):
         peak = {"reading": _peak_mb()}
         t_embed = time.perf_counter()
         if missing:
-            model = load_embedder()
             dtype = embed_dtype(dtype)
-            self.stdout.write(f"embedding {len(missing)} tools ({EMBED_RECIPE}, {dtype})")
-            # Each chunk is stored as soon as it is made: a killed run resumes after it.
+            recipe = RECIPES[EMBED_RECIPE]
+            # Tools whose texts are equal share one vector, encoded once (on the corpus,
+            # 101,676 texts for 104,386 tools).
+            by_text: dict[str, list[int]] = {}
+            for i in missing:
+                by_text.setdefault(recipe.text(tools[i]), []).append(i)
+            texts = list(by_text)
             chunk = max(1, embed_chunk)
-            for start in tqdm(range(0, len(missing), chunk), desc="embed", unit="chunk", file=self.stderr._out):
-                part = missing[start : start + chunk]
-                vecs = embed_tools([tools[i] for i in part], model=model, dtype=dtype)
-                emb[part] = vecs
-                tool_set_embeddings(ids=[ids[i] for i in part], vectors=vecs, recipe=EMBED_RECIPE)
-                release_memory(collect=False)
-            del model
-            unload_embedder()
+            chunks = [texts[s : s + chunk] for s in range(0, len(texts), chunk)]
+            self.stdout.write(f"embedding {len(missing)} tools ({len(texts)} distinct texts, {EMBED_RECIPE}, {dtype})")
+            # The embedder runs in a process of its own, a chunk ahead: this one stores each
+            # chunk as soon as it is made (a killed run resumes after it) while the next is
+            # encoded, and the model's memory leaves with that process.
+            with EmbedProcess(max_seq_length=recipe.max_seq_length, dtype=dtype) as embedder:
+                embedder.submit(chunks[0])
+                for k, part in enumerate(tqdm(chunks, desc="embed", unit="chunk", file=self.stderr._out)):
+                    if k + 1 < len(chunks):
+                        embedder.submit(chunks[k + 1])
+                    vecs = embedder.result()
+                    rows = [i for t in part for i in by_text[t]]
+                    vecs = np.repeat(vecs, [len(by_text[t]) for t in part], axis=0)
+                    emb[rows] = vecs
+                    tool_set_embeddings(ids=[ids[i] for i in rows], vectors=vecs, recipe=EMBED_RECIPE)
+            del by_text, texts, chunks
         for i in twins:
             emb[i] = emb[rep_of[tools[i]["_exact_key"]]]
         t_embed = time.perf_counter() - t_embed
@@ -260,6 +270,11 @@ class Command(BaseCommand):
             config=TreeConfig(n_domains=domains, n_categories=max(categories, domains), seed=seed,
                               min_category_size=min_category_size, max_domain_share=max_domain_share),
         )
+        # Duplicates sit in their canonical tool's category, so browsing by category shows them.
+        duplicates_of: dict[int, list[int]] = {}
+        for tool_id, canonical_id in canonical_of.items():
+            if canonical_id is not None:
+                duplicates_of.setdefault(canonical_id, []).append(tool_id)
         payload = []
         for d in tree.domains():
             cats = [n for n in tree.categories() if n.parent == d.key]
@@ -267,17 +282,12 @@ class Command(BaseCommand):
                 "name": d.name, "name_source": d.name_source, "description": ", ".join(d.keywords),
                 "categories": [
                     {"name": c.name, "name_source": c.name_source, "description": ", ".join(c.keywords),
-                     "tool_ids": [ids[keep[m]] for m in c.members]}
+                     "tool_ids": [ids[keep[m]] for m in c.members],
+                     "duplicate_ids": [t for m in c.members for t in duplicates_of.get(ids[keep[m]], ())]}
                     for c in cats
                 ],
             })
         n_dom, n_cat = tree_store(domains=payload)
-        # Duplicates sit in their canonical tool's category, so browsing by category shows them.
-
-        Tool.objects.filter(canonical__isnull=False).update(
-            domain=Subquery(Tool.objects.filter(pk=OuterRef("canonical")).values("domain")[:1]),
-            category=Subquery(Tool.objects.filter(pk=OuterRef("canonical")).values("category")[:1]),
-        )
         t_tree = time.perf_counter() - t_tree
         peak["tree"] = _peak_mb()
 
