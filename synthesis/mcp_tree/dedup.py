@@ -370,16 +370,20 @@ class EmbedProcess:
         self._proc: Any = None
         if not multiprocessing.current_process().daemon:
             ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of this one's heap
-            self._conn, child = ctx.Pipe()
-            self._proc = ctx.Process(target=_embed_serve, args=(child, *self._args), daemon=True,
+            # One pipe each way: a chunk's texts (hundreds of KB) are sent while the child may
+            # be sending the vectors of the one before, which this process reads only later.
+            requests, self._send = ctx.Pipe(duplex=False)
+            self._conn, results = ctx.Pipe(duplex=False)
+            self._proc = ctx.Process(target=_embed_serve, args=(requests, results, *self._args), daemon=True,
                                      name="inftool-embed")
             self._proc.start()
-            child.close()
+            requests.close()
+            results.close()
 
     def submit(self, texts: Sequence[str]) -> None:
         texts = list(texts)
         if self._proc is not None:
-            self._conn.send(texts)
+            self._send.send(texts)
         self._queued.append(texts)
 
     def result(self) -> np.ndarray:
@@ -403,13 +407,14 @@ class EmbedProcess:
         if self._proc is None:
             return
         try:
-            self._conn.send(None)
+            self._send.send(None)
         except OSError:
             pass
         self._proc.join(30)
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join()
+        self._send.close()
         self._conn.close()
         self._proc = None
 
@@ -420,22 +425,33 @@ class EmbedProcess:
         self.close()
 
 
-def _embed_serve(conn: Any, max_seq_length: int | None, dtype: str, batch_size: int) -> None:
+def _embed_serve(requests: Any, results: Any, max_seq_length: int | None, dtype: str, batch_size: int) -> None:
     """:class:`EmbedProcess`'s child: encode each list of texts received, send the vectors
-    (or the error as a string) back, until ``None``."""
+    (or the error as a string) back, until ``None``.  A thread takes the requests off their
+    pipe as they come, so the parent's ``submit`` never waits for an encoding to finish."""
+    import queue
+    import threading
+
+    todo: queue.Queue = queue.Queue()
+
+    def take() -> None:
+        while True:
+            try:
+                texts = requests.recv()
+            except (EOFError, OSError):
+                texts = None
+            todo.put(texts)
+            if texts is None:
+                return
+
+    threading.Thread(target=take, daemon=True).start()
     model = load_embedder()
-    while True:
-        try:
-            texts = conn.recv()
-        except EOFError:
-            return
-        if texts is None:
-            return
+    while (texts := todo.get()) is not None:
         try:
             out = embed_texts(texts, model=model, batch_size=batch_size, max_seq_length=max_seq_length, dtype=dtype)
         except Exception as exc:  # noqa: BLE001 - said to the parent, which raises it
             out = f"{type(exc).__name__}: {exc}"
-        conn.send(out)
+        results.send(out)
         release_memory(collect=False)
 
 

@@ -238,9 +238,15 @@ def test_the_embedding_process_returns_what_this_process_would_and_says_when_it_
 
     texts = ["List issues in a repository.", "Current weather for a city.", "Send an email message."]
     here = embed_texts(texts, max_seq_length=64, dtype="float32")
+    # Chunks far larger than a pipe's buffer, both ways, two queued before the first is read:
+    # the way build_tree keeps one chunk ahead (it hung on this before the pipes were split).
+    big = [f"{t} number {i} {'with a long tail of words ' * 8}" for i in range(600) for t in texts[:1]]
     with EmbedProcess(max_seq_length=64, dtype="float32") as embedder:
+        embedder.submit(big)
+        embedder.submit(big)
         embedder.submit(texts[:2])
-        embedder.submit(texts[2:])  # queued behind the first: results come back in order
+        embedder.submit(texts[2:])  # queued behind the others: results come back in order
+        assert embedder.result().shape == (600, 384) and embedder.result().shape == (600, 384)
         assert np.allclose(embedder.result(), here[:2], atol=1e-5)
         assert np.allclose(embedder.result(), here[2:], atol=1e-5)
         child = embedder._proc
