@@ -456,24 +456,37 @@ def _embed_serve(requests: Any, results: Any, max_seq_length: int | None, dtype:
 
 
 def neighbor_pairs(
-    emb: np.ndarray, threshold: float, *, max_neighbors: int = 10, chunk: int = 256
+    emb: np.ndarray, threshold: float, *, max_neighbors: int = 10, chunk: int = 1024
 ) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine >= threshold, best first.
 
     Rows must be unit-norm.  Works in row chunks against the upper triangle so memory
     stays at ``chunk * n`` floats; each row keeps at most ``max_neighbors`` partners.
+    The chunks are screened in bf16 where the CPU has bf16 matrix instructions (a third of
+    the float32 product's time on the corpus), with a margin well past bf16's error on
+    unit rows; every pair that passes is scored again in float32, so the pairs and their
+    cosines are the float32 ones.
     """
+    import torch
+
     n = emb.shape[0]
     pairs: list[tuple[int, int, float]] = []
+    full = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))
+    screen = full.to(torch.bfloat16) if embed_dtype("auto") == "bfloat16" else full
+    margin = 0.02 if screen.dtype == torch.bfloat16 else 0.0
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        sims = emb[start:stop] @ emb[start:].T  # columns are j = start + col
-        rows, cols = np.nonzero(sims >= threshold)
+        sims = screen[start:stop] @ screen[start:].T  # columns are j = start + col
+        hits = torch.nonzero(sims >= threshold - margin)
+        del sims
+        rows, cols = hits[:, 0].numpy(), hits[:, 1].numpy()
         keep = cols > rows  # j > i: each pair once, no self-pairs
         rows, cols = rows[keep], cols[keep]
         if rows.size == 0:
             continue
-        vals = sims[rows, cols]
+        vals = np.einsum("ij,ij->i", emb[start + rows], emb[start + cols])
+        sel = vals >= threshold
+        rows, cols, vals = rows[sel], cols[sel], vals[sel]
         order = np.lexsort((-vals, rows))
         rows, cols, vals = rows[order], cols[order], vals[order]
         # Rank of each hit within its row, to keep the row's best max_neighbors.

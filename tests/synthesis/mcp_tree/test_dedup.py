@@ -59,6 +59,26 @@ def test_neighbor_pairs_matches_brute_force():
     assert len(neighbor_pairs(emb, 0.9, max_neighbors=1, chunk=7)) <= len(emb)
 
 
+def test_neighbor_pairs_near_the_threshold_are_the_float32_ones():
+    # 384 dimensions, partners at cosines within 0.0005 of 0.86, inside bf16's error: whatever the screen's
+    # dtype, the pairs kept and their cosines are float32's.
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(300, 384)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    noise = rng.normal(size=(300, 384)).astype(np.float32)
+    noise -= (noise * base).sum(1, keepdims=True) * base
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    cos = rng.uniform(0.8595, 0.8605, size=(300, 1)).astype(np.float32)
+    emb = np.vstack([base, cos * base + np.sqrt(1 - cos**2) * noise]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    got = neighbor_pairs(emb, 0.86, max_neighbors=5, chunk=64)
+    sims = emb @ emb.T
+    want = {(i, j) for i in range(len(emb)) for j in range(i + 1, len(emb)) if sims[i, j] >= 0.86}
+    assert 100 < len(want) < 200  # about half of the 300 partners pass
+    assert {(i, j) for i, j, _ in got} == want
+    assert max(abs(v - sims[i, j]) for i, j, v in got) < 1e-5
+
+
 def test_exact_duplicates_without_embeddings():
     tools = [
         _tool("list_pets", "List pets.", ["limit"], "v1"),
