@@ -88,6 +88,76 @@ CATEGORY_LABEL: dict[str, str] = {
 }
 
 
+# Themes a person names a domain by, and the resource words (singular) that point to each.
+# A domain that no APIs.guru category names (none holds 30% of its tools) is named by the
+# theme its distinctive resource phrases and keywords point to most ("Identity & Access",
+# not "Users"), else by its keywords.
+THEMES: dict[str, tuple[str, ...]] = {
+    "Identity & Access": ("user", "group", "member", "role", "permission", "identity", "auth", "login", "account",
+                          "directory", "principal", "owner", "invitation", "policy", "access", "token"),
+    "Cloud Resources": ("subscription", "resourcegroup", "resource group", "deployment", "server", "cluster",
+                        "instance", "virtual machine", "vm", "network", "location", "region", "provider",
+                        "container", "node", "disk", "snapshot", "image"),
+    "Security & Secrets": ("key", "secret", "certificate", "vault", "encryption", "firewall", "threat", "alert",
+                           "vulnerability", "credential"),
+    "Automation & Jobs": ("automation account", "automation", "runbook", "job", "schedule", "workflow", "trigger",
+                          "pipeline", "task", "run", "webhook"),
+    "Configuration": ("setting", "configuration", "config", "preference", "option", "property", "feature"),
+    "Files & Documents": ("file", "document", "drive", "folder", "attachment", "upload", "page", "note"),
+    "Monitoring & Logs": ("log", "metric", "monitor", "diagnostic", "event", "incident", "trace", "stat",
+                          "report", "usage"),
+    "Projects & Teams": ("project", "team", "board", "issue", "sprint", "milestone", "workspace", "assignment"),
+    "Messaging": ("message", "channel", "chat", "conversation", "mail", "email", "sms", "notification", "thread"),
+    "Data Stores": ("database", "table", "query", "record", "dataset", "collection", "index", "schema", "backup"),
+    "Tagging & Metadata": ("tag", "label", "metadata", "annotation", "category"),
+    "Devices & IoT": ("device", "sensor", "gateway", "hub", "thing"),
+    "Calendars & Events": ("calendar", "meeting", "appointment", "booking", "reservation"),
+    "Content & Media": ("video", "photo", "image", "playlist", "episode", "track", "album", "stream", "media"),
+    "Commerce & Orders": ("product", "order", "cart", "customer", "invoice", "price", "catalog", "inventory",
+                          "shipment", "payment", "transaction"),
+}
+_THEME_OF: dict[str, str] = {w: theme for theme, words in THEMES.items() for w in words}
+
+
+def _singulars(word: str) -> list[str]:
+    """``word`` and the singulars it may be the plural of: "messages" -> messages, message, messag."""
+    out = [word]
+    if word.endswith("ies"):
+        out.append(word[:-3] + "y")
+    if word.endswith("s"):
+        out.append(word[:-1])
+    if word.endswith("es"):
+        out.append(word[:-2])
+    return out
+
+
+def theme_name(keywords: Sequence[str], taken: set[str], min_score: float = 0.5) -> str:
+    """The theme (:data:`THEMES`) that ``keywords`` (most distinctive first) point to most,
+    each counting 1 / (1 + its rank); "" when none scores ``min_score`` or the best are taken.
+
+    >>> theme_name(["users", "groups", "settings"], set())
+    'Identity & Access'
+    >>> theme_name(["users", "groups"], {"Identity & Access"})
+    ''
+    >>> theme_name(["zebra", "quux"], set())
+    ''
+    """
+    score: Counter[str] = Counter()
+    for rank, word in enumerate(keywords[:10]):
+        w = word.lower().strip()
+        # the phrase, else its last word ("automation accounts", then "accounts"), singular or not
+        forms = [f for p in dict.fromkeys([w, w.split()[-1] if w else ""]) for f in _singulars(p)]
+        theme = next((_THEME_OF[f] for f in forms if f in _THEME_OF), None)
+        if theme:
+            score[theme] += 1.0 / (1 + rank)
+    for theme, value in score.most_common():
+        if value < min_score:
+            break
+        if theme not in taken:
+            return theme
+    return ""
+
+
 def category_label(category: str) -> str:
     return CATEGORY_LABEL.get(category) or category.replace("_", " ").strip().title()
 
@@ -626,6 +696,8 @@ def build_tree(
                         name = _raw_category_name(
                             [c for i in members for c in cats[i] if cfg.domain_of_category.get(c) == top],
                             len(members), taken)
+            if not name:
+                name, source = theme_name(dom_resources[d] + words, taken), "keywords-theme"
             if not name:
                 source = "keywords"
                 name = _keyword_name(dom_resources[d] + words, taken)

@@ -193,8 +193,27 @@ def test_tree_names_are_unique_non_empty_and_say_how_they_were_chosen():
     names = [n.name for n in tree.nodes]
     assert all(n.strip() for n in names) and len(names) == len(set(names))
     assert all(len(n) <= 40 for n in names)
-    assert {n.name_source for n in tree.nodes} <= {"keywords", "corpus-category", "llm"}
+    assert {n.name_source for n in tree.nodes} <= {"keywords", "keywords-theme", "corpus-category", "llm"}
     assert all(n.name_source for n in tree.nodes)
+    # the domain of "user account login" tools is named by the theme its words point to
+    by_name = {d.name: d for d in tree.domains()}
+    assert "Identity & Access" in by_name and by_name["Identity & Access"].name_source == "keywords-theme"
+    users = {i for i, t in enumerate(texts) if t.startswith("user account")}
+    assert users <= set(by_name["Identity & Access"].members)
+
+
+def test_theme_names_come_from_the_domain_keywords_and_are_never_taken_twice():
+    from synthesis.mcp_tree.tree import THEMES, theme_name
+
+    assert theme_name(["users", "groups", "roles"], set()) == "Identity & Access"
+    assert theme_name(["subscriptions", "resourcegroups", "deployments"], set()) == "Cloud Resources"
+    assert theme_name(["automation accounts", "runbooks"], set()) == "Automation & Jobs"
+    # a taken theme gives way to the next one the words point to, else to no theme at all
+    assert theme_name(["users", "settings", "preferences"], {"Identity & Access"}) == "Configuration"
+    assert theme_name(["users"], {"Identity & Access"}) == ""
+    # a weak hint (one word far down the list) names nothing
+    assert theme_name(["zebra", "quux", "flux", "users"], set()) == ""
+    assert all(0 < len(t) <= 40 for t in THEMES) and len(set(THEMES)) == len(THEMES)
 
 
 def test_no_domain_holds_more_than_its_share():
