@@ -194,12 +194,12 @@ class Command(BaseCommand):
         t_embed = time.perf_counter()
         if missing:
             # Tools whose texts are equal share one vector, encoded once (on the corpus,
-            # 101,676 texts for 104,386 tools); texts of like length go in one chunk, so
-            # that the batches inside it pad little.
+            # 101,676 texts for 104,386 tools).  (Chunks of texts of like length were tried:
+            # 4% faster on 8,192 texts alone, 19 s slower on the corpus, so not kept.)
             by_text: dict[str, list[int]] = {}
             for i in missing:
                 by_text.setdefault(recipe.text(tools[i]), []).append(i)
-            texts = sorted(by_text, key=len)
+            texts = list(by_text)
             chunk = max(1, embed_chunk)
             chunks = [texts[s : s + chunk] for s in range(0, len(texts), chunk)]
             self.stdout.write(f"embedding {len(missing)} tools ({len(texts)} distinct texts, {EMBED_RECIPE}, {dtype})")
