@@ -136,13 +136,26 @@ def test_build_tree_stores_duplicates_and_a_two_level_tree(tmp_path):
     assert 1 <= domains.count() <= 3 and cats.count() >= domains.count()
     assert all(c.parent.level == "domain" for c in cats)
     assert not Tool.objects.filter(category__isnull=True).exists(), "every tool lands in a category"
+    for dup in Tool.objects.filter(canonical__isnull=False).select_related("canonical"):
+        assert (dup.domain_id, dup.category_id) == (dup.canonical.domain_id, dup.canonical.category_id)
     # One vector per exact group: the copies share their twins' and are not embedded.
     assert Tool.objects.exclude(embedding=None).count() == Tool.objects.count() - n_pet
     assert re.search(rf"embedded now\s+{Tool.objects.count() - n_pet}\b", summary)
     assert "duplicates removed" in summary
-    # Rebuilding replaces, it does not add.
+    # Rebuilding replaces, it does not add; a tool the new tree leaves out has no node after it.
+    stray = Tool.objects.filter(canonical=None).first()
     run("build_tree", no_judge=True, domains=3, categories=5)
     assert TreeNode.objects.filter(level="domain").count() == domains.count()
+    assert not Tool.objects.filter(category__isnull=True).exists()
+    from inftool_web.catalog import services
+
+    kept = list(TreeNode.objects.filter(level="category").values_list("pk", "parent_id")[:1])
+    services.tree_store(domains=[{"name": "Only", "categories": [
+        {"name": "One", "tool_ids": [t for t in Tool.objects.filter(canonical=None).values_list("pk", flat=True)
+                                     if t != stray.pk]}]}])
+    stray.refresh_from_db()
+    assert stray.domain_id is None and stray.category_id is None and kept
+    assert TreeNode.objects.count() == 2 and Tool.objects.filter(category__name="One").count() > 0
     assert DuplicateLink.objects.filter(method="exact", is_duplicate=True).count() == n_pet
 
 
