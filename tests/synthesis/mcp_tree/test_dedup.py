@@ -278,6 +278,23 @@ def test_the_embedding_process_returns_what_this_process_would_and_says_when_it_
     assert not child.is_alive()
 
 
+def test_a_process_that_may_not_have_children_embeds_in_itself(monkeypatch):
+    import multiprocessing
+    from types import SimpleNamespace
+
+    from synthesis.mcp_tree.dedup import EmbedProcess
+
+    # a Celery prefork worker is daemonic: it may not start processes of its own
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
+    texts = ["List issues in a repository.", "Send an email message."]
+    with EmbedProcess(max_seq_length=64, dtype="float32") as embedder:
+        assert embedder._proc is None
+        embedder.submit(texts)
+        assert np.allclose(embedder.result(), embed_texts(texts, max_seq_length=64, dtype="float32"))
+        with pytest.raises(RuntimeError, match="no chunk was submitted"):
+            embedder.result()
+
+
 def test_slim_tools_dedup_like_full_tools():
     from synthesis.mcp_tree.dedup import completeness, slim_tool, tool_text
 
