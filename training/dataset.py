@@ -244,6 +244,12 @@ def build_sft_rows(
     return rows, stats
 
 
+def _tool_name(tool: dict[str, Any]) -> str:
+    """An MCP tool's name, or an OpenAI function's."""
+    fn = tool.get("function")
+    return str(tool.get("name") or (fn.get("name") if isinstance(fn, dict) else "") or "")
+
+
 def reworded_refusals(
     messages: list[dict[str, Any]], tools: Sequence[dict[str, Any]], wordings: int
 ) -> list[dict[str, Any]]:
@@ -257,7 +263,7 @@ def reworded_refusals(
     """
     if wordings == 1:
         return messages
-    names = [t.get("name", "") for t in tools]
+    names = [_tool_name(t) for t in tools]
     out, request = [], ""
     for m in messages:
         if m.get("role") == "user" and isinstance(m.get("content"), str):
@@ -383,7 +389,7 @@ def swap_negatives(
         for donor_id, tools, _, _ in rng.sample(eligible, min(n, len(eligible))):
             messages = render_messages(
                 [{"role": "user", "content": request["content"]},
-                 {"role": "assistant", "content": refusal(request["content"], [t["name"] for t in tools], wordings)}],
+                 {"role": "assistant", "content": refusal(request["content"], [_tool_name(t) for t in tools], wordings)}],
                 tools,
             )
             rows.append({"messages": messages, "id": f"{tid}~{donor_id}", "mode": str(Mode.IRRELEVANCE),

@@ -221,5 +221,13 @@ def test_refusals_can_be_written_in_several_wordings_that_name_the_offered_tools
         assert named in ([], [offered]), (rid, text)
     # a request is always refused the same way
     assert answers(DatasetConfig(hard_weight=1, swap_negatives=1, refusal_wordings=6)) == varied
+    # tools in OpenAI's shape are named too
+    from training.dataset import reworded_refusals
+
+    msgs = [{"role": "user", "content": "Book table 3 at the bistro."}, {"role": "assistant", "content": REFUSAL}]
+    openai_tools = [{"type": "function", "function": {"name": "sendInvoice", "parameters": {}}}]
+    texts = {reworded_refusals([{**msgs[0], "content": f"Book table {i}."}, msgs[1]], openai_tools, 6)[1]["content"]
+             for i in range(30)}
+    assert any("sendInvoice" in t for t in texts) and not any("the tools offered" in t for t in texts)
     with pytest.raises(ValueError, match="refusal_wordings"):
         DatasetConfig(refusal_wordings=len(REFUSAL_WORDINGS) + 1)
