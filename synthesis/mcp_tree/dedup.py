@@ -243,13 +243,6 @@ def load_embedder() -> Any:
     return _MODEL
 
 
-def unload_embedder() -> None:
-    """Drop the process's embedder (the judge's model needs the memory more, #20)."""
-    global _MODEL
-    _MODEL = None
-    release_memory()
-
-
 def release_memory(collect: bool = True) -> None:
     """Collect garbage (unless ``collect`` is false) and hand freed heap pages back to the
     OS (glibc's ``malloc_trim``), so that a long run's resident set falls after a model is

@@ -19,6 +19,7 @@ import random
 import re
 from typing import Any
 
+from synthesis import records
 from synthesis.schema_utils import is_id_key
 
 VERBS = {
@@ -216,8 +217,9 @@ def _summary_phrase(tool: dict[str, Any]) -> str:
     return re.sub(r"\s+", " ", phrase).strip().rstrip(".,;:")
 
 
-# The answer to a request that no offered tool can serve (the irrelevance mode's reference).
-REFUSAL = "None of the tools I have can do that, so I cannot help with this request."
+# The answer to a request that no offered tool can serve (the irrelevance mode's reference):
+# records' sentence, the one training rewords (training.dataset.reworded_refusals).
+REFUSAL = records.REFUSAL
 
 
 # ---------------------------------------------------------------------------------------
