@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import subprocess
 import sys
@@ -12,6 +13,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# After the last test, the interpreter waits for every non-daemon thread.  A thread some test
+# left stuck (once, an event loop whose shutdown never ended) held a finished CI run until the
+# job's limit killed it, hiding the results.  Past this many seconds the process prints every
+# thread's stack and exits with status 1 instead.
+EXIT_GRACE_S = float(os.environ.get("INFTOOL_TEST_EXIT_GRACE_S", "300"))
+
+
+def pytest_unconfigure(config):
+    faulthandler.dump_traceback_later(EXIT_GRACE_S, exit=True)
 
 
 def worker_env(**extra: str) -> dict[str, str]:

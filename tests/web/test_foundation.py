@@ -8,7 +8,6 @@ import uuid
 
 import psycopg
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
@@ -23,6 +22,7 @@ from inftool_web.routing import websocket_urlpatterns
 from inftool_web.synth.models import Trajectory, VerifierVote
 from tests.conftest import ROOT, worker_env
 from tests.factories import IterationFactory, TrajectoryFactory, UserFactory
+from tests.web.scenario import run_scenario
 
 
 def _admin_conn():
@@ -96,8 +96,9 @@ def test_websocket_consumer_receives_a_group_message_through_channels_redis():
         anon.scope["user"] = AnonymousUser()
         connected, code = await anon.connect()
         assert not connected and code == 4401
+        await anon.disconnect()
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -117,7 +118,7 @@ def test_an_idle_websocket_stays_open_and_receives_later_events():
         assert await comm.receive_json_from(timeout=5) == {"late": True}
         await comm.disconnect()
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -27,6 +27,7 @@ from inftool_web.core import ratelimit
 from inftool_web.core.throttles import ApiUserRateThrottle
 from tests.conftest import ROOT, worker_env
 from tests.factories import UserFactory
+from tests.web.scenario import run_scenario
 
 LOGIN_URL = "/accounts/login/"
 PASSWORD = "pw-for-tests-123"  # tests.factories.UserFactory's
@@ -582,7 +583,6 @@ def _session_cookie(user) -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_websockets_admit_only_signed_in_users_who_may_read_what_they_follow():
-    from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
     from inftool_web.core.events import iteration_group
@@ -618,7 +618,7 @@ def test_websockets_admit_only_signed_in_users_who_may_read_what_they_follow():
         assert await comm.receive_json_from(timeout=5) == {"n": 1}
         await comm.disconnect()
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)
 
 
 # ---------------------------------------------------------------------------- content security policy
@@ -702,7 +702,7 @@ def test_api_docs_load_their_script_from_a_url_not_inline():
 def test_open_websockets_close_on_log_out_and_on_losing_the_role():
     """A socket outlives the page that opened it: log-out and a role taken away close it,
     as a new one would be refused; other sessions and other users stay connected."""
-    from asgiref.sync import async_to_sync, sync_to_async
+    from asgiref.sync import sync_to_async
 
     from inftool_web.core.roles import set_role
 
@@ -740,4 +740,4 @@ def test_open_websockets_close_on_log_out_and_on_losing_the_role():
         await sync_to_async(bystander.save)()
         assert await closed_with(theirs) == 4401
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)
