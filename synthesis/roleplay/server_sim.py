@@ -252,6 +252,10 @@ class ServerSimulator:
             # with no output schema to follow, a small model echoes the request's envelope
             # ({"method": name, "$schema": ...}): what is left, if anything, is the result
             value = without_envelope(value, name)
+        if isinstance(value, dict | list):
+            keyed = field_keyed(value, schema)
+            if not schema or is_valid(keyed, schema):
+                value = keyed
         usable = value is not None and (
             is_valid(value, schema) if schema else isinstance(value, dict) and bool(value)
         )
@@ -313,6 +317,44 @@ class ServerSimulator:
                 # a record created from arguments also carries them (create_order(item=...) -> {"id": X})
                 if verb not in _UPDATE_VERBS and not id_args:
                     self.store.put(rec[key], {k: v for k, v in plain_args.items() if k not in rec})
+
+
+# A key a server sends is a field name ("order_id", "createdAt", "Content-Type", "display
+# name"), never a value.  With a free-form result a small model writes values where names
+# belong: {"2023-08-19T12:34:24.548.28.38": "Supplier contract"} passed every check, and
+# the closing answer read out "the 2023 08 19 t12:34:24 548 28 38 is Supplier contract".
+_FIELD_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*(?: [A-Za-z][A-Za-z0-9_-]*){0,2}")
+MAX_FIELD_KEY = 40
+
+
+def field_name_like(key: Any) -> bool:
+    """Whether ``key`` reads as a field name: it starts with a letter or ``_``, is at most
+    three words and 40 characters long.
+
+    >>> [field_name_like(k) for k in ("order_id", "createdAt", "display name", "2023-08-19T12:34")]
+    [True, True, True, False]
+    >>> field_name_like("Draft for the tax return due in April")
+    False
+    """
+    return isinstance(key, str) and len(key) <= MAX_FIELD_KEY and _FIELD_KEY_RE.fullmatch(key) is not None
+
+
+def field_keyed(value: Any, schema: Any = None) -> Any:
+    """``value`` without the object entries, at any depth, whose key is no field name and
+    not a property ``schema`` declares (a schema may name a field "200").
+
+    >>> field_keyed({"id": 7, "2023-08-19T12:34:24": "Supplier contract", "items": [{"1": 2, "n": 3}]})
+    {'id': 7, 'items': [{'n': 3}]}
+    >>> field_keyed({"200": "OK", "17": 1}, {"properties": {"200": {"type": "string"}}})
+    {'200': 'OK'}
+    """
+    schema = schema if isinstance(schema, dict) else {}
+    if isinstance(value, dict):
+        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        return {k: field_keyed(v, props.get(k)) for k, v in value.items() if k in props or field_name_like(k)}
+    if isinstance(value, list):
+        return [field_keyed(v, schema.get("items")) for v in value]
+    return value
 
 
 def _own_id(rec: dict[str, Any]) -> str | None:

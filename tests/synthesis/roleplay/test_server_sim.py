@@ -201,3 +201,31 @@ def test_a_result_without_output_schema_drops_the_echoed_envelope():
     only_envelope = as_json({"method": "remove_favourite", "$schema": "x"})
     got = response_value(exec_call(s, 2, "remove_favourite", {"pid": "pid_2"}, [only_envelope]))
     assert got == {"success": True, "pid": "pid_2"}
+
+
+def test_a_result_keyed_by_values_keeps_only_field_names_or_is_rebuilt():
+    """Read off an accepted trajectory: a tool with no output schema answered
+    {"2023-08-19T12:34:24.548.28.38": "Supplier contract"}, and the closing answer read out
+    "the 2023 08 19 t12:34:24 548 28 38 is Supplier contract"."""
+    tool = {"name": "deleteAccount", "description": "Delete an account.",
+            "inputSchema": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}
+    s = ServerSimulator([tool], use_model=True, seed=1)
+    only_values = as_json({"2023-08-19T12:34:24.548.28.38": "Supplier contract"})
+    got = response_value(exec_call(s, 1, "deleteAccount", {"id": "acc_1"}, [only_values]))
+    assert got == {"success": True, "id": "acc_1"}
+    mixed = as_json({"deleted": True, "Draft for the tax return due in April": 3,
+                     "account": {"id": "acc_2", "17": "x"}, "history": [{"at": "noon", "2023": 1}]})
+    got = response_value(exec_call(s, 2, "deleteAccount", {"id": "acc_2"}, [mixed]))
+    assert got == {"deleted": True, "account": {"id": "acc_2"}, "history": [{"at": "noon"}]}
+
+
+def test_a_result_whose_schema_allows_any_key_loses_value_keys_but_stays_valid():
+    tool = {"name": "get_rates", "description": "Exchange rates.",
+            "inputSchema": {"type": "object", "properties": {"base": {"type": "string"}}},
+            "outputSchema": {"type": "object", "properties": {"base": {"type": "string"}},
+                             "additionalProperties": {"type": "number"}}}
+    s = ServerSimulator([tool], seed=3)
+    reply = as_json({"base": "EUR", "USD": 1.08, "2024-01-01": 1.1})
+    value = response_value(exec_call(s, 1, "get_rates", {"base": "EUR"}, [reply]))
+    assert value == {"base": "EUR", "USD": 1.08}
+    assert validation_errors(value, tool["outputSchema"]) == []
