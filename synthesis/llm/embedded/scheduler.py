@@ -25,7 +25,7 @@ from ..toolcalls import (
     ends_repeating_a_call,
     ends_with_repeated_call,
 )
-from .cache import SlotCache
+from .cache import PrefixStore, SlotCache
 from .checkpoint import (
     EMBEDDED_MODEL_NAME,
     cpu_supports_bf16,
@@ -54,6 +54,11 @@ class EmbeddedOptions(BaseModel):
     constrain_tool_calls: bool = Field(
         True,
         description="With tool_choice=auto, constrain calls the model opens to the tools' schemas.",
+    )
+    prefix_cache_mb: int = Field(
+        256, ge=0,
+        description="Keys and values of recent prompts kept to prefill a prompt that begins like "
+                    "one of them from where they part (0: off).",
     )
 
 
@@ -167,6 +172,8 @@ class EmbeddedBackend(LLMBackend):
         pieces = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         self._closing_ids = frozenset(i for i, t in enumerate(pieces) if t and ">" in t)
         self._queue: queue.Queue[_Seq] = queue.Queue()
+        # used by the scheduler thread only
+        self._prefixes = PrefixStore(opts.prefix_cache_mb << 20) if opts.prefix_cache_mb else None
         self._held: _Seq | None = None
         self._closed = threading.Event()
         self._stats_lock = threading.Lock()
@@ -176,6 +183,7 @@ class EmbeddedBackend(LLMBackend):
                 "decode_tokens",
                 "prefills",
                 "prefill_tokens",
+                "prefix_reused_tokens",
                 "forward_seconds",
                 "sample_seconds",
             ),
@@ -441,15 +449,52 @@ class EmbeddedBackend(LLMBackend):
         )
 
     def _prefill(self, seqs: list[_Seq], cache: SlotCache, first_row: int) -> None:
-        """Prefill newcomers together (left-padded) and move their keys/values into slot rows
-        ``first_row...``; the rows already decoding are not touched.  Newcomers with the same
-        prompt (the choices of one request with ``n`` > 1) are computed once and copied."""
+        """Prefill newcomers and move their keys/values into slot rows ``first_row...``; the
+        rows already decoding are not touched.  A prompt that begins like a recent one
+        (:class:`PrefixStore`) computes only the rest, alone; the others are prefilled
+        together, left-padded.  Newcomers with the same prompt (the choices of one request
+        with ``n`` > 1) are computed once and copied."""
         import torch
-        from transformers import DynamicCache
 
         unique: dict[tuple[int, ...], int] = {}
         row_of = [unique.setdefault(tuple(s.prompt_ids), len(unique)) for s in seqs]
-        prompts = list(unique)
+        prompts = [list(p) for p in unique]
+        # per distinct prompt: its last logits and unpadded (kv_heads, length, head_dim) layers
+        done: list[tuple[Any, list[tuple[Any, Any]]] | None] = [None] * len(prompts)
+        t0 = time.perf_counter()
+        computed = reused = 0
+        fresh = []
+        for i, p in enumerate(prompts):
+            n, past = self._prefixes.longest(p) if self._prefixes is not None else (0, None)
+            if past is None:
+                fresh.append(i)
+                continue
+            done[i] = self._extend(p, n, past)
+            reused += n
+            computed += len(p) - n
+        if fresh:
+            computed += self._prefill_padded([prompts[i] for i in fresh], fresh, done)
+        for j, s in enumerate(seqs):
+            n = len(s.prompt_ids)
+            layers = [(k[None], v[None]) for k, v in done[row_of[j]][1]]
+            cache.put_rows(first_row + j, layers, [n], n)
+        logits = torch.stack([done[row_of[j]][0] for j in range(len(seqs))])
+        if self._prefixes is not None:
+            for p, (_, layers) in zip(prompts, done, strict=True):
+                self._prefixes.put(p, layers)
+        with self._stats_lock:
+            self.stats["prefills"] += 1
+            self.stats["prefill_tokens"] += computed
+            self.stats["prefix_reused_tokens"] += reused
+            self.stats["forward_seconds"] += time.perf_counter() - t0
+        self._sample(seqs, logits)
+
+    def _prefill_padded(self, prompts: list[list[int]], slots: list[int], done: list[Any]) -> int:
+        """Prefill ``prompts`` in one left-padded pass into ``done[slots[i]]``; the prompt
+        tokens computed (padding not counted)."""
+        import torch
+        from transformers import DynamicCache
+
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -458,7 +503,6 @@ class EmbeddedBackend(LLMBackend):
             mask[i, width - len(p) :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         scratch = DynamicCache(config=self.model.config)
-        t0 = time.perf_counter()
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
@@ -469,16 +513,27 @@ class EmbeddedBackend(LLMBackend):
         )
         logits = out.logits[:, -1, :]
         layers = [(layer.keys, layer.values) for layer in scratch.layers]
-        if len(prompts) < len(seqs):
-            index = torch.tensor(row_of)
-            layers = [(k.index_select(0, index), v.index_select(0, index)) for k, v in layers]
-            logits = logits.index_select(0, index)
-        cache.put_rows(first_row, layers, [len(s.prompt_ids) for s in seqs], width)
-        with self._stats_lock:
-            self.stats["prefills"] += 1
-            self.stats["prefill_tokens"] += int(mask.sum())
-            self.stats["forward_seconds"] += time.perf_counter() - t0
-        self._sample(seqs, logits)
+        for j, (slot, p) in enumerate(zip(slots, prompts, strict=True)):
+            start = width - len(p)
+            done[slot] = (logits[j], [(k[j, :, start:], v[j, :, start:]) for k, v in layers])
+        return int(mask.sum())
+
+    def _extend(self, prompt: list[int], n: int, past: list[tuple[Any, Any]]) -> tuple[Any, list[tuple[Any, Any]]]:
+        """Prefill ``prompt`` whose first ``n`` tokens' layers are ``past``: only the rest is
+        computed.  Its last logits and its layers."""
+        import torch
+        from transformers import DynamicCache
+
+        scratch = DynamicCache(ddp_cache_data=[(k[None], v[None]) for k, v in past], config=self.model.config)
+        out = self.model(
+            input_ids=torch.tensor([prompt[n:]]),
+            attention_mask=torch.ones((1, len(prompt)), dtype=torch.long),
+            position_ids=torch.arange(n, len(prompt))[None],
+            **{self._cache_arg: scratch},
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[0, -1, :], [(layer.keys[0], layer.values[0]) for layer in scratch.layers]
 
     def _decode_step(self, seqs: list[_Seq], cache: SlotCache) -> None:
         """One token for every active sequence: one batched pass over the slot cache."""

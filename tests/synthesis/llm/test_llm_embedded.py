@@ -595,3 +595,32 @@ def test_a_bf16_backend_loads_a_bf16_copy_of_the_checkpoint_written_once(tmp_pat
         assert out.text
     finally:
         backend.close()
+
+
+def test_a_prompt_that_begins_like_a_recent_one_is_prefilled_from_where_they_part(embedded):
+    """A conversation's next request repeats its history; only the new part is computed,
+    and greedy replies are the ones a full prefill gives."""
+    from synthesis.llm.embedded import EmbeddedBackend
+
+    system = {"role": "system", "content": "You are a terse assistant for a weather service. " * 8}
+    turns = [[system, {"role": "user", "content": "Name a rainy city."}],
+             [system, {"role": "user", "content": "Name a sunny city."}]]
+    turns.append(turns[0] + [{"role": "assistant", "content": "London."},
+                             {"role": "user", "content": "And a windy one?"}])
+    replies = {}
+    for mb in (0, 64):
+        backend = EmbeddedBackend(model_path=str(embedded.model_path), dtype="float32",
+                                  max_batch_size=4, prefix_cache_mb=mb)
+        try:
+            replies[mb] = [backend.complete(ChatRequest(messages=m, max_tokens=12)).text for m in turns]
+            lengths = [len(backend._prepare(ChatRequest(messages=m)).prompt_ids) for m in turns]
+            stats = dict(backend.stats)
+        finally:
+            backend.close()
+        if mb == 0:
+            assert stats["prefix_reused_tokens"] == 0 and stats["prefill_tokens"] == sum(lengths)
+        else:
+            # the second and third prompts computed only what follows the shared beginning
+            assert stats["prefix_reused_tokens"] > 0.5 * (lengths[1] + lengths[2])
+            assert stats["prefill_tokens"] + stats["prefix_reused_tokens"] == sum(lengths)
+    assert replies[64] == replies[0]

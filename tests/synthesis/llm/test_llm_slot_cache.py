@@ -48,3 +48,63 @@ def test_the_cache_grows_and_keeps_what_it_holds():
     pos, _ = cache.begin_step(1)
     assert cache.cols > cols and pos.tolist() == [[cols]]
     assert cache.keys[0][0, 0, 1].tolist() == [1, 1]
+
+
+# ---------------------------------------------------------------------------- prefix store
+
+def layers_for(ids, layers=2, kv=1, d=2):
+    """Per-layer (kv, len, d) entries whose column c holds token ids[c] (keys) and -ids[c]."""
+    k = torch.tensor(ids, dtype=torch.float32).view(1, -1, 1).expand(kv, len(ids), d).contiguous()
+    return [(k, -k) for _ in range(layers)]
+
+
+def test_a_prompt_is_reused_up_to_where_it_parts_from_the_longest_match():
+    from synthesis.llm.embedded.cache import PrefixStore
+
+    store = PrefixStore(max_bytes=1 << 20)
+    shared = list(range(1, 41))
+    store.put(shared + [50, 51], layers_for(shared + [50, 51]))
+    store.put(shared + [60, 61, 62, 63], layers_for(shared + [60, 61, 62, 63]))
+    n, past = store.longest(shared + [60, 61, 99])
+    assert n == 42
+    assert past[0][0][0, :, 0].tolist() == shared + [60, 61]  # the matching entry's columns
+    assert past[1][1][0, :, 0].tolist() == [-x for x in shared + [60, 61]]
+    # the same prompt again: all but its last token (whose logits must be computed)
+    n, _ = store.longest(shared + [50, 51])
+    assert n == 41
+    # too short a shared beginning is not worth a prefill of its own
+    assert store.longest(list(range(1, 20)) + [7] * 30) == (0, None)
+    assert store.longest([]) == (0, None)
+
+
+def test_a_longer_prompt_replaces_its_beginning_and_the_oldest_entries_go_past_the_budget():
+    from synthesis.llm.embedded.cache import PrefixStore
+
+    one = 2 * 2 * 2 * 4  # bytes per token: layers * (keys, values) * d * float32
+    store = PrefixStore(max_bytes=150 * one)
+    turn1 = list(range(1, 51))
+    store.put(turn1, layers_for(turn1))
+    turn2 = turn1 + list(range(100, 140))
+    store.put(turn2, layers_for(turn2))  # the conversation grew: one entry covers both
+    assert len(store) == 1 and store.used == 90 * one
+    store.put(turn1, layers_for(turn1))  # a beginning of what is held: nothing new
+    assert len(store) == 1
+    other = list(range(500, 580))
+    store.put(other, layers_for(other))  # 170 tokens > 150: the least recent goes
+    assert len(store) == 1 and store.used == 80 * one
+    assert store.longest(turn2 + [1]) == (0, None)
+    assert store.longest(other + [1])[0] == 80
+    store.put(list(range(1000, 1200)), layers_for(list(range(1000, 1200))))  # over the whole budget
+    assert len(store) == 1 and store.used == 80 * one
+
+
+def test_stored_entries_are_copies():
+    from synthesis.llm.embedded.cache import PrefixStore
+
+    store = PrefixStore(max_bytes=1 << 20)
+    ids = list(range(1, 41))
+    layers = layers_for(ids)
+    store.put(ids, layers)
+    layers[0][0].zero_()  # the prefill's buffer is reused later
+    _, past = store.longest(ids + [5])
+    assert past[0][0][0, :, 0].tolist() == ids
