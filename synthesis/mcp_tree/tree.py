@@ -165,8 +165,10 @@ def category_label(category: str) -> str:
 # Path segments that name no resource.
 _PATH_NOISE = frozenset(
     """api apis rest v1 v2 v3 v4 v5 beta alpha json xml public private internal service services
-    admin me self batch bulk search query find list get all info providers""".split()
-    + ["resource groups"]  # Azure Resource Manager's scaffolding, in front of every Azure path
+    admin me self batch bulk search query find list get all info providers pvt""".split()
+    # Azure Resource Manager's scaffolding, in front of every Azure path (some spell it as
+    # one word: /resourcegroups/{name})
+    + ["resource groups", "resourcegroups"]
 )
 # Actions that paths spell as segments (/servers/{id}/start): they name no resource.
 _PATH_VERBS = frozenset(
@@ -564,8 +566,19 @@ def _stem(word: str) -> str:
     return w
 
 
+# Words whose usual spelling is not a capital and lower case.
+_CASED = {w.lower(): w for w in """OAuth API APIs SMS DNS IoT AI ML IP VPN SSL TLS URL URLs PDF SQL
+    NoSQL AWS GCP CRM ERP SEO VM VMs SSH HTTP JSON XML CSV FAQ KPI GitHub GitLab YouTube PayPal
+    LinkedIn iOS ID IDs SAML SSO JWT CDN RSS GPS NFT NFTs DevOps""".split()}
+
+
 def _title(phrase: str) -> str:
-    return " ".join(w if w.isupper() else w.capitalize() for w in phrase.split())
+    """``phrase`` as a name: each word capitalised, acronyms and brands as they are spelt.
+
+    >>> _title("oauth tokens"), _title("dns records"), _title("SMS")
+    ('OAuth Tokens', 'DNS Records', 'SMS')
+    """
+    return " ".join(_CASED.get(w.lower()) or (w if w.isupper() else w.capitalize()) for w in phrase.split())
 
 
 def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozenset()) -> str:  # type: ignore[assignment]

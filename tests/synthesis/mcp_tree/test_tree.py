@@ -313,6 +313,17 @@ def test_resource_phrases_are_the_nouns_a_path_names():
     assert resource_phrases("/servers/start") == ["servers"], "an action is no resource"
     azure = "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Compute/virtualMachines/{vm}"
     assert resource_phrases(azure) == ["subscriptions", "virtual machines"]
+    # path words that named categories on the corpus ("Pvt", "Resourcegroups")
+    assert resource_phrases("/subscriptions/{s}/resourcegroups/{g}/deployments") == ["subscriptions", "deployments"]
+    assert resource_phrases("/api/catalog/pvt/product/{id}") == ["catalog", "product"]
+
+
+def test_names_spell_acronyms_and_brands_as_people_do():
+    from synthesis.mcp_tree.tree import _keyword_name
+
+    assert _keyword_name(["oauth"], set()) == "OAuth"
+    assert _keyword_name(["dns records", "zones"], {"DNS"}) == "Zones"
+    assert _keyword_name(["github", "repos"], set()) == "GitHub"
 
 
 def test_categories_are_named_after_their_resources_and_shared_seeds_after_their_own_category():
