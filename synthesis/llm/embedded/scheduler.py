@@ -83,6 +83,9 @@ class _Seq:
     parse_calls: bool = False
     calls_closed_at: list[int] = field(default_factory=list)
     keep: int | None = None  # tokens of the reply; None: all of ``generated``
+    # Tokens the grammar forced at the start of the reply: already in ``generated`` and at
+    # the end of ``prompt_ids`` (prefilled, not decoded); streamed when the prefill runs.
+    forced: int = 0
 
 
 @dataclass
@@ -316,8 +319,11 @@ class EmbeddedBackend(LLMBackend):
             gen = torch.Generator()
             gen.manual_seed((r.seed + choice) if r.seed is not None else random.getrandbits(63))
         matcher = self._xgr.GrammarMatcher(p.grammar) if p.grammar is not None else None
+        forced = self._forced_start(matcher, p.max_new) if matcher is not None else []
         return _Seq(
-            prompt_ids=p.prompt_ids,
+            prompt_ids=p.prompt_ids + forced,
+            generated=list(forced),
+            forced=len(forced),
             max_new=p.max_new,
             temperature=r.temperature,
             top_p=r.top_p,
@@ -327,6 +333,26 @@ class EmbeddedBackend(LLMBackend):
             future=fut,
             parse_calls=p.parse_calls,
         )
+
+    def _forced_start(self, matcher: Any, max_new: int) -> list[int]:
+        """The tokens the grammar forces at the start of a reply, accepted by ``matcher``.
+
+        A forced call begins with ``<tool_call>\n{"name": "<tool>", "arguments": `` (20-30
+        tokens): decoded one step at a time, each of them costs a decode step of the whole
+        batch; appended to the prompt they are prefilled in one pass.  The last token of the
+        forced text is left to the model, so that the boundary between the forced text and
+        what the model writes next is one the model chooses.
+        """
+        text = matcher.find_jump_forward_string()
+        if not text:
+            return []
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][:-1]
+        out: list[int] = []
+        for tok in ids[: max(max_new - 1, 0)]:
+            if not matcher.accept_token(tok):
+                break
+            out.append(tok)
+        return out
 
     def _result(self, p: _Prepared, fut: concurrent.futures.Future | None) -> ChatResult:
         if fut is None:
@@ -479,6 +505,10 @@ class EmbeddedBackend(LLMBackend):
             layers = [(k[None], v[None]) for k, v in done[row_of[j]][1]]
             cache.put_rows(first_row + j, layers, [n], n)
         logits = torch.stack([done[row_of[j]][0] for j in range(len(seqs))])
+        for s in seqs:
+            if s.forced and s.on_token is not None:
+                for tok in s.generated[: s.forced]:
+                    s.on_token(tok)
         if self._prefixes is not None:
             for p, (_, layers) in zip(prompts, done, strict=True):
                 self._prefixes.put(p, layers)

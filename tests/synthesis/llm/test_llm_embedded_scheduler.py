@@ -93,3 +93,42 @@ def test_a_slow_grammar_does_not_hold_up_other_requests():
     for t in big:
         t.join(5)
     assert calls.count({"big": True}) == 1
+
+
+WEATHER = {"name": "get_weather", "description": "Weather in a city",
+           "inputSchema": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}},
+                           "required": ["city"]}}
+
+
+def test_what_the_grammar_forces_at_the_start_is_prefilled_not_decoded(tiny_embedded):
+    """A forced call's ``<tool_call>\\n{"name": "get_weather", "arguments": `` goes in with the
+    prompt: one prefill instead of a decode step per token; the reply and the stream still
+    carry it, and the call parses."""
+    req = ChatRequest(messages=[{"role": "user", "content": "Weather in Oslo?"}], tools=[WEATHER],
+                      tool_choice={"name": "get_weather"}, max_tokens=60)
+    parts: list[str] = []
+    steps = tiny_embedded.stats["steps"]
+    gen = tiny_embedded.submit(req, on_text=lambda i, t: parts.append(t))
+    (r,) = gen.results(timeout=60)
+    steps = tiny_embedded.stats["steps"] - steps
+    streamed = "".join(parts)
+    assert streamed.startswith('<tool_call>\n{"name": "get_weather", "arguments": ')
+    forced = len(tiny_embedded.tokenizer('<tool_call>\n{"name": "get_weather", "arguments": ',
+                                         add_special_tokens=False)["input_ids"]) - 1
+    assert forced >= 10
+    # every token after the first came from a decode step, except the forced ones
+    assert steps <= r.completion_tokens - forced
+    if r.finish_reason == "tool_calls":  # the call is parsed out of the text
+        assert [c.name for c in r.tool_calls] == ["get_weather"] and streamed.rstrip().endswith("</tool_call>")
+    else:
+        assert r.text == streamed
+    # prompt_tokens is the request's prompt, not the forced tokens
+    assert r.prompt_tokens == len(tiny_embedded._prepare(req).prompt_ids)
+
+
+def test_forced_tokens_never_exceed_max_tokens(tiny_embedded):
+    req = ChatRequest(messages=[{"role": "user", "content": "Weather?"}], tools=[WEATHER],
+                      tool_choice={"name": "get_weather"}, max_tokens=4)
+    r = tiny_embedded.complete(req)
+    assert r.completion_tokens <= 4 and r.finish_reason == "length"
+    assert r.text.startswith("<tool")
