@@ -132,3 +132,15 @@ def test_forced_tokens_never_exceed_max_tokens(tiny_embedded):
     r = tiny_embedded.complete(req)
     assert r.completion_tokens <= 4 and r.finish_reason == "length"
     assert r.text.startswith("<tool")
+
+
+def test_a_json_reply_is_decoded_from_its_first_token(tiny_embedded):
+    """Jumping over '{"rationale": "' changed what the verifiers wrote; only a call's
+    envelope is prefilled."""
+    schema = {"type": "object", "properties": {"rationale": {"type": "string", "maxLength": 20}},
+              "required": ["rationale"], "additionalProperties": False}
+    req = ChatRequest(messages=[{"role": "user", "content": "Judge this."}], json_schema=schema, max_tokens=30)
+    steps = tiny_embedded.stats["steps"]
+    r = tiny_embedded.complete(req)
+    assert r.text.startswith('{"')
+    assert tiny_embedded.stats["steps"] - steps >= r.completion_tokens - 1
