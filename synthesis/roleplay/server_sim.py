@@ -323,7 +323,7 @@ class ServerSimulator:
 # name"), never a value.  With a free-form result a small model writes values where names
 # belong: {"2023-08-19T12:34:24.548.28.38": "Supplier contract"} passed every check, and
 # the closing answer read out "the 2023 08 19 t12:34:24 548 28 38 is Supplier contract".
-_FIELD_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*(?: [A-Za-z][A-Za-z0-9_-]*){0,2}")
+_FIELD_KEY_RE = re.compile(r"(?:[^\W\d]|_)[\w.:-]*(?: [^\W\d][\w-]*){0,2}")
 MAX_FIELD_KEY = 40
 
 
@@ -333,8 +333,8 @@ def field_name_like(key: Any) -> bool:
 
     >>> [field_name_like(k) for k in ("order_id", "createdAt", "display name", "2023-08-19T12:34")]
     [True, True, True, False]
-    >>> field_name_like("Draft for the tax return due in April")
-    False
+    >>> field_name_like("Draft for the tax return due in April"), field_name_like("número_de_pedido")
+    (False, True)
     """
     return isinstance(key, str) and len(key) <= MAX_FIELD_KEY and _FIELD_KEY_RE.fullmatch(key) is not None
 
