@@ -376,7 +376,12 @@ class EmbedProcess:
     def submit(self, texts: Sequence[str]) -> None:
         texts = list(texts)
         if self._proc is not None:
-            self._send.send(texts)
+            try:
+                self._send.send(texts)
+            except OSError as exc:  # BrokenPipeError: the child is gone (it may have died at start)
+                self._proc.join(5)
+                raise RuntimeError(f"the embedding process ended (exit code {self._proc.exitcode}) "
+                                   f"before a chunk of {len(texts)} texts could be sent") from exc
         self._queued.append(texts)
 
     def result(self) -> np.ndarray:

@@ -278,6 +278,20 @@ def test_the_embedding_process_returns_what_this_process_would_and_says_when_it_
     assert not child.is_alive()
 
 
+def test_submitting_to_an_embedding_process_that_died_says_so():
+    """A child that died before the first chunk (a script without a ``__main__`` guard
+    re-runs itself in the spawned child) surfaced as a bare BrokenPipeError."""
+    from synthesis.mcp_tree.dedup import EmbedProcess
+
+    with EmbedProcess(max_seq_length=64, dtype="float32") as embedder:
+        child = embedder._proc
+        child.kill()
+        child.join(10)
+        big = ["a text of several words " * 20] * 3000  # more than a pipe's buffer
+        with pytest.raises(RuntimeError, match=r"the embedding process ended \(exit code -9\) before a chunk"):
+            embedder.submit(big)
+
+
 def test_a_process_that_may_not_have_children_embeds_in_itself(monkeypatch):
     import multiprocessing
     from types import SimpleNamespace
