@@ -141,11 +141,9 @@ class PrefixStore:
         query = np.asarray(ids)
         best, best_key = 0, None
         for key, (stored, _, _) in self._entries.items():
-            m = min(len(stored), len(query))
-            if m <= best:
+            if min(len(stored), len(query)) <= best:
                 continue
-            differ = np.flatnonzero(stored[:m] != query[:m])
-            n = int(differ[0]) if len(differ) else m
+            n = _shared(stored, query)
             if n > best:
                 best, best_key = n, key
         best = min(best, len(ids) - 1)
@@ -163,8 +161,7 @@ class PrefixStore:
             return
         new = np.asarray(ids)
         for key, (stored, _, stored_size) in list(self._entries.items()):
-            m = min(len(stored), len(new))
-            if not np.array_equal(stored[:m], new[:m]):
+            if _shared(stored, new) < min(len(stored), len(new)):
                 continue
             if len(stored) >= len(new):  # already held as (the beginning of) a longer prompt
                 self._entries.move_to_end(key)
@@ -183,6 +180,12 @@ class PrefixStore:
             _, (_, _, dropped) = self._entries.popitem(last=False)
             self.used -= dropped
 
-    def clear(self) -> None:
-        self._entries.clear()
-        self.used = 0
+
+
+def _shared(a: Any, b: Any) -> int:
+    """How many leading tokens two id arrays have in common."""
+    import numpy as np
+
+    m = min(len(a), len(b))
+    differ = np.flatnonzero(a[:m] != b[:m])
+    return int(differ[0]) if len(differ) else m
