@@ -118,6 +118,13 @@ class ChatRequest:
     seed: int | None = None
     # With tool_choice="required": may the reply hold several calls (parallel calls)?
     parallel_tool_calls: bool = True
+    # The tool definitions a call is constrained by where they differ from ``tools``, the
+    # ones the prompt shows: e.g. with bounds on strings that keep a small model from running
+    # a value to the token limit.  Same names as ``tools``; None: ``tools``.  Keeping them out
+    # of the prompt keeps it the prompt a trained model sees, and shared with the requests
+    # before it (a prefix cache reuses it).  A backend that cannot tell the two apart (a remote
+    # server) sends these.
+    decode_tools: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -126,6 +133,14 @@ class ChatRequest:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.decode_tools is not None:
+            names = sorted(normalize_tool(t)["name"] for t in self.decode_tools)
+            if names != sorted(normalize_tool(t)["name"] for t in self.tools or []):
+                raise ValueError(f"decode_tools must name the same tools as tools, got {names}")
+
+    def constraint_tools(self) -> list[dict[str, Any]]:
+        """The tools (normalised) that constrain this request's calls."""
+        return [normalize_tool(t) for t in (self.decode_tools if self.decode_tools is not None else self.tools) or []]
 
 
 @dataclass

@@ -150,7 +150,7 @@ class OpenAIBackend(LLMBackend):
         if req.seed is not None:
             body["seed"] = req.seed
         if req.tools:
-            body["tools"] = [to_openai_tool(t) for t in req.tools]
+            body["tools"] = [to_openai_tool(t) for t in req.constraint_tools()]
             choice = req.tool_choice
             if isinstance(choice, dict):
                 name = choice.get("name") or (choice.get("function") or {}).get("name")

@@ -107,7 +107,7 @@ class VLLMBackend(LLMBackend):
         schema = req.json_schema
         forced = False
         if schema is None and req.tools:
-            schema = tool_call_schema(req.tools, req.tool_choice)
+            schema = tool_call_schema(req.constraint_tools(), req.tool_choice)
             forced = schema is not None
         if schema is not None:
             guided = _guided_params(schema)

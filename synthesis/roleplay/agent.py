@@ -64,7 +64,8 @@ def _planned_reply(
             )
             req = ChatRequest(
                 messages=[*history, {"role": "system", "content": note}],
-                tools=[cap_strings(t) for t in tools],
+                tools=tools,
+                decode_tools=[cap_strings(t) for t in tools],
                 tool_choice={"name": name},
                 temperature=temperature,
                 max_tokens=cfg.agent_max_tokens,

@@ -95,7 +95,8 @@ def reference_call(
         messages=prompts.reference_args_messages(
             persona, tool, nth=nth, total=total, previous=previous
         ),
-        tools=[cap_strings(tool)],
+        tools=[tool],
+        decode_tools=[cap_strings(tool)],
         tool_choice={"name": tool["name"]},
         temperature=cfg.scenario_temperature,
         max_tokens=cfg.scenario_max_tokens,

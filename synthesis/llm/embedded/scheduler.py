@@ -299,7 +299,7 @@ class EmbeddedBackend(LLMBackend):
                 f"prompt of {len(ids)} tokens leaves {max(max_new, 0)} of the {self.max_positions}-token context"
             )
         grammar = None
-        tools = [normalize_tool(t) for t in request.tools or []]
+        tools = request.constraint_tools()
         check_tool_choice(request.tool_choice, tools)
         try:
             grammar = self.grammars.for_request(request, tools)

@@ -144,3 +144,27 @@ def test_a_json_reply_is_decoded_from_its_first_token(tiny_embedded):
     r = tiny_embedded.complete(req)
     assert r.text.startswith('{"')
     assert tiny_embedded.stats["steps"] - steps >= r.completion_tokens - 1
+
+
+def test_decode_tools_constrain_the_call_while_the_prompt_shows_the_tools(tiny_embedded):
+    """The prompt renders ``tools`` as given; the call is constrained by ``decode_tools`` (here
+    an enum the prompt never shows), so requests that differ only in their bounds share a
+    prompt."""
+    shown = {"name": "get_weather", "description": "Weather in a city",
+             "inputSchema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    bound = {**shown, "inputSchema": {"type": "object", "properties": {"city": {"enum": ["Oslo"]}},
+                                      "required": ["city"]}}
+    messages = [{"role": "user", "content": "Weather in Oslo?"}]
+    req = ChatRequest(messages=messages, tools=[shown], decode_tools=[bound],
+                      tool_choice={"name": "get_weather"}, max_tokens=40)
+    plain = ChatRequest(messages=messages, tools=[shown], tool_choice={"name": "get_weather"}, max_tokens=40)
+    assert tiny_embedded.render_prompt(req) == tiny_embedded.render_prompt(plain)
+    assert "Oslo\"]" not in tiny_embedded.render_prompt(req)
+    r = tiny_embedded.complete(req)
+    assert r.finish_reason == "tool_calls", r.text
+    assert [(c.name, c.arguments) for c in r.tool_calls] == [("get_weather", {"city": "Oslo"})]
+
+
+def test_decode_tools_must_name_the_offered_tools():
+    with pytest.raises(ValueError, match="decode_tools must name the same tools"):
+        ChatRequest(messages=[], tools=[WEATHER], decode_tools=[{**WEATHER, "name": "other"}])

@@ -275,3 +275,13 @@ def test_openai_api_key_goes_to_openai_only(scripted_server, monkeypatch):
     # an explicit empty key sends none even to OpenAI
     assert "Authorization" not in OpenAIBackend(
         base_url="https://api.openai.com/v1", model="m", api_key="")._client.headers
+
+
+def test_a_server_is_sent_the_decode_tools(serve):
+    """A remote server renders and constrains by one list: the bounded one."""
+    scripted = ScriptedBackend(default='<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>')
+    b = OpenAIBackend(base_url=serve(scripted))
+    bound = [{**TOOLS[0], "inputSchema": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}}}}]
+    b.complete(req("weather?", tools=TOOLS, decode_tools=bound, tool_choice={"name": "get_weather"}))
+    (sent,) = scripted.requests
+    assert sent.tools[0]["inputSchema"] == bound[0]["inputSchema"]

@@ -153,3 +153,15 @@ def test_the_registry_builds_it_from_a_role_spec(vllm):
     backends = backends_for_roles({"agent": {"backend": "vllm", "model_path": "/ckpt/a"}})
     assert isinstance(backends["agent"], VLLMBackend)
     assert vllm.LLM.instances[-1].kwargs["model"] == "/ckpt/a"
+
+
+def test_decode_tools_guide_the_call_and_tools_fill_the_prompt(vllm):
+    b = VLLMBackend(model_path="/m")
+    llm = vllm.LLM.instances[-1]
+    bound = {**F_TOOL, "inputSchema": {"type": "object", "properties": {"x": {"const": 3}}}}
+    llm.replies = [['{"name": "f", "arguments": {"x": 3}}']]
+    msgs = [{"role": "user", "content": "go"}]
+    b.complete_batch([ChatRequest(messages=msgs, tools=[F_TOOL], decode_tools=[bound], tool_choice={"name": "f"})])
+    (prompt,), (sp,) = llm.calls[-1]
+    assert json.loads(sp.structured_outputs.json) == tool_call_schema([bound], {"name": "f"})
+    assert "const" not in prompt and "integer" in prompt, prompt

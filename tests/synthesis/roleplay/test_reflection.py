@@ -114,6 +114,20 @@ def test_planned_protocol_repairs_the_forced_call():
     assert steps[r.index + 1].calls()[0]["arguments"] == {"city": "Oslo"}
 
 
+def test_a_planned_call_shows_the_plans_tools_and_is_bounded_while_decoding():
+    """The forced call's prompt renders the tools exactly as the plan's did (so the two share
+    their prompt up to the last message); the string bounds go to the decoder only."""
+    agent = ScriptedBackend(
+        replies=[as_json({"action": "call_tools", "tools": ["get_weather"]}), call("get_weather", city="Oslo")]
+    )
+    run_single(agent, agent_protocol="planned")
+    plan, forced = agent.requests[:2]
+    assert forced.tools == plan.tools == [GET_WEATHER]
+    (bounded,) = forced.decode_tools
+    assert bounded["inputSchema"]["properties"]["city"]["maxLength"] == 80
+    assert "maxLength" not in GET_WEATHER["inputSchema"]["properties"]["city"]
+
+
 def test_every_agent_step_is_reflected_even_when_fine():
     agent = ScriptedBackend(
         replies=[call("get_weather", city="Oslo")], default=lambda r: "It is sunny in Oslo."
