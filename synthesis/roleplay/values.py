@@ -79,6 +79,8 @@ def implausible(
     'an implausibly long code'
     >>> implausible("ZS28F68D7CB8743B6D82C9169F2BDBBF59", "ServiceSid") is None
     True
+    >>> implausible("ZEBDABAEABBAEBAEABBAEBAEBAEBAEBAEB", "EnvironmentSid")
+    'a code of a few characters over and over'
     >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
     True
     >>> listing = {"description": "One of the following values:\\n* ONECLICK\\n* RECURRING"}
@@ -133,6 +135,8 @@ def implausible(
         return "a run of sequential digits"
     if _REPEAT_RX.search(s.rstrip("0") if s.isdigit() else s):
         return "a run of one repeated character"
+    if len(s) >= 16 and s.isalnum() and s.isascii() and len(set(s.lower())) <= max(5, len(s) // 6):
+        return "a code of a few characters over and over"
     if not textual_key(key) and not schema.get("pattern") and any(
         s.count(a) != s.count(b) for a, b in ("{}", "[]", "()")
     ):
