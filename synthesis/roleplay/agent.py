@@ -235,10 +235,29 @@ def final_answer(
     replaced by a plain summary of the results (:func:`phrasing.answer_text`), marked
     ``meta["source"] = "plain"``: the calls before it are the valuable part of the example
     and stay."""
+    answer = yield from agent_step(
+        log, history, tools, cfg, seed=seed, tool_choice="none", check=answer_check(results)
+    )
+    if answer is not None:
+        return answer
+    stored = log.take(MessageStep, role="assistant")
+    if stored is not None:
+        return stored
+    text = phrasing.answer_text([(m.name or "", m.mcp or {}) for m in results])
+    return log.emit(MessageStep(role="assistant", content=text, meta={"source": "plain"}))
+
+
+def answer_check(results: list[MessageStep]) -> Callable[[ChatResult], list[Problem]]:
+    """Self-reflection's check of a text answer to tool ``results``: it reports them (names
+    something they hold), does not say the request failed when every call succeeded, and
+    speaks to the user, not about them.  A reply that calls tools is not an answer: it
+    passes."""
     values = _result_values(results)
     all_succeeded = bool(results) and not any(m.is_error() for m in results)
 
-    def grounded(result: ChatResult) -> list[Problem]:
+    def check(result: ChatResult) -> list[Problem]:
+        if result.tool_calls:
+            return []
         text = " ".join(result.text.lower().split())
         if all_succeeded and claims_failure(text):
             return [Problem("contradicts_results",
@@ -249,16 +268,7 @@ def final_answer(
             return [Problem("ungrounded_answer", "the answer talks about the user; speak to them")]
         return []
 
-    answer = yield from agent_step(
-        log, history, tools, cfg, seed=seed, tool_choice="none", check=grounded
-    )
-    if answer is not None:
-        return answer
-    stored = log.take(MessageStep, role="assistant")
-    if stored is not None:
-        return stored
-    text = phrasing.answer_text([(m.name or "", m.mcp or {}) for m in results])
-    return log.emit(MessageStep(role="assistant", content=text, meta={"source": "plain"}))
+    return check
 
 
 _FAILURE_CLAIM = re.compile(

@@ -20,7 +20,7 @@ from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
 from synthesis.schema_utils import is_id_key, validation_errors
 
 from . import phrasing, prompts
-from .agent import agent_step, assistant_message, execute_calls, rpc_ids_used
+from .agent import agent_step, answer_check, assistant_message, execute_calls, rpc_ids_used
 from .config import RoleplayConfig
 from .reflection import Problem
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
@@ -321,7 +321,8 @@ def multi_turn_conversation(
                 tool_choice="none" if last_hop else "auto",
                 samples=cfg.multi_turn_consistency_samples,
                 meta={"turn": turn},
-                check=None if last_hop else plan_check(scenario, messages),
+                check=_all_of(None if last_hop else plan_check(scenario, messages),
+                              answer_check(_last_results(messages)) if _last_results(messages) else None),
             )
             if reply is None:
                 after_results = bool(messages) and messages[-1].role == "tool"
@@ -465,6 +466,14 @@ def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[
         return problems
 
     return check
+
+
+def _all_of(*checks: Callable[[ChatResult], list[Problem]] | None) -> Callable[[ChatResult], list[Problem]] | None:
+    """One check that reports the problems of every given one."""
+    given = [c for c in checks if c is not None]
+    if not given:
+        return None
+    return lambda result: [p for c in given for p in c(result)]
 
 
 def _asked_before(messages: list[MessageStep], keys: list[str]) -> bool:

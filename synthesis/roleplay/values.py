@@ -81,6 +81,8 @@ def implausible(
     True
     >>> implausible("ZEBDABAEABBAEBAEABBAEBAEBAEBAEBAEB", "EnvironmentSid")
     'a code of a few characters over and over'
+    >>> implausible("1012-07-22T12:52:04.112Z", "DateUpdated"), implausible("2025-07-22", "since") is None
+    ('a year far from our time', True)
     >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
     True
     >>> listing = {"description": "One of the following values:\\n* ONECLICK\\n* RECURRING"}
@@ -148,6 +150,9 @@ def implausible(
         return "the same fragment repeated"
     if re.match(r"^\d{4}-\d{2}-\d{2}T", s) and not _parses_as_date(s):
         return "not a valid date or time"
+    year = re.match(r"^(\d{4})-\d{2}-\d{2}(?!\d)", s)
+    if year and not 1900 <= int(year.group(1)) <= 2100:
+        return "a year far from our time"
     if not textual_key(key) and not schema.get("pattern"):
         if len(parts) >= 8 or sum(1 for p in parts if len(p) == 1) >= 5:
             return "a string of many fragments"

@@ -355,6 +355,31 @@ def test_a_closing_answer_may_not_say_a_successful_call_could_not_be_done():
     assert "contradicts_results" in problems
 
 
+def test_a_multi_turn_answer_to_results_is_checked_as_a_closing_answer_is():
+    # seen in a stored run: three successful calls, then "I'm sorry for the confusion. I'm
+    # here to help you with your project." as the agent's last word, accepted
+    apology = "I'm sorry for the confusion. I'm here to help you with your project."
+
+    def agent(req):
+        after_results = req.messages and req.messages[-1]["role"] == "tool"
+        if after_results and req.json_schema is None:
+            return ChatResult(text=apology)
+        return smart_reply(req)
+
+    spec = TrajectorySpec(id="mt", mode="multi_turn", tools=[GET_ORDER], seed=5)
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=0, max_turns=2)
+    sink = MemorySink()
+    run_trajectories([spec], {"default": smart_backend(), "agent": ScriptedBackend(default=agent)}, sink, cfg)
+    steps = sink.steps["mt"]
+    messages = [s for s in steps if isinstance(s, MessageStep)]
+    after = [m for i, m in enumerate(messages) if m.role == "assistant" and i and messages[i - 1].role == "tool"]
+    assert after, [m.role for m in messages]
+    assert all(apology not in (m.content or "") for m in after)
+    assert after[0].meta.get("source") == "plain"
+    problems = [p["code"] for r in steps if r.kind == "reflection" for ps in r.problems for p in ps]
+    assert "contradicts_results" in problems
+
+
 # ---------------------------------------------------------------- the agent's argument values
 
 
