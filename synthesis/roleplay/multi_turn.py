@@ -171,10 +171,14 @@ def _fact_key(key: str) -> str:
 
 
 def plain_user_message(
-    scenario: ScenarioStep, hidden: dict[str, Any], transcript: list[tuple[str, str]]
+    scenario: ScenarioStep,
+    hidden: dict[str, Any],
+    transcript: list[tuple[str, str]],
+    pending: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> tuple[str, bool]:
     """The user's turn without a model: the goal first (with a detail or two), in the
-    persona's register, then the details asked for, then thanks."""
+    persona's register, then the details asked for, then the part of the goal still
+    ``pending`` (planned calls not made), then thanks."""
     rng = random.Random(len(transcript) * 7919 + len(hidden))
     style = str((scenario.persona or {}).get("style", ""))
     if not transcript:
@@ -193,6 +197,10 @@ def plain_user_message(
             kind, phrase = phrasing.clause(key, v, rng)
             parts.append(phrase if kind == "prep" and not is_id_key(key) else f"the {noun} is {phrasing.spoken(v)}")
         return rng.choice(["Sure: ", "Of course: ", "Sure, ", "Right: "]) + phrasing._join(parts, rng) + ".", False
+    if pending:
+        by_name = {t["name"]: t for t in scenario.tools}
+        action = phrasing.action_phrase(by_name.get(pending[0]["name"]) or {"name": pending[0]["name"]})
+        return rng.choice(["Could you also {a}?", "Now please {a}.", "And can you {a} as well?"]).format(a=action), False
     return rng.choice(["Thanks, that's everything I needed.", "Perfect, thank you!", "Great, thanks for your help.",
                        "That's all, thanks."]), True
 
@@ -208,7 +216,11 @@ def user_turn(
     cfg: RoleplayConfig,
     *,
     seed: int,
+    pending: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> Gen[tuple[str, bool, dict[str, Any]]]:
+    """The user's next turn: the model's, checked, else a plain one.  ``pending`` are the
+    planned calls the agent has not made: while any is left the user does not close (a
+    person whose goal is half done asks for the rest)."""
     said = " ".join(t for who, t in transcript if who == "user")
     hidden = _unrevealed(scenario.user_facts, said)
     meta: dict[str, Any] = {}
@@ -238,6 +250,8 @@ def user_turn(
             problems = [p for p in problems if p != "fewer than three words"]
             if len(text.split()) > 25 or not _CLOSING_RX.search(text):
                 problems.append("a closing turn is a short thanks")
+            if pending:
+                problems.append("closes before the goal is done (the agent has not done everything it needs)")
         elif transcript and text and hidden and len(_unrevealed(hidden, text)) == len(hidden):
             # A later turn gives what was asked for, or at least stays on the goal.
             said_before = " ".join(t for _, t in transcript[-2:])
@@ -266,7 +280,7 @@ def user_turn(
             f"the User Simulator's backend failed on all {backend_failures} attempts: {meta['errors'][-1]}"
         )
     # No usable message from the model: the plain one keeps the conversation going.
-    text, goal_met = plain_user_message(scenario, hidden, transcript)
+    text, goal_met = plain_user_message(scenario, hidden, transcript, pending)
     meta["source"] = "plain"
     return text, goal_met, meta
 
@@ -297,7 +311,8 @@ def multi_turn_conversation(
         user = log.take(MessageStep, role="user")
         if user is None:
             text, goal_met, meta = yield from user_turn(
-                persona, scenario, transcript, cfg, seed=seed_for(spec.seed, "user", turn)
+                persona, scenario, transcript, cfg, seed=seed_for(spec.seed, "user", turn),
+                pending=pending_calls(scenario, messages),
             )
             user = log.emit(
                 MessageStep(
@@ -398,6 +413,17 @@ def _result_value(key: str, messages: list[MessageStep]) -> Any:
     return None
 
 
+def pending_calls(scenario: ScenarioStep, messages: list[MessageStep]) -> list[dict[str, Any]]:
+    """The planned calls not made yet, in the plan's order (one made call of a tool counts
+    off one planned call of it)."""
+    pending = list(scenario.reference_calls)
+    for name in (c["name"] for m in messages if m.role == "assistant" for c in m.calls()):
+        hit = next((i for i, c in enumerate(pending) if c["name"] == name), None)
+        if hit is not None:
+            pending.pop(hit)
+    return pending
+
+
 def reference_step(
     scenario: ScenarioStep, messages: list[MessageStep], index: int, first_rpc_id: int
 ) -> MessageStep | None:
@@ -407,12 +433,7 @@ def reference_step(
     value yet; once every planned call is made, a summary of the results.  ``None`` when
     the next call needs an id nothing in the conversation supplies."""
     said = " ".join(m.content or "" for m in messages if m.role == "user")
-    made = [c["name"] for m in messages if m.role == "assistant" for c in m.calls()]
-    pending = list(scenario.reference_calls)
-    for name in made:
-        hit = next((i for i, c in enumerate(pending) if c["name"] == name), None)
-        if hit is not None:
-            pending.pop(hit)
+    pending = pending_calls(scenario, messages)
     if not pending:
         results = [m for m in messages if m.role == "tool"]
         text = phrasing.answer_text([(m.name or "", m.mcp or {}) for m in results[-3:]]) if results else "Done."
@@ -466,6 +487,21 @@ def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[
         return problems
 
     return check
+
+
+def _list_lengths(node: Any, depth: int = 0) -> list[int]:
+    """How many items each list in ``node`` (a tool message's MCP response) holds.
+
+    >>> _list_lengths({"result": {"structuredContent": {"items": [1, 2], "tags": [{"x": []}]}}})
+    [2, 1, 0]
+    """
+    if depth > 8:
+        return []
+    if isinstance(node, list):
+        return [len(node)] + [n for x in node[:5] for n in _list_lengths(x, depth + 1)]
+    if isinstance(node, dict):
+        return [n for v in node.values() for n in _list_lengths(v, depth + 1)]
+    return []
 
 
 def _all_of(*checks: Callable[[ChatResult], list[Problem]] | None) -> Callable[[ChatResult], list[Problem]] | None:
@@ -527,6 +563,8 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
                 problems += answer_problems(m.content, "\n".join(context))
         elif m.role in ("user", "tool"):
             context.append(m.content or "")
+            if m.role == "tool":  # "the result has 2 items" counts what the result holds
+                context.append(" ".join(str(n) for n in _list_lengths(m.mcp)))
     tool_msgs = [m for m in messages if m.role == "tool"]
     if not calls:
         problems.append("the agent never called a tool")

@@ -380,6 +380,60 @@ def test_a_multi_turn_answer_to_results_is_checked_as_a_closing_answer_is():
     assert "contradicts_results" in problems
 
 
+def test_the_user_does_not_close_while_part_of_the_goal_is_undone():
+    # seen in a stored run: 6 of 8 rejected multi-turn conversations ended with the user's
+    # "That's all, thanks." before the agent made the goal's second call
+    from .fakes import CREATE_ORDER
+
+    def hasty_user(req):
+        props = set((req.json_schema or {}).get("properties") or {})
+        if props == {"goal_met", "message"} and "Conversation so far" in req.messages[-1]["content"]:
+            return as_json({"goal_met": True, "message": "Thanks, that is all."})
+        return smart_reply(req)
+
+    spec = TrajectorySpec(id="h", mode="multi_turn", tools=[CREATE_ORDER, GET_ORDER], seed=5,
+                          target_tools=("create_order", "get_order"))
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=0, max_turns=4)
+    sink = MemorySink()
+    (res,) = run_trajectories([spec], {"default": smart_backend(), "user": ScriptedBackend(default=hasty_user)},
+                              sink, cfg)
+    steps = sink.steps["h"]
+    users = [s for s in steps if isinstance(s, MessageStep) and s.role == "user"]
+    nudge = users[1]
+    assert not nudge.meta.get("goal_met") and nudge.meta.get("source") == "plain", nudge
+    assert any("closes before the goal is done" in p for r in nudge.meta["rejected"] for p in r["problems"])
+    assert "order" in nudge.content.lower()
+    calls = [c["name"] for s in steps if isinstance(s, MessageStep) and s.role == "assistant" for c in s.calls()]
+    assert calls == ["create_order", "get_order"]
+    assert users[-1].meta.get("goal_met"), [u.content for u in users]
+    assert res.status == "accepted", res.finish.reason
+
+
+def test_a_count_of_the_items_a_result_holds_is_grounded():
+    # seen in a stored run: our own summary "the result has 1 item (...)" rejected with
+    # "the answer states 1, which no tool result or message holds"
+    from synthesis.roleplay.multi_turn import rule_problems
+
+    result = {"result": [{"id": "id_0a0f80af", "name": "Dylan Curtis"}]}
+    call = {"id": "c1", "type": "function", "function": {"name": "list_people", "arguments": "{}"}}
+    sc = ScenarioStep(mode="multi_turn", persona={}, tools=[], reference_calls=[{"name": "list_people", "arguments": {}}])
+
+    def problems(answer):
+        messages = [
+            MessageStep(role="user", content="Who is on the list?"),
+            MessageStep(role="assistant", content=None, tool_calls=[call]),
+            MessageStep(role="tool", content=json.dumps(result), tool_call_id="c1", name="list_people",
+                        mcp={"jsonrpc": "2.0", "id": 1, "result": {"structuredContent": result,
+                                                                  "content": [{"type": "text", "text": json.dumps(result)}]}}),
+            MessageStep(role="assistant", content=answer),
+        ]
+        return [p for p in rule_problems(messages, sc) if "states" in p]
+
+    assert problems("Here is what I found: the result has 1 item (the first: the name is Dylan Curtis).") == []
+    assert problems("Here is what I found: the result has 3 items.") == [
+        "the answer states 3, which no tool result or message holds"]
+
+
 # ---------------------------------------------------------------- the agent's argument values
 
 
