@@ -368,7 +368,8 @@ def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
         cov, missing = value_coverage(scenario.query, scenario.reference_calls)
         if cov < cfg.min_value_coverage:
             problems.append(
-                f"the query mentions only {cov:.0%} of the reference values (missing: {', '.join(missing[:6])})"
+                f"the query mentions only {cov:.0%} of the reference values (missing: "
+                f"{', '.join(m if m.strip() else repr(m) for m in missing[:6])})"
             )
         if scenario.mode == "parallel" and len(scenario.reference_calls) < 2:
             problems.append("a parallel task needs at least two reference calls")

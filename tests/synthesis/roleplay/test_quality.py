@@ -547,3 +547,13 @@ def test_broken_dates_and_script_like_requests_are_caught():
     assert implausible("2015-13-99", "d", {"format": "date"}) == "not a valid date or time"
     assert "starts with a speaker label, like a script" in query_problems("Liam: I'm working on the dweet today")
     assert query_problems("Hi: could you get me the weather in Oslo?") == []
+
+
+def test_an_empty_reference_value_is_named_in_the_coverage_problem():
+    from synthesis.roleplay.single_turn import rule_problems
+
+    tool = {"name": "search_notes", "description": "Search the notes.",
+            "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}}}
+    sc = ScenarioStep(mode="single", persona={}, tools=[tool], query="Search the notes for me, please.",
+                      reference_calls=[{"name": "search_notes", "arguments": {"q": ""}}])
+    assert any(p.endswith("(missing: '')") for p in rule_problems(sc, RoleplayConfig())), rule_problems(sc, RoleplayConfig())
