@@ -129,6 +129,9 @@ def unusable_rationale(text: str, transcript: str = "") -> str | None:
     'it cites values the trajectory does not hold: 4DC, 2017-2022'
     >>> unusable_rationale("The answer is no, the tool does not fit.", "get_weather(city=Oslo) User: weather in Oslo?")
     'it names nothing from the trajectory'
+    >>> unusable_rationale("No tool call, because none of the tools can do this.",
+    ...                    "User: book a flight\\nAssistant's answer: no tool call, because none of the tools can do this.")
+    'it only repeats the trajectory'
     >>> unusable_rationale("Oslo is not supported by the tools. Oslo is not supported by the tools.")
     'it repeats itself'
     >>> unusable_rationale("The request is not supported by the provided tools. Please list the episodes, "
@@ -153,6 +156,12 @@ def unusable_rationale(text: str, transcript: str = "") -> str | None:
     instructions = " ".join(re.findall(r"[a-z0-9']+", " ".join(prompts.PERSPECTIVES.values()).lower()))
     if any(" ".join(words[i : i + 6]) in instructions for i in range(len(words) - 5)):
         return "it echoes the instructions"
+    if transcript and len(words) >= 5:
+        seen = re.findall(r"[a-z0-9']+", transcript.lower())
+        grams5 = {" ".join(seen[i : i + 5]) for i in range(len(seen) - 4)}
+        copied = {j for i in range(len(words) - 4) if " ".join(words[i : i + 5]) in grams5 for j in range(i, i + 5)}
+        if len(copied) >= 0.8 * len(words):
+            return "it only repeats the trajectory"
     if transcript:
         made_up = new_values(text, transcript)
         if made_up:
