@@ -83,6 +83,10 @@ def implausible(
     'a code of a few characters over and over'
     >>> implausible("1012-07-22T12:52:04.112Z", "DateUpdated"), implausible("2025-07-22", "since") is None
     ('a year far from our time', True)
+    >>> implausible("service_sid", "ServiceSid"), implausible("GMT-3002", "timeZone"), implausible("GMT+3", "timeZone")
+    ('a parameter name, not a value', 'not an offset from UTC (at most 14 hours)', None)
+    >>> implausible("UTC+05:30", "tz"), implausible("GMT-0800", "tz")
+    (None, None)
     >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
     True
     >>> listing = {"description": "One of the following values:\\n* ONECLICK\\n* RECURRING"}
@@ -122,8 +126,11 @@ def implausible(
         return "a template placeholder"
     if s.lower().strip(".") in PLACEHOLDER_WORDS or s.lower() == key.lower():
         return "a type name or placeholder word"
-    if re.fullmatch(r"[a-z]+(_[a-z]+)*_(id|name|key|code|type|value|string|number)s?", s):
+    if re.fullmatch(r"[a-z]+(_[a-z]+)*_(id|sid|uid|name|key|code|type|value|string|number)s?", s):
         return "a parameter name, not a value"
+    offset = re.fullmatch(r"(?:GMT|UTC)\s*[+-]\s*(\d{1,2}):?(\d{2})?|(?:GMT|UTC)\s*[+-]\s*(\d{3,})", s, re.I)
+    if offset and (offset.group(3) or int(offset.group(1)) > 14 or int(offset.group(2) or 0) >= 60):
+        return "not an offset from UTC (at most 14 hours)"
     low = _norm(s)
     if low and any(low == _norm(t) or (len(_norm(t)) > 6 and _norm(t) in low) or (len(low) > 8 and low in _norm(t))
                    for t in tool_names):
