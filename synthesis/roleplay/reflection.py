@@ -33,7 +33,7 @@ from synthesis.schema_utils import (
 from . import prompts
 from .phrasing import mentions
 from .runtime import Gen, ask_first
-from .values import implausible
+from .values import implausible, repeats_itself
 
 # A text reply that pastes tool output or chat-template markup instead of answering.
 RAW_ECHO = re.compile(r"</?tool_(response|call)>|<\|im_(start|end)\|>|^\s*[\[{]\s*\"", re.S)
@@ -41,7 +41,7 @@ RAW_ECHO = re.compile(r"</?tool_(response|call)>|<\|im_(start|end)\|>|^\s*[\[{]\
 
 @dataclass
 class Problem:
-    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | implausible_argument | invented_id | repeated_call | missing_call | empty_reply | raw_output | ungrounded_answer | duplicate_call
+    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | implausible_argument | invented_id | repeated_call | missing_call | empty_reply | degenerate_reply | raw_output | ungrounded_answer | duplicate_call
     message: str
     call: int | None = None
 
@@ -99,6 +99,8 @@ def check_reply(
         problems.append(Problem("missing_call", "a tool call was required, but the reply has none"))
     if not result.tool_calls and not result.text.strip():
         problems.append(Problem("empty_reply", "the reply is empty"))
+    elif not result.tool_calls and repeats_itself(result.text):
+        problems.append(Problem("degenerate_reply", "the reply says the same thing over and over; say it once"))
     elif not result.tool_calls and RAW_ECHO.search(result.text):
         problems.append(
             Problem(

@@ -357,6 +357,30 @@ _ASSISTANT_VOICE = re.compile(
 )
 
 
+def repeats_itself(text: str) -> bool:
+    """Whether ``text`` says the same thing over and over, as a small model stuck in a loop
+    writes: a 4-word phrase three times, a 7-word phrase twice, or a sentence of four words
+    or more twice.
+
+    >>> repeats_itself("I'm sorry. I'm sorry. I'm sorry. I'm sorry."), repeats_itself("It is 12 degrees in Oslo.")
+    (True, False)
+    """
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    grams = [" ".join(words[i : i + 4]) for i in range(len(words) - 3)]
+    if grams and max(grams.count(g) for g in set(grams)) >= 3:
+        return True
+    long_grams = [" ".join(words[i : i + 7]) for i in range(len(words) - 6)]
+    if len(long_grams) != len(set(long_grams)):
+        return True
+    sentences = [" ".join(re.findall(r"[a-z0-9']+", x.lower())) for x in re.split(r"(?<=[.!?])\s+", text)]
+    sentences = [x for x in sentences if len(x.split()) >= 4]
+    if len(sentences) != len(set(sentences)):
+        return True
+    # a short sentence said over and over ("I'm sorry. I'm sorry. ...")
+    short = [x for x in (" ".join(re.findall(r"[a-z0-9']+", y.lower())) for y in re.split(r"(?<=[.!?])\s+", text)) if x]
+    return len(short) >= 4 and max(short.count(x) for x in set(short)) * 2 > len(short)
+
+
 def content_words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z][a-z']{2,}", text.lower()) if w not in _STOP}
 

@@ -36,7 +36,7 @@ from .phrasing import action_phrase, humanize, mentions, new_values
 from .runtime import Gen, ask_first, gather, parse_json_reply
 from .server_sim import DELETE_VERBS, response_text
 from .steps import MessageStep, ScenarioStep, StepLog, VoteStep
-from .values import content_words
+from .values import content_words, repeats_itself
 
 PERSPECTIVE_ORDER = ("intent", "faithfulness", "realism")
 
@@ -141,17 +141,7 @@ def unusable_rationale(text: str, transcript: str = "") -> str | None:
     words = re.findall(r"[a-z0-9']+", text.lower())
     if not words:
         return "it is empty"
-    # the same 4-word phrase three times or more
-    grams = [" ".join(words[i : i + 4]) for i in range(len(words) - 3)]
-    if grams and max(grams.count(g) for g in set(grams)) >= 3:
-        return "it repeats itself"
-    # or a 7-word phrase twice ("... is not supported by the provided tools" ... again)
-    long_grams = [" ".join(words[i : i + 7]) for i in range(len(words) - 6)]
-    if len(long_grams) != len(set(long_grams)):
-        return "it repeats itself"
-    sentences = [" ".join(re.findall(r"[a-z0-9']+", x.lower())) for x in re.split(r"(?<=[.!?])\s+", text)]
-    sentences = [x for x in sentences if len(x.split()) >= 4]
-    if len(sentences) != len(set(sentences)):
+    if repeats_itself(text):
         return "it repeats itself"
     instructions = " ".join(re.findall(r"[a-z0-9']+", " ".join(prompts.PERSPECTIVES.values()).lower()))
     if any(" ".join(words[i : i + 6]) in instructions for i in range(len(words) - 5)):

@@ -189,3 +189,13 @@ def test_multi_turn_agent_that_always_fails_is_replaced_by_the_plan_and_the_ids_
     assert res.status == "accepted", res.finish.reason
     # the model made none of the calls: the score says so
     assert res.finish.score_components["reference"] == 0.0 and res.finish.split == "hard"
+
+
+def test_a_text_reply_stuck_in_a_loop_is_a_problem():
+    # seen in a stored multi-turn run, as the agent's reply to "Now please get the suggested
+    # playspace container.": "I'm sorry, I'm sorry. I'm sorry. I'm sorry. ..."
+    from synthesis.roleplay.reflection import check_reply
+
+    stuck = ChatResult(text="I'm sorry, I'm sorry. " + "I'm sorry. " * 12)
+    assert [p.code for p in check_reply(stuck, {})] == ["degenerate_reply"]
+    assert check_reply(ChatResult(text="Sorry, I need the previous pid first: what is it?"), {}) == []
