@@ -352,7 +352,9 @@ _STOP = {
 _ASSISTANT_VOICE = re.compile(
     r"\b(i'?m|i am) (here|happy|glad) to help|how (can|may) i (help|assist)|what (is it|can i do for) you|"
     r"thank you for (asking|reaching)|as an ai\b|i can help you|is there anything else|let me know if you|"
-    r"^you (can|could|may|should|need to)\b|if you have access",
+    r"^you (can|could|may|should|need to)\b|if you have access|"
+    r"\b(i'?m|i am) (the|an|your) (ai )?(assistant|agent|chatbot|user simulator)\b|"
+    r"\b(this|the|my) task is (not )?(yet )?(complete|completed|done|finished)\b|\bthe desired action\b",
     re.I,
 )
 
@@ -404,6 +406,10 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     ['reads like an HTTP request, not a person']
     >>> query_problems("What's the weather in Lisbon on 2025-06-14?")
     []
+    >>> query_problems("I am the assistant, and I have a goal to get the homepage experience.")
+    ['speaks as the assistant, not the user']
+    >>> query_problems("This task is not complete. Please provide the desired action.")
+    ['speaks as the assistant, not the user']
     """
     q = query.strip()
     out = []
