@@ -247,11 +247,12 @@ def final_answer(
     return log.emit(MessageStep(role="assistant", content=text, meta={"source": "plain"}))
 
 
-def answer_check(results: list[MessageStep]) -> Callable[[ChatResult], list[Problem]]:
+def answer_check(results: list[MessageStep], *, questions_ok: bool = False) -> Callable[[ChatResult], list[Problem]]:
     """Self-reflection's check of a text answer to tool ``results``: it reports them (names
     something they hold), does not say the request failed when every call succeeded, and
     speaks to the user, not about them.  A reply that calls tools is not an answer: it
-    passes."""
+    passes; with ``questions_ok`` (a conversation that goes on) neither does a question
+    for what the next call needs have to quote the results."""
     values = _result_values(results)
     all_succeeded = bool(results) and not any(m.is_error() for m in results)
 
@@ -262,7 +263,8 @@ def answer_check(results: list[MessageStep]) -> Callable[[ChatResult], list[Prob
         if all_succeeded and claims_failure(text):
             return [Problem("contradicts_results",
                             "every call succeeded, but the answer says it could not be done; report the results")]
-        if values and not any(v in text for v in values):
+        asks = questions_ok and text.rstrip().endswith("?")
+        if values and not asks and not any(v in text for v in values):
             return [Problem("ungrounded_answer", "the answer mentions nothing from the tool results; use them")]
         if re.search(r"\bthe user\b", text):
             return [Problem("ungrounded_answer", "the answer talks about the user; speak to them")]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from synthesis.llm.base import ChatRequest, ChatResult, ToolCall
@@ -174,7 +174,7 @@ def plain_user_message(
     scenario: ScenarioStep,
     hidden: dict[str, Any],
     transcript: list[tuple[str, str]],
-    pending: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    pending: Sequence[dict[str, Any]] = (),
 ) -> tuple[str, bool]:
     """The user's turn without a model: the goal first (with a detail or two), in the
     persona's register, then the details asked for, then the part of the goal still
@@ -216,7 +216,7 @@ def user_turn(
     cfg: RoleplayConfig,
     *,
     seed: int,
-    pending: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    pending: Sequence[dict[str, Any]] = (),
 ) -> Gen[tuple[str, bool, dict[str, Any]]]:
     """The user's next turn: the model's, checked, else a plain one.  ``pending`` are the
     planned calls the agent has not made: while any is left the user does not close (a
@@ -327,6 +327,7 @@ def multi_turn_conversation(
         history.append(user.to_openai())
         for hop in range(cfg.max_agent_hops):
             last_hop = hop == cfg.max_agent_hops - 1
+            answered = _last_results(messages)  # a text reply now answers these results
             reply = yield from agent_step(
                 log,
                 history,
@@ -337,7 +338,7 @@ def multi_turn_conversation(
                 samples=cfg.multi_turn_consistency_samples,
                 meta={"turn": turn},
                 check=_all_of(None if last_hop else plan_check(scenario, messages),
-                              answer_check(_last_results(messages)) if _last_results(messages) else None),
+                              answer_check(answered, questions_ok=True) if answered else None),
             )
             if reply is None:
                 after_results = bool(messages) and messages[-1].role == "tool"

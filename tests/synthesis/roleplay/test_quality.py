@@ -557,3 +557,16 @@ def test_an_empty_reference_value_is_named_in_the_coverage_problem():
     sc = ScenarioStep(mode="single", persona={}, tools=[tool], query="Search the notes for me, please.",
                       reference_calls=[{"name": "search_notes", "arguments": {"q": ""}}])
     assert any(p.endswith("(missing: '')") for p in rule_problems(sc, RoleplayConfig())), rule_problems(sc, RoleplayConfig())
+
+
+def test_a_question_for_the_next_call_may_follow_results_in_a_conversation():
+    from synthesis.roleplay.agent import answer_check
+
+    result = {"result": {"structuredContent": {"order_id": "ord_81c2", "status": "placed"}}}
+    results = [MessageStep(role="tool", content=json.dumps(result["result"]["structuredContent"]),
+                           tool_call_id="c1", name="create_order", mcp=result)]
+    question = ChatResult(text="Which address should the order ship to?")
+    assert answer_check(results, questions_ok=True)(question) == []
+    assert [p.code for p in answer_check(results)(question)] == ["ungrounded_answer"]
+    sorry = ChatResult(text="I'm sorry, I could not do that. Could you try again?")
+    assert [p.code for p in answer_check(results, questions_ok=True)(sorry)] == ["contradicts_results"]
