@@ -128,8 +128,8 @@ def implausible(
         return "a type name or placeholder word"
     if re.fullmatch(r"[a-z]+(_[a-z]+)*_(id|sid|uid|name|key|code|type|value|string|number)s?", s):
         return "a parameter name, not a value"
-    offset = re.fullmatch(r"(?:GMT|UTC)\s*[+-]\s*(\d{1,2}):?(\d{2})?|(?:GMT|UTC)\s*[+-]\s*(\d{3,})", s, re.I)
-    if offset and (offset.group(3) or int(offset.group(1)) > 14 or int(offset.group(2) or 0) >= 60):
+    offset = re.fullmatch(r"(?:GMT|UTC)\s*[+-]\s*(\d{1,2})(?::?(\d{2}))?", s, re.I)
+    if offset and (int(offset.group(1)) > 14 or int(offset.group(2) or 0) >= 60):
         return "not an offset from UTC (at most 14 hours)"
     low = _norm(s)
     if low and any(low == _norm(t) or (len(_norm(t)) > 6 and _norm(t) in low) or (len(low) > 8 and low in _norm(t))
@@ -374,13 +374,12 @@ def repeats_itself(text: str) -> bool:
     long_grams = [" ".join(words[i : i + 7]) for i in range(len(words) - 6)]
     if len(long_grams) != len(set(long_grams)):
         return True
-    sentences = [" ".join(re.findall(r"[a-z0-9']+", x.lower())) for x in re.split(r"(?<=[.!?])\s+", text)]
-    sentences = [x for x in sentences if len(x.split()) >= 4]
-    if len(sentences) != len(set(sentences)):
+    sentences = [x for x in (" ".join(re.findall(r"[a-z0-9']+", y.lower())) for y in re.split(r"(?<=[.!?])\s+", text)) if x]
+    long_ones = [x for x in sentences if len(x.split()) >= 4]
+    if len(long_ones) != len(set(long_ones)):
         return True
     # a short sentence said over and over ("I'm sorry. I'm sorry. ...")
-    short = [x for x in (" ".join(re.findall(r"[a-z0-9']+", y.lower())) for y in re.split(r"(?<=[.!?])\s+", text)) if x]
-    return len(short) >= 4 and max(short.count(x) for x in set(short)) * 2 > len(short)
+    return len(sentences) >= 4 and max(sentences.count(x) for x in set(sentences)) * 2 > len(sentences)
 
 
 def content_words(text: str) -> set[str]:
