@@ -205,6 +205,62 @@ def plain_user_message(
                        "That's all, thanks."]), True
 
 
+def _tool_of(scenario: ScenarioStep, name: str) -> dict[str, Any]:
+    return next((t for t in scenario.tools if t["name"] == name), {"name": name})
+
+
+# Words a person uses to ask for a change (beside the tool-name verbs that change state).
+_CHANGE_WORDS = STATE_CHANGING_VERBS | {
+    "erase", "clear", "make", "new", "register", "open", "start", "book", "schedule", "write", "generate",
+    "upload", "publish", "replace", "adjust", "switch", "enable", "disable", "mark", "save", "apply",
+    "transfer", "pay", "rid", "stop", "pause", "resume", "restart", "activate", "deactivate", "reset",
+    "trigger", "launch", "invite", "import", "upgrade", "approve", "reject", "attach", "detach", "kill",
+    "terminate", "purge", "wipe",
+}  # not "order", "record", "log" or "store": nouns as often as verbs
+
+
+def _says_change(text: str) -> bool:
+    """Whether ``text`` uses a verb of changing something (in any of its common forms).
+
+    >>> _says_change("Could you remove my export?"), _says_change("I'm creating a list"), _says_change("Show my order")
+    (True, True, False)
+    """
+    for w in re.findall(r"[a-z]+", text.lower()):
+        if w in _CHANGE_WORDS or any(
+            w in (v + "s", v + "d", v + "ed", v + "es", v + "ing", v[:-1] + "ing", v + v[-1] + "ed", v + v[-1] + "ing")
+            for v in _CHANGE_WORDS
+        ):
+            return True
+    return False
+
+
+def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any]) -> bool:
+    """Whether ``text`` (what the user said) asks for ``call``: it gives one of the call's
+    values, or names what the call acts on (half the content words of its
+    :func:`phrasing.action_phrase` after the verb) and, for a call that changes something,
+    asks for a change.
+
+    >>> tool = {"name": "deleteMusicPreferencesExport", "description": "Delete the music preferences export."}
+    >>> asks_for("Please remove my music preferences export.", {"name": tool["name"], "arguments": {}}, tool)
+    True
+    >>> asks_for("Can you get the suggested playspace container?", {"name": tool["name"], "arguments": {}}, tool)
+    False
+    >>> asks_for("What is in my music preferences export?", {"name": tool["name"], "arguments": {}}, tool)
+    False
+    >>> asks_for("Could you add tea to my basket?", {"name": "add_item", "arguments": {"item": "tea"}},
+    ...          {"name": "add_item", "description": "Add an item."})
+    True
+    """
+    values = [v for v in (call.get("arguments") or {}).values()
+              if not isinstance(v, bool | dict | list) and v not in (None, "")]
+    if any(phrasing.mentions(text, v) for v in values):
+        return True
+    action = phrasing.action_phrase(tool).split(" ", 1)
+    if overlap(text, action[-1]) < 0.5:
+        return False
+    return verb_of(str(tool.get("name", ""))) not in STATE_CHANGING_VERBS or _says_change(text)
+
+
 def _unrevealed(facts: dict[str, Any], said: str) -> dict[str, Any]:
     return {k: v for k, v in facts.items() if not phrasing.mentions(said, v)}
 
@@ -225,10 +281,15 @@ def user_turn(
     hidden = _unrevealed(scenario.user_facts, said)
     meta: dict[str, Any] = {}
     backend_failures = 0
+    # The opening asks for the plan's first step: the agent follows the user's order, and a
+    # user who opens with the second step leaves the agent to make the first unasked.
+    first = scenario.reference_calls[0] if scenario.reference_calls and not transcript else None
+    first_tool = _tool_of(scenario, first["name"]) if first else None
+    first_step = phrasing.action_phrase(first_tool) if first_tool else ""
     for attempt in range(1 + cfg.max_repair_attempts):
         req = ChatRequest(
             messages=prompts.user_sim_messages(
-                persona, scenario.goal, scenario.user_facts, hidden, transcript
+                persona, scenario.goal, scenario.user_facts, hidden, transcript, first_step=first_step
             ),
             json_schema=prompts.USER_TURN_SCHEMA,
             temperature=cfg.user_temperature,
@@ -268,6 +329,8 @@ def user_turn(
             # least one of its details (else it is a simulator's ramble).
             if not transcript and hidden and len(_unrevealed(hidden, text)) == len(hidden):
                 problems.append("shares none of the details not yet given")
+            if first is not None and not asks_for(text, first, first_tool):
+                problems.append(f"does not start with the goal's first step ({first_step})")
         if text and not problems:
             if attempt:
                 meta["attempts"] = attempt + 1
@@ -472,8 +535,11 @@ def reference_step(
 def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[[ChatResult], list[Problem]]:
     """Self-reflection's extra check of a multi-turn agent step: a text reply while the
     user has given everything the plan's next call needs is a missing call, and a
-    state-changing call outside the plan changes something nobody asked for."""
-    planned = {c["name"] for c in scenario.reference_calls}
+    state-changing call outside the plan changes something nobody asked for, and so does a
+    planned one the user has not asked for yet (the plan is the simulator's, not something
+    the user said)."""
+    planned = {c["name"]: c for c in scenario.reference_calls}
+    said = " ".join(m.content or "" for m in messages if m.role == "user")
 
     def check(result: ChatResult) -> list[Problem]:
         problems = []
@@ -483,8 +549,13 @@ def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[
                 name = nxt.calls()[0]["name"]
                 problems.append(Problem("missing_call", f"the user has given what {name} needs: call it now"))
         for i, tc in enumerate(result.tool_calls):
-            if tc.name not in planned and verb_of(tc.name) in STATE_CHANGING_VERBS:
+            if verb_of(tc.name) not in STATE_CHANGING_VERBS:
+                continue
+            if tc.name not in planned:
                 problems.append(Problem("unasked_call", f"{tc.name} changes something the user did not ask for", i))
+            elif not asks_for(said, planned[tc.name], _tool_of(scenario, tc.name)):
+                problems.append(Problem(
+                    "unasked_call", f"{tc.name} changes something the user has not asked for yet: answer what they asked", i))
         return problems
 
     return check

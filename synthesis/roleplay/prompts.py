@@ -361,7 +361,12 @@ def user_sim_messages(
     facts: dict[str, Any],
     unrevealed: dict[str, Any],
     transcript: list[tuple[str, str]],
+    first_step: str = "",
 ) -> list[dict[str, Any]]:
+    """The User Simulator's prompt.  ``first_step`` (the plan's first action, e.g. "create
+    an order") is what the opening message asks for: the agent works through the goal in
+    the order the user asks, so an opening that asks for a later step first sets the two
+    apart."""
     facts_txt = "; ".join(f"{k} = {_j(v, 80)}" for k, v in facts.items()) or "none"
     hidden = "; ".join(f"{k} = {_j(v, 80)}" for k, v in unrevealed.items())
     convo = "\n".join(
@@ -371,6 +376,7 @@ def user_sim_messages(
         task = (
             "Write your first message: say what you want in a sentence or two, with only some "
             "of the details (the assistant may ask for the rest)."
+            + (f" Start with the first step: {first_step}." if first_step else "")
         )
     else:
         task = (

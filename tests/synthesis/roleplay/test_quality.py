@@ -570,3 +570,57 @@ def test_a_question_for_the_next_call_may_follow_results_in_a_conversation():
     assert [p.code for p in answer_check(results)(question)] == ["ungrounded_answer"]
     sorry = ChatResult(text="I'm sorry, I could not do that. Could you try again?")
     assert [p.code for p in answer_check(results, questions_ok=True)(sorry)] == ["contradicts_results"]
+
+
+def test_the_opening_turn_asks_for_the_plans_first_step():
+    """A user who opens with the plan's second step leaves the agent to make the first one
+    unasked: such an opening is refused, and the plain opening asks for the first step."""
+    from .fakes import CREATE_ORDER as CO
+
+    prompts_seen = []
+
+    def second_step_first(req):
+        props = set((req.json_schema or {}).get("properties") or {})
+        if props == {"goal_met", "message"} and "Conversation so far" not in req.messages[-1]["content"]:
+            prompts_seen.append(req.messages[-1]["content"])
+            return as_json({"goal_met": False, "message": "Could you look up the status of my order for me?"})
+        return smart_reply(req)
+
+    spec = TrajectorySpec(id="o", mode="multi_turn", tools=[CO, GET_ORDER], seed=4,
+                          target_tools=("create_order", "get_order"))
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=3)
+    sink = MemorySink()
+    run_trajectories([spec], {"default": smart_backend(), "user": ScriptedBackend(default=second_step_first)}, sink, cfg)
+    steps = sink.steps["o"]
+    scenario = steps[0]
+    assert [c["name"] for c in scenario.reference_calls] == ["create_order", "get_order"]
+    assert prompts_seen and all("Start with the first step: place an order" in p for p in prompts_seen), prompts_seen[:1]
+    opening = next(s for s in steps if isinstance(s, MessageStep) and s.role == "user")
+    assert any("does not start with the goal's first step" in " ".join(r["problems"])
+               for r in opening.meta["rejected"]), opening.meta
+    assert opening.meta.get("source") == "plain"
+    item = scenario.reference_calls[0]["arguments"]["item"]
+    assert item in opening.content and "order" in opening.content.lower(), opening.content
+
+
+def test_a_planned_change_the_user_has_not_asked_for_yet_is_refused():
+    from synthesis.llm.base import ToolCall
+    from synthesis.roleplay.multi_turn import plan_check
+
+    from .fakes import DELETE_ORDER
+
+    sc = ScenarioStep(mode="multi_turn", persona={}, tools=[GET_ORDER, DELETE_ORDER], goal="",
+                      reference_calls=[{"name": "delete_order", "arguments": {"order_id": "ord_1"}},
+                                       {"name": "get_order", "arguments": {"order_id": "ord_2"}}])
+
+    def problems(user_text, name, order_id):
+        check = plan_check(sc, [MessageStep(role="user", content=user_text)])
+        return [p.code for p in check(ChatResult(text="", tool_calls=[ToolCall(name=name, arguments={"order_id": order_id})]))]
+
+    # asked for the second step: deleting the first one's order is nobody's request yet
+    assert problems("Where is my order ord_2?", "delete_order", "ord_3") == ["unasked_call"]
+    # asked for by its value, or by what it does
+    assert problems("Please cancel order ord_1.", "delete_order", "ord_1") == []
+    assert problems("I'd like to delete the order, then check another.", "delete_order", "ord_1") == []
+    # a read the plan holds is not a change
+    assert problems("Please cancel order ord_1.", "get_order", "ord_2") == []
