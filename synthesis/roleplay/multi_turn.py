@@ -234,11 +234,24 @@ def _says_change(text: str) -> bool:
     return False
 
 
+def _values(call: dict[str, Any]) -> list[Any]:
+    return [v for v in (call.get("arguments") or {}).values()
+            if not isinstance(v, bool | dict | list) and v not in (None, "")]
+
+
+def _own_values(calls: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
+    """Call ``k``'s arguments whose values no other call of ``calls`` has (a service id
+    that every step of a plan names tells nothing about which step the user asks for)."""
+    others = {str(v) for j, c in enumerate(calls) if j != k for v in _values(c)}
+    return {key: v for key, v in (calls[k].get("arguments") or {}).items() if str(v) not in others}
+
+
 def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any]) -> bool:
     """Whether ``text`` (what the user said) asks for ``call``: it gives one of the call's
     values, or names what the call acts on (half the content words of its
     :func:`phrasing.action_phrase` after the verb) and, for a call that changes something,
-    asks for a change.
+    asks for a change.  (Pass the call with only its :func:`_own_values` where other
+    calls share its values.)
 
     >>> tool = {"name": "deleteMusicPreferencesExport", "description": "Delete the music preferences export."}
     >>> asks_for("Please remove my music preferences export.", {"name": tool["name"], "arguments": {}}, tool)
@@ -251,9 +264,7 @@ def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any]) -> bool:
     ...          {"name": "add_item", "description": "Add an item."})
     True
     """
-    values = [v for v in (call.get("arguments") or {}).values()
-              if not isinstance(v, bool | dict | list) and v not in (None, "")]
-    if any(phrasing.mentions(text, v) for v in values):
+    if any(phrasing.mentions(text, v) for v in _values(call)):
         return True
     action = phrasing.action_phrase(tool).split(" ", 1)
     if overlap(text, action[-1]) < 0.5:
@@ -283,7 +294,8 @@ def user_turn(
     backend_failures = 0
     # The opening asks for the plan's first step: the agent follows the user's order, and a
     # user who opens with the second step leaves the agent to make the first unasked.
-    first = scenario.reference_calls[0] if scenario.reference_calls and not transcript else None
+    calls = scenario.reference_calls
+    first = {**calls[0], "arguments": _own_values(calls, 0)} if calls and not transcript else None
     first_tool = _tool_of(scenario, first["name"]) if first else None
     first_step = phrasing.action_phrase(first_tool) if first_tool else ""
     for attempt in range(1 + cfg.max_repair_attempts):
@@ -313,7 +325,7 @@ def user_turn(
                 problems.append("a closing turn is a short thanks")
             if pending:
                 problems.append("closes before the goal is done (the agent has not done everything it needs)")
-        elif transcript and text and hidden and len(_unrevealed(hidden, text)) == len(hidden):
+        elif transcript and text and len(_unrevealed(hidden, text)) == len(hidden):
             # A later turn gives what was asked for, or at least stays on the goal.
             said_before = " ".join(t for _, t in transcript[-2:])
             if overlap(text, scenario.goal + " " + said_before) == 0:
@@ -331,6 +343,14 @@ def user_turn(
                 problems.append("shares none of the details not yet given")
             if first is not None and not asks_for(text, first, first_tool):
                 problems.append(f"does not start with the goal's first step ({first_step})")
+            if transcript and pending and not hidden and not any(
+                asks_for(text, {**c, "arguments": _own_values(pending, j)}, _tool_of(scenario, c["name"]))
+                for j, c in enumerate(pending)
+            ):
+                # Nothing left to give and part of the goal left to do: the user asks for it
+                # (not "The interface is extremely unpolished. You need to improve it.").
+                actions = "; ".join(phrasing.action_phrase(_tool_of(scenario, c["name"])) for c in pending[:2])
+                problems.append(f"asks for none of what is left of the goal ({actions})")
         if text and not problems:
             if attempt:
                 meta["attempts"] = attempt + 1
@@ -538,7 +558,8 @@ def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[
     state-changing call outside the plan changes something nobody asked for, and so does a
     planned one the user has not asked for yet (the plan is the simulator's, not something
     the user said)."""
-    planned = {c["name"]: c for c in scenario.reference_calls}
+    calls = scenario.reference_calls
+    planned = {c["name"]: {**c, "arguments": _own_values(calls, k)} for k, c in reversed(list(enumerate(calls)))}
     said = " ".join(m.content or "" for m in messages if m.role == "user")
 
     def check(result: ChatResult) -> list[Problem]:

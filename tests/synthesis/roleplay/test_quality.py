@@ -624,3 +624,31 @@ def test_a_planned_change_the_user_has_not_asked_for_yet_is_refused():
     assert problems("I'd like to delete the order, then check another.", "delete_order", "ord_1") == []
     # a read the plan holds is not a change
     assert problems("Please cancel order ord_1.", "get_order", "ord_2") == []
+    # a value every step names does not say which step the user asks for
+    sc.reference_calls[1]["arguments"]["order_id"] = "ord_1"
+    assert problems("Where is my order ord_1?", "delete_order", "ord_1") == ["unasked_call"]
+    assert problems("Please cancel order ord_1.", "delete_order", "ord_1") == []
+
+
+def test_a_later_turn_with_nothing_left_to_give_asks_for_the_rest_of_the_goal():
+    from .fakes import CREATE_ORDER as CO
+
+    def rambling_later(req):
+        props = set((req.json_schema or {}).get("properties") or {})
+        if props == {"goal_met", "message"} and "Conversation so far" in req.messages[-1]["content"]:
+            return as_json({"goal_met": False, "message": "The interface is extremely unpolished. You need to improve it."})
+        return smart_reply(req)
+
+    spec = TrajectorySpec(id="r", mode="multi_turn", tools=[CO, GET_ORDER], seed=4,
+                          target_tools=("create_order", "get_order"))
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=3)
+    sink = MemorySink()
+    run_trajectories([spec], {"default": smart_backend(), "user": ScriptedBackend(default=rambling_later)}, sink, cfg)
+    steps = sink.steps["r"]
+    users = [s for s in steps if isinstance(s, MessageStep) and s.role == "user"]
+    assert len(users) >= 2 and all("unpolished" not in u.content for u in users), [u.content for u in users]
+    assert any("asks for none of what is left of the goal (look up an order)" in " ".join(r["problems"])
+               for r in users[1].meta["rejected"]), users[1].meta
+    assert users[1].meta.get("source") == "plain" and "look up an order" in users[1].content
+    calls = [c["name"] for s in steps if isinstance(s, MessageStep) and s.role == "assistant" for c in s.calls()]
+    assert calls == ["create_order", "get_order"], calls
