@@ -188,6 +188,13 @@ def plain_user_message(
         first = {_fact_key(k): v for k, v in list(hidden.items())[:2]}
         return phrasing.opening(phrasing.describe_call(action, first, rng), style, rng), False
     if hidden:
+        # The details of the step at hand: a value of a later step, given now, is a request
+        # for that step before its turn (the agent took "and the vendor is spotify" as one).
+        if pending:
+            step = pending[0]
+            own = {k: v for k, v in hidden.items() if _fact_key(k) in (step.get("arguments") or {})
+                   and (k == _fact_key(k) or k.endswith(f"(for {step['name']})"))}
+            hidden = own or hidden
         parts = []
         for k, v in hidden.items():
             key = _fact_key(k)

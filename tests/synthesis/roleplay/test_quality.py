@@ -652,3 +652,21 @@ def test_a_later_turn_with_nothing_left_to_give_asks_for_the_rest_of_the_goal():
     assert users[1].meta.get("source") == "plain" and "look up an order" in users[1].content
     calls = [c["name"] for s in steps if isinstance(s, MessageStep) and s.role == "assistant" for c in s.calls()]
     assert calls == ["create_order", "get_order"], calls
+
+
+def test_the_plain_user_gives_the_details_of_the_step_at_hand_only():
+    from synthesis.roleplay.multi_turn import plain_user_message
+
+    play = {"name": "post_play", "description": "Write a play event.", "inputSchema": {"type": "object"}}
+    vendor = {"name": "delete_vendor_export", "description": "Remove vendor export preferences.",
+              "inputSchema": {"type": "object"}}
+    calls = [{"name": "post_play", "arguments": {"pid": "pid_a6fd", "version_pid": "v3"}},
+             {"name": "delete_vendor_export", "arguments": {"vendor": "spotify"}}]
+    sc = ScenarioStep(mode="multi_turn", persona={}, tools=[play, vendor], goal="", reference_calls=calls)
+    hidden = {"version_pid": "v3", "vendor": "spotify"}
+    transcript = [("user", "Can you write a play event for pid pid_a6fd?"), ("assistant", "Which version pid?")]
+    text, closing = plain_user_message(sc, hidden, transcript, pending=calls)
+    assert "v3" in text and "spotify" not in text and not closing, text
+    # once that step is done, the next one's details
+    text, _ = plain_user_message(sc, {"vendor": "spotify"}, transcript, pending=calls[1:])
+    assert "spotify" in text, text
