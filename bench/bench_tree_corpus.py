@@ -142,6 +142,11 @@ def _worktree(rev: str) -> Path:
     return wt
 
 
+def _help(cwd: Path) -> str:
+    return subprocess.run([PY, "manage.py", "build_tree", "--help"], cwd=cwd, env=env_for("postgres"),
+                          capture_output=True, text=True).stdout
+
+
 def step_judge(rev: str) -> dict:
     """The judge phase alone, side by side: on copies of the ``after`` database (every vector
     stored, so nothing is embedded) with the judge's verdicts deleted, ``build_tree --force``
@@ -154,7 +159,10 @@ def step_judge(rev: str) -> dict:
         psql(f"drop database if exists {db}")
         psql(f"create database {db} template inftool_tc_after")
         psql("delete from catalog_duplicatelink where method = 'judge'", db)
-        out[side] = measured([PY, "manage.py", "build_tree", "--force"], cwd=cwd, db=db,
+        # This checkout asks the embedded judge only when told to (--judge on); before
+        # that option, build_tree asked it by default.
+        judge = ["--judge", "on"] if "--judge" in _help(cwd) else []
+        out[side] = measured([PY, "manage.py", "build_tree", "--force", *judge], cwd=cwd, db=db,
                              log=OUT / f"judge-{side}.log")
     return out
 

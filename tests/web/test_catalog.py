@@ -266,7 +266,7 @@ def test_only_the_judge_is_built_with_a_small_batch_and_dropped_before_the_tree(
     monkeypatch.setattr(cmd, "build_tree", lambda *a, **k: (events.append("tree"), tree(*a, **k))[1])
     settings.INFTOOL_ROLE_BACKENDS = {**settings.INFTOOL_ROLE_BACKENDS, "judge": {"backend": "embedded"}}
     _two_specs(tmp_path)
-    run("build_tree", domains=2, categories=3, lower=0.2, upper=0.999)
+    run("build_tree", domains=2, categories=3, lower=0.2, upper=0.999, judge_mode="on")
     # One backend, the judge's, not one per role; with the embedded model's smaller batch.
     assert built == [("embedded", cmd.EMBEDDED_JUDGE_OPTIONS)]
     assert events[0] == "judged" and events[-2:] == ["closed", "tree"]
@@ -296,7 +296,7 @@ def test_a_rebuild_reuses_the_judges_verdicts_on_unchanged_tools(tmp_path, setti
         "backend": "scripted", "default": '{"duplicate": false, "reason": "different operations"}'}}
     _two_specs(tmp_path)
     # A low band sends many pairs to the judge.
-    args = dict(domains=2, categories=3, lower=0.2, upper=0.999, max_judge_pairs=1000)
+    args = dict(domains=2, categories=3, lower=0.2, upper=0.999, max_judge_pairs=1000, judge_mode="on")
     first = run("build_tree", **args)
     judged = DuplicateLink.objects.filter(method="judge")
     n_judged = judged.count()
@@ -375,3 +375,40 @@ def test_a_changed_spec_re_embeds_only_its_changed_tools(tmp_path):
     after = {t.pk: bytes(t.embedding) for t in Tool.objects.all()}
     assert after[stale[0]] != before[stale[0]]
     assert all(after[pk] == vec for pk, vec in before.items() if pk != stale[0])
+
+
+@pytest.mark.django_db
+def test_by_default_only_a_model_stronger_than_the_embedded_one_judges(tmp_path, settings, monkeypatch):
+    from inftool_web.catalog.management.commands import build_tree as cmd
+    from synthesis.llm.base import ChatResult
+
+    built = []
+
+    class Judge:
+        def complete_batch(self, requests):
+            return [[ChatResult(text='{"reason": "different operations", "duplicate": false}')] for _ in requests]
+
+        def close(self):
+            pass
+
+    def get_backend(name, **options):
+        built.append(name)
+        return Judge()
+
+    monkeypatch.setattr(cmd, "get_backend", get_backend)
+    _two_specs(tmp_path)
+    args = dict(domains=2, categories=3, lower=0.2, upper=0.999, namer="keywords")
+    settings.INFTOOL_ROLE_BACKENDS = {**settings.INFTOOL_ROLE_BACKENDS, "judge": {"backend": "embedded"}}
+    out = run("build_tree", **args)
+    # the embedded model is not asked: the pairs it would judge stay apart
+    assert built == [] and "judge: none (auto" in out and re.search(r"judged pairs\s+0\b", out)
+    assert not DuplicateLink.objects.filter(method="judge").exists()
+    # a model stronger than the embedded one is, and so is the embedded one when asked for
+    settings.INFTOOL_ROLE_BACKENDS = {**settings.INFTOOL_ROLE_BACKENDS, "judge": {
+        "backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "judge-model"}}
+    out = run("build_tree", **args)
+    assert built == ["openai"] and "judge: none" not in out and DuplicateLink.objects.filter(method="judge").exists()
+    settings.INFTOOL_ROLE_BACKENDS = {**settings.INFTOOL_ROLE_BACKENDS, "judge": {"backend": "embedded"}}
+    DuplicateLink.objects.filter(method="judge").delete()  # else its verdicts are reused
+    run("build_tree", force=True, judge_mode="on", **args)
+    assert built == ["openai", "embedded"]
