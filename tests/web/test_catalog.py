@@ -412,3 +412,27 @@ def test_by_default_only_a_model_stronger_than_the_embedded_one_judges(tmp_path,
     DuplicateLink.objects.filter(method="judge").delete()  # else its verdicts are reused
     run("build_tree", force=True, judge_mode="on", **args)
     assert built == ["openai", "embedded"]
+
+
+@pytest.mark.django_db
+def test_duplicates_store_writes_each_pair_once_and_replaces_the_last_decisions(tmp_path):
+    from inftool_web.catalog.services import duplicates_store
+
+    _two_specs(tmp_path)
+    a, b, c = Tool.objects.order_by("id").values_list("id", flat=True)[:3]
+
+    def decision(t, k, method="semantic", dup=True, why="close"):
+        return {"tool_id": t, "canonical_id": k, "method": method, "similarity": 1.00004, "is_duplicate": dup,
+                "judge_verdict": "", "rationale": why}
+
+    n = duplicates_store(decisions=[decision(b, a), decision(b, a, "judge"), decision(a, a), decision(c, a, dup=False, why="no\x00judge")],
+                         canonical_of={a: None, b: a, c: None})
+    assert n == 2
+    links = {(x.tool_id, x.canonical_id): x for x in DuplicateLink.objects.all()}
+    assert set(links) == {(b, a), (c, a)}
+    assert links[(b, a)].method == "semantic" and links[(b, a)].similarity == 1.0 and links[(b, a)].is_duplicate
+    assert "\x00" not in links[(c, a)].rationale and not links[(c, a)].is_duplicate
+    assert Tool.objects.get(pk=b).canonical_id == a and Tool.objects.get(pk=c).canonical_id is None
+    assert duplicates_store(decisions=[decision(c, a)], canonical_of={a: None, b: None, c: a}) == 1
+    assert list(DuplicateLink.objects.values_list("tool_id", "canonical_id")) == [(c, a)]
+    assert Tool.objects.get(pk=b).canonical_id is None
