@@ -25,7 +25,7 @@ from .config import RoleplayConfig
 from .reflection import Problem
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .scoring import Score, call_set_agreement, execution_consistency, multi_turn_ignore_key
-from .server_sim import STATE_CHANGING_VERBS, ServerSimulator, verb_of
+from .server_sim import DELETE_VERBS, STATE_CHANGING_VERBS, ServerSimulator, verb_of
 from .single_turn import (
     MIN_REWRITE_OVERLAP,
     finish,
@@ -187,14 +187,14 @@ def plain_user_message(
         action = phrasing.action_phrase(by_name.get(calls[0]["name"]) or {"name": calls[0]["name"]}) if calls else "get some help"
         first = {_fact_key(k): v for k, v in list(hidden.items())[:2]}
         return phrasing.opening(phrasing.describe_call(action, first, rng), style, rng), False
-    if hidden:
+    if hidden and pending:
         # The details of the step at hand: a value of a later step, given now, is a request
         # for that step before its turn (the agent took "and the vendor is spotify" as one).
-        if pending:
-            step = pending[0]
-            own = {k: v for k, v in hidden.items() if _fact_key(k) in (step.get("arguments") or {})
-                   and (k == _fact_key(k) or k.endswith(f"(for {step['name']})"))}
-            hidden = own or hidden
+        # A step at hand that needs none of them is asked for instead (below).
+        step = pending[0]
+        hidden = {k: v for k, v in hidden.items() if _fact_key(k) in (step.get("arguments") or {})
+                  and (k == _fact_key(k) or k.endswith(f"(for {step['name']})"))}
+    if hidden:
         parts = []
         for k, v in hidden.items():
             key = _fact_key(k)
@@ -226,16 +226,23 @@ _CHANGE_WORDS = STATE_CHANGING_VERBS | {
 }  # not "order", "record", "log" or "store": nouns as often as verbs
 
 
-def _says_change(text: str) -> bool:
-    """Whether ``text`` uses a verb of changing something (in any of its common forms).
+# Words a person uses to ask for something to go.
+_REMOVE_WORDS = DELETE_VERBS | {"erase", "clear", "purge", "wipe", "rid", "terminate", "kill", "revoke", "deactivate"}
+
+
+def _says_change(text: str, verbs: frozenset[str] | set[str] = _CHANGE_WORDS) -> bool:
+    """Whether ``text`` uses one of ``verbs`` (by default, any verb of changing something),
+    in any of its common forms.
 
     >>> _says_change("Could you remove my export?"), _says_change("I'm creating a list"), _says_change("Show my order")
     (True, True, False)
+    >>> _says_change("Create a deployment for environment ZE2D", _REMOVE_WORDS)
+    False
     """
     for w in re.findall(r"[a-z]+", text.lower()):
-        if w in _CHANGE_WORDS or any(
+        if w in verbs or any(
             w in (v + "s", v + "d", v + "ed", v + "es", v + "ing", v[:-1] + "ing", v + v[-1] + "ed", v + v[-1] + "ing")
-            for v in _CHANGE_WORDS
+            for v in verbs
         ):
             return True
     return False
@@ -257,8 +264,8 @@ def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any]) -> bool:
     """Whether ``text`` (what the user said) asks for ``call``: it gives one of the call's
     values, or names what the call acts on (half the content words of its
     :func:`phrasing.action_phrase` after the verb) and, for a call that changes something,
-    asks for a change.  (Pass the call with only its :func:`_own_values` where other
-    calls share its values.)
+    asks for a change (for one that deletes, for something to go).  (Pass the call with
+    only its :func:`_own_values` where other calls share its values.)
 
     >>> tool = {"name": "deleteMusicPreferencesExport", "description": "Delete the music preferences export."}
     >>> asks_for("Please remove my music preferences export.", {"name": tool["name"], "arguments": {}}, tool)
@@ -276,7 +283,10 @@ def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any]) -> bool:
     action = phrasing.action_phrase(tool).split(" ", 1)
     if overlap(text, action[-1]) < 0.5:
         return False
-    return verb_of(str(tool.get("name", ""))) not in STATE_CHANGING_VERBS or _says_change(text)
+    verb = verb_of(str(tool.get("name", "")))
+    if verb in DELETE_VERBS:
+        return _says_change(text, _REMOVE_WORDS)
+    return verb not in STATE_CHANGING_VERBS or _says_change(text)
 
 
 def _unrevealed(facts: dict[str, Any], said: str) -> dict[str, Any]:

@@ -350,7 +350,8 @@ _STOP = {
     "have", "will", "just", "then", "than", "them", "they", "what", "which", "who", "how", "its",
 }  # fmt: skip
 _ASSISTANT_VOICE = re.compile(
-    r"\b(i'?m|i am) (here|happy|glad) to help|how (can|may) i (help|assist)|what (is it|can i do for) you|"
+    r"\b(i'?m|i am) (here|happy|glad) to help|\bglad (that )?i (could|was able to|can) help|"
+    r"how (can|may) i (help|assist)|what (is it|can i do for) you|"
     r"thank you for (asking|reaching)|as an ai\b|i can help you|is there anything else|let me know if you|"
     r"^you (can|could|may|should|need to)\b|if you have access|"
     r"\b(i'?m|i am) (the|an|your) (ai )?(assistant|agent|chatbot|user simulator)\b|"
@@ -408,6 +409,8 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     >>> query_problems("I am the assistant, and I have a goal to get the homepage experience.")
     ['speaks as the assistant, not the user']
     >>> query_problems("This task is not complete. Please provide the desired action.")
+    ['speaks as the assistant, not the user']
+    >>> query_problems("Nice job, I'm glad I could help!")
     ['speaks as the assistant, not the user']
     """
     q = query.strip()

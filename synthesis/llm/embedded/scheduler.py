@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..base import ChatRequest, ChatResult, Generation, LLMBackend, LLMError, OnText, normalize_tool
+from ..base import ChatRequest, ChatResult, Generation, LLMBackend, LLMError, OnText
 from ..prompting import to_hermes_messages
 from ..toolcalls import (
     TOOL_CALL_CLOSE,

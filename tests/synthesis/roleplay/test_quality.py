@@ -628,6 +628,8 @@ def test_a_planned_change_the_user_has_not_asked_for_yet_is_refused():
     sc.reference_calls[1]["arguments"]["order_id"] = "ord_1"
     assert problems("Where is my order ord_1?", "delete_order", "ord_1") == ["unasked_call"]
     assert problems("Please cancel order ord_1.", "delete_order", "ord_1") == []
+    # nor does asking for another change: a delete is asked for by asking that something go
+    assert problems("Please create an order like ord_1.", "delete_order", "ord_1") == ["unasked_call"]
 
 
 def test_a_later_turn_with_nothing_left_to_give_asks_for_the_rest_of_the_goal():
@@ -670,3 +672,9 @@ def test_the_plain_user_gives_the_details_of_the_step_at_hand_only():
     # once that step is done, the next one's details
     text, _ = plain_user_message(sc, {"vendor": "spotify"}, transcript, pending=calls[1:])
     assert "spotify" in text, text
+    # a step at hand that needs none of them is asked for, not answered with a later step's value
+    export = {"name": "delete_export", "description": "Remove export preferences.", "inputSchema": {"type": "object"}}
+    sc = ScenarioStep(mode="multi_turn", persona={}, tools=[play, export, vendor], goal="",
+                      reference_calls=[calls[0], {"name": "delete_export", "arguments": {}}, calls[1]])
+    text, closing = plain_user_message(sc, {"vendor": "spotify"}, transcript, pending=sc.reference_calls[1:])
+    assert "remove export preferences" in text and "spotify" not in text and not closing, text
