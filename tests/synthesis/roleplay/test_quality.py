@@ -380,22 +380,36 @@ def test_a_multi_turn_answer_to_results_is_checked_as_a_closing_answer_is():
     assert "contradicts_results" in problems
 
 
+def scripted_user(*, opening: dict | None = None, later: dict | None = None, seen: list | None = None):
+    """A User Simulator backend that answers the opening turn with ``opening`` and later
+    turns with ``later`` (each a reply object; None: the fake's own), noting the opening's
+    prompts in ``seen``; everything else as :func:`smart_reply`."""
+
+    def reply(req):
+        props = set((req.json_schema or {}).get("properties") or {})
+        if props == {"goal_met", "message"}:
+            is_later = "Conversation so far" in req.messages[-1]["content"]
+            if not is_later and seen is not None:
+                seen.append(req.messages[-1]["content"])
+            chosen = later if is_later else opening
+            if chosen is not None:
+                return as_json(chosen)
+        return smart_reply(req)
+
+    return ScriptedBackend(default=reply)
+
+
 def test_the_user_does_not_close_while_part_of_the_goal_is_undone():
     # seen in a stored run: 6 of 8 rejected multi-turn conversations ended with the user's
     # "That's all, thanks." before the agent made the goal's second call
     from .fakes import CREATE_ORDER
 
-    def hasty_user(req):
-        props = set((req.json_schema or {}).get("properties") or {})
-        if props == {"goal_met", "message"} and "Conversation so far" in req.messages[-1]["content"]:
-            return as_json({"goal_met": True, "message": "Thanks, that is all."})
-        return smart_reply(req)
 
     spec = TrajectorySpec(id="h", mode="multi_turn", tools=[CREATE_ORDER, GET_ORDER], seed=5,
                           target_tools=("create_order", "get_order"))
     cfg = RoleplayConfig(consistency_samples=0, verifier_count=0, max_turns=4)
     sink = MemorySink()
-    (res,) = run_trajectories([spec], {"default": smart_backend(), "user": ScriptedBackend(default=hasty_user)},
+    (res,) = run_trajectories([spec], {"default": smart_backend(), "user": scripted_user(later={"goal_met": True, "message": "Thanks, that is all."})},
                               sink, cfg)
     steps = sink.steps["h"]
     users = [s for s in steps if isinstance(s, MessageStep) and s.role == "user"]
@@ -577,20 +591,14 @@ def test_the_opening_turn_asks_for_the_plans_first_step():
     unasked: such an opening is refused, and the plain opening asks for the first step."""
     from .fakes import CREATE_ORDER as CO
 
-    prompts_seen = []
-
-    def second_step_first(req):
-        props = set((req.json_schema or {}).get("properties") or {})
-        if props == {"goal_met", "message"} and "Conversation so far" not in req.messages[-1]["content"]:
-            prompts_seen.append(req.messages[-1]["content"])
-            return as_json({"goal_met": False, "message": "Could you look up the status of my order for me?"})
-        return smart_reply(req)
+    prompts_seen: list[str] = []
 
     spec = TrajectorySpec(id="o", mode="multi_turn", tools=[CO, GET_ORDER], seed=4,
                           target_tools=("create_order", "get_order"))
     cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=3)
     sink = MemorySink()
-    run_trajectories([spec], {"default": smart_backend(), "user": ScriptedBackend(default=second_step_first)}, sink, cfg)
+    run_trajectories([spec], {"default": smart_backend(), "user": scripted_user(seen=prompts_seen, opening={
+        "goal_met": False, "message": "Could you look up the status of my order for me?"})}, sink, cfg)
     steps = sink.steps["o"]
     scenario = steps[0]
     assert [c["name"] for c in scenario.reference_calls] == ["create_order", "get_order"]
@@ -635,17 +643,13 @@ def test_a_planned_change_the_user_has_not_asked_for_yet_is_refused():
 def test_a_later_turn_with_nothing_left_to_give_asks_for_the_rest_of_the_goal():
     from .fakes import CREATE_ORDER as CO
 
-    def rambling_later(req):
-        props = set((req.json_schema or {}).get("properties") or {})
-        if props == {"goal_met", "message"} and "Conversation so far" in req.messages[-1]["content"]:
-            return as_json({"goal_met": False, "message": "The interface is extremely unpolished. You need to improve it."})
-        return smart_reply(req)
 
     spec = TrajectorySpec(id="r", mode="multi_turn", tools=[CO, GET_ORDER], seed=4,
                           target_tools=("create_order", "get_order"))
     cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=3)
     sink = MemorySink()
-    run_trajectories([spec], {"default": smart_backend(), "user": ScriptedBackend(default=rambling_later)}, sink, cfg)
+    run_trajectories([spec], {"default": smart_backend(), "user": scripted_user(later={
+        "goal_met": False, "message": "The interface is extremely unpolished. You need to improve it."})}, sink, cfg)
     steps = sink.steps["r"]
     users = [s for s in steps if isinstance(s, MessageStep) and s.role == "user"]
     assert len(users) >= 2 and all("unpolished" not in u.content for u in users), [u.content for u in users]
