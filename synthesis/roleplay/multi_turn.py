@@ -260,12 +260,16 @@ def _own_values(calls: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
     return {key: v for key, v in (calls[k].get("arguments") or {}).items() if str(v) not in others}
 
 
-def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any]) -> bool:
+_ANY_WORD = 1e-9  # asks_for's min_overlap where one word of what a call acts on is enough
+
+
+def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any], min_overlap: float = 0.5) -> bool:
     """Whether ``text`` (what the user said) asks for ``call``: it gives one of the call's
     values, or names what the call acts on (half the content words of its
     :func:`phrasing.action_phrase` after the verb) and, for a call that changes something,
     asks for a change (for one that deletes, for something to go).  (Pass the call with
-    only its :func:`_own_values` where other calls share its values.)
+    only its :func:`_own_values` where other calls share its values.)  ``min_overlap``: the
+    share of those content words the text must use (a read outside the plan needs one).
 
     >>> tool = {"name": "deleteMusicPreferencesExport", "description": "Delete the music preferences export."}
     >>> asks_for("Please remove my music preferences export.", {"name": tool["name"], "arguments": {}}, tool)
@@ -281,7 +285,7 @@ def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any]) -> bool:
     if any(phrasing.mentions(text, v) for v in _values(call)):
         return True
     action = phrasing.action_phrase(tool).split(" ", 1)
-    if overlap(text, action[-1]) < 0.5:
+    if overlap(text, action[-1]) < min_overlap:
         return False
     verb = verb_of(str(tool.get("name", "")))
     if verb in DELETE_VERBS:
@@ -588,6 +592,9 @@ def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[
                 problems.append(Problem("missing_call", f"the user has given what {name} needs: call it now"))
         for i, tc in enumerate(result.tool_calls):
             if verb_of(tc.name) not in STATE_CHANGING_VERBS:
+                if tc.name not in planned and not asks_for(said, {"name": tc.name, "arguments": {}},
+                                                           _tool_of(scenario, tc.name), _ANY_WORD):
+                    problems.append(Problem("unasked_call", f"{tc.name} is not part of what the user asked for", i))
                 continue
             if tc.name not in planned:
                 problems.append(Problem("unasked_call", f"{tc.name} changes something the user did not ask for", i))
@@ -651,16 +658,18 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
     """
     problems = []
     calls = [c for m in messages if m.role == "assistant" for c in m.calls()]
+    by_name = {t["name"]: t for t in scenario.tools}
     if calls:
         wanted = {c["name"] for c in scenario.reference_calls}
         made = {c["name"] for c in calls}
+        said = " ".join(m.content or "" for m in messages if m.role == "user")
         problems += [f"the agent never called {n}, which the goal needs" for n in sorted(wanted - made)]
-        problems += [
-            f"the agent called {n}, which changes something the user did not ask for"
-            for n in sorted(made - wanted)
-            if verb_of(n) in STATE_CHANGING_VERBS  # made unasked, they teach harm
-        ]
-    by_name = {t["name"]: t for t in scenario.tools}
+        for n in sorted(made - wanted):
+            if verb_of(n) in STATE_CHANGING_VERBS:  # made unasked, they teach harm
+                problems.append(f"the agent called {n}, which changes something the user did not ask for")
+            elif not asks_for(said, {"name": n, "arguments": {}}, by_name.get(n) or {"name": n}, _ANY_WORD):
+                # a read outside the plan is fine where the user asked for it in their words
+                problems.append(f"the agent called {n}, which nothing the user asked for")
     context: list[str] = []
     for m in messages:
         if m.role == "assistant":

@@ -77,7 +77,6 @@ def test_what_caught_each_planted_trajectory(capsys):
 KNOWN_GAPS = {
     "parallel_missing_call": "a request naming three orders whose reference looks up two: nothing counts the "
     "things a request names against its calls",
-    "mt_call_when_nothing_fits": "a read-only call outside the plan that nothing the user said asks for",
 }
 SECOND_PARAMS = [
     pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[c.name])) if c.name in KNOWN_GAPS else c

@@ -638,6 +638,13 @@ def test_a_planned_change_the_user_has_not_asked_for_yet_is_refused():
     assert problems("Please cancel order ord_1.", "delete_order", "ord_1") == []
     # nor does asking for another change: a delete is asked for by asking that something go
     assert problems("Please create an order like ord_1.", "delete_order", "ord_1") == ["unasked_call"]
+    # a read outside the plan is refused unless the user asked for it in their words
+    sc.tools.append(GET_WEATHER)
+    check = plan_check(sc, [MessageStep(role="user", content="Please write a play event for order ord_1.")])
+    assert [p.code for p in check(ChatResult(text="", tool_calls=[ToolCall(name="get_weather", arguments={"city": "Oslo"})]))] \
+        == ["unasked_call"]
+    check = plan_check(sc, [MessageStep(role="user", content="And what is the weather in Oslo today?")])
+    assert check(ChatResult(text="", tool_calls=[ToolCall(name="get_weather", arguments={"city": "Oslo"})])) == []
 
 
 def test_a_later_turn_with_nothing_left_to_give_asks_for_the_rest_of_the_goal():
