@@ -138,8 +138,8 @@ class Command(BaseCommand):
         role_public = {k: v for k, v in role_spec.items() if "key" not in k.lower()}
         stronger = role_spec.get("backend") not in (None, "embedded", "scripted")
         # The embedded 135M model judges no better than chance (#20, on the corpus: 137 of 174
-        # pairs "distinct", 92 of them with a reply that said both; two runs agreed on 44-48%
-        # of pairs) and took 126 of 403 s: by default it is not asked.
+        # pairs "distinct", most with a reply that said both; two runs agreed on 44-48% of
+        # pairs) and took 126 of 403 s: by default it is not asked.
         if no_judge:
             judge_mode = "off"
         if judge_mode == "auto" and not stronger:
