@@ -185,15 +185,16 @@ def plain_user_message(
         calls = scenario.reference_calls
         by_name = {t["name"]: t for t in scenario.tools}
         action = phrasing.action_phrase(by_name.get(calls[0]["name"]) or {"name": calls[0]["name"]}) if calls else "get some help"
-        first = {_fact_key(k): v for k, v in list(hidden.items())[:2]}
+        # Only the first step's details: "get the homepage experience, with vendor spotify"
+        # (the vendor of a later delete) had the agent make that delete at once.
+        own = _step_facts(hidden, calls[0]) if calls else hidden
+        first = {_fact_key(k): v for k, v in list(own.items())[:2]}
         return phrasing.opening(phrasing.describe_call(action, first, rng), style, rng), False
     if hidden and pending:
         # The details of the step at hand: a value of a later step, given now, is a request
         # for that step before its turn (the agent took "and the vendor is spotify" as one).
         # A step at hand that needs none of them is asked for instead (below).
-        step = pending[0]
-        hidden = {k: v for k, v in hidden.items() if _fact_key(k) in (step.get("arguments") or {})
-                  and (k == _fact_key(k) or k.endswith(f"(for {step['name']})"))}
+        hidden = _step_facts(hidden, pending[0])
     if hidden:
         parts = []
         for k, v in hidden.items():
@@ -293,6 +294,12 @@ def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any], min_overlap:
     return verb not in STATE_CHANGING_VERBS or _says_change(text)
 
 
+def _step_facts(facts: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
+    """The user facts (:func:`user_facts` keys) that are arguments of ``step``."""
+    return {k: v for k, v in facts.items() if _fact_key(k) in (step.get("arguments") or {})
+            and (k == _fact_key(k) or k.endswith(f"(for {step['name']})"))}
+
+
 def _unrevealed(facts: dict[str, Any], said: str) -> dict[str, Any]:
     return {k: v for k, v in facts.items() if not phrasing.mentions(said, v)}
 
@@ -360,8 +367,9 @@ def user_turn(
                 problems.append("asks for nothing (the opening turn must make the request)")
             # The user is there to pursue the goal: the opening turn states it with at
             # least one of its details (else it is a simulator's ramble).
-            if not transcript and hidden and len(_unrevealed(hidden, text)) == len(hidden):
-                problems.append("shares none of the details not yet given")
+            opening_facts = _step_facts(hidden, calls[0]) if calls else hidden
+            if not transcript and opening_facts and len(_unrevealed(opening_facts, text)) == len(opening_facts):
+                problems.append("shares none of the first step's details")
             if first is not None and not asks_for(text, first, first_tool):
                 problems.append(f"does not start with the goal's first step ({first_step})")
             if transcript and pending and not hidden and not any(

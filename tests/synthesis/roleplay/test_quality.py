@@ -689,3 +689,23 @@ def test_the_plain_user_gives_the_details_of_the_step_at_hand_only():
                       reference_calls=[calls[0], {"name": "delete_export", "arguments": {}}, calls[1]])
     text, closing = plain_user_message(sc, {"vendor": "spotify"}, transcript, pending=sc.reference_calls[1:])
     assert "remove export preferences" in text and "spotify" not in text and not closing, text
+    # the opening too gives the first step's details only
+    sc.reference_calls = sc.reference_calls[1:]
+    text, _ = plain_user_message(sc, {"vendor": "spotify"}, [], pending=sc.reference_calls)
+    assert "remove export preferences" in text and "spotify" not in text, text
+
+
+def test_an_opening_for_a_first_step_without_details_need_not_give_a_later_steps():
+    export = {"name": "delete_export", "description": "Remove the export preferences.",
+              "inputSchema": {"type": "object", "properties": {}}}
+    vendor = {"name": "delete_vendor_export", "description": "Remove the export preferences of one vendor.",
+              "inputSchema": {"type": "object", "properties": {"vendor": {"type": "string", "enum": ["spotify"]}},
+                              "required": ["vendor"]}}
+    spec = TrajectorySpec(id="e", mode="multi_turn", tools=[export, vendor], seed=2,
+                          target_tools=("delete_export", "delete_vendor_export"))
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=2)
+    sink = MemorySink()
+    opening = {"goal_met": False, "message": "Could you remove my export preferences, please?"}
+    run_trajectories([spec], {"default": smart_backend(), "user": scripted_user(opening=opening)}, sink, cfg)
+    user = next(s for s in sink.steps["e"] if isinstance(s, MessageStep) and s.role == "user")
+    assert user.content == opening["message"] and "rejected" not in user.meta, user.meta
