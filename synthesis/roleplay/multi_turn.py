@@ -183,8 +183,7 @@ def plain_user_message(
     style = str((scenario.persona or {}).get("style", ""))
     if not transcript:
         calls = scenario.reference_calls
-        by_name = {t["name"]: t for t in scenario.tools}
-        action = phrasing.action_phrase(by_name.get(calls[0]["name"]) or {"name": calls[0]["name"]}) if calls else "get some help"
+        action = phrasing.action_phrase(_tool_of(scenario, calls[0]["name"])) if calls else "get some help"
         # Only the first step's details: "get the homepage experience, with vendor spotify"
         # (the vendor of a later delete) had the agent make that delete at once.
         own = _step_facts(hidden, calls[0]) if calls else hidden
@@ -206,8 +205,7 @@ def plain_user_message(
             parts.append(phrase if kind == "prep" and not is_id_key(key) else f"the {noun} is {phrasing.spoken(v)}")
         return rng.choice(["Sure: ", "Of course: ", "Sure, ", "Right: "]) + phrasing._join(parts, rng) + ".", False
     if pending:
-        by_name = {t["name"]: t for t in scenario.tools}
-        action = phrasing.action_phrase(by_name.get(pending[0]["name"]) or {"name": pending[0]["name"]})
+        action = phrasing.action_phrase(_tool_of(scenario, pending[0]["name"]))
         return rng.choice(["Could you also {a}?", "Now please {a}.", "And can you {a} as well?"]).format(a=action), False
     return rng.choice(["Thanks, that's everything I needed.", "Perfect, thank you!", "Great, thanks for your help.",
                        "That's all, thanks."]), True
@@ -231,22 +229,24 @@ _CHANGE_WORDS = STATE_CHANGING_VERBS | {
 _REMOVE_WORDS = DELETE_VERBS | {"erase", "clear", "purge", "wipe", "rid", "terminate", "kill", "revoke", "deactivate"}
 
 
-def _says_change(text: str, verbs: frozenset[str] | set[str] = _CHANGE_WORDS) -> bool:
-    """Whether ``text`` uses one of ``verbs`` (by default, any verb of changing something),
-    in any of its common forms.
+def _forms(verbs: set[str] | frozenset[str]) -> frozenset[str]:
+    """``verbs`` and their common inflections (removes, created, stopping)."""
+    return frozenset(f for v in verbs for f in (v, v + "s", v + "d", v + "ed", v + "es", v + "ing", v[:-1] + "ing",
+                                                v + v[-1] + "ed", v + v[-1] + "ing"))
+
+
+_CHANGE_FORMS, _REMOVE_FORMS = _forms(_CHANGE_WORDS), _forms(_REMOVE_WORDS)
+
+
+def _says_change(text: str, forms: frozenset[str] = _CHANGE_FORMS) -> bool:
+    """Whether ``text`` uses one of ``forms`` (by default, any verb of changing something).
 
     >>> _says_change("Could you remove my export?"), _says_change("I'm creating a list"), _says_change("Show my order")
     (True, True, False)
-    >>> _says_change("Create a deployment for environment ZE2D", _REMOVE_WORDS)
+    >>> _says_change("Create a deployment for environment ZE2D", _REMOVE_FORMS)
     False
     """
-    for w in re.findall(r"[a-z]+", text.lower()):
-        if w in verbs or any(
-            w in (v + "s", v + "d", v + "ed", v + "es", v + "ing", v[:-1] + "ing", v + v[-1] + "ed", v + v[-1] + "ing")
-            for v in verbs
-        ):
-            return True
-    return False
+    return not forms.isdisjoint(re.findall(r"[a-z]+", text.lower()))
 
 
 def _values(call: dict[str, Any]) -> list[Any]:
@@ -290,7 +290,7 @@ def asks_for(text: str, call: dict[str, Any], tool: dict[str, Any], min_overlap:
         return False
     verb = verb_of(str(tool.get("name", "")))
     if verb in DELETE_VERBS:
-        return _says_change(text, _REMOVE_WORDS)
+        return _says_change(text, _REMOVE_FORMS)
     return verb not in STATE_CHANGING_VERBS or _says_change(text)
 
 
@@ -675,7 +675,7 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
         for n in sorted(made - wanted):
             if verb_of(n) in STATE_CHANGING_VERBS:  # made unasked, they teach harm
                 problems.append(f"the agent called {n}, which changes something the user did not ask for")
-            elif not asks_for(said, {"name": n, "arguments": {}}, by_name.get(n) or {"name": n}, _ANY_WORD):
+            elif not asks_for(said, {"name": n, "arguments": {}}, _tool_of(scenario, n), _ANY_WORD):
                 # a read outside the plan is fine where the user asked for it in their words
                 problems.append(f"the agent called {n}, which nothing the user asked for")
     context: list[str] = []

@@ -147,14 +147,13 @@ class Command(BaseCommand):
                               "are no better than chance; --judge on asks it): pairs the vectors cannot "
                               "settle stay apart")
         judge_spec = role_spec if judge_mode == "on" or (judge_mode == "auto" and stronger) else None
-        no_judge = judge_spec is None
         namer_spec = role_spec
         if namer == "auto":
             namer = "llm" if stronger else "keywords"
         build_settings = {
             "namer": role_public if namer == "llm" else "keywords",
             "domains": domains, "categories": categories, "lower": lower, "upper": upper,
-            "judge": None if no_judge else role_public,
+            "judge": None if judge_spec is None else role_public,
             "max_judge_pairs": max_judge_pairs, "seed": seed, "min_category_size": min_category_size,
             "max_domain_share": max_domain_share,
         }
