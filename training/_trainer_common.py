@@ -172,8 +172,30 @@ def final_metrics(train_output, log_history: list[dict[str, Any]]) -> dict[str, 
     return metrics
 
 
+def cpu_autocast(config: Any) -> bool:
+    """Whether a CPU run computes in bf16 under autocast (float32 weights and optimizer
+    state): ``config.cpu_bf16``, or where it is None, whether the CPU has native bf16
+    instructions.  Never on a GPU run (``bf16`` decides there)."""
+    if not config.use_cpu:
+        return False
+    if config.cpu_bf16 is not None:
+        return config.cpu_bf16
+    from synthesis.llm.embedded.checkpoint import cpu_supports_bf16
+
+    return cpu_supports_bf16()
+
+
+def weights_dtype(config: Any) -> Any:
+    """The dtype the model is loaded in: bfloat16 only for a GPU run with ``bf16``; a CPU
+    run under autocast keeps float32 weights (the optimizer updates them in full precision)."""
+    import torch
+
+    return torch.bfloat16 if config.bf16 and not config.use_cpu else torch.float32
+
+
 def common_trainer_args(config: Any, output_dir: Path, grad_accum: int) -> dict[str, Any]:
-    """The transformers TrainingArguments that SFT and GRPO set the same way."""
+    """The transformers TrainingArguments that SFT and GRPO set the same way.  ``bf16`` on
+    a CPU run is the Trainer's autocast (:func:`cpu_autocast`)."""
     return {
         "output_dir": str(output_dir),
         "learning_rate": config.learning_rate,
@@ -184,7 +206,7 @@ def common_trainer_args(config: Any, output_dir: Path, grad_accum: int) -> dict[
         "lr_scheduler_type": config.lr_scheduler_type,
         "warmup_steps": config.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
         "weight_decay": config.weight_decay,
-        "bf16": config.bf16,
+        "bf16": config.bf16 or cpu_autocast(config),
         "use_cpu": config.use_cpu,
         "gradient_checkpointing": config.gradient_checkpointing,
         "deepspeed": config.deepspeed,
@@ -201,6 +223,7 @@ def run_key(config: Any, rows: list[dict[str, Any]]) -> str:
     """What a checkpoint under ``output_dir`` must have been trained for to be resumed:
     the same settings and the same rows."""
     settings = {k: v for k, v in config.to_dict().items() if k not in ("output_dir", "torch_num_threads")}
+    settings["cpu_bf16"] = cpu_autocast(config)  # what "auto" chose here: a resumed run keeps its precision
     blob = json.dumps({"config": settings, "rows": rows}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -19,12 +19,14 @@ from typing import Any
 from training._trainer_common import (
     TrainingResult,
     common_trainer_args,
+    cpu_autocast,
     final_metrics,
     make_progress_callback,
     resume_checkpoint,
     run_key,
     save_final,
     set_threads,
+    weights_dtype,
     write_json,
 )
 from training.config import GRPORunConfig, get_profile, save_config
@@ -57,7 +59,6 @@ def grpo_trainer_args(
 ) -> dict[str, Any]:
     """The keyword arguments of TRL's ``GRPOConfig`` for this run (generation on vLLM when
     ``use_vllm``: colocated on the training GPUs, or a ``trl vllm-serve`` server)."""
-    import torch
 
     vllm_kwargs: dict[str, Any] = {}
     if use_vllm:
@@ -76,7 +77,7 @@ def grpo_trainer_args(
         "loss_type": config.loss_type,
         "log_completions": config.log_completions,
         "report_to": "none",
-        "model_init_kwargs": {"dtype": torch.bfloat16 if config.bf16 else torch.float32},
+        "model_init_kwargs": {"dtype": weights_dtype(config)},
         **vllm_kwargs,
     }
 
@@ -128,6 +129,7 @@ def run_grpo(
         world_size=world_size(),
         use_vllm=use_vllm,
         num_train_rows=len(rows),
+        cpu_bf16_autocast=cpu_autocast(config),
     )
     reward_terms: list[dict[str, Any]] = []
     reward_fn = make_composite_reward(config.reward, sink=reward_terms)

@@ -18,6 +18,7 @@ from synthesis.llm.chat_template import install_tool_template
 from training._trainer_common import (
     TrainingResult,
     common_trainer_args,
+    cpu_autocast,
     final_metrics,
     make_progress_callback,
     resume_checkpoint,
@@ -25,6 +26,7 @@ from training._trainer_common import (
     save_final,
     set_threads,
     training_chat_template,
+    weights_dtype,
     write_json,
 )
 from training.config import SFTRunConfig, get_profile, save_config
@@ -44,7 +46,6 @@ def run_sft(
     and save the checkpoint (safetensors + tokenizer) under ``config.output_dir/final``."""
     offline_hub()
     set_threads(config.torch_num_threads)
-    import torch
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
@@ -88,7 +89,7 @@ def run_sft(
         assistant_only_loss=assistant_only,
         packing=config.packing,
         report_to="none",
-        model_init_kwargs={"dtype": torch.bfloat16 if config.bf16 else torch.float32},
+        model_init_kwargs={"dtype": weights_dtype(config)},
         dataset_num_proc=None,
     )
     save_config(
@@ -99,6 +100,7 @@ def run_sft(
         world_size=world_size(),
         assistant_only_loss=assistant_only,
         num_train_rows=len(rows),
+        cpu_bf16_autocast=cpu_autocast(config),
     )
     report(progress, stage="sft", event="loading", model=model_path, rows=len(rows))
     trainer = SFTTrainer(

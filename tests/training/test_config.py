@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,8 @@ def test_unknown_profile_lists_valid_ones():
     ("cls", "kwargs", "message"),
     [
         (SFTRunConfig, {"learning_rate": 0}, "learning_rate must be > 0"),
-        (SFTRunConfig, {"bf16": True, "use_cpu": True}, "set bf16=False"),
+        (SFTRunConfig, {"bf16": True, "use_cpu": True}, "set bf16=False, and cpu_bf16"),
+        (SFTRunConfig, {"cpu_bf16": "yes"}, "cpu_bf16 must be true, false or null"),
         (SFTRunConfig, {"global_batch_size": 10, "per_device_train_batch_size": 4}, "multiple of"),
         (SFTRunConfig, {"global_batch_size": 8, "gradient_accumulation_steps": 2}, "not both"),
         (SFTRunConfig, {"max_length": 4}, "max_length"),
@@ -116,3 +118,41 @@ def test_cli_overrides_fields():
     args.set = ["max_stpes=1"]
     with pytest.raises(SystemExit, match="unknown setting 'max_stpes'"):
         _common_overrides(get_profile("cpu").sft, args)
+
+
+@pytest.mark.parametrize(
+    ("use_cpu", "cpu_bf16", "native", "autocast"),
+    [
+        (True, None, True, True),  # by the CPU: native bf16 instructions
+        (True, None, False, False),  # emulated bf16 would be slower than float32
+        (True, False, True, False),
+        (True, True, False, True),
+        (False, True, True, False),  # a GPU run: ``bf16`` decides, never CPU autocast
+    ],
+)
+def test_cpu_bf16_autocast_follows_the_setting_then_the_cpu(monkeypatch, use_cpu, cpu_bf16, native, autocast):
+    import torch
+
+    import synthesis.llm.embedded.checkpoint as checkpoint
+    from training._trainer_common import common_trainer_args, cpu_autocast, run_key, weights_dtype
+
+    monkeypatch.setattr(checkpoint, "cpu_supports_bf16", lambda: native)
+    config = SFTRunConfig(use_cpu=use_cpu, cpu_bf16=cpu_bf16)
+    assert cpu_autocast(config) is autocast
+    assert common_trainer_args(config, Path("out"), 1)["bf16"] is autocast
+    # Autocast computes in bf16 over float32 weights: the optimizer updates full-precision ones.
+    assert weights_dtype(config) is torch.float32
+    # What "by the CPU" chose is part of the run: on a CPU that chooses the other precision,
+    # a checkpoint of this run is not resumed.
+    first = run_key(config, [])
+    monkeypatch.setattr(checkpoint, "cpu_supports_bf16", lambda: not native)
+    assert (run_key(config, []) != first) is (use_cpu and cpu_bf16 is None)
+
+
+def test_a_gpu_run_with_bf16_loads_bf16_weights():
+    import torch
+
+    from training._trainer_common import common_trainer_args, weights_dtype
+
+    gpu = get_profile("gpu").sft
+    assert weights_dtype(gpu) is torch.bfloat16 and common_trainer_args(gpu, Path("out"), 1)["bf16"] is True

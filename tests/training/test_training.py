@@ -94,6 +94,31 @@ def test_sft_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_path
 
 
 @pytest.mark.slow
+def test_cpu_bf16_computes_in_bf16_and_keeps_float32_weights(checkpoint_dir, trajectories, tmp_path):
+    """The same first step with and without CPU autocast: the losses differ by bf16's
+    rounding only (the same rows, order and weights), and both checkpoints are float32."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training.sft import run_sft
+
+    rows, _ = build_sft_rows(trajectories, DatasetConfig(hard_weight=1))
+    first_loss = {}
+    for amp in (False, True):
+        out = tmp_path / f"sft-{amp}"
+        config = dataclasses.replace(
+            get_profile("cpu").sft, model_name_or_path=str(checkpoint_dir), output_dir=str(out),
+            max_steps=1, max_length=1024, per_device_train_batch_size=2, cpu_bf16=amp, save_steps=0,
+        )
+        result = run_sft(config, rows)
+        first_loss[amp] = result.metrics["first_loss"]
+        assert {t.dtype for t in load_file(str(out / "final" / "model.safetensors")).values()} == {torch.float32}
+        assert json.loads((out / "run_config.json").read_text())["resolved"]["cpu_bf16_autocast"] is amp
+    assert first_loss[True] != first_loss[False]
+    assert abs(first_loss[True] - first_loss[False]) < 0.05 * first_loss[False], first_loss
+
+
+@pytest.mark.slow
 def test_lora_sft_saves_a_merged_checkpoint_that_loads_like_a_full_one(checkpoint_dir, trajectories, tmp_path):
     from safetensors.torch import load_file
 
