@@ -114,6 +114,19 @@ _GENERIC = {
 }  # fmt: skip
 
 
+# A verifier that answers the user's request as the assistant would ("Yes, I can help you with
+# that.", "Sure! I can get the weather for you.", "I'm sorry, but I cannot help with this.")
+# has not judged anything: a judge writes about the calls, not to the user.
+_SERVES = re.compile(
+    r"^\W*(yes|sure|certainly|of course|absolutely|okay|ok|hello|hi|hey)\b[\s,!.]+(i\b|i'|here\b|let\b)|"
+    r"\bi(?:'ll| will| can| could| would| am happy to|'m happy to| am glad to|'m glad to)"
+    r"(?: certainly| definitely)? (help|assist|do that|do this|take care)\b|"
+    r"\bi(?:'m| am) (sorry|afraid)\b|\bi (cannot|can't|can not|am unable to|'m unable to) (help|assist)\b|"
+    r"\bhow (can|may) i\b|\blet me (know|help|get|check|find|look)\b|\b(for|with) you\b",
+    re.I,
+)
+
+
 def unusable_rationale(text: str, transcript: str = "") -> str | None:
     """Why a verifier's rationale cannot back a vote, or ``None``.
 
@@ -137,12 +150,18 @@ def unusable_rationale(text: str, transcript: str = "") -> str | None:
     >>> unusable_rationale("The request is not supported by the provided tools. Please list the episodes, "
     ...                    "and the request is not supported by the provided tools.")
     'it repeats itself'
+    >>> unusable_rationale("Yes, I can help you with that.", "User: can you help with the weather in Oslo?")
+    'it answers the request instead of judging it'
+    >>> unusable_rationale("I can see that get_weather was called with Oslo, as asked.", "get_weather(city=Oslo) User: weather in Oslo?") is None
+    True
     """
     words = re.findall(r"[a-z0-9']+", text.lower())
     if not words:
         return "it is empty"
     if repeats_itself(text):
         return "it repeats itself"
+    if _SERVES.search(text):
+        return "it answers the request instead of judging it"
     instructions = " ".join(re.findall(r"[a-z0-9']+", " ".join(prompts.PERSPECTIVES.values()).lower()))
     if any(" ".join(words[i : i + 6]) in instructions for i in range(len(words) - 5)):
         return "it echoes the instructions"

@@ -149,3 +149,14 @@ def test_a_vote_that_names_nothing_from_the_trajectory_or_makes_up_values_abstai
     res, votes = run({"verifier:0": ScriptedBackend(default=lambda r: vote("reject", "the city is not the one asked").text)},
                      verifier_count=1, negotiation_rounds=0)
     assert res.finish.verdict == "reject"
+
+
+def test_a_vote_that_answers_the_request_instead_of_judging_it_abstains():
+    # What the 135M verifier wrote in a counted vote: the assistant's reply to the user.
+    serves = ScriptedBackend(default=lambda r: vote("accept", "Yes, I can help you with that weather request.").text)
+    grounded = ScriptedBackend(default=lambda r: vote("reject", "get_weather asks for a city the user never named").text)
+    res, votes = run({"verifier:0": serves, "verifier:1": grounded}, verifier_count=2, negotiation_rounds=1)
+    assert votes[1].meta["abstain"] == "rationale unusable: it answers the request instead of judging it"
+    # the one judging vote decides, with no negotiation against a vote that judged nothing
+    assert not votes[2].meta.get("abstain") and max(v.round for v in votes) == 0
+    assert res.finish.verdict == "reject"
