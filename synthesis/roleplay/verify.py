@@ -111,18 +111,21 @@ _GENERIC = {
     "tool", "tools", "user", "users", "request", "requests", "call", "calls", "answer", "assistant", "argument",
     "arguments", "value", "values", "example", "data", "model", "conversation", "correct", "wrong", "accept",
     "reject", "response", "result", "results", "function", "parameter", "parameters", "question", "task",
+    "help", "thank", "thanks", "please", "yes", "sure", "great", "awesome", "perfect", "done", "okay",
 }  # fmt: skip
 
 
 # A verifier that answers the user's request as the assistant would ("Yes, I can help you with
-# that.", "Sure! I can get the weather for you.", "I'm sorry, but I cannot help with this.")
-# has not judged anything: a judge writes about the calls, not to the user.
+# that.", "Sure! I can get the weather for you.", "I'm sorry, but I cannot help with this."),
+# or thanks it as the user would ("Awesome, thank you for the help!"), has not judged
+# anything: a judge writes about the calls, not to the people in the conversation.
 _SERVES = re.compile(
     r"^\W*(yes|sure|certainly|of course|absolutely|okay|ok|hello|hi|hey)\b[\s,!.]+(i\b|i'|here\b|let\b)|"
     r"\bi(?:'ll| will| can| could| would| am happy to|'m happy to| am glad to|'m glad to)"
     r"(?: certainly| definitely)? (help|assist|do that|do this|take care)\b|"
     r"\bi(?:'m| am) (sorry|afraid)\b|\bi (cannot|can't|can not|am unable to|'m unable to) (help|assist)\b|"
-    r"\bhow (can|may) i\b|\blet me (know|help|get|check|find|look)\b|\b(for|with) you\b",
+    r"\bhow (can|may) i\b|\blet me (know|help|get|check|find|look)\b|\b(for|with) you\b|"
+    r"\bthank you\b|\bthanks\b(?! to)",
     re.I,
 )
 

@@ -160,3 +160,14 @@ def test_a_vote_that_answers_the_request_instead_of_judging_it_abstains():
     # the one judging vote decides, with no negotiation against a vote that judged nothing
     assert not votes[2].meta.get("abstain") and max(v.round for v in votes) == 0
     assert res.finish.verdict == "reject"
+
+
+def test_a_vote_that_thanks_like_the_user_abstains():
+    from synthesis.roleplay.verify import unusable_rationale
+
+    # A counted vote of the 135M verifier that sank a multi-turn conversation ending in
+    # "Perfect, thank you!".
+    t = "User: Cancel the operation spring-sale.\nAssistant calls cancel(name=spring-sale)\nUser: Perfect, thank you!"
+    assert unusable_rationale("Awesome, thank you for the help!", t) == "it answers the request instead of judging it"
+    assert unusable_rationale("Perfect, done, great help.", t) == "it names nothing from the trajectory"
+    assert unusable_rationale("The cancel call names spring-sale, thanks to the user's message.", t) is None
