@@ -330,6 +330,15 @@ def tool_intent(tool: dict[str, Any]) -> set[str]:
     return _stems(name) | _stems(first)
 
 
+def _names_operation(name: str, said: set[str]) -> bool:
+    """Whether the words ``said`` hold every word of the operation ``name`` (two or more),
+    less a leading OpenAPI tag (``Account_`` in ``Account_deleteUser``)."""
+    op = re.sub(r"^[A-Z][A-Za-z0-9]*_(?=[a-z])", "", name)
+    words = {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in re.findall(r"[a-z0-9]+", humanize(op).lower())}
+    heard = {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in said}
+    return len(words) >= 2 and words <= heard
+
+
 def intent_problems(query: str, calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[str]:
     """A reference call to a tool the request does not ask for: its subject words are not in
     the request, or another offered tool's are and its own are not.
@@ -343,6 +352,15 @@ def intent_problems(query: str, calls: list[dict[str, Any]], tools: list[dict[st
     >>> intent_problems("Create a new list, please.", [{"name": "post_api_v1_lists", "arguments": {}}],
     ...                 [{"name": "post_api_v1_lists", "description": "Create list"}])
     []
+
+    A request that says the operation's own words asks for it, even where they are words
+    every API has ("delete user" for ``Account_deleteUser``, whose tag says little):
+
+    >>> d = {"name": "Account_deleteUser", "description": "Delete an account user."}
+    >>> intent_problems("Can you delete user user_a7df9859?", [{"name": "Account_deleteUser", "arguments": {}}], [d])
+    []
+    >>> intent_problems("Can you delete the file f_1?", [{"name": "Account_deleteUser", "arguments": {}}], [d])
+    ['the request does not ask for what Account_deleteUser does (account)']
     """
     asked = _stems(query)
     said = set(re.findall(r"[a-z]+", query.lower()))
@@ -358,7 +376,7 @@ def intent_problems(query: str, calls: list[dict[str, Any]], tools: list[dict[st
             out.append(f"the request does not ask to {verb} anything, but {name} does")
             continue
         own = tool_intent(tool)
-        if not own or own & asked:
+        if not own or own & asked or _names_operation(name, said):
             continue
         fits = [t["name"] for t in tools if t["name"] != name and tool_intent(t) & asked]
         out.append(f"the request does not ask for what {name} does ({', '.join(sorted(own)[:3])})"
