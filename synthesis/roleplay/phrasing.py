@@ -565,8 +565,10 @@ def request_text(
             common = {kk: vv for kk, vv in args[0].items() if kk != k}
             # one action, several values: "... for Lisbon and Oslo" / "... in Lisbon and in Oslo"
             said = [describe_call(action, {k: a[k]}, random.Random(0)) for a in args]
-            head, _, tail = said[0].partition(spoken(args[0][k]))
-            if head and all(s == head + spoken(a[k]) + tail for s, a in zip(said, args, strict=True)):
+            # an empty value ("" or []) says nothing to split the clause on
+            sep = spoken(args[0][k])
+            head, found, tail = said[0].partition(sep) if sep else ("", "", "")
+            if found and head and all(s == head + spoken(a[k]) + tail for s, a in zip(said, args, strict=True)):
                 clauses.append(describe_call(head + _join([spoken(a[k]) for a in args], rng) + tail, common, rng))
                 continue
             first = describe_call(action, {k: args[0][k], **common}, rng)

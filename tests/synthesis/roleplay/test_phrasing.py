@@ -3,6 +3,8 @@
 
 import random
 
+import pytest
+
 from synthesis.roleplay.phrasing import (
     REGISTERS,
     action_phrase,
@@ -61,6 +63,16 @@ def test_repeated_calls_of_one_tool_read_as_one_action():
     text = request_text(calls, [forecast], random.Random(0))
     assert "forecast for Lisbon, Oslo and Lima for 2 days" in text
     assert value_coverage(text, calls)[0] == 1.0
+
+
+@pytest.mark.parametrize("empty", ["", []])
+def test_repeated_calls_whose_first_value_is_empty_still_read(empty):
+    # A parallel reference of getServerAttributes with serverid "" first failed the whole
+    # trajectory ("ValueError: empty separator").
+    servers = tool("getServerAttributes", "Get all attributes of a server.")
+    calls = [{"name": "getServerAttributes", "arguments": {"serverid": v}} for v in (empty, "serv_6dbf7e31")]
+    text = request_text(calls, [servers], random.Random(0))
+    assert "serv_6dbf7e31" in text
 
 
 def test_registers_follow_the_persona_and_requests_vary():
