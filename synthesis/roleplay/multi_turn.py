@@ -586,7 +586,8 @@ def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[
     user has given everything the plan's next call needs is a missing call, and a
     state-changing call outside the plan changes something nobody asked for, and so does a
     planned one the user has not asked for yet (the plan is the simulator's, not something
-    the user said)."""
+    the user said).  A planned read the user has not asked for yet is refused too: made
+    in the step before, it teaches calling what nobody asked for."""
     calls = scenario.reference_calls
     planned = {c["name"]: {**c, "arguments": _own_values(calls, k)} for k, c in reversed(list(enumerate(calls)))}
     said = " ".join(m.content or "" for m in messages if m.role == "user")
@@ -603,6 +604,10 @@ def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[
                 if tc.name not in planned and not asks_for(said, {"name": tc.name, "arguments": {}},
                                                            _tool_of(scenario, tc.name), _ANY_WORD):
                     problems.append(Problem("unasked_call", f"{tc.name} is not part of what the user asked for", i))
+                elif tc.name in planned and not asks_for(said, planned[tc.name], _tool_of(scenario, tc.name)):
+                    # a later step of the plan: the user asks for it in a later turn
+                    problems.append(Problem(
+                        "unasked_call", f"{tc.name} is a step the user has not asked for yet: answer what they asked", i))
                 continue
             if tc.name not in planned:
                 problems.append(Problem("unasked_call", f"{tc.name} changes something the user did not ask for", i))
@@ -678,10 +683,15 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
             elif not asks_for(said, {"name": n, "arguments": {}}, _tool_of(scenario, n), _ANY_WORD):
                 # a read outside the plan is fine where the user asked for it in their words
                 problems.append(f"the agent called {n}, which nothing the user asked for")
+    planned = {c["name"]: {**c, "arguments": _own_values(scenario.reference_calls, k)}
+               for k, c in reversed(list(enumerate(scenario.reference_calls)))}
     context: list[str] = []
+    asked: list[str] = []
     for m in messages:
         if m.role == "assistant":
             for c in m.calls():
+                if c["name"] in planned and not asks_for(" ".join(asked), planned[c["name"]], _tool_of(scenario, c["name"])):
+                    problems.append(f"the agent called {c['name']} before the user asked for it")
                 problems += [f"the agent called {v}, which nobody gave" for v in
                              ungrounded_values(c, "\n".join(context), by_name.get(c["name"]))]
                 schema = (by_name.get(c["name"]) or {}).get("inputSchema")
@@ -690,6 +700,8 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
                 problems += answer_problems(m.content, "\n".join(context))
         elif m.role in ("user", "tool"):
             context.append(m.content or "")
+            if m.role == "user":
+                asked.append(m.content or "")
             if m.role == "tool":  # "the result has 2 items" counts what the result holds
                 context.append(" ".join(str(n) for n in _list_lengths(m.mcp)))
     tool_msgs = [m for m in messages if m.role == "tool"]

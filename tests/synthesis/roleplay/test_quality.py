@@ -647,6 +647,41 @@ def test_a_planned_change_the_user_has_not_asked_for_yet_is_refused():
     assert check(ChatResult(text="", tool_calls=[ToolCall(name="get_weather", arguments={"city": "Oslo"})])) == []
 
 
+def test_a_planned_read_the_user_has_not_asked_for_yet_is_refused_and_rejected():
+    from synthesis.llm.base import ToolCall
+    from synthesis.roleplay.multi_turn import plan_check, rule_problems
+
+    # Seen in a 128-trajectory run: "Could you please get all users matching addToCart, for
+    # server 51272?" answered with the plan's three reads at once.
+    sc = ScenarioStep(mode="multi_turn", persona={}, tools=[GET_ORDER, GET_WEATHER], goal="",
+                      reference_calls=[{"name": "get_order", "arguments": {"order_id": "ord_1"}},
+                                       {"name": "get_weather", "arguments": {"city": "Oslo"}}])
+    opening = MessageStep(role="user", content="Where is my order ord_1?")
+    check = plan_check(sc, [opening])
+    got = check(ChatResult(text="", tool_calls=[ToolCall(name="get_order", arguments={"order_id": "ord_1"}),
+                                                ToolCall(name="get_weather", arguments={"city": "Oslo"})]))
+    assert [(p.code, p.call) for p in got] == [("unasked_call", 1)], got
+    assert "get_weather is a step the user has not asked for yet" in got[0].message
+
+    def call(name, **args):
+        return MessageStep(role="assistant", content="", tool_calls=[
+            {"id": name, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}])
+
+    def result(text):
+        return MessageStep(role="tool", content=text, tool_call_id="x")
+
+    ahead = [opening, call("get_order", order_id="ord_1"), call("get_weather", city="Oslo"), result("sunny"),
+             MessageStep(role="assistant", content="Your order ord_1 is on its way."),
+             MessageStep(role="user", content="And the weather in Oslo?"),
+             MessageStep(role="assistant", content="It is sunny in Oslo.")]
+    assert "the agent called get_weather before the user asked for it" in rule_problems(ahead, sc)
+    in_order = [opening, call("get_order", order_id="ord_1"), result("shipped"),
+                MessageStep(role="assistant", content="Your order ord_1 is shipped."),
+                MessageStep(role="user", content="And the weather in Oslo?"), call("get_weather", city="Oslo"),
+                result("sunny"), MessageStep(role="assistant", content="It is sunny in Oslo.")]
+    assert not [p for p in rule_problems(in_order, sc) if "before the user asked" in p], rule_problems(in_order, sc)
+
+
 def test_a_later_turn_with_nothing_left_to_give_asks_for_the_rest_of_the_goal():
     from .fakes import CREATE_ORDER as CO
 
