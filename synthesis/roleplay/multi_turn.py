@@ -372,6 +372,11 @@ def user_turn(
                 problems.append("shares none of the first step's details")
             if first is not None and not asks_for(text, first, first_tool):
                 problems.append(f"does not start with the goal's first step ({first_step})")
+            if transcript and scenario.reference_calls and not pending:
+                # The agent has done the whole goal: what is left is to thank it (not "1 month
+                # ago, I'm happy with my travel experience, but I'd like to do something more
+                # meaningful ...", which the agent can only answer by repeating itself).
+                problems.append("the goal is done: the user closes")
             if transcript and pending and not hidden and not any(
                 asks_for(text, {**c, "arguments": _own_values(pending, j)}, _tool_of(scenario, c["name"]))
                 for j, c in enumerate(pending)

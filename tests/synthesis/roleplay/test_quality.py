@@ -682,6 +682,22 @@ def test_a_planned_read_the_user_has_not_asked_for_yet_is_refused_and_rejected()
     assert not [p for p in rule_problems(in_order, sc) if "before the user asked" in p], rule_problems(in_order, sc)
 
 
+def test_once_the_goal_is_done_a_later_turn_that_does_not_close_is_refused():
+    # Accepted in a 128-trajectory run, after the agent had made both planned calls: "1 month
+    # ago, I'm happy with my travel experience, but I'd like to do something more meaningful,
+    # like getting paid for payment milestones", answered by repeating the last summary.
+    spec = TrajectorySpec(id="d", mode="multi_turn", tools=[GET_ORDER], seed=4, target_tools=("get_order",))
+    cfg = RoleplayConfig(consistency_samples=0, verifier_count=1, negotiation_rounds=0, max_turns=3)
+    sink = MemorySink()
+    ramble = "I'm happy with my order, but I'd like to do something more meaningful with my order."
+    run_trajectories([spec], {"default": smart_backend(), "user": scripted_user(later={
+        "goal_met": False, "message": ramble})}, sink, cfg)
+    users = [s for s in sink.steps["d"] if isinstance(s, MessageStep) and s.role == "user"]
+    assert len(users) == 2 and ramble not in users[1].content, [u.content for u in users]
+    assert any("the goal is done: the user closes" in r["problems"] for r in users[1].meta["rejected"]), users[1].meta
+    assert users[1].meta.get("source") == "plain"
+
+
 def test_a_later_turn_with_nothing_left_to_give_asks_for_the_rest_of_the_goal():
     from .fakes import CREATE_ORDER as CO
 
