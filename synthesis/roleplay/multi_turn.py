@@ -586,6 +586,33 @@ def reference_step(
     return message
 
 
+def given_values_changed(call: dict[str, Any], scenario: ScenarioStep, said: str) -> list[str]:
+    """The arguments of ``call`` (a planned tool's) that differ from the value the plan gives
+    them although the user said that value (``said``): "for service serv_22c60968" answered
+    with ``ServiceSid`` set to the function's id.  Tools the plan calls more than once are
+    left alone (which of their calls is meant is not known).
+
+    >>> sc = ScenarioStep(mode="multi_turn", persona={}, tools=[], reference_calls=[
+    ...     {"name": "fetch", "arguments": {"Sid": "ZN47", "ServiceSid": "serv_22"}}])
+    >>> given_values_changed({"name": "fetch", "arguments": {"Sid": "ZN47", "ServiceSid": "ZN47"}}, sc,
+    ...                      "Get function version ZN47 for service serv_22.")
+    ['ServiceSid = ZN47, but the user gave serv_22']
+    >>> given_values_changed({"name": "fetch", "arguments": {"Sid": "ZN47", "ServiceSid": "ZN47"}}, sc, "Get ZN47.")
+    []
+    """
+    refs = [c for c in scenario.reference_calls if c["name"] == call["name"]]
+    if len(refs) != 1:
+        return []
+    out = []
+    got = call.get("arguments") or {}
+    for key, want in (refs[0].get("arguments") or {}).items():
+        if key not in got or isinstance(want, bool | dict | list) or want in (None, ""):
+            continue
+        if not phrasing.spoken_forms(got[key]) & phrasing.spoken_forms(want) and phrasing.mentions(said, want):
+            out.append(f"{key} = {phrasing.spoken(got[key])}, but the user gave {phrasing.spoken(want)}")
+    return out
+
+
 def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[[ChatResult], list[Problem]]:
     """Self-reflection's extra check of a multi-turn agent step: a text reply while the
     user has given everything the plan's next call needs is a missing call, and a
@@ -605,6 +632,8 @@ def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[
                 name = nxt.calls()[0]["name"]
                 problems.append(Problem("missing_call", f"the user has given what {name} needs: call it now"))
         for i, tc in enumerate(result.tool_calls):
+            for wrong in given_values_changed({"name": tc.name, "arguments": tc.arguments}, scenario, said):
+                problems.append(Problem("changed_value", f"{tc.name} argument {wrong}: use the value the user gave", i))
             if verb_of(tc.name) not in STATE_CHANGING_VERBS:
                 if tc.name not in planned and not asks_for(said, {"name": tc.name, "arguments": {}},
                                                            _tool_of(scenario, tc.name), _ANY_WORD):
@@ -697,6 +726,8 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
             for c in m.calls():
                 if c["name"] in planned and not asks_for(" ".join(asked), planned[c["name"]], _tool_of(scenario, c["name"])):
                     problems.append(f"the agent called {c['name']} before the user asked for it")
+                problems += [f"the agent called {c['name']} with {w}" for w in
+                             given_values_changed(c, scenario, " ".join(asked))]
                 problems += [f"the agent called {v}, which nobody gave" for v in
                              ungrounded_values(c, "\n".join(context), by_name.get(c["name"]))]
                 schema = (by_name.get(c["name"]) or {}).get("inputSchema")

@@ -41,7 +41,7 @@ RAW_ECHO = re.compile(r"</?tool_(response|call)>|<\|im_(start|end)\|>|^\s*[\[{]\
 
 @dataclass
 class Problem:
-    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | implausible_argument | invented_id | repeated_call | missing_call | empty_reply | degenerate_reply | raw_output | ungrounded_answer | duplicate_call
+    code: str  # invalid_output | unknown_tool | arguments_not_object | unknown_argument | schema_violation | implausible_argument | invented_id | repeated_call | missing_call | empty_reply | degenerate_reply | raw_output | ungrounded_answer | duplicate_call | unasked_call | changed_value
     message: str
     call: int | None = None
 

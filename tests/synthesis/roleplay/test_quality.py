@@ -682,6 +682,27 @@ def test_a_planned_read_the_user_has_not_asked_for_yet_is_refused_and_rejected()
     assert not [p for p in rule_problems(in_order, sc) if "before the user asked" in p], rule_problems(in_order, sc)
 
 
+def test_a_value_the_user_gave_that_the_agent_replaces_is_refused_and_rejected():
+    from synthesis.llm.base import ToolCall
+    from synthesis.roleplay.multi_turn import plan_check, rule_problems
+
+    # Accepted in a 128-trajectory run: "... Function Version resource for service
+    # serv_22c60968" answered with ServiceSid set to the version's own id.
+    sc = ScenarioStep(mode="multi_turn", persona={}, tools=[GET_ORDER], goal="",
+                      reference_calls=[{"name": "get_order", "arguments": {"order_id": "ord_1"}}])
+    opening = MessageStep(role="user", content="Where is my order ord_1?")
+    got = plan_check(sc, [opening])(ChatResult(text="", tool_calls=[ToolCall(name="get_order", arguments={"order_id": "ord_2"})]))
+    assert [(p.code, p.message) for p in got] == [
+        ("changed_value", "get_order argument order_id = ord_2, but the user gave ord_1: use the value the user gave")]
+    assert plan_check(sc, [opening])(ChatResult(text="", tool_calls=[
+        ToolCall(name="get_order", arguments={"order_id": "ord_1"})])) == []
+    made = MessageStep(role="assistant", content="", tool_calls=[
+        {"id": "c", "type": "function", "function": {"name": "get_order", "arguments": '{"order_id": "ord_2"}'}}])
+    assert "the agent called get_order with order_id = ord_2, but the user gave ord_1" in rule_problems(
+        [opening, made, MessageStep(role="tool", content="shipped", tool_call_id="c"),
+         MessageStep(role="assistant", content="It is shipped.")], sc)
+
+
 def test_once_the_goal_is_done_a_later_turn_that_does_not_close_is_refused():
     # Accepted in a 128-trajectory run, after the agent had made both planned calls: "1 month
     # ago, I'm happy with my travel experience, but I'd like to do something more meaningful,
