@@ -586,6 +586,11 @@ def reference_step(
     return message
 
 
+def _planned(calls: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each planned tool's first call, with only its :func:`_own_values` (what asks for it)."""
+    return {c["name"]: {**c, "arguments": _own_values(calls, k)} for k, c in reversed(list(enumerate(calls)))}
+
+
 def given_values_changed(call: dict[str, Any], scenario: ScenarioStep, said: str) -> list[str]:
     """The arguments of ``call`` (a planned tool's) that differ from the value the plan gives
     them although the user said that value (``said``): "for service serv_22c60968" answered
@@ -620,8 +625,7 @@ def plan_check(scenario: ScenarioStep, messages: list[MessageStep]) -> Callable[
     planned one the user has not asked for yet (the plan is the simulator's, not something
     the user said).  A planned read the user has not asked for yet is refused too: made
     in the step before, it teaches calling what nobody asked for."""
-    calls = scenario.reference_calls
-    planned = {c["name"]: {**c, "arguments": _own_values(calls, k)} for k, c in reversed(list(enumerate(calls)))}
+    planned = _planned(scenario.reference_calls)
     said = " ".join(m.content or "" for m in messages if m.role == "user")
 
     def check(result: ChatResult) -> list[Problem]:
@@ -717,8 +721,7 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
             elif not asks_for(said, {"name": n, "arguments": {}}, _tool_of(scenario, n), _ANY_WORD):
                 # a read outside the plan is fine where the user asked for it in their words
                 problems.append(f"the agent called {n}, which nothing the user asked for")
-    planned = {c["name"]: {**c, "arguments": _own_values(scenario.reference_calls, k)}
-               for k, c in reversed(list(enumerate(scenario.reference_calls)))}
+    planned = _planned(scenario.reference_calls)
     context: list[str] = []
     asked: list[str] = []
     for m in messages:
