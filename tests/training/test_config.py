@@ -29,6 +29,8 @@ def test_profiles():
     assert (gpu.grpo.temperature, gpu.grpo.num_generations) == (0.7, 8) and gpu.grpo.beta > 0
     assert cpu.sft.use_cpu and not cpu.sft.bf16 and cpu.sft.max_steps > 0
     assert cpu.grpo.use_cpu and cpu.grpo.use_vllm is False
+    # the loop's recipe takes the sweep's choice of rows; the path check keeps one wording
+    assert get_profile("cpu-loop").data.refusal_wordings == 6 and cpu.data.refusal_wordings == 1
     assert gpu.sft.resolve_gradient_accumulation(world_size=8) == 512 // (4 * 8)
 
 
