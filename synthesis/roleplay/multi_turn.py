@@ -726,11 +726,12 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
     asked: list[str] = []
     for m in messages:
         if m.role == "assistant":
+            asked_so_far = " ".join(asked)
             for c in m.calls():
-                if c["name"] in planned and not asks_for(" ".join(asked), planned[c["name"]], _tool_of(scenario, c["name"])):
+                if c["name"] in planned and not asks_for(asked_so_far, planned[c["name"]], _tool_of(scenario, c["name"])):
                     problems.append(f"the agent called {c['name']} before the user asked for it")
                 problems += [f"the agent called {c['name']} with {w}" for w in
-                             given_values_changed(c, scenario, " ".join(asked))]
+                             given_values_changed(c, scenario, asked_so_far)]
                 problems += [f"the agent called {v}, which nobody gave" for v in
                              ungrounded_values(c, "\n".join(context), by_name.get(c["name"]))]
                 schema = (by_name.get(c["name"]) or {}).get("inputSchema")

@@ -313,9 +313,12 @@ _GENERIC_INTENT = {
 }  # fmt: skip
 
 
+def _singular(w: str) -> str:
+    return w[:-1] if len(w) > 4 and w.endswith("s") else w
+
+
 def _stems(text: str) -> set[str]:
-    words = content_words(humanize(text))
-    return {w[:-1] if len(w) > 4 and w.endswith("s") else w for w in words} - _GENERIC_INTENT
+    return {_singular(w) for w in content_words(humanize(text))} - _GENERIC_INTENT
 
 
 _DESTRUCTIVE = set(DELETE_VERBS) | {"cancel", "refund", "void", "revoke", "close", "charge", "deactivate", "disable"}
@@ -334,8 +337,8 @@ def _names_operation(name: str, said: set[str]) -> bool:
     """Whether the words ``said`` hold every word of the operation ``name`` (two or more),
     less a leading OpenAPI tag (``Account_`` in ``Account_deleteUser``)."""
     op = re.sub(r"^[A-Z][A-Za-z0-9]*_(?=[a-z])", "", name)
-    words = {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in re.findall(r"[a-z0-9]+", humanize(op).lower())}
-    heard = {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in said}
+    words = {_singular(w) for w in re.findall(r"[a-z0-9]+", humanize(op).lower())}
+    heard = {_singular(w) for w in said}
     return len(words) >= 2 and words <= heard
 
 
