@@ -312,13 +312,16 @@ def embed_texts(
         model.max_seq_length = max_seq_length
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            emb = model.encode(
-                unique,
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_tensor=True,
-                show_progress_bar=False,
-            )
+            if (parts := _mean_pooled(model)) is not None:
+                emb = _encode_mean_pooled(*parts, unique, batch_size, model.max_seq_length)
+            else:
+                emb = model.encode(
+                    unique,
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_tensor=True,
+                    show_progress_bar=False,
+                )
     finally:
         model.max_seq_length = kept
     emb = torch.as_tensor(emb).float()
@@ -329,6 +332,50 @@ def embed_texts(
         return emb
     row = {t: k for k, t in enumerate(unique)}
     return emb[[row[t] for t in texts]]
+
+
+def _mean_pooled(model: Any) -> tuple[Any, Any] | None:
+    """``(tokenizer, transformer)`` when ``model`` is a sentence model that is a transformer,
+    mean pooling and (optionally) normalisation, as all-MiniLM-L6-v2 is; else None (the
+    model's own ``encode`` is used)."""
+    try:
+        parts = list(model)
+    except TypeError:
+        return None
+    kinds = [type(p).__name__ for p in parts]
+    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return None
+    pooling = parts[1].get_config_dict() if hasattr(parts[1], "get_config_dict") else {}
+    if pooling.get("pooling_mode") != "mean" or getattr(parts[0], "do_lower_case", False):
+        return None
+    transformer = getattr(parts[0], "auto_model", None)
+    return (model.tokenizer, transformer) if transformer is not None else None
+
+
+def _encode_mean_pooled(tokenizer: Any, transformer: Any, texts: list[str], batch_size: int,
+                        max_seq_length: int) -> Any:
+    """Unit-norm mean-pooled rows of ``texts``, as the sentence model's ``encode`` computes
+    them (the same vectors to float rounding), with less work around the model: every text
+    is tokenized once, batches are cut from texts sorted by their token count (so a batch
+    pads to nearly nothing) and run under ``inference_mode``.  #20: 231 against 165 texts/s
+    on 4,096 corpus texts (2-core AMD EPYC, AVX2, float32)."""
+    import torch
+
+    ids = tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
+    out: Any = None
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            batch = tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
+            mask = batch["attention_mask"]
+            hidden = transformer(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state.float()
+            weights = mask.unsqueeze(-1).float()  # pooled in float32, also under bf16 autocast
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            if out is None:
+                out = torch.empty(len(texts), pooled.shape[-1], dtype=torch.float32)
+            out[rows] = torch.nn.functional.normalize(pooled, dim=-1)
+    return out
 
 
 def embed_tools(

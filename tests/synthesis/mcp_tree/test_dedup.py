@@ -240,6 +240,55 @@ def test_semantic_duplicates_with_the_real_model():
 
 
 @pytest.mark.slow
+def test_the_mean_pooled_path_gives_the_sentence_models_own_vectors():
+    from synthesis.mcp_tree.dedup import _mean_pooled, load_embedder
+
+    model = load_embedder()
+    assert _mean_pooled(model) is not None, "MiniLM is a transformer with mean pooling: the fast path applies"
+    # Lengths that differ a lot, so batches of 2 cut from the sorted texts pad differently
+    # from the sentence model's own batches.
+    texts = ["weather", "List issues in a repository, with labels, milestones and assignees. " * 3,
+             "Send an email message.", "get user by id: Returns a user.", "x", "Current weather for a city."]
+    ours = embed_texts(texts, model=model, batch_size=2, max_seq_length=64, dtype="float32")
+    model.max_seq_length = 64
+    try:
+        theirs = model.encode(texts, batch_size=2, normalize_embeddings=True, convert_to_numpy=True)
+    finally:
+        model.max_seq_length = 128
+    assert ours.shape == theirs.shape and np.allclose(ours, theirs, atol=1e-5)
+    assert not np.allclose(ours[0], ours[5], atol=1e-2), "rows are kept in the texts' order"
+
+
+def test_a_sentence_model_that_is_not_mean_pooled_keeps_its_own_encode():
+    from synthesis.mcp_tree.dedup import _mean_pooled
+
+    class Pooling:
+        def __init__(self, mode):
+            self.mode = mode
+
+        def get_config_dict(self):
+            return {"pooling_mode": self.mode}
+
+    class Transformer:
+        auto_model = object()
+        do_lower_case = False
+
+    class Normalize:
+        pass
+
+    class Model(list):
+        tokenizer = object()
+
+    assert _mean_pooled(Model([Transformer(), Pooling("mean"), Normalize()])) is not None
+    assert _mean_pooled(Model([Transformer(), Pooling("cls"), Normalize()])) is None
+    assert _mean_pooled(Model([Transformer(), Pooling("mean"), Normalize(), Normalize()])) is None
+    lower = Transformer()
+    lower.do_lower_case = True
+    assert _mean_pooled(Model([lower, Pooling("mean")])) is None
+    assert _mean_pooled(object()) is None
+
+
+@pytest.mark.slow
 def test_bf16_embeddings_are_unit_rows_close_to_float32_ones():
     texts = ["List issues in a repository.", "Lists issues in a repository.", "Current weather for a city.",
              "Send an email message.", "Get the issues of a repository."]
