@@ -106,7 +106,7 @@ def step_ingest() -> dict:
 
 
 def _embedded_count(db: str) -> int:
-    return int(psql("select count(*) from catalog_tool where embedding is not null", db))
+    return int(psql("select count(*) from catalog_toolvector", db))
 
 
 def _killed_then_resumed(db: str, tag: str, kill_at: float) -> dict:
@@ -151,7 +151,7 @@ def step_judge(rev: str) -> dict:
     """The judge phase alone, side by side: on copies of the ``after`` database (every vector
     stored, so nothing is embedded) with the judge's verdicts deleted, ``build_tree --force``
     of ``rev`` and of this checkout, one after the other."""
-    if int(psql("select count(*) from catalog_tool where embedding is not null", "inftool_tc_after") or 0) == 0:
+    if int(psql("select count(*) from catalog_toolvector", "inftool_tc_after") or 0) == 0:
         raise SystemExit("run the 'after' step first: the judge step starts from its stored vectors")
     out: dict = {"rev": rev}
     for side, cwd in (("before", _worktree(rev)), ("after", ROOT)):

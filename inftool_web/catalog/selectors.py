@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.contrib.postgres.search import TrigramSimilarity
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from inftool_web.core.filters import FilterError, is_id
 from synthesis.mcp_tree.curation import REASONS
 
-from .models import DuplicateLink, Tool, TreeBuild, TreeNode
+from .models import DuplicateLink, Tool, ToolVector, TreeBuild, TreeNode
 
 
 @dataclass(frozen=True)
@@ -172,8 +172,8 @@ def tool_vectors(*, ids: list[int], recipe: str) -> np.ndarray:
     out: np.ndarray | None = None
     seen = 0
     for start in range(0, len(wanted), 5000):
-        batch = Tool.objects.filter(pk__in=wanted[start : start + 5000], embedding_recipe=recipe,
-                                    embedding__isnull=False).values_list("id", "embedding")
+        batch = ToolVector.objects.filter(tool_id__in=wanted[start : start + 5000], recipe=recipe,
+                                          content_hash=F("tool__content_hash")).values_list("tool_id", "vector")
         for pk, vec in batch.iterator(chunk_size=1000):
             v = np.frombuffer(bytes(vec), dtype="<f4")
             if out is None:

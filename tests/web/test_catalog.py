@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db.models import Q
+from django.db.models import F, Q
 
-from inftool_web.catalog.models import ApiSource, DuplicateLink, Tool, TreeBuild, TreeNode
+from inftool_web.catalog.models import ApiSource, DuplicateLink, Tool, ToolVector, TreeBuild, TreeNode
 from tests.conftest import ROOT, free_port
 
 SPECS = ROOT / "tests" / "synthesis" / "mcp_tree" / "specs"
@@ -139,7 +139,7 @@ def test_build_tree_stores_duplicates_and_a_two_level_tree(tmp_path):
     for dup in Tool.objects.filter(canonical__isnull=False).select_related("canonical"):
         assert (dup.domain_id, dup.category_id) == (dup.canonical.domain_id, dup.canonical.category_id)
     # One vector per exact group: the copies share their twins' and are not embedded.
-    assert Tool.objects.exclude(embedding=None).count() == Tool.objects.count() - n_pet
+    assert ToolVector.objects.count() == Tool.objects.count() - n_pet
     assert re.search(rf"embedded now\s+{Tool.objects.count() - n_pet}\b", summary)
     assert "duplicates removed" in summary
     # Rebuilding replaces, it does not add; a tool the new tree leaves out has no node after it.
@@ -215,12 +215,12 @@ def test_a_run_killed_while_embedding_resumes_after_its_stored_chunks(tmp_path, 
     with pytest.raises(SystemExit):
         run("build_tree", no_judge=True, domains=2, categories=3, embed_chunk=2)
     assert stored == [2, 2]
-    assert Tool.objects.filter(embedding_recipe=EMBED_RECIPE).exclude(embedding=None).count() == 4
+    assert ToolVector.objects.filter(recipe=EMBED_RECIPE).count() == 4
     assert not [p for p in multiprocessing.active_children() if p.name == "inftool-embed"]  # ended with the run
     monkeypatch.setattr(command, "tool_set_embeddings", real)
     out = run("build_tree", no_judge=True, domains=2, categories=3, embed_chunk=2)
     assert f"embedding {n - 4} tools" in out
-    assert Tool.objects.filter(embedding_recipe=EMBED_RECIPE).count() == n
+    assert ToolVector.objects.filter(recipe=EMBED_RECIPE).count() == n
 
 
 @pytest.mark.django_db
@@ -228,9 +228,15 @@ def test_vectors_of_another_recipe_are_embedded_again(tmp_path):
     _two_specs(tmp_path)
     run("build_tree", no_judge=True, domains=2, categories=3)
     n = Tool.objects.count()
-    Tool.objects.filter(pk__in=list(Tool.objects.values_list("pk", flat=True)[:4])).update(embedding_recipe="full-128")
+    ToolVector.objects.filter(tool_id__in=list(Tool.objects.values_list("pk", flat=True)[:4])).update(recipe="full-128")
     out = run("build_tree", no_judge=True, domains=2, categories=3, force=True)
-    assert "embedding 4 tools" in out and Tool.objects.filter(embedding_recipe="lead-64").count() == n
+    assert "embedding 4 tools" in out and ToolVector.objects.filter(recipe="lead-64").count() == n
+    # A vector made from other content than the tool's (its hash moved without an ingest
+    # deleting it) is stale too: embedded again, not mixed in.
+    ToolVector.objects.filter(tool_id__in=list(Tool.objects.values_list("pk", flat=True)[:3])).update(content_hash="0" * 64)
+    out = run("build_tree", no_judge=True, domains=2, categories=3, force=True)
+    assert "embedding 3 tools" in out
+    assert not ToolVector.objects.exclude(content_hash=F("tool__content_hash")).exists()
 
 
 @pytest.mark.django_db
@@ -280,14 +286,26 @@ def test_stored_vectors_are_read_back_in_the_order_asked(tmp_path):
     from inftool_web.catalog.services import tool_set_embeddings
 
     _two_specs(tmp_path)
-    a, b, c = Tool.objects.order_by("id").values_list("id", flat=True)[:3]
+    (a, ha), (b, hb), (c, hc) = Tool.objects.order_by("id").values_list("id", "content_hash")[:3]
     vecs = np.arange(3 * 4, dtype=np.float32).reshape(3, 4)
-    tool_set_embeddings(ids=[a, b, c], vectors=vecs, recipe="r1")
+    assert tool_set_embeddings(ids=[a, b, c], vectors=vecs, recipe="r1", hashes=[ha, hb, hc]) == 3
     got = tool_vectors(ids=[c, a, c, b], recipe="r1")
     assert got.dtype == np.float32 and np.array_equal(got, vecs[[2, 0, 2, 1]])
-    tool_set_embeddings(ids=[a], vectors=vecs[:1], recipe="r2")
+    # Stored again: replaced, not added.
+    assert tool_set_embeddings(ids=[a], vectors=vecs[:1] + 1, recipe="r2", hashes=[ha]) == 1
+    assert ToolVector.objects.count() == 3 and ToolVector.objects.get(tool_id=a).recipe == "r2"
     with pytest.raises(ValueError, match="1 of 2 tools have no stored r2 vector"):
         tool_vectors(ids=[a, b], recipe="r2")
+    # A vector made from content the tool no longer has is not read back.
+    assert tool_set_embeddings(ids=[b], vectors=vecs[1:2], recipe="r2", hashes=["f" * 64]) == 1
+    with pytest.raises(ValueError, match="1 of 2 tools have no stored r2 vector"):
+        tool_vectors(ids=[a, b], recipe="r2")
+    # A tool deleted while its chunk was being embedded is skipped, the rest stored.
+    Tool.objects.filter(pk=c).delete()
+    assert tool_set_embeddings(ids=[c, a], vectors=vecs[:2], recipe="r3", hashes=[hc, ha]) == 1
+    assert list(ToolVector.objects.filter(recipe="r3").values_list("tool_id", flat=True)) == [a]
+    with pytest.raises(ValueError, match="ids, 1 hashes for 2 vectors"):
+        tool_set_embeddings(ids=[a, b], vectors=vecs[:2], recipe="r3", hashes=[ha])
 
 
 @pytest.mark.django_db
@@ -314,7 +332,7 @@ def test_a_rebuild_reuses_the_judges_verdicts_on_unchanged_tools(tmp_path, setti
     lib = tmp_path / "library.yaml"
     lib.write_text(lib.read_text().replace("summary: Get a book", "summary: Fetch one book by its id"))
     run("ingest_openapi", str(tmp_path), workers=1)
-    changed = Tool.objects.get(embedding=None)
+    changed = Tool.objects.get(vector=None)
     with_changed = judged.filter(Q(tool=changed) | Q(canonical=changed)).count()
     assert with_changed
     third = run("build_tree", **args)
@@ -362,17 +380,17 @@ def test_a_changed_spec_re_embeds_only_its_changed_tools(tmp_path):
     shutil.copy(SPECS / "shop_swagger2.yaml", tmp_path / "shop.yaml")
     run("ingest_openapi", str(tmp_path), workers=1)
     run("build_tree", no_judge=True, domains=2, categories=3)
-    before = {t.pk: bytes(t.embedding) for t in Tool.objects.all()}
-    assert before and all(before.values())
+    before = {v.tool_id: bytes(v.vector) for v in ToolVector.objects.all()}
+    assert len(before) == Tool.objects.count() and all(before.values())
     lib = tmp_path / "library.yaml"
     lib.write_text(lib.read_text().replace("summary: Get a book", "summary: Fetch one book by its id"))
     run("ingest_openapi", str(tmp_path), workers=1)
-    stale = list(Tool.objects.filter(embedding=None).values_list("pk", flat=True))
+    stale = list(Tool.objects.filter(vector=None).values_list("pk", flat=True))
     assert len(stale) == 1, "only the tool whose content hash moved loses its embedding"
     summary = run("build_tree", no_judge=True, domains=2, categories=3)
     assert "embedding 1 tools" in summary
     assert not TreeNode.objects.filter(name_source="").exists(), "every name says how it was chosen"
-    after = {t.pk: bytes(t.embedding) for t in Tool.objects.all()}
+    after = {v.tool_id: bytes(v.vector) for v in ToolVector.objects.all()}
     assert after[stale[0]] != before[stale[0]]
     assert all(after[pk] == vec for pk, vec in before.items() if pk != stale[0])
 
@@ -436,3 +454,38 @@ def test_duplicates_store_writes_each_pair_once_and_replaces_the_last_decisions(
     assert duplicates_store(decisions=[decision(c, a)], canonical_of={a: None, b: None, c: a}) == 1
     assert list(DuplicateLink.objects.values_list("tool_id", "canonical_id")) == [(c, a)]
     assert Tool.objects.get(pk=b).canonical_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_stored_vectors_out_of_the_tools_rows_and_back():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes("catalog")
+    executor.migrate([("catalog", "0005_tool_embedding_recipe_treebuild")])
+    try:
+        vec = np.arange(384, dtype="<f4").tobytes()
+        src = ApiSource.objects.create(kind="openapi", name="m", location="m.yaml").pk  # its table is unchanged
+        with connection.cursor() as cur:
+            rows = [("with", vec, "lead-64"), ("without", None, ""), ("unlabelled", vec, "")]
+            for name, emb, recipe in rows:
+                cur.execute("INSERT INTO catalog_tool (source_id, name, description, input_schema, method, path, "
+                            "content_hash, embedding, embedding_recipe, usability_reasons, created_at) "
+                            "VALUES (%s, %s, '', '{}', '', '', %s, %s, %s, '[]', now())",
+                            [src, name, (name * 8)[:64], emb, recipe])
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
+        moved = list(ToolVector.objects.values_list("tool__name", "recipe", "content_hash", "vector"))
+        assert [(n, r, h, bytes(v)) for n, r, h, v in moved] == [("with", "lead-64", "with" * 8, vec)]
+        executor = MigrationExecutor(connection)
+        executor.migrate([("catalog", "0005_tool_embedding_recipe_treebuild")])
+        with connection.cursor() as cur:
+            cur.execute("SELECT name, embedding, embedding_recipe FROM catalog_tool ORDER BY name")
+            back = [(n, bytes(e) if e is not None else None, r) for n, e, r in cur.fetchall()]
+        assert back == [("unlabelled", None, ""), ("with", vec, "lead-64"), ("without", None, "")]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
+        Tool.objects.all().delete()
+        ApiSource.objects.all().delete()

@@ -21,7 +21,7 @@ import time
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
+from django.db.models import F, Q
 from tqdm import tqdm
 
 from inftool_web.catalog.models import Tool
@@ -174,11 +174,13 @@ class Command(BaseCommand):
             raise CommandError("no tools stored: run ingest_openapi or ingest_mcp first")
         dtype = embed_dtype(dtype)
         recipe = RECIPES[EMBED_RECIPE]
-        if Tool.objects.filter(Q(embedding__isnull=True) | ~Q(embedding_recipe=EMBED_RECIPE)).exists():
+        stale = Q(vector__isnull=True) | ~Q(vector__recipe=EMBED_RECIPE) | ~Q(vector__content_hash=F("content_hash"))
+        if Tool.objects.filter(stale).exists():
             # Some tool needs a vector: the embedder's process starts, and loads its model,
             # while this one reads the tools.
             self._embedder = EmbedProcess(max_seq_length=recipe.max_seq_length, dtype=dtype)
         ids: list[int] = []
+        hashes: list[str] = []  # content hash of each tool as read, stored beside its vector
         tools: list[dict] = []
         categories_of: list[list[str]] = []
         resources_of: list[list[str]] = []
@@ -188,13 +190,14 @@ class Command(BaseCommand):
         rep_of: dict[str, int] = {}
         qs = Tool.objects.order_by("id").values_list(
             "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
-            "embedding", "embedding_recipe", "content_hash", "path",
+            "vector__vector", "vector__recipe", "content_hash", "path", "vector__content_hash",
         )
         built_from = tree_fingerprint_start(recipe=EMBED_RECIPE, settings=build_settings)
         for i, r in enumerate(qs.iterator(chunk_size=2000)):
             if i >= n_total:  # tools added while this runs wait for the next run
                 break
             ids.append(r[0])
+            hashes.append(r[9])
             built_from.update(f"\n{r[0]}:{r[9]}".encode())
             tools.append(slim_tool({"name": r[1], "description": r[2], "inputSchema": r[3], "outputSchema": r[4],
                                     "source": r[5]}, key=r[0]))
@@ -203,7 +206,7 @@ class Command(BaseCommand):
             # Dedup and the tree read only the vector of each exact group's first tool (its
             # twins share name and schema), so only that one is embedded and stored.
             rep = rep_of.setdefault(tools[-1]["_exact_key"], i)
-            if r[7] and r[8] == EMBED_RECIPE:
+            if r[7] and r[8] == EMBED_RECIPE and r[11] == r[9]:  # a vector of this recipe and content
                 emb[i] = np.frombuffer(bytes(r[7]), dtype="<f4")
             elif rep == i:
                 missing.append(i)
@@ -237,7 +240,8 @@ class Command(BaseCommand):
                 rows = [i for t in part for i in by_text[t]]
                 vecs = np.repeat(vecs, [len(by_text[t]) for t in part], axis=0)
                 emb[rows] = vecs
-                tool_set_embeddings(ids=[ids[i] for i in rows], vectors=vecs, recipe=EMBED_RECIPE)
+                tool_set_embeddings(ids=[ids[i] for i in rows], vectors=vecs, recipe=EMBED_RECIPE,
+                                    hashes=[hashes[i] for i in rows])
             del by_text, texts, chunks
         if self._embedder is not None:
             self._embedder.close()
@@ -304,7 +308,7 @@ class Command(BaseCommand):
         kept_sources = [tools[i]["source"] for i in keep]
         kept_categories = [categories_of[i] for i in keep]
         kept_resources = [resources_of[i] for i in keep]
-        del tools, categories_of, resources_of, rep_of, twins
+        del tools, categories_of, resources_of, rep_of, twins, hashes
         release_memory()
         tree = build_tree(
             kept_emb, texts, kept_categories, sources=kept_sources, resources=kept_resources,
