@@ -501,13 +501,16 @@ def _embed_serve(requests: Any, results: Any, max_seq_length: int | None, dtype:
 
 
 def neighbor_pairs(
-    emb: np.ndarray, threshold: float, *, max_neighbors: int = 10, chunk: int = 1024
+    emb: np.ndarray, threshold: float, *, max_neighbors: int = 10, chunk: int = 1024, tile: int = 4096
 ) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine >= threshold, best first.
 
-    Rows must be unit-norm.  Works in row chunks against the upper triangle so memory
-    stays at ``chunk * n`` floats; each row keeps at most ``max_neighbors`` partners.
-    The chunks are screened in bf16 where the CPU has bf16 matrix instructions (a third of
+    Rows must be unit-norm.  Works in row chunks against the upper triangle, a tile of
+    ``chunk`` x ``tile`` similarities at a time, written into one buffer that every tile
+    reuses; each row keeps at most ``max_neighbors`` partners.  (#20: a tile that stays in
+    the CPU's cache and a buffer that is not allocated again took 99,000 vectors from 42.7
+    to 29.9 s on a 2-core AVX2 EPYC, the product itself being about 26 s of it.)
+    The tiles are screened in bf16 where the CPU has bf16 matrix instructions (a third of
     the float32 product's time on the corpus), with a margin well past bf16's error on
     unit rows; every pair that passes is scored again in float32, so the pairs and their
     cosines are the float32 ones.
@@ -519,12 +522,25 @@ def neighbor_pairs(
     full = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))
     screen = full.to(torch.bfloat16) if embed_dtype("auto") == "bfloat16" else full
     margin = 0.02 if screen.dtype == torch.bfloat16 else 0.0
+    cells = min(chunk, n) * min(tile, n)
+    sims_buf = torch.empty(cells, dtype=screen.dtype)
+    hit_buf = torch.empty(cells, dtype=torch.bool)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        sims = screen[start:stop] @ screen[start:].T  # columns are j = start + col
-        hits = torch.nonzero(sims >= threshold - margin)
-        del sims
-        rows, cols = hits[:, 0].numpy(), hits[:, 1].numpy()
+        found_rows, found_cols = [], []
+        for col in range(start, n, tile):  # columns j >= start: the upper triangle
+            width = min(col + tile, n) - col
+            sims = sims_buf[: (stop - start) * width].view(stop - start, width)
+            torch.mm(screen[start:stop], screen[col : col + width].T, out=sims)
+            hit = hit_buf[: sims.numel()].view(sims.shape)
+            torch.ge(sims, threshold - margin, out=hit)
+            hits = torch.nonzero(hit)
+            if hits.numel():
+                found_rows.append(hits[:, 0].numpy())
+                found_cols.append(hits[:, 1].numpy() + (col - start))  # columns from start
+        if not found_rows:
+            continue
+        rows, cols = np.concatenate(found_rows), np.concatenate(found_cols)
         keep = cols > rows  # j > i: each pair once, no self-pairs
         rows, cols = rows[keep], cols[keep]
         if rows.size == 0:

@@ -57,6 +57,10 @@ def test_neighbor_pairs_matches_brute_force():
     assert {(i, j) for i, j, _ in got} == want
     assert [s for *_, s in got] == sorted((s for *_, s in got), reverse=True)
     assert len(neighbor_pairs(emb, 0.9, max_neighbors=1, chunk=7)) <= len(emb)
+    # Tiles narrower than a chunk, and not dividing it: the same pairs, and a row's best
+    # neighbours are chosen across its tiles.
+    assert neighbor_pairs(emb, 0.9, max_neighbors=50, chunk=7, tile=5) == got
+    assert neighbor_pairs(emb, 0.5, max_neighbors=2, chunk=7, tile=3) == neighbor_pairs(emb, 0.5, max_neighbors=2)
 
 
 def test_neighbor_pairs_near_the_threshold_are_the_float32_ones():
