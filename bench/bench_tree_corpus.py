@@ -58,9 +58,25 @@ def env_for(db: str) -> dict[str, str]:
     return env
 
 
-def copy_db(name: str) -> None:
+def copy_db(name: str, template: str = BASE, cwd: Path = ROOT) -> None:
+    """``name`` as a copy of ``template``, migrated to the schema of the code in ``cwd``."""
     psql(f"drop database if exists {name}")
-    psql(f"create database {name} template {BASE}")
+    psql(f"create database {name} template {template}")
+    migrate_for(cwd, name)
+
+
+def migrate_for(cwd: Path, db: str) -> None:
+    """Bring ``db`` to the schema the code in ``cwd`` expects.  This checkout's is its own
+    latest; an earlier commit's worktree gets each app migrated (forwards or backwards, by
+    this checkout, which has every migration) to the last migration that commit has."""
+    if cwd == ROOT:
+        subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env_for(db), check=True)
+        return
+    for app_dir in sorted((ROOT / "inftool_web").glob("*/migrations")):
+        theirs = sorted(p.stem for p in (cwd / app_dir.relative_to(ROOT)).glob("[0-9]*.py"))
+        if theirs:
+            subprocess.run([PY, "manage.py", "migrate", "-v0", app_dir.parent.name, theirs[-1]], cwd=ROOT,
+                           env=env_for(db), check=True)
 
 
 def measured(cmd: list[str], *, cwd: Path, db: str, log: Path, kill_when=None) -> dict:
@@ -156,8 +172,7 @@ def step_judge(rev: str) -> dict:
     out: dict = {"rev": rev}
     for side, cwd in (("before", _worktree(rev)), ("after", ROOT)):
         db = f"inftool_tc_judge_{side}"
-        psql(f"drop database if exists {db}")
-        psql(f"create database {db} template inftool_tc_after")
+        copy_db(db, "inftool_tc_after", cwd)
         psql("delete from catalog_duplicatelink where method = 'judge'", db)
         # This checkout asks the embedded judge only when told to (--judge on); before
         # that option, build_tree asked it by default.
@@ -178,8 +193,7 @@ def step_sample(rev: str, size: int) -> dict:
     out: dict = {"rev": rev, "specs": size, "tools": int(psql("select count(*) from catalog_tool", base))}
     for side, cwd in (("before", wt), ("after", ROOT)):
         db = "inftool_tc_before" if side == "before" else "inftool_tc_sample_after"
-        psql(f"drop database if exists {db}")
-        psql(f"create database {db} template {base}")
+        copy_db(db, base, cwd)
         out[side] = build_tree(cwd, db, OUT / f"sample-{side}.log")
     return out
 
