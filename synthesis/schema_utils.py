@@ -697,6 +697,8 @@ _SLUG_WORDS = (
     "cluster", "database", "table", "index", "queue", "topic", "function", "container", "image",
     "namespace", "environment", "secret", "key", "tag", "label", "field", "column", "variable", "bot",
     "resource", "stack", "pipeline", "workflow", "job", "webhook", "zone", "region", "instance", "volume",
+    "watcher", "monitor", "gateway", "vault", "server", "network", "registry", "disk", "vm", "machine", "subnet",
+    "endpoint", "domain", "node", "pool", "snapshot", "deployment", "certificate", "policy", "rule", "schema",
 )  # fmt: skip
 _TITLE_WORDS = (
     "project", "team", "board", "list", "folder", "playlist", "album", "campaign", "group", "workspace",
@@ -716,18 +718,34 @@ def _entity_of(key: str, node: dict) -> str | None:
     'emoji'
     >>> _entity_of("name", {"description": "The name of the repository."})
     'repository'
+    >>> _entity_of("resourceGroupName", {}), _entity_of("networkWatcherName", {}), _entity_of("customer_name", {})
+    ('resource', 'watcher', 'person')
+    >>> _entity_of("connectionMonitorName", {}), _entity_of("userGroupName", {}), _entity_of("fooName", {})
+    ('monitor', 'group', 'resource')
     """
-    low = key.lower()
-    prefix = re.sub(r"[^a-z]", "", low[: low.rfind("name")])
-    words = [prefix] if prefix else re.findall(r"[a-z]+", str(node.get("description") or node.get("title") or "").lower())
+    cut = key.lower().rfind("name")
+    head = key[:cut] if cut > 0 else ""
+    # the prefix's words, last (the head noun) first: "networkWatcher" -> watcher, network
+    prefix = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", head)][::-1]
+    words = prefix or re.findall(r"[a-z]+", str(node.get("description") or node.get("title") or "").lower())
+
+    def singular(word: str) -> str:
+        return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+    if prefix and any(singular(w) in _SLUG_WORDS for w in prefix):
+        # a thing a machine hosts ("resourceGroupName", "networkWatcherName") has a slug
+        return next(singular(w) for w in prefix if singular(w) in _SLUG_WORDS)
     for word in words:
-        w = word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+        w = singular(word)
         if w in _PERSON_WORDS:
             return "person"
         if w in _EMOJI_WORDS:
             return "emoji"
         if w in _SLUG_WORDS or w in _TITLE_WORDS:
             return w
+    if prefix and prefix[0].isalpha() and len(prefix[0]) > 2:
+        # a name of some other thing ("watcherName"): not a person's, so a slug
+        return "resource"
     return None
 
 
@@ -975,6 +993,8 @@ def pattern_value(
     '60487'
     >>> pattern_value(r"^[a-z]+$", random.Random(0), hint="lisbon")
     'lisbon'
+    >>> pattern_value(r"^[-\\w.]+$", random.Random(0), hint="Holiday planning")
+    'holiday-planning'
     """
     try:
         rx = compile_pattern(pattern)  # the hint may be model output: bounded-time matching
@@ -984,8 +1004,11 @@ def pattern_value(
     def fits(v: str) -> bool:
         return rx.search(v) and len(v) >= min_length and (max_length is None or len(v) <= max_length)
 
-    if hint is not None and fits(hint):
-        return hint
+    if hint is not None:
+        # the hint, else its slug ("Holiday planning" -> "holiday-planning" for ^[-\w.]+$)
+        for h in dict.fromkeys([hint, re.sub(r"\s+", "-", hint.strip()).lower()]):
+            if fits(h):
+                return h
     found: list[str] = []
     for k in range(24):
         try:
