@@ -34,7 +34,7 @@ from .single_turn import (
     reference_call,
 )
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
-from .values import is_request, overlap, query_problems
+from .values import implausible_arguments, is_request, overlap, query_problems
 from .verify import (
     answer_problems,
     multi_turn_transcript,
@@ -734,6 +734,8 @@ def rule_problems(messages: list[MessageStep], scenario: ScenarioStep) -> list[s
                              given_values_changed(c, scenario, asked_so_far)]
                 problems += [f"the agent called {v}, which nobody gave" for v in
                              ungrounded_values(c, "\n".join(context), by_name.get(c["name"]))]
+                problems += [f"the agent called {p}" for p in
+                             implausible_arguments(c, by_name.get(c["name"]), tool_names=tuple(by_name))]
                 schema = (by_name.get(c["name"]) or {}).get("inputSchema")
                 problems += [f"the agent's call {c['name']} is invalid: {e}" for e in validation_errors(c["arguments"], schema)]
             if m.content and not m.tool_calls:

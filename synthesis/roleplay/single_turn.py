@@ -37,7 +37,7 @@ from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .scoring import execution_consistency, split_for
 from .server_sim import ServerSimulator
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
-from .values import cap_strings, is_request, overlap, polish_arguments, query_problems
+from .values import cap_strings, implausible_arguments, is_request, overlap, polish_arguments, query_problems
 from .verify import (
     _stems,
     intent_problems,
@@ -345,7 +345,9 @@ def rule_problems(scenario: ScenarioStep, cfg: RoleplayConfig) -> list[str]:
         if made_up:
             problems.append("the query adds values its reference does not have: " + ", ".join(made_up[:4]))
     by_name = {t["name"]: t for t in scenario.tools}
+    names = tuple(by_name)
     for c in scenario.reference_calls:
+        problems += [f"reference value {p}" for p in implausible_arguments(c, by_name.get(c["name"]), tool_names=names)]
         schema = (by_name.get(c["name"]) or {}).get("inputSchema")
         errs = validation_errors(c["arguments"], schema)
         unknown = unknown_argument_names(c["arguments"], schema) if isinstance(c["arguments"], dict) else []

@@ -20,6 +20,7 @@ import random
 import re
 from typing import Any
 
+from synthesis.safe_regex import PatternError, safe_search
 from synthesis.schema_utils import (
     NoValidValue,
     described_values,
@@ -29,7 +30,7 @@ from synthesis.schema_utils import (
     validation_errors,
 )
 
-from .phrasing import VERBS
+from .phrasing import VERBS, humanize
 
 PLACEHOLDER_WORDS = {
     "string", "object", "array", "integer", "number", "boolean", "null", "none", "value",
@@ -40,6 +41,7 @@ _PLACEHOLDER_RX = re.compile(
     r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s|\byour[_ -]", re.I
 )
 _REPEAT_RX = re.compile(r"(.)\1{4,}")
+_UUID_RX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
 # A regular expression pasted as a value: a character class, an escape or a quantifier.
 _REGEX_TEXT_RX = re.compile(r"\[(\^)?[^\]]*[a-z0-9]-[a-z0-9][^\]]*\]?|\\[dwsbDWS]|\{\d+(,\d*)?\}|\(\?[:=!<P]", re.I)
@@ -83,11 +85,19 @@ def implausible(
     'a code of a few characters over and over'
     >>> implausible("1012-07-22T12:52:04.112Z", "DateUpdated"), implausible("2025-07-22", "since") is None
     ('a year far from our time', True)
+    >>> implausible("The user would need to present their assessment. The user would need to present their assessment so", "text")
+    'the same words over and over'
+    >>> implausible("10520160", "resourceGroupName"), implausible("The name of the resource group", "resourceGroupName")
+    ('a number where a name belongs', 'a description of the parameter, not a value')
+    >>> implausible("10520160", "groupName", {"pattern": "^[-a-z0-9.]+$"}), implausible("10520160", "name", {"pattern": "^[0-9]+$"})
+    ('a number where a name belongs', None)
     >>> implausible("service_sid", "ServiceSid"), implausible("GMT-3002", "timeZone"), implausible("GMT+3", "timeZone")
     ('a parameter name, not a value', 'not an offset from UTC (at most 14 hours)', None)
     >>> implausible("UTC+05:30", "tz"), implausible("GMT-0800", "tz")
     (None, None)
     >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
+    True
+    >>> implausible("122b5986-15dc-be81-0bea-cd557705a54b", "fileUuid") is None
     True
     >>> listing = {"description": "One of the following values:\\n* ONECLICK\\n* RECURRING"}
     >>> implausible("no_autofill", "contract", listing), implausible("ONECLICK,RECURRING", "contract", listing)
@@ -128,6 +138,12 @@ def implausible(
         return "a type name or placeholder word"
     if re.fullmatch(r"[a-z]+(_[a-z]+)*_(id|sid|uid|name|key|code|type|value|string|number)s?", s):
         return "a parameter name, not a value"
+    if describes_parameter(s, key, schema):
+        return "a description of the parameter, not a value"
+    if len(s.split()) >= 8 and repeats_itself(s):
+        return "the same words over and over"
+    if s.isdigit() and key and humanize(key).split()[-1] in ("name", "title") and _letters_allowed(schema):
+        return "a number where a name belongs"
     offset = re.fullmatch(r"(?:GMT|UTC)\s*[+-]\s*(\d{1,2})(?::?(\d{2}))?", s, re.I)
     if offset and (int(offset.group(1)) > 14 or int(offset.group(2) or 0) >= 60):
         return "not an offset from UTC (at most 14 hours)"
@@ -152,6 +168,8 @@ def implausible(
         return "unbalanced brackets"
     if _REGEX_TEXT_RX.search(s) and not schema.get("pattern"):
         return "the text of a pattern, not a value"
+    if _UUID_RX.fullmatch(s):
+        return None
     parts = [p for p in re.split(r"[.\-_:/|]+", s) if p]
     if len(parts) >= 3 and max(parts.count(p) for p in parts) >= 3 and not s.replace(".", "").isdigit():
         return "the same fragment repeated"
@@ -184,6 +202,80 @@ def implausible(
     if _is_date_key(key, schema) and re.search(r"\d", s) and not _parses_as_date(s):
         return "not a valid date or time"
     return None
+
+
+# A value that says what the parameter is rather than being one: "The name of the group",
+# "The path to collect data in a database", "ID of the user you want".
+_DESCRIBING_RX = re.compile(
+    r"^(the|a|an|your|my)\s+((unique|specified|given|full|optional|required|desired)\s+)?"
+    r"(name|id|identifier|path|value|number|type|key|url|uri|code|date|time|amount|count|size|format|version|"
+    r"list|set|string|title|address|location|token|reference|label|kind|mode|status|field|parameter)s?\s+"
+    r"(of|to|for|that|which|used|you|where|in|from|under|with)\b|"
+    r"^(id|identifier|name|path|url|value)\s+of\s+(the|a|an|your)\b|"
+    r"\b(you('re| are)? (want|wish|would like|need)|you'?re in|to be (used|returned|retrieved|updated|deleted))\b",
+    re.I,
+)
+_FUNCTION_WORD_RX = re.compile(r"\b(the|of|to|for|a|an|in|you|your|that|which|be|is|are)\b", re.I)
+# Keys whose values may be titles or free text that start like a description ("The Name of the Rose").
+_TITLE_KEY_RX = re.compile(r"title|query|search|^q$|keyword|term|phrase|caption|headline|subject", re.I)
+
+
+def _letters_allowed(schema: dict[str, Any]) -> bool:
+    """Whether a string of letters may fill a string of this schema (its ``pattern`` aside,
+    nothing else restricts it)."""
+    pattern = schema.get("pattern")
+    if not isinstance(pattern, str):
+        return True
+    try:
+        return safe_search(pattern, "payments-eu") or safe_search(pattern, "payments")
+    except PatternError:
+        return True
+
+
+def describes_parameter(value: str, key: str = "", schema: dict[str, Any] | None = None) -> bool:
+    """Whether ``value`` describes its parameter instead of being a value for it: a
+    schema's description pasted or paraphrased ("The name of the group you're in" for
+    ``resourceGroupName``, described "The name of the resource group."), or a phrase that
+    only says what would go there ("The path to collect data in a database").
+
+    >>> d = {"description": "The name of the resource group."}
+    >>> describes_parameter("The name of the group you're in", "resourceGroupName", d)
+    True
+    >>> describes_parameter("The path to collect data in a database", "subscriptionId")
+    True
+    >>> describes_parameter("rg-payments-eu", "resourceGroupName", d), describes_parameter("Kenneth Lewis", "name")
+    (False, False)
+    >>> describes_parameter("The Name of the Rose", "title"), describes_parameter("The Beatles", "artist")
+    (False, False)
+    >>> describes_parameter("Text to translate into French", "text", {"description": "The text to translate."})
+    True
+    >>> describes_parameter("Bonjour, je voudrais un café", "text", {"description": "The text to translate."})
+    False
+    >>> describes_parameter("fullName, initials and username", "member_fields",
+    ...                     {"description": "all or a comma-separated list of: avatarHash, fullName, initials, username"})
+    False
+    >>> describes_parameter("Romance Standard Time", "localTimeZoneName", {"description": 'Default "Romance Standard Time"'})
+    False
+    """
+    s = " ".join(value.split())
+    words = s.split()
+    if len(words) < 3:
+        return False
+    if not _TITLE_KEY_RX.search(key) and _DESCRIBING_RX.search(s):
+        return True
+    description = str((schema or {}).get("description") or "")
+    mine = content_words(s)
+    # a paraphrase is a phrase ("the name of the group"); a list of the described fields
+    # ("fullName, initials and username") or a named value ("Romance Standard Time") is not
+    if not description or len(mine) < 2 or not _FUNCTION_WORD_RX.search(s):
+        return False
+    theirs = {_stem_word(w) for w in content_words(description)} | {_stem_word(w) for w in content_words(humanize(key))}
+    shared = {w for w in mine if _stem_word(w) in theirs}
+    return len(shared) >= 2 and len(shared) >= 0.6 * len(mine)
+
+
+def _stem_word(w: str) -> str:
+    return w[:-1] if len(w) > 4 and w.endswith("s") else w
 
 
 # Parameters that count a unit of a clock or calendar, and the values they take.
@@ -229,14 +321,22 @@ def plausible_value(
     key: str, prop: dict[str, Any], root: dict[str, Any], rng: random.Random, *, tool_names: tuple[str, ...] = ()
 ) -> Any:
     """A synthesized value for property ``key`` (schema ``prop``, its ``$ref``s resolved in
-    ``root``) that is not implausible, or ``None`` after a few tries."""
+    ``root``) that is not implausible, or ``None`` after a few tries.
+
+    >>> plausible_value("id", {"type": "string", "example": "{{PAGE_ID}}"}, {}, random.Random(0)) != "{{PAGE_ID}}"
+    True
+    """
     defs = {d: root[d] for d in ("$defs", "definitions") if d in root}
     sub = resolve(prop, root)
     sub = sub if isinstance(sub, dict) else {}
+    # after the first try, without the spec's own example: where it is a placeholder
+    # ("{{PAGE_ID}}", "Your super awesome message") every try would return it again
+    bare = {k: v for k, v in sub.items() if k not in ("default", "example", "examples")} if sub else None
     for k in range(6):
+        use = prop if k == 0 or not bare else bare
         try:
             candidate = synthesize_instance(
-                {"type": "object", "properties": {key: prop or {"type": "string"}}, "required": [key], **defs},
+                {"type": "object", "properties": {key: use or {"type": "string"}}, "required": [key], **defs},
                 rng=random.Random(rng.random() + k),
                 optional_ratio=0.3,
             ).get(key)
@@ -323,6 +423,40 @@ def polish_arguments(
         out = trial
         notes.append({"argument": key, "problem": problem, "action": "replaced"})
     return out, notes
+
+
+# What the rules reject a finished trajectory for.  The other reasons of :func:`implausible`
+# are heuristics that a value forced by its schema (a pattern's digits, a long code) may
+# trip: polishing replaces such values where it can, and keeps them where nothing else fits.
+RULE_REASONS = frozenset({
+    "a description of the parameter, not a value", "a number where a name belongs", "the same words over and over",
+    "a template placeholder", "a type name or placeholder word", "a parameter name, not a value",
+    "the tool's own name",
+})
+
+
+def implausible_arguments(call: dict[str, Any], tool: dict[str, Any] | None, *, tool_names: tuple[str, ...] = ()) -> list[str]:
+    """Each argument of ``call`` whose value (at any depth) a person would not have typed,
+    for one of :data:`RULE_REASONS`, as ``name.key = value is why``: the rules' last word
+    on values that polishing kept.
+
+    >>> t = {"name": "delete_group", "inputSchema": {"type": "object", "properties": {
+    ...     "group": {"type": "string", "description": "The name of the resource group."}}}}
+    >>> implausible_arguments({"name": "delete_group", "arguments": {"group": "The name of the group"}}, t)
+    ["delete_group.group = 'The name of the group' is a description of the parameter, not a value"]
+    >>> implausible_arguments({"name": "delete_group", "arguments": {"group": "rg-payments-eu"}}, t)
+    []
+    """
+    schema = (tool or {}).get("inputSchema") or {}
+    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    out = []
+    for key, value in (call.get("arguments") or {}).items():
+        sub = resolve(props.get(key) or {}, schema)
+        why = _deep_problem(value, key, sub if isinstance(sub, dict) else {}, tool_names)
+        if why and why.rsplit(": ", 1)[-1] in RULE_REASONS:
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            out.append(f"{call.get('name')}.{key} = {shown} is {why}")
+    return out
 
 
 def _deep_problem(value: Any, key: str, schema: dict[str, Any], tool_names: tuple[str, ...]) -> str | None:
