@@ -40,6 +40,9 @@ PLACEHOLDER_WORDS = {
 _PLACEHOLDER_RX = re.compile(
     r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s|\byour[_ -]", re.I
 )
+# In a person's request "your" is a word ("check your records"); "your_api_key" and
+# "YOUR TOKEN" are still placeholders.
+_QUERY_PLACEHOLDER_RX = re.compile(r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s|\b[Yy]our[_-]|\bYOUR[ _-]")
 _REPEAT_RX = re.compile(r"(.)\1{4,}")
 _UUID_RX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
@@ -546,6 +549,8 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     ['speaks as the assistant, not the user']
     >>> query_problems("Nice job, I'm glad I could help!")
     ['speaks as the assistant, not the user']
+    >>> query_problems("Can you check your records for order ord_4f2a91c0?"), query_problems("Use YOUR_API_KEY for {city}")
+    ([], ['contains a template placeholder'])
     """
     q = query.strip()
     out = []
@@ -556,7 +561,7 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
         out.append("reads like an HTTP request, not a person")
     if re.match(r"^\s*(select|insert|update|delete)\b.*\b(from|into|set|where)\b", q, re.I):
         out.append("reads like SQL, not a person")
-    if _PLACEHOLDER_RX.search(q):
+    if _QUERY_PLACEHOLDER_RX.search(q):
         out.append("contains a template placeholder")
     named = [t for t in tool_names if len(t) > 4 and ("_" in t or re.search(r"[a-z][A-Z]", t)) and t.lower() in q.lower()]
     if named:
