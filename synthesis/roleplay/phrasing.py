@@ -596,6 +596,10 @@ def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
     'Here is what I found: the order ID is ord_1 and the status is shipped.'
     >>> answer_text([("f", {"result": {"structuredContent": {"method": "f", "$schema": "x", "status": "ok"}}})])
     'Here is what I found: the status is ok.'
+    >>> answer_text([("f", {"result": {"structuredContent": {"text": "Hi", "success": True}}})])
+    'Done: the text is Hi.'
+    >>> answer_text([("f", {"result": {"structuredContent": {"success": True}}})])
+    'Done, it worked.'
     """
     parts = []
     failed = []
@@ -620,6 +624,10 @@ def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
     out = []
     if good:
         lead = "Here is what I found: " if len(good) == 1 else "All done. "
+        if len(good) == 1 and good[0].startswith("it worked"):
+            # {"success": true, ...}: "Done: the text is ...", not "I found: it worked"
+            rest = good[0].removeprefix("it worked").removeprefix(",").removeprefix(" and").strip()
+            good, lead = ([rest] if rest else ["it worked"]), "Done: " if rest else "Done, "
         out.append(lead + " ".join((p if i == 0 and len(good) == 1 else p[0].upper() + p[1:]) + ("" if p.endswith(".") else ".")
                                    for i, p in enumerate(good)))
     out += [f + ("" if f.endswith(".") else ".") for f in failed]
@@ -644,12 +652,40 @@ def _the(key: str) -> str:
     return "the " + " ".join(words)
 
 
+# Keys whose true value says the call worked ({"success": true}): said as "it worked".
+_OUTCOME_KEYS = frozenset({"success", "succeeded", "ok", "done", "completed", "deleted", "created", "updated",
+                           "saved", "sent", "removed", "accepted", "result"})
+
+
+def _bit(key: str, value: Any) -> str:
+    """One scalar of a result as a person says it: "the status is shipped"; booleans as
+    "it worked", "it is active", "it has attachments", "the archived flag is off".
+
+    >>> _bit("success", True), _bit("is_active", False), _bit("hasAttachments", True), _bit("archived", True)
+    ('it worked', 'it is not active', 'it has attachments', 'the archived flag is on')
+    """
+    if not isinstance(value, bool):
+        return f"{_the(key)} is {spoken(value)}"
+    words = humanize(key).lower().split()
+    if words and words[-1] in _OUTCOME_KEYS and len(words) == 1:
+        return "it worked" if value else "it did not work"
+    if len(words) > 1 and words[0] in ("is", "has", "can"):
+        rest = " ".join(words[1:])
+        verb = {"is": "is", "has": "has", "can": "can"}[words[0]]
+        if value:
+            return f"it {verb} {rest}"
+        return f"it {'is not' if verb == 'is' else 'cannot' if verb == 'can' else 'has no'} {rest}"
+    return f"{_the(key)} flag is {'on' if value else 'off'}"
+
+
 def _summary(data: Any, limit: int = 4) -> str:
     if isinstance(data, dict):
         data = without_envelope(data)
         scal = [(k, v) for k, v in data.items() if not isinstance(v, dict | list) and v not in (None, "")]
+        # "it worked" first: it is what the user wants to hear
+        scal.sort(key=lambda kv: not (isinstance(kv[1], bool) and humanize(kv[0]).lower() in _OUTCOME_KEYS))
         lists = [(k, v) for k, v in data.items() if isinstance(v, list)]
-        bits = [f"{_the(k)} is {spoken(v)}" for k, v in scal[:limit]]
+        bits = [_bit(k, v) for k, v in scal[:limit]]
         for k, v in lists[:1]:
             n = len(v)
             first = _summary(v[0], 2) if v else ""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from typing import Any
 
 from synthesis.safe_regex import PatternError, safe_search
@@ -549,6 +550,9 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     ['speaks as the assistant, not the user']
     >>> query_problems("Nice job, I'm glad I could help!")
     ['speaks as the assistant, not the user']
+    >>> query_problems("Create a status saying: a product with lots of product data, requiring some data cleaning"
+    ...                " and some data loss, so it needs some data removed.")
+    ['repeats itself']
     >>> query_problems("Can you check your records for order ord_4f2a91c0?"), query_problems("Use YOUR_API_KEY for {city}")
     ([], ['contains a template placeholder'])
     """
@@ -568,7 +572,9 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
         out.append(f"names the tool {named[0]}")
     if len(q) > 600:
         out.append("longer than 600 characters")
-    if _REPEAT_RX.search(q.replace(" ", "")) or (words and len(set(words)) < len(words) / 3):
+    counts = Counter(w for w in re.findall(r"[a-z]{4,}", q.lower()) if w not in _STOP)
+    if (_REPEAT_RX.search(q.replace(" ", "")) or (words and len(set(words)) < len(words) / 3)
+            or (counts and counts.most_common(1)[0][1] >= 4)):
         out.append("repeats itself")
     letters = sum(ch.isalpha() for ch in q)
     if q and letters / len(q) < 0.5:
