@@ -67,7 +67,8 @@ class TreeNode(models.Model):
     )
     seed_categories = models.JSONField(default=list, blank=True)
     size = models.PositiveIntegerField(default=0)
-    # How the name was chosen: corpus-category (APIs.guru categories), keywords (c-TF-IDF), llm.
+    # How the name was chosen: corpus-category (APIs.guru categories), categories-theme (what
+    # most of a domain's categories are about), keywords (c-TF-IDF), llm.
     name_source = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 

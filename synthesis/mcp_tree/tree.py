@@ -280,7 +280,8 @@ class TreeNode:
     members: list[int]  # tool indices (a domain lists all tools of its categories)
     keywords: list[str] = field(default_factory=list)
     # How the name was chosen: "corpus-category" (APIs.guru x-apisguru-categories vote),
-    # "keywords" (c-TF-IDF keyphrases), "llm" (a configured namer).
+    # "categories-theme" (the theme most of a domain's categories point to), "keywords"
+    # (c-TF-IDF keyphrases), "llm" (a configured namer).
     name_source: str = "keywords"
 
 
@@ -581,8 +582,11 @@ def _title(phrase: str) -> str:
     return " ".join(_CASED.get(w.lower()) or (w if w.isupper() else w.capitalize()) for w in phrase.split())
 
 
-def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-    """A short name a person would write: one keyword ("Payments"), else two ("Users & Billing").
+def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozenset(),  # type: ignore[assignment]
+                  *, pair: bool = False) -> str:
+    """A short name a person would write: one keyword ("Payments"), else two ("Users & Billing");
+    with ``pair``, two first ("Versions & Events", for a domain whose two largest categories
+    are about versions and events).
 
     Skips words of the parent's name and words whose singular is already a name's word, so
     "User, Users & Account" does not happen; a numeric suffix is the last resort.
@@ -596,9 +600,13 @@ def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozen
         if _stem(w) not in seen:
             seen.add(_stem(w))
             uniq.append(w)
-    for w in uniq:
-        if not ({_stem(x) for x in w.split()} & used) and _title(w) not in taken:
-            return _title(w)
+    free = [w for w in uniq if not ({_stem(x) for x in w.split()} & used) and _title(w) not in taken]
+    if pair and len(free) >= 2:
+        name = f"{_title(free[0])} & {_title(free[1])}"
+        if name not in taken and len(name) <= 40:
+            return name
+    for w in free:
+        return _title(w)
     for a, b in zip(uniq, uniq[1:], strict=False):
         name = f"{_title(a)} & {_title(b)}"
         if name not in taken and len(name) <= 40:
@@ -678,6 +686,40 @@ def build_tree(
     dom_members = sorted((m for m in dom_members if m), key=lambda m: (-len(m), m[0]))
     dom_keywords = kw.top(dom_members, cfg.keywords)
 
+    # ---- categories: k-means sub-clusters of each domain, their number shared out by size.
+    # They are found before any name is chosen, so that a domain is named after what its
+    # categories hold.
+    n_cat = max(cfg.n_categories, len(dom_members))
+    # Categories are shared out by the geometric mean of a domain's tools and of its weight
+    # (APIs count by 1/sqrt(size)): by weight alone, a domain of a few huge APIs got one
+    # category of 14,863 tools; by tools alone, those APIs would fill most categories.
+    sizes = [float(np.sqrt(len(m) * weight[m].sum())) for m in dom_members]
+    alloc = [min(a, len(m)) for a, m in zip(_share(n_cat, sizes), dom_members, strict=True)]
+    dom_groups: list[list[list[int]]] = []
+    for members, k in zip(dom_members, alloc, strict=True):
+        members = sorted(members)
+        if k > 1:
+            sub = emb[members]
+            from sklearn.cluster import kmeans_plusplus
+
+            init, _ = kmeans_plusplus(
+                sub, n_clusters=k, random_state=cfg.seed, sample_weight=weight[members]
+            )
+            sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter, weight[members], cfg.minibatch_above)
+            groups = [[members[j] for j in np.flatnonzero(sub_labels == c)] for c in range(k)]
+            groups = sorted((g for g in groups if g), key=lambda g: (-len(g), g[0]))
+            groups = _merge_small(groups, emb, cfg.min_category_size)
+        else:
+            groups = [list(members)]
+        dom_groups.append(groups)
+    # each category's distinctive words: its resource phrases first, then its keywords
+    cat_words: list[list[list[str]]] = []
+    for members, words, groups in zip(dom_members, dom_keywords, dom_groups, strict=True):
+        words_list = kw.top(groups, cfg.keywords) if len(groups) > 1 else [words]
+        res_list = rkw.top(groups, cfg.keywords) if rkw is not None else [[] for _ in groups]
+        cat_words.append([list(dict.fromkeys(r + w)) for r, w in zip(res_list, words_list, strict=True)])
+
+    # ---- names
     nodes: list[TreeNode] = []
     taken: set[str] = set()
     domain_of = [""] * n
@@ -699,57 +741,40 @@ def build_tree(
         else:
             votes = Counter(seeds[i] for i in members if seeds[i])
             name = ""
-            if votes:
-                top, count = votes.most_common(1)[0]
-                if count >= 0.3 * len(members):
-                    source = "corpus-category"
-                    if leads[top] == 1 and top not in taken:
-                        name = top
-                    else:
-                        name = _raw_category_name(
-                            [c for i in members for c in cats[i] if cfg.domain_of_category.get(c) == top],
-                            len(members), taken)
+            top = votes.most_common(1)[0][0] if votes else ""
+            voted = bool(votes) and votes[top] >= 0.3 * len(members)
+            raw = [c for i in members for c in cats[i] if cfg.domain_of_category.get(c) == top] if voted else []
+            generic = voted and _generic_vote(raw, len(members))
+            if voted and not generic:
+                source = "corpus-category"
+                if leads[top] == 1 and top not in taken:
+                    name = top
+                else:
+                    name = _raw_category_name(raw, len(members), taken)
             if not name:
-                name, source = theme_name(dom_resources[d] + words, taken), "keywords-theme"
+                # what the categories hold: the theme most of the domain's tools point to
+                name = categories_theme(dom_groups[d], cat_words[d], taken)
+                source = "categories-theme"
+            if not name and generic:
+                source = "corpus-category"
+                name = top if leads[top] == 1 and top not in taken else _raw_category_name(raw, len(members), taken)
             if not name:
+                # else the largest categories' own words ("Versions & Events")
                 source = "keywords"
-                name = _keyword_name(dom_resources[d] + words, taken)
+                name = _keyword_name(_leading_words(dom_groups[d], cat_words[d]) + dom_resources[d] + words, taken,
+                                     pair=True)
         name = _dedupe_name(name, taken)
         taken.add(name)
         nodes.append(TreeNode(key, 1, name, None, sorted(members), words, source))
         for i in members:
             domain_of[i] = key
 
-    # ---- categories
-    n_cat = max(cfg.n_categories, len(nodes))
-    # Categories are shared out by the geometric mean of a domain's tools and of its weight
-    # (APIs count by 1/sqrt(size)): by weight alone, a domain of a few huge APIs got one
-    # category of 14,863 tools; by tools alone, those APIs would fill most categories.
-    sizes = [float(np.sqrt(len(node.members) * weight[node.members].sum())) for node in nodes]
-    alloc = [min(a, len(node.members)) for a, node in zip(_share(n_cat, sizes), nodes, strict=True)]
     category_of = [""] * n
     cat_nodes: list[TreeNode] = []
-    for dom, k in zip(nodes, alloc, strict=True):
-        members = dom.members
-        if k > 1:
-            sub = emb[members]
-            from sklearn.cluster import kmeans_plusplus
-
-            init, _ = kmeans_plusplus(
-                sub, n_clusters=k, random_state=cfg.seed, sample_weight=weight[members]
-            )
-            sub_labels = _kmeans(sub, k, init, cfg.seed, cfg.max_iter, weight[members], cfg.minibatch_above)
-            groups = [[members[j] for j in np.flatnonzero(sub_labels == c)] for c in range(k)]
-            groups = sorted((g for g in groups if g), key=lambda g: (-len(g), g[0]))
-            groups = _merge_small(groups, emb, cfg.min_category_size)
-        else:
-            groups = [list(members)]
-        words_list = kw.top(groups, cfg.keywords) if len(groups) > 1 else [dom.keywords]
-        res_list = rkw.top(groups, cfg.keywords) if rkw is not None else [[] for _ in groups]
+    for dom, groups, words_per in zip(nodes, dom_groups, cat_words, strict=True):
         avoid = {w.lower().strip(",&:()") for w in dom.name.split()}
-        for c, (group, words) in enumerate(zip(groups, words_list, strict=True)):
+        for c, (group, words) in enumerate(zip(groups, words_per, strict=True)):
             key = f"{dom.key}.c{c:02d}"
-            words = list(dict.fromkeys(res_list[c] + words))
             if namer is not None:
                 name = namer("category", words, [texts[i] for i in group[:8]], set(taken))
                 source = getattr(namer, "last_source", "llm")
@@ -761,6 +786,48 @@ def build_tree(
             for i in group:
                 category_of[i] = key
     return ToolTree(nodes + cat_nodes, category_of, domain_of)
+
+
+# APIs.guru categories that say little about what an API does: nearly every API is a
+# tool for developers, and "cloud" holds storage, compute, mail and maps alike.  A domain
+# they vote for is named after what its categories hold, where a theme covers most of it.
+GENERIC_CATEGORIES = frozenset({"developer_tools", "tools", "cloud", "backend", "hosting", "enterprise"})
+
+
+def _generic_vote(raw: list[str], size: int) -> bool:
+    """Whether the APIs.guru category that names a domain (the most common of ``raw``) is
+    one of :data:`GENERIC_CATEGORIES`."""
+    top = Counter(raw).most_common(1)
+    return bool(top) and top[0][0] in GENERIC_CATEGORIES
+
+
+def categories_theme(groups: list[list[int]], words: list[list[str]], taken: set[str], min_share: float = 0.5) -> str:
+    """The theme (:data:`THEMES`) that the categories holding more than ``min_share`` of a
+    domain's tools point to, each category by its own words; "" when none does or it is taken.
+
+    >>> categories_theme([[0] * 80, [1] * 20], [["groups", "members"], ["calendar view", "events"]], set())
+    'Identity & Access'
+    >>> categories_theme([[0] * 40, [1] * 35, [2] * 25], [["versions"], ["events"], ["roles"]], set())
+    ''
+    """
+    total = sum(len(g) for g in groups) or 1
+    votes: Counter[str] = Counter()
+    for group, ws in zip(groups, words, strict=True):
+        theme = theme_name(ws, set())
+        if theme:
+            votes[theme] += len(group)
+    for theme, count in votes.most_common():
+        if count <= min_share * total:
+            break
+        if theme not in taken:
+            return theme
+    return ""
+
+
+def _leading_words(groups: list[list[int]], words: list[list[str]]) -> list[str]:
+    """The first word of each of a domain's two largest categories."""
+    order = sorted(range(len(groups)), key=lambda c: -len(groups[c]))
+    return [words[c][0] for c in order[:2] if words[c]]
 
 
 def _raw_category_name(raw: list[str], size: int, taken: set[str]) -> str:

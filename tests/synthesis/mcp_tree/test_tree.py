@@ -193,13 +193,36 @@ def test_tree_names_are_unique_non_empty_and_say_how_they_were_chosen():
     names = [n.name for n in tree.nodes]
     assert all(n.strip() for n in names) and len(names) == len(set(names))
     assert all(len(n) <= 40 for n in names)
-    assert {n.name_source for n in tree.nodes} <= {"keywords", "keywords-theme", "corpus-category", "llm"}
+    assert {n.name_source for n in tree.nodes} <= {"keywords", "categories-theme", "corpus-category", "llm"}
     assert all(n.name_source for n in tree.nodes)
-    # the domain of "user account login" tools is named by the theme its words point to
-    by_name = {d.name: d for d in tree.domains()}
-    assert "Identity & Access" in by_name and by_name["Identity & Access"].name_source == "keywords-theme"
+    # a domain of two topics, half and half, that no APIs.guru category names is named after
+    # both of its categories ("Chat & Account"), not after one theme that covers half of it
     users = {i for i, t in enumerate(texts) if t.startswith("user account")}
-    assert users <= set(by_name["Identity & Access"].members)
+    home = next(d for d in tree.domains() if users <= set(d.members))
+    assert home.name_source == "keywords" and " & " in home.name, home.name
+
+
+def test_a_domain_is_named_after_what_most_of_its_categories_hold_not_a_generic_corpus_label():
+    import numpy as np
+
+    from synthesis.mcp_tree.tree import TreeConfig, build_tree
+
+    rng = np.random.default_rng(3)
+    # one domain: two identity topics and one calendar topic, all of APIs labelled
+    # "developer_tools" (as APIs.guru labels Microsoft Graph); another of "financial" APIs
+    topics = ["group members add", "user roles assign", "calendar view events",
+              "payment charge invoice", "refund payment card", "invoice tax ledger"]
+    centers = rng.normal(size=(2, 16))
+    emb = np.concatenate([centers[t // 3] + 0.1 * rng.normal(size=(40, 16)) for t in range(6)]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    texts = [f"{topics[i // 40]} op{i % 9}" for i in range(len(emb))]
+    cats = [["developer_tools"] if i < 120 else ["financial"] for i in range(len(emb))]
+    tree = build_tree(emb, texts, cats, config=TreeConfig(n_domains=2, n_categories=6, seed=0))
+    by_name = {d.name: d for d in tree.domains()}
+    assert set(by_name) == {"Identity & Access", "Finance & Payments"}, by_name.keys()
+    assert by_name["Identity & Access"].name_source == "categories-theme"
+    assert by_name["Finance & Payments"].name_source == "corpus-category"  # a label that says what it is
+    assert set(range(120)) == set(by_name["Identity & Access"].members)
 
 
 def test_theme_names_come_from_the_domain_keywords_and_are_never_taken_twice():
