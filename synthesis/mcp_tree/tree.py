@@ -809,11 +809,16 @@ def categories_theme(groups: list[list[int]], words: list[list[str]], taken: set
     'Identity & Access'
     >>> categories_theme([[0] * 40, [1] * 35, [2] * 25], [["versions"], ["events"], ["roles"]], set())
     ''
+    >>> categories_theme([[0] * 32], [["domains", "connection monitors", "network watchers", "subscriptions"]], set())
+    ''
     """
     total = sum(len(g) for g in groups) or 1
     votes: Counter[str] = Counter()
     for group, ws in zip(groups, words, strict=True):
-        theme = theme_name(ws, set())
+        # a category points to a theme when its leading word does, or several of its words:
+        # one word far down its list ("monitors" in Domains, tld, connection monitors, ...)
+        # does not make a domain "Monitoring & Logs"
+        theme = theme_name(ws, set(), min_score=0.8)
         if theme:
             votes[theme] += len(group)
     for theme, count in votes.most_common():
