@@ -260,13 +260,15 @@ def describes_parameter(value: str, key: str = "", schema: dict[str, Any] | None
     False
     >>> describes_parameter("Romance Standard Time", "localTimeZoneName", {"description": 'Default "Romance Standard Time"'})
     False
+    >>> describes_parameter("The time for the call is 3pm, tell me if you need more.", "message", {"description": "The message."})
+    False
     """
     s = " ".join(value.split())
     words = s.split()
     if len(words) < 3:
         return False
-    if not _TITLE_KEY_RX.search(key) and _DESCRIBING_RX.search(s):
-        return True
+    if not _TITLE_KEY_RX.search(key) and not textual_key(key) and _DESCRIBING_RX.search(s):
+        return True  # (a message may well say "the time for the call" or "if you need more")
     description = str((schema or {}).get("description") or "")
     mine = content_words(s)
     # a paraphrase is a phrase ("the name of the group"); a list of the described fields
