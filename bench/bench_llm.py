@@ -182,7 +182,7 @@ def machine() -> str:
             break
     return (
         f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"CPU bf16 instructions: {'yes' if cpu_supports_bf16() else 'no'}, Python {platform.python_version()}"
+        f"CPU bf16 faster than float32: {'yes' if cpu_supports_bf16() else 'no'}, Python {platform.python_version()}"
     )
 
 

@@ -105,7 +105,7 @@ class _TrainerCommon:
         default=None,
         metadata={
             "help": "With use_cpu: compute in bfloat16 under autocast, the weights and optimizer state "
-            "staying float32. None: where the CPU has native bf16 instructions (AVX-512 BF16 or AMX), "
+            "staying float32. None: where the CPU has native bf16 instructions (AVX-512 BF16 or AMX) that beat float32, "
             "where a step of the 135M model takes 2.5x less time; off elsewhere, where bf16 is emulated."
         },
     )

@@ -44,7 +44,7 @@ class EmbeddedOptions(BaseModel):
         None, description="A local transformers checkpoint folder; default: the packaged SmolLM2."
     )
     dtype: Literal["auto", "bfloat16", "float32"] = Field(
-        "auto", description="auto: bfloat16 where the CPU has bf16 instructions, else float32."
+        "auto", description="auto: bfloat16 where the CPU has bf16 instructions that beat float32, else float32."
     )
     max_batch_size: int = Field(
         64, ge=1,
@@ -150,7 +150,7 @@ class EmbeddedBackend(LLMBackend):
             self.model_id,
             self.load_seconds,
             str(self.dtype).removeprefix("torch."),
-            "CPU has bf16 instructions" if cpu_supports_bf16() else "no bf16 instructions",
+            "bf16 is faster than float32 on this CPU" if cpu_supports_bf16() else "bf16 is not faster on this CPU",
             torch.get_num_threads(),
         )
         cfg = self.model.config

@@ -109,7 +109,7 @@ class Command(BaseCommand):
                             help="tools embedded and stored together (a killed run resumes after the last stored chunk)")
         parser.add_argument("--embed-dtype", dest="dtype", choices=list(EMBED_DTYPES), default=None,
                             help="what the embedder computes in (default $INFTOOL_EMBED_DTYPE, else auto: "
-                                 "bf16 where the CPU has bf16 instructions)")
+                                 "bf16 where the CPU has bf16 instructions that beat float32)")
         parser.add_argument("--namer", choices=["auto", "keywords", "llm"], default="auto",
                             help="who names the nodes: auto = the judge role's model when one other than the "
                                  "embedded model is configured, else the corpus's categories and keyphrases")
