@@ -6,8 +6,13 @@ Microsoft Graph's 33,000 operations do not make up most of the tree) (its APIs.g
 :data:`DOMAIN_OF_CATEGORY`), started from the seed domains' centroids: the corpus's own
 labels steer the domains, the embeddings move tools whose API-level label does not fit
 them.  Categories are k-means sub-clusters inside each domain, their number shared out by
-domain size.  Nodes are named from the seed labels (domains) and distinctive keywords
-(c-TF-IDF), or by an optional ``namer`` callable (e.g. :func:`make_llm_namer`).
+domain size.  Categories are found before any name is chosen.  A domain is named after
+its APIs.guru label where that label says what it holds ("Finance & Payments"); where the
+label is generic (:data:`GENERIC_CATEGORIES`: "Developer Tools", "Cloud") or there is none,
+after the theme (:data:`THEMES`) that categories holding most of its tools point to
+("Identity & Access" for Groups and Calendar View), else after its two largest categories'
+own words.  Categories are named from distinctive resource phrases and keywords (c-TF-IDF).
+An optional ``namer`` callable (e.g. :func:`make_llm_namer`) names every node instead.
 
 Public API
 ----------
@@ -744,7 +749,7 @@ def build_tree(
             top = votes.most_common(1)[0][0] if votes else ""
             voted = bool(votes) and votes[top] >= 0.3 * len(members)
             raw = [c for i in members for c in cats[i] if cfg.domain_of_category.get(c) == top] if voted else []
-            generic = voted and _generic_vote(raw, len(members))
+            generic = voted and _generic_vote(raw)
             if voted and not generic:
                 source = "corpus-category"
                 if leads[top] == 1 and top not in taken:
@@ -794,7 +799,7 @@ def build_tree(
 GENERIC_CATEGORIES = frozenset({"developer_tools", "tools", "cloud", "backend", "hosting", "enterprise"})
 
 
-def _generic_vote(raw: list[str], size: int) -> bool:
+def _generic_vote(raw: list[str]) -> bool:
     """Whether the APIs.guru category that names a domain (the most common of ``raw``) is
     one of :data:`GENERIC_CATEGORIES`."""
     top = Counter(raw).most_common(1)
