@@ -657,6 +657,9 @@ _OUTCOME_KEYS = frozenset({"success", "succeeded", "ok", "done", "completed", "d
                            "saved", "sent", "removed", "accepted", "result"})
 
 
+_NEGATED = {"is": "is not", "has": "has no", "can": "cannot"}
+
+
 def _bit(key: str, value: Any) -> str:
     """One scalar of a result as a person says it: "the status is shipped"; booleans as
     "it worked", "it is active", "it has attachments", "the archived flag is off".
@@ -669,12 +672,9 @@ def _bit(key: str, value: Any) -> str:
     words = humanize(key).lower().split()
     if words and words[-1] in _OUTCOME_KEYS and len(words) == 1:
         return "it worked" if value else "it did not work"
-    if len(words) > 1 and words[0] in ("is", "has", "can"):
+    if len(words) > 1 and words[0] in _NEGATED:
         rest = " ".join(words[1:])
-        verb = {"is": "is", "has": "has", "can": "can"}[words[0]]
-        if value:
-            return f"it {verb} {rest}"
-        return f"it {'is not' if verb == 'is' else 'cannot' if verb == 'can' else 'has no'} {rest}"
+        return f"it {words[0] if value else _NEGATED[words[0]]} {rest}"
     return f"{_the(key)} flag is {'on' if value else 'off'}"
 
 
