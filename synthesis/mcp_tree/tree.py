@@ -650,6 +650,8 @@ def build_tree(
     cats = categories if categories is not None else [()] * n
     seeds = [seed_domain(c, cfg.domain_of_category) for c in cats]
     kw = _Keywords(texts, sources)
+    if resources is not None and sources is not None:
+        resources = without_scaffolding(resources, sources)
     rkw = _Keywords([list(r) for r in resources], sources) if resources is not None and any(resources) else None
 
     # ---- domains
@@ -797,6 +799,33 @@ def build_tree(
 # tool for developers, and "cloud" holds storage, compute, mail and maps alike.  A domain
 # they vote for is named after what its categories hold, where a theme covers most of it.
 GENERIC_CATEGORIES = frozenset({"developer_tools", "tools", "cloud", "backend", "hosting", "enterprise"})
+
+
+def without_scaffolding(
+    resources: Sequence[Sequence[str]], sources: Sequence[str], share: float = 0.5, min_tools: int = 4
+) -> list[list[str]]:
+    """Each tool's resource phrases less its API's frame: a phrase that more than ``share`` of
+    the API's operations name (Azure's ``/subscriptions/{id}/...``, Google's
+    ``/projects/{p}/locations/{l}/...``) says where the API lives, not what an operation acts
+    on.  APIs with fewer than ``min_tools`` operations keep every phrase, and an operation
+    whose every phrase is frame keeps its last.
+
+    >>> res = [["subscriptions", "servers"]] * 9 + [["subscriptions", "databases"]] * 8 + [["subscriptions", "vaults"]] * 8
+    >>> out = without_scaffolding(res + [["orders"]], ["azure"] * 25 + ["shop"])
+    >>> out[0], out[10], out[25]
+    (['servers'], ['databases'], ['orders'])
+    >>> without_scaffolding([["orders"]] * 20 + [["orders", "items"]] * 5, ["shop"] * 25)[::20]
+    [['orders'], ['items']]
+    """
+    per_source: dict[str, Counter[str]] = {}
+    sizes: Counter[str] = Counter(sources)
+    for phrases, src in zip(resources, sources, strict=True):
+        per_source.setdefault(src, Counter()).update(set(phrases))
+    frame = {src: {p for p, c in counts.items() if c > share * sizes[src]}
+             for src, counts in per_source.items() if sizes[src] >= min_tools}
+    # an operation whose every phrase is frame keeps its last one (/orders/{id} in an API of orders)
+    return [[p for p in phrases if p not in frame.get(src, ())] or list(phrases[-1:])
+            for phrases, src in zip(resources, sources, strict=True)]
 
 
 def _generic_vote(raw: list[str]) -> bool:

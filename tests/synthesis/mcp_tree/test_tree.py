@@ -370,3 +370,24 @@ def test_categories_are_named_after_their_resources_and_shared_seeds_after_their
     assert sorted(d.name for d in tree.domains()) == ["Education", "Social"]
     assert {d.name_source for d in tree.domains()} == {"corpus-category"}
     assert sorted(c.name for c in tree.categories()) == ["Courses", "Followers", "Posts", "Students"]
+
+
+def test_a_resource_every_operation_of_an_api_names_is_its_frame_and_names_no_node():
+    import numpy as np
+
+    from synthesis.mcp_tree.tree import TreeConfig, build_tree
+
+    rng = np.random.default_rng(4)
+    # Azure-like APIs: every path starts /subscriptions/{id}/...; what each acts on differs
+    leaves = ["servers", "databases", "vaults", "disks"]
+    centers = rng.normal(size=(4, 16))
+    emb = np.concatenate([c + 0.05 * rng.normal(size=(30, 16)) for c in centers]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    texts = [f"manage {leaves[i // 30]} op{i % 7}" for i in range(len(emb))]
+    sources = [f"azure.com/{leaves[i // 30]}-{i % 5}" for i in range(len(emb))]  # 5 APIs per leaf, 6 tools each
+    resources = [["subscriptions", leaves[i // 30]] for i in range(len(emb))]
+    tree = build_tree(emb, texts, sources=sources, resources=resources,
+                      config=TreeConfig(n_domains=2, n_categories=4, seed=0))
+    names = " ".join(n.name.lower() for n in tree.nodes)
+    assert "subscription" not in names, names
+    assert {c.name.lower() for c in tree.categories()} & set(leaves), names
