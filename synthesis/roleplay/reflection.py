@@ -33,7 +33,7 @@ from synthesis.schema_utils import (
 from . import prompts
 from .phrasing import mentions
 from .runtime import Gen, ask_first
-from .values import implausible, repeats_itself
+from .values import implausible, repeats_itself, shown
 
 # A text reply that pastes tool output or chat-template markup instead of answering.
 RAW_ECHO = re.compile(r"</?tool_(response|call)>|<\|im_(start|end)\|>|^\s*[\[{]\s*\"", re.S)
@@ -164,11 +164,10 @@ def value_problems(
                 continue
             why = implausible(value, key, resolve(props[key], schema) or {}, tool_names=tuple(tools))
             if why:
-                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
                 problems.append(
                     Problem(
                         "implausible_argument",
-                        f"{name} argument {key} = {shown} is {why}; use a real value from the conversation",
+                        f"{name} argument {key} = {shown(value)} is {why}; use a real value from the conversation",
                         call,
                     )
                 )

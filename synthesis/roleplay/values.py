@@ -38,12 +38,11 @@ PLACEHOLDER_WORDS = {
     "example", "sample", "placeholder", "todo", "tbd", "xxx", "lorem", "ipsum", "foo", "bar",
     "baz", "test", "dummy", "n/a", "na", "your", "insert", "unknown",
 }  # fmt: skip
-_PLACEHOLDER_RX = re.compile(
-    r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s|\byour[_ -]", re.I
-)
+_PLACEHOLDER_CORE = r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s"
+_PLACEHOLDER_RX = re.compile(_PLACEHOLDER_CORE + r"|\byour[_ -]", re.I)
 # In a person's request "your" is a word ("check your records"); "your_api_key" and
 # "YOUR TOKEN" are still placeholders.
-_QUERY_PLACEHOLDER_RX = re.compile(r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s|\b[Yy]our[_-]|\bYOUR[ _-]")
+_QUERY_PLACEHOLDER_RX = re.compile(f"(?i:{_PLACEHOLDER_CORE})" + r"|\b[Yy]our[_-]|\bYOUR[ _-]")
 _REPEAT_RX = re.compile(r"(.)\1{4,}")
 _UUID_RX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
@@ -275,13 +274,20 @@ def describes_parameter(value: str, key: str = "", schema: dict[str, Any] | None
     # ("fullName, initials and username") or a named value ("Romance Standard Time") is not
     if not description or len(mine) < 2 or not _FUNCTION_WORD_RX.search(s):
         return False
-    theirs = {_stem_word(w) for w in content_words(description)} | {_stem_word(w) for w in content_words(humanize(key))}
-    shared = {w for w in mine if _stem_word(w) in theirs}
+    theirs = {singular(w) for w in content_words(description) | content_words(humanize(key))}
+    shared = {w for w in mine if singular(w) in theirs}
     return len(shared) >= 2 and len(shared) >= 0.6 * len(mine)
 
 
-def _stem_word(w: str) -> str:
+def singular(w: str) -> str:
+    """``groups`` -> ``group`` (words of five letters or more; ``bus`` stays)."""
     return w[:-1] if len(w) > 4 and w.endswith("s") else w
+
+
+def shown(value: Any) -> str:
+    """``value`` as a problem message quotes it: its repr, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # Parameters that count a unit of a clock or calendar, and the values they take.
@@ -460,8 +466,7 @@ def implausible_arguments(call: dict[str, Any], tool: dict[str, Any] | None, *, 
         sub = resolve(props.get(key) or {}, schema)
         why = _deep_problem(value, key, sub if isinstance(sub, dict) else {}, tool_names)
         if why and why.rsplit(": ", 1)[-1] in RULE_REASONS:
-            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-            out.append(f"{call.get('name')}.{key} = {shown} is {why}")
+            out.append(f"{call.get('name')}.{key} = {shown(value)} is {why}")
     return out
 
 

@@ -36,7 +36,7 @@ from .phrasing import action_phrase, humanize, mentions, new_values
 from .runtime import Gen, ask_first, gather, parse_json_reply
 from .server_sim import DELETE_VERBS, response_text
 from .steps import MessageStep, ScenarioStep, StepLog, VoteStep
-from .values import content_words, repeats_itself
+from .values import content_words, repeats_itself, singular
 
 PERSPECTIVE_ORDER = ("intent", "faithfulness", "realism")
 
@@ -313,12 +313,8 @@ _GENERIC_INTENT = {
 }  # fmt: skip
 
 
-def _singular(w: str) -> str:
-    return w[:-1] if len(w) > 4 and w.endswith("s") else w
-
-
 def _stems(text: str) -> set[str]:
-    return {_singular(w) for w in content_words(humanize(text))} - _GENERIC_INTENT
+    return {singular(w) for w in content_words(humanize(text))} - _GENERIC_INTENT
 
 
 _DESTRUCTIVE = set(DELETE_VERBS) | {"cancel", "refund", "void", "revoke", "close", "charge", "deactivate", "disable"}
@@ -337,8 +333,8 @@ def _names_operation(name: str, said: set[str]) -> bool:
     """Whether the words ``said`` hold every word of the operation ``name`` (two or more),
     less a leading OpenAPI tag (``Account_`` in ``Account_deleteUser``)."""
     op = re.sub(r"^[A-Z][A-Za-z0-9]*_(?=[a-z])", "", name)
-    words = {_singular(w) for w in re.findall(r"[a-z0-9]+", humanize(op).lower())}
-    heard = {_singular(w) for w in said}
+    words = {singular(w) for w in re.findall(r"[a-z0-9]+", humanize(op).lower())}
+    heard = {singular(w) for w in said}
     return len(words) >= 2 and words <= heard
 
 
