@@ -610,8 +610,8 @@ def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozen
         name = f"{_title(free[0])} & {_title(free[1])}"
         if name not in taken and len(name) <= 40:
             return name
-    for w in free:
-        return _title(w)
+    if free:
+        return _title(free[0])
     for a, b in zip(uniq, uniq[1:], strict=False):
         name = f"{_title(a)} & {_title(b)}"
         if name not in taken and len(name) <= 40:
@@ -752,19 +752,16 @@ def build_tree(
             voted = bool(votes) and votes[top] >= 0.3 * len(members)
             raw = [c for i in members for c in cats[i] if cfg.domain_of_category.get(c) == top] if voted else []
             generic = voted and _generic_vote(raw)
+            # the label itself where this domain alone is led by it, else its APIs' own category
+            label = top if leads[top] == 1 and top not in taken else _raw_category_name(raw, len(members), taken)
             if voted and not generic:
-                source = "corpus-category"
-                if leads[top] == 1 and top not in taken:
-                    name = top
-                else:
-                    name = _raw_category_name(raw, len(members), taken)
+                name, source = label, "corpus-category"
             if not name:
                 # what the categories hold: the theme most of the domain's tools point to
                 name = categories_theme(dom_groups[d], cat_words[d], taken)
                 source = "categories-theme"
             if not name and generic:
-                source = "corpus-category"
-                name = top if leads[top] == 1 and top not in taken else _raw_category_name(raw, len(members), taken)
+                name, source = label, "corpus-category"
             if not name:
                 # else the largest categories' own words ("Versions & Events")
                 source = "keywords"
