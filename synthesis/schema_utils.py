@@ -312,8 +312,6 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
      lambda r: r.choice(["application/json", "text/csv", "image/png", "audio/mpeg", "application/pdf"])),
     (("category", "genre", "kind", "type", "label", "segment"),
      lambda r: r.choice(["standard", "premium", "internal", "archived", "featured", "general", "priority"])),
-    # Azure's api-version (on thousands of ARM operations) is a date: 2023-09-01
-    (("api-version",), lambda r: f"{r.randint(2019, 2024)}-{r.choice(['01', '03', '05', '07', '09', '11'])}-01"),
     (("version",), lambda r: f"{r.randint(1, 4)}.{r.randint(0, 12)}.{r.randint(0, 9)}"),
     (("token", "cursor", "next_page", "page_token"), lambda r: "".join(r.choice("ABCDEFGHJKMNPQRSTUVWXYZ23456789") for _ in range(12))),
     (("weekday", "day_of_week"), lambda r: r.choice(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"])),

@@ -171,10 +171,9 @@ def test_a_name_names_what_its_key_or_description_says():
     assert re.fullmatch(r"[a-z]+_[0-9a-f]{8}", _value("page", description="The page ID."))
 
 
-def test_a_hosted_resource_gets_a_slug_and_azure_api_version_a_date():
+def test_a_hosted_resource_gets_a_slug():
     """Read off accepted trajectories: a resource group "Gary Romero", a network watcher
-    "Sharon Wilson", a connection monitor "jyl" (a pattern refused the spaced hint), an Azure
-    api-version "4.7.0"."""
+    "Sharon Wilson", a connection monitor "jyl" (a pattern refused the spaced hint)."""
     for key in ("resourceGroupName", "networkWatcherName", "connectionMonitorName", "vaultName"):
         for pattern in (None, r"^[-\w\._\(\)]+$"):
             node = {"description": f"The name of the {key[:-4]}."} | ({"pattern": pattern} if pattern else {})
@@ -183,5 +182,3 @@ def test_a_hosted_resource_gets_a_slug_and_azure_api_version_a_date():
                 value = synthesize_instance(schema, rng=random.Random(seed))[key]
                 assert not PERSON.fullmatch(value), (key, value)
                 assert re.fullmatch(r"[a-z]+(-[a-z]+)+", value), (key, pattern, value)
-    assert re.fullmatch(r"20\d\d-\d\d-01", _value("api-version", description="Client API version."))
-    assert re.fullmatch(r"\d+\.\d+\.\d+", _value("version"))
