@@ -350,6 +350,8 @@ def clause(key: str, value: Any, rng: random.Random) -> tuple[str, str]:
     (('prep', 'in Lisbon'), ('prep', 'from June 14, 2025'))
     >>> clause("limit", 10, r)[0], clause("quantity", 2, r)
     ('prep', ('with', 'quantity 2'))
+    >>> clause("api-version", "2023-09-01", r)
+    ('with', 'api version 2023-09-01')
     """
     words = humanize(key).lower().split()
     low = " ".join(words)
@@ -374,6 +376,8 @@ def clause(key: str, value: Any, rng: random.Random) -> tuple[str, str]:
     if last in ("origin",) or low in ("from city", "departure city", "origin city"):
         return ("prep", f"from {v}")
     dateish = bool(_DATE_RX.fullmatch(str(value)) or _DATETIME_RX.fullmatch(str(value)))
+    if dateish and {"version", "revision", "release"} & set(words):
+        return ("with", f"{low} {value}")  # a dated version is a name: "api version 2023-09-01"
     if dateish:
         if words and words[0] in ("start", "from", "since", "after", "begin", "min", "earliest") or last in ("from", "since", "after", "start"):
             return ("prep", f"from {v}" if words[0] != "since" else f"since {v}")

@@ -72,6 +72,7 @@ class ParamBinding:
     location: str  # path | query | header | cookie | formData | body
     name: str  # the HTTP name; for location "body", the body field ("" = the whole body)
     required: bool = False
+    value: Any = None  # for a parameter the client fills in (arg ""): the value it sends
 
 
 @dataclass(slots=True)
@@ -156,6 +157,11 @@ class ConvertOptions:
     drop_auth_params: bool = field(
         default=True,
         metadata={"help": "leave out API-key parameters and Google's standard query parameters"},
+    )
+    pin_api_version: bool = field(
+        default=True,
+        metadata={"help": "an 'api-version' query parameter is sent by the client with the spec's "
+                          "info.version (Azure: 2023-09-01), not asked of the caller"},
     )
 
     def __post_init__(self) -> None:

@@ -140,6 +140,20 @@ class _Converter:
             out |= {("query", n) for n in _GOOGLE_STANDARD_PARAMS}
         return out
 
+    def _pinned_version(self, loc: str, name: str, schema: dict[str, Any]) -> str | None:
+        """The value the client sends for an ``api-version`` query parameter: the spec's own
+        ``info.version``, which is the API version the document describes (Azure's ARM and
+        data-plane specs).  A caller never chose it, and a synthesized one ("4.7.0") was
+        noise in every request.  ``None`` where the parameter stays the caller's: another
+        name, no version, or an enum that leaves the spec's version out."""
+        version = self.source.api_version
+        if not (self.opts.pin_api_version and loc == "query" and name.lower() == "api-version" and version):
+            return None
+        enum = schema.get("enum")
+        if isinstance(enum, list) and version not in enum:
+            return None
+        return version
+
     def _base_url(self) -> str:
         d = self.doc
         if self.v2:
@@ -278,6 +292,10 @@ class _Converter:
             schema, n = sc.top(self._param_schema(p), "in", depth)
             size += n
             schema = dict(schema) if isinstance(schema, dict) else {}
+            pinned = self._pinned_version(loc, name, schema)
+            if pinned is not None:
+                bindings.append(ParamBinding("", loc, name, True, value=pinned))
+                continue
             desc = sc.describe(p.get("description"))
             if desc:
                 schema["description"] = desc

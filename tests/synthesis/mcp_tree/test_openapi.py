@@ -285,6 +285,35 @@ def test_credentials_are_left_to_the_client():
     assert len(kept.input_schema["properties"]) == 4
 
 
+def test_azure_api_version_is_the_spec_version_the_client_sends():
+    """An Azure operation asked the caller for a required ``api-version`` ("Client API
+    version."), and synthesis filled it with "4.7.0": noise in every request about an Azure
+    resource.  The spec's info.version is the version it describes; the client sends it."""
+    shared = {"name": "api-version", "in": "query", "required": True, "type": "string",
+              "description": "Client API version."}
+    spec = {
+        "swagger": "2.0",
+        "info": {"title": "NetworkManagementClient", "version": "2023-09-01"},
+        "paths": {
+            "/watchers/{name}": {
+                "get": {"operationId": "Watchers_Get", "parameters": [
+                    {"name": "name", "in": "path", "required": True, "type": "string"}, shared]},
+                "put": {"operationId": "Watchers_Put", "parameters": [
+                    {**shared, "enum": ["2022-01-01"]}]},
+            }
+        },
+    }
+    get, put = convert_spec(spec).tools
+    assert list(get.input_schema["properties"]) == ["name"] and get.input_schema["required"] == ["name"]
+    pinned = [b for b in get.bindings if b.name == "api-version"]
+    assert [(b.arg, b.location, b.required, b.value) for b in pinned] == [("", "query", True, "2023-09-01")]
+    # an enum that leaves the spec's version out stays the caller's choice, as does every
+    # api-version where pinning is turned off
+    assert "api-version" in put.input_schema["properties"]
+    (unpinned, _) = convert_spec(spec, options=ConvertOptions(pin_api_version=False)).tools
+    assert "api-version" in unpinned.input_schema["required"]
+
+
 def test_names_are_legal_unique_and_stable():
     assert tool_name("a/b.c d", "get", "/x") == "a_b_c_d"
     long = tool_name("x" * 100, "get", "/x")
