@@ -700,6 +700,15 @@ _SLUG_WORDS = (
     "watcher", "monitor", "gateway", "vault", "server", "network", "registry", "disk", "vm", "machine", "subnet",
     "endpoint", "domain", "node", "pool", "snapshot", "deployment", "certificate", "policy", "rule", "schema",
 )  # fmt: skip
+# Of those, what a machine runs or holds; their names follow the operators' conventions.
+_HOSTED_WORDS = frozenset((
+    "bucket", "service", "host", "cluster", "database", "queue", "function", "container", "namespace",
+    "resource", "stack", "pipeline", "instance", "volume", "watcher", "monitor", "gateway", "vault", "server",
+    "network", "registry", "disk", "vm", "machine", "subnet", "endpoint", "node", "pool", "snapshot",
+    "deployment", "certificate", "app",
+))  # fmt: skip
+_WORKLOADS = ["billing", "webshop", "payroll", "analytics", "checkout", "inventory", "crm", "reporting", "search"]
+_ENVIRONMENTS = ["prod", "dev", "staging", "test"]
 _TITLE_WORDS = (
     "project", "team", "board", "list", "folder", "playlist", "album", "campaign", "group", "workspace",
     "event", "product", "course", "page", "document", "doc", "report", "dashboard", "task", "template",
@@ -766,6 +775,14 @@ def _entity_name(key: str, node: dict, rng: random.Random) -> str | None:
         return None
     if entity == "emoji":
         return rng.choice(_EMOJI)
+    if entity in _HOSTED_WORDS:
+        # what a machine runs is named the way operators name it: the workload, the kind of
+        # thing and the environment ("rg-billing-prod", "payroll-watcher-staging"), not a
+        # topic ("tax-return" as a network watcher)
+        app, env = rng.choice(_WORKLOADS), rng.choice(_ENVIRONMENTS)
+        if re.search(r"resource_?group", key, re.I):
+            return f"rg-{app}-{env}"
+        return f"{app}-{env}" if entity == "resource" else f"{app}-{entity}-{env}"
     topic = rng.choice(_TOPICS)
     if entity in _SLUG_WORDS:
         return topic.replace(" ", "-")

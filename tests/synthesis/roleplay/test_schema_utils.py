@@ -182,3 +182,10 @@ def test_a_hosted_resource_gets_a_slug():
                 value = synthesize_instance(schema, rng=random.Random(seed))[key]
                 assert not PERSON.fullmatch(value), (key, value)
                 assert re.fullmatch(r"[a-z]+(-[a-z]+)+", value), (key, pattern, value)
+                # named as operators name what they run: the workload, the kind, the environment
+                # (a network watcher "tax-return" fitted nothing)
+                kind = "rg" if key == "resourceGroupName" else key[:-4].lower().replace("network", "").replace(
+                    "connection", "")
+                parts = value.split("-")
+                assert parts[-1] in ("prod", "dev", "staging", "test"), (key, value)
+                assert (parts[0] if kind == "rg" else parts[1]) == kind, (key, value)
