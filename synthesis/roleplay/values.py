@@ -39,10 +39,11 @@ PLACEHOLDER_WORDS = {
     "baz", "test", "dummy", "n/a", "na", "your", "insert", "unknown",
 }  # fmt: skip
 _PLACEHOLDER_CORE = r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s"
-_PLACEHOLDER_RX = re.compile(_PLACEHOLDER_CORE + r"|\byour[_ -]", re.I)
-# In a person's request "your" is a word ("check your records"); "your_api_key" and
-# "YOUR TOKEN" are still placeholders.
+# In a person's request, and in a message a call sends, "your" is a word ("check your
+# records", "Thanks for your order"); "your_api_key", "YOUR TOKEN" and a whole value of
+# "your email" are still placeholders.
 _QUERY_PLACEHOLDER_RX = re.compile(f"(?i:{_PLACEHOLDER_CORE})" + r"|\b[Yy]our[_-]|\bYOUR[ _-]")
+_PLACEHOLDER_RX = re.compile(_QUERY_PLACEHOLDER_RX.pattern + r"|^(?i:your)\s+\w+(\s+\w+)?$")
 _REPEAT_RX = re.compile(r"(.)\1{4,}")
 _UUID_RX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
@@ -98,6 +99,8 @@ def implausible(
     ('a parameter name, not a value', 'not an offset from UTC (at most 14 hours)', None)
     >>> implausible("UTC+05:30", "tz"), implausible("GMT-0800", "tz")
     (None, None)
+    >>> implausible("Thanks for your order, it ships today.", "message"), implausible("your email", "email")
+    (None, 'a template placeholder')
     >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
     True
     >>> implausible("122b5986-15dc-be81-0bea-cd557705a54b", "fileUuid") is None
