@@ -408,7 +408,7 @@ def _cpu_profile() -> Profile:
             num_generations=4,
             temperature=0.7,
             beta=0.04,
-            max_completion_length=64,
+            max_completion_length=160,
             max_prompt_length=2048,
             use_vllm=False,
             torch_num_threads=2,

@@ -397,6 +397,10 @@ def swap_negatives(
     return rows
 
 
+class NoTrainableRows(ValueError):
+    """A trainer left every row out before training (its message says why): nothing to train on."""
+
+
 def build_grpo_rows(
     trajectories: Iterable[TrajectoryRecord | dict[str, Any]],
     config: DatasetConfig | None = None,

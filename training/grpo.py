@@ -30,8 +30,8 @@ from training._trainer_common import (
     write_json,
 )
 from training.config import GRPORunConfig, get_profile, save_config
-from training.dataset import build_grpo_rows, to_hf_dataset
-from training.rewards import make_composite_reward
+from training.dataset import NoTrainableRows, build_grpo_rows, to_hf_dataset
+from training.rewards import make_composite_reward, reference_text
 from training.utils import ProgressCallback, offline_hub, report, resolve_model_path, world_size
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,23 @@ def _drop_long_prompts(
         if hasattr(ids, "keys"):
             ids = ids["input_ids"]
         if len(ids) <= limit:
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
+def _drop_unreachable_references(
+    rows: list[dict[str, Any]], tokenizer, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows whose reference answer alone takes more than ``limit`` tokens (``max_completion_length``).
+
+    Every completion sampled for such a prompt is cut before its calls close, so all of its
+    group score 0: the group has no advantage to learn from and costs a step's generation.
+    With the CPU profile's 64 tokens that was every Azure call (about 90 tokens) and every
+    parallel answer of three calls (about 150)."""
+    kept = []
+    for row in rows:
+        text = reference_text(row["reference_calls"])
+        if not text or len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1 <= limit:
             kept.append(row)
     return kept, len(rows) - len(kept)
 
@@ -108,6 +125,15 @@ def run_grpo(
     rows, dropped = _drop_long_prompts(rows, tokenizer, config.max_prompt_length)
     if dropped:
         warnings.append(f"left out {dropped} prompts longer than {config.max_prompt_length} tokens")
+    rows, unreachable = _drop_unreachable_references(rows, tokenizer, config.max_completion_length)
+    if unreachable:
+        warnings.append(
+            f"left out {unreachable} prompts whose reference answer is longer than "
+            f"max_completion_length ({config.max_completion_length} tokens): no sampled completion could match it"
+        )
+    if not rows:
+        raise NoTrainableRows("every prompt is longer than max_prompt_length or its reference answer longer "
+                              f"than max_completion_length ({config.max_completion_length} tokens)")
     dataset = to_hf_dataset(
         [
             {

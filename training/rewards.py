@@ -105,6 +105,16 @@ def completion_text(completion: Any) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def reference_text(reference: Any) -> str:
+    r"""The reference calls as the model writes them, in ``<tool_call>`` blocks ("" for none).
+
+    >>> reference_text('[{"name": "get_weather", "arguments": {"city": "Oslo"}}]')
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    """
+    calls = [{"function": {"name": c["name"], "arguments": c["arguments"]}} for c in normalize_reference(reference)]
+    return completion_text([{"role": "assistant", "content": "", "tool_calls": calls}]) if calls else ""
+
+
 def normalize_reference(reference: Any) -> list[dict[str, Any]]:
     """Reference calls as ``[{"name", "arguments", "defaults"}]`` from JSON or OpenAI shapes."""
     if reference is None:

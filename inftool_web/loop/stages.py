@@ -23,7 +23,7 @@ from training.bfcl_compare import compare, outcomes
 from training.bfcl_subsets import subset_ids
 from training.config import get_profile
 from training.contamination import check_contamination
-from training.dataset import build_grpo_rows, build_sft_rows
+from training.dataset import NoTrainableRows, build_grpo_rows, build_sft_rows
 
 from .iteration_config import IterationConfig, stage_settings
 from .models import CategoryResult, EvaluationRun, Iteration, ModelCheckpoint, TrainingRun
@@ -117,6 +117,12 @@ def train_stage(*, iteration: Iteration, stage: str, profile, trajectories: list
     report(detail=f"{stage.upper()} on {len(rows)} rows")
     try:
         result = _runner(stage)(stage_cfg, rows, progress=lambda event: report(progress=event, stage=stage))
+    except NoTrainableRows as exc:
+        run.status = TrainingRun.Status.SKIPPED
+        run.error = f"no {stage} rows: {exc}"
+        run.finished_at = timezone.now()
+        run.save()
+        return None
     except Exception as exc:
         _finish_failed(run, exc)
         raise

@@ -169,7 +169,7 @@ def test_grpo_two_steps_change_the_weights(checkpoint_dir, trajectories, tmp_pat
         max_steps=2,
         per_device_train_batch_size=4,
         num_generations=2,
-        max_completion_length=16,
+        max_completion_length=64,
         max_prompt_length=None,
     )
     result = run_grpo(config, rows)
@@ -210,3 +210,31 @@ def test_rows_longer_than_max_length_are_left_out_not_cut(checkpoint_dir, trajec
                                  output_dir=str(tmp_path / "sft"), max_length=min(lengths) - 1)
     with pytest.raises(ValueError, match="no SFT row fits"):
         run_sft(config, rows)
+
+
+def test_grpo_leaves_out_prompts_whose_reference_cannot_fit_the_completion(checkpoint_dir, tmp_path):
+    """With the CPU profile's 64 completion tokens every Azure call (about 90 tokens) and
+    every three-call parallel answer was cut before it closed: all of its group scored 0 and
+    taught nothing.  Such prompts are left out and said so; a refusal's always fits."""
+    from transformers import AutoTokenizer
+
+    from training.dataset import NoTrainableRows
+    from training.grpo import _drop_unreachable_references, run_grpo
+
+    tok = AutoTokenizer.from_pretrained(checkpoint_dir)
+    call = {"name": "ConnectionMonitors_UpdateTags", "arguments": {
+        "resourceGroupName": "rg-billing-prod", "networkWatcherName": "billing-watcher-prod",
+        "connectionMonitorName": "billing-monitor-prod", "tags": {"env": "prod"}}}
+    short = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    rows = [{"prompt": [{"role": "user", "content": "Weather in Oslo?"}], "reference_calls": json.dumps(ref), "mode": mode, "id": str(i)}
+            for i, (ref, mode) in enumerate([([short], "single"), ([call], "single"), ([short] * 3, "parallel"),
+                                             ([], "irrelevance")])]
+    kept, dropped = _drop_unreachable_references(rows, tok, 64)
+    assert [r["id"] for r in kept] == ["0", "3"] and dropped == 2
+    kept, dropped = _drop_unreachable_references(rows, tok, 160)
+    assert dropped == 0
+    # nothing left: a clear error before any model loads (the loop marks the stage skipped)
+    config = dataclasses.replace(get_profile("cpu").grpo, model_name_or_path=str(checkpoint_dir),
+                                 output_dir=str(tmp_path / "grpo"), max_completion_length=8)
+    with pytest.raises(NoTrainableRows, match="max_completion_length"):
+        run_grpo(config, rows[:3])

@@ -38,7 +38,7 @@ def test_an_iteration_trains_evaluates_and_hands_its_checkpoint_to_the_next(sett
     # under test here, the recipe in bench/bench_loop.py.
     training = {"sft": {"max_steps": 2},
                 "grpo": {"max_steps": 1, "per_device_train_batch_size": 2, "num_generations": 2,
-                         "max_completion_length": 32}}
+                         "max_completion_length": 64}}
     it = iteration_create(config={"count": 6, "profile": "cpu", "eval_limit": 1, "max_turns": 2, "verifiers": 1,
                                   "hard_threshold": 0.99, "eval_categories": ["simple", "irrelevance"],
                                   "training": training})
