@@ -593,6 +593,33 @@ def request_text(
     return opening(body, style, rng)
 
 
+_READ_VERBS = frozenset({
+    "get", "list", "search", "find", "read", "show", "fetch", "query", "retrieve", "describe", "check", "count",
+    "lookup", "view", "download", "export", "browse", "lookup", "validate", "estimate", "calculate", "preview"})
+_WRITE_VERBS = frozenset({
+    "delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe", "update", "modify", "edit", "set",
+    "change", "patch", "rename", "move", "assign", "add", "create", "submit", "send", "post", "put", "charge",
+    "refund", "capture", "void", "close", "revoke", "follow", "unfollow", "subscribe", "start", "stop", "restart",
+    "enable", "disable", "upload", "publish", "approve", "reject", "reset", "invite", "register", "book", "pay",
+    "transfer", "mark", "save", "replace", "insert", "upsert", "like", "unlike", "block", "unblock", "mute"})
+
+
+def changes_state(tool_name: str) -> bool:
+    """Whether a tool's name says it changes something: its first word that is a verb of
+    reading or of changing decides (``Account_deleteUser``, ``ConnectionMonitors_Get``,
+    ``get_post``); a name with neither reads.
+
+    >>> [changes_state(n) for n in ("Account_deleteUser", "ConnectionMonitors_Get", "get_post", "Trending_Hashtags")]
+    [True, False, False, False]
+    """
+    for word in re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", tool_name).lower()):
+        if word in _READ_VERBS:
+            return False
+        if word in _WRITE_VERBS:
+            return True
+    return False
+
+
 def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
     """The agent's closing answer from ``(tool name, MCP response)`` pairs, in sentences.
 
@@ -604,8 +631,14 @@ def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
     'Done: the text is Hi.'
     >>> answer_text([("f", {"result": {"structuredContent": {"success": True}}})])
     'Done, it worked.'
+
+    A call that changes something is reported done, not "found" (a deleted user's echoed id):
+
+    >>> answer_text([("Account_deleteUser", {"result": {"structuredContent": {"userId": "user_2a6ae2eb"}}})])
+    'Done: the user ID is user_2a6ae2eb.'
     """
     parts = []
+    writes: list[bool] = []
     failed = []
     for name, resp in results:
         res = (resp or {}).get("result") or {}
@@ -624,10 +657,11 @@ def answer_text(results: list[tuple[str, dict[str, Any]]]) -> str:
             except (TypeError, ValueError):
                 data = text
         parts.append(_summary(data))
+        writes.append(changes_state(name))
     good = [p for p in parts if p]
     out = []
     if good:
-        lead = "Here is what I found: " if len(good) == 1 else "All done. "
+        lead = ("Done: " if all(writes) else "Here is what I found: ") if len(good) == 1 else "All done. "
         if len(good) == 1 and good[0].startswith("it worked"):
             # {"success": true, ...}: "Done: the text is ...", not "I found: it worked"
             rest = good[0].removeprefix("it worked").removeprefix(",").removeprefix(" and").strip()
