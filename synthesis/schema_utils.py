@@ -281,6 +281,9 @@ _TOPICS = [
 
 # Name fragments -> value makers, tried in order (first match wins).
 _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
+    # a response's own "$schema" / "$id" / "@context" is the address of its schema, not a topic
+    # ("$schema": "Inventory count")
+    (("$schema", "$id", "@context"), lambda r: f"https://example.com/schemas/{r.choice(_WORDS)}.json"),
     (("email",), lambda r: f"{r.choice(_FIRST).lower()}.{r.choice(_LAST).lower()}@example.com"),
     (
         ("url", "uri", "link", "website", "href"),

@@ -189,3 +189,13 @@ def test_a_hosted_resource_gets_a_slug():
                 parts = value.split("-")
                 assert parts[-1] in ("prod", "dev", "staging", "test"), (key, value)
                 assert (parts[0] if kind == "rg" else parts[1]) == kind, (key, value)
+
+
+def test_a_declared_dollar_schema_is_a_schema_address():
+    """Read off an accepted trajectory: a response schema that declares "$schema" got
+    "$schema": "Inventory count"."""
+    schema = {"type": "object", "required": ["$schema", "data"],
+              "properties": {"$schema": {"type": "string"}, "data": {"type": "string"}}}
+    for seed in range(5):
+        value = synthesize_instance(schema, rng=random.Random(seed))["$schema"]
+        assert re.fullmatch(r"https://example\.com/schemas/[a-z]+\.json", value), value
