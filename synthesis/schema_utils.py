@@ -330,6 +330,8 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
     (("query", "search", "keyword", "term", "q"), lambda r: r.choice(_TOPICS)),
     (("date",), lambda r: f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}"),
     (("time",), lambda r: f"{r.randint(7, 20):02d}:{r.choice(['00', '15', '30', '45'])}"),
+    # "school_number": "Supplier contract" read off a tool result; a number is digits
+    (("number",), lambda r: str(r.randint(1000, 99999))),
 ]  # fmt: skip
 
 def _b64(r: random.Random) -> str:
@@ -857,6 +859,9 @@ def _synth_string(node: dict, rng: random.Random, name: str) -> str:
         value = _FORMATS[fmt](rng)
     elif name and (is_id_key(name) or _described_as_id(node)):
         value = make_id(name[:-3] if name.lower().endswith("_id") else name, rng)
+    elif name and re.search(r"(?:_at|[a-z]At)$", name):
+        # when a thing happened (created_at, updatedAt): "Customer onboarding" was one
+        value = _FORMATS["date-time"](rng)
     elif name:
         low = name.lower()
         for fragments, maker in _NAME_RULES:

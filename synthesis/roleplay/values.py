@@ -101,6 +101,8 @@ def implausible(
     (None, None)
     >>> implausible("Thanks for your order, it ships today.", "message"), implausible("your email", "email")
     (None, 'a template placeholder')
+    >>> implausible("Customer onboarding", "created_at"), implausible("now", "updatedAt"), implausible("Paris", "at")
+    ('not a date or time', None, None)
     >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
     True
     >>> implausible("122b5986-15dc-be81-0bea-cd557705a54b", "fileUuid") is None
@@ -207,6 +209,9 @@ def implausible(
         return "an HTTP request line"
     if _is_date_key(key, schema) and re.search(r"\d", s) and not _parses_as_date(s):
         return "not a valid date or time"
+    if (_is_date_key(key, schema) and re.search(r"(?:_at|[a-z]At)$", key) and not re.search(r"\d", s)
+            and s.lower() not in _RELATIVE_TIMES):
+        return "not a date or time"  # "created_at": "Customer onboarding"
     return None
 
 
@@ -302,6 +307,9 @@ _DATE_IN_TEXT_RX = re.compile(r"(?<!\d)(19|20)\d{2}-\d{2}-\d{2}(?!\d)")
 _DATED_KEY_RX = re.compile(r"version|release|revision|period|season|range|window|interval|filter|query|search|"
                            r"term|tag|name|title|label|path|file|url|time|day|month|year|week|from|to$|start|end|"
                            r"expir|birth|valid", re.I)
+
+
+_RELATIVE_TIMES = {"now", "today", "yesterday", "tomorrow", "never", "null", "none", "n/a"}
 
 
 def _is_date_key(key: str, schema: dict[str, Any]) -> bool:

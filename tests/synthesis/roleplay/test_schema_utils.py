@@ -199,3 +199,14 @@ def test_a_declared_dollar_schema_is_a_schema_address():
     for seed in range(5):
         value = synthesize_instance(schema, rng=random.Random(seed))["$schema"]
         assert re.fullmatch(r"https://example\.com/schemas/[a-z]+\.json", value), value
+
+
+def test_when_and_number_fields_get_dates_and_digits():
+    """Read off accepted trajectories' tool results: "created_at": "Customer onboarding" and
+    "school_number": "Supplier contract"."""
+    for key, rx in (("created_at", r"20\d\d-\d\d-\d\dT\d\d:\d\d:00Z"), ("updatedAt", r"20\d\d-\d\d-\d\dT.*"),
+                    ("school_number", r"\d{4,5}"), ("phone_number", r"\+1-555-\d{3}-\d{4}")):
+        schema = {"type": "object", "required": [key], "properties": {key: {"type": "string"}}}
+        for seed in range(4):
+            value = synthesize_instance(schema, rng=random.Random(seed))[key]
+            assert re.fullmatch(rx, value), (key, value)
