@@ -438,7 +438,16 @@ def is_id_key(name: str) -> bool:
 
 
 def make_id(prefix: str, rng: random.Random) -> str:
-    word = re.sub(r"[^a-z]", "", prefix.lower())[:4] or "id"
+    """An id for a thing called ``prefix``: ``ord_4f2a91c0`` for an order; a bare ``id``,
+    which says nothing of its thing, gets a 24-digit hex object id, as many APIs use (a
+    teacher "id_1ad9d08f" read like a template).
+
+    >>> make_id("order", random.Random(0))[:5], len(make_id("id", random.Random(0)))
+    ('orde_', 24)
+    """
+    word = re.sub(r"[^a-z]", "", prefix.lower())[:4]
+    if word in ("", "id"):
+        return "".join(rng.choice("0123456789abcdef") for _ in range(24))
     return f"{word}_{''.join(rng.choice(string.hexdigits.lower()[:16]) for _ in range(8))}"
 
 
@@ -1044,7 +1053,7 @@ def pattern_value(
             v = v + "".join(rng.choice(string.ascii_lowercase) for _ in range(min_length - len(v)))
         if fits(v):
             found.append(v)
-            if len(found) >= 3:
+            if len(found) >= 5:
                 break
     if found:
         # the shortest of a few readable candidates, but not a degenerate one-character value
