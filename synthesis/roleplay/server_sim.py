@@ -387,13 +387,26 @@ def _overlay(
     value: dict[str, Any], data: dict[str, Any], schema: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Write ``data``'s fields over same-named fields of ``value`` (top level and one level
-    down), keeping each change only if the result still validates."""
+    down), keeping each change only if the result still validates.  Names match however
+    they are written: an argument ``ServiceSid`` is the result's ``service_sid`` (a created
+    function's result named another service than the one the call gave)."""
     targets = [value] + [v for v in value.values() if isinstance(v, dict)]
+    by_norm = {_norm_key(k): v for k, v in data.items() if not isinstance(v, dict | list)}
     for target in targets:
-        for k, v in data.items():
-            if k in target and target[k] != v and not isinstance(v, dict | list):
-                old = target[k]
-                target[k] = copy.deepcopy(v)
-                if schema and not is_valid(value, schema):
-                    target[k] = old
+        for k in list(target):
+            v = data[k] if k in data else by_norm.get(_norm_key(k), _MISSING)
+            if v is _MISSING or isinstance(v, dict | list) or target[k] == v:
+                continue
+            old = target[k]
+            target[k] = copy.deepcopy(v)
+            if schema and not is_valid(value, schema):
+                target[k] = old
     return value
+
+
+_MISSING = object()
+
+
+def _norm_key(key: Any) -> str:
+    """``ServiceSid``, ``service_sid`` and ``service-sid`` alike: ``servicesid``."""
+    return re.sub(r"[^a-z0-9]", "", str(key).lower())

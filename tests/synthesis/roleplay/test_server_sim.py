@@ -229,3 +229,17 @@ def test_a_result_whose_schema_allows_any_key_loses_value_keys_but_stays_valid()
     value = response_value(exec_call(s, 1, "get_rates", {"base": "EUR"}, [reply]))
     assert value == {"base": "EUR", "USD": 1.08}
     assert validation_errors(value, tool["outputSchema"]) == []
+
+
+def test_a_result_names_the_thing_the_call_named_however_its_key_is_written():
+    """Read off an accepted trajectory: CreateFunction(ServiceSid="serv_631a94b8") answered
+    {"service_sid": "ZS1B1A1B3A3EB8B2A2C2EB8B2A2A2A2A2A"}, another service."""
+    tool = {"name": "CreateFunction", "description": "Create a new Function resource.",
+            "inputSchema": {"type": "object", "properties": {"ServiceSid": {"type": "string"},
+                                                             "FriendlyName": {"type": "string"}},
+                            "required": ["ServiceSid"]}}
+    s = ServerSimulator([tool], use_model=True, seed=1)
+    reply = as_json({"service_sid": "ZS1B1A1B3A3EB8B2A2C2EB8B2A2A2A2A2A", "friendly-name": "x", "sid": "ZH12"})
+    got = response_value(exec_call(s, 1, "CreateFunction", {"ServiceSid": "serv_631a94b8", "FriendlyName": "Billing"},
+                                   [reply]))
+    assert got["service_sid"] == "serv_631a94b8" and got["friendly-name"] == "Billing" and got["sid"] == "ZH12"
