@@ -103,6 +103,8 @@ def implausible(
     (None, 'a template placeholder')
     >>> implausible("Customer onboarding", "created_at"), implausible("now", "updatedAt"), implausible("Paris", "at")
     ('not a date or time', None, None)
+    >>> implausible(0, "limit"), implausible(0, "page_size"), implausible(0, "offset"), implausible(10, "limit")
+    ('a limit of 0 or less, which asks for nothing', 'a limit of 0 or less, which asks for nothing', None, None)
     >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
     True
     >>> implausible("122b5986-15dc-be81-0bea-cd557705a54b", "fileUuid") is None
@@ -118,6 +120,8 @@ def implausible(
         span = _CLOCK_KEYS.get(key.lower().replace("_", ""))
         if span and not (span[0] <= value <= span[1]) and "maximum" not in schema:
             return f"outside {span[0]}-{span[1]}, the range of a {key}"
+        if key.lower().replace("_", "").replace("-", "") in _LIMIT_KEYS and value <= 0:
+            return "a limit of 0 or less, which asks for nothing"  # "limited to 0 results"
         text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
         # round figures (100000, 1700000000) are what people type: trailing zeros do not count
         if any(s in text for s in _SEQUENTIAL) or _REPEAT_RX.search(text.replace(".", "").rstrip("0")):
@@ -309,6 +313,8 @@ _DATED_KEY_RX = re.compile(r"version|release|revision|period|season|range|window
                            r"expir|birth|valid", re.I)
 
 
+# Parameters that cap how many results come back.
+_LIMIT_KEYS = {"limit", "perpage", "pagesize", "maxresults", "maxitems", "top", "first", "last"}
 _RELATIVE_TIMES = {"now", "today", "yesterday", "tomorrow", "never", "null", "none", "n/a"}
 
 
