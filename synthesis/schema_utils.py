@@ -332,6 +332,8 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
     (("time",), lambda r: f"{r.randint(7, 20):02d}:{r.choice(['00', '15', '30', '45'])}"),
     # "school_number": "Supplier contract" read off a tool result; a number is digits
     (("number",), lambda r: str(r.randint(1000, 99999))),
+    # a code or a record's key ("TeamBKey": "Customer onboarding") is a short code
+    (("code", "abbr", "symbol", "ticker"), lambda r: "".join(r.choice(string.ascii_uppercase) for _ in range(3))),
 ]  # fmt: skip
 
 def _b64(r: random.Random) -> str:
@@ -868,6 +870,8 @@ def _synth_string(node: dict, rng: random.Random, name: str) -> str:
         value = _FORMATS[fmt](rng)
     elif name and (is_id_key(name) or _described_as_id(node)):
         value = make_id(name[:-3] if name.lower().endswith("_id") else name, rng)
+    elif name and re.search(r"(?:_key|.Key)$", name) and not re.search(r"api|secret|private|access", name, re.I):
+        value = "".join(rng.choice(string.ascii_uppercase) for _ in range(3))
     elif name and re.search(r"(?:_at|[a-z]At)$", name):
         # when a thing happened (created_at, updatedAt): "Customer onboarding" was one
         value = _FORMATS["date-time"](rng)
