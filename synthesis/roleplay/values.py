@@ -517,7 +517,10 @@ _ASSISTANT_VOICE = re.compile(
     r"thank you for (asking|reaching)|as an ai\b|i can help you|is there anything else|let me know if you|"
     r"^you (can|could|may|should|need to)\b|if you have access|"
     r"\b(i'?m|i am) (the|an|your) (ai )?(assistant|agent|chatbot|user simulator)\b|"
-    r"\b(this|the|my) task is (not )?(yet )?(complete|completed|done|finished)\b|\bthe desired action\b",
+    r"\b(this|the|my) task is (not )?(yet )?(complete|completed|done|finished)\b|\bthe desired action\b|"
+    # a user does not talk about "your request" (a rewrite appended "Your request includes a list
+    # of products, you need to know exactly what all in your request is here.")
+    r"\byour (request|query|question)\b",
     re.I,
 )
 
@@ -573,6 +576,8 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     >>> query_problems("This task is not complete. Please provide the desired action.")
     ['speaks as the assistant, not the user']
     >>> query_problems("Nice job, I'm glad I could help!")
+    ['speaks as the assistant, not the user']
+    >>> query_problems("Need to get Build ZB25 for service serv_4224eb78. Your request includes a list of products.")
     ['speaks as the assistant, not the user']
     >>> query_problems("Create a status saying: a product with lots of product data, requiring some data cleaning"
     ...                " and some data loss, so it needs some data removed.")
