@@ -316,7 +316,7 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
     (("category", "genre", "kind", "type", "label", "segment"),
      lambda r: r.choice(["standard", "premium", "internal", "archived", "featured", "general", "priority"])),
     (("version",), lambda r: f"{r.randint(1, 4)}.{r.randint(0, 12)}.{r.randint(0, 9)}"),
-    (("token", "cursor", "next_page", "page_token"), lambda r: "".join(r.choice("ABCDEFGHJKMNPQRSTUVWXYZ23456789") for _ in range(12))),
+    (("token", "cursor", "next_page", "page_token", "starting_after", "ending_before", "startingafter", "endingbefore"), lambda r: "".join(r.choice("ABCDEFGHJKMNPQRSTUVWXYZ23456789") for _ in range(12))),
     (("weekday", "day_of_week"), lambda r: r.choice(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"])),
     (("language", "lang", "locale"), lambda r: r.choice(["en", "fr", "ja", "es"])),
     (("status", "state"), lambda r: r.choice(_STATUSES)),
