@@ -38,7 +38,7 @@ PLACEHOLDER_WORDS = {
     "example", "sample", "placeholder", "todo", "tbd", "xxx", "lorem", "ipsum", "foo", "bar",
     "baz", "test", "dummy", "n/a", "na", "your", "insert", "unknown",
 }  # fmt: skip
-_PLACEHOLDER_CORE = r"\{\{?[^}]*\}\}?|\[[a-z_ ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s"
+_PLACEHOLDER_CORE = r"\{\{?[^}]*\}\}?|\[[a-z_' ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\{|%s"
 # In a person's request, and in a message a call sends, "your" is a word ("check your
 # records", "Thanks for your order"); "your_api_key", "YOUR TOKEN" and a whole value of
 # "your email" are still placeholders.
@@ -103,6 +103,8 @@ def implausible(
     (None, 'a template placeholder')
     >>> implausible("Customer onboarding", "created_at"), implausible("now", "updatedAt"), implausible("Paris", "at")
     ('not a date or time', None, None)
+    >>> implausible(36525332678873282385022014766559387660, "accountid"), implausible(2**40, "accountid")
+    ('a number too large for JSON to hold exactly', None)
     >>> implausible(0, "limit"), implausible(0, "page_size"), implausible(0, "offset"), implausible(10, "limit")
     ('a limit of 0 or less, which asks for nothing', 'a limit of 0 or less, which asks for nothing', None, None)
     >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
@@ -120,6 +122,9 @@ def implausible(
         span = _CLOCK_KEYS.get(key.lower().replace("_", ""))
         if span and not (span[0] <= value <= span[1]) and "maximum" not in schema:
             return f"outside {span[0]}-{span[1]}, the range of a {key}"
+        if abs(value) >= 2**53:
+            # beyond what JSON numbers hold exactly (a reference's account id had 108 digits)
+            return "a number too large for JSON to hold exactly"
         if key.lower().replace("_", "").replace("-", "") in _LIMIT_KEYS and value <= 0:
             return "a limit of 0 or less, which asks for nothing"  # "limited to 0 results"
         text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
@@ -579,6 +584,8 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     ['speaks as the assistant, not the user']
     >>> query_problems("Need to get Build ZB25 for service serv_4224eb78. Your request includes a list of products.")
     ['speaks as the assistant, not the user']
+    >>> query_problems("Create a place named Priya's corner. Her blog is [user's blog name].")
+    ['contains a template placeholder']
     >>> query_problems("Create a status saying: a product with lots of product data, requiring some data cleaning"
     ...                " and some data loss, so it needs some data removed.")
     ['repeats itself']
