@@ -99,6 +99,8 @@ def implausible(
     ('a parameter name, not a value', 'not an offset from UTC (at most 14 hours)', None)
     >>> implausible("UTC+05:30", "tz"), implausible("GMT-0800", "tz")
     (None, None)
+    >>> implausible("replaceLocalLeagueWithLocalEligibleGradingLevel", "locale"), implausible("pt_BR", "locale")
+    ('not a locale (en, en-US, pt_BR)', None)
     >>> implausible("Thanks for your order, it ships today.", "message"), implausible("your email", "email")
     (None, 'a template placeholder')
     >>> implausible("Customer onboarding", "created_at"), implausible("now", "updatedAt"), implausible("Paris", "at")
@@ -161,6 +163,8 @@ def implausible(
         return "the same words over and over"
     if s.isdigit() and key and humanize(key).split()[-1] in ("name", "title") and _letters_allowed(schema):
         return "a number where a name belongs"
+    if key.lower() in ("locale", "accept-language") and not re.fullmatch(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,4})*", s):
+        return "not a locale (en, en-US, pt_BR)"  # "replaceLocalLeagueWithLocalEligibleGradingLevel"
     offset = re.fullmatch(r"(?:GMT|UTC)\s*[+-]\s*(\d{1,2})(?::?(\d{2}))?", s, re.I)
     if offset and (int(offset.group(1)) > 14 or int(offset.group(2) or 0) >= 60):
         return "not an offset from UTC (at most 14 hours)"
