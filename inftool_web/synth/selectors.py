@@ -11,7 +11,7 @@ from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 from django.db.models.functions import MD5, Cast, Concat
 
 from inftool_web.core.filters import FilterError, is_id
-from synthesis.records import Mode, values
+from synthesis.records import Mode, reference_correction, values
 from synthesis.roleplay.checks import ValueChecks, argument_value_checks
 
 from .models import Message, Persona, Trajectory
@@ -172,6 +172,19 @@ def trajectory_detail(*, pk: int) -> Trajectory:
         .prefetch_related("messages", "reflections", "votes", "audits__reviewer")
         .get(pk=pk)
     )
+
+
+def training_correction(trajectory: Trajectory) -> dict[str, Any] | None:
+    """What exports and training put in place of the Tool Agent's first answer, where they
+    replace it (:func:`synthesis.records.reference_correction`): ``{"calls", "content"}``,
+    else ``None``.  The page shows the agent's answer as it was, so a reviewer sees why an
+    accepted trajectory whose agent called the wrong tool still teaches the right one."""
+    messages = list(trajectory.messages.all())
+    first = next((m for m in messages if m.role == "assistant"), None)
+    if first is None or trajectory.verdict != "accepted":
+        return None
+    fix = reference_correction(trajectory.mode, trajectory.reference_calls, first.tool_calls)
+    return None if fix is None else {"calls": fix.calls, "content": fix.content}
 
 
 def votes_by_round(trajectory: Trajectory) -> list[tuple[int, list]]:

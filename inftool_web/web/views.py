@@ -41,6 +41,7 @@ from inftool_web.loop.services import iteration_launch
 from inftool_web.synth.models import Trajectory
 from inftool_web.synth.selectors import (
     audit_sample,
+    training_correction,
     trajectory_brief,
     votes_by_round,
 )
@@ -157,6 +158,7 @@ def trajectory_detail(request, pk: int):
         raise Http404("No such trajectory") from None
     return render(request, "web/trajectory.html", {
         **_roles(request), "t": t, "rounds": votes_by_round(t), "audit_form": AuditForm(),
+        "correction": training_correction(t),
     })
 
 

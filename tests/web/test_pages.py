@@ -314,3 +314,24 @@ def test_evaluations_table_and_chart(client, world):
     login(client)
     body = client.get("/evaluations/").content.decode()
     assert "<code>simple</code>" in body and "60.0%" in body and "<svg" in body
+
+
+def test_a_corrected_trajectory_says_what_training_learns_instead_of_the_agents_answer(client, world):
+    """Read off an accepted irrelevance trajectory whose Tool Agent called Trending_Hashtags:
+    the page showed the call and nothing said that exports and training put a refusal there."""
+    from synthesis.records import REFUSAL
+
+    login(client)
+    single, _, _, multiple = world["t"]
+    # the world's single and multiple trajectories are accepted; their agent called get_weather(Paris)
+    single.mode, single.reference_calls = "irrelevance", []
+    single.save()
+    body = client.get(f"/trajectories/{single.pk}/").content.decode()
+    assert "What training learns" in body and "a refusal" in body and REFUSAL.split(",")[0] in body
+    multiple.reference_calls = [{"name": "get_weather", "arguments": {"city": "Lyon"}}]
+    multiple.save()
+    body = client.get(f"/trajectories/{multiple.pk}/").content.decode()
+    assert "What training learns" in body and "Lyon" in body
+    multiple.reference_calls = [{"name": "get_weather", "arguments": {"city": "Paris"}}]  # what the agent called
+    multiple.save()
+    assert "What training learns" not in client.get(f"/trajectories/{multiple.pk}/").content.decode()
