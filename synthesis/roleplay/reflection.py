@@ -136,7 +136,9 @@ def value_problems(
       ``context`` (what the user said and the tools returned) - the agent must ask for it
       or take it from an earlier result;
     * ``repeated_call``: a call identical to one already made in the conversation
-      (its ``[call] name {args}`` lines in ``context``).
+      (its ``[call] name {args}`` lines in ``context``);
+    * ``same_id_twice``: two identifiers of one call with the same value (an asset's
+      ``Sid`` copied into its ``ServiceSid``), which name two different things.
 
     >>> tools = {"get_order": {"name": "get_order", "inputSchema": {"type": "object", "properties": {"order_id": {"type": "string"}}}}}
     >>> from synthesis.llm.base import ToolCall
@@ -147,6 +149,11 @@ def value_problems(
     []
     >>> [p.code for p in value_problems(r, tools, "Where is my order xord_1234?")]  # not said as itself
     ['invented_id']
+    >>> tools = {"DeleteAsset": {"name": "DeleteAsset", "inputSchema": {"type": "object", "properties": {
+    ...     "Sid": {"type": "string"}, "ServiceSid": {"type": "string"}}}}}
+    >>> r = ChatResult(text="", tool_calls=[ToolCall(id="c", name="DeleteAsset", arguments={"Sid": "ZH12ab", "ServiceSid": "ZH12ab"})])
+    >>> [p.code for p in value_problems(r, tools, "Delete asset ZH12ab for service SD34cd.")]
+    ['same_id_twice']
     """
     problems: list[Problem] = []
     said = " ".join((context or "").lower().split())
@@ -181,6 +188,19 @@ def value_problems(
                             call,
                         )
                     )
+        first_key: dict[str, str] = {}
+        for key, value in arguments.items():
+            if key in props and is_id_key(key) and isinstance(value, str) and len(value) >= 4:
+                if value in first_key:
+                    problems.append(
+                        Problem(
+                            "same_id_twice",
+                            f"{name} gives {first_key[value]} and {key} the same value {shown(value)}, but each "
+                            "names a different thing; take each from where the conversation names it",
+                            call,
+                        )
+                    )
+                first_key.setdefault(value, key)
         if context is not None:
             line = "[call] " + name + " " + json.dumps(arguments, sort_keys=True)
             if " ".join(line.lower().split()) in said:
