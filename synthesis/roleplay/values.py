@@ -45,6 +45,12 @@ _PLACEHOLDER_CORE = r"\{\{?[^}]*\}\}?|\[[a-z_' ]{1,30}\]|<[a-z][\w -]{0,30}>|\$\
 _QUERY_PLACEHOLDER_RX = re.compile(f"(?i:{_PLACEHOLDER_CORE})" + r"|\b[Yy]our[_-]|\bYOUR[ _-]")
 _PLACEHOLDER_RX = re.compile(_QUERY_PLACEHOLDER_RX.pattern + r"|^(?i:your)\s+\w+(\s+\w+)?$")
 _REPEAT_RX = re.compile(r"(.)\1{4,}")
+# What self-reflection tells the agent, copied into a value: a text argument read "Notes on
+# the release notes. This is a note that is being... is the same words over and over; use a
+# real value from the conversation".
+_FEEDBACK_RX = re.compile(
+    r"use a real value from the conversation|appears nowhere in the conversation|ask the user for it or use one"
+    r"|is the same words over and over|Not usable: |Write it again\b|a tool call was required", re.I)
 _UUID_RX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
 # A regular expression pasted as a value: a character class, an escape or a quantifier.
@@ -107,6 +113,8 @@ def implausible(
     ('not a date or time', None, None)
     >>> implausible(36525332678873282385022014766559387660, "accountid"), implausible(2**40, "accountid")
     ('a number too large for JSON to hold exactly', None)
+    >>> implausible("Notes. This is a note... is the same words over and over; use a real value from the conversation", "text")
+    'words of the repair request, not a value'
     >>> implausible(0, "limit"), implausible(0, "page_size"), implausible(0, "offset"), implausible(10, "limit")
     ('a limit of 0 or less, which asks for nothing', 'a limit of 0 or less, which asks for nothing', None, None)
     >>> implausible("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256") is None
@@ -151,6 +159,8 @@ def implausible(
         return None
     if not re.search(r"[^\W_]", s):
         return "punctuation, not a value"
+    if _FEEDBACK_RX.search(s):
+        return "words of the repair request, not a value"
     if _PLACEHOLDER_RX.search(s):
         return "a template placeholder"
     if s.lower().strip(".") in PLACEHOLDER_WORDS or s.lower() == key.lower():
@@ -469,7 +479,7 @@ def polish_arguments(
 RULE_REASONS = frozenset({
     "a description of the parameter, not a value", "a number where a name belongs", "the same words over and over",
     "a template placeholder", "a type name or placeholder word", "a parameter name, not a value",
-    "the tool's own name",
+    "the tool's own name", "words of the repair request, not a value",
 })
 
 
