@@ -447,6 +447,13 @@ def polish_arguments(
 
     The result validates against ``schema`` whenever ``arguments`` did (a replacement that
     would not validate is not made: the value is kept and the note says so).
+
+    >>> schema = {"type": "object", "required": ["networkWatcherName", "connectionMonitorName"], "properties": {
+    ...     "networkWatcherName": {"type": "string"}, "connectionMonitorName": {"type": "string"}}}
+    >>> out, notes = polish_arguments({"networkWatcherName": "networkWatcher12", "connectionMonitorName": "networkWatcher12"},
+    ...                               schema, random.Random(0))
+    >>> out["networkWatcherName"], out["connectionMonitorName"] != "networkWatcher12", notes[0]["action"]
+    ('networkWatcher12', True, 'replaced')
     """
     schema = schema or {}
     props = schema.get("properties") or {}
@@ -466,6 +473,29 @@ def polish_arguments(
         replacement = plausible_value(key, props.get(key) or {}, schema, rng, tool_names=tool_names)
         trial = {**out, key: replacement}
         if replacement is None or validation_errors(trial, schema):
+            notes.append({"argument": key, "problem": problem, "action": "kept"})
+            continue
+        out = trial
+        notes.append({"argument": key, "problem": problem, "action": "replaced"})
+    # Two identifiers or names of one call with the same value name two things as one (a
+    # planned call's network watcher and connection monitor were both "networkWatcher12"):
+    # the later one gets a value of its own.
+    seen: dict[str, str] = {}
+    for key in list(out):
+        value = out[key]
+        if not (isinstance(value, str) and len(value) >= 3 and (is_id_key(key) or humanize(key).lower().endswith(" name"))):
+            continue
+        if value not in seen:
+            seen[value] = key
+            continue
+        problem = f"the same value as {seen[value]}, which names another thing"
+        if key not in required:
+            out.pop(key)
+            notes.append({"argument": key, "problem": problem, "action": "dropped"})
+            continue
+        replacement = plausible_value(key, props.get(key) or {}, schema, rng, tool_names=tool_names)
+        trial = {**out, key: replacement}
+        if replacement is None or replacement == value or validation_errors(trial, schema):
             notes.append({"argument": key, "problem": problem, "action": "kept"})
             continue
         out = trial
