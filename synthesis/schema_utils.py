@@ -870,6 +870,8 @@ def _synth_string(node: dict, rng: random.Random, name: str) -> str:
         value = _FORMATS[fmt](rng)
     elif name and (is_id_key(name) or _described_as_id(node)):
         value = make_id(name[:-3] if name.lower().endswith("_id") else name, rng)
+    elif name and re.match(r"(?:is|has|can|should)(?:[A-Z_])", name):
+        value = rng.choice(["true", "false"])  # a flag typed as a string ("isDead": "Supplier contract")
     elif name and re.search(r"(?:_key|.Key)$", name) and not re.search(r"api|secret|private|access", name, re.I):
         value = "".join(rng.choice(string.ascii_uppercase) for _ in range(3))
     elif name and re.search(r"(?:_at|[a-z]At)$", name):
