@@ -460,23 +460,28 @@ def polish_arguments(
     required = set(schema.get("required") or [])
     out = dict(arguments)
     notes: list[dict[str, str]] = []
+
+    def mend(key: str, problem: str, old: Any) -> None:
+        """Drop an optional ``key``, else replace its value where a new one validates."""
+        nonlocal out
+        if key not in required:
+            out.pop(key)
+            notes.append({"argument": key, "problem": problem, "action": "dropped"})
+            return
+        replacement = plausible_value(key, props.get(key) or {}, schema, rng, tool_names=tool_names)
+        trial = {**out, key: replacement}
+        if replacement is None or replacement == old or validation_errors(trial, schema):
+            notes.append({"argument": key, "problem": problem, "action": "kept"})
+            return
+        out = trial
+        notes.append({"argument": key, "problem": problem, "action": "replaced"})
+
     for key, value in arguments.items():
         sub = resolve(props.get(key) or {}, schema)
         sub = sub if isinstance(sub, dict) else {}
         problem = _deep_problem(value, key, sub, tool_names)
-        if problem is None:
-            continue
-        if key not in required:
-            out.pop(key)
-            notes.append({"argument": key, "problem": problem, "action": "dropped"})
-            continue
-        replacement = plausible_value(key, props.get(key) or {}, schema, rng, tool_names=tool_names)
-        trial = {**out, key: replacement}
-        if replacement is None or validation_errors(trial, schema):
-            notes.append({"argument": key, "problem": problem, "action": "kept"})
-            continue
-        out = trial
-        notes.append({"argument": key, "problem": problem, "action": "replaced"})
+        if problem is not None:
+            mend(key, problem, value)
     # Two identifiers or names of one call with the same value name two things as one (a
     # planned call's network watcher and connection monitor were both "networkWatcher12"):
     # the later one gets a value of its own.
@@ -485,21 +490,10 @@ def polish_arguments(
         value = out[key]
         if not (isinstance(value, str) and len(value) >= 3 and (is_id_key(key) or humanize(key).lower().endswith(" name"))):
             continue
-        if value not in seen:
+        if value in seen:
+            mend(key, f"the same value as {seen[value]}, which names another thing", value)
+        else:
             seen[value] = key
-            continue
-        problem = f"the same value as {seen[value]}, which names another thing"
-        if key not in required:
-            out.pop(key)
-            notes.append({"argument": key, "problem": problem, "action": "dropped"})
-            continue
-        replacement = plausible_value(key, props.get(key) or {}, schema, rng, tool_names=tool_names)
-        trial = {**out, key: replacement}
-        if replacement is None or replacement == value or validation_errors(trial, schema):
-            notes.append({"argument": key, "problem": problem, "action": "kept"})
-            continue
-        out = trial
-        notes.append({"argument": key, "problem": problem, "action": "replaced"})
     return out, notes
 
 
