@@ -721,7 +721,7 @@ def build_tree(
         dom_groups.append(groups)
     # each category's distinctive words: its resource phrases first, then its keywords
     cat_words: list[list[list[str]]] = []
-    for members, words, groups in zip(dom_members, dom_keywords, dom_groups, strict=True):
+    for _members, words, groups in zip(dom_members, dom_keywords, dom_groups, strict=True):
         words_list = kw.top(groups, cfg.keywords) if len(groups) > 1 else [words]
         res_list = rkw.top(groups, cfg.keywords) if rkw is not None else [[] for _ in groups]
         cat_words.append([list(dict.fromkeys(r + w)) for r, w in zip(res_list, words_list, strict=True)])

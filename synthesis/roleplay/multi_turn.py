@@ -22,10 +22,11 @@ from synthesis.schema_utils import is_id_key, validation_errors
 from . import phrasing, prompts
 from .agent import agent_step, answer_check, assistant_message, execute_calls, rpc_ids_used
 from .config import RoleplayConfig
+from .phrasing import CHANGE_WORDS, DELETE_VERBS, STATE_CHANGING_VERBS
 from .reflection import Problem
 from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .scoring import Score, call_set_agreement, execution_consistency, multi_turn_ignore_key
-from .server_sim import DELETE_VERBS, STATE_CHANGING_VERBS, ServerSimulator, verb_of
+from .server_sim import ServerSimulator, verb_of
 from .single_turn import (
     MIN_REWRITE_OVERLAP,
     finish,
@@ -215,16 +216,6 @@ def _tool_of(scenario: ScenarioStep, name: str) -> dict[str, Any]:
     return next((t for t in scenario.tools if t["name"] == name), {"name": name})
 
 
-# Words a person uses to ask for a change (beside the tool-name verbs that change state).
-_CHANGE_WORDS = STATE_CHANGING_VERBS | {
-    "erase", "clear", "make", "new", "register", "open", "start", "book", "schedule", "write", "generate",
-    "upload", "publish", "replace", "adjust", "switch", "enable", "disable", "mark", "save", "apply",
-    "transfer", "pay", "rid", "stop", "pause", "resume", "restart", "activate", "deactivate", "reset",
-    "trigger", "launch", "invite", "import", "upgrade", "approve", "reject", "attach", "detach", "kill",
-    "terminate", "purge", "wipe",
-}  # not "order", "record", "log" or "store": nouns as often as verbs
-
-
 # Words a person uses to ask for something to go.
 _REMOVE_WORDS = DELETE_VERBS | {"erase", "clear", "purge", "wipe", "rid", "terminate", "kill", "revoke", "deactivate"}
 
@@ -235,7 +226,7 @@ def _forms(verbs: set[str] | frozenset[str]) -> frozenset[str]:
                                                 v + v[-1] + "ed", v + v[-1] + "ing"))
 
 
-_CHANGE_FORMS, _REMOVE_FORMS = _forms(_CHANGE_WORDS), _forms(_REMOVE_WORDS)
+_CHANGE_FORMS, _REMOVE_FORMS = _forms(CHANGE_WORDS), _forms(_REMOVE_WORDS)
 
 
 def _says_change(text: str, forms: frozenset[str] = _CHANGE_FORMS) -> bool:

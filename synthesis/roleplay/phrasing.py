@@ -593,15 +593,27 @@ def request_text(
     return opening(body, style, rng)
 
 
+# Verbs of tool names: calls that delete, that update, that change state in any way (the
+# rest read); the server simulator keeps its store by them, the answer reports by them.
+DELETE_VERBS = {"delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe"}
+UPDATE_VERBS = {"update", "modify", "edit", "set", "change", "patch", "rename", "move", "assign", "add"}
+STATE_CHANGING_VERBS = DELETE_VERBS | UPDATE_VERBS | {
+    "create", "submit", "send", "post", "put", "charge", "refund", "capture", "void", "close", "revoke",
+}
+# Words a person uses to ask for a change (beside the tool-name verbs that change state).
+CHANGE_WORDS = STATE_CHANGING_VERBS | {
+    "erase", "clear", "make", "new", "register", "open", "start", "book", "schedule", "write", "generate",
+    "upload", "publish", "replace", "adjust", "switch", "enable", "disable", "mark", "save", "apply",
+    "transfer", "pay", "rid", "stop", "pause", "resume", "restart", "activate", "deactivate", "reset",
+    "trigger", "launch", "invite", "import", "upgrade", "approve", "reject", "attach", "detach", "kill",
+    "terminate", "purge", "wipe",
+}  # not "order", "record", "log" or "store": nouns as often as verbs
+# In a tool's name, where "like" or "follow" is a verb, not a word of a request.
+_NAME_CHANGE_VERBS = CHANGE_WORDS | {
+    "follow", "unfollow", "subscribe", "insert", "upsert", "like", "unlike", "block", "unblock", "mute"}
 _READ_VERBS = frozenset({
     "get", "list", "search", "find", "read", "show", "fetch", "query", "retrieve", "describe", "check", "count",
-    "lookup", "view", "download", "export", "browse", "lookup", "validate", "estimate", "calculate", "preview"})
-_WRITE_VERBS = frozenset({
-    "delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe", "update", "modify", "edit", "set",
-    "change", "patch", "rename", "move", "assign", "add", "create", "submit", "send", "post", "put", "charge",
-    "refund", "capture", "void", "close", "revoke", "follow", "unfollow", "subscribe", "start", "stop", "restart",
-    "enable", "disable", "upload", "publish", "approve", "reject", "reset", "invite", "register", "book", "pay",
-    "transfer", "mark", "save", "replace", "insert", "upsert", "like", "unlike", "block", "unblock", "mute"})
+    "lookup", "view", "download", "export", "browse", "validate", "estimate", "calculate", "preview"})
 
 
 def changes_state(tool_name: str) -> bool:
@@ -615,7 +627,7 @@ def changes_state(tool_name: str) -> bool:
     for word in re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", tool_name).lower()):
         if word in _READ_VERBS:
             return False
-        if word in _WRITE_VERBS:
+        if word in _NAME_CHANGE_VERBS:
             return True
     return False
 

@@ -35,32 +35,11 @@ from synthesis.schema_utils import (
 )
 
 from . import prompts
-from .phrasing import without_envelope
+from .phrasing import DELETE_VERBS, UPDATE_VERBS, without_envelope
 from .runtime import Gen, ask_first, parse_json_reply, rng_for
 from .values import polish_result
 
 INVALID_PARAMS = -32602
-
-DELETE_VERBS = {"delete", "remove", "cancel", "destroy", "drop", "archive", "unsubscribe"}
-_UPDATE_VERBS = {
-    "update",
-    "modify",
-    "edit",
-    "set",
-    "change",
-    "patch",
-    "rename",
-    "move",
-    "assign",
-    "add",
-}
-
-
-# Verbs of calls that change or destroy something (the rest read).
-STATE_CHANGING_VERBS = DELETE_VERBS | _UPDATE_VERBS | {
-    "create", "submit", "send", "post", "put", "charge", "refund", "capture", "void", "close", "revoke",
-}
-
 
 def verb_of(tool_name: str) -> str:
     """First word of a tool name: ``create_order`` / ``createOrder`` / ``orders.create``."""
@@ -305,7 +284,7 @@ class ServerSimulator:
         value = response_value(response)
         plain_args = {k: v for k, v in arguments.items() if not is_id_key(k)}
         for k, v in id_args:
-            data = {k: v, **(plain_args if verb in _UPDATE_VERBS else {})}
+            data = {k: v, **(plain_args if verb in UPDATE_VERBS else {})}
             if isinstance(value, dict) and not _own_id(value):
                 # e.g. get_order(order_id=X) -> {"status": ...}: that is X's record
                 data.update({kk: vv for kk, vv in value.items() if not isinstance(vv, dict | list)})
@@ -315,7 +294,7 @@ class ServerSimulator:
             if key is not None:
                 self.store.put(rec[key], rec)
                 # a record created from arguments also carries them (create_order(item=...) -> {"id": X})
-                if verb not in _UPDATE_VERBS and not id_args:
+                if verb not in UPDATE_VERBS and not id_args:
                     self.store.put(rec[key], {k: v for k, v in plain_args.items() if k not in rec})
 
 

@@ -37,7 +37,14 @@ from .runtime import Gen, ask_first, parse_json_reply, rng_for, seed_for
 from .scoring import execution_consistency, split_for
 from .server_sim import ServerSimulator
 from .steps import FinishStep, MessageStep, Persona, ScenarioStep, StepLog, TrajectorySpec
-from .values import cap_strings, implausible_arguments, is_request, overlap, polish_arguments, query_problems
+from .values import (
+    cap_strings,
+    implausible_arguments,
+    is_request,
+    overlap,
+    polish_arguments,
+    query_problems,
+)
 from .verify import (
     _stems,
     intent_problems,

@@ -19,7 +19,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import F, Q
 
-from inftool_web.catalog.models import ApiSource, DuplicateLink, Tool, ToolVector, TreeBuild, TreeNode
+from inftool_web.catalog.models import (
+    ApiSource,
+    DuplicateLink,
+    Tool,
+    ToolVector,
+    TreeBuild,
+    TreeNode,
+)
 from tests.conftest import ROOT, free_port
 
 SPECS = ROOT / "tests" / "synthesis" / "mcp_tree" / "specs"
