@@ -105,6 +105,8 @@ def implausible(
     ('a parameter name, not a value', 'not an offset from UTC (at most 14 hours)', None)
     >>> implausible("UTC+05:30", "tz"), implausible("GMT-0800", "tz")
     (None, None)
+    >>> implausible("#1", "keyId"), implausible("34, 37, 41, 43", "keyId"), implausible("34, 37, 41", "keyIds")
+    ('a position in a list, not an id', 'several values in one id', None)
     >>> implausible("replaceLocalLeagueWithLocalEligibleGradingLevel", "locale"), implausible("pt_BR", "locale")
     ('not a locale (en, en-US, pt_BR)', None)
     >>> implausible("Thanks for your order, it ships today.", "message"), implausible("your email", "email")
@@ -173,6 +175,12 @@ def implausible(
         return "the same words over and over"
     if s.isdigit() and key and humanize(key).split()[-1] in ("name", "title") and _letters_allowed(schema):
         return "a number where a name belongs"
+    if key and is_id_key(key) and not re.search(r"(?:ids|Ids|IDs|s)$", key):
+        # a parallel reference read keyId "#1" and then keyId "34, 37, 41, 43, 44, 46, 47, 50, 51"
+        if re.fullmatch(r"#\s*\d{1,3}", s):
+            return "a position in a list, not an id"
+        if len(re.findall(r"[^,;\s]+", s)) >= 3 and len(re.findall(r"[,;]", s)) >= 2 and not re.search(r"[a-z]{3}", s, re.I):
+            return "several values in one id"
     if key.lower() in ("locale", "accept-language") and not re.fullmatch(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,4})*", s):
         return "not a locale (en, en-US, pt_BR)"  # "replaceLocalLeagueWithLocalEligibleGradingLevel"
     offset = re.fullmatch(r"(?:GMT|UTC)\s*[+-]\s*(\d{1,2})(?::?(\d{2}))?", s, re.I)
