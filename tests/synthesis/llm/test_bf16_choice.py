@@ -21,12 +21,24 @@ def fresh(monkeypatch):
     (False, 9.0, False),  # no bf16 instructions: bf16 would be emulated
 ])
 def test_bf16_only_where_the_cpu_has_it_and_it_is_faster(monkeypatch, instructions, speedup, chosen):
+    monkeypatch.setattr(checkpoint, "_cpu_has_amx", lambda: False)
     monkeypatch.setattr(checkpoint, "_cpu_has_bf16_instructions", lambda: instructions)
     monkeypatch.setattr(checkpoint, "bf16_matmul_speedup", lambda: speedup)
     assert checkpoint.cpu_supports_bf16() is chosen
     import torch
 
     assert checkpoint.resolve_dtype("auto") == (torch.bfloat16 if chosen else torch.float32)
+
+
+def test_amx_takes_bf16_without_a_measurement_that_load_can_sway(monkeypatch):
+    """Under load a busy AMX Xeon measured below 1.2 once, chose float32, and so discarded a
+    resumable SFT checkpoint trained in bf16."""
+    monkeypatch.setattr(checkpoint, "_cpu_has_amx", lambda: True)
+    monkeypatch.setattr(checkpoint, "bf16_matmul_speedup", lambda: 0.9)
+    assert checkpoint.cpu_supports_bf16() is True
+    monkeypatch.setenv("INFTOOL_CPU_BF16", "0")
+    checkpoint.cpu_supports_bf16.cache_clear()
+    assert checkpoint.cpu_supports_bf16() is False
 
 
 @pytest.mark.parametrize(("value", "chosen"), [("1", True), ("0", False), ("false", False), ("yes", True)])
