@@ -80,6 +80,36 @@ def test_an_in_process_iteration_runs_every_stage_here_and_queues_nothing(tools,
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_in_process_iteration_frees_synthesis_models_before_it_trains(tools, queued, stand_ins, monkeypatch):
+    """bench_loop ran a 128-trajectory iteration in one process: the embedded model and its
+    prefix store stayed cached into SFT, which reached 18.5 GB and was killed for memory."""
+    from synthesis.llm import registry
+    from tests.synthesis.llm.test_llm_registry import _Counting
+
+    closed: list[int] = []
+    monkeypatch.setattr(_Counting, "close", lambda self: closed.append(self.options.size), raising=False)
+    registry.register_backend("counting", _Counting)
+    try:
+        cached = registry.get_backend("counting", size=7)  # what synthesis left loaded
+        seen_in_training: list[bool] = []
+        train = stages.train
+
+        def training(**kw):
+            seen_in_training.append(registry.get_backend("counting", size=7) is cached)
+            return train(**kw)
+
+        monkeypatch.setattr(stages, "train", training)
+        it = iteration_create(config=_config())
+        iteration_start(iteration_id=it.pk, run=Run.HERE)
+        it.refresh_from_db()
+        assert it.status == "succeeded", it.error
+        assert closed == [7] and seen_in_training == [False]
+    finally:
+        registry._BACKENDS.pop("counting")
+        registry.clear_backend_cache(close=False)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_iterate_command_queues_nothing(tools, queued, stand_ins, capsys):
     from django.core.management import call_command
 
