@@ -3,6 +3,7 @@ trained model as Tool Agent against the base model on the same seeds.
 
     python bench/bench_loop.py                                 # the documented run (2 cores: ~75 min budget)
     python bench/bench_loop.py --count 8 --second-count 4 --train-set sft.max_steps=2   # a smoke run
+    python bench/bench_loop.py --resume          # go on where a killed run stopped (same --database)
 
 On a fresh database (``--database``, dropped and re-created) with the 40-spec sample corpus
 and its MCP tree, in this process (no Celery):
@@ -71,21 +72,31 @@ def main() -> int:
     parser.add_argument("--train-set", action="append", default=[], metavar="STAGE.KEY=VALUE",
                         help="trainer overrides, as manage.py iterate --train-set")
     parser.add_argument("--output", type=Path, default=ROOT / "var" / "bench-loop.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with --database's iteration 1 where a killed run left it (its stored "
+                             "trajectories and checkpoints are kept) instead of starting afresh")
     args = parser.parse_args()
 
     os.environ.update(DJANGO_SETTINGS_MODULE="inftool_web.settings", INFTOOL_DEMO_ON_EMPTY="false",
                       DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.database}")
-    _fresh_database(args.database)
     t0 = time.perf_counter()
-    _manage("migrate", "--noinput", "-v", "0")
-    _manage("ingest_openapi", "--sample")
-    _manage("build_tree", "--no-judge")
+    if not args.resume:
+        _fresh_database(args.database)
+        _manage("migrate", "--noinput", "-v", "0")
+        _manage("ingest_openapi", "--sample")
+        _manage("build_tree", "--no-judge")
 
     import django
 
     django.setup()
     from inftool_web.loop.iteration_config import parse_train_set
-    from inftool_web.loop.iterations import Run, iteration_create, iteration_start
+    from inftool_web.loop.iterations import (
+        Run,
+        iteration_create,
+        iteration_evaluate,
+        iteration_start,
+        iteration_train,
+    )
     from inftool_web.loop.models import Iteration
     from inftool_web.loop.services import checkpoint_register_base
     from training.bfcl_compare import table as comparison_table
@@ -100,8 +111,12 @@ def main() -> int:
     t = time.perf_counter()
     config = {"count": args.count, "profile": args.profile, "seed": args.seed, "eval_subset": "mini-v1",
               "eval_limit": args.eval_limit, **common, **({"training": training} if training else {})}
-    first = iteration_create(config=config, name="bench-loop", input_checkpoint=base)
-    iteration_start(iteration_id=first.pk, run=Run.HERE)
+    first = Iteration.objects.filter(name="bench-loop").order_by("number").first() if args.resume else None
+    if first is None:
+        first = iteration_create(config=config, name="bench-loop", input_checkpoint=base)
+    # each stage picks up what is stored: unfinished trajectories, the last SFT checkpoint
+    stage = {Iteration.Status.TRAINING: iteration_train, Iteration.Status.EVALUATING: iteration_evaluate}
+    stage.get(first.status, lambda **kw: iteration_start(**kw))(iteration_id=first.pk, run=Run.HERE)
     first.refresh_from_db()
     stamps["iteration 1"] = time.perf_counter() - t
     if first.status != Iteration.Status.SUCCEEDED or first.output_checkpoint is None:
