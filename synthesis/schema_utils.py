@@ -310,7 +310,7 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
     (("username", "user_name", "login", "handle"), _faked("user_name", lambda r: f"{r.choice(_FIRST).lower()}{r.randint(10, 99)}")),
     (("name", "author", "owner", "customer", "contact", "recipient", "assignee"),
      _faked("name", lambda r: f"{r.choice(_FIRST)} {r.choice(_LAST)}")),
-    (("hash", "checksum", "etag", "digest"), lambda r: "".join(r.choice("0123456789abcdef") for _ in range(16))),
+    (("hash", "checksum", "etag", "digest"), lambda r: _hex(r, 16)),
     (("mime", "content_type", "media_type"),
      lambda r: r.choice(["application/json", "text/csv", "image/png", "audio/mpeg", "application/pdf"])),
     (("category", "genre", "kind", "type", "label", "segment"),
@@ -333,8 +333,26 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
     # "school_number": "Supplier contract" read off a tool result; a number is digits
     (("number",), lambda r: str(r.randint(1000, 99999))),
     # a code or a record's key ("TeamBKey": "Customer onboarding") is a short code
-    (("code", "abbr", "symbol", "ticker"), lambda r: "".join(r.choice(string.ascii_uppercase) for _ in range(3))),
+    (("code", "abbr", "symbol", "ticker"), lambda r: _code(r)),
 ]  # fmt: skip
+
+# Key shapes a fragment cannot name (a prefix, a suffix), tried before the fragments.
+_KEY_SHAPE_RULES: list[tuple[re.Pattern[str], Any]] = [
+    # a flag typed as a string ("isDead": "Supplier contract")
+    (re.compile(r"^(?:is|has|can|should)[A-Z_]"), lambda r: r.choice(["true", "false"])),
+    # a record's key ("TeamBKey": "Customer onboarding"), not a credential
+    (re.compile(r"^(?!.*(?:api|secret|private|access)).*(?:_key|.Key)$", re.I), lambda r: _code(r)),
+    # when a thing happened (created_at, updatedAt): "Customer onboarding" was one
+    (WHEN_KEY_RX := re.compile(r"(?:_at|[a-z]At)$"), lambda r: _FORMATS["date-time"](r)),
+]
+
+
+def _code(r: random.Random) -> str:
+    return "".join(r.choice(string.ascii_uppercase) for _ in range(3))
+
+
+def _hex(r: random.Random, n: int) -> str:
+    return "".join(r.choice("0123456789abcdef") for _ in range(n))
 
 def _b64(r: random.Random) -> str:
     import base64
@@ -395,7 +413,7 @@ _FORMATS = {
     "integer-positive": lambda r: str(r.randint(1, 500)),
     "country-code-3": lambda r: r.choice(["FRA", "JPN", "KEN", "CAN", "PRT", "DEU"]),
     "iso-currency-code": lambda r: r.choice(["USD", "EUR", "JPY", "GBP"]),
-    "md5": lambda r: "".join(r.choice("0123456789abcdef") for _ in range(32)),
+    "md5": lambda r: _hex(r, 32),
     "google-fieldmask": lambda r: r.choice(["name", "name,description", "title,updateTime"]),
     "email-address": lambda r: f"{r.choice(_FIRST).lower()}@example.com",
     "person-name": _faked("name", lambda r: f"{r.choice(_FIRST)} {r.choice(_LAST)}"),
@@ -449,7 +467,7 @@ def make_id(prefix: str, rng: random.Random) -> str:
     """
     word = re.sub(r"[^a-z]", "", prefix.lower())[:4]
     if word in ("", "id"):
-        return "".join(rng.choice("0123456789abcdef") for _ in range(24))
+        return _hex(rng, 24)
     return f"{word}_{''.join(rng.choice(string.hexdigits.lower()[:16]) for _ in range(8))}"
 
 
@@ -870,13 +888,8 @@ def _synth_string(node: dict, rng: random.Random, name: str) -> str:
         value = _FORMATS[fmt](rng)
     elif name and (is_id_key(name) or _described_as_id(node)):
         value = make_id(name[:-3] if name.lower().endswith("_id") else name, rng)
-    elif name and re.match(r"(?:is|has|can|should)(?:[A-Z_])", name):
-        value = rng.choice(["true", "false"])  # a flag typed as a string ("isDead": "Supplier contract")
-    elif name and re.search(r"(?:_key|.Key)$", name) and not re.search(r"api|secret|private|access", name, re.I):
-        value = "".join(rng.choice(string.ascii_uppercase) for _ in range(3))
-    elif name and re.search(r"(?:_at|[a-z]At)$", name):
-        # when a thing happened (created_at, updatedAt): "Customer onboarding" was one
-        value = _FORMATS["date-time"](rng)
+    elif name and (shaped := next((make for rx, make in _KEY_SHAPE_RULES if rx.search(name)), None)):
+        value = shaped(rng)
     elif name:
         low = name.lower()
         for fragments, maker in _NAME_RULES:

@@ -23,6 +23,7 @@ from typing import Any
 
 from synthesis.safe_regex import PatternError, safe_search
 from synthesis.schema_utils import (
+    WHEN_KEY_RX,
     NoValidValue,
     described_values,
     is_id_key,
@@ -240,7 +241,7 @@ def implausible(
         return "an HTTP request line"
     if _is_date_key(key, schema) and re.search(r"\d", s) and not _parses_as_date(s):
         return "not a valid date or time"
-    if (_is_date_key(key, schema) and re.search(r"(?:_at|[a-z]At)$", key) and not re.search(r"\d", s)
+    if (_is_date_key(key, schema) and WHEN_KEY_RX.search(key) and not re.search(r"\d", s)
             and s.lower() not in _RELATIVE_TIMES):
         return "not a date or time"  # "created_at": "Customer onboarding"
     return None
