@@ -89,6 +89,13 @@ def train(*, iteration: Iteration, out_root: Path, report: Report,
     return current if current is not base else None
 
 
+def _skip(run: TrainingRun, why: str) -> None:
+    run.status = TrainingRun.Status.SKIPPED
+    run.error = why
+    run.finished_at = timezone.now()
+    run.save()
+
+
 def train_stage(*, iteration: Iteration, stage: str, profile, trajectories: list, excluded: set[str],
                 model_path: str, out_root: Path, base: ModelCheckpoint | None, seed: int,
                 report: Report) -> ModelCheckpoint | None:
@@ -107,22 +114,15 @@ def train_stage(*, iteration: Iteration, stage: str, profile, trajectories: list
     run.input_checkpoint = base
     run.started_at = timezone.now()
     if not rows:
-        run.status = TrainingRun.Status.SKIPPED
-        run.error = f"no {stage} rows: " + ("no accepted trajectories" if stage == "sft" else "no accepted hard trajectories")
-        run.finished_at = timezone.now()
-        run.save()
-        return None
+        return _skip(run, f"no {stage} rows: " + ("no accepted trajectories" if stage == "sft"
+                                                   else "no accepted hard trajectories"))
     run.status = TrainingRun.Status.RUNNING
     run.save()
     report(detail=f"{stage.upper()} on {len(rows)} rows")
     try:
         result = _runner(stage)(stage_cfg, rows, progress=lambda event: report(progress=event, stage=stage))
     except NoTrainableRows as exc:
-        run.status = TrainingRun.Status.SKIPPED
-        run.error = f"no {stage} rows: {exc}"
-        run.finished_at = timezone.now()
-        run.save()
-        return None
+        return _skip(run, f"no {stage} rows: {exc}")
     except Exception as exc:
         _finish_failed(run, exc)
         raise
