@@ -163,6 +163,11 @@ class ConvertOptions:
         metadata={"help": "an 'api-version' query parameter is sent by the client with the spec's "
                           "info.version (Azure: 2023-09-01), not asked of the caller"},
     )
+    pin_constants: bool = field(
+        default=True,
+        metadata={"help": "a required parameter that allows one value (an enum of one, or const: AWS's "
+                          "Action and Version) is sent by the client, not asked of the caller"},
+    )
 
     def __post_init__(self) -> None:
         if self.max_ref_depth < 1 or self.max_output_ref_depth < 1:

@@ -27,6 +27,12 @@ _SKIPPED_HEADERS = frozenset({"accept", "content-type", "authorization", "conten
 # ``Ocp-Apim-Subscription-Key``, ``?api_key=``): the MCP server holds them, the caller does not.
 _CREDENTIAL_HEADER_RX = re.compile(r"auth|api[-_]?key|subscription[-_]?key|token|secret|password|session", re.I)
 _CREDENTIAL_QUERY = frozenset({"api_key", "apikey", "api-key", "access_token", "auth_token", "client_secret"})
+# AWS Signature Version 4: the client signs every request with the MCP server's keys and
+# these headers carry the signature.  Every AWS spec in the corpus declares them on every
+# operation (15,402 tools), where a caller would have to make up a date and a signature.
+_SIGNING_HEADER_RX = re.compile(
+    r"^x-amz-(content-sha256|date|algorithm|credential|signature|signedheaders|security-token)$", re.I
+)
 # Transport and credential parameters on every operation of a Google discovery API.
 _GOOGLE_STANDARD_PARAMS = (
     "$.xgafv",
@@ -140,19 +146,33 @@ class _Converter:
             out |= {("query", n) for n in _GOOGLE_STANDARD_PARAMS}
         return out
 
-    def _pinned_version(self, loc: str, name: str, schema: dict[str, Any]) -> str | None:
-        """The value the client sends for an ``api-version`` query parameter: the spec's own
-        ``info.version``, which is the API version the document describes (Azure's ARM and
-        data-plane specs).  A caller never chose it, and a synthesized one ("4.7.0") was
-        noise in every request.  ``None`` where the parameter stays the caller's: another
-        name, no version, or an enum that leaves the spec's version out."""
+    def _client_value(self, loc: str, name: str, schema: dict[str, Any], required: bool) -> tuple[bool, Any]:
+        """``(True, value)`` for a parameter the client fills in, never the caller:
+
+        - an ``api-version`` query parameter: the spec's own ``info.version``, which is the API
+          version the document describes (Azure's ARM and data-plane specs).  A synthesized
+          one ("4.7.0") was noise in every request.  An enum that leaves the spec's version
+          out keeps it the caller's, as does a spec without a version.
+        - a required parameter that allows one value (an ``enum`` of one, or ``const``): AWS's
+          ``Action=DescribeInstances`` and ``Version=2016-11-15``, ``X-Amz-Target``, Azure's
+          ``policyName`` that "should always be Default", TomTom's ``versionNumber`` 1.  A
+          caller has no choice to make; 9,882 corpus tools asked for one, and requests spelt
+          them out ("with action DescribeInstances and version 2016-11-15").
+
+        ``(False, None)`` for every other parameter, and for all of them where
+        ``pin_api_version`` (the first) or ``pin_constants`` (the second) is off."""
+        enum = schema.get("enum")
+        if self.opts.pin_constants and required:
+            if "const" in schema:
+                return True, schema["const"]
+            if isinstance(enum, list) and len(enum) == 1 and enum[0] is not None:
+                return True, enum[0]
         version = self.source.api_version
         if not (self.opts.pin_api_version and loc == "query" and name.lower() == "api-version" and version):
-            return None
-        enum = schema.get("enum")
+            return False, None
         if isinstance(enum, list) and version not in enum:
-            return None
-        return version
+            return False, None
+        return True, version
 
     def _base_url(self) -> str:
         d = self.doc
@@ -279,8 +299,10 @@ class _Converter:
             if self.opts.drop_auth_params and (
                 (loc in ("header", "cookie") and _CREDENTIAL_HEADER_RX.search(name))
                 or (loc == "query" and name.lower() in _CREDENTIAL_QUERY)
+                or (loc == "header" and _SIGNING_HEADER_RX.match(name))
             ):
-                self.warn("credential_param_skipped", f"{loc} parameter {name!r} looks like a credential")
+                self.warn("credential_param_skipped",
+                          f"{loc} parameter {name!r} looks like a credential or a request signature")
                 continue
             if (loc, name) in self.skip_params:
                 continue
@@ -292,9 +314,10 @@ class _Converter:
             schema, n = sc.top(self._param_schema(p), "in", depth)
             size += n
             schema = dict(schema) if isinstance(schema, dict) else {}
-            pinned = self._pinned_version(loc, name, schema)
-            if pinned is not None:
-                bindings.append(ParamBinding("", loc, name, True, value=pinned))
+            is_required = loc == "path" or p.get("required") is True
+            pinned, value = self._client_value(loc, name, schema, is_required)
+            if pinned:
+                bindings.append(ParamBinding("", loc, name, True, value=value))
                 continue
             desc = sc.describe(p.get("description"))
             if desc:
@@ -307,7 +330,6 @@ class _Converter:
                 and "examples" not in schema
             ):
                 schema["examples"] = [p["example"]]
-            is_required = loc == "path" or p.get("required") is True
             if loc == "path":
                 path_params.add(name)
             arg = claim(name, loc)

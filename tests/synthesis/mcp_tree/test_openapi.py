@@ -299,7 +299,7 @@ def test_azure_api_version_is_the_spec_version_the_client_sends():
                 "get": {"operationId": "Watchers_Get", "parameters": [
                     {"name": "name", "in": "path", "required": True, "type": "string"}, shared]},
                 "put": {"operationId": "Watchers_Put", "parameters": [
-                    {**shared, "enum": ["2022-01-01"]}]},
+                    {**shared, "enum": ["2022-01-01", "2022-05-01"]}]},
             }
         },
     }
@@ -312,6 +312,48 @@ def test_azure_api_version_is_the_spec_version_the_client_sends():
     assert "api-version" in put.input_schema["properties"]
     (unpinned, _) = convert_spec(spec, options=ConvertOptions(pin_api_version=False)).tools
     assert "api-version" in unpinned.input_schema["required"]
+
+
+def test_a_required_parameter_that_allows_one_value_is_the_clients_and_aws_signing_headers_are_dropped():
+    """AWS's query-protocol specs ask every caller for ``Action`` and ``Version`` (an enum of
+    one value each) and for seven Signature Version 4 headers: 9,882 corpus tools held a
+    required one-value parameter and 15,402 the signing headers, so requests read "with action
+    CancelMessageMoveTask and version 2012-11-05" and the Tool Agent was offered a signature to
+    make up.  The client sends the constants; the server signs."""
+    signing = [{"name": h, "in": "header", "schema": {"type": "string"}}
+               for h in ("X-Amz-Content-Sha256", "X-Amz-Date", "X-Amz-Algorithm", "X-Amz-Credential",
+                         "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Security-Token")]
+    spec = {
+        "openapi": "3.0.0",
+        "info": {"title": "Amazon Simple Queue Service", "version": "2012-11-05"},
+        "paths": {
+            "/#Action=CancelMessageMoveTask": {"post": {
+                "operationId": "POST_CancelMessageMoveTask",
+                "parameters": [
+                    {"name": "Action", "in": "query", "required": True,
+                     "schema": {"type": "string", "enum": ["CancelMessageMoveTask"]}},
+                    {"name": "Version", "in": "query", "required": True,
+                     "schema": {"type": "string", "enum": ["2012-11-05"]}},
+                    {"name": "TaskHandle", "in": "query", "required": True, "schema": {"type": "string"}},
+                    # optional: the caller may send it or not, so it stays the caller's
+                    {"name": "shape", "in": "query", "schema": {"type": "string", "enum": ["array"]}},
+                    {"name": "versionNumber", "in": "path", "required": True, "schema": {"type": "integer", "const": 1}},
+                    {"name": "X-Amz-Target", "in": "header", "required": True,
+                     "schema": {"type": "string", "enum": ["AmazonSQS.CancelMessageMoveTask"]}},
+                    *signing,
+                ],
+            }},
+        },
+    }
+    (tool,) = convert_spec(spec).tools
+    assert list(tool.input_schema["properties"]) == ["TaskHandle", "shape"]
+    assert tool.input_schema["required"] == ["TaskHandle"]
+    sent = {b.name: (b.location, b.value) for b in tool.bindings if not b.arg}
+    assert sent == {"Action": ("query", "CancelMessageMoveTask"), "Version": ("query", "2012-11-05"),
+                    "versionNumber": ("path", 1), "X-Amz-Target": ("header", "AmazonSQS.CancelMessageMoveTask")}
+    (kept,) = convert_spec(spec, options=ConvertOptions(pin_constants=False, drop_auth_params=False)).tools
+    assert {"Action", "Version", "X-Amz-Target", "X-Amz-Signature", "X-Amz-Date"} <= set(kept.input_schema["properties"])
+    assert "Action" in kept.input_schema["required"]
 
 
 def test_names_are_legal_unique_and_stable():
