@@ -174,6 +174,24 @@ class _Converter:
             return False, None
         return True, version
 
+    def _body_constant(self, field: str, schema: Any, body_schema: Any, required: bool) -> tuple[bool, Any]:
+        """``(True, value)`` for a body field the client fills in: a required field that allows
+        one value, or OData's ``@odata.type``, the type annotation of the body (Microsoft
+        Graph requires it on 7,552 corpus tools).  Its value is the schema's default, else
+        ``#`` and the name of the body's schema (``#microsoft.graph.plannerTask``), as OData
+        clients write it; a body without a named schema leaves it the caller's."""
+        if not isinstance(schema, dict):
+            return False, None
+        pinned, value = self._client_value("body", field, schema, required)
+        if pinned or field != "@odata.type" or not self.opts.pin_constants:
+            return pinned, value
+        if isinstance(schema.get("default"), str) and schema["default"].startswith("#"):
+            return True, schema["default"]
+        ref = body_schema.get("$ref") if isinstance(body_schema, dict) else None
+        if isinstance(ref, str) and ref.startswith("#/") and "." in ref.rsplit("/", 1)[-1]:
+            return True, "#" + ref.rsplit("/", 1)[-1]
+        return False, None
+
     def _base_url(self) -> str:
         d = self.doc
         if self.v2:
@@ -358,6 +376,10 @@ class _Converter:
             ):
                 body_req = set(body.get("required", ())) if body_required else set()
                 for fname, fschema in body["properties"].items():
+                    pinned, value = self._body_constant(fname, fschema, body_schema, fname in body_req)
+                    if pinned:
+                        bindings.append(ParamBinding("", "body", fname, True, value=value))
+                        continue
                     arg = claim(fname, "body")
                     props[arg] = fschema
                     if fname in body_req:

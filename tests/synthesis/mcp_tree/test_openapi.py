@@ -485,3 +485,45 @@ def test_too_many_aliases_are_refused():
     text = "a: &a x\nb: [" + ", ".join(["*a"] * (MAX_YAML_ALIASES + 1)) + "]\n"
     with pytest.raises(SpecError, match="aliases"):
         load_spec(text)
+
+
+def test_odata_type_is_the_body_schemas_name_sent_by_the_client():
+    """Microsoft Graph requires ``@odata.type`` in 7,552 corpus tools' bodies: a type annotation
+    the client writes ("#microsoft.graph.plannerTask"), which synthesis filled with free text."""
+    spec = {
+        "openapi": "3.0.1",
+        "info": {"title": "Microsoft Graph", "version": "v1.0"},
+        "paths": {
+            "/planner/plans/{plan-id}/tasks": {"post": {
+                "operationId": "planner.plans.CreateTasks",
+                "parameters": [{"name": "plan-id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/microsoft.graph.plannerTask"}}}},
+            }},
+            "/chats/{id}/hostedContents": {"post": {
+                "operationId": "chats.CreateHostedContents",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["@odata.type"], "properties": {
+                        "@odata.type": {"type": "string", "default": "#microsoft.graph.chatMessageHostedContent"},
+                        "contentType": {"type": "string"}}}}}},
+            }},
+            "/things": {"post": {
+                "operationId": "things.Create",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["@odata.type"], "properties": {"@odata.type": {"type": "string"}}}}}},
+            }},
+        },
+        "components": {"schemas": {"microsoft.graph.plannerTask": {
+            "type": "object", "required": ["@odata.type", "title"],
+            "properties": {"@odata.type": {"type": "string"}, "title": {"type": "string"}}}}},
+    }
+    task, hosted, thing = convert_spec(spec).tools
+    assert task.input_schema["required"] == ["plan-id", "title"]
+    assert "@odata.type" not in task.input_schema["properties"]
+    assert [(b.location, b.value) for b in task.bindings if b.name == "@odata.type"] == [
+        ("body", "#microsoft.graph.plannerTask")]
+    assert [b.value for b in hosted.bindings if b.name == "@odata.type"] == ["#microsoft.graph.chatMessageHostedContent"]
+    # a body without a named schema or a default: nothing to send, so it stays the caller's
+    assert thing.input_schema["required"] == ["@odata.type"]
+    (kept, _, _) = convert_spec(spec, options=ConvertOptions(pin_constants=False)).tools
+    assert "@odata.type" in kept.input_schema["required"]
