@@ -25,7 +25,13 @@ from .text import clean_text, fallback_description, tool_name, unique_name
 _SKIPPED_HEADERS = frozenset({"accept", "content-type", "authorization", "content-length"})
 # Credentials declared as plain parameters instead of security schemes (``x-tyk-authorization``,
 # ``Ocp-Apim-Subscription-Key``, ``?api_key=``): the MCP server holds them, the caller does not.
-_CREDENTIAL_HEADER_RX = re.compile(r"auth|api[-_]?key|subscription[-_]?key|token|secret|password|session", re.I)
+# In a header, a user name, a client id or an integration code is a credential too (Autotask
+# asks every one of its 2,958 operations for ApiIntegrationCode, UserName and Secret).
+_CREDENTIAL_HEADER_RX = re.compile(
+    r"auth|api[-_]?key|subscription[-_]?key|token|secret|password|session|user[-_]?name|client[-_]?id"
+    r"|integration[-_]?code|credential|signature",
+    re.I,
+)
 _CREDENTIAL_QUERY = frozenset({"api_key", "apikey", "api-key", "access_token", "auth_token", "client_secret"})
 # AWS Signature Version 4: the client signs every request with the MCP server's keys and
 # these headers carry the signature.  Every AWS spec in the corpus declares them on every

@@ -341,6 +341,10 @@ def test_a_required_parameter_that_allows_one_value_is_the_clients_and_aws_signi
                     {"name": "X-Amz-Target", "in": "header", "required": True,
                      "schema": {"type": "string", "enum": ["AmazonSQS.CancelMessageMoveTask"]}},
                     *signing,
+                    # Autotask's credentials, on every one of its operations
+                    {"name": "ApiIntegrationCode", "in": "header", "required": True, "schema": {"type": "string"}},
+                    {"name": "UserName", "in": "header", "required": True, "schema": {"type": "string"}},
+                    {"name": "X-IBM-Client-Id", "in": "header", "required": True, "schema": {"type": "string"}},
                 ],
             }},
         },
