@@ -22,14 +22,14 @@ from .schemas import COMBINATORS, SchemaConverter
 from .text import clean_text, fallback_description, tool_name, unique_name
 
 # Headers that belong to transport or auth, not to what the caller decides.
-_SKIPPED_HEADERS = frozenset({"accept", "content-type", "authorization", "content-length"})
+_SKIPPED_HEADERS = frozenset({"accept", "content-type", "authorization", "content-length", "user-agent"})
 # Credentials declared as plain parameters instead of security schemes (``x-tyk-authorization``,
 # ``Ocp-Apim-Subscription-Key``, ``?api_key=``): the MCP server holds them, the caller does not.
 # In a header, a user name, a client id or an integration code is a credential too (Autotask
 # asks every one of its 2,958 operations for ApiIntegrationCode, UserName and Secret).
 _CREDENTIAL_HEADER_RX = re.compile(
     r"auth|api[-_]?key|subscription[-_]?key|token|secret|password|session|user[-_]?name|client[-_]?id"
-    r"|integration[-_]?code|credential|signature",
+    r"|integration[-_]?code|credential|signature|[-_](user|application|app|access|consumer|partner|developer)[-_]?key$",
     re.I,
 )
 _CREDENTIAL_QUERY = frozenset({"api_key", "apikey", "api-key", "access_token", "auth_token", "client_secret"})
@@ -39,6 +39,9 @@ _CREDENTIAL_QUERY = frozenset({"api_key", "apikey", "api-key", "access_token", "
 _SIGNING_HEADER_RX = re.compile(
     r"^x-amz-(content-sha256|date|algorithm|credential|signature|signedheaders|security-token)$", re.I
 )
+# A header that picks the API version the server answers with (Api-Version, X-Api-Version,
+# Notion-Version): the client's choice, like Azure's api-version query parameter.
+_VERSION_HEADER_RX = re.compile(r"^(x-)?([a-z0-9]+-)?api[-_]?version$|^[a-z0-9]+-version$", re.I)
 # Transport and credential parameters on every operation of a Google discovery API.
 _GOOGLE_STANDARD_PARAMS = (
     "$.xgafv",
@@ -158,7 +161,9 @@ class _Converter:
         - an ``api-version`` query parameter: the spec's own ``info.version``, which is the API
           version the document describes (Azure's ARM and data-plane specs).  A synthesized
           one ("4.7.0") was noise in every request.  An enum that leaves the spec's version
-          out keeps it the caller's, as does a spec without a version.
+          out keeps it the caller's, as does a spec without a version.  A version header
+          (``Api-Version``, ``Accept-Version``, ``Notion-Version``) likewise: its default where
+          it has one, else the spec's version.
         - a required parameter that allows one value (an ``enum`` of one, or ``const``): AWS's
           ``Action=DescribeInstances`` and ``Version=2016-11-15``, ``X-Amz-Target``, Azure's
           ``policyName`` that "should always be Default", TomTom's ``versionNumber`` 1.  A
@@ -174,7 +179,13 @@ class _Converter:
             if isinstance(enum, list) and len(enum) == 1 and enum[0] is not None:
                 return True, enum[0]
         version = self.source.api_version
-        if not (self.opts.pin_api_version and loc == "query" and name.lower() == "api-version" and version):
+        if self.opts.pin_api_version and loc == "header" and _VERSION_HEADER_RX.match(name):
+            # payrun.io's Api-Version: "Omit or set as 'default' to target the current api version"
+            if isinstance(schema.get("default"), (str, int)):
+                return True, schema["default"]
+        elif not (self.opts.pin_api_version and loc == "query" and name.lower() == "api-version"):
+            return False, None
+        if not version:
             return False, None
         if isinstance(enum, list) and version not in enum:
             return False, None

@@ -300,17 +300,26 @@ def test_azure_api_version_is_the_spec_version_the_client_sends():
                     {"name": "name", "in": "path", "required": True, "type": "string"}, shared]},
                 "put": {"operationId": "Watchers_Put", "parameters": [
                     {**shared, "enum": ["2022-01-01", "2022-05-01"]}]},
+                "post": {"operationId": "Watchers_Post", "parameters": [
+                    {"name": "Accept-Version", "in": "header", "required": True, "type": "string"},
+                    {"name": "Api-Version", "in": "header", "type": "string", "default": "default",
+                     "description": "Omit or set as 'default' to target the current api version."},
+                    {"name": "User-Agent", "in": "header", "required": True, "type": "string"},
+                    {"name": "X-API2CRM-USER-KEY", "in": "header", "required": True, "type": "string"}]},
             }
         },
     }
-    get, put = convert_spec(spec).tools
+    get, put, post = convert_spec(spec).tools
+    # version headers are the client's too; so are its user agent and its keys
+    assert post.input_schema["properties"] == {}
+    assert {b.name: b.value for b in post.bindings} == {"Accept-Version": "2023-09-01", "Api-Version": "default"}
     assert list(get.input_schema["properties"]) == ["name"] and get.input_schema["required"] == ["name"]
     pinned = [b for b in get.bindings if b.name == "api-version"]
     assert [(b.arg, b.location, b.required, b.value) for b in pinned] == [("", "query", True, "2023-09-01")]
     # an enum that leaves the spec's version out stays the caller's choice, as does every
     # api-version where pinning is turned off
     assert "api-version" in put.input_schema["properties"]
-    (unpinned, _) = convert_spec(spec, options=ConvertOptions(pin_api_version=False)).tools
+    (unpinned, _, _) = convert_spec(spec, options=ConvertOptions(pin_api_version=False)).tools
     assert "api-version" in unpinned.input_schema["required"]
 
 
