@@ -23,13 +23,17 @@ from .text import clean_text, fallback_description, tool_name, unique_name
 
 # Headers that belong to transport or auth, not to what the caller decides.
 _SKIPPED_HEADERS = frozenset({"accept", "content-type", "authorization", "content-length", "user-agent"})
+# Conditional-request headers carry an ETag or a date from an earlier response: the client's
+# concurrency control, not the caller's request (Graph offers If-Match on 4,535 tools).  Left
+# out where optional; a required one stays.
+_CONDITIONAL_HEADERS = frozenset({"if-match", "if-none-match", "if-modified-since", "if-unmodified-since"})
 # Credentials declared as plain parameters instead of security schemes (``x-tyk-authorization``,
 # ``Ocp-Apim-Subscription-Key``, ``?api_key=``): the MCP server holds them, the caller does not.
 # In a header, a user name, a client id or an integration code is a credential too (Autotask
 # asks every one of its 2,958 operations for ApiIntegrationCode, UserName and Secret).
 _CREDENTIAL_HEADER_RX = re.compile(
     r"auth|api[-_]?key|subscription[-_]?key|token|secret|password|session|user[-_]?name|client[-_]?id"
-    r"|integration[-_]?code|credential|signature|[-_](user|application|app|access|consumer|partner|developer)[-_]?key$",
+    r"|integration[-_]?code|credential|signature|impersonation|[-_](user|application|app|access|consumer|partner|developer)[-_]?key$",
     re.I,
 )
 _CREDENTIAL_QUERY = frozenset({"api_key", "apikey", "api-key", "access_token", "auth_token", "client_secret"})
@@ -151,9 +155,25 @@ class _Converter:
                         out.add((loc, name))
         info = d.get("info") if isinstance(d.get("info"), dict) else {}
         origins = info.get("x-origin") if isinstance(info.get("x-origin"), list) else []
-        if any(isinstance(o, dict) and o.get("format") == "google" for o in origins):
+        if any(isinstance(o, dict) and o.get("format") == "google" for o in origins) or self._declares_xgafv():
             out |= {("query", n) for n in _GOOGLE_STANDARD_PARAMS}
         return out
+
+    def _declares_xgafv(self) -> bool:
+        """Whether the spec declares Google's ``$.xgafv`` error-format parameter, which only
+        Google's discovery APIs have: some (907 corpus tools of dfareporting, content,
+        sqladmin, ...) came through another format than ``google`` and kept ``quotaUser``,
+        ``userIp`` and ``prettyPrint`` as the caller's."""
+        d = self.doc
+        comps = d.get("components") if isinstance(d.get("components"), dict) else {}
+        pools = [d.get("parameters"), comps.get("parameters")]
+        paths = d.get("paths") if isinstance(d.get("paths"), dict) else {}
+        pools += [item.get("parameters") for item in paths.values() if isinstance(item, dict)]
+        for pool in pools:
+            items = pool.values() if isinstance(pool, dict) else pool if isinstance(pool, list) else ()
+            if any(isinstance(p, dict) and p.get("name") == "$.xgafv" for p in items):
+                return True
+        return False
 
     def _client_value(self, loc: str, name: str, schema: dict[str, Any], required: bool) -> tuple[bool, Any]:
         """``(True, value)`` for a parameter the client fills in, never the caller:
@@ -329,7 +349,9 @@ class _Converter:
         for p in params:
             loc = p["in"]
             name = p["name"]
-            if loc == "header" and name.lower() in _SKIPPED_HEADERS:
+            if loc == "header" and (
+                name.lower() in _SKIPPED_HEADERS or (name.lower() in _CONDITIONAL_HEADERS and p.get("required") is not True)
+            ):
                 continue
             if self.opts.drop_auth_params and (
                 (loc in ("header", "cookie") and _CREDENTIAL_HEADER_RX.search(name))

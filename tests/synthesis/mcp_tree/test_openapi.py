@@ -283,6 +283,11 @@ def test_credentials_are_left_to_the_client():
     assert list(tool.input_schema["properties"]) == ["q"]
     (kept,) = convert_spec(spec, options=ConvertOptions(drop_auth_params=False)).tools
     assert len(kept.input_schema["properties"]) == 4
+    # a Google discovery API that came through another format is known by its $.xgafv
+    spec["info"] = {"title": "Keys", "version": "1", "x-origin": [{"format": "openapi"}]}
+    spec["paths"]["/a"]["parameters"] = [{"name": "$.xgafv", "in": "query", "schema": {"type": "string"}}]
+    (tool,) = convert_spec(spec).tools
+    assert list(tool.input_schema["properties"]) == ["q"]
 
 
 def test_azure_api_version_is_the_spec_version_the_client_sends():
@@ -305,7 +310,9 @@ def test_azure_api_version_is_the_spec_version_the_client_sends():
                     {"name": "Api-Version", "in": "header", "type": "string", "default": "default",
                      "description": "Omit or set as 'default' to target the current api version."},
                     {"name": "User-Agent", "in": "header", "required": True, "type": "string"},
-                    {"name": "X-API2CRM-USER-KEY", "in": "header", "required": True, "type": "string"}]},
+                    {"name": "X-API2CRM-USER-KEY", "in": "header", "required": True, "type": "string"},
+                    {"name": "ImpersonationResourceId", "in": "header", "type": "string"},
+                    {"name": "If-Match", "in": "header", "type": "string", "description": "ETag"}]},
             }
         },
     }
