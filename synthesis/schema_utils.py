@@ -337,11 +337,17 @@ _NAME_RULES: list[tuple[tuple[str, ...], Any]] = [
 ]  # fmt: skip
 
 # Key shapes a fragment cannot name (a prefix, a suffix), tried before the fragments.
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _KEY_SHAPE_RULES: list[tuple[re.Pattern[str], Any]] = [
     # a flag typed as a string ("isDead": "Supplier contract")
     (re.compile(r"^(?:is|has|can|should)[A-Z_]"), lambda r: r.choice(["true", "false"])),
     # a record's key ("TeamBKey": "Customer onboarding"), not a credential
     (re.compile(r"^(?!.*(?:api|secret|private|access)).*(?:_key|.Key)$", re.I), lambda r: _code(r)),
+    # a month or a weekday typed as a string ("month": "Taiwan" was one)
+    (re.compile(r"^(?:[a-z]+_)?month(?:name)?$", re.I), lambda r: r.choice(_MONTHS)),
+    (re.compile(r"^(?:day_?of_?(?:the_?)?week|week_?day)$", re.I), lambda r: r.choice(_WEEKDAYS)),
     # when a thing happened (created_at, updatedAt): "Customer onboarding" was one
     (WHEN_KEY_RX := re.compile(r"(?:_at|[a-z]At)$"), lambda r: _FORMATS["date-time"](r)),
 ]

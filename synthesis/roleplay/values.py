@@ -54,6 +54,8 @@ _FEEDBACK_RX = re.compile(
     r"|is the same words over and over|Not usable: |Write it again\b|a tool call was required", re.I)
 _UUID_RX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _LONG_DIGITS_RX = re.compile(r"\d{13,}")
+_MONTH_RX = re.compile(r"(?i)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?|0?[1-9]|1[0-2]|\d{4}-(?:0[1-9]|1[0-2])")
+_WEEKDAY_RX = re.compile(r"(?i)(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*\.?|[0-7]")
 # A regular expression pasted as a value: a character class, an escape or a quantifier.
 _REGEX_TEXT_RX = re.compile(r"\[(\^)?[^\]]*[a-z0-9]-[a-z0-9][^\]]*\]?|\\[dwsbDWS]|\{\d+(,\d*)?\}|\(\?[:=!<P]", re.I)
 _SEQUENTIAL = ("0123456789", "1234567890", "9876543210")
@@ -108,6 +110,8 @@ def implausible(
     (None, None)
     >>> implausible("#1", "keyId"), implausible("34, 37, 41, 43", "keyId"), implausible("34, 37, 41", "keyIds")
     ('a position in a list, not an id', 'several values in one id', None)
+    >>> implausible("Taiwan", "month"), implausible("October", "month"), implausible("10", "month"), implausible("Fri", "dayOfWeek")
+    ('not a month (October, Oct, 10)', None, None, None)
     >>> implausible("replaceLocalLeagueWithLocalEligibleGradingLevel", "locale"), implausible("pt_BR", "locale")
     ('not a locale (en, en-US, pt_BR)', None)
     >>> implausible("Thanks for your order, it ships today.", "message"), implausible("your email", "email")
@@ -182,6 +186,10 @@ def implausible(
             return "a position in a list, not an id"
         if len(re.findall(r"[^,;\s]+", s)) >= 3 and len(re.findall(r"[,;]", s)) >= 2 and not re.search(r"[a-z]{3}", s, re.I):
             return "several values in one id"
+    if re.fullmatch(r"(?i)(?:[a-z]+_)?month(?:name)?", key) and not _MONTH_RX.fullmatch(s.strip()):
+        return "not a month (October, Oct, 10)"  # "month": "Taiwan"
+    if re.fullmatch(r"(?i)(?:day_?of_?(?:the_?)?week|week_?day)", key) and not _WEEKDAY_RX.fullmatch(s.strip()):
+        return "not a day of the week (Monday, Mon, 1)"
     if key.lower() in ("locale", "accept-language") and not re.fullmatch(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,4})*", s):
         return "not a locale (en, en-US, pt_BR)"  # "replaceLocalLeagueWithLocalEligibleGradingLevel"
     offset = re.fullmatch(r"(?:GMT|UTC)\s*[+-]\s*(\d{1,2})(?::?(\d{2}))?", s, re.I)
