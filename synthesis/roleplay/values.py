@@ -644,6 +644,8 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     >>> query_problems("Create a status saying: a product with lots of product data, requiring some data cleaning"
     ...                " and some data loss, so it needs some data removed.")
     ['repeats itself']
+    >>> query_problems("Create channel chan_8ac6818f for service ISF4e46, please, please, please!")
+    ['repeats itself']
     >>> query_problems("Can you check your records for order ord_4f2a91c0?"), query_problems("Use YOUR_API_KEY for {city}")
     ([], ['contains a template placeholder'])
     """
@@ -665,6 +667,7 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
         out.append("longer than 600 characters")
     counts = Counter(w for w in re.findall(r"[a-z]{4,}", q.lower()) if w not in _STOP)
     if (_REPEAT_RX.search(q.replace(" ", "")) or (words and len(set(words)) < len(words) / 3)
+            or re.search(r"(?i)\b([a-z]{3,})\b(?:[\s,;.!]+\1\b){2,}", q)
             or (counts and counts.most_common(1)[0][1] >= 4)):
         out.append("repeats itself")
     letters = sum(ch.isalpha() for ch in q)
