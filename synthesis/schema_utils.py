@@ -892,6 +892,9 @@ def _synth_string(node: dict, rng: random.Random, name: str) -> str:
         value = rng.choice(listed)
     elif fmt in _FORMATS:
         value = _FORMATS[fmt](rng)
+    elif name and (ids := re.fullmatch(r"(.+?)[_-]?(?:ids|Ids|IDs)", name)):
+        # a list of ids in one string ("variable_ids": "Marketing campaign" was one)
+        value = ",".join(make_id(ids.group(1), rng) for _ in range(2))
     elif name and (is_id_key(name) or _described_as_id(node)):
         value = make_id(name[:-3] if name.lower().endswith("_id") else name, rng)
     elif name and (shaped := next((make for rx, make in _KEY_SHAPE_RULES if rx.search(name)), None)):

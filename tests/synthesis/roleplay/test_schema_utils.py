@@ -208,7 +208,8 @@ def test_when_and_number_fields_get_dates_and_digits():
                     ("school_number", r"\d{4,5}"), ("phone_number", r"\+1-555-\d{3}-\d{4}"),
                     ("starting_after", r"[A-Z2-9]{12}"), ("TeamBKey", r"[A-Z]{3}"), ("isDead", r"true|false"),
                     ("has_access", r"true|false"), ("island", r"(?!true$|false$).+"),
-                    ("month", r"[A-Z][a-z]+(uary|ch|il|y|e|ust|ber)"), ("dayOfWeek", r"[A-Z][a-z]+day"), ("promo_code", r"[A-Z]{3}"), ("api_key", r"(?![A-Z]{3}$).+")):
+                    ("month", r"[A-Z][a-z]+(uary|ch|il|y|e|ust|ber)"), ("dayOfWeek", r"[A-Z][a-z]+day"),
+                    ("variable_ids", r"vari_[0-9a-f]{8},vari_[0-9a-f]{8}"), ("userIds", r"user_[0-9a-f]{8},user_[0-9a-f]{8}"), ("promo_code", r"[A-Z]{3}"), ("api_key", r"(?![A-Z]{3}$).+")):
         schema = {"type": "object", "required": [key], "properties": {key: {"type": "string"}}}
         for seed in range(4):
             value = synthesize_instance(schema, rng=random.Random(seed))[key]
