@@ -231,6 +231,11 @@ class ServerSimulator:
             # with no output schema to follow, a small model echoes the request's envelope
             # ({"method": name, "$schema": ...}): what is left, if anything, is the result
             value = without_envelope(value, name)
+            if _reports_error(value):
+                # the simulator decides when a call fails (a deleted record, a protocol error);
+                # a small model's {"result": {"error": "Team offsite", "type": "error"}} for a
+                # call that worked was answered "Done: ..." over an error
+                value = None
         if isinstance(value, dict | list):
             keyed = field_keyed(value, schema)
             if not schema or is_valid(keyed, schema):
@@ -360,6 +365,24 @@ def _records_in(value: Any, depth: int = 0) -> list[dict[str, Any]]:
     if isinstance(value, list):
         return [r for v in value[:20] for r in _records_in(v, depth + 1)]
     return []
+
+
+def _reports_error(value: Any, depth: int = 0) -> bool:
+    """Whether a free-form result says the call failed: an ``error``/``errors`` member, a
+    ``type`` or ``status`` of "error"/"failed", here or in a nested ``result``/``data``.
+
+    >>> _reports_error({"userid": "u1", "result": {"error": "Team offsite", "type": "error"}})
+    True
+    >>> _reports_error({"deleted": True, "errors": []}), _reports_error({"status": "active"})
+    (False, False)
+    """
+    if not isinstance(value, dict) or depth > 2:
+        return False
+    if value.get("error") or value.get("errors"):
+        return True
+    if any(str(value.get(k, "")).lower() in ("error", "failed", "failure") for k in ("type", "status")):
+        return True
+    return any(_reports_error(value.get(k), depth + 1) for k in ("result", "data", "response"))
 
 
 def _overlay(

@@ -203,6 +203,20 @@ def test_a_result_without_output_schema_drops_the_echoed_envelope():
     assert got == {"success": True, "pid": "pid_2"}
 
 
+def test_a_free_form_result_that_reports_an_error_is_rebuilt_as_a_success():
+    """Read off an accepted trajectory: deleteUserAttributes answered {"result": {"error":
+    "Team offsite", "message": "error", "type": "error"}} with the arguments around it, and the
+    Tool Agent said "Done: ...".  The simulator decides when a call fails, not the model."""
+    tool = {"name": "deleteUserAttributes", "description": "Delete a user's attributes.",
+            "inputSchema": {"type": "object", "properties": {"userid": {"type": "string"}}, "required": ["userid"]}}
+    s = ServerSimulator([tool], use_model=True, seed=1)
+    failed = as_json({"result": {"error": "Team offsite", "message": "error", "type": "error"}})
+    got = response_value(exec_call(s, 1, "deleteUserAttributes", {"userid": "user_1"}, [failed]))
+    assert got == {"success": True, "userid": "user_1"}
+    worked = as_json({"deleted": True, "errors": []})
+    assert response_value(exec_call(s, 2, "deleteUserAttributes", {"userid": "user_2"}, [worked]))["deleted"] is True
+
+
 def test_a_result_keyed_by_values_keeps_only_field_names_or_is_rebuilt():
     """Read off an accepted trajectory: a tool with no output schema answered
     {"2023-08-19T12:34:24.548.28.38": "Supplier contract"}, and the closing answer read out
