@@ -96,6 +96,10 @@ def _base(word: str) -> str | None:
             return w[:-cut]
     if w.endswith("ies") and w[:-3] + "y" in VERBS:
         return w[:-3] + "y"
+    # a verb again or undone: "Re-enable a local account", "Unarchive the project", "reopen"
+    prefix = re.match(r"(re-?|un-?|pre-|de-)(?=[a-z]{4,}$)", w)
+    if prefix and _base(w[prefix.end():]):
+        return w[: prefix.end()] + _base(w[prefix.end():])  # type: ignore[operator]
     return None
 
 
@@ -165,6 +169,8 @@ def _summary_phrase(tool: dict[str, Any]) -> str:
     'get the API version'
     >>> _summary_phrase({"name": "f", "description": "Find payment by ID. Return information about the payment."})
     'find payment'
+    >>> _summary_phrase({"name": "f", "description": "Re-enable a local account whose login is disabled."})
+    're-enable a local account whose login is disabled'
     """
     desc = (tool.get("description") or "").strip()
     first = re.split(r"(?<=[.!?])\s|\n", desc, maxsplit=1)[0] if desc else ""
