@@ -112,6 +112,8 @@ def implausible(
     ('a position in a list, not an id', 'several values in one id', None)
     >>> implausible("Marketing campaign", "variable_ids"), implausible("Marketing campaign", "campaignId"), implausible("C024BE91L", "channel_id")
     ('words where an id belongs', 'words where an id belongs', None)
+    >>> implausible("that_man's_name_of_heroes", "podcastId")
+    'words where an id belongs'
     >>> implausible("Taiwan", "month"), implausible("October", "month"), implausible("10", "month"), implausible("Fri", "dayOfWeek")
     ('not a month (October, Oct, 10)', None, None, None)
     >>> implausible("replaceLocalLeagueWithLocalEligibleGradingLevel", "locale"), implausible("pt_BR", "locale")
@@ -203,7 +205,8 @@ def implausible(
         return "the tool's own name"
     if is_id_key(key) and re.match(r"^\d{4}-\d{2}-\d{2}", s):
         return "a date where an id belongs"
-    if (is_id_key(key) or re.search(r"(?:_ids|Ids|IDs)$", key)) and re.fullmatch(r"[A-Za-z]+(?: [A-Za-z]+)+", s):
+    if (is_id_key(key) or re.search(r"(?:_ids|Ids|IDs)$", key)) and (
+            re.fullmatch(r"[A-Za-z]+(?: [A-Za-z]+)+", s) or re.search(r"[a-z]'[a-z]", s)):
         return "words where an id belongs"  # "variable_ids": "Marketing campaign"
     if (_DATE_IN_TEXT_RX.search(s) and not _is_date_key(key, schema) and not textual_key(key)
             and not _DATED_KEY_RX.search(key) and not schema.get("pattern") and not schema.get("format")):
