@@ -181,7 +181,10 @@ _PATH_VERBS = frozenset(
     register unregister verify validate upload download import export cancel approve reject
     login logout signin signout signup authorize authenticate refresh revoke activate deactivate
     publish unpublish archive unarchive restore test check lock unlock move copy merge
-    subscribe unsubscribe invite accept decline confirm assign unassign attach detach""".split()
+    subscribe unsubscribe invite accept decline confirm assign unassign attach detach
+    dismiss mute unmute block follow pin favourite favorite reblog unreblog bookmark unbookmark react
+    vote clear flush purge rotate renew retry rerun trigger ping hide unhide mark acknowledge resolve
+    reopen close suspend redeem void capture rollback resize promote rebuild reindex recalculate""".split()
 )
 _VERSION_RE = re.compile(r"^(v\d+([._]\d+)*|\d+([._-]\d+)*|[a-z]?\d{4}-\d{2}-\d{2})$", re.I)
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[_\-.\s]+")

@@ -334,6 +334,8 @@ def test_resource_phrases_are_the_nouns_a_path_names():
     assert resource_phrases("/2015-01-01/tags/{ARN}") == ["tags"]
     assert resource_phrases("/#X-Amz-Target=Foo.Bar") == [] and resource_phrases("") == []
     assert resource_phrases("/servers/start") == ["servers"], "an action is no resource"
+    # Mastodon's category "Dismiss" on the sample corpus
+    assert resource_phrases("/api/v1/notifications/dismiss") == ["notifications"]
     azure = "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Compute/virtualMachines/{vm}"
     assert resource_phrases(azure) == ["subscriptions", "virtual machines"]
     # path words that named categories on the corpus ("Pvt", "Resourcegroups")
