@@ -257,8 +257,9 @@ class ServerSimulator:
         else:
             # The model's result, with placeholder-like values (YOUR_API_KEY_HERE) replaced.
             value, _ = polish_result(value, schema, rng_for(self.seed, "server-polish", rpc_id, name))
-            if schema:
-                value = with_payload(value, schema, rng_for(self.seed, "server-payload", rpc_id, name), hints)
+        if schema:
+            value = without_error_fields(value, schema)
+            value = with_payload(value, schema, rng_for(self.seed, "server-payload", rpc_id, name), hints)
         value = self._make_consistent(value, arguments, schema)
         structured = bool(schema) and (schema.get("type") in (None, "object"))
         return rpc_result(rpc_id, value, structured=structured)
@@ -368,6 +369,27 @@ def _records_in(value: Any, depth: int = 0) -> list[dict[str, Any]]:
     if isinstance(value, list):
         return [r for v in value[:20] for r in _records_in(v, depth + 1)]
     return []
+
+
+_ERROR_FIELD_RX = re.compile(r"(?i)^(?:error|err|fault|failure)s?(?:[_ ]?(?:code|message|msg|details?|type|reason))?$"
+                             r"|[a-z_](?:error|fault)(?:[_ ]?(?:code|message|msg))?$")
+
+
+def without_error_fields(value: Any, schema: dict[str, Any]) -> Any:
+    """``value`` less the error fields (``ErrorCode``, ``error_message``, ``errors``) its
+    schema allows but does not require: the simulator answers a call that worked, and an
+    error code in it ("Done: ... and the error code is ORQ") reads as a failure.
+
+    >>> schema = {"type": "object", "properties": {"Sid": {"type": "string"}, "ErrorCode": {"type": "string"},
+    ...           "error": {"type": "string"}}, "required": ["Sid", "error"]}
+    >>> without_error_fields({"Sid": "BS1", "ErrorCode": "ORQ", "error": ""}, schema)
+    {'Sid': 'BS1', 'error': ''}
+    """
+    if not isinstance(value, dict):
+        return value
+    required = set(schema.get("required") or ())
+    out = {k: v for k, v in value.items() if k in required or not _ERROR_FIELD_RX.search(str(k))}
+    return out if len(out) == len(value) or is_valid(out, schema) else value
 
 
 def with_payload(value: Any, schema: dict[str, Any], rng: Any, hints: dict[str, Any] | None = None) -> Any:

@@ -233,6 +233,22 @@ def test_a_list_result_without_its_records_gets_some():
     assert got["page"] == 10 and 1 <= len(got["episodes"]) <= 3
     assert all(e["title"] for e in got["episodes"])
     assert validation_errors(got, tool["outputSchema"]) == []
+    # a reply the simulator cannot use is rebuilt from the schema, with its records too
+    for rpc_id in range(2, 8):
+        got = response_value(exec_call(s, rpc_id, "get_podcasts_podcastId_episodes", {"podcastId": "podc_1"}, ["not json"]))
+        assert got["episodes"], got
+
+
+def test_a_result_of_a_call_that_worked_carries_no_error_code():
+    """Read off a side-by-side run: DeleteBinding answered {"Sid": ..., "ErrorCode": "ORQ"} and
+    the Tool Agent said "Done: ... and the error code is ORQ"."""
+    tool = {"name": "DeleteBinding", "description": "Delete a binding.",
+            "inputSchema": {"type": "object", "properties": {"Sid": {"type": "string"}}, "required": ["Sid"]},
+            "outputSchema": {"type": "object", "properties": {"Sid": {"type": "string"}, "ErrorCode": {"type": "string"},
+                                                              "error_message": {"type": ["string", "null"]}}}}
+    s = ServerSimulator([tool], use_model=True, seed=1)
+    reply = as_json({"Sid": "BS1", "ErrorCode": "ORQ", "error_message": "Team offsite"})
+    assert response_value(exec_call(s, 1, "DeleteBinding", {"Sid": "BS1"}, [reply])) == {"Sid": "BS1"}
 
 
 def test_a_result_keyed_by_values_keeps_only_field_names_or_is_rebuilt():
