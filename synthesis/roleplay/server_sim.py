@@ -407,6 +407,8 @@ def with_payload(value: Any, schema: dict[str, Any], rng: Any, hints: dict[str, 
     (1, True, ['title'])
     >>> with_payload({"page": 1, "episodes": [{"title": "Pilot"}]}, schema, random.Random(0))["episodes"]
     [{'title': 'Pilot'}]
+    >>> len(with_payload({"episodes": [{"data": {}}, {}]}, schema, random.Random(0))["episodes"][0]["title"]) > 0
+    True
     """
     if not isinstance(value, dict) or not isinstance(schema.get("properties"), dict):
         return value
@@ -415,7 +417,7 @@ def with_payload(value: Any, schema: dict[str, Any], rng: Any, hints: dict[str, 
         sub = resolve(prop, schema)
         items = resolve(sub.get("items"), schema) if isinstance(sub, dict) else None
         if not (isinstance(sub, dict) and sub.get("type") == "array" and isinstance(items, dict)
-                and (items.get("type") == "object" or "properties" in items)) or out.get(key):
+                and (items.get("type") == "object" or "properties" in items)) or not _hollow(out.get(key)):
             continue
         if re.search(r"(?i)error|warning|fail|problem|violation", str(key)):
             continue  # a call that worked has none of those
@@ -428,6 +430,15 @@ def with_payload(value: Any, schema: dict[str, Any], rng: Any, hints: dict[str, 
         if isinstance(records, list) and records:
             out[key] = records[:3]
     return out if is_valid(out, schema) else value
+
+
+def _hollow(value: Any) -> bool:
+    """Nothing in it but empty objects and lists: ``[{"data": {}}, {}]``."""
+    if isinstance(value, dict):
+        return all(_hollow(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_hollow(v) for v in value)
+    return value is None or value == ""
 
 
 def _reports_error(value: Any, depth: int = 0) -> bool:
