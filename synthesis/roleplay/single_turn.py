@@ -297,6 +297,7 @@ def build_scenario(spec: TrajectorySpec, cfg: RoleplayConfig) -> Gen[ScenarioSte
             seed=seed_for(spec.seed, "absent"),
             tool_names=(*names, spec.absent_tool["name"]),
         )
+        call = asked_for(call, spec.absent_tool)
         absent = {**call, "tool": spec.absent_tool}
         meta["absent_call"] = call
     query, qnotes = yield from write_query(
@@ -509,3 +510,23 @@ def stats_of(log: StepLog) -> dict[str, Any]:
         "repairs": sum(1 for r in refl if r.action == "repaired"),
         "votes": sum(1 for s in log.steps if s.kind == "vote"),
     }
+
+
+def asked_for(call: dict[str, Any], tool: dict[str, Any]) -> dict[str, Any]:
+    """What a user asks of a tool it does not have: the call with its required arguments
+    only (one argument where none is required).  An irrelevance request spelt out every
+    optional argument of the absent tool ("... with notification level default, last
+    consumed message index -1, last consumption timestamp ..., please") and read like a
+    form, not a person; no tool runs it, so nothing needs the rest.
+
+    >>> tool = {"inputSchema": {"properties": {"to": {}, "cc": {}, "body": {}}, "required": ["to"]}}
+    >>> asked_for({"name": "send", "arguments": {"to": "a@b.c", "cc": "d@e.f", "body": "Hi"}}, tool)["arguments"]
+    {'to': 'a@b.c'}
+    >>> asked_for({"name": "list", "arguments": {"page": 2, "q": "jazz"}}, {"inputSchema": {}})["arguments"]
+    {'page': 2}
+    """
+    args = call.get("arguments") if isinstance(call.get("arguments"), dict) else {}
+    required = set(((tool or {}).get("inputSchema") or {}).get("required") or ())
+    kept = {k: v for k, v in args.items() if k in required} or dict(list(args.items())[:1])
+    return {**call, "arguments": kept}
+

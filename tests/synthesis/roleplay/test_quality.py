@@ -225,6 +225,27 @@ def test_irrelevance_asks_for_what_an_absent_tool_does():
     assert "send" in sc.query.lower() and "send_email" not in sc.query
 
 
+def test_an_irrelevance_request_names_the_absent_tools_required_arguments_only():
+    """Read off a loop run: an irrelevance request spelt out every optional argument of the
+    absent tool ("..., with notification level default, last consumed message index -1, last
+    consumption timestamp ..., please") and read like a form."""
+    props = {k: {"type": "string"} for k in ("cc", "bcc", "reply_to", "priority", "footer")}
+    wide = {**SEND_EMAIL, "inputSchema": {**SEND_EMAIL["inputSchema"],
+                                          "properties": {**SEND_EMAIL["inputSchema"]["properties"], **props}}}
+
+    def planner_fills_everything(req):
+        if isinstance(req.tool_choice, dict) and req.tool_choice["name"] == "send_email":
+            return call("send_email", to="ana.silva@example.com", subject="Quarterly report", cc="li.wei@example.com",
+                        priority="high", footer="Sent from my phone")
+        return smart_reply(req)
+
+    spec = TrajectorySpec(id="i", mode="irrelevance", tools=[GET_WEATHER], seed=3, absent_tool=wide)
+    _, steps = run(spec, default=ScriptedBackend(replies=[], default=planner_fills_everything))
+    sc = scenario_of(steps)
+    assert sc.meta["absent_call"]["arguments"] == {"to": "ana.silva@example.com", "subject": "Quarterly report"}
+    assert "Sent from my phone" not in sc.query and "li.wei" not in sc.query
+
+
 def test_plan_specs_gives_irrelevance_a_tool_from_another_domain():
     specs = plan_specs({"weather": [GET_WEATHER], "mail": [SEND_EMAIL], "shop": [GET_ORDER]}, 12,
                        RoleplayConfig(modes={"irrelevance": 1.0}), seed=4)
