@@ -28,7 +28,6 @@ Public API
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -767,11 +766,12 @@ def build_tree(
             if not name and generic:
                 name, source = label, "corpus-category"
             if not name:
-                # else named after its categories, once they have names (below)
+                # else the largest categories' own words ("Versions & Events")
                 source = "keywords"
-        if name:
-            name = _dedupe_name(name, taken)
-            taken.add(name)
+                name = _keyword_name(_leading_words(dom_groups[d], cat_words[d]) + dom_resources[d] + words, taken,
+                                     pair=True)
+        name = _dedupe_name(name, taken)
+        taken.add(name)
         nodes.append(TreeNode(key, 1, name, None, sorted(members), words, source))
         for i in members:
             domain_of[i] = key
@@ -792,22 +792,6 @@ def build_tree(
             cat_nodes.append(TreeNode(key, 2, name, dom.key, sorted(group), words, source))
             for i in group:
                 category_of[i] = key
-    # A domain that no corpus category and no theme names is named after what it holds: its
-    # two largest categories ("Webhooks & Notifications").  Named before them, it took their
-    # leading words ("Users & Settings") and left them the next ones.
-    for d, dom in enumerate(nodes):
-        if dom.name:
-            continue
-        kids = sorted((c for c in cat_nodes if c.parent == dom.key), key=lambda c: (-len(c.members), c.key))
-        pair = f"{kids[0].name} & {kids[1].name}" if len(kids) >= 2 else ""
-        if pair and len(pair) <= 40 and pair not in taken and name_is_acceptable(pair, set()):
-            name = pair
-        else:
-            name = _keyword_name(_leading_words(dom_groups[d], cat_words[d]) + dom_resources[d] + dom.keywords,
-                                 taken, pair=True)
-        name = _dedupe_name(name, taken)
-        taken.add(name)
-        nodes[d] = dataclasses.replace(dom, name=name)
     return ToolTree(nodes + cat_nodes, category_of, domain_of)
 
 
