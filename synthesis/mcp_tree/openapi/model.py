@@ -27,7 +27,12 @@ TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 # Bumped whenever a change to the converter changes its output for the same spec, so that
 # ingestion converts specs again instead of skipping them as unchanged.
-CONVERTER_VERSION = "2"  # 2: credentials declared as plain parameters are left out
+# 2: credentials declared as plain parameters are left out
+# 3: the client sends Azure's api-version, version headers, required one-value parameters (AWS's
+#    Action and Version, X-Amz-Target) and OData's @odata.type; AWS signing headers, User-Agent,
+#    optional If-Match and header user names are left out (the api-version pinning of 2 shipped
+#    without a bump, so specs ingested before it are converted again too)
+CONVERTER_VERSION = "3"
 
 
 def spec_digest(raw: bytes) -> str:
