@@ -30,7 +30,6 @@ from synthesis.schema_utils import (
     NoValidValue,
     is_id_key,
     is_valid,
-    resolve,
     synthesize_instance,
     validation_errors,
 )
@@ -259,7 +258,6 @@ class ServerSimulator:
             value, _ = polish_result(value, schema, rng_for(self.seed, "server-polish", rpc_id, name))
         if schema:
             value = without_error_fields(value, schema)
-            value = with_payload(value, schema, rng_for(self.seed, "server-payload", rpc_id, name), hints)
         value = self._make_consistent(value, arguments, schema)
         structured = bool(schema) and (schema.get("type") in (None, "object"))
         return rpc_result(rpc_id, value, structured=structured)
@@ -390,55 +388,6 @@ def without_error_fields(value: Any, schema: dict[str, Any]) -> Any:
     required = set(schema.get("required") or ())
     out = {k: v for k, v in value.items() if k in required or not _ERROR_FIELD_RX.search(str(k))}
     return out if len(out) == len(value) or is_valid(out, schema) else value
-
-
-def with_payload(value: Any, schema: dict[str, Any], rng: Any, hints: dict[str, Any] | None = None) -> Any:
-    """``value`` with the lists of records its schema declares (a list tool's ``episodes``),
-    where the model left them out or empty, filled with one to three synthesized records.
-
-    A small model answered get_podcasts_podcastId_episodes with {"page": 10, "pageSize": 10,
-    "noOfPages": 10}: valid, since every field is optional, and with no episode in it.
-
-    >>> schema = {"type": "object", "properties": {"page": {"type": "integer"}, "episodes": {
-    ...     "type": "array", "items": {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}}}}
-    >>> import random
-    >>> got = with_payload({"page": 1}, schema, random.Random(0))
-    >>> got["page"], 1 <= len(got["episodes"]) <= 3, sorted(got["episodes"][0])
-    (1, True, ['title'])
-    >>> with_payload({"page": 1, "episodes": [{"title": "Pilot"}]}, schema, random.Random(0))["episodes"]
-    [{'title': 'Pilot'}]
-    >>> len(with_payload({"episodes": [{"data": {}}, {}]}, schema, random.Random(0))["episodes"][0]["title"]) > 0
-    True
-    """
-    if not isinstance(value, dict) or not isinstance(schema.get("properties"), dict):
-        return value
-    out = dict(value)
-    for key, prop in schema["properties"].items():
-        sub = resolve(prop, schema)
-        items = resolve(sub.get("items"), schema) if isinstance(sub, dict) else None
-        if not (isinstance(sub, dict) and sub.get("type") == "array" and isinstance(items, dict)
-                and (items.get("type") == "object" or "properties" in items)) or not _hollow(out.get(key)):
-            continue
-        if re.search(r"(?i)error|warning|fail|problem|violation", str(key)):
-            continue  # a call that worked has none of those
-        try:
-            records = synthesize_instance({**sub, "minItems": max(1, int(sub.get("minItems") or 1)),
-                                           **({k: schema[k] for k in ("$defs", "definitions") if k in schema})},
-                                          rng=rng, hints=hints)
-        except NoValidValue:
-            continue
-        if isinstance(records, list) and records:
-            out[key] = records[:3]
-    return out if is_valid(out, schema) else value
-
-
-def _hollow(value: Any) -> bool:
-    """Nothing in it but empty objects and lists: ``[{"data": {}}, {}]``."""
-    if isinstance(value, dict):
-        return all(_hollow(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_hollow(v) for v in value)
-    return value is None or value == ""
 
 
 def _reports_error(value: Any, depth: int = 0) -> bool:
