@@ -198,16 +198,16 @@ class _Converter:
                 return True, schema["const"]
             if isinstance(enum, list) and len(enum) == 1 and enum[0] is not None:
                 return True, enum[0]
-        version = self.source.api_version
-        if self.opts.pin_api_version and loc == "header" and _VERSION_HEADER_RX.match(name):
+        if not self.opts.pin_api_version:
+            return False, None
+        if loc == "header" and _VERSION_HEADER_RX.match(name):
             # payrun.io's Api-Version: "Omit or set as 'default' to target the current api version"
             if isinstance(schema.get("default"), (str, int)):
                 return True, schema["default"]
-        elif not (self.opts.pin_api_version and loc == "query" and name.lower() == "api-version"):
+        elif not (loc == "query" and name.lower() == "api-version"):
             return False, None
-        if not version:
-            return False, None
-        if isinstance(enum, list) and version not in enum:
+        version = self.source.api_version
+        if not version or (isinstance(enum, list) and version not in enum):
             return False, None
         return True, version
 
