@@ -169,7 +169,9 @@ class ToolVector(models.Model):
     each of its eleven indexes (three trigram GIN indexes among them): 0.5-1 s of the
     database's CPU per 2,048 vectors, taken from the embedder beside it.  Here a chunk is
     one COPY (0.05 s).  A vector is current when its ``recipe`` is the build's and its
-    ``content_hash`` is still the tool's; any other is embedded again, never mixed in.
+    ``content_hash`` is still the tool's, or, where the tool changed, its recipe's text of
+    the tool still hashes to ``text_hash`` (then only the content hash is stamped anew);
+    any other is embedded again, never mixed in.
     """
 
     tool = models.OneToOneField(Tool, primary_key=True, on_delete=models.CASCADE, related_name="vector")
@@ -177,6 +179,9 @@ class ToolVector(models.Model):
     recipe = models.CharField(max_length=32)
     # The tool's content hash when its text was embedded.
     content_hash = models.CharField(max_length=64)
+    # SHA-256 of the recipe's text of the tool that was embedded ("" for vectors stored
+    # before it was recorded; build_tree fills it in).
+    text_hash = models.CharField(max_length=64, blank=True, default="")
     # float32 little-endian (all-MiniLM-L6-v2: 384 dimensions)
     vector = models.BinaryField()
 

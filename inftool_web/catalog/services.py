@@ -149,12 +149,9 @@ def _replace_tools(source: ApiSource, tools: list[dict[str, Any]]) -> int:
         Tool.objects.filter(source=source, name__in=stale).delete()
     changed = [t for t in tools if existing.get(t["name"]) != t["content_hash"]]
     changed = [t if "usability_score" in t else {**t, **tool_usability_fields(t)} for t in changed]
-    # A changed tool's stored vector is stale (its content hash no longer matches, so
-    # build_tree would not use it): it is deleted, and build_tree embeds again exactly the
-    # tools whose content hash moved, and nothing else.
-    moved = [t["name"] for t in changed if t["name"] in existing]
-    for i in range(0, len(moved), WRITE_BATCH):
-        ToolVector.objects.filter(tool__source=source, tool__name__in=moved[i : i + WRITE_BATCH]).delete()
+    # A changed tool keeps its stored vector: build_tree embeds it again only if the text
+    # its recipe embeds changed too (#20: a converter change moved 34,133 tools' content
+    # hashes on the corpus, where names and descriptions, which are what is embedded, stayed).
     for i in range(0, len(changed), WRITE_BATCH):
         Tool.objects.bulk_create(
             [Tool(source=source, **t) for t in changed[i : i + WRITE_BATCH]],
@@ -258,16 +255,20 @@ def tools_curate(*, threshold: float = DEFAULT_THRESHOLD, only_missing: bool = F
 # ----------------------------------------------------------------------------- dedup, tree
 
 
-def tool_set_embeddings(*, ids: list[int], vectors, recipe: str, hashes: list[str]) -> int:
-    """Store float32 vectors (one row per id, in order), the recipe that made them and the
-    content hash of the tool each was made from (a vector whose hash is no longer its tool's
-    is stale).  A tool deleted meanwhile is skipped.  Returns the rows stored.
+def tool_set_embeddings(*, ids: list[int], vectors, recipe: str, hashes: list[str],
+                        text_hashes: list[str] | None = None) -> int:
+    """Store float32 vectors (one row per id, in order), the recipe that made them, the
+    content hash of the tool each was made from and the hash of the text embedded (a vector
+    whose two hashes are both no longer its tool's is stale).  A tool deleted meanwhile is
+    skipped.  Returns the rows stored.
 
     One COPY into a temporary table, then one upsert into ``catalog_toolvector`` (#20: 0.05 s
     per 2,048 vectors, where an UPDATE of the tools' own rows took 0.5-1 s)."""
     arr = np.asarray(vectors, dtype="<f4")
-    if not (len(ids) == len(arr) == len(hashes)):
-        raise ValueError(f"{len(ids)} ids, {len(hashes)} hashes for {len(arr)} vectors")
+    text_hashes = list(text_hashes) if text_hashes is not None else [""] * len(ids)
+    if not (len(ids) == len(arr) == len(hashes) == len(text_hashes)):
+        raise ValueError(f"{len(ids)} ids, {len(hashes)} hashes, {len(text_hashes)} text hashes "
+                         f"for {len(arr)} vectors")
     table = ToolVector._meta.db_table
     with transaction.atomic():
         connection.ensure_connection()
@@ -275,18 +276,42 @@ def tool_set_embeddings(*, ids: list[int], vectors, recipe: str, hashes: list[st
             # The session's own staging table, emptied first (a caller's transaction may hold
             # the last call's rows: nothing commits in between).
             cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS _vectors_in (tool_id bigint, recipe varchar(32), "
-                        "content_hash varchar(64), vector bytea) ON COMMIT DELETE ROWS")
+                        "content_hash varchar(64), text_hash varchar(64), vector bytea) ON COMMIT DELETE ROWS")
             cur.execute("TRUNCATE _vectors_in")
-            with cur.copy("COPY _vectors_in (tool_id, recipe, content_hash, vector) FROM STDIN") as copy:
-                for pk, digest, row in zip(ids, hashes, arr, strict=True):
-                    copy.write_row((pk, recipe, digest, row.tobytes()))
+            with cur.copy("COPY _vectors_in (tool_id, recipe, content_hash, text_hash, vector) FROM STDIN") as copy:
+                for pk, digest, text_digest, row in zip(ids, hashes, text_hashes, arr, strict=True):
+                    copy.write_row((pk, recipe, digest, text_digest, row.tobytes()))
             cur.execute(
-                f"INSERT INTO {table} (tool_id, recipe, content_hash, vector) "
-                f"SELECT DISTINCT ON (v.tool_id) v.tool_id, v.recipe, v.content_hash, v.vector FROM _vectors_in v "
-                f"JOIN {Tool._meta.db_table} t ON t.id = v.tool_id "
+                f"INSERT INTO {table} (tool_id, recipe, content_hash, text_hash, vector) "
+                f"SELECT DISTINCT ON (v.tool_id) v.tool_id, v.recipe, v.content_hash, v.text_hash, v.vector "
+                f"FROM _vectors_in v JOIN {Tool._meta.db_table} t ON t.id = v.tool_id "
                 "ON CONFLICT (tool_id) DO UPDATE SET recipe = EXCLUDED.recipe, "
-                "content_hash = EXCLUDED.content_hash, vector = EXCLUDED.vector"
+                "content_hash = EXCLUDED.content_hash, text_hash = EXCLUDED.text_hash, vector = EXCLUDED.vector"
             )
+            return cur.rowcount
+
+
+def tool_vectors_restamp(*, ids: list[int], hashes: list[str], text_hashes: list[str]) -> int:
+    """Stamp stored vectors with their tool's current content hash and the hash of the text
+    they were made from: for tools that changed where the embedded text did not (a
+    converter's change to a schema), and for vectors stored before text hashes were.  The
+    vectors themselves are not touched.  One COPY and one UPDATE; returns the rows stamped."""
+    if not (len(ids) == len(hashes) == len(text_hashes)):
+        raise ValueError(f"{len(ids)} ids, {len(hashes)} hashes, {len(text_hashes)} text hashes")
+    if not ids:
+        return 0
+    table = ToolVector._meta.db_table
+    with transaction.atomic():
+        connection.ensure_connection()
+        with connection.connection.cursor() as cur:
+            cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS _stamps_in (tool_id bigint, content_hash varchar(64), "
+                        "text_hash varchar(64)) ON COMMIT DELETE ROWS")
+            cur.execute("TRUNCATE _stamps_in")
+            with cur.copy("COPY _stamps_in (tool_id, content_hash, text_hash) FROM STDIN") as copy:
+                for row in zip(ids, hashes, text_hashes, strict=True):
+                    copy.write_row(row)
+            cur.execute(f"UPDATE {table} AS v SET content_hash = s.content_hash, text_hash = s.text_hash "
+                        "FROM _stamps_in AS s WHERE v.tool_id = s.tool_id")
             return cur.rowcount
 
 

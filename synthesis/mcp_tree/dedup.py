@@ -19,6 +19,9 @@ Public API
     within 0.004 of it.  ``tool_text(tool)`` (name,
     description and parameter names) is what the tree's keywords read, and the recipe of
     stored vectors before #20 (``full-128``).
+``text_hash(text) -> str``
+    SHA-256 of an embedded text.  A stored vector is keyed on it beside the tool's content
+    hash: a tool whose schema changed but whose embedded text did not keeps its vector.
 ``dedup_tools(tools, *, embeddings=None, config=DedupConfig(), judge=None) -> DedupResult``
     Exact groups first; then nearest neighbours of the exact-group representatives by
     cosine similarity: ``>= upper`` merge at once, ``[lower, upper)`` go to ``judge``
@@ -147,6 +150,12 @@ def embed_text(tool: Any, max_chars: int = 200) -> str:
     words = " ".join(w for w in _SPLIT_RE.split(name) if w).lower()
     summary = lead(desc, max_chars)
     return f"{words}: {summary}" if summary else words
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 of an embedded text: a stored vector is current while its recipe's text of
+    the tool still hashes to this (a change elsewhere in the tool keeps it)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

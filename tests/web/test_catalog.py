@@ -238,12 +238,44 @@ def test_vectors_of_another_recipe_are_embedded_again(tmp_path):
     ToolVector.objects.filter(tool_id__in=list(Tool.objects.values_list("pk", flat=True)[:4])).update(recipe="full-128")
     out = run("build_tree", no_judge=True, domains=2, categories=3, force=True)
     assert "embedding 4 tools" in out and ToolVector.objects.filter(recipe="lead-64").count() == n
-    # A vector made from other content than the tool's (its hash moved without an ingest
-    # deleting it) is stale too: embedded again, not mixed in.
-    ToolVector.objects.filter(tool_id__in=list(Tool.objects.values_list("pk", flat=True)[:3])).update(content_hash="0" * 64)
+    # A vector made from other content than the tool's and from another text than the one
+    # its recipe makes of the tool now is stale too: embedded again, not mixed in.
+    first3 = list(Tool.objects.order_by("pk").values_list("pk", flat=True)[:3])
+    ToolVector.objects.filter(tool_id__in=first3).update(content_hash="0" * 64, text_hash="1" * 64)
     out = run("build_tree", no_judge=True, domains=2, categories=3, force=True)
     assert "embedding 3 tools" in out
+    kept_third = bytes(ToolVector.objects.get(tool_id=first3[2]).vector)
     assert not ToolVector.objects.exclude(content_hash=F("tool__content_hash")).exists()
+    assert "1" * 64 not in set(ToolVector.objects.filter(tool_id__in=first3).values_list("text_hash", flat=True))
+    # A vector stored before text hashes were, whose content is not the tool's: nothing says
+    # what it was made from, so it is embedded again too.
+    ToolVector.objects.filter(tool_id__in=first3[:2]).update(content_hash="0" * 64, text_hash="")
+    out = run("build_tree", no_judge=True, domains=2, categories=3, force=True)
+    assert "embedding 2 tools" in out
+    assert bytes(ToolVector.objects.get(tool_id=first3[2]).vector) == kept_third
+
+
+@pytest.mark.django_db
+def test_a_vector_is_kept_while_the_text_it_was_made_from_is_the_tools(tmp_path):
+    _two_specs(tmp_path)
+    run("build_tree", no_judge=True, domains=2, categories=3)
+    rows = {v.tool_id: v for v in ToolVector.objects.all()}
+    assert rows and all(len(v.text_hash) == 64 for v in rows.values()), "every vector says what text it was made from"
+    # Vectors stored before text hashes were (a database migrated from then) are kept and
+    # stamped with their text's hash, not embedded again.
+    ToolVector.objects.update(text_hash="")
+    out = run("build_tree", no_judge=True, domains=2, categories=3, force=True)
+    assert not re.search(r"embedding \d+ tools", out)
+    assert {v.tool_id: (v.text_hash, bytes(v.vector)) for v in ToolVector.objects.all()} == {
+        k: (v.text_hash, bytes(v.vector)) for k, v in rows.items()}
+    # A vector whose content hash is not its tool's but whose text hash is (a schema changed,
+    # the name and description did not) is kept and stamped with the tool's new hash.
+    some = list(rows)[:3]
+    ToolVector.objects.filter(tool_id__in=some).update(content_hash="0" * 64)
+    out = run("build_tree", no_judge=True, domains=2, categories=3, force=True)
+    assert not re.search(r"embedding \d+ tools", out) and "3 changed tools keep their vectors" in out
+    assert not ToolVector.objects.exclude(content_hash=F("tool__content_hash")).exists()
+    assert {v.tool_id: bytes(v.vector) for v in ToolVector.objects.all()} == {k: bytes(v.vector) for k, v in rows.items()}
 
 
 @pytest.mark.django_db
@@ -311,7 +343,7 @@ def test_stored_vectors_are_read_back_in_the_order_asked(tmp_path):
     Tool.objects.filter(pk=c).delete()
     assert tool_set_embeddings(ids=[c, a], vectors=vecs[:2], recipe="r3", hashes=[hc, ha]) == 1
     assert list(ToolVector.objects.filter(recipe="r3").values_list("tool_id", flat=True)) == [a]
-    with pytest.raises(ValueError, match="ids, 1 hashes for 2 vectors"):
+    with pytest.raises(ValueError, match="2 ids, 1 hashes, 2 text hashes for 2 vectors"):
         tool_set_embeddings(ids=[a, b], vectors=vecs[:2], recipe="r3", hashes=[ha])
 
 
@@ -338,8 +370,9 @@ def test_a_rebuild_reuses_the_judges_verdicts_on_unchanged_tools(tmp_path, setti
     # Pairs with a changed tool go to the judge again; the rest are reused.
     lib = tmp_path / "library.yaml"
     lib.write_text(lib.read_text().replace("summary: Get a book", "summary: Fetch one book by its id"))
+    names = dict(Tool.objects.values_list("pk", "content_hash"))
     run("ingest_openapi", str(tmp_path), workers=1)
-    changed = Tool.objects.get(vector=None)
+    (changed,) = [pk for pk, digest in Tool.objects.values_list("pk", "content_hash") if names[pk] != digest]
     with_changed = judged.filter(Q(tool=changed) | Q(canonical=changed)).count()
     assert with_changed
     third = run("build_tree", **args)
@@ -389,17 +422,30 @@ def test_a_changed_spec_re_embeds_only_its_changed_tools(tmp_path):
     run("build_tree", no_judge=True, domains=2, categories=3)
     before = {v.tool_id: bytes(v.vector) for v in ToolVector.objects.all()}
     assert len(before) == Tool.objects.count() and all(before.values())
+    hashes = dict(Tool.objects.values_list("pk", "content_hash"))
     lib = tmp_path / "library.yaml"
     lib.write_text(lib.read_text().replace("summary: Get a book", "summary: Fetch one book by its id"))
     run("ingest_openapi", str(tmp_path), workers=1)
-    stale = list(Tool.objects.filter(vector=None).values_list("pk", flat=True))
-    assert len(stale) == 1, "only the tool whose content hash moved loses its embedding"
+    stale = [pk for pk, digest in Tool.objects.values_list("pk", "content_hash") if hashes[pk] != digest]
+    assert len(stale) == 1, "only the tool whose description changed has another content hash"
     summary = run("build_tree", no_judge=True, domains=2, categories=3)
     assert "embedding 1 tools" in summary
     assert not TreeNode.objects.filter(name_source="").exists(), "every name says how it was chosen"
     after = {v.tool_id: bytes(v.vector) for v in ToolVector.objects.all()}
     assert after[stale[0]] != before[stale[0]]
     assert all(after[pk] == vec for pk, vec in before.items() if pk != stale[0])
+    # A change to what is not embedded (a parameter's description: the converter's output
+    # moves, the tool's name and description do not) re-embeds nothing.
+    lib.write_text(lib.read_text().replace("A second bookId in the query, to test name clashes.",
+                                           "Another bookId, in the query."))
+    hashes = dict(Tool.objects.values_list("pk", "content_hash"))
+    run("ingest_openapi", str(tmp_path), workers=1)
+    moved = [pk for pk, digest in Tool.objects.values_list("pk", "content_hash") if hashes[pk] != digest]
+    assert len(moved) == 1, "the tool with that parameter changed"
+    summary = run("build_tree", no_judge=True, domains=2, categories=3)
+    assert not re.search(r"embedding \d+ tools", summary) and "1 changed tools keep their vectors" in summary
+    assert {v.tool_id: bytes(v.vector) for v in ToolVector.objects.all()} == after
+    assert not ToolVector.objects.exclude(content_hash=F("tool__content_hash")).exists()
 
 
 @pytest.mark.django_db

@@ -21,7 +21,7 @@ import time
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import F, Q
+from django.db.models import Q
 from tqdm import tqdm
 
 from inftool_web.catalog.models import Tool
@@ -34,6 +34,7 @@ from inftool_web.catalog.selectors import (
 from inftool_web.catalog.services import (
     duplicates_store,
     tool_set_embeddings,
+    tool_vectors_restamp,
     tools_curate,
     tree_build_record,
     tree_fingerprint,
@@ -55,6 +56,7 @@ from synthesis.mcp_tree.dedup import (
     plan_dedup,
     release_memory,
     slim_tool,
+    text_hash,
     tool_text,
 )
 from synthesis.mcp_tree.tree import TreeConfig, build_tree, make_llm_namer, resource_phrases
@@ -174,13 +176,19 @@ class Command(BaseCommand):
             raise CommandError("no tools stored: run ingest_openapi or ingest_mcp first")
         dtype = embed_dtype(dtype)
         recipe = RECIPES[EMBED_RECIPE]
-        stale = Q(vector__isnull=True) | ~Q(vector__recipe=EMBED_RECIPE) | ~Q(vector__content_hash=F("content_hash"))
-        if Tool.objects.filter(stale).exists():
+        # A tool whose content changed may keep its vector (its embedded text may not have),
+        # which only the read below can tell: the embedder starts early only for tools that
+        # surely need one.
+        if Tool.objects.filter(Q(vector__isnull=True) | ~Q(vector__recipe=EMBED_RECIPE)).exists():
             # Some tool needs a vector: the embedder's process starts, and loads its model,
             # while this one reads the tools.
             self._embedder = EmbedProcess(max_seq_length=recipe.max_seq_length, dtype=dtype)
         ids: list[int] = []
         hashes: list[str] = []  # content hash of each tool as read, stored beside its vector
+        # Vectors kept whose stamps are out of date: the tool changed but not the text its
+        # recipe embeds, or the vector was stored before text hashes were.
+        restamp: list[tuple[int, str, str]] = []
+        text_changed: set[int] = set()  # tools whose content changed under a vector kept
         tools: list[dict] = []
         categories_of: list[list[str]] = []
         resources_of: list[list[str]] = []
@@ -191,6 +199,7 @@ class Command(BaseCommand):
         qs = Tool.objects.order_by("id").values_list(
             "id", "name", "description", "input_schema", "output_schema", "source__name", "source__categories",
             "vector__vector", "vector__recipe", "content_hash", "path", "vector__content_hash",
+            "vector__text_hash",
         )
         built_from = tree_fingerprint_start(recipe=EMBED_RECIPE, settings=build_settings)
         for i, r in enumerate(qs.iterator(chunk_size=2000)):
@@ -206,13 +215,30 @@ class Command(BaseCommand):
             # Dedup and the tree read only the vector of each exact group's first tool (its
             # twins share name and schema), so only that one is embedded and stored.
             rep = rep_of.setdefault(tools[-1]["_exact_key"], i)
-            if r[7] and r[8] == EMBED_RECIPE and r[11] == r[9]:  # a vector of this recipe and content
+            current = bool(r[7]) and r[8] == EMBED_RECIPE and r[11] == r[9] and bool(r[12])
+            if bool(r[7]) and r[8] == EMBED_RECIPE and not current:
+                # A vector of this recipe whose stamps are not the tool's: kept if the text
+                # it was made from is still the tool's text (or, stored before text hashes
+                # were, its content is still the tool's).
+                digest = text_hash(recipe.text(tools[-1]))
+                if digest == r[12] or (not r[12] and r[11] == r[9]):
+                    current = True
+                    restamp.append((r[0], r[9], digest))
+                    if r[11] != r[9]:
+                        text_changed.add(r[0])
+            if current:
                 emb[i] = np.frombuffer(bytes(r[7]), dtype="<f4")
             elif rep == i:
                 missing.append(i)
             else:
                 twins.add(i)
         emb = emb[: len(ids)]
+        if restamp:
+            stamped = tool_vectors_restamp(ids=[x[0] for x in restamp], hashes=[x[1] for x in restamp],
+                                           text_hashes=[x[2] for x in restamp])
+            if text_changed:
+                self.stdout.write(f"{len(text_changed)} changed tools keep their vectors (the text embedded "
+                                  f"is the same); {stamped} vectors stamped")
         t_read = time.perf_counter() - t0
         peak = {"reading": _peak_mb()}
         t_embed = time.perf_counter()
@@ -241,7 +267,8 @@ class Command(BaseCommand):
                 vecs = np.repeat(vecs, [len(by_text[t]) for t in part], axis=0)
                 emb[rows] = vecs
                 tool_set_embeddings(ids=[ids[i] for i in rows], vectors=vecs, recipe=EMBED_RECIPE,
-                                    hashes=[hashes[i] for i in rows])
+                                    hashes=[hashes[i] for i in rows],
+                                    text_hashes=[text_hash(t) for t in part for _ in by_text[t]])
             del by_text, texts, chunks
         if self._embedder is not None:
             self._embedder.close()
@@ -255,7 +282,7 @@ class Command(BaseCommand):
         if judge_spec is not None:
             # Verdicts on pairs of tools that kept their vector are still good; the judge's
             # model is loaded only if some pair has none.
-            changed = {ids[i] for i in missing}
+            changed = {ids[i] for i in missing} | text_changed  # the judge reads parameters too
             judge = RememberingJudge(lambda: make_llm_judge(_judge_backend(judge_spec)),
                                      known=judge_verdicts_kept(changed=changed))
         t_dedup = time.perf_counter()
