@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import CharField, Value
+from django.db.models import CharField, F, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from inftool_web.core.text import storable, storable_text
 from synthesis.llm.base import normalize_tool
 from synthesis.mcp_tree.curation import DEFAULT_THRESHOLD, CurationReport, usability
-from synthesis.mcp_tree.dedup import content_hash
+from synthesis.mcp_tree.dedup import content_hash, embedded_text_hash
 from synthesis.mcp_tree.openapi import SpecError, convert_spec, spec_digest
 from synthesis.mcp_tree.tool_check import tool_problem
 
@@ -151,7 +151,8 @@ def _replace_tools(source: ApiSource, tools: list[dict[str, Any]]) -> int:
     changed = [t if "usability_score" in t else {**t, **tool_usability_fields(t)} for t in changed]
     # A changed tool keeps its stored vector: build_tree embeds it again only if the text
     # its recipe embeds changed too (#20: a converter change moved 34,133 tools' content
-    # hashes on the corpus, where names and descriptions, which are what is embedded, stayed).
+    # hashes on the corpus, most of them in parameters, which are not embedded).
+    _stamp_texts_before_change(source, [t["name"] for t in changed if t["name"] in existing])
     for i in range(0, len(changed), WRITE_BATCH):
         Tool.objects.bulk_create(
             [Tool(source=source, **t) for t in changed[i : i + WRITE_BATCH]],
@@ -161,6 +162,26 @@ def _replace_tools(source: ApiSource, tools: list[dict[str, Any]]) -> int:
                            "usability_score", "usability_reasons"],
         )
     return sum(1 for t in changed if t["name"] not in existing)
+
+
+def _stamp_texts_before_change(source: ApiSource, names: list[str]) -> int:
+    """Vectors stored before text hashes were, still made from their tool's content, get the
+    hash of the text they were made from while that tool is still as it was: after the
+    change, build_tree can then tell whether the text it embeds changed too."""
+    stamped = 0
+    for i in range(0, len(names), WRITE_BATCH):
+        rows = ToolVector.objects.filter(
+            tool__source=source, tool__name__in=names[i : i + WRITE_BATCH], text_hash="",
+            content_hash=F("tool__content_hash"),
+        ).values_list("tool_id", "recipe", "tool__name", "tool__description", "tool__input_schema")
+        stamps = []
+        for pk, recipe, name, description, schema in rows:
+            digest = embedded_text_hash({"name": name, "description": description, "inputSchema": schema}, recipe)
+            if digest is not None:
+                stamps.append(ToolVector(tool_id=pk, text_hash=digest))
+        ToolVector.objects.bulk_update(stamps, ["text_hash"])
+        stamped += len(stamps)
+    return stamped
 
 
 def source_ingest_mcp(*, name: str, kind: str, location: str, tools: list[dict[str, Any]]) -> IngestOutcome:

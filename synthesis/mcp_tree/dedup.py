@@ -176,6 +176,15 @@ RECIPES: dict[str, EmbedRecipe] = {
 EMBED_RECIPE = "lead-64"
 
 
+def embedded_text_hash(tool: Any, recipe: str = EMBED_RECIPE) -> str | None:
+    """:func:`text_hash` of what ``recipe`` embeds of ``tool``, read as ``build_tree`` reads
+    it (from its :func:`slim_tool` stand-in); None for a recipe this code no longer has."""
+    made = RECIPES.get(recipe)
+    if made is None:
+        return None
+    return text_hash(made.text(tool if isinstance(tool, dict) and "_exact_key" in tool else slim_tool(tool)))
+
+
 def source_id(tool: Any) -> str:
     """Which API a tool comes from ("" when unknown)."""
     if isinstance(tool, dict):

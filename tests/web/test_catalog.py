@@ -446,6 +446,16 @@ def test_a_changed_spec_re_embeds_only_its_changed_tools(tmp_path):
     assert not re.search(r"embedding \d+ tools", summary) and "1 changed tools keep their vectors" in summary
     assert {v.tool_id: bytes(v.vector) for v in ToolVector.objects.all()} == after
     assert not ToolVector.objects.exclude(content_hash=F("tool__content_hash")).exists()
+    # The same on a database whose vectors were stored before text hashes were (migrated
+    # from then): the ingest stamps a changed tool's vector with its text before the change.
+    ToolVector.objects.update(text_hash="")
+    lib.write_text(lib.read_text().replace("Another bookId, in the query.", "The bookId again."))
+    run("ingest_openapi", str(tmp_path), workers=1)
+    assert ToolVector.objects.exclude(text_hash="").count() == 1
+    summary = run("build_tree", no_judge=True, domains=2, categories=3)
+    assert not re.search(r"embedding \d+ tools", summary) and "1 changed tools keep their vectors" in summary
+    assert {v.tool_id: bytes(v.vector) for v in ToolVector.objects.all()} == after
+    assert not ToolVector.objects.filter(text_hash="").exists(), "the rest stamped by build_tree as it read them"
 
 
 @pytest.mark.django_db

@@ -55,6 +55,7 @@ from synthesis.mcp_tree.dedup import (
     make_llm_judge,
     plan_dedup,
     release_memory,
+    embedded_text_hash,
     slim_tool,
     text_hash,
     tool_text,
@@ -220,7 +221,7 @@ class Command(BaseCommand):
                 # A vector of this recipe whose stamps are not the tool's: kept if the text
                 # it was made from is still the tool's text (or, stored before text hashes
                 # were, its content is still the tool's).
-                digest = text_hash(recipe.text(tools[-1]))
+                digest = embedded_text_hash(tools[-1])
                 if digest == r[12] or (not r[12] and r[11] == r[9]):
                     current = True
                     restamp.append((r[0], r[9], digest))
