@@ -32,7 +32,9 @@ TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 #    Action and Version, X-Amz-Target) and OData's @odata.type; AWS signing headers, User-Agent,
 #    optional If-Match and header user names are left out (the api-version pinning of 2 shipped
 #    without a bump, so specs ingested before it are converted again too)
-CONVERTER_VERSION = "3"
+# 4: request-tracing and idempotency headers (X-Request-Id, client-request-id, correlation ids,
+#    Idempotency-Key) are left to the client
+CONVERTER_VERSION = "4"
 
 
 def spec_digest(raw: bytes) -> str:

@@ -69,8 +69,8 @@ def test_swagger2_parameters_body_and_formdata():
 
     lst = tools["listPets"]
     props = lst.input_schema["properties"]
-    # The transport header is left to the client; the custom one stays.
-    assert set(props) == {"limit", "status", "X-Request-Id"}
+    # The transport header and the request id are left to the client.
+    assert set(props) == {"limit", "status"}
     assert props["limit"] == {
         "type": "integer",
         "default": 20,
@@ -374,6 +374,34 @@ def test_a_required_parameter_that_allows_one_value_is_the_clients_and_aws_signi
     (kept,) = convert_spec(spec, options=ConvertOptions(pin_constants=False, drop_auth_params=False)).tools
     assert {"Action", "Version", "X-Amz-Target", "X-Amz-Signature", "X-Amz-Date"} <= set(kept.input_schema["properties"])
     assert "Action" in kept.input_schema["required"]
+
+
+def test_request_tracing_headers_are_the_clients():
+    """A request id, correlation id, trace span or idempotency key is made up by the client
+    for each request: a user asked for one read "enable authenticator … for x request
+    27b0051828188f715ce".  In a path or query a request id names a resource and stays."""
+    headers = ["X-Request-Id", "X-Bunq-Client-Request-Id", "client-request-id", "return-client-request-id",
+               "x-ms-client-request-id", "zap-trace-span", "Idempotency-Key", "WM_QOS.CORRELATION_ID",
+               "X-Correlation-ID", "traceparent"]
+    spec = {
+        "openapi": "3.0.0",
+        "info": {"title": "Requests", "version": "1"},
+        "paths": {"/requests/{requestId}": {"post": {
+            "operationId": "approveRequest",
+            "parameters": [
+                {"name": "requestId", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "trackingNumber", "in": "query", "schema": {"type": "string"}},
+                {"name": "X-Customer-Id", "in": "header", "schema": {"type": "string"}},
+                *({"name": h, "in": "header", "required": i % 2 == 0, "schema": {"type": "string"}}
+                  for i, h in enumerate(headers)),
+            ],
+        }}},
+    }
+    converted = convert_spec(spec)
+    (tool,) = converted.tools
+    assert list(tool.input_schema["properties"]) == ["requestId", "trackingNumber", "X-Customer-Id"]
+    assert tool.input_schema["required"] == ["requestId"]
+    assert sum(w.code == "tracing_header_skipped" for w in converted.warnings) == len(headers)
 
 
 def test_names_are_legal_unique_and_stable():
