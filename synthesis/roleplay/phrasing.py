@@ -171,6 +171,12 @@ def _summary_phrase(tool: dict[str, Any]) -> str:
     'find payment'
     >>> _summary_phrase({"name": "f", "description": "Re-enable a local account whose login is disabled."})
     're-enable a local account whose login is disabled'
+    >>> _summary_phrase({"name": "f", "description": "Enables or disables authenticator service instances"})
+    'enable or disable authenticator service instances'
+    >>> _summary_phrase({"name": "f", "description": "List of categories"})
+    'list the categories'
+    >>> _summary_phrase({"name": "f", "description": "List of all users in the account."})
+    'list all users in the account'
     """
     desc = (tool.get("description") or "").strip()
     first = re.split(r"(?<=[.!?])\s|\n", desc, maxsplit=1)[0] if desc else ""
@@ -196,6 +202,15 @@ def _summary_phrase(tool: dict[str, Any]) -> str:
         if verb:
             verb = "get" if verb in _AS_GET else verb
             rest = _CUT.split(" ".join(words[1:]), maxsplit=1)[0]
+            # "Creates or updates a user": the second verb in its base form too
+            pair = re.match(r"(or|and|and/or)\s+(\S+)(.*)$", rest, re.I)
+            if pair and _base(pair.group(2)):
+                rest = f"{pair.group(1).lower()} {_base(pair.group(2))}{pair.group(3)}"
+            # "List of categories" names the list, not the action: "list the categories"
+            if verb == "list" and re.match(r"of\s+\S", rest, re.I):
+                rest = rest[3:].lstrip()
+                if rest.split()[0].lower() not in _DETERMINERS:
+                    rest = "the " + rest
             phrase = f"{verb} {rest}".strip()
         elif len(words) <= 10:
             body = _CUT.split(" ".join(words), maxsplit=1)[0].strip()

@@ -587,7 +587,11 @@ _ASSISTANT_VOICE = re.compile(
     r"\b(this|the|my) task is (not )?(yet )?(complete|completed|done|finished)\b|\bthe desired action\b|"
     # a user does not talk about "your request" (a rewrite appended "Your request includes a list
     # of products, you need to know exactly what all in your request is here.")
-    r"\byour (request|query|question)\b",
+    r"\byour (request|query|question)\b|"
+    # the answer to a thanks, which the user then seems to give ("You're welcome, thanks for
+    # your patience!" closed a multi-turn conversation)
+    r"^\W*(you'?re|you are) (very |most )?welcome\b|^\W*(my pleasure|happy to help|glad to help)\b|"
+    r"\bthanks? (you )?for your patience\b",
     re.I,
 )
 
@@ -643,6 +647,8 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     >>> query_problems("This task is not complete. Please provide the desired action.")
     ['speaks as the assistant, not the user']
     >>> query_problems("Nice job, I'm glad I could help!")
+    ['speaks as the assistant, not the user']
+    >>> query_problems("You're welcome, thanks for your patience!")
     ['speaks as the assistant, not the user']
     >>> query_problems("Need to get Build ZB25 for service serv_4224eb78. Your request includes a list of products.")
     ['speaks as the assistant, not the user']
