@@ -591,15 +591,18 @@ def _title(phrase: str) -> str:
 
 
 def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozenset(),  # type: ignore[assignment]
-                  *, pair: bool = False) -> str:
+                  *, pair: bool = False, scope: set[str] | None = None) -> str:
     """A short name a person would write: one keyword ("Payments"), else two ("Users & Billing");
     with ``pair``, two first ("Versions & Events", for a domain whose two largest categories
     are about versions and events).
 
-    Skips words of the parent's name and words whose singular is already a name's word, so
-    "User, Users & Account" does not happen; a numeric suffix is the last resort.
+    Skips words of the parent's name and words whose singular is already a word of a name in
+    ``scope`` (default: every name taken), so "User, Users & Account" does not happen; a
+    numeric suffix is the last resort.  A category's scope is its domain and its siblings: a
+    word another domain's name holds ("Users & Groups") may still name the category of
+    Microsoft Graph's user operations, which was "Instances" when it could not.
     """
-    used = {_stem(w) for n in taken for w in n.split()} | {_stem(w) for w in avoid}
+    used = {_stem(w) for n in (taken if scope is None else scope) for w in n.split()} | {_stem(w) for w in avoid}
     avoid_stems = {_stem(a) for a in avoid}
     words = [w for w in keywords if w and not ({_stem(x) for x in w.split()} & avoid_stems)] or list(keywords) or ["misc"]
     seen: set[str] = set()
@@ -610,14 +613,17 @@ def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozen
             uniq.append(w)
     free = [w for w in uniq if not ({_stem(x) for x in w.split()} & used) and _title(w) not in taken]
     if pair and len(free) >= 2:
-        name = f"{_title(free[0])} & {_title(free[1])}"
-        if name not in taken and len(name) <= 40:
+        # never two phrases of one word ("Fabric Locations & Locations")
+        first = {_stem(x) for x in free[0].split()}
+        other = next((w for w in free[1:] if not ({_stem(x) for x in w.split()} & first)), None)
+        name = f"{_title(free[0])} & {_title(other)}" if other else ""
+        if name and name not in taken and len(name) <= 40:
             return name
     if free:
         return _title(free[0])
     for a, b in zip(uniq, uniq[1:], strict=False):
         name = f"{_title(a)} & {_title(b)}"
-        if name not in taken and len(name) <= 40:
+        if name not in taken and len(name) <= 40 and not ({_stem(x) for x in a.split()} & {_stem(x) for x in b.split()}):
             return name
     base = _title(uniq[0])
     name, i = base, 2
@@ -780,15 +786,17 @@ def build_tree(
     cat_nodes: list[TreeNode] = []
     for dom, groups, words_per in zip(nodes, dom_groups, cat_words, strict=True):
         avoid = {w.lower().strip(",&:()") for w in dom.name.split()}
+        siblings = {dom.name}
         for c, (group, words) in enumerate(zip(groups, words_per, strict=True)):
             key = f"{dom.key}.c{c:02d}"
             if namer is not None:
                 name = namer("category", words, [texts[i] for i in group[:8]], set(taken))
                 source = getattr(namer, "last_source", "llm")
             else:
-                name, source = _keyword_name(words, taken, avoid), "keywords"
+                name, source = _keyword_name(words, taken, avoid, scope=siblings), "keywords"
             name = _dedupe_name(name, taken)
             taken.add(name)
+            siblings.add(name)
             cat_nodes.append(TreeNode(key, 2, name, dom.key, sorted(group), words, source))
             for i in group:
                 category_of[i] = key

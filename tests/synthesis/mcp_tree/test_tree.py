@@ -176,6 +176,30 @@ def test_keyword_names_are_short_unique_and_skip_plurals_of_a_taken_word():
     assert "," not in first + second + third
 
 
+def test_a_category_may_take_a_word_another_domains_name_holds_but_not_its_siblings():
+    """On the corpus, a keyword domain "Users & Groups" took both words from every other node,
+    so the 12,059-tool category of Microsoft Graph's user and group operations became
+    "Instances".  A category avoids its own domain's and its siblings' words only."""
+    from synthesis.mcp_tree.tree import _keyword_name
+
+    taken = {"Users & Groups", "Identity & Access"}
+    home = {"Identity & Access"}
+    avoid = {"identity", "access"}
+    assert _keyword_name(["users", "instances"], taken, avoid) == "Instances"  # every name's words
+    assert _keyword_name(["users", "instances"], taken, avoid, scope=home) == "Users"
+    assert _keyword_name(["users", "instances"], taken | {"User Settings"}, avoid,
+                         scope=home | {"User Settings"}) == "Instances", "a sibling's word"
+    assert _keyword_name(["access", "users"], taken, avoid, scope=home) == "Users", "its domain's word"
+
+
+def test_a_pair_name_never_holds_one_word_twice():
+    from synthesis.mcp_tree.tree import _keyword_name, name_is_acceptable
+
+    name = _keyword_name(["fabric locations", "locations", "metrics"], set(), pair=True)
+    assert name == "Fabric Locations & Metrics"  # was "Fabric Locations & Locations" on the corpus
+    assert name_is_acceptable(name, set())
+
+
 def test_tree_names_are_unique_non_empty_and_say_how_they_were_chosen():
     import numpy as np
 
