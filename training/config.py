@@ -281,6 +281,14 @@ class GRPORunConfig(_TrainerCommon):
     reward: RewardConfig = field(
         default_factory=RewardConfig, metadata={"help": "Composite reward weights."}
     )
+    screen_solved: bool = field(
+        default=False,
+        metadata={
+            "help": "Before training, the starting model answers prompts greedily (shuffled with the "
+            "seed, until enough are found); a prompt it already answers with the reference calls is "
+            "left out while others remain: its sampled group scores alike and teaches nothing."
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -71,6 +71,50 @@ def _drop_unreachable_references(
     return kept, len(rows) - len(kept)
 
 
+def screen_solved(
+    rows: list[dict[str, Any]], model: Any, tokenizer: Any, *, need: int, reward: Any = None,
+    max_new_tokens: int = 160, batch_size: int = 8, seed: int = 0,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows GRPO can learn from first: each prompt (in an order shuffled with ``seed``) is
+    answered greedily by ``model``, ``batch_size`` at a time, until ``need`` prompts it does
+    not answer with the reference calls are found.  A prompt it does answer (execution
+    fidelity 1) is left out: its group of samples scores alike, so its advantages are zero
+    (in the twenty-first session's loop, 5 of 8 GRPO steps).  Returns the unsolved rows found,
+    topped up with the least-solved others where fewer than ``need`` exist, and what was seen.
+    """
+    import random
+
+    import torch
+
+    from training.rewards import score_completion
+
+    order = list(rows)
+    random.Random(seed).shuffle(order)
+    tokenizer.padding_side = "left"
+    unsolved: list[dict[str, Any]] = []
+    solved: list[tuple[float, int, dict[str, Any]]] = []
+    seen = 0
+    for start in range(0, len(order), batch_size):
+        if len(unsolved) >= need:
+            break
+        batch = order[start : start + batch_size]
+        texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in batch]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        for k, row in enumerate(batch):
+            text = tokenizer.decode(out[k, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            terms = score_completion(text, row["reference_calls"], reward, row["prompt"])
+            seen += 1
+            if terms.execution >= 1.0:
+                solved.append((terms.total, seen, row))
+            else:
+                unsolved.append(row)
+    kept = unsolved + [r for _, _, r in sorted(solved, key=lambda t: (t[0], t[1]))[: max(0, need - len(unsolved))]]
+    return kept, {"screened": seen, "solved": len(solved), "unsolved": len(unsolved)}
+
+
 def grpo_trainer_args(
     config: GRPORunConfig, output_dir: Path, grad_accum: int, use_vllm: bool
 ) -> dict[str, Any]:
@@ -134,6 +178,22 @@ def run_grpo(
     if not rows:
         raise NoTrainableRows("every prompt is longer than max_prompt_length or its reference answer longer "
                               f"than max_completion_length ({config.max_completion_length} tokens)")
+    screen: dict[str, Any] = {}
+    if config.screen_solved:
+        from transformers import AutoModelForCausalLM
+
+        prompts_per_step = max(1, config.per_device_train_batch_size * grad_accum * world_size()
+                               // config.num_generations)
+        need = prompts_per_step * config.max_steps if config.max_steps > 0 else len(rows)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=weights_dtype(config))
+        model.eval()
+        rows, screen = screen_solved(rows, model, tokenizer, need=need, reward=config.reward,
+                                     max_new_tokens=config.max_completion_length, seed=config.seed)
+        del model
+        if screen["solved"]:
+            warnings.append(f"screened {screen['screened']} prompts: the starting model already answers "
+                            f"{screen['solved']} (left out where others remain), {screen['unsolved']} not")
+        report(progress, stage="grpo", event="screened", **screen)
     dataset = to_hf_dataset(
         [
             {
@@ -156,6 +216,7 @@ def run_grpo(
         use_vllm=use_vllm,
         num_train_rows=len(rows),
         cpu_bf16_autocast=cpu_autocast(config),
+        screened=screen or None,
     )
     reward_terms: list[dict[str, Any]] = []
     reward_fn = make_composite_reward(config.reward, sink=reward_terms)
