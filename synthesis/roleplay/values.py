@@ -579,7 +579,7 @@ _STOP = {
     "have", "will", "just", "then", "than", "them", "they", "what", "which", "who", "how", "its",
 }  # fmt: skip
 _ASSISTANT_VOICE = re.compile(
-    r"\b(i'?m|i am) (here|happy|glad) to help|\bglad (that )?i (could|was able to|can) help|"
+    r"\b(i'?m|i am|i'?ll be|i will be) (here|happy|glad) to help|\bglad (that )?i (could|was able to|can) help|"
     r"how (can|may) i (help|assist)|what (is it|can i do for) you|"
     r"thank you for (asking|reaching)|as an ai\b|i can help you|is there anything else|let me know if you|"
     r"^you (can|could|may|should|need to)\b|if you have access|"
@@ -649,6 +649,8 @@ def query_problems(query: str, tool_names: tuple[str, ...] = ()) -> list[str]:
     >>> query_problems("Nice job, I'm glad I could help!")
     ['speaks as the assistant, not the user']
     >>> query_problems("You're welcome, thanks for your patience!")
+    ['speaks as the assistant, not the user']
+    >>> query_problems("Can you update GraceKimNYCPER? I'll be happy to help you, but I need access.")
     ['speaks as the assistant, not the user']
     >>> query_problems("Need to get Build ZB25 for service serv_4224eb78. Your request includes a list of products.")
     ['speaks as the assistant, not the user']
