@@ -175,6 +175,7 @@ TRAINER_SETTINGS_SCHEMA: dict[str, dict[str, Any]] = {
         "max_prompt_length": {**_OPTIONAL_INT, "minimum": 1, "maximum": 131_072},
         "loss_type": {"enum": ["grpo", "dapo", "dr_grpo", "bnpo"]},
         "log_completions": {"type": "boolean"},
+        "screen_solved": {"type": "boolean"},
     },
     # not a stage: how the rows both stages train on are made (training.dataset.DatasetConfig)
     "data": {
