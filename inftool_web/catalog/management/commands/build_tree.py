@@ -189,7 +189,7 @@ class Command(BaseCommand):
         # Vectors kept whose stamps are out of date: the tool changed but not the text its
         # recipe embeds, or the vector was stored before text hashes were.
         restamp: list[tuple[int, str, str]] = []
-        text_changed: set[int] = set()  # tools whose content changed under a vector kept
+        content_changed: set[int] = set()  # tools whose content changed, their embedded text not
         tools: list[dict] = []
         categories_of: list[list[str]] = []
         resources_of: list[list[str]] = []
@@ -226,7 +226,7 @@ class Command(BaseCommand):
                     current = True
                     restamp.append((r[0], r[9], digest))
                     if r[11] != r[9]:
-                        text_changed.add(r[0])
+                        content_changed.add(r[0])
             if current:
                 emb[i] = np.frombuffer(bytes(r[7]), dtype="<f4")
             elif rep == i:
@@ -237,8 +237,8 @@ class Command(BaseCommand):
         if restamp:
             stamped = tool_vectors_restamp(ids=[x[0] for x in restamp], hashes=[x[1] for x in restamp],
                                            text_hashes=[x[2] for x in restamp])
-            if text_changed:
-                self.stdout.write(f"{len(text_changed)} changed tools keep their vectors (the text embedded "
+            if content_changed:
+                self.stdout.write(f"{len(content_changed)} changed tools keep their vectors (the text embedded "
                                   f"is the same); {stamped} vectors stamped")
         t_read = time.perf_counter() - t0
         peak = {"reading": _peak_mb()}
@@ -283,7 +283,7 @@ class Command(BaseCommand):
         if judge_spec is not None:
             # Verdicts on pairs of tools that kept their vector are still good; the judge's
             # model is loaded only if some pair has none.
-            changed = {ids[i] for i in missing} | text_changed  # the judge reads parameters too
+            changed = {ids[i] for i in missing} | content_changed  # the judge reads parameters too
             judge = RememberingJudge(lambda: make_llm_judge(_judge_backend(judge_spec)),
                                      known=judge_verdicts_kept(changed=changed))
         t_dedup = time.perf_counter()
