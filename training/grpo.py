@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,47 +73,38 @@ def _drop_unreachable_references(
 
 
 def screen_solved(
-    rows: list[dict[str, Any]], model: Any, tokenizer: Any, *, need: int, reward: Any = None,
-    max_new_tokens: int = 160, batch_size: int = 8, seed: int = 0,
+    rows: list[dict[str, Any]], generate: Callable[[list[Any]], list[str]], *, need: int,
+    reward: Any = None, chunk: int | None = None, seed: int = 0,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The rows GRPO can learn from first: each prompt (in an order shuffled with ``seed``) is
-    answered greedily by ``model``, ``batch_size`` at a time, until ``need`` prompts it does
-    not answer with the reference calls are found.  A prompt it does answer (execution
-    fidelity 1) is left out: its group of samples scores alike, so its advantages are zero
-    (in the twenty-first session's loop, 5 of 8 GRPO steps).  Returns the unsolved rows found,
-    topped up with the least-solved others where fewer than ``need`` exist, and what was seen.
+    """The rows GRPO can learn from first: the prompts (in an order shuffled with ``seed``) are
+    answered greedily by ``generate`` (prompts -> replies, e.g. :func:`training.sweep.embedded_generate`
+    bound to the starting checkpoint), ``chunk`` at a time (default ``2 * need``), until ``need``
+    prompts it does not answer with the reference calls are found.  A prompt it does answer
+    (execution fidelity 1) is left out: its group of samples scores alike, so its advantages
+    are zero (in the twenty-first session's loop, 5 of 8 GRPO steps).  Returns the unsolved rows
+    found, topped up with the least-solved others where fewer than ``need`` exist, and counts.
     """
     import random
-
-    import torch
 
     from training.rewards import score_completion
 
     order = list(rows)
     random.Random(seed).shuffle(order)
-    tokenizer.padding_side = "left"
+    size = max(1, chunk or 2 * need)
     unsolved: list[dict[str, Any]] = []
     solved: list[tuple[float, int, dict[str, Any]]] = []
-    seen = 0
-    for start in range(0, len(order), batch_size):
+    for start in range(0, len(order), size):
         if len(unsolved) >= need:
             break
-        batch = order[start : start + batch_size]
-        texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in batch]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-        for k, row in enumerate(batch):
-            text = tokenizer.decode(out[k, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            terms = score_completion(text, row["reference_calls"], reward, row["prompt"])
-            seen += 1
+        part = order[start : start + size]
+        for row, reply in zip(part, generate([r["prompt"] for r in part]), strict=True):
+            terms = score_completion(reply, row["reference_calls"], reward, row["prompt"])
             if terms.execution >= 1.0:
-                solved.append((terms.total, seen, row))
+                solved.append((terms.total, len(solved) + len(unsolved), row))
             else:
                 unsolved.append(row)
     kept = unsolved + [r for _, _, r in sorted(solved, key=lambda t: (t[0], t[1]))[: max(0, need - len(unsolved))]]
-    return kept, {"screened": seen, "solved": len(solved), "unsolved": len(unsolved)}
+    return kept, {"screened": len(solved) + len(unsolved), "solved": len(solved), "unsolved": len(unsolved)}
 
 
 def grpo_trainer_args(
@@ -180,16 +172,14 @@ def run_grpo(
                               f"than max_completion_length ({config.max_completion_length} tokens)")
     screen: dict[str, Any] = {}
     if config.screen_solved:
-        from transformers import AutoModelForCausalLM
+        from training.sweep import embedded_generate
 
         prompts_per_step = max(1, config.per_device_train_batch_size * grad_accum * world_size()
                                // config.num_generations)
         need = prompts_per_step * config.max_steps if config.max_steps > 0 else len(rows)
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=weights_dtype(config))
-        model.eval()
-        rows, screen = screen_solved(rows, model, tokenizer, need=need, reward=config.reward,
-                                     max_new_tokens=config.max_completion_length, seed=config.seed)
-        del model
+        greedy = embedded_generate(config.max_completion_length, config.torch_num_threads)
+        rows, screen = screen_solved(rows, lambda prompts: greedy(model_path, prompts), need=need,
+                                     reward=config.reward, seed=config.seed)
         if screen["solved"]:
             warnings.append(f"screened {screen['screened']} prompts: the starting model already answers "
                             f"{screen['solved']} (left out where others remain), {screen['unsolved']} not")

@@ -248,37 +248,35 @@ def test_grpo_screening_leaves_out_prompts_the_starting_model_already_answers(ch
     """In the twenty-first session's loop, 5 of 8 GRPO steps drew prompts the SFT model already
     answered: their four samples scored alike and moved nothing.  Screening answers each prompt
     greedily first and keeps the ones it gets wrong, topped up with the others if too few."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from synthesis.llm.toolcalls import parse_completion
     from training.grpo import screen_solved
+    from training.sweep import embedded_generate
 
-    tok = AutoTokenizer.from_pretrained(checkpoint_dir)
-    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32).eval()
+    greedy = embedded_generate(48, 2)
+    asked: list[int] = []
+
+    def generate(prompts):
+        asked.append(len(prompts))
+        return greedy(str(checkpoint_dir), prompts)
+
     prompts = [[{"role": "system", "content": "Call get_weather(city) when asked about the weather."},
                 {"role": "user", "content": f"What is the weather in {city}?"}] for city in ("Oslo", "Lima")]
-    answers = []
-    for prompt in prompts:  # what the model itself answers, greedily: that answer "solves" its prompt
-        enc = tok(tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True),
-                  return_tensors="pt", add_special_tokens=False)
-        out = model.generate(**enc, max_new_tokens=48, do_sample=False, pad_token_id=tok.pad_token_id or tok.eos_token_id)
-        text = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        answers.append([{"name": c.name, "arguments": c.arguments} for c in parse_completion(text, mode="lenient").calls])
+    # what the model itself answers, greedily: that answer "solves" its prompt
+    answers = [[{"name": c.name, "arguments": c.arguments} for c in parse_completion(text, mode="lenient").calls]
+               for text in generate(prompts)]
     wrong = [{"name": "get_time", "arguments": {"city": "Zzyzx"}}]
     rows = [
         {"prompt": prompts[0], "reference_calls": json.dumps(answers[0]), "mode": "single", "id": "solved-0"},
         {"prompt": prompts[1], "reference_calls": json.dumps(wrong), "mode": "single", "id": "unsolved"},
         {"prompt": prompts[1], "reference_calls": json.dumps(answers[1]), "mode": "single", "id": "solved-1"},
     ]
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    kept, seen = screen_solved(rows, model, tok, need=1, max_new_tokens=48, batch_size=8)
+    kept, seen = screen_solved(rows, generate, need=1, chunk=8)
     assert [r["id"] for r in kept] == ["unsolved"]
     assert seen == {"screened": 3, "solved": 2, "unsolved": 1}
-    # too few unsolved: topped up with solved ones, in a stable order
-    kept, _ = screen_solved(rows, model, tok, need=2, max_new_tokens=48, batch_size=8)
+    # too few unsolved: topped up with solved ones
+    kept, _ = screen_solved(rows, generate, need=2, chunk=8)
     assert kept[0]["id"] == "unsolved" and kept[1]["id"].startswith("solved") and len(kept) == 2
-    # enough found early: later batches are not generated
-    _, seen = screen_solved(rows, model, tok, need=1, max_new_tokens=48, batch_size=1, seed=3)
-    assert seen["unsolved"] == 1 and seen["screened"] <= 3
+    # enough found early: later chunks are not generated
+    asked.clear()
+    _, seen = screen_solved(rows, generate, need=1, chunk=1, seed=3)
+    assert seen["unsolved"] == 1 and len(asked) == seen["screened"] <= 3
