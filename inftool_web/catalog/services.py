@@ -276,6 +276,18 @@ def tools_curate(*, threshold: float = DEFAULT_THRESHOLD, only_missing: bool = F
 # ----------------------------------------------------------------------------- dedup, tree
 
 
+def _stage(cur: Any, table: str, columns: str, rows: Iterable[tuple]) -> None:
+    """``rows`` into the session's own temporary ``table`` (``columns``: names and types), by
+    one COPY.  The table is emptied first: a caller's transaction may hold the last call's
+    rows, since nothing commits in between."""
+    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS")
+    cur.execute(f"TRUNCATE {table}")
+    names = ", ".join(c.split()[0] for c in columns.split(","))
+    with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def tool_set_embeddings(*, ids: list[int], vectors, recipe: str, hashes: list[str],
                         text_hashes: list[str] | None = None) -> int:
     """Store float32 vectors (one row per id, in order), the recipe that made them, the
@@ -294,14 +306,10 @@ def tool_set_embeddings(*, ids: list[int], vectors, recipe: str, hashes: list[st
     with transaction.atomic():
         connection.ensure_connection()
         with connection.connection.cursor() as cur:
-            # The session's own staging table, emptied first (a caller's transaction may hold
-            # the last call's rows: nothing commits in between).
-            cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS _vectors_in (tool_id bigint, recipe varchar(32), "
-                        "content_hash varchar(64), text_hash varchar(64), vector bytea) ON COMMIT DELETE ROWS")
-            cur.execute("TRUNCATE _vectors_in")
-            with cur.copy("COPY _vectors_in (tool_id, recipe, content_hash, text_hash, vector) FROM STDIN") as copy:
-                for pk, digest, text_digest, row in zip(ids, hashes, text_hashes, arr, strict=True):
-                    copy.write_row((pk, recipe, digest, text_digest, row.tobytes()))
+            _stage(cur, "_vectors_in", "tool_id bigint, recipe varchar(32), content_hash varchar(64), "
+                   "text_hash varchar(64), vector bytea",
+                   ((pk, recipe, digest, text_digest, row.tobytes())
+                    for pk, digest, text_digest, row in zip(ids, hashes, text_hashes, arr, strict=True)))
             cur.execute(
                 f"INSERT INTO {table} (tool_id, recipe, content_hash, text_hash, vector) "
                 f"SELECT DISTINCT ON (v.tool_id) v.tool_id, v.recipe, v.content_hash, v.text_hash, v.vector "
@@ -325,12 +333,8 @@ def tool_vectors_restamp(*, ids: list[int], hashes: list[str], text_hashes: list
     with transaction.atomic():
         connection.ensure_connection()
         with connection.connection.cursor() as cur:
-            cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS _stamps_in (tool_id bigint, content_hash varchar(64), "
-                        "text_hash varchar(64)) ON COMMIT DELETE ROWS")
-            cur.execute("TRUNCATE _stamps_in")
-            with cur.copy("COPY _stamps_in (tool_id, content_hash, text_hash) FROM STDIN") as copy:
-                for row in zip(ids, hashes, text_hashes, strict=True):
-                    copy.write_row(row)
+            _stage(cur, "_stamps_in", "tool_id bigint, content_hash varchar(64), text_hash varchar(64)",
+                   zip(ids, hashes, text_hashes, strict=True))
             cur.execute(f"UPDATE {table} AS v SET content_hash = s.content_hash, text_hash = s.text_hash "
                         "FROM _stamps_in AS s WHERE v.tool_id = s.tool_id")
             return cur.rowcount
