@@ -590,6 +590,10 @@ def _title(phrase: str) -> str:
     return " ".join(_CASED.get(w.lower()) or (w if w.isupper() else w.capitalize()) for w in phrase.split())
 
 
+def _stems(phrase: str) -> set[str]:
+    return {_stem(w) for w in phrase.split()}
+
+
 def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozenset(),  # type: ignore[assignment]
                   *, pair: bool = False, scope: set[str] | None = None) -> str:
     """A short name a person would write: one keyword ("Payments"), else two ("Users & Billing");
@@ -604,18 +608,17 @@ def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozen
     """
     used = {_stem(w) for n in (taken if scope is None else scope) for w in n.split()} | {_stem(w) for w in avoid}
     avoid_stems = {_stem(a) for a in avoid}
-    words = [w for w in keywords if w and not ({_stem(x) for x in w.split()} & avoid_stems)] or list(keywords) or ["misc"]
+    words = [w for w in keywords if w and not (_stems(w) & avoid_stems)] or list(keywords) or ["misc"]
     seen: set[str] = set()
     uniq = []
     for w in words:
         if _stem(w) not in seen:
             seen.add(_stem(w))
             uniq.append(w)
-    free = [w for w in uniq if not ({_stem(x) for x in w.split()} & used) and _title(w) not in taken]
+    free = [w for w in uniq if not (_stems(w) & used) and _title(w) not in taken]
     if pair and len(free) >= 2:
         # never two phrases of one word ("Fabric Locations & Locations")
-        first = {_stem(x) for x in free[0].split()}
-        other = next((w for w in free[1:] if not ({_stem(x) for x in w.split()} & first)), None)
+        other = next((w for w in free[1:] if not (_stems(w) & _stems(free[0]))), None)
         name = f"{_title(free[0])} & {_title(other)}" if other else ""
         if name and name not in taken and len(name) <= 40:
             return name
@@ -623,7 +626,7 @@ def _keyword_name(keywords: list[str], taken: set[str], avoid: set[str] = frozen
         return _title(free[0])
     for a, b in zip(uniq, uniq[1:], strict=False):
         name = f"{_title(a)} & {_title(b)}"
-        if name not in taken and len(name) <= 40 and not ({_stem(x) for x in a.split()} & {_stem(x) for x in b.split()}):
+        if name not in taken and len(name) <= 40 and not (_stems(a) & _stems(b)):
             return name
     base = _title(uniq[0])
     name, i = base, 2

@@ -216,8 +216,9 @@ class Command(BaseCommand):
             # Dedup and the tree read only the vector of each exact group's first tool (its
             # twins share name and schema), so only that one is embedded and stored.
             rep = rep_of.setdefault(tools[-1]["_exact_key"], i)
-            current = bool(r[7]) and r[8] == EMBED_RECIPE and r[11] == r[9] and bool(r[12])
-            if bool(r[7]) and r[8] == EMBED_RECIPE and not current:
+            ours = bool(r[7]) and r[8] == EMBED_RECIPE  # a vector of this recipe
+            current = ours and r[11] == r[9] and bool(r[12])
+            if ours and not current:
                 # A vector of this recipe whose stamps are not the tool's: kept if the text
                 # it was made from is still the tool's text (or, stored before text hashes
                 # were, its content is still the tool's).
